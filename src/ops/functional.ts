@@ -1,0 +1,94 @@
+/** The small-network ops: linear, embedding gather, seeded dropout. */
+import { allocate } from "../tensor/dtype.js";
+import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
+import { type Generator, defaultGenerator } from "../tensor/random.js";
+import { Tensor } from "../tensor/tensor.js";
+import { add, cast, mul } from "./elementwise.js";
+import { matmulRaw } from "./matmul.js";
+import { reshape } from "./shape.js";
+import { assertFloat, assertTensor, result } from "./util.js";
+
+/**
+ * y = x @ weightᵀ + bias, x [.., in], weight [out, in], bias [out] (torch.nn.functional.linear).
+ *   dx = g @ weight      dweight = gᵀ @ x      dbias = sum of g over all but the last dim
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  const fn = "linear";
+  assertTensor(fn, "x", x);
+  assertTensor(fn, "weight", weight);
+  assertFloat(fn, "x", x);
+  assertFloat(fn, "weight", weight);
+  if (weight.ndim !== 2) throw new ShapeError(`${fn}: weight must be 2-D [out, in], got ${fmtShape(weight.shape)}`);
+  const [outF, inF] = weight.shape;
+  if (x.ndim === 0 || x.shape[x.ndim - 1] !== inF) {
+    throw new ShapeError(`${fn}: x ${fmtShape(x.shape)} must end in ${inF} features to match weight ${fmtShape(weight.shape)}`);
+  }
+  if (bias) {
+    assertTensor(fn, "bias", bias);
+    if (bias.ndim !== 1 || bias.shape[0] !== outF) throw new ShapeError(`${fn}: bias has shape ${fmtShape(bias.shape)}, expected [${outF}]`);
+  }
+  const lead = x.shape.slice(0, -1);
+  const rows = lead.reduce((a, b) => a * b, 1);
+  const x2 = reshape(x, [rows, inF]); // [.., in] -> [R, in]
+  const y2 = matmulRaw(x2, weight, false, true); // [R, out]
+  const outShape = [...lead, outF];
+  const y = result("linear", y2.data, outShape, y2.dtype, [x, weight], (g) => {
+    const g2 = reshape(g, [rows, outF]); // [.., out] -> [R, out]
+    const gx = x.requiresGrad ? cast(reshape(matmulRaw(g2, weight), x.shape), x.dtype) : null; // [R, in]
+    const gw = weight.requiresGrad ? cast(matmulRaw(g2, x2, true, false), weight.dtype) : null; // [out, in]
+    return [gx, gw];
+  });
+  return bias ? add(y, bias) : y;
+}
+
+/**
+ * Rows of `weight` [V, D] picked by integer `indices` (any shape) -> [...indices.shape, D].
+ * d(weight) = the output gradient scattered back (summed where an index repeats).
+ */
+export function embedding(weight: Tensor, indices: Tensor | readonly number[]): Tensor {
+  const fn = "embedding";
+  assertTensor(fn, "weight", weight);
+  assertFloat(fn, "weight", weight);
+  if (weight.ndim !== 2) throw new ShapeError(`${fn}: weight must be 2-D [numEmbeddings, dim], got ${fmtShape(weight.shape)}`);
+  const idx = Array.isArray(indices) ? new Tensor(Int32Array.from(indices as number[]), [indices.length], "int32") : (indices as Tensor);
+  assertTensor(fn, "indices", idx);
+  if (idx.dtype !== "int32") throw new ArgumentError(`${fn}: indices must be an int32 tensor, got ${idx.dtype}`);
+  const [V, D] = weight.shape;
+  for (let i = 0; i < idx.size; i++) {
+    const v = idx.data[i];
+    if (v < 0 || v >= V) throw new ArgumentError(`${fn}: index ${v} at position ${i} is out of range for ${V} embeddings (expected 0..${V - 1})`);
+  }
+  const out = allocate(weight.dtype, idx.size * D);
+  for (let i = 0; i < idx.size; i++) out.set(weight.data.subarray(idx.data[i] * D, idx.data[i] * D + D), i * D);
+  return result(fn, out, [...idx.shape, D], weight.dtype, [weight], (g) => {
+    const gw = allocate(g.dtype, weight.size);
+    for (let i = 0; i < idx.size; i++) {
+      const r = idx.data[i] * D;
+      for (let d = 0; d < D; d++) gw[r + d] += g.data[i * D + d];
+    }
+    return [new Tensor(gw, weight.shape, g.dtype)];
+  });
+}
+
+export interface DropoutOptions {
+  /** false = identity (evaluation) */
+  training?: boolean;
+  generator?: Generator;
+}
+
+/**
+ * Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout). The mask
+ * comes from the generator (seeded -> reproducible). d(dropout) = g * mask / (1-p).
+ */
+export function dropout(x: Tensor, p = 0.5, opts: DropoutOptions = {}): Tensor {
+  const fn = "dropout";
+  assertTensor(fn, "x", x);
+  assertFloat(fn, "x", x);
+  if (typeof p !== "number" || !(p >= 0 && p <= 1)) throw new ArgumentError(`${fn}: p must be in [0, 1], got ${p}`);
+  if (opts.training === false || p === 0) return x;
+  const g = opts.generator ?? defaultGenerator();
+  const scale = p === 1 ? 0 : 1 / (1 - p);
+  const m = allocate(x.dtype, x.size);
+  for (let i = 0; i < m.length; i++) m[i] = g.nextFloat64() >= p ? scale : 0;
+  return mul(x, new Tensor(m, x.shape, x.dtype));
+}

@@ -1,0 +1,41 @@
+/**
+ * Element types. Floats carry values and gradients; "bool" carries masks (true = 1 in a Uint8Array);
+ * "int32" carries indices (token ids, class targets), which PyTorch would hold as int64.
+ */
+export type DType = "float32" | "float64" | "bool" | "int32";
+export type FloatDType = "float32" | "float64";
+export type TypedArray = Float32Array | Float64Array | Uint8Array | Int32Array;
+export type FloatArray = Float32Array | Float64Array;
+
+/** The plain-data view of a tensor: what kernels and file formats need, nothing of autograd. */
+export interface RawTensor {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly data: TypedArray;
+}
+
+export function isFloatDType(d: DType): d is FloatDType {
+  return d === "float32" || d === "float64";
+}
+
+export function allocate(dtype: DType, size: number): TypedArray {
+  switch (dtype) {
+    case "float32": return new Float32Array(size);
+    case "float64": return new Float64Array(size);
+    case "bool": return new Uint8Array(size);
+    case "int32": return new Int32Array(size);
+  }
+}
+
+export function dtypeOfArray(a: TypedArray): DType {
+  if (a instanceof Float32Array) return "float32";
+  if (a instanceof Float64Array) return "float64";
+  if (a instanceof Int32Array) return "int32";
+  return "bool";
+}
+
+/** PyTorch's promotion among the types we have: float64 > float32 > int32 > bool. */
+export function promote(a: DType, b: DType): DType {
+  const rank: Record<DType, number> = { bool: 0, int32: 1, float32: 2, float64: 3 };
+  return rank[a] >= rank[b] ? a : b;
+}

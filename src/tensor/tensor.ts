@@ -1,0 +1,242 @@
+/**
+ * Tensor: a flat row-major typed array, a shape and a dtype, plus what autograd needs
+ * (requiresGrad, grad, and the GradNode that produced it). Storage is always contiguous; reshape
+ * shares it, every other view op copies. Tensors are immutable by convention: ops never write into
+ * their inputs (optimizers update parameters in place under noGrad, as in PyTorch).
+ */
+import type { GradNode } from "../autograd/tape.js";
+import { type DType, type TypedArray, allocate, dtypeOfArray, isFloatDType } from "./dtype.js";
+import { ArgumentError, ShapeError, fmtShape } from "./errors.js";
+import { type Shape, checkShape, sizeOf } from "./shape.js";
+import { backward as runBackward } from "../autograd/backward.js";
+import * as ops from "../ops/index.js";
+
+export type NestedArray = number | boolean | NestedArray[];
+
+export interface TensorOptions {
+  dtype?: DType;
+  requiresGrad?: boolean;
+}
+
+export class Tensor {
+  readonly data: TypedArray;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** The accumulated gradient of a leaf after backward(); null before. */
+  grad: Tensor | null = null;
+  /** The op that produced this tensor (null for leaves and for tensors made without gradient). */
+  gradNode: GradNode | null = null;
+  private _requiresGrad = false;
+
+  /** Low-level constructor: takes ownership of `data` (no copy). Use tensor() for user data. */
+  constructor(data: TypedArray, shape: Shape, dtype: DType = dtypeOfArray(data)) {
+    if (data.length !== sizeOf(shape)) {
+      throw new ShapeError(`Tensor: data has ${data.length} elements but shape ${fmtShape(shape)} needs ${sizeOf(shape)}`);
+    }
+    this.data = data;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+  }
+
+  get requiresGrad(): boolean {
+    return this._requiresGrad;
+  }
+
+  set requiresGrad(v: boolean) {
+    if (v && !isFloatDType(this.dtype)) {
+      throw new ArgumentError(`Tensor.requiresGrad: only float32/float64 tensors can require gradients, this one is ${this.dtype}`);
+    }
+    this._requiresGrad = v;
+  }
+
+  /** Mark as a leaf that needs a gradient; returns this (PyTorch's requires_grad_()). */
+  requiresGrad_(v = true): this {
+    this.requiresGrad = v;
+    return this;
+  }
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** A leaf is a tensor no recorded op produced: its gradient lands in .grad. */
+  get isLeaf(): boolean {
+    return this.gradNode === null;
+  }
+
+  /** A flat row-major copy of the data. */
+  dataSync(): TypedArray {
+    return this.data.slice();
+  }
+
+  /** The data as nested arrays (booleans for a bool tensor). */
+  arraySync(): NestedArray {
+    const isBool = this.dtype === "bool";
+    const data = this.data;
+    const shape = this.shape;
+    if (shape.length === 0) return isBool ? data[0] !== 0 : data[0];
+    const build = (dim: number, offset: number, stride: number): NestedArray[] => {
+      const n = shape[dim];
+      const inner = stride / Math.max(n, 1);
+      const out: NestedArray[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        out[i] = dim === shape.length - 1
+          ? (isBool ? data[offset + i] !== 0 : data[offset + i])
+          : build(dim + 1, offset + i * inner, inner);
+      }
+      return out;
+    };
+    return build(0, 0, this.size);
+  }
+
+  /** The single value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) throw new ShapeError(`Tensor.item: needs a tensor with one element, this one has shape ${fmtShape(this.shape)}`);
+    return this.data[0];
+  }
+
+  /**
+   * Backpropagate from this tensor. `grad` defaults to 1 for a one-element tensor; any other shape
+   * needs an explicit gradient of the same shape (as in PyTorch).
+   */
+  backward(grad?: Tensor): void {
+    runBackward(this, grad);
+  }
+
+  /** The same data, cut from the graph. */
+  detach(): Tensor {
+    return new Tensor(this.data, this.shape, this.dtype);
+  }
+
+  /** A copy that owns its data (and, unlike detach(), does not share storage). */
+  clone(): Tensor {
+    return ops.clone(this);
+  }
+
+  toString(): string {
+    return `Tensor(${fmtShape(this.shape)}, ${this.dtype}${this.requiresGrad ? ", requiresGrad" : ""})`;
+  }
+
+  // Method forms of the common ops, so model code reads left to right: x.matmul(w).add(b).relu().
+  add(other: Tensor | number): Tensor { return ops.add(this, other); }
+  sub(other: Tensor | number): Tensor { return ops.sub(this, other); }
+  mul(other: Tensor | number): Tensor { return ops.mul(this, other); }
+  div(other: Tensor | number): Tensor { return ops.div(this, other); }
+  pow(exponent: number): Tensor { return ops.pow(this, exponent); }
+  neg(): Tensor { return ops.neg(this); }
+  exp(): Tensor { return ops.exp(this); }
+  log(): Tensor { return ops.log(this); }
+  sqrt(): Tensor { return ops.sqrt(this); }
+  tanh(): Tensor { return ops.tanh(this); }
+  relu(): Tensor { return ops.relu(this); }
+  sigmoid(): Tensor { return ops.sigmoid(this); }
+  abs(): Tensor { return ops.abs(this); }
+  matmul(other: Tensor): Tensor { return ops.matmul(this, other); }
+  sum(axis?: number | number[], keepdim = false): Tensor { return ops.sum(this, axis, keepdim); }
+  mean(axis?: number | number[], keepdim = false): Tensor { return ops.mean(this, axis, keepdim); }
+  max(axis?: number, keepdim = false): Tensor { return ops.max(this, axis, keepdim); }
+  softmax(axis = -1): Tensor { return ops.softmax(this, axis); }
+  logSoftmax(axis = -1): Tensor { return ops.logSoftmax(this, axis); }
+  reshape(...shape: number[] | [readonly number[]]): Tensor {
+    const s = (Array.isArray(shape[0]) ? shape[0] : shape) as readonly number[];
+    return ops.reshape(this, s);
+  }
+  transpose(dim0 = -2, dim1 = -1): Tensor { return ops.transpose(this, dim0, dim1); }
+  permute(...dims: number[]): Tensor { return ops.permute(this, dims); }
+  squeeze(axis?: number): Tensor { return ops.squeeze(this, axis); }
+  unsqueeze(axis: number): Tensor { return ops.unsqueeze(this, axis); }
+  expand(shape: readonly number[]): Tensor { return ops.expand(this, shape); }
+  slice(axis: number, start: number, end?: number): Tensor { return ops.slice(this, axis, start, end); }
+  maskedFill(mask: Tensor, value: number): Tensor { return ops.maskedFill(this, mask, value); }
+  to(dtype: DType): Tensor { return ops.cast(this, dtype); }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creation
+
+function inferNested(fn: string, data: NestedArray): { shape: number[]; flat: (number | boolean)[] } {
+  const shape: number[] = [];
+  let cur: NestedArray = data;
+  while (Array.isArray(cur)) {
+    shape.push(cur.length);
+    cur = cur[0] as NestedArray;
+    if (cur === undefined) break;
+  }
+  const flat: (number | boolean)[] = [];
+  const walk = (x: NestedArray, dim: number, path: string): void => {
+    if (dim === shape.length) {
+      if (Array.isArray(x)) throw new ShapeError(`${fn}: ragged nested array at ${path} (expected a number, found an array)`);
+      if (typeof x !== "number" && typeof x !== "boolean") {
+        throw new ArgumentError(`${fn}: element at ${path} is ${typeof x}, expected a number or boolean`);
+      }
+      flat.push(x);
+      return;
+    }
+    if (!Array.isArray(x) || x.length !== shape[dim]) {
+      throw new ShapeError(
+        `${fn}: ragged nested array at ${path}: expected ${shape[dim]} elements like the first row, found ${Array.isArray(x) ? x.length : "a scalar"}`,
+      );
+    }
+    for (let i = 0; i < x.length; i++) walk(x[i], dim + 1, `${path}[${i}]`);
+  };
+  walk(data, 0, "data");
+  return { shape, flat };
+}
+
+function fillArray(dtype: DType, values: ArrayLike<number | boolean>): TypedArray {
+  const out = allocate(dtype, values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    out[i] = dtype === "bool" ? (v ? 1 : 0) : Number(v);
+  }
+  return out;
+}
+
+/**
+ * Make a tensor from user data (always copied):
+ *   tensor([[1, 2], [3, 4]])                       nested arrays, shape inferred
+ *   tensor(new Float32Array(6), [2, 3])            flat typed array + shape
+ *   tensor([1, 2, 3, 4], [2, 2], { dtype: "float64", requiresGrad: true })
+ * dtype defaults to the typed array's (Uint8Array means bool), float32 for numbers, bool for booleans.
+ */
+export function tensor(data: NestedArray | TypedArray | readonly number[], shape?: Shape, opts: TensorOptions = {}): Tensor {
+  const fn = "tensor";
+  let flat: ArrayLike<number | boolean>;
+  let inferredShape: number[];
+  let dtype = opts.dtype;
+  if (ArrayBuffer.isView(data)) {
+    flat = data as TypedArray;
+    inferredShape = [data.length];
+    dtype ??= dtypeOfArray(data as TypedArray);
+  } else if (typeof data === "number" || typeof data === "boolean") {
+    flat = [data];
+    inferredShape = [];
+    dtype ??= typeof data === "boolean" ? "bool" : "float32";
+  } else if (Array.isArray(data)) {
+    const r = inferNested(fn, data as NestedArray);
+    flat = r.flat;
+    inferredShape = r.shape;
+    dtype ??= r.flat.length > 0 && typeof r.flat[0] === "boolean" ? "bool" : "float32";
+  } else {
+    throw new ArgumentError(`${fn}: data must be a number, nested arrays or a typed array, got ${typeof data}`);
+  }
+  let finalShape: number[] = inferredShape;
+  if (shape !== undefined) {
+    checkShape(fn, shape);
+    if (sizeOf(shape) !== flat.length) {
+      throw new ShapeError(`${fn}: data has ${flat.length} elements but shape ${fmtShape(shape)} needs ${sizeOf(shape)}`);
+    }
+    finalShape = [...shape];
+  }
+  const t = new Tensor(fillArray(dtype, flat), finalShape, dtype);
+  if (opts.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
+export function isTensor(x: unknown): x is Tensor {
+  return x instanceof Tensor;
+}
