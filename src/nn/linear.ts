@@ -1,0 +1,43 @@
+import { ArgumentError } from "../tensor/errors.js";
+import { Generator } from "../tensor/random.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { linear } from "../ops/functional.js";
+import { linearWeight, uniform } from "./init.js";
+import { Module } from "./module.js";
+
+export interface LinearOptions {
+  bias?: boolean;
+  /** seeds the initialisation (a Generator may be passed instead) */
+  seed?: number;
+  generator?: Generator;
+  dtype?: "float32" | "float64";
+}
+
+export function initGenerator(opts: { seed?: number; generator?: Generator }): Generator {
+  return opts.generator ?? new Generator(opts.seed ?? 0);
+}
+
+export function checkPositiveInt(fn: string, name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw new ArgumentError(`${fn}: ${name} must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
+/** y = x Wᵀ + b, weight [out, in], bias [out]; initialised as torch.nn.Linear. */
+export class Linear extends Module {
+  weight: Tensor;
+  bias: Tensor | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
+    super();
+    checkPositiveInt("Linear", "inFeatures", inFeatures);
+    checkPositiveInt("Linear", "outFeatures", outFeatures);
+    const g = initGenerator(opts);
+    const dtype = opts.dtype ?? "float32";
+    this.weight = this.registerParameter("weight", linearWeight([outFeatures, inFeatures], g, dtype));
+    const bound = 1 / Math.sqrt(inFeatures);
+    this.bias = this.registerParameter("bias", opts.bias === false ? null : uniform([outFeatures], -bound, bound, g, dtype));
+  }
+
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+}
