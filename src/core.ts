@@ -1,0 +1,39 @@
+/**
+ * Everything in attend that runs anywhere (Node and browsers). index.ts adds the file-system
+ * functions for Node; browser.ts stands them in with clear errors.
+ */
+export { Tensor, tensor, isTensor, type TensorOptions, type NestedArray } from "./tensor/tensor.js";
+export type { DType, FloatDType, TypedArray, RawTensor } from "./tensor/dtype.js";
+export { AttendError, ShapeError, ArgumentError } from "./tensor/errors.js";
+export { Generator, manualSeed, defaultGenerator } from "./tensor/random.js";
+export { zeros, ones, full, arange, randn, rand, randint, type RandomOptions } from "./tensor/creation.js";
+export { noGrad, enableGrad, isGradEnabled } from "./autograd/tape.js";
+export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./autograd/gradcheck.js";
+
+export {
+  add, sub, mul, div, maximum, minimum, pow, neg, exp, log, sqrt, tanh, sigmoid, relu, abs, gelu,
+  eq, ne, lt, le, gt, ge, logicalAnd, logicalOr, logicalNot, where, maskedFill, cast, clone,
+  zerosLike, onesLike, fullLike, type GeluApproximate,
+} from "./ops/elementwise.js";
+export { sum, mean, max, argmax } from "./ops/reduce.js";
+export { reshape, flatten, permute, transpose, squeeze, unsqueeze, expand, slice, concat, stack, split } from "./ops/shape.js";
+export { matmul } from "./ops/matmul.js";
+export { softmax, logSoftmax } from "./ops/softmax.js";
+export { layerNorm, rmsNorm } from "./ops/norm.js";
+export { linear, embedding, dropout, type DropoutOptions } from "./ops/functional.js";
+export { crossEntropy, type CrossEntropyOptions } from "./ops/loss.js";
+
+export { lookupAttention, type LookupOptions } from "./attention/lookup.js";
+export {
+  scaledDotProductAttention, scaledDotProductAttentionWithWeights, attentionWeights, type SdpaOptions,
+} from "./attention/sdpa.js";
+export { causalMask, paddingMask, type CausalAlignment } from "./attention/masks.js";
+export { MultiheadAttention, type MultiheadAttentionOptions } from "./attention/multihead.js";
+export { GroupedQueryAttention, type GroupedQueryAttentionOptions } from "./attention/gqa.js";
+export type { AttentionForwardOptions } from "./attention/moduleCommon.js";
+
+export { Module, StateDictError, type StateDict } from "./nn/module.js";
+export { Linear, type LinearOptions } from "./nn/linear.js";
+
+export { serializeSafetensors, deserializeSafetensors, type SafetensorsContents } from "./io/tensors.js";
+export { SafetensorsError } from "./io/safetensors.js";
