@@ -15,3 +15,11 @@ export function saveSafetensors(_path: string, _tensors: Record<string, Tensor> 
 export function loadSafetensors(_path: string): SafetensorsContents {
   throw new AttendError("loadSafetensors: there is no file system in a browser; use deserializeSafetensors(bytes) on a fetched or dropped file");
 }
+
+export function saveCheckpoint(_path: string, _model: unknown, _extra?: Record<string, string>): void {
+  throw new AttendError("saveCheckpoint: there is no file system in a browser; use serializeCheckpoint(model) to get the bytes");
+}
+
+export function loadCheckpoint(_path: string): never {
+  throw new AttendError("loadCheckpoint: there is no file system in a browser; use deserializeCheckpoint(bytes) on a fetched or dropped file");
+}

@@ -37,3 +37,10 @@ export { Linear, type LinearOptions } from "./nn/linear.js";
 
 export { serializeSafetensors, deserializeSafetensors, type SafetensorsContents } from "./io/tensors.js";
 export { SafetensorsError } from "./io/safetensors.js";
+
+export * as nn from "./nn/index.js";
+export {
+  Embedding, LayerNorm, RMSNorm, Dropout, MLP, ModuleList, SinusoidalPositionalEncoding, LearnedPositionalEmbedding,
+  RotaryEmbedding, applyRotary, KVCache, KVCacheLayer, kvCacheBytesPerToken, type QKTransform,
+} from "./nn/index.js";
+export * from "./models/index.js";

@@ -5,3 +5,4 @@
  */
 export * from "./core.js";
 export { saveSafetensors, loadSafetensors } from "./io/files.js";
+export { saveCheckpoint, loadCheckpoint } from "./models/checkpointFile.js";

@@ -11,8 +11,9 @@ import { permute, reshape } from "../ops/shape.js";
 import { Module } from "../nn/module.js";
 import { Linear, checkPositiveInt, initGenerator } from "../nn/linear.js";
 import {
-  type AttentionForwardOptions, checkForwardOptions, fromBatchFirst, mergeMasks, shapeWeights, toBatchFirst,
+  type AttentionForwardOptions, cachedOptions, checkForwardOptions, fromBatchFirst, mergeMasks, shapeWeights, toBatchFirst,
 } from "./moduleCommon.js";
+import { type QKTransform, applyQKTransform, checkRotary } from "./rope.js";
 import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "./sdpa.js";
 
 export interface GroupedQueryAttentionOptions {
@@ -21,6 +22,8 @@ export interface GroupedQueryAttentionOptions {
   kdim?: number;
   vdim?: number;
   batchFirst?: boolean;
+  /** rotate q and k after projection (RoPE): a RotaryEmbedding of dim embedDim / numQueryHeads, or a function */
+  rotary?: QKTransform | null;
   seed?: number;
   generator?: Generator;
   dtype?: "float32" | "float64";
@@ -39,6 +42,8 @@ export class GroupedQueryAttention extends Module {
   k_proj: Linear;
   v_proj: Linear;
   o_proj: Linear;
+  /** applied to q and k after projection */
+  rotary: QKTransform | null;
   private readonly gen: Generator;
 
   constructor(embedDim: number, numQueryHeads: number, numKvHeads: number, opts: GroupedQueryAttentionOptions = {}) {
@@ -71,19 +76,34 @@ export class GroupedQueryAttention extends Module {
     this.k_proj = this.registerModule("k_proj", new Linear(this.kdim, kv, lin));
     this.v_proj = this.registerModule("v_proj", new Linear(this.vdim, kv, lin));
     this.o_proj = this.registerModule("o_proj", new Linear(embedDim, embedDim, lin));
+    this.rotary = checkRotary(fn, opts.rotary ?? null, this.headDim, false);
   }
 
-  /** Same signature and return value as MultiheadAttention.forward. */
+  /**
+   * Same signature and return value as MultiheadAttention.forward. With opts.cache only the Hkv
+   * key/value heads are cached: [N, Hkv, T, hd].
+   */
   forward(query: Tensor, key: Tensor, value: Tensor, opts: AttentionForwardOptions = {}): [Tensor, Tensor | null] {
     const fn = "GroupedQueryAttention.forward";
     checkForwardOptions(fn, opts);
+    const cache = opts.cache ?? null;
     const inp = toBatchFirst(fn, query, key, value, this.batchFirst, { embed: this.embedDim, kdim: this.kdim, vdim: this.vdim });
     const { N, L, S } = inp;
     const [H, Hkv, hd] = [this.numQueryHeads, this.numKvHeads, this.headDim];
-    const q = permute(reshape(this.q_proj.forward(inp.q), [N, L, H, hd]), [0, 2, 1, 3]); // [N, L, E] -> [N, H, L, hd]
-    const k = permute(reshape(this.k_proj.forward(inp.k), [N, S, Hkv, hd]), [0, 2, 1, 3]); // [N, S, Hkv*hd] -> [N, Hkv, S, hd]
-    const v = permute(reshape(this.v_proj.forward(inp.v), [N, S, Hkv, hd]), [0, 2, 1, 3]);
-    const mask = mergeMasks(fn, opts, inp, H, 0);
+    const past = cache !== null && cache.kind === "self" ? cache.length : 0; // position of the first new token
+    let q = permute(reshape(this.q_proj.forward(inp.q), [N, L, H, hd]), [0, 2, 1, 3]); // [N, L, E] -> [N, H, L, hd]
+    if (this.rotary) q = applyQKTransform(this.rotary, q, past);
+    let k: Tensor;
+    let v: Tensor;
+    if (cache !== null && cache.kind === "cross" && cache.filled) {
+      [k, v] = cache.keysValues()!; // projected once from the encoder memory
+    } else {
+      k = permute(reshape(this.k_proj.forward(inp.k), [N, S, Hkv, hd]), [0, 2, 1, 3]); // [N, S, Hkv*hd] -> [N, Hkv, S, hd]
+      v = permute(reshape(this.v_proj.forward(inp.v), [N, S, Hkv, hd]), [0, 2, 1, 3]);
+      if (this.rotary) k = applyQKTransform(this.rotary, k, past);
+      if (cache !== null) [k, v] = cache.append(k, v); // -> [N, Hkv, cached, hd]
+    }
+    const mask = mergeMasks(fn, cachedOptions(opts), { ...inp, S: k.shape[2] }, H, 0);
     const sdpaOpts = { attnMask: mask, enableGqa: true, dropoutP: this.training ? this.dropout : 0, generator: this.gen };
     let attn: Tensor;
     let weights: Tensor | null = null;

@@ -10,7 +10,8 @@ import { add, cast, logicalAnd, logicalNot, where } from "../ops/elementwise.js"
 import { concat, reshape, squeeze, transpose, unsqueeze } from "../ops/shape.js";
 import { mean } from "../ops/reduce.js";
 import { assertTensor } from "../ops/util.js";
-import { causalMask } from "./masks.js";
+import { type CausalAlignment, causalMask, checkAlignment } from "./masks.js";
+import { KVCacheLayer } from "./kvcache.js";
 
 export interface AttentionForwardOptions {
   /** [N, S] (or [S] unbatched): true (or a float added to the scores) where a key is padding */
@@ -21,8 +22,20 @@ export interface AttentionForwardOptions {
   attnMask?: Tensor | null;
   /** average the weights over heads (default true): [N, L, S] instead of [N, H, L, S] */
   averageAttnWeights?: boolean;
-  /** causal (top-left) masking without building a mask */
+  /** causal masking without building a mask (top-left, or bottom-right with a cache) */
   isCausal?: boolean;
+  /**
+   * where the causal diagonal sits when L != S: "top-left" (PyTorch's default, the default here) or
+   * "bottom-right" (the last query sees every key; the default when a cache is given)
+   */
+  causalAlignment?: CausalAlignment;
+  /**
+   * decode with a KV cache: only the new tokens are passed as query/key/value; their keys and values
+   * are appended to this layer's cache and the queries attend over everything cached. A "cross"
+   * layer is filled on the first call and reused after (key/value are then not projected again).
+   * keyPaddingMask and attnMask must then cover all cached positions.
+   */
+  cache?: KVCacheLayer | null;
 }
 
 export interface Inputs {
@@ -101,7 +114,7 @@ export function mergeMasks(fn: string, opts: AttentionForwardOptions, inp: Input
     const m4 = reshape(m, [N, 1, 1, S]); // [N, S] -> [N, 1, 1, S]
     put(m4.dtype === "bool" ? logicalNot(m4) : m4); // padding -> not allowed
   }
-  if (opts.isCausal) put(causalMask(L, S, "top-left"));
+  if (opts.isCausal) put(causalMask(L, S, opts.causalAlignment ?? "top-left"));
   if (allowed.length === 0 && added.length === 0) return null;
   let mask: Tensor;
   const allow = allowed.length > 0 ? allowed.reduce((a, b) => logicalAnd(a, b)) : null;
@@ -135,6 +148,15 @@ export function checkForwardOptions(fn: string, opts: AttentionForwardOptions): 
   for (const k of ["needWeights", "averageAttnWeights", "isCausal"] as const) {
     if (opts[k] !== undefined && typeof opts[k] !== "boolean") throw new ArgumentError(`${fn}: ${k} must be a boolean, got ${typeof opts[k]}`);
   }
+  if (opts.causalAlignment !== undefined) checkAlignment(fn, opts.causalAlignment);
+  if (opts.cache !== undefined && opts.cache !== null && !(opts.cache instanceof KVCacheLayer)) {
+    throw new ArgumentError(`${fn}: cache must be a KVCacheLayer (kvCache.layer(i) or kvCache.cross(i)), got ${typeof opts.cache}`);
+  }
+}
+
+/** The options as seen with a cache: the causal diagonal defaults to bottom-right. */
+export function cachedOptions(opts: AttentionForwardOptions): AttentionForwardOptions {
+  return opts.cache ? { ...opts, causalAlignment: opts.causalAlignment ?? "bottom-right" } : opts;
 }
 
 export function unsqueezeTo(t: Tensor, n: number): Tensor {

@@ -18,8 +18,9 @@ import { Module } from "../nn/module.js";
 import { Linear, checkPositiveInt, initGenerator } from "../nn/linear.js";
 import { xavierNormal, xavierUniform } from "../nn/init.js";
 import {
-  type AttentionForwardOptions, checkForwardOptions, fromBatchFirst, mergeMasks, shapeWeights, toBatchFirst,
+  type AttentionForwardOptions, cachedOptions, checkForwardOptions, fromBatchFirst, mergeMasks, shapeWeights, toBatchFirst,
 } from "./moduleCommon.js";
+import { type QKTransform, applyQKTransform, checkRotary } from "./rope.js";
 import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "./sdpa.js";
 
 export interface MultiheadAttentionOptions {
@@ -34,6 +35,11 @@ export interface MultiheadAttentionOptions {
   vdim?: number;
   /** inputs are [N, T, C] instead of [T, N, C] */
   batchFirst?: boolean;
+  /**
+   * rotate q and k after projection (RoPE): a RotaryEmbedding of dim embedDim / numHeads, or any
+   * (x [N, H, T, hd], positionOffset) -> same shape. Not with addBiasKv / addZeroAttn.
+   */
+  rotary?: QKTransform | null;
   seed?: number;
   generator?: Generator;
   dtype?: "float32" | "float64";
@@ -57,6 +63,8 @@ export class MultiheadAttention extends Module {
   bias_k: Tensor | null;
   bias_v: Tensor | null;
   out_proj: Linear;
+  /** applied to q and k after projection (see MultiheadAttentionOptions.rotary) */
+  rotary: QKTransform | null;
   private readonly gen: Generator;
 
   constructor(embedDim: number, numHeads: number, opts: MultiheadAttentionOptions = {}) {
@@ -93,50 +101,73 @@ export class MultiheadAttention extends Module {
     this.bias_v = this.registerParameter("bias_v", addBiasKv ? xavierNormal([1, 1, E], g, dtype) : null);
     this.out_proj = this.registerModule("out_proj", new Linear(E, E, { bias: opts.bias !== false, generator: g, dtype }));
     if (this.out_proj.bias) this.out_proj.bias.data.fill(0);
+    this.rotary = checkRotary(fn, opts.rotary ?? null, this.headDim, addBiasKv || this.addZeroAttn);
   }
 
-  /** Project to q [N, L, E], k [N, S, E], v [N, S, E]. */
-  private project(q: Tensor, k: Tensor, v: Tensor): [Tensor, Tensor, Tensor] {
+  /** q [N, L, E] from the query (the first third of in_proj). */
+  private projectQuery(q: Tensor): Tensor {
+    const E = this.embedDim;
+    const bq = this.in_proj_bias && slice(this.in_proj_bias, 0, 0, E);
+    return linear(q, this.in_proj_weight ? slice(this.in_proj_weight, 0, 0, E) : this.q_proj_weight!, bq);
+  }
+
+  /** k [N, S, E] and v [N, S, E] from key and value (the second and last thirds of in_proj). */
+  private projectKeyValue(k: Tensor, v: Tensor): [Tensor, Tensor] {
     const E = this.embedDim;
     const b = this.in_proj_bias;
-    const bq = b && slice(b, 0, 0, E);
     const bk = b && slice(b, 0, E, 2 * E);
     const bv = b && slice(b, 0, 2 * E, 3 * E);
     if (this.in_proj_weight) {
       const w = this.in_proj_weight;
-      return [linear(q, slice(w, 0, 0, E), bq), linear(k, slice(w, 0, E, 2 * E), bk), linear(v, slice(w, 0, 2 * E, 3 * E), bv)];
+      return [linear(k, slice(w, 0, E, 2 * E), bk), linear(v, slice(w, 0, 2 * E, 3 * E), bv)];
     }
-    return [linear(q, this.q_proj_weight!, bq), linear(k, this.k_proj_weight!, bk), linear(v, this.v_proj_weight!, bv)];
+    return [linear(k, this.k_proj_weight!, bk), linear(v, this.v_proj_weight!, bv)];
   }
 
   /**
    * query [L, N, E] ([N, L, E] with batchFirst, [L, E] unbatched), key [S, N, kdim], value
    * [S, N, vdim] -> [output like query, weights [N, L, S] (or [N, H, L, S]) | null].
    * Self-attention: forward(x, x, x). Cross-attention: forward(x, memory, memory).
+   * With opts.cache, query/key/value hold only the new tokens and S counts every cached position.
    */
   forward(query: Tensor, key: Tensor, value: Tensor, opts: AttentionForwardOptions = {}): [Tensor, Tensor | null] {
     const fn = "MultiheadAttention.forward";
     checkForwardOptions(fn, opts);
+    const cache = opts.cache ?? null;
+    if (cache && (this.bias_k || this.addZeroAttn)) {
+      throw new ArgumentError(`${fn}: a KV cache cannot be combined with addBiasKv or addZeroAttn (the extra key position would be cached at every step)`);
+    }
     const inp = toBatchFirst(fn, query, key, value, this.batchFirst, { embed: this.embedDim, kdim: this.kdim, vdim: this.vdim });
     const { N, L } = inp;
     const H = this.numHeads;
     const hd = this.headDim;
-    let [q, k, v] = this.project(inp.q, inp.k, inp.v);
-    if (this.bias_k && this.bias_v) {
-      k = concat([k, expand(this.bias_k, [N, 1, this.embedDim])], 1); // [N, S, E] -> [N, S+1, E]
-      v = concat([v, expand(this.bias_v, [N, 1, this.embedDim])], 1);
-    }
     const heads = (t: Tensor): Tensor => permute(reshape(t, [N, t.shape[1], H, hd]), [0, 2, 1, 3]); // [N, T, E] -> [N, H, T, hd]
-    let qh = heads(q);
-    let kh = heads(k);
-    let vh = heads(v);
-    if (this.addZeroAttn) {
-      const z = zeros([N, H, 1, hd], { dtype: kh.dtype });
-      kh = concat([kh, z], 2); // [N, H, S', hd] -> [N, H, S'+1, hd]
-      vh = concat([vh, z], 2);
+    const past = cache !== null && cache.kind === "self" ? cache.length : 0; // position of the first new token
+    let qh = heads(this.projectQuery(inp.q));
+    if (this.rotary) qh = applyQKTransform(this.rotary, qh, past);
+    let kh: Tensor;
+    let vh: Tensor;
+    if (cache !== null && cache.kind === "cross" && cache.filled) {
+      [kh, vh] = cache.keysValues()!; // the encoder memory's keys/values, projected once
+    } else {
+      let [k, v] = this.projectKeyValue(inp.k, inp.v);
+      if (this.bias_k && this.bias_v) {
+        k = concat([k, expand(this.bias_k, [N, 1, this.embedDim])], 1); // [N, S, E] -> [N, S+1, E]
+        v = concat([v, expand(this.bias_v, [N, 1, this.embedDim])], 1);
+      }
+      kh = heads(k);
+      vh = heads(v);
+      if (this.rotary) kh = applyQKTransform(this.rotary, kh, past);
+      if (this.addZeroAttn) {
+        const z = zeros([N, H, 1, hd], { dtype: kh.dtype });
+        kh = concat([kh, z], 2); // [N, H, S', hd] -> [N, H, S'+1, hd]
+        vh = concat([vh, z], 2);
+      }
+      if (cache !== null) [kh, vh] = cache.append(kh, vh); // -> [N, H, cached, hd]
     }
     const extra = (this.bias_k ? 1 : 0) + (this.addZeroAttn ? 1 : 0);
-    const mask = mergeMasks(fn, opts, inp, H, extra);
+    const S = kh.shape[2] - extra;
+    const mask = mergeMasks(fn, cachedOptions(opts), { ...inp, S }, H, extra);
     const sdpaOpts = { attnMask: mask, dropoutP: this.training ? this.dropout : 0, generator: this.gen };
     const needWeights = opts.needWeights ?? true;
     let attn: Tensor;

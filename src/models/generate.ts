@@ -1,0 +1,216 @@
+/**
+ * Autoregressive generation. The prompt is run once (prefill), filling a KV cache; then one token
+ * at a time: pick the next token from the last position's logits, feed only that token, repeat.
+ * With useCache: false every step re-runs the whole sequence instead (the O(T²) baseline the cache
+ * removes; the two give the same logits, see test/generate.test.ts).
+ *
+ * Picking a token from logits z [V]:
+ *   greedy (or temperature 0)   argmax z
+ *   temperature τ               sample from softmax(z / τ)       τ < 1 sharpens, τ > 1 flattens
+ *   topK k                      ... keeping only the k largest logits (ties with the k-th kept)
+ * Sampling draws from a seeded Generator, so a seed reproduces a run.
+ */
+import { noGrad } from "../autograd/tape.js";
+import { ArgumentError } from "../tensor/errors.js";
+import { Generator } from "../tensor/random.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { assertTensor } from "../ops/util.js";
+import type { Module } from "../nn/module.js";
+import type { EncoderDecoder } from "./encoderDecoder.js";
+import type { GPT } from "./gpt.js";
+import { type TokenInput, tokenTensor } from "./tokens.js";
+
+export interface SamplingOptions {
+  /** always take the most likely token (default false) */
+  greedy?: boolean;
+  /** softmax temperature, > 0; 0 means greedy (default 1) */
+  temperature?: number;
+  /** sample among the k most likely tokens only */
+  topK?: number;
+  /** seed for a fresh Generator (default 0) */
+  seed?: number;
+  /** or the generator to draw from (advanced by each draw) */
+  generator?: Generator;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  /** tokens to add at most */
+  maxNewTokens: number;
+  /** stop a row once it produces this token (or any of these); the stop token is kept */
+  stopToken?: number | readonly number[];
+  /** cap on the whole sequence (prompt + new; default and upper bound: the model's maxSeqLen) */
+  maxLength?: number;
+  /** decode with a KV cache (default true); false re-runs the whole sequence each step */
+  useCache?: boolean;
+}
+
+export interface Seq2SeqGenerateOptions extends GenerateOptions {
+  /** the token the decoder starts from (BOS) */
+  startToken: number;
+  /** [N, S] bool, true = padding in the source */
+  srcPaddingMask?: Tensor | null;
+}
+
+function checkSampling(fn: string, opts: SamplingOptions): void {
+  const t = opts.temperature ?? 1;
+  if (typeof t !== "number" || !(t >= 0) || !Number.isFinite(t)) throw new ArgumentError(`${fn}: temperature must be a finite number >= 0, got ${String(t)}`);
+  if (opts.topK !== undefined && (!Number.isInteger(opts.topK) || opts.topK <= 0)) {
+    throw new ArgumentError(`${fn}: topK must be a positive integer, got ${String(opts.topK)}`);
+  }
+  if (opts.generator !== undefined && !(opts.generator instanceof Generator)) throw new ArgumentError(`${fn}: generator must be a Generator`);
+}
+
+/** The first index of the largest value. */
+function argmaxOf(z: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < z.length; i++) if (z[i] > z[best]) best = i;
+  return best;
+}
+
+/** Pick one token from a row of logits [V] (see the file comment). */
+export function sampleToken(logits: ArrayLike<number>, opts: SamplingOptions = {}, generator?: Generator): number {
+  const fn = "sampleToken";
+  checkSampling(fn, opts);
+  const V = logits.length;
+  if (V === 0) throw new ArgumentError(`${fn}: logits must hold at least one value`);
+  for (let i = 0; i < V; i++) if (Number.isNaN(logits[i])) throw new ArgumentError(`${fn}: logits[${i}] is NaN`);
+  const temperature = opts.temperature ?? 1;
+  if (opts.greedy || temperature === 0 || opts.topK === 1) return argmaxOf(logits);
+  const z = Float64Array.from(logits, (v) => v / temperature);
+  if (opts.topK !== undefined && opts.topK < V) {
+    const kth = Float64Array.from(z).sort().reverse()[opts.topK - 1]; // the k-th largest
+    for (let i = 0; i < V; i++) if (z[i] < kth) z[i] = -Infinity;
+  }
+  // softmax, stable, in float64
+  const m = z[argmaxOf(z)];
+  let total = 0;
+  for (let i = 0; i < V; i++) total += z[i] = Math.exp(z[i] - m);
+  const g = generator ?? opts.generator ?? new Generator(opts.seed ?? 0);
+  const u = g.nextFloat64() * total;
+  let acc = 0;
+  let last = 0;
+  for (let i = 0; i < V; i++) {
+    if (z[i] === 0) continue;
+    acc += z[i];
+    last = i;
+    if (u < acc) return i;
+  }
+  return last; // rounding left u just past the total
+}
+
+/** Row n of the last position of logits [N, T, V]. */
+function lastRow(logits: Tensor, n: number): ArrayLike<number> {
+  const [, T, V] = logits.shape;
+  const at = (n * T + T - 1) * V;
+  return logits.data.subarray(at, at + V);
+}
+
+interface Loop {
+  fn: string;
+  model: Module;
+  /** rows so far (prompt or start token, then new tokens) */
+  rows: number[][];
+  maxLength: number;
+  opts: GenerateOptions;
+  /** logits [N, T, V] of the given tokens (only the new ones with a cache) */
+  step: (tokens: number[][]) => Tensor;
+  useCache: boolean;
+}
+
+function stopSet(fn: string, stop: number | readonly number[] | undefined): Set<number> {
+  const list = stop === undefined ? [] : typeof stop === "number" ? [stop] : [...stop];
+  for (const s of list) if (!Number.isInteger(s) || s < 0) throw new ArgumentError(`${fn}: stopToken must be a non-negative integer token id, got ${s}`);
+  return new Set(list);
+}
+
+/** The shared decoding loop: prefill, then one token per step for every unfinished row. */
+function decodeLoop(l: Loop): number[][] {
+  const { fn, opts } = l;
+  checkSampling(fn, opts);
+  if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
+    throw new ArgumentError(`${fn}: maxNewTokens must be a non-negative integer, got ${String(opts.maxNewTokens)}`);
+  }
+  const stops = stopSet(fn, opts.stopToken);
+  const g = opts.generator ?? new Generator(opts.seed ?? 0);
+  const rows = l.rows;
+  const done = rows.map(() => false);
+  const steps = Math.min(opts.maxNewTokens, l.maxLength - rows[0].length);
+  if (steps <= 0) return rows;
+  const wasTraining = l.model.training;
+  l.model.eval();
+  try {
+    noGrad(() => {
+      let logits = l.step(rows); // prefill: the whole prompt
+      for (let s = 0; s < steps; s++) {
+        const next = rows.map((_, n) => sampleToken(lastRow(logits, n), opts, g));
+        next.forEach((t, n) => {
+          if (done[n]) return;
+          rows[n].push(t);
+          if (stops.has(t)) done[n] = true;
+        });
+        if (done.every(Boolean) || s === steps - 1) break;
+        // finished rows keep feeding their last token so the batch stays rectangular; their output is not kept
+        logits = l.useCache ? l.step(next.map((t) => [t])) : l.step(rows.map((r, n) => (done[n] ? padTo(r, rows) : r)));
+      }
+    });
+  } finally {
+    l.model.train(wasTraining);
+  }
+  return rows;
+}
+
+/** A finished row, repeated at its end to the length of the longest row (uncached decoding only). */
+function padTo(r: number[], rows: number[][]): number[] {
+  const T = Math.max(...rows.map((x) => x.length));
+  return [...r, ...new Array<number>(T - r.length).fill(r[r.length - 1])];
+}
+
+function maxLengthOf(fn: string, requested: number | undefined, modelMax: number): number {
+  if (requested === undefined) return modelMax;
+  if (!Number.isInteger(requested) || requested <= 0) throw new ArgumentError(`${fn}: maxLength must be a positive integer, got ${requested}`);
+  if (requested > modelMax) throw new ArgumentError(`${fn}: maxLength ${requested} exceeds the model's maxSeqLen ${modelMax}`);
+  return requested;
+}
+
+/**
+ * Continue each prompt row ([N, T] ids, or one row): returns every row as prompt + new tokens
+ * (stopping after a stop token, at maxNewTokens, or at maxLength).
+ */
+export function generate(model: GPT, prompt: TokenInput, opts: GenerateOptions): number[][] {
+  const fn = "generate";
+  const c = model.config;
+  const tokens = tokenTensor(fn, "prompt", prompt, c.vocabSize);
+  const [N, T] = tokens.shape;
+  const maxLength = maxLengthOf(fn, opts.maxLength, c.maxSeqLen);
+  if (T > maxLength) throw new ArgumentError(`${fn}: the prompt has ${T} tokens, more than maxLength ${maxLength}`);
+  const rows = Array.from({ length: N }, (_, n) => Array.from(tokens.data.subarray(n * T, (n + 1) * T)));
+  const useCache = opts.useCache ?? true;
+  const cache = useCache ? model.newCache() : null;
+  return decodeLoop({ fn, model, rows, maxLength, opts, useCache, step: (x) => model.forward(x, { cache }) });
+}
+
+/**
+ * Translate each source row: encode once, then decode from startToken. Returns the generated target
+ * rows without the start token (stopping after a stop token, at maxNewTokens, or at maxLength).
+ */
+export function generateSeq2Seq(model: EncoderDecoder, src: TokenInput, opts: Seq2SeqGenerateOptions): number[][] {
+  const fn = "generateSeq2Seq";
+  const c = model.config;
+  if (!Number.isInteger(opts.startToken) || opts.startToken < 0 || opts.startToken >= c.tgtVocabSize) {
+    throw new ArgumentError(`${fn}: startToken must be a target token id in 0..${c.tgtVocabSize - 1}, got ${String(opts.startToken)}`);
+  }
+  if (opts.srcPaddingMask) assertTensor(fn, "srcPaddingMask", opts.srcPaddingMask);
+  const source = tokenTensor(fn, "src", src, c.srcVocabSize);
+  const N = source.shape[0];
+  const maxLength = maxLengthOf(fn, opts.maxLength, c.maxSeqLen);
+  const rows = Array.from({ length: N }, () => [opts.startToken]);
+  const useCache = opts.useCache ?? true;
+  const cache = useCache ? model.newCache() : null;
+  const srcPaddingMask = opts.srcPaddingMask ?? null;
+  const wasTraining = model.training;
+  model.eval();
+  const memory = noGrad(() => model.encode(source, { srcPaddingMask }));
+  model.train(wasTraining);
+  const out = decodeLoop({ fn, model, rows, maxLength, opts, useCache, step: (x) => model.decode(x, memory, { srcPaddingMask, cache }) });
+  return out.map((r) => r.slice(1));
+}

@@ -1,0 +1,121 @@
+/**
+ * A decoder-only language model in the manner of GPT-2 (and, with the "-gqa" presets, Llama):
+ *
+ *   x      = tok_emb(idx) (+ pos_emb(positions) when learned/sinusoidal)     [N, T] -> [N, T, C]
+ *   x      = dropout(x)
+ *   x      = blocks[i](x), causal self-attention (RoPE rotates q, k inside)  [N, T, C]
+ *   logits = lm_head(norm(x))                                               [N, T, V]
+ *
+ * State-dict names: tok_emb.weight [V, C], pos_emb.weight [maxSeqLen, C] (learned positions only),
+ * blocks.{i}.{attn_norm, self_attn, mlp_norm, mlp}.*, norm.*, lm_head.weight [V, C] (absent when
+ * tieWeights: the head is then tok_emb.weight). Sinusoidal tables and RoPE angles are computed, not
+ * stored. Every module keeps PyTorch's default initialisation.
+ *
+ * Decoding with a KV cache: forward(newTokens, { cache }) projects only the new tokens, appends
+ * their keys/values to cache.layer(i) and attends over everything cached (causal, bottom-right);
+ * positions continue from cache.length.
+ */
+import { ArgumentError, ShapeError } from "../tensor/errors.js";
+import { Generator } from "../tensor/random.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { linear } from "../ops/functional.js";
+import { Module } from "../nn/module.js";
+import { ModuleList } from "../nn/container.js";
+import { Dropout } from "../nn/dropout.js";
+import { Embedding } from "../nn/embedding.js";
+import { Linear } from "../nn/linear.js";
+import { LearnedPositionalEmbedding, SinusoidalPositionalEncoding } from "../nn/positional.js";
+import { RotaryEmbedding } from "../attention/rope.js";
+import { KVCache } from "../attention/kvcache.js";
+import { type AttentionMap, type ModelOptions, type Norm, TransformerBlock, makeNorm } from "./blocks.js";
+import { type GPTConfig, type GPTPresetName, gptConfig, validateGPTConfig } from "./config.js";
+import { type TokenInput, tokenTensor } from "./tokens.js";
+
+export interface GPTForwardOptions {
+  /** decode with this cache (only the new tokens are passed) */
+  cache?: KVCache | null;
+  /** [N, T] bool, true = padding token (only needed for left padding; causality hides right padding) */
+  keyPaddingMask?: Tensor | null;
+}
+
+export interface ForwardWithAttention {
+  /** [N, T, V] */
+  logits: Tensor;
+  /** one entry per attention module, in order */
+  attention: AttentionMap[];
+}
+
+export class GPT extends Module {
+  static readonly family = "gpt";
+  readonly family = "gpt";
+  readonly config: GPTConfig;
+  tok_emb: Embedding;
+  pos_emb: LearnedPositionalEmbedding | null;
+  drop: Dropout;
+  blocks: ModuleList<TransformerBlock>;
+  norm: Norm;
+  lm_head: Linear | null;
+  /** the q/k rotation shared by every block (positional = "rope") */
+  readonly rotary: RotaryEmbedding | null;
+  private readonly sinusoidal: SinusoidalPositionalEncoding | null;
+
+  /** new GPT("tiny"), new GPT(gptConfig("small", { vocabSize: 65 }), { seed: 1 }) */
+  constructor(config: GPTConfig | GPTPresetName = "tiny", opts: ModelOptions = {}) {
+    super();
+    const c = typeof config === "string" ? gptConfig(config) : validateGPTConfig(config);
+    this.config = Object.freeze(c);
+    const g = new Generator(opts.seed ?? 0);
+    const dtype = opts.dtype ?? "float32";
+    this.tok_emb = this.registerModule("tok_emb", new Embedding(c.vocabSize, c.dModel, { generator: g, dtype }));
+    this.pos_emb = this.registerModule("pos_emb", c.positional === "learned" ? new LearnedPositionalEmbedding(c.maxSeqLen, c.dModel, { generator: g, dtype }) : null);
+    this.sinusoidal = c.positional === "sinusoidal" ? new SinusoidalPositionalEncoding(c.dModel) : null;
+    this.rotary = c.positional === "rope" ? new RotaryEmbedding(c.dModel / c.numHeads, { base: c.ropeBase }) : null;
+    this.drop = this.registerModule("drop", new Dropout(c.dropout, { seed: g.nextUint32() }));
+    const blocks = Array.from({ length: c.numLayers }, () => new TransformerBlock(c, { generator: g, dtype, rotary: this.rotary }));
+    this.blocks = this.registerModule("blocks", new ModuleList(blocks));
+    this.norm = this.registerModule("norm", makeNorm(c.norm, c.dModel, c.normEps, c.bias, dtype));
+    this.lm_head = this.registerModule("lm_head", c.tieWeights ? null : new Linear(c.dModel, c.vocabSize, { bias: false, generator: g, dtype }));
+  }
+
+  /** A cache for forward(…, { cache }) and generate(). */
+  newCache(): KVCache {
+    return new KVCache({ initialCapacity: Math.min(64, this.config.maxSeqLen) });
+  }
+
+  /** idx [N, T] token ids -> logits [N, T, V]. */
+  forward(idx: TokenInput, opts: GPTForwardOptions = {}): Tensor {
+    return this.run("GPT.forward", idx, opts, false).logits;
+  }
+
+  /** The logits and every layer's per-head attention weights [N, H, L, S] (for pictures). */
+  forwardWithAttention(idx: TokenInput, opts: GPTForwardOptions = {}): ForwardWithAttention {
+    return this.run("GPT.forwardWithAttention", idx, opts, true);
+  }
+
+  private run(fn: string, idx: TokenInput, opts: GPTForwardOptions, needWeights: boolean): ForwardWithAttention {
+    const c = this.config;
+    const tokens = tokenTensor(fn, "idx", idx, c.vocabSize); // [N, T]
+    const cache = opts.cache ?? null;
+    if (cache !== null && !(cache instanceof KVCache)) throw new ArgumentError(`${fn}: cache must be a KVCache (model.newCache())`);
+    const T = tokens.shape[1];
+    const offset = cache === null ? 0 : cache.length; // position of the first token given
+    if (offset + T > c.maxSeqLen) {
+      throw new ShapeError(`${fn}: positions ${offset}..${offset + T - 1} go past maxSeqLen ${c.maxSeqLen} (${offset} cached + ${T} new tokens)`);
+    }
+    let x = this.tok_emb.forward(tokens); // [N, T] -> [N, T, C]
+    if (this.pos_emb) x = this.pos_emb.forward(x, offset);
+    if (this.sinusoidal) x = this.sinusoidal.forward(x, offset);
+    x = this.drop.forward(x);
+    const attention: AttentionMap[] = [];
+    let i = 0;
+    for (const block of this.blocks) {
+      const r = block.forward(x, { isCausal: true, keyPaddingMask: opts.keyPaddingMask ?? null, cache: cache && cache.layer(i), needWeights });
+      x = r.out;
+      if (r.selfWeights) attention.push({ name: `blocks.${i}.self_attn`, kind: "self", layer: i, weights: r.selfWeights });
+      i++;
+    }
+    const h = this.norm.forward(x);
+    const logits = this.lm_head ? this.lm_head.forward(h) : linear(h, this.tok_emb.weight); // [N, T, C] -> [N, T, V]
+    return { logits, attention };
+  }
+}

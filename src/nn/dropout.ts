@@ -1,0 +1,33 @@
+/**
+ * Dropout as a module: zeroes each element with probability p and scales the survivors by 1/(1-p),
+ * only while training (module.train()); in eval() it is the identity. The mask comes from the
+ * module's own seeded Generator, so a run is reproducible.
+ */
+import { ArgumentError } from "../tensor/errors.js";
+import type { Generator } from "../tensor/random.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { dropout } from "../ops/functional.js";
+import { initGenerator } from "./linear.js";
+import { Module } from "./module.js";
+
+export interface DropoutModuleOptions {
+  seed?: number;
+  generator?: Generator;
+}
+
+export class Dropout extends Module {
+  readonly p: number;
+  private readonly gen: Generator;
+
+  constructor(p = 0.5, opts: DropoutModuleOptions = {}) {
+    super();
+    if (typeof p !== "number" || !(p >= 0 && p < 1)) throw new ArgumentError(`Dropout: p must be in [0, 1), got ${String(p)}`);
+    this.p = p;
+    this.gen = initGenerator(opts);
+  }
+
+  forward(x: Tensor): Tensor {
+    if (!this.training || this.p === 0) return x;
+    return dropout(x, this.p, { training: true, generator: this.gen });
+  }
+}

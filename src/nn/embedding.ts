@@ -1,0 +1,33 @@
+/**
+ * Embedding: a lookup table of learned vectors, one row per token id (torch.nn.Embedding).
+ *   weight [V, C], indices [..] (int32) -> [.., C]; initialised N(0, 1) as PyTorch does.
+ */
+import type { Generator } from "../tensor/random.js";
+import { Tensor } from "../tensor/tensor.js";
+import { embedding } from "../ops/functional.js";
+import { normal } from "./init.js";
+import { checkPositiveInt, initGenerator } from "./linear.js";
+import { Module } from "./module.js";
+
+export interface EmbeddingOptions {
+  seed?: number;
+  generator?: Generator;
+  dtype?: "float32" | "float64";
+}
+
+export class Embedding extends Module {
+  weight: Tensor;
+
+  constructor(readonly numEmbeddings: number, readonly embeddingDim: number, opts: EmbeddingOptions = {}) {
+    super();
+    checkPositiveInt("Embedding", "numEmbeddings", numEmbeddings);
+    checkPositiveInt("Embedding", "embeddingDim", embeddingDim);
+    const g = initGenerator(opts);
+    this.weight = this.registerParameter("weight", normal([numEmbeddings, embeddingDim], 1, g, opts.dtype ?? "float32"));
+  }
+
+  /** indices [..] int32 (or a plain array of ids) -> [.., C] */
+  forward(indices: Tensor | readonly number[]): Tensor {
+    return embedding(this.weight, indices);
+  }
+}
