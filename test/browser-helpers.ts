@@ -1,0 +1,163 @@
+/**
+ * Helpers for the explorer's browser tests: build the app, serve it, drive Debian's Chromium through
+ * playwright-core (never a downloaded browser), and read what the pages export.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Browser, type BrowserContext, type Page, chromium } from "playwright-core";
+
+export const REPO = fileURLToPath(new URL("..", import.meta.url));
+/** Debian's Chromium; ATTEND_CHROMIUM may name another system browser binary (nothing is ever downloaded). */
+export const CHROMIUM = process.env.ATTEND_CHROMIUM ?? "/usr/bin/chromium";
+export const RESULTS = join(REPO, "test-results");
+
+/** Fail (not skip) when the browser is missing, and say how to get it. */
+export function requireChromium(): void {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`browser tests: ${CHROMIUM} not found. Install Debian's Chromium with \`apt-get install chromium\` (CI's .ci/run does this); the tests never download a browser.`);
+  }
+}
+
+/** vite build of web/ into web/dist. */
+export function buildExplorer(): void {
+  const vite = join(REPO, "node_modules", "vite", "bin", "vite.js");
+  const r = spawnSync(process.execPath, [vite, "build", "--config", join(REPO, "web", "vite.config.ts"), "--logLevel", "warn"], { cwd: REPO, encoding: "utf8" });
+  assert.equal(r.status, 0, `vite build failed:\n${r.stdout}\n${r.stderr}`);
+}
+
+export async function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+}
+
+/** What web/src/main.ts publishes for tests. */
+type ExplorerWindow = { __explorer?: { page: string; mounted: number; error: string | null } };
+
+export interface Opened {
+  page: Page;
+  /** console errors and uncaught exceptions */
+  errors: string[];
+  /** every URL the page requested */
+  requests: string[];
+}
+
+/** Open one lesson in a fresh page and wait until it has mounted. */
+export async function openLesson(context: BrowserContext, base: string, id: string, query = ""): Promise<Opened> {
+  const page = await context.newPage();
+  const errors: string[] = [];
+  const requests: string[] = [];
+  page.on("console", (m) => { if (m.type() === "error") errors.push(`console: ${m.text()}`); });
+  page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
+  page.on("request", (r) => requests.push(r.url()));
+  await page.goto(`${base}#/${id}${query}`);
+  await page.waitForFunction((pid) => {
+    const e = (window as unknown as ExplorerWindow).__explorer;
+    return e?.page === pid && e.mounted > 0;
+  }, id);
+  const err = await page.evaluate(() => (window as unknown as ExplorerWindow).__explorer?.error);
+  assert.equal(err, null, `${id}: mount failed: ${err}`);
+  return { page, errors, requests };
+}
+
+/** Nothing but the local server (and in-page data:/blob: URLs). */
+export function assertLocalOnly(requests: string[]): void {
+  for (const u of requests) {
+    const url = new URL(u);
+    if (url.protocol === "data:" || url.protocol === "blob:") continue;
+    assert.equal(url.hostname, "127.0.0.1", `a request left 127.0.0.1: ${u}`);
+  }
+}
+
+export async function screenshot(page: Page, name: string): Promise<void> {
+  mkdirSync(RESULTS, { recursive: true });
+  await page.screenshot({ path: join(RESULTS, `${name}.png`), fullPage: true });
+}
+
+/** Click an export button and return the downloaded bytes. */
+export async function exportFile(page: Page, figure: string, kind: "png" | "svg" | "json"): Promise<Buffer> {
+  const arrival = page.waitForEvent("download", { timeout: 45_000 });
+  arrival.catch(() => {}); // reported below, after the click's own error if the click fails
+  await page.click(`[data-testid=export-${figure}-${kind}]`, { timeout: 20_000 });
+  const download = await arrival;
+  assert.match(download.suggestedFilename(), new RegExp(`\\.${kind}$`));
+  return readFileSync((await download.path())!);
+}
+
+/** Width and height from a PNG's IHDR chunk, after checking the signature. */
+export function pngSize(png: Buffer): { width: number; height: number } {
+  assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], "PNG signature");
+  assert.equal(png.subarray(12, 16).toString("latin1"), "IHDR", "first chunk is IHDR");
+  return { width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+}
+
+/**
+ * Export a figure three ways and check each file: the PNG decodes to the figure's size at 2× scale,
+ * the SVG parses (in the browser's XML parser) with an <svg> root, the JSON parses. Returns the JSON.
+ */
+export async function checkExports(page: Page, figure: string): Promise<any> {
+  const expected = await page.evaluate((id) => {
+    const body = document.querySelector(`[data-figure="${id}"] .fig-body`) as HTMLElement;
+    const r = body.getBoundingClientRect();
+    return { width: Math.ceil(Math.max(body.scrollWidth, r.width)), height: Math.ceil(Math.max(body.scrollHeight, r.height)) };
+  }, figure);
+  const size = pngSize(await exportFile(page, figure, "png"));
+  assert.deepEqual(size, { width: expected.width * 2, height: expected.height * 2 }, `${figure}: PNG size`);
+  const svg = (await exportFile(page, figure, "svg")).toString("utf8");
+  const parsed = await page.evaluate((text) => {
+    const doc = new DOMParser().parseFromString(text, "image/svg+xml");
+    return { root: doc.documentElement.nodeName, error: doc.getElementsByTagName("parsererror").length, shapes: doc.querySelectorAll("rect, path, line, circle, image, text").length };
+  }, svg);
+  assert.equal(parsed.error, 0, `${figure}: SVG does not parse`);
+  assert.equal(parsed.root, "svg");
+  assert.ok(parsed.shapes > 3, `${figure}: SVG has ${parsed.shapes} shapes`);
+  return JSON.parse((await exportFile(page, figure, "json")).toString("utf8"));
+}
+
+/** The state a check line reports (data-ok) and its text. */
+export async function readCheck(page: Page, id: string): Promise<{ ok: boolean; text: string }> {
+  const el = page.locator(`[data-testid="${id}"]`);
+  return { ok: (await el.getAttribute("data-ok")) === "true", text: (await el.textContent()) ?? "" };
+}
+
+export const maxAbs = (xs: number[]): number => xs.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+export const rowSums = (m: number[][]): number[] => m.map((r) => r.reduce((a, b) => a + b, 0));
+
+/**
+ * Visible HTML text whose contrast with its background is under WCAG AA's 4.5:1 (disabled controls
+ * and SVG text excluded). Returns "text (ratio)" for each offender. (Plain JavaScript in a string:
+ * tsx would wrap named functions in a helper the page does not have.)
+ */
+const CONTRAST_SCRIPT = `(() => {
+  const rgba = (c) => (c.match(/[\\d.]+/g) || ["0", "0", "0", "0"]).map(Number);
+  const lum = (c) => {
+    const [r, g, b] = c.slice(0, 3).map((v) => { const x = v / 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || c[3] > 0.5) return c;
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (el.closest("svg, [hidden], .katex") || el.disabled || el.offsetParent === null) continue;
+    const text = [...el.childNodes].filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.textContent).join("").trim();
+    if (!text) continue;
+    const a = lum(rgba(getComputedStyle(el).color)), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) out.push(text.slice(0, 30) + " (" + ratio.toFixed(2) + ")");
+  }
+  return out;
+})()`;
+
+export async function contrastProblems(page: Page): Promise<string[]> {
+  return (await page.evaluate(CONTRAST_SCRIPT)) as string[];
+}

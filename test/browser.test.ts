@@ -1,0 +1,254 @@
+/**
+ * The explorer in a real browser (Debian's Chromium via playwright-core). For every lesson: it
+ * renders without console errors, requests nothing outside 127.0.0.1, an interaction changes the
+ * picture the way the maths says, its figures export as a decodable PNG, a parseable SVG and JSON,
+ * and a screenshot lands in test-results/.
+ */
+import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import type { Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { spawnSync } from "node:child_process";
+import { serve } from "../web/server.mjs";
+import {
+  REPO, type Opened, assertLocalOnly, contrastProblems, buildExplorer, checkExports, exportFile, launch, maxAbs, openLesson, readCheck,
+  requireChromium, rowSums, screenshot,
+} from "./browser-helpers.js";
+
+let server: Server;
+let base = "";
+let browser: Browser;
+let context: BrowserContext;
+
+/** Open a lesson, run the body, then require no errors, local requests only, and save a screenshot. */
+async function lesson(n: number, id: string, query: string, body: (page: Page) => Promise<void>): Promise<void> {
+  const opened: Opened = await openLesson(context, base, id, query);
+  try {
+    await body(opened.page).catch(async (err) => {
+      await screenshot(opened.page, `explorer-${n}-${id}-failed`).catch(() => {});
+      throw err;
+    });
+    await screenshot(opened.page, `explorer-${n}-${id}`);
+    assert.deepEqual(opened.errors, [], `${id}: console errors`);
+    assert.deepEqual(await contrastProblems(opened.page), [], `${id}: text under 4.5:1 contrast`);
+    assertLocalOnly(opened.requests);
+  } finally {
+    await opened.page.close();
+  }
+}
+
+test("the explorer type-checks against the library's public API", () => {
+  const tsc = join(REPO, "node_modules", "typescript", "bin", "tsc");
+  const r = spawnSync(process.execPath, [tsc, "-p", join(REPO, "web", "tsconfig.json")], { cwd: REPO, encoding: "utf8" });
+  assert.equal(r.status, 0, `tsc -p web/tsconfig.json:\n${r.stdout}${r.stderr}`);
+});
+
+describe("explorer in Chromium", { timeout: 150_000 }, () => {
+  before(async () => {
+    requireChromium();
+    buildExplorer();
+    ({ server, url: base } = await serve({ port: 0 }));
+    browser = await launch();
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  });
+
+  after(async () => {
+    await browser?.close();
+    server?.close();
+  });
+
+  test("the page is cross-origin isolated and every lesson is in the menu, in order", async () => {
+    const { page, errors } = await openLesson(context, base, "lookup");
+    assert.equal(await page.evaluate(() => self.crossOriginIsolated), true, "COOP/COEP reach the page");
+    const links = await page.locator("#nav a").evaluateAll((as) => as.map((a) => a.getAttribute("data-page")));
+    assert.deepEqual(links, ["lookup", "mixing", "sdpa", "selfcross", "multihead", "masks", "gqa", "memory", "inspect"]);
+    await page.keyboard.press("Tab"); // the skip link comes first
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to the lesson");
+    await page.keyboard.press("Enter");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "main");
+    assert.match(page.url(), /#\/lookup/, "skipping keeps the page state in the URL");
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test("1 lookup table: training moves V while the gradients on q and K stay exactly 0", () =>
+    lesson(1, "lookup", "", async (page) => {
+      const before = await checkExports(page, "table");
+      assert.equal(before.chosen, 2, "query [1, 1] matches key 2");
+      await page.click("[data-testid=train]");
+      await page.waitForFunction(() => document.querySelector("[data-testid=train-status]")?.textContent?.startsWith("done"));
+      const grads = await checkExports(page, "grads");
+      assert.ok(grads.loss.length >= 20 && grads.loss.at(-1) < grads.loss[0], "the loss falls");
+      assert.ok(grads.grad_q.flat().every((g: number) => g === 0), "∇q is exactly 0");
+      assert.ok(grads.grad_K.flat().every((g: number) => g === 0), "∇K is exactly 0");
+      assert.ok(grads.grad_V[2].some((g: number) => g !== 0) && [0, 1, 3].every((r) => grads.grad_V[r].every((g: number) => g === 0)), "only V[2] gets a gradient");
+      const afterTraining = JSON.parse((await exportFile(page, "table", "json")).toString());
+      assert.deepEqual(afterTraining.q, before.q);
+      assert.deepEqual(afterTraining.K, before.K);
+      assert.notDeepEqual(afterTraining.V[2], before.V[2], "the chosen value moved");
+      assert.deepEqual(afterTraining.V[0], before.V[0], "other values did not");
+      assert.equal((await readCheck(page, "zero-grads")).ok, true);
+      assert.match(page.url(), /V=/, "the trained values are in the URL");
+    }));
+
+  test("2 paint mixing: the query's gradient vanishes as the temperature falls to a lookup", () =>
+    lesson(2, "mixing", "?T=1", async (page) => {
+      const warm = Number(await page.locator("[data-testid=grad-norm]").getAttribute("data-value"));
+      assert.ok(warm > 0.05, `gradient at T = 1 is ${warm}`);
+      const colour = await page.locator("[data-testid=mixed-colour]").evaluate((e) => getComputedStyle(e).backgroundColor);
+      await page.focus("[data-testid=query-handle]");
+      await page.keyboard.press("ArrowLeft");
+      await page.keyboard.press("ArrowLeft");
+      const moved = await page.locator("[data-testid=mixed-colour]").evaluate((e) => getComputedStyle(e).backgroundColor);
+      assert.notEqual(moved, colour, "moving the query with the keyboard changes the mix");
+      await page.focus("[data-testid=temperature]");
+      await page.keyboard.press("Home"); // T = 0.01
+      const cold = Number(await page.locator("[data-testid=grad-norm]").getAttribute("data-value"));
+      assert.ok(cold < 1e-6, `gradient at T = 0.01 is ${cold}`);
+      const data = await checkExports(page, "mix");
+      assert.ok(Math.max(...data.weights) > 0.999, "one pot pours everything");
+      assert.ok(Math.abs(data.weights.reduce((a: number, b: number) => a + b, 0) - 1) < 1e-12);
+      assert.match(page.url(), /T=0\.01/);
+    }));
+
+  test("3 scaled dot-product attention: rows sum to 1; without ÷√d the softmax saturates", () =>
+    lesson(3, "sdpa", "?d=256&seed=1", async (page) => {
+      const scaled = await checkExports(page, "chain");
+      assert.ok(maxAbs(scaled.rowSums.map((s: number) => s - 1)) < 1e-12, "row sums are 1");
+      assert.equal((await readCheck(page, "matches-library")).ok, true);
+      // Numbers on hover: the tooltip names the cell and its value.
+      const map = page.locator(".heatmap").nth(4);
+      await map.scrollIntoViewIfNeeded();
+      const box = (await map.boundingBox())!;
+      await page.mouse.move(box.x + box.width - 10, box.y + box.height - 10);
+      assert.match((await page.locator("#tip").textContent()) ?? "", /P = softmax\nquery \d+ \(q\d+\), key \d+ \(k\d+\): \d/);
+      await page.click("[data-testid=scaled]");
+      const unscaled = JSON.parse((await exportFile(page, "chain", "json")).toString());
+      const rowMax = (P: number[][]): number => P.reduce((a, r) => a + Math.max(...r), 0) / P.length;
+      assert.ok(rowMax(unscaled.P) > rowMax(scaled.P) + 0.1, `mean row max ${rowMax(unscaled.P)} vs ${rowMax(scaled.P)}`);
+      assert.ok(rowMax(unscaled.P) > 0.95, "nearly one-hot without scaling at d = 256");
+      assert.ok(maxAbs(rowSums(unscaled.P).map((s) => s - 1)) < 1e-12);
+      assert.match(page.url(), /scaled=0/);
+    }));
+
+  test("4 self- and cross-attention: L × L and L × S maps whose rows sum to 1", () =>
+    lesson(4, "selfcross", "", async (page) => {
+      await page.fill("[data-testid=query-text]", "where is the red ball");
+      await page.press("[data-testid=query-text]", "Enter");
+      await page.fill("[data-testid=memory-text]", "the ball is under the big red chair");
+      await page.press("[data-testid=memory-text]", "Enter");
+      const self = await checkExports(page, "self");
+      const cross = await checkExports(page, "cross");
+      assert.equal(self.weights.length, 5);
+      assert.equal(self.weights[0].length, 5, "self-attention is L × L");
+      assert.deepEqual([cross.weights.length, cross.weights[0].length], [5, 8], "cross-attention is L × S");
+      assert.ok(maxAbs([...rowSums(self.weights), ...rowSums(cross.weights)].map((s) => s - 1)) < 1e-12);
+    }));
+
+  test("5 multi-head attention: the parameter count is the same for every head count", () =>
+    lesson(5, "multihead", "", async (page) => {
+      const counts = new Set<string>();
+      for (const H of ["1", "2", "3", "4", "6", "8"]) {
+        await page.selectOption("[data-testid=heads]", H);
+        counts.add((await page.locator("[data-testid=param-count]").getAttribute("data-value"))!);
+        assert.equal((await readCheck(page, "matches-module")).ok, true, `H = ${H}: the drawn steps equal MultiheadAttention.forward`);
+        assert.equal(await page.locator("[data-figure=heads] .heatmap").count(), Number(H), "one map per head");
+      }
+      assert.deepEqual([...counts], [String(4 * 24 * 24 + 4 * 24)]);
+      const data = await checkExports(page, "concat");
+      assert.equal(data.concat[0].length, 24);
+      await checkExports(page, "heads");
+    }));
+
+  test("6 masked attention: masked weights are 0, and a new query sees only the past", () =>
+    lesson(6, "masks", "", async (page) => {
+      const data = await checkExports(page, "masked");
+      data.weights.forEach((row: number[], l: number) => row.forEach((w, s) => {
+        if (!data.allowed[l][s]) assert.equal(w, 0, `masked (${l}, ${s})`);
+        if (s > l) assert.equal(w, 0, "causal: no weight on the future");
+      }));
+      assert.ok(maxAbs(rowSums(data.weights).map((s) => s - 1)) < 1e-12);
+      for (let i = 0; i < 3; i++) await page.click("[data-testid=gen-next]");
+      assert.match((await page.locator("[data-testid=gen-sentence]").textContent())!, /^step 3: the cat sat on/);
+      assert.equal((await readCheck(page, "kv-cache")).ok, true);
+      const gen = await checkExports(page, "generate");
+      assert.equal(gen.weights.length, 4, "step 3 attends over 4 keys");
+      assert.ok(maxAbs(gen.weights.map((w: number, i: number) => w - gen.fullRow[i])) < 1e-12);
+      await page.click("[data-testid=causal]");
+      const open = JSON.parse((await exportFile(page, "masked", "json")).toString());
+      assert.ok(open.weights[0][1] > 0, "without the causal mask the first query sees the future");
+      assert.equal(open.weights[0].at(-1), 0, "padding stays masked");
+    }));
+
+  test("7 grouped-query attention: H_kv = H equals MHA; the KV cache shrinks with H_kv", () =>
+    lesson(7, "gqa", "", async (page) => {
+      const bytes: number[] = [];
+      for (const kv of ["8", "4", "2", "1"]) {
+        await page.selectOption("[data-testid=kv-heads]", kv);
+        assert.equal((await readCheck(page, "gqa-equals-mha")).ok, true);
+        assert.equal((await readCheck(page, "gqa-equals-repeated")).ok, true, `H_kv = ${kv}`);
+        bytes.push(Number(await page.locator("[data-testid=kv-bytes]").getAttribute("data-value")));
+      }
+      assert.deepEqual(bytes, [8, 4, 2, 1].map((kv) => 2 * 32 * kv * 128 * 2), "2 · layers · H_kv · d · bytes");
+      const groups = await checkExports(page, "groups");
+      assert.deepEqual(groups.groupOf, [0, 0, 0, 0, 0, 0, 0, 0]);
+      await checkExports(page, "kvcache");
+    }));
+
+  test("8 memory: the tiled online softmax equals the materialised result; a 1024² map stays responsive", () =>
+    lesson(8, "memory", "", async (page) => {
+      await page.click("[data-testid=tile-next]");
+      assert.match((await page.locator("[data-testid=tile-step]").textContent())!, /^step 1 of 9/);
+      await page.click("[data-testid=tile-run]");
+      const tiles = await checkExports(page, "tiles");
+      assert.equal(tiles.step, tiles.totalSteps);
+      assert.ok(tiles.maxAbsDiff < 1e-12, `tiled vs materialised: ${tiles.maxAbsDiff}`);
+      assert.equal((await readCheck(page, "tiled-equals-materialised")).ok, true);
+      const chart = await checkExports(page, "bytes");
+      assert.equal(chart.materialised[1] / chart.materialised[0], 4, "twice the context, four times the bytes");
+      await page.selectOption("[data-testid=map-size]", "1024");
+      const drawMs = Number(await page.locator("[data-testid=map-note]").getAttribute("data-draw-ms"));
+      assert.ok(drawMs < 1000, `drawing 1024 × 1024 took ${drawMs} ms`);
+      const map = page.locator("[data-figure=map] .heatmap");
+      await map.scrollIntoViewIfNeeded();
+      const box = (await map.boundingBox())!;
+      const t0 = Date.now();
+      for (let i = 1; i <= 10; i++) await page.mouse.move(box.x + (box.width * i) / 11, box.y + (box.height * i) / 11);
+      assert.ok(Date.now() - t0 < 3000, "hovering the 1024² map stays quick");
+      assert.match((await page.locator("#tip").textContent())!, /query \d+, key \d+: /);
+      const png = await exportFile(page, "map", "png");
+      assert.ok(png.length > 1000);
+    }));
+
+  test("9 inspect a model: train in the page, save a checkpoint, load it back", () =>
+    lesson(9, "inspect", "?steps=40&task=reverse", async (page) => {
+      await page.click("[data-testid=train]");
+      await page.waitForFunction(() => {
+        const s = document.querySelector<HTMLElement>("[data-testid=train-status]");
+        return s?.dataset.running === "false" && s.dataset.step === "40";
+      }, undefined, { timeout: 60_000 });
+      const loss = await checkExports(page, "loss");
+      assert.equal(loss.losses.length, 40);
+      assert.ok(loss.losses.at(-1) < loss.losses[0] - 0.3, `loss ${loss.losses[0]} -> ${loss.losses.at(-1)}`);
+      const maps = await checkExports(page, "maps");
+      assert.equal(maps.maps.length, 1, "one layer");
+      assert.equal(maps.maps[0].length, 2, "two heads");
+      assert.ok(maxAbs(maps.maps[0].flatMap((m: number[][]) => rowSums(m)).map((s: number) => s - 1)) < 1e-5);
+      await checkExports(page, "focus");
+      const [download] = await Promise.all([page.waitForEvent("download"), page.click("[data-testid=save-checkpoint]")]);
+      const file = join(tmpdir(), `attend-explorer-${process.pid}.safetensors`);
+      await download.saveAs(file);
+      await page.setInputFiles("[data-testid=load-file]", file);
+      await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=train-status]")?.dataset.loaded === "true");
+      const reloaded = JSON.parse((await exportFile(page, "maps", "json")).toString());
+      assert.match(reloaded.source, /checkpoint attend-explorer-\d+\.safetensors \(step 40\)/);
+      assert.deepEqual(reloaded.maps, maps.maps, "the loaded checkpoint gives the same maps");
+      const reloadedLoss = JSON.parse((await exportFile(page, "loss", "json")).toString());
+      assert.equal(reloadedLoss.losses.length, 40, "the loss curve travels in the checkpoint's metadata");
+      assert.match((await page.locator("[data-testid=checkpoint-info]").textContent())!, /blocks\.0\.attn\.in_proj_weight/);
+      rmSync(file, { force: true });
+    }));
+});

@@ -1,0 +1,191 @@
+/**
+ * Lesson 8: memory. The attention matrix has N² entries per head, so its bytes grow with the square
+ * of the context; a real N × N map is drawn (up to 1024 × 1024, computed by the library in this
+ * tab). Tiled attention with an online softmax never holds that matrix: it is stepped here tile by
+ * tile, and its result is checked against the materialised computation.
+ */
+import { type Tensor, Generator, matmul, mul, randn, scaledDotProductAttention, softmax, transpose } from "attend";
+import { arr, maxAbsDiff, rowsOf } from "../lib.js";
+import type { Page, PageContext } from "../page.js";
+import { binaryTicks, lineChart } from "../ui/chart.js";
+import { signedScale, weightScale } from "../ui/colors.js";
+import { button, check, controls, seedControl, select, slider } from "../ui/controls.js";
+import { h, replace } from "../ui/dom.js";
+import { fmt, fmtBytes } from "../ui/format.js";
+import { HeatMap } from "../ui/heatmap.js";
+import { formula } from "../ui/math.js";
+import { matrixPart, op } from "../ui/parts.js";
+import { finalOutput, tileCount, tiledAttention } from "./tiled.js";
+
+const MAP_SIZES = [64, 128, 256, 512, 1024] as const;
+const TILE_N = 10;
+const TILE_D = 4;
+const TILE_EV = 3;
+const FLASH_TILE = 128;
+const AMP = 1.5;
+
+/** Queries and keys with a positional component, so the map shows structure (a band near the diagonal). */
+function positional(N: number, d: number, g: Generator): [Tensor, Tensor] {
+  const q = mul(randn([N, d], { generator: g }), 0.5);
+  const k = mul(randn([N, d], { generator: g }), 0.5);
+  for (let i = 0; i < N; i++) {
+    for (let f = 0; f < d / 2; f++) {
+      const angle = i / (6 * 16 ** (f / (d / 2)));
+      q.data[i * d + 2 * f] += AMP * Math.cos(angle);
+      q.data[i * d + 2 * f + 1] += AMP * Math.sin(angle);
+      k.data[i * d + 2 * f] += AMP * Math.cos(angle);
+      k.data[i * d + 2 * f + 1] += AMP * Math.sin(angle);
+    }
+  }
+  return [q, k];
+}
+
+/** Mean over rows of each row's largest entry. */
+function meanRowMax(a: ArrayLike<number>, n: number): number {
+  let total = 0;
+  for (let r = 0; r < n; r++) {
+    let m = 0;
+    for (let c = 0; c < n; c++) m = Math.max(m, a[r * n + c]);
+    total += m;
+  }
+  return total / n || 1;
+}
+
+export const memoryPage: Page = {
+  id: "memory",
+  title: "Memory",
+  mount(ctx: PageContext) {
+    const { root, state } = ctx;
+    let seed = state.num("seed", 2, { min: 0, int: true });
+    let logN = state.num("logN", 13, { min: 6, max: 20, int: true });
+    let heads = state.num("heads", 32, { min: 1, max: 128, int: true });
+    let bytes = state.choice("bytes", 2, [4, 2] as const);
+    let mapN = state.choice("map", 256, MAP_SIZES);
+    let Br = state.num("br", 4, { min: 1, max: TILE_N, int: true });
+    let Bc = state.num("bc", 4, { min: 1, max: TILE_N, int: true });
+    let step = state.num("step", 0, { min: 0, max: TILE_N * TILE_N, int: true });
+
+    root.append(
+      h("h1", { tabindex: -1 }, "8. Memory"),
+      h("p", { class: "lede" },
+        "Attention compares every query with every key: N tokens make an N × N matrix per head. Double the context and that matrix takes four times the memory. ",
+        "Tiled attention (FlashAttention) never builds it: it walks over tiles of keys, keeping for each query only a running maximum, a running sum and a partial output, ",
+        "and rescales them whenever a larger score turns up. The result is the same numbers."),
+      formula(String.raw`\text{bytes}(P)=B\cdot H\cdot N^2\cdot b\qquad m'=\max(m,\max_j s_j),\quad \ell'=e^{m-m'}\ell+\sum_j e^{s_j-m'},\quad O'=e^{m-m'}O+\sum_j e^{s_j-m'}V_j,\quad \mathrm{out}=O/\ell`),
+    );
+    root.append(controls(
+      slider({ label: "Context N", min: 6, max: 20, value: logN, format: (v) => (2 ** v).toLocaleString("en"), onInput: (v) => { logN = v; drawChart(); }, testid: "logN" }),
+      slider({ label: "Heads", min: 1, max: 128, value: heads, onInput: (v) => { heads = v; drawChart(); } }),
+      select({ label: "Bytes per number", options: [4, 2] as const, value: bytes, names: (v) => (v === 4 ? "4 (float32)" : "2 (float16)"), onChange: (v) => { bytes = v; drawChart(); } }),
+    ));
+    const chartFig = ctx.figure({ id: "bytes", title: "Bytes of the attention matrix against N (log scales)", data: () => chartData() });
+    const bytesNote = h("p", { class: "note", "data-testid": "bytes-note", role: "status" });
+    root.append(chartFig.el, bytesNote);
+
+    root.append(h("h2", {}, "A real N × N map, in this tab"));
+    root.append(controls(
+      select({ label: "N", options: MAP_SIZES, value: mapN, onChange: (v) => { mapN = v; drawMap(); }, testid: "map-size" }),
+      seedControl(seed, (v) => { seed = v; drawMap(); drawTiles(); }),
+    ));
+    const mapFig = ctx.figure({ id: "map", title: "softmax(QKᵀ/√d), one canvas pixel per weight", data: () => ({ N: mapN, seed, weights: mapN <= 256 ? rowsOf(mapP!) : `omitted: ${mapN}² numbers; export at N ≤ 256` }) });
+    const mapNote = h("p", { class: "note", "data-testid": "map-note", role: "status" });
+    root.append(mapFig.el, mapNote);
+    const mapBox = h("div", { class: "grow", style: "max-width:620px" });
+    mapFig.body.append(mapBox);
+    const bigMap = new HeatMap({ rows: 1, cols: 1, values: [0], scale: weightScale(1) }, { label: "attention weights", axes: ["query", "key"], fit: true, maxWidth: 600, maxHeight: 600, showValues: false });
+    mapBox.append(bigMap.el);
+
+    root.append(h("h2", {}, "Tiled attention, one tile at a time"));
+    const stepOut = h("output", { class: "value", "data-testid": "tile-step" });
+    root.append(controls(
+      slider({ label: "Query tile Br", min: 1, max: TILE_N, value: Br, onInput: (v) => { Br = v; step = 0; drawTiles(); } }),
+      slider({ label: "Key tile Bc", min: 1, max: TILE_N, value: Bc, onInput: (v) => { Bc = v; step = 0; drawTiles(); } }),
+      button("Step", () => { step++; drawTiles(); }, { "data-testid": "tile-next" }),
+      button("Run to the end", () => { step = tileCount(TILE_N, TILE_N, Br, Bc); drawTiles(); }, { "data-testid": "tile-run" }),
+      button("Reset", () => { step = 0; drawTiles(); }, { class: "secondary" }),
+      stepOut,
+    ));
+    const tileFig = ctx.figure({ id: "tiles", title: "Online softmax over key tiles", data: () => tileData });
+    const tileCheck = check("tiled-equals-materialised");
+    root.append(tileFig.el, tileCheck.el);
+
+    let mapP: Tensor | null = null;
+    let tileData: unknown = null;
+    const materialised = (N: number): number => heads * N * N * bytes;
+    const tiledWorkingSet = (N: number): number => heads * (2 * N + FLASH_TILE * FLASH_TILE) * bytes;
+    function chartData() {
+      const ns = Array.from({ length: 15 }, (_, i) => 2 ** (i + 6));
+      return { heads, bytesPerNumber: bytes, batch: 1, N: ns, materialised: ns.map(materialised), tiled: ns.map(tiledWorkingSet), tile: FLASH_TILE };
+    }
+
+    function drawChart(): void {
+      state.set({ logN, heads, bytes });
+      const d = chartData();
+      const N = 2 ** logN;
+      replace(chartFig.body, lineChart({
+        width: 680, height: 320, label: "attention matrix bytes against N",
+        series: [
+          { name: "materialised N × N", colour: "#b91c1c", points: d.N.map((n, i) => [n, d.materialised[i]] as const) },
+          { name: `tiled: one ${FLASH_TILE}² tile + 2N row stats`, colour: "#1d4ed8", points: d.N.map((n, i) => [n, d.tiled[i]] as const), dash: "6 4" },
+        ],
+        x: { label: "context length N", log: true, format: (v) => (v >= 1048576 ? `${v / 1048576}M` : v >= 1024 ? `${v / 1024}k` : String(v)) },
+        y: { label: "bytes (batch 1)", log: true, format: fmtBytes, ticks: binaryTicks },
+        refs: [{ y: 80e9, label: "80 GB (one H100)" }],
+        marker: { x: N, label: `N = ${N.toLocaleString("en")}` },
+      }));
+      bytesNote.dataset.value = String(materialised(N));
+      bytesNote.textContent = `N = ${N.toLocaleString("en")}: the attention matrix takes ${heads} × ${N.toLocaleString("en")}² × ${bytes} B = ${fmtBytes(materialised(N))} per layer; the tiled computation needs ${fmtBytes(tiledWorkingSet(N))} beyond Q, K, V and the output.`;
+    }
+
+    function drawMap(): void {
+      state.set({ map: mapN, seed });
+      const t0 = performance.now();
+      const [q, k] = positional(mapN, 16, new Generator(seed));
+      mapP = softmax(mul(matmul(q, transpose(k)), 1 / 4), -1); // [N, N]
+      const t1 = performance.now();
+      // Colour tops out at the typical row peak, not the single largest weight, so the band is visible at every N.
+      const peak = meanRowMax(mapP.data, mapN);
+      bigMap.update({ rows: mapN, cols: mapN, values: mapP.data, scale: weightScale(peak) });
+      const t2 = performance.now();
+      mapNote.dataset.drawMs = String(t2 - t1);
+      mapNote.textContent = `${mapN} × ${mapN} = ${(mapN * mapN).toLocaleString("en")} weights (${fmtBytes(mapN * mapN * 4)} in float32): computed in ${fmt(t1 - t0, 3)} ms, drawn in ${fmt(t2 - t1, 3)} ms. The colour scale tops out at ${fmt(peak, 2)}, the mean of the rows' largest weights. Hover or use the arrow keys to read a weight.`;
+    }
+
+    function drawTiles(): void {
+      const total = tileCount(TILE_N, TILE_N, Br, Bc);
+      step = Math.min(step, total);
+      state.set({ br: Br, bc: Bc, step });
+      const g = new Generator(seed + 1000);
+      const Q = randn([TILE_N, TILE_D], { generator: g, dtype: "float64" });
+      const K = randn([TILE_N, TILE_D], { generator: g, dtype: "float64" });
+      const V = randn([TILE_N, TILE_EV], { generator: g, dtype: "float64" });
+      const st = tiledAttention(Q, K, V, Br, Bc, step);
+      const scores = mul(matmul(Q, transpose(K)), 1 / Math.sqrt(TILE_D));
+      const reference = scaledDotProductAttention(Q, K, V); // materialised: softmax(QKᵀ/√d) V
+      const out = finalOutput(st);
+      const unseen = Uint8Array.from(st.seen, (v) => 1 - v);
+      const notStarted = Uint8Array.from(st.l, (v) => (v === 0 ? 1 : 0));
+      const notStartedOut = Uint8Array.from({ length: TILE_N * TILE_EV }, (_, i) => notStarted[Math.floor(i / TILE_EV)]);
+      const cur = st.current ? [{ r0: st.current.r0, r1: st.current.r1, c0: st.current.c0, c1: st.current.c1, colour: "#d97706" }] : [];
+      const labels = (p: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${p}${i}`);
+      const o = { maxCell: 30, showValues: false };
+      const sMap = new HeatMap({ rows: TILE_N, cols: TILE_N, values: scores.data, scale: signedScale(scores.data), masked: unseen, highlights: cur, rowLabels: labels("q", TILE_N), colLabels: labels("k", TILE_N) }, { label: "scores seen so far", axes: ["query", "key"], ...o, maxWidth: 330 });
+      const mMap = new HeatMap({ rows: TILE_N, cols: 1, values: st.m.map((v) => (Number.isFinite(v) ? v : 0)), scale: signedScale(scores.data), masked: notStarted }, { label: "running max m", axes: ["query", ""], ...o, maxWidth: 30, describe: (c) => `row ${c.r}: m = ${fmt(st.m[c.r])}` });
+      const lMap = new HeatMap({ rows: TILE_N, cols: 1, values: st.l, scale: weightScale(Math.max(1, ...st.l)), masked: notStarted }, { label: "running sum ℓ", axes: ["query", ""], ...o, maxWidth: 30, describe: (c) => `row ${c.r}: ℓ = ${fmt(st.l[c.r])}` });
+      const oMap = new HeatMap({ rows: TILE_N, cols: TILE_EV, values: out.data, scale: signedScale(reference.data), masked: notStartedOut }, { label: "O / ℓ so far", axes: ["query", "dim"], ...o, maxWidth: 90 });
+      const refMap = new HeatMap({ rows: TILE_N, cols: TILE_EV, values: reference.data, scale: signedScale(reference.data) }, { label: "materialised softmax(QKᵀ/√d)V", axes: ["query", "dim"], ...o, maxWidth: 90 });
+      replace(tileFig.body, h("div", { class: "row" },
+        matrixPart("S tiles", [TILE_N, TILE_N], sMap), matrixPart("m", [TILE_N], mMap), matrixPart("ℓ", [TILE_N], lMap),
+        matrixPart("O / ℓ", [TILE_N, TILE_EV], oMap), op("vs"), matrixPart("reference", [TILE_N, TILE_EV], refMap)));
+      stepOut.textContent = `step ${st.stepsDone} of ${total}`;
+      const diff = maxAbsDiff(out, reference);
+      tileData = { Br, Bc, step: st.stepsDone, totalSteps: total, m: arr(st.m).map((v) => (Number.isFinite(v) ? v : null)), l: arr(st.l), output: rowsOf(out), reference: rowsOf(reference), maxAbsDiff: diff };
+      if (st.stepsDone === total) tileCheck.set(diff < 1e-12, `after all ${total} tiles, O / ℓ equals the materialised result (largest difference ${fmt(diff, 2)}), without ever holding the ${TILE_N} × ${TILE_N} weights`);
+      else tileCheck.set(true, `${st.stepsDone} of ${total} tiles done; run to the end to compare with the materialised result`);
+    }
+
+    drawChart();
+    drawMap();
+    drawTiles();
+  },
+};

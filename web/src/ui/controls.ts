@@ -1,0 +1,129 @@
+/**
+ * Form controls built on native inputs (so the keyboard, focus rings and screen readers work without
+ * extra code): sliders, toggles, selects, buttons, the seed box, a small number-matrix editor, and
+ * "check" lines that state a property the maths promises and whether it holds.
+ */
+import { h } from "./dom.js";
+
+let uid = 0;
+const nextId = (p: string): string => `${p}-${++uid}`;
+
+export interface SliderOptions {
+  label: string;
+  min: number;
+  max: number;
+  step?: number;
+  value: number;
+  /** shown next to the slider; defaults to the value */
+  format?: (v: number) => string;
+  onInput: (v: number) => void;
+  testid?: string;
+}
+
+export function slider(o: SliderOptions): HTMLElement {
+  const id = nextId("slider");
+  const out = h("output", { for: id, class: "value" }, (o.format ?? String)(o.value));
+  const input = h("input", {
+    id, type: "range", min: o.min, max: o.max, step: o.step ?? 1, value: o.value, "data-testid": o.testid,
+  });
+  input.addEventListener("input", () => {
+    const v = Number(input.value);
+    out.textContent = (o.format ?? String)(v);
+    o.onInput(v);
+  });
+  return h("div", { class: "control" }, h("label", { for: id }, o.label), input, out);
+}
+
+export function toggle(o: { label: string; checked: boolean; onChange: (v: boolean) => void; testid?: string }): HTMLElement {
+  const id = nextId("toggle");
+  const input = h("input", { id, type: "checkbox", checked: o.checked, "data-testid": o.testid });
+  input.addEventListener("change", () => o.onChange(input.checked));
+  return h("div", { class: "control toggle" }, input, h("label", { for: id }, o.label));
+}
+
+export function select<T extends string | number>(o: {
+  label: string; options: readonly T[]; value: T; onChange: (v: T) => void; names?: (v: T) => string; testid?: string;
+}): HTMLElement {
+  const id = nextId("select");
+  const sel = h("select", { id, "data-testid": o.testid },
+    ...o.options.map((v) => h("option", { value: String(v), selected: v === o.value }, o.names ? o.names(v) : String(v))));
+  sel.addEventListener("change", () => o.onChange(o.options.find((v) => String(v) === sel.value)!));
+  return h("div", { class: "control" }, h("label", { for: id }, o.label), sel);
+}
+
+export function button(label: string, onClick: () => void, attrs: Record<string, string> = {}): HTMLButtonElement {
+  return h("button", { type: "button", ...attrs, onclick: () => onClick() }, label);
+}
+
+/** The visible seed behind every random input: edit it, or draw a new one. */
+export function seedControl(seed: number, onChange: (seed: number) => void): HTMLElement {
+  const id = nextId("seed");
+  const input = h("input", { id, type: "number", min: 0, max: 2147483647, step: 1, value: seed, class: "seed", "data-testid": "seed" });
+  input.addEventListener("change", () => {
+    const v = Math.max(0, Math.floor(Number(input.value)) || 0);
+    input.value = String(v);
+    onChange(v);
+  });
+  const roll = button("New seed", () => {
+    const v = Math.floor(Math.random() * 100000);
+    input.value = String(v);
+    onChange(v);
+  }, { "data-testid": "new-seed" });
+  return h("div", { class: "control" }, h("label", { for: id }, "Seed"), input, roll);
+}
+
+/** A grid of number inputs, one per matrix entry; calls onChange with the whole matrix. */
+export function matrixEditor(o: {
+  label: string; value: number[][]; rowNames: string[]; colNames?: string[]; step?: number;
+  onChange: (m: number[][]) => void; testid?: string;
+}): HTMLElement {
+  const m = o.value.map((r) => [...r]);
+  const cols = m[0]?.length ?? 0;
+  const head = h("tr", {}, h("th", { scope: "col" }, ""), ...(o.colNames ?? Array.from({ length: cols }, (_, j) => `${j}`)).map((c) => h("th", { scope: "col" }, c)));
+  const body = m.map((row, i) => h("tr", {},
+    h("th", { scope: "row" }, o.rowNames[i]),
+    ...row.map((v, j) => {
+      const input = h("input", {
+        type: "number", step: o.step ?? 1, value: v, "aria-label": `${o.label} ${o.rowNames[i]}, column ${j}`,
+        "data-testid": o.testid ? `${o.testid}-${i}-${j}` : undefined,
+      });
+      input.addEventListener("change", () => {
+        const x = Number(input.value);
+        if (!Number.isFinite(x)) return;
+        m[i][j] = x;
+        o.onChange(m.map((r) => [...r]));
+      });
+      return h("td", {}, input);
+    })));
+  return h("table", { class: "matrix-editor", "data-testid": o.testid },
+    h("caption", {}, o.label), h("thead", {}, head), h("tbody", {}, ...body));
+}
+
+/** "✓ rows of P sum to 1 (max |sum − 1| = 1e-7)" — a property of the maths, checked live. */
+export function check(testid: string): { el: HTMLElement; set: (ok: boolean, text: string) => void } {
+  const mark = h("span", { class: "mark", "aria-hidden": "true" });
+  const text = h("span", { class: "text" });
+  const el = h("p", { class: "check", "data-testid": testid, role: "status" }, mark, text);
+  return {
+    el,
+    set(ok, t) {
+      el.dataset.ok = String(ok);
+      el.classList.toggle("fail", !ok);
+      mark.textContent = ok ? "✓" : "✗";
+      text.textContent = t;
+    },
+  };
+}
+
+/** A row of controls. */
+export function controls(...children: HTMLElement[]): HTMLElement {
+  return h("div", { class: "controls" }, ...children);
+}
+
+/** Show a new value in a slider or select made above (without firing its handler). */
+export function setControlValue(control: HTMLElement, value: string | number): void {
+  const input = control.querySelector<HTMLInputElement | HTMLSelectElement>("input, select");
+  if (input) input.value = String(value);
+  const out = control.querySelector("output");
+  if (out) out.textContent = String(value);
+}

@@ -1,0 +1,395 @@
+/**
+ * A heat map on canvas: one pixel per cell in an offscreen image (filled through a 256-entry colour
+ * table), scaled onto the visible canvas, so a 1024 × 1024 map redraws in milliseconds. Hover and
+ * the keyboard cursor draw on a second canvas above it and never repaint the cells.
+ *
+ * Keyboard: the map is focusable; arrow keys move a cursor cell (Shift = 8 cells, Home/End = row
+ * ends) and the tooltip reads its numbers. Export: svg() gives the same picture as SVG (one <rect>
+ * per cell for small maps, an embedded PNG for large ones).
+ */
+import type { ColourScale } from "./colors.js";
+import { MASKED_FILL, MASKED_LINE, textOn } from "./colors.js";
+import { h, xmlEscape } from "./dom.js";
+import { fmt } from "./format.js";
+import { hideTip, showTip } from "./tooltip.js";
+
+export interface Cell {
+  r: number;
+  c: number;
+}
+
+export interface Highlight {
+  r0: number;
+  c0: number;
+  /** exclusive */
+  r1: number;
+  c1: number;
+  colour?: string;
+}
+
+export interface HeatMapData {
+  rows: number;
+  cols: number;
+  /** row-major, rows × cols */
+  values: ArrayLike<number>;
+  scale: ColourScale;
+  /** nonzero = masked out (drawn grey and struck through) */
+  masked?: ArrayLike<number> | null;
+  rowLabels?: readonly string[];
+  colLabels?: readonly string[];
+  highlights?: readonly Highlight[];
+}
+
+export interface HeatMapOptions {
+  /** what the map shows, for screen readers and the tooltip: "attention weights P" */
+  label: string;
+  /** names of the axes for the tooltip: ["query", "key"] */
+  axes?: [string, string];
+  maxCell?: number;
+  /** the widest the map may be (CSS px); default 480 */
+  maxWidth?: number;
+  /** size to the parent's width (the parent must not size to its content), capped by maxWidth */
+  fit?: boolean;
+  /** cells may be wider than tall or taller than wide, so long thin matrices stay readable */
+  stretch?: boolean;
+  /** with stretch: the least height (CSS px) of a row */
+  minRowHeight?: number;
+  maxHeight?: number;
+  /** print values in cells that are large enough (default true) */
+  showValues?: boolean;
+  digits?: number;
+  describe?: (cell: Cell, value: number, masked: boolean) => string;
+  onHover?: (cell: Cell | null) => void;
+}
+
+const FONT = "12px system-ui, sans-serif";
+const VALUE_MIN_CELL = 30;
+const SVG_RECT_LIMIT = 4096;
+
+/** Font size that fits a cell's printed value inside the cell (system-ui digits are ~0.58 em wide). */
+function valueFontSize(text: string, cellWidth: number): number {
+  return Math.max(7, Math.min(11, Math.floor((cellWidth - 4) / (0.58 * text.length))));
+}
+
+/** A cell's printed value: 2 significant digits; tiny magnitudes print as "~0" (the tooltip has them). */
+function cellText(v: number): string {
+  return v !== 0 && Math.abs(v) < 5e-4 ? "~0" : fmt(v, 2);
+}
+
+export class HeatMap {
+  readonly el: HTMLDivElement;
+  private readonly base: HTMLCanvasElement;
+  private readonly overlay: HTMLCanvasElement;
+  private readonly pixels = document.createElement("canvas");
+  private data: HeatMapData;
+  /** cw, ch: a cell's width and height in CSS px (equal unless stretch) */
+  private geom = { left: 0, top: 0, cw: 1, ch: 1, width: 1, height: 1, rotate: false };
+  private hover: Cell | null = null;
+  private cursor: Cell = { r: 0, c: 0 };
+  private readonly resize: ResizeObserver;
+  private lastWidth = -1;
+
+  constructor(data: HeatMapData, private readonly opts: HeatMapOptions) {
+    this.data = data;
+    this.base = h("canvas", { class: "hm-base", "aria-hidden": "true" });
+    this.overlay = h("canvas", { class: "hm-overlay", "aria-hidden": "true" });
+    this.el = h("div", {
+      class: "heatmap",
+      tabindex: 0,
+      role: "img",
+      "data-export": "heatmap",
+      "aria-label": `${opts.label}: ${data.rows} × ${data.cols}. Arrow keys read the cells.`,
+    }, this.base, this.overlay);
+    heatmaps.set(this.el, this);
+    this.el.addEventListener("pointermove", (e) => this.onPointer(e));
+    this.el.addEventListener("pointerleave", () => this.setHover(null));
+    this.el.addEventListener("keydown", (e) => this.onKey(e));
+    this.el.addEventListener("focus", () => this.setHover(this.clampCell(this.cursor), true));
+    this.el.addEventListener("blur", () => this.setHover(null));
+    this.resize = new ResizeObserver(() => {
+      const w = this.el.parentElement?.clientWidth ?? 0;
+      if (w !== this.lastWidth) this.render();
+    });
+    queueMicrotask(() => {
+      if (opts.fit && this.el.parentElement) this.resize.observe(this.el.parentElement);
+    });
+    this.render();
+  }
+
+  /** Replace the data (any subset of fields) and redraw. */
+  update(patch: Partial<HeatMapData>): void {
+    this.data = { ...this.data, ...patch };
+    this.el.setAttribute("aria-label", `${this.opts.label}: ${this.data.rows} × ${this.data.cols}. Arrow keys read the cells.`);
+    this.render();
+  }
+
+  private layout(): void {
+    const { rows, cols, rowLabels, colLabels } = this.data;
+    const ctx = this.base.getContext("2d")!;
+    ctx.font = FONT;
+    const widest = (labels?: readonly string[]): number => (labels ? Math.max(0, ...labels.map((l) => ctx.measureText(l).width)) : 0);
+    const left = rowLabels ? Math.min(110, Math.ceil(widest(rowLabels)) + 8) : 0;
+    this.lastWidth = this.el.parentElement?.clientWidth ?? -1;
+    const avail = this.opts.fit
+      ? Math.min(this.opts.maxWidth ?? Infinity, this.lastWidth > 0 ? this.lastWidth : 480)
+      : this.opts.maxWidth ?? 480;
+    const maxCell = this.opts.maxCell ?? 34;
+    let cell = Math.min(maxCell, (avail - left) / cols);
+    const colW = widest(colLabels);
+    const rotate = colLabels !== undefined && colW > cell - 2;
+    const top = colLabels ? (rotate ? Math.min(90, Math.ceil(colW * 0.72) + 10) : 18) : 0;
+    const right = rotate ? Math.min(64, Math.ceil(colW * 0.72)) : 0; // room for the last slanted label
+    const byWidth = (avail - left - right) / cols, byHeight = ((this.opts.maxHeight ?? 480) - top) / rows;
+    let cw = Math.max(0.05, Math.min(cell, byWidth, byHeight));
+    let ch = cw;
+    if (this.opts.stretch) {
+      cw = Math.max(0.05, Math.min(cell, byWidth));
+      ch = Math.max(0.05, Math.min(maxCell, byHeight, Math.max(cw, this.opts.minRowHeight ?? 0)));
+    }
+    this.geom = { left, top, cw, ch, width: Math.ceil(left + cols * cw + right), height: Math.ceil(top + rows * ch), rotate };
+  }
+
+  /** Fill the one-pixel-per-cell image. */
+  private paintPixels(): void {
+    const { rows, cols, values, scale, masked } = this.data;
+    this.pixels.width = cols;
+    this.pixels.height = rows;
+    const lut = new Uint8ClampedArray(256 * 3);
+    for (let i = 0; i < 256; i++) {
+      const m = scale.interpolator(i / 255).match(/\d+(\.\d+)?/g) ?? ["0", "0", "0"];
+      lut.set([Number(m[0]), Number(m[1]), Number(m[2])], i * 3);
+    }
+    const maskRgb = [0xd4, 0xd4, 0xd8];
+    const img = new ImageData(cols, rows);
+    const px = img.data;
+    for (let i = 0; i < rows * cols; i++) {
+      const o = i * 4;
+      if (masked && masked[i]) {
+        px[o] = maskRgb[0]; px[o + 1] = maskRgb[1]; px[o + 2] = maskRgb[2];
+      } else {
+        const v = values[i];
+        const k = Number.isFinite(v) ? Math.round(scale.t(v) * 255) * 3 : 0;
+        px[o] = lut[k]; px[o + 1] = lut[k + 1]; px[o + 2] = lut[k + 2];
+      }
+      px[o + 3] = 255;
+    }
+    this.pixels.getContext("2d")!.putImageData(img, 0, 0);
+  }
+
+  render(): void {
+    this.layout();
+    this.paintPixels();
+    const { left, top, cw, ch, width, height, rotate } = this.geom;
+    const cell = Math.min(cw, ch);
+    const { rows, cols, values, masked, rowLabels, colLabels } = this.data;
+    const dpr = window.devicePixelRatio || 1;
+    for (const c of [this.base, this.overlay]) {
+      c.width = Math.ceil(width * dpr);
+      c.height = Math.ceil(height * dpr);
+      c.style.width = `${width}px`;
+      c.style.height = `${height}px`;
+    }
+    this.el.style.width = `${width}px`;
+    this.el.style.height = `${height}px`;
+    const ctx = this.base.getContext("2d")!;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    ctx.imageSmoothingEnabled = cell < 1;
+    ctx.drawImage(this.pixels, left, top, cols * cw, rows * ch);
+    if (masked && cell >= 8) {
+      ctx.strokeStyle = MASKED_LINE;
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      for (let i = 0; i < rows * cols; i++) {
+        if (!masked[i]) continue;
+        const x = left + (i % cols) * cw;
+        const y = top + Math.floor(i / cols) * ch;
+        ctx.moveTo(x + 2, y + ch - 2);
+        ctx.lineTo(x + cw - 2, y + 2);
+      }
+      ctx.stroke();
+    }
+    if (cell >= 12) {
+      ctx.strokeStyle = "rgba(255,255,255,0.7)";
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      for (let r = 1; r < rows; r++) { ctx.moveTo(left, top + r * ch); ctx.lineTo(left + cols * cw, top + r * ch); }
+      for (let c = 1; c < cols; c++) { ctx.moveTo(left + c * cw, top); ctx.lineTo(left + c * cw, top + rows * ch); }
+      ctx.stroke();
+    }
+    ctx.font = FONT;
+    ctx.fillStyle = "#1f2937";
+    if (rowLabels) {
+      ctx.textAlign = "right";
+      ctx.textBaseline = "middle";
+      for (let r = 0; r < rows && ch >= 9; r++) ctx.fillText(rowLabels[r] ?? "", left - 5, top + (r + 0.5) * ch, left - 6);
+    }
+    if (colLabels) {
+      for (let c = 0; c < cols && cw >= 9; c++) {
+        const x = left + (c + 0.5) * cw;
+        if (rotate) {
+          ctx.save();
+          ctx.translate(x, top - 4);
+          ctx.rotate(-Math.PI / 4);
+          ctx.textAlign = "left";
+          ctx.textBaseline = "middle";
+          ctx.fillText(colLabels[c] ?? "", 0, 0);
+          ctx.restore();
+        } else {
+          ctx.textAlign = "center";
+          ctx.textBaseline = "alphabetic";
+          ctx.fillText(colLabels[c] ?? "", x, top - 5);
+        }
+      }
+    }
+    if ((this.opts.showValues ?? true) && cell >= VALUE_MIN_CELL) {
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      for (let i = 0; i < rows * cols; i++) {
+        if (masked && masked[i]) continue;
+        const v = values[i];
+        const text = cellText(v);
+        ctx.font = `${valueFontSize(text, cw)}px system-ui, sans-serif`;
+        ctx.fillStyle = textOn(this.data.scale(v));
+        ctx.fillText(text, left + ((i % cols) + 0.5) * cw, top + (Math.floor(i / cols) + 0.5) * ch);
+      }
+    }
+    this.drawOverlay();
+  }
+
+  private drawOverlay(): void {
+    const { left, top, cw, ch, width, height } = this.geom;
+    const dpr = window.devicePixelRatio || 1;
+    const ctx = this.overlay.getContext("2d")!;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    const box = (b: Highlight, colour: string, lw: number): void => {
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = lw;
+      ctx.strokeRect(left + b.c0 * cw + lw / 2, top + b.r0 * ch + lw / 2, (b.c1 - b.c0) * cw - lw, (b.r1 - b.r0) * ch - lw);
+    };
+    for (const b of this.data.highlights ?? []) box(b, b.colour ?? "#d97706", 2.5);
+    if (this.hover) {
+      const { r, c } = this.hover;
+      box({ r0: r, c0: c, r1: r + 1, c1: c + 1 }, "#000000", Math.max(1.5, Math.min(3, Math.min(cw, ch) / 8)));
+    }
+  }
+
+  private clampCell(cell: Cell): Cell {
+    return { r: Math.min(this.data.rows - 1, Math.max(0, cell.r)), c: Math.min(this.data.cols - 1, Math.max(0, cell.c)) };
+  }
+
+  private cellAt(clientX: number, clientY: number): Cell | null {
+    const rect = this.base.getBoundingClientRect();
+    const { left, top, cw, ch } = this.geom;
+    const c = Math.floor((clientX - rect.left - left) / cw);
+    const r = Math.floor((clientY - rect.top - top) / ch);
+    if (r < 0 || c < 0 || r >= this.data.rows || c >= this.data.cols) return null;
+    return { r, c };
+  }
+
+  /** Text for one cell: "query 2 (sat) → key 0 (the): 0.4123". */
+  describe(cell: Cell): string {
+    const i = cell.r * this.data.cols + cell.c;
+    const v = this.data.values[i];
+    const isMasked = Boolean(this.data.masked && this.data.masked[i]);
+    if (this.opts.describe) return this.opts.describe(cell, v, isMasked);
+    const [ra, ca] = this.opts.axes ?? ["row", "col"];
+    const rl = this.data.rowLabels?.[cell.r];
+    const cl = this.data.colLabels?.[cell.c];
+    const where = `${ra} ${cell.r}${rl ? ` (${rl})` : ""}, ${ca} ${cell.c}${cl ? ` (${cl})` : ""}`;
+    return `${this.opts.label}\n${where}: ${isMasked ? "masked" : fmt(v, this.opts.digits ?? 4)}`;
+  }
+
+  private setHover(cell: Cell | null, fromKeyboard = false, clientXY?: [number, number]): void {
+    this.hover = cell;
+    this.drawOverlay();
+    this.opts.onHover?.(cell);
+    if (!cell) {
+      hideTip();
+      return;
+    }
+    let x: number;
+    let y: number;
+    if (clientXY && !fromKeyboard) [x, y] = clientXY;
+    else {
+      const rect = this.base.getBoundingClientRect();
+      x = rect.left + this.geom.left + (cell.c + 1) * this.geom.cw;
+      y = rect.top + this.geom.top + (cell.r + 1) * this.geom.ch;
+    }
+    showTip(this.describe(cell), x, y);
+  }
+
+  private onPointer(e: PointerEvent): void {
+    const cell = this.cellAt(e.clientX, e.clientY);
+    if (cell) this.cursor = cell;
+    this.setHover(cell, false, [e.clientX, e.clientY]);
+  }
+
+  private onKey(e: KeyboardEvent): void {
+    const step = e.shiftKey ? 8 : 1;
+    const moves: Record<string, [number, number]> = {
+      ArrowUp: [-step, 0], ArrowDown: [step, 0], ArrowLeft: [0, -step], ArrowRight: [0, step],
+      Home: [0, -Infinity], End: [0, Infinity], PageUp: [-Infinity, 0], PageDown: [Infinity, 0],
+    };
+    if (e.key === "Escape") {
+      this.setHover(null);
+      return;
+    }
+    const m = moves[e.key];
+    if (!m) return;
+    e.preventDefault();
+    const next = { r: this.cursor.r + m[0], c: this.cursor.c + m[1] };
+    this.cursor = this.clampCell({ r: Number.isFinite(next.r) ? next.r : m[0] > 0 ? this.data.rows : 0, c: Number.isFinite(next.c) ? next.c : m[1] > 0 ? this.data.cols : 0 });
+    this.setHover(this.cursor, true);
+  }
+
+  /** The picture as a standalone <svg> element string, placed at (x, y) when nested. */
+  svg(x = 0, y = 0): string {
+    const { left, top, cw, ch, width, height, rotate } = this.geom;
+    const { rows, cols, values, masked, rowLabels, colLabels, scale } = this.data;
+    const id = `hatch${Math.random().toString(36).slice(2, 8)}`;
+    const out: string[] = [`<svg x="${x}" y="${y}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`];
+    out.push(`<defs><pattern id="${id}" width="6" height="6" patternUnits="userSpaceOnUse"><rect width="6" height="6" fill="${MASKED_FILL}"/><path d="M0 6L6 0" stroke="${MASKED_LINE}" stroke-width="1"/></pattern></defs>`);
+    if (rows * cols <= SVG_RECT_LIMIT) {
+      const showValues = (this.opts.showValues ?? true) && Math.min(cw, ch) >= VALUE_MIN_CELL;
+      for (let i = 0; i < rows * cols; i++) {
+        const cx = +(left + (i % cols) * cw).toFixed(2);
+        const cy = +(top + Math.floor(i / cols) * ch).toFixed(2);
+        const isMasked = masked && masked[i];
+        const fill = isMasked ? `url(#${id})` : scale(values[i]);
+        out.push(`<rect x="${cx}" y="${cy}" width="${+cw.toFixed(2)}" height="${+ch.toFixed(2)}" fill="${fill}"><title>${xmlEscape(this.describe({ r: Math.floor(i / cols), c: i % cols }))}</title></rect>`);
+        if (showValues && !isMasked) {
+          const text = cellText(values[i]);
+          out.push(`<text x="${+(cx + cw / 2).toFixed(2)}" y="${+(cy + ch / 2).toFixed(2)}" text-anchor="middle" dominant-baseline="central" font-size="${valueFontSize(text, cw)}" fill="${textOn(scale(values[i]))}">${xmlEscape(text)}</text>`);
+        }
+      }
+    } else {
+      out.push(`<image x="${left}" y="${top}" width="${cols * cw}" height="${rows * ch}" preserveAspectRatio="none" style="image-rendering:pixelated" href="${this.pixels.toDataURL("image/png")}"/>`);
+    }
+    if (rowLabels && ch >= 9) {
+      rowLabels.forEach((l, r) => out.push(`<text x="${left - 5}" y="${+(top + (r + 0.5) * ch).toFixed(2)}" text-anchor="end" dominant-baseline="central" fill="#1f2937">${xmlEscape(l)}</text>`));
+    }
+    if (colLabels && cw >= 9) {
+      colLabels.forEach((l, c) => {
+        const cx = +(left + (c + 0.5) * cw).toFixed(2);
+        out.push(rotate
+          ? `<text transform="translate(${cx},${top - 4}) rotate(-45)" dominant-baseline="central" fill="#1f2937">${xmlEscape(l)}</text>`
+          : `<text x="${cx}" y="${top - 5}" text-anchor="middle" fill="#1f2937">${xmlEscape(l)}</text>`);
+      });
+    }
+    for (const b of this.data.highlights ?? []) {
+      out.push(`<rect x="${left + b.c0 * cw + 1.25}" y="${top + b.r0 * ch + 1.25}" width="${(b.c1 - b.c0) * cw - 2.5}" height="${(b.r1 - b.r0) * ch - 2.5}" fill="none" stroke="${b.colour ?? "#d97706"}" stroke-width="2.5"/>`);
+    }
+    out.push("</svg>");
+    return out.join("");
+  }
+
+  dispose(): void {
+    this.resize.disconnect();
+    heatmaps.delete(this.el);
+  }
+}
+
+/** Every live heat map by its element, for the exporter. */
+export const heatmaps = new WeakMap<Element, HeatMap>();
