@@ -1,0 +1,46 @@
+// Entry point of the kernels module. The JavaScript side (src/kernels/wasm/) stages operands in the
+// shared linear memory, writes a job descriptor at JOB_BASE and has every participating thread call
+// run_tasks(tid); threads grab task indices from the descriptor's atomic counter until none are left.
+
+import {
+  CTL_BASE, CTL_WORKER_TASKS, J_KIND, J_NEXT, J_NTASKS, JOB_BASE, K_ATT_BWD, K_ATT_BWD_PREP, K_ATT_FWD, K_MM, K_MM_PACK_B,
+} from "./layout";
+import { attBwdPrepTask, attBwdTask, attFwdTask, bwdScratchFloats, fwdScratchFloats } from "./attention";
+import { mmPackBTask, mmScratchFloats, mmTask, MM_MB, MM_NB } from "./matmul";
+
+export function run_tasks(tid: i32): void {
+  const job = <usize>JOB_BASE;
+  const kind = load<i32>(job + (<usize>J_KIND << 2));
+  const n = load<i32>(job + (<usize>J_NTASKS << 2));
+  const next = job + (<usize>J_NEXT << 2);
+  while (true) {
+    const t = atomic.add<i32>(next, 1);
+    if (t >= n) break;
+    if (tid > 0) atomic.add<i32>(<usize>CTL_BASE + (<usize>CTL_WORKER_TASKS << 2), 1);
+    if (kind == K_ATT_FWD) attFwdTask(job, t, tid);
+    else if (kind == K_ATT_BWD) attBwdTask(job, t, tid);
+    else if (kind == K_ATT_BWD_PREP) attBwdPrepTask(job, t);
+    else if (kind == K_MM) mmTask(job, t, tid);
+    else if (kind == K_MM_PACK_B) mmPackBTask(job, t);
+  }
+}
+
+export function fwd_scratch_floats(Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
+  return fwdScratchFloats(Br, Bc, Ep, Evp);
+}
+
+export function bwd_scratch_floats(Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
+  return bwdScratchFloats(Br, Bc, Ep, Evp);
+}
+
+export function mm_row_block(): i32 {
+  return MM_MB;
+}
+
+export function mm_col_block(): i32 {
+  return MM_NB;
+}
+
+export function mm_scratch_floats(): i32 {
+  return mmScratchFloats();
+}

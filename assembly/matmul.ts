@@ -1,0 +1,147 @@
+// Blocked float32 matrix product: out[bi] (+)= op(a[bi]) . op(b[bi]).
+//   K_MM_PACK_B tasks pack b into panels of 8 columns, [np / 8][k][8] (transposing it if transB, zero
+//   columns past n), so the product kernel streams 32 contiguous bytes of b per k step.
+//   K_MM tasks each own one (product, column block, row block) of out: per k block they pack their rows
+//   of a into [rows / 4][kc][4] in thread scratch (transposing if transA, zero rows past m), then run the
+//   4x8 register tile over the block. k is summed in increasing order inside one task, so results do not
+//   depend on the thread count.
+
+import {
+  J_PARAMS, J_SCRATCH, J_SCRATCH_STRIDE, MM_A, MM_ABATCH, MM_ACC, MM_B, MM_BATCH, MM_BBATCH, MM_BP, MM_C, MM_K,
+  MM_M, MM_MBLOCKS, MM_MP, MM_N, MM_NBLOCKS, MM_NP, MM_TRANSA, MM_TRANSB,
+} from "./layout";
+import { tile4x8 } from "./simd";
+
+export const MM_MB: i32 = 64; // rows per task
+export const MM_NB: i32 = 256; // columns per task
+export const MM_KC: i32 = 256; // k block
+const PANELS_PER_PACK_TASK: i32 = 8;
+
+// @ts-ignore: decorator
+@inline function prm(job: usize, slot: i32): i32 {
+  return load<i32>(job + (<usize>(J_PARAMS + slot) << 2));
+}
+// @ts-ignore: decorator
+@inline function imin(a: i32, b: i32): i32 {
+  return a < b ? a : b;
+}
+
+/** Scratch floats one K_MM task needs (its packed rows of a). */
+export function mmScratchFloats(): i32 {
+  return MM_MB * MM_KC;
+}
+
+/** Task (b index, group of 8 panels): pack columns of b into [panel][k][8]. */
+export function mmPackBTask(job: usize, t: i32): void {
+  const n = prm(job, MM_N), np = prm(job, MM_NP), k = prm(job, MM_K);
+  const transB = prm(job, MM_TRANSB) != 0;
+  const panels = np >> 3;
+  const groups = (panels + PANELS_PER_PACK_TASK - 1) / PANELS_PER_PACK_TASK;
+  const bi = t / groups;
+  const pg = t - bi * groups;
+  const src = <usize>prm(job, MM_B) + (<usize>bi * <usize>n * <usize>k << 2);
+  const dstBase = <usize>prm(job, MM_BP) + (<usize>bi * <usize>np * <usize>k << 2);
+  const pEnd = imin(panels, (pg + 1) * PANELS_PER_PACK_TASK);
+  for (let pn = pg * PANELS_PER_PACK_TASK; pn < pEnd; pn++) {
+    const c0 = pn << 3;
+    let dst = dstBase + (<usize>pn * <usize>k << 5);
+    if (!transB && c0 + 8 <= n) {
+      let s = src + (<usize>c0 << 2);
+      const ld = <usize>n << 2;
+      for (let p = 0; p < k; p++) {
+        v128.store(dst, v128.load(s));
+        v128.store(dst, v128.load(s, 16), 16);
+        s += ld;
+        dst += 32;
+      }
+    } else {
+      for (let p = 0; p < k; p++) {
+        for (let c = 0; c < 8; c++) {
+          const col = c0 + c;
+          let x: f32 = 0;
+          if (col < n) x = transB ? load<f32>(src + ((<usize>col * <usize>k + <usize>p) << 2)) : load<f32>(src + ((<usize>p * <usize>n + <usize>col) << 2));
+          store<f32>(dst + (<usize>c << 2), x);
+        }
+        dst += 32;
+      }
+    }
+  }
+}
+
+/** Packs rows [i0, i0 + rows) x k range [p0, p0 + kw) of a into ap as [rows / 4][kw][4]. */
+function packA(ap: usize, a: usize, transA: bool, m: i32, k: i32, i0: i32, rows: i32, p0: i32, kw: i32): void {
+  for (let q = 0; q < rows; q += 4) {
+    let dst = ap + (<usize>(q * kw) << 2);
+    const r0 = i0 + q;
+    if (transA) {
+      // a is [k][m]: 4 consecutive rows of out are 4 consecutive floats
+      let s = a + ((<usize>p0 * <usize>m + <usize>r0) << 2);
+      const ld = <usize>m << 2;
+      if (r0 + 4 <= m) {
+        for (let p = 0; p < kw; p++) {
+          v128.store(dst, v128.load(s));
+          s += ld;
+          dst += 16;
+        }
+      } else {
+        for (let p = 0; p < kw; p++) {
+          for (let r = 0; r < 4; r++) store<f32>(dst + (<usize>r << 2), r0 + r < m ? load<f32>(s + (<usize>r << 2)) : 0);
+          s += ld;
+          dst += 16;
+        }
+      }
+    } else {
+      // a is [m][k]
+      for (let r = 0; r < 4; r++) {
+        const row = r0 + r;
+        let d = dst + (<usize>r << 2);
+        if (row < m) {
+          let s = a + ((<usize>row * <usize>k + <usize>p0) << 2);
+          for (let p = 0; p < kw; p++) {
+            store<f32>(d, load<f32>(s));
+            s += 4;
+            d += 16;
+          }
+        } else {
+          for (let p = 0; p < kw; p++) {
+            store<f32>(d, 0);
+            d += 16;
+          }
+        }
+      }
+    }
+  }
+}
+
+export function mmTask(job: usize, t: i32, tid: i32): void {
+  const m = prm(job, MM_M), mp = prm(job, MM_MP), np = prm(job, MM_NP), k = prm(job, MM_K);
+  const mb = prm(job, MM_MBLOCKS), nb = prm(job, MM_NBLOCKS);
+  const transA = prm(job, MM_TRANSA) != 0;
+  const acc = prm(job, MM_ACC) != 0;
+  const per = mb * nb;
+  const bi = t / per;
+  const rem = t - bi * per;
+  const jb = rem / mb;
+  const ib = rem - jb * mb;
+  const i0 = ib * MM_MB, n0 = jb * MM_NB;
+  const Mw = imin(MM_MB, mp - i0), Nw = imin(MM_NB, np - n0);
+  void prm(job, MM_BATCH);
+
+  const a = <usize>prm(job, MM_A) + (<usize>(prm(job, MM_ABATCH) * bi) * <usize>m * <usize>k << 2);
+  const bp = <usize>prm(job, MM_BP) + (<usize>(prm(job, MM_BBATCH) * bi) * <usize>k * <usize>np << 2);
+  const c = <usize>prm(job, MM_C) + ((<usize>bi * <usize>mp * <usize>np + <usize>i0 * <usize>np + <usize>n0) << 2);
+  const ldc = <usize>np << 2;
+  const ap = <usize>load<u32>(job + (<usize>J_SCRATCH << 2)) + <usize>tid * <usize>load<u32>(job + (<usize>J_SCRATCH_STRIDE << 2));
+  for (let p0 = 0; p0 < k; p0 += MM_KC) {
+    const kw = imin(MM_KC, k - p0);
+    packA(ap, a, transA, m, k, i0, Mw, p0, kw);
+    const accum = acc || p0 > 0;
+    for (let j = 0; j < Nw; j += 8) {
+      const panel = bp + (((<usize>(n0 + j) >> 3) * <usize>k + <usize>p0) << 5);
+      const cj = c + (<usize>j << 2);
+      for (let i = 0; i < Mw; i += 4) {
+        tile4x8(cj + <usize>i * ldc, ldc, ap + (<usize>(i * kw) << 2), 4, 16, panel, 32, kw, accum);
+      }
+    }
+  }
+}

@@ -1,0 +1,411 @@
+/**
+ * The wasm backend: float32 kernels in WebAssembly SIMD (assembly/), run on a pool of threads over
+ * one shared memory (runtime.ts). A call stages its operands into linear memory (padding rows to
+ * multiples of 4 or 8 and the head dims to multiples of 8, with zeros), publishes one or more jobs,
+ * and copies the results back. Attention is staged a few kv groups (b, kv head) at a time, within a
+ * fixed byte budget, so that memory stays bounded for long sequences. float64 calls, and calls too
+ * small to be worth staging, go to the reference kernels.
+ */
+import type { FloatArray } from "../../tensor/dtype.js";
+import type { AttentionParams, Backend, MatmulParams } from "../backend.js";
+import { dropoutThreshold } from "../dropoutHash.js";
+import { refAttentionBackward, refAttentionForward } from "../ref/attention.js";
+import { refMatmul } from "../ref/matmul.js";
+import * as Lay from "./build/layout.js";
+import { getNumThreads, getRuntime, type WasmRuntime } from "./runtime.js";
+
+/** Tunables (exported for tests and benchmarks; results never depend on the thread count). */
+export const wasmTuning = {
+  /** query rows per attention tile (multiple of 8) */
+  Br: 64,
+  /** keys per attention tile (multiple of 8) */
+  Bc: 64,
+  /** bytes of staged attention tensors per round (at least one kv group is always staged) */
+  stagingBudget: 32 * 1024 * 1024,
+  /** below this many flops a call runs on the calling thread alone */
+  minParallelFlops: 4e6,
+  /** below this many flops a matmul goes to the reference kernel */
+  minMatmulFlops: 16384,
+};
+
+const up4 = (x: number): number => (x + 3) & ~3;
+const up8 = (x: number): number => (x + 7) & ~7;
+
+function isF32(...xs: FloatArray[]): boolean {
+  for (const x of xs) if (!(x instanceof Float32Array)) return false;
+  return true;
+}
+
+/**
+ * Copies `rows` rows of `cols` floats (source row stride `srcStride`) into rows of `dstCols` floats
+ * at dst[dstOff], zero-filling the padding columns; then zero-fills rows rows..padRows.
+ */
+function stageRows(
+  dst: Float32Array, dstOff: number, src: FloatArray, srcOff: number,
+  rows: number, cols: number, srcStride: number, dstCols: number, padRows: number,
+): void {
+  if (cols === dstCols && cols === srcStride) {
+    dst.set(src.subarray(srcOff, srcOff + rows * cols), dstOff);
+  } else {
+    for (let r = 0; r < rows; r++) {
+      const d = dstOff + r * dstCols;
+      dst.set(src.subarray(srcOff + r * srcStride, srcOff + r * srcStride + cols), d);
+      if (dstCols > cols) dst.fill(0, d + cols, d + dstCols);
+    }
+  }
+  if (padRows > rows) dst.fill(0, dstOff + rows * dstCols, dstOff + padRows * dstCols);
+}
+
+/** The inverse: rows of `cols` floats out of rows of `srcCols` floats. */
+function unstageRows(
+  dst: FloatArray, dstOff: number, src: Float32Array, srcOff: number, rows: number, cols: number, srcCols: number,
+): void {
+  if (cols === srcCols) {
+    dst.set(src.subarray(srcOff, srcOff + rows * cols), dstOff);
+  } else {
+    for (let r = 0; r < rows; r++) dst.set(src.subarray(srcOff + r * srcCols, srcOff + r * srcCols + cols), dstOff + r * cols);
+  }
+}
+
+// ----------------------------------------------------------------------------------------------
+// matmul
+// ----------------------------------------------------------------------------------------------
+
+function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulParams): void {
+  const { batch, m, n, k, aBatchStride, bBatchStride, transA, transB, accumulate } = p;
+  if (batch * m * n === 0) return;
+  if (k === 0) {
+    if (!accumulate) out.fill(0, 0, batch * m * n);
+    return;
+  }
+  const flops = 2 * batch * m * n * k;
+  const rt = isF32(out, a, b) && flops >= wasmTuning.minMatmulFlops ? getRuntime() : null;
+  if (rt === null) {
+    refMatmul(out, a, b, p);
+    return;
+  }
+  const mp = up4(m), np = up8(n);
+  const nA = aBatchStride === 0 ? 1 : batch;
+  const nB = bBatchStride === 0 ? 1 : batch;
+  rt.reset();
+  const [scratch, stride] = rt.allocScratch(rt.exports.mm_scratch_floats());
+  const aP = rt.allocF32(nA * m * k);
+  const bP = rt.allocF32(nB * n * k);
+  const bpP = rt.allocF32(nB * k * np);
+  const cP = rt.allocF32(batch * mp * np);
+  const f32 = rt.f32;
+  // a and b go in as given (the kernels pack them); out is staged with padded rows and columns
+  for (let i = 0; i < nA; i++) f32.set(a.subarray(i * aBatchStride, i * aBatchStride + m * k), (aP >> 2) + i * m * k);
+  for (let i = 0; i < nB; i++) f32.set(b.subarray(i * bBatchStride, i * bBatchStride + n * k), (bP >> 2) + i * n * k);
+  if (accumulate) {
+    for (let i = 0; i < batch; i++) stageRows(f32, (cP >> 2) + i * mp * np, out, i * m * n, m, n, n, np, m);
+  }
+  const threads = flops < wasmTuning.minParallelFlops ? 1 : getNumThreads();
+  const mb = Math.ceil(mp / rt.exports.mm_row_block());
+  const nb = Math.ceil(np / rt.exports.mm_col_block());
+  const prm: number[] = new Array(20).fill(0);
+  prm[Lay.MM_A] = aP;
+  prm[Lay.MM_BP] = bpP;
+  prm[Lay.MM_B] = bP;
+  prm[Lay.MM_C] = cP;
+  prm[Lay.MM_BATCH] = batch;
+  prm[Lay.MM_MP] = mp;
+  prm[Lay.MM_NP] = np;
+  prm[Lay.MM_K] = k;
+  prm[Lay.MM_ABATCH] = nA === 1 ? 0 : 1;
+  prm[Lay.MM_BBATCH] = nB === 1 ? 0 : 1;
+  prm[Lay.MM_TRANSA] = transA ? 1 : 0;
+  prm[Lay.MM_TRANSB] = transB ? 1 : 0;
+  prm[Lay.MM_ACC] = accumulate ? 1 : 0;
+  prm[Lay.MM_M] = m;
+  prm[Lay.MM_N] = n;
+  prm[Lay.MM_MBLOCKS] = mb;
+  prm[Lay.MM_NBLOCKS] = nb;
+  const packTasks = nB * Math.ceil(np / 64);
+  rt.setJob(Lay.K_MM_PACK_B, packTasks, scratch, stride, prm);
+  rt.runJob(threads, packTasks);
+  const tasks = batch * mb * nb;
+  rt.setJob(Lay.K_MM, tasks, scratch, stride, prm);
+  rt.runJob(threads, tasks);
+  const res = rt.f32;
+  for (let i = 0; i < batch; i++) unstageRows(out, i * m * n, res, (cP >> 2) + i * mp * np, m, n, np);
+}
+
+// ----------------------------------------------------------------------------------------------
+// attention
+// ----------------------------------------------------------------------------------------------
+
+interface AttGeometry {
+  G: number;
+  Lp: number;
+  Sp: number;
+  Ep: number;
+  Evp: number;
+  Br: number;
+  Bc: number;
+  nI: number;
+  nJ: number;
+}
+
+function geometry(p: AttentionParams): AttGeometry {
+  const Lp = up8(p.L), Sp = up8(p.S);
+  const Br = Math.min(up8(wasmTuning.Br), Lp), Bc = Math.min(up8(wasmTuning.Bc), Sp);
+  return {
+    G: p.H / p.Hkv, Lp, Sp, Ep: up8(p.E), Evp: up8(p.Ev), Br, Bc,
+    nI: Math.ceil(Lp / Br), nJ: Math.ceil(Sp / Bc),
+  };
+}
+
+function causalOffset(p: AttentionParams): number {
+  if (p.causal === "top-left") return 0;
+  if (p.causal === "bottom-right") return p.S - p.L;
+  return p.S;
+}
+
+/** Parameter slots shared by forward and backward jobs (pointers filled in by the caller). */
+function attParams(p: AttentionParams, g: AttGeometry, g0: number, ng: number): number[] {
+  const prm: number[] = new Array(40).fill(0);
+  prm[Lay.A_G0] = g0;
+  prm[Lay.A_NG] = ng;
+  prm[Lay.A_H] = p.H;
+  prm[Lay.A_HKV] = p.Hkv;
+  prm[Lay.A_L] = p.L;
+  prm[Lay.A_S] = p.S;
+  prm[Lay.A_LP] = g.Lp;
+  prm[Lay.A_SP] = g.Sp;
+  prm[Lay.A_EP] = g.Ep;
+  prm[Lay.A_EVP] = g.Evp;
+  prm[Lay.A_BR] = g.Br;
+  prm[Lay.A_BC] = g.Bc;
+  prm[Lay.A_CAUSAL_OFF] = causalOffset(p);
+  prm[Lay.A_SCALE] = p.scale;
+  const drop = p.dropoutP > 0;
+  prm[Lay.A_DROP_ON] = drop ? 1 : 0;
+  prm[Lay.A_DROP_THR] = drop ? dropoutThreshold(p.dropoutP) | 0 : 0;
+  prm[Lay.A_DROP_INV] = drop && p.dropoutP < 1 ? 1 / (1 - p.dropoutP) : 0;
+  prm[Lay.A_DROP_SEED] = p.dropoutSeed | 0;
+  return prm;
+}
+const ATT_F32_SLOTS = [Lay.A_SCALE, Lay.A_DROP_INV];
+
+/** Stages the part of the mask that kv groups [g0, g0 + ng) read; fills the mask slots of prm. */
+function stageMask(rt: WasmRuntime, p: AttentionParams, g0: number, ng: number, prm: number[]): void {
+  const mk = p.mask;
+  if (mk === null) return;
+  const [sb, sh, sl, ss] = mk.strides;
+  const G = p.H / p.Hkv;
+  let lo = Infinity, hi = -Infinity;
+  for (let g = g0; g < g0 + ng; g++) {
+    const b = Math.floor(g / p.Hkv), kvh = g % p.Hkv;
+    for (let hh = 0; hh < G; hh++) {
+      const base = b * sb + (kvh * G + hh) * sh;
+      lo = Math.min(lo, base + Math.min(0, (p.L - 1) * sl) + Math.min(0, (p.S - 1) * ss));
+      hi = Math.max(hi, base + Math.max(0, (p.L - 1) * sl) + Math.max(0, (p.S - 1) * ss) + 1);
+    }
+  }
+  lo = Math.max(0, lo);
+  hi = Math.min(mk.data.length, hi);
+  const n = Math.max(0, hi - lo);
+  let at: number;
+  if (mk.kind === "bool") {
+    at = rt.alloc(n);
+    rt.u8.set(mk.data.subarray(lo, hi), at);
+  } else {
+    at = rt.allocF32(n);
+    rt.f32.set(mk.data.subarray(lo, hi), at >> 2);
+  }
+  prm[Lay.A_MASK_KIND] = mk.kind === "bool" ? 1 : 2;
+  prm[Lay.A_MASK_PTR] = at;
+  prm[Lay.A_MASK_LO] = lo;
+  prm[Lay.A_MASK_SB] = sb;
+  prm[Lay.A_MASK_SH] = sh;
+  prm[Lay.A_MASK_SL] = sl;
+  prm[Lay.A_MASK_SS] = ss;
+}
+
+function maskRoundBytes(p: AttentionParams, ngroups: number): number {
+  const mk = p.mask;
+  if (mk === null) return 0;
+  const elem = mk.kind === "bool" ? 1 : 4;
+  return Math.min(mk.data.length, ngroups * (p.H / p.Hkv) * p.L * p.S) * elem;
+}
+
+function attThreads(p: AttentionParams, passes: number): number {
+  const flops = passes * p.B * p.H * p.L * p.S * (p.E + p.Ev);
+  return flops < wasmTuning.minParallelFlops ? 1 : getNumThreads();
+}
+
+/** Groups per round: as many kv groups as fit the staging budget, at least one. */
+function groupsPerRound(p: AttentionParams, floatsPerGroup: number): number {
+  const groups = p.B * p.Hkv;
+  let ng = Math.max(1, Math.floor(wasmTuning.stagingBudget / (4 * floatsPerGroup)));
+  ng = Math.min(ng, groups);
+  while (ng > 1 && 4 * ng * floatsPerGroup + maskRoundBytes(p, ng) > wasmTuning.stagingBudget) ng--;
+  return ng;
+}
+
+function kvGroupHeads(p: AttentionParams, g: number, G: number): { b: number; h0: number } {
+  const b = Math.floor(g / p.Hkv), kvh = g % p.Hkv;
+  return { b, h0: kvh * G };
+}
+
+function wasmAttentionForward(
+  p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
+): void {
+  const { B, H, L, S, E, Ev } = p;
+  if (B * H * L === 0) return;
+  const rt = isF32(q, k, v, out, lse) && S > 0 && E > 0 && Ev > 0 ? getRuntime() : null;
+  if (rt === null) {
+    refAttentionForward(p, q, k, v, out, lse);
+    return;
+  }
+  const g = geometry(p);
+  const { G, Lp, Sp, Ep, Evp, Br, Bc, nI } = g;
+  const perGroup = G * Lp * (Ep + Evp + 1) + Sp * (Ep + Evp);
+  const NGmax = groupsPerRound(p, perGroup);
+  const threads = attThreads(p, 2);
+  const groups = B * p.Hkv;
+  for (let g0 = 0; g0 < groups; g0 += NGmax) {
+    const NG = Math.min(NGmax, groups - g0);
+    rt.reset();
+    const [scratch, stride] = rt.allocScratch(rt.exports.fwd_scratch_floats(Br, Bc, Ep, Evp));
+    const qP = rt.allocF32(NG * G * Lp * Ep);
+    const kP = rt.allocF32(NG * Sp * Ep);
+    const vP = rt.allocF32(NG * Sp * Evp);
+    const oP = rt.allocF32(NG * G * Lp * Evp);
+    const lseP = rt.allocF32(NG * G * Lp);
+    const prm = attParams(p, g, g0, NG);
+    stageMask(rt, p, g0, NG, prm);
+    const f32 = rt.f32;
+    for (let gl = 0; gl < NG; gl++) {
+      const gg = g0 + gl;
+      const { b, h0 } = kvGroupHeads(p, gg, G);
+      for (let hh = 0; hh < G; hh++) {
+        const head = b * H + h0 + hh;
+        stageRows(f32, (qP >> 2) + (gl * G + hh) * Lp * Ep, q, head * L * E, L, E, E, Ep, Lp);
+      }
+      stageRows(f32, (kP >> 2) + gl * Sp * Ep, k, gg * S * E, S, E, E, Ep, Sp);
+      stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
+    }
+    prm[Lay.A_Q] = qP;
+    prm[Lay.A_K] = kP;
+    prm[Lay.A_V] = vP;
+    prm[Lay.A_O] = oP;
+    prm[Lay.A_LSE] = lseP;
+    const tasks = NG * G * nI;
+    rt.setJob(Lay.K_ATT_FWD, tasks, scratch, stride, prm, ATT_F32_SLOTS);
+    rt.runJob(threads, tasks);
+    const res = rt.f32;
+    for (let gl = 0; gl < NG; gl++) {
+      const { b, h0 } = kvGroupHeads(p, g0 + gl, G);
+      for (let hh = 0; hh < G; hh++) {
+        const head = b * H + h0 + hh;
+        const hl = gl * G + hh;
+        unstageRows(out, head * L * Ev, res, (oP >> 2) + hl * Lp * Evp, L, Ev, Evp);
+        lse.set(res.subarray((lseP >> 2) + hl * Lp, (lseP >> 2) + hl * Lp + L), head * L);
+      }
+    }
+  }
+}
+
+function wasmAttentionBackward(
+  p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, dout: FloatArray,
+  lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray,
+): void {
+  const { B, H, Hkv, L, S, E, Ev } = p;
+  const rt = isF32(q, k, v, out, dout, lse, dq, dk, dv) && B * H * L > 0 && S > 0 && E > 0 && Ev > 0
+    ? getRuntime() : null;
+  if (rt === null) {
+    refAttentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv);
+    return;
+  }
+  const g = geometry(p);
+  const { G, Lp, Sp, Ep, Evp, Br, Bc, nI, nJ } = g;
+  const perGroup = G * Lp * (3 * Ep + 2 * Evp + 2) + Sp * (2 * Ep + 2 * Evp) + G * nI;
+  const NGmax = groupsPerRound(p, perGroup);
+  const threads = attThreads(p, 5);
+  const groups = B * Hkv;
+  for (let g0 = 0; g0 < groups; g0 += NGmax) {
+    const NG = Math.min(NGmax, groups - g0);
+    rt.reset();
+    const [scratch, stride] = rt.allocScratch(rt.exports.bwd_scratch_floats(Br, Bc, Ep, Evp));
+    const nh = NG * G;
+    const qP = rt.allocF32(nh * Lp * Ep);
+    const kP = rt.allocF32(NG * Sp * Ep);
+    const vP = rt.allocF32(NG * Sp * Evp);
+    const doP = rt.allocF32(nh * Lp * Evp);
+    const lseP = rt.allocF32(nh * Lp);
+    const dP = rt.allocF32(nh * Lp);
+    const qtP = rt.allocF32(nh * Lp * Ep);
+    const dotP = rt.allocF32(nh * Lp * Evp);
+    const dqP = rt.allocF32(nh * Lp * Ep);
+    const dkP = rt.allocF32(NG * Sp * Ep);
+    const dvP = rt.allocF32(NG * Sp * Evp);
+    const cntP = rt.alloc(4 * nh * nI);
+    const prm = attParams(p, g, g0, NG);
+    stageMask(rt, p, g0, NG, prm);
+    const f32 = rt.f32;
+    for (let gl = 0; gl < NG; gl++) {
+      const gg = g0 + gl;
+      const { b, h0 } = kvGroupHeads(p, gg, G);
+      for (let hh = 0; hh < G; hh++) {
+        const head = b * H + h0 + hh;
+        const hl = gl * G + hh;
+        stageRows(f32, (qP >> 2) + hl * Lp * Ep, q, head * L * E, L, E, E, Ep, Lp);
+        stageRows(f32, (doP >> 2) + hl * Lp * Evp, dout, head * L * Ev, L, Ev, Ev, Evp, Lp);
+        const lo = (lseP >> 2) + hl * Lp, dlo = (dP >> 2) + hl * Lp;
+        for (let l = 0; l < L; l++) {
+          const x = lse[head * L + l];
+          f32[lo + l] = x === -Infinity ? Infinity : x; // fully masked row: P = exp(s - inf) = 0
+          // D = rowsum(dO * O)
+          const r = (head * L + l) * Ev;
+          let d = 0;
+          for (let c = 0; c < Ev; c++) d += dout[r + c] * out[r + c];
+          f32[dlo + l] = d;
+        }
+        f32.fill(Infinity, lo + L, lo + Lp);
+        f32.fill(0, dlo + L, dlo + Lp);
+      }
+      stageRows(f32, (kP >> 2) + gl * Sp * Ep, k, gg * S * E, S, E, E, Ep, Sp);
+      stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
+    }
+    f32.fill(0, dqP >> 2, (dqP >> 2) + nh * Lp * Ep);
+    rt.i32.fill(0, cntP >> 2, (cntP >> 2) + nh * nI);
+    prm[Lay.A_Q] = qP;
+    prm[Lay.A_K] = kP;
+    prm[Lay.A_V] = vP;
+    prm[Lay.A_LSE] = lseP;
+    prm[Lay.A_DO] = doP;
+    prm[Lay.A_D] = dP;
+    prm[Lay.A_QT] = qtP;
+    prm[Lay.A_DOT] = dotP;
+    prm[Lay.A_DQ] = dqP;
+    prm[Lay.A_DK] = dkP;
+    prm[Lay.A_DV] = dvP;
+    prm[Lay.A_CNT] = cntP;
+    const prepTasks = nh * nI;
+    rt.setJob(Lay.K_ATT_BWD_PREP, prepTasks, scratch, stride, prm, ATT_F32_SLOTS);
+    rt.runJob(threads, prepTasks);
+    const tasks = NG * nJ;
+    rt.setJob(Lay.K_ATT_BWD, tasks, scratch, stride, prm, ATT_F32_SLOTS);
+    rt.runJob(threads, tasks);
+    const res = rt.f32;
+    for (let gl = 0; gl < NG; gl++) {
+      const gg = g0 + gl;
+      const { b, h0 } = kvGroupHeads(p, gg, G);
+      for (let hh = 0; hh < G; hh++) {
+        const head = b * H + h0 + hh;
+        unstageRows(dq, head * L * E, res, (dqP >> 2) + (gl * G + hh) * Lp * Ep, L, E, Ep);
+      }
+      unstageRows(dk, gg * S * E, res, (dkP >> 2) + gl * Sp * Ep, S, E, Ep);
+      unstageRows(dv, gg * S * Ev, res, (dvP >> 2) + gl * Sp * Evp, S, Ev, Evp);
+    }
+  }
+}
+
+export const wasmBackend: Backend = {
+  name: "wasm",
+  matmul: wasmMatmul,
+  attentionForward: wasmAttentionForward,
+  attentionBackward: wasmAttentionBackward,
+};

@@ -1,0 +1,490 @@
+/**
+ * The WebAssembly runtime behind the wasm backend: the kernels module (embedded as base64, compiled
+ * synchronously on first use), one WebAssembly.Memory shared by every thread, a bump allocator for
+ * the per-call staging buffers, and a pool of workers that run tasks of a job together with the
+ * calling thread.
+ *
+ * Synchronous by design: a kernel call publishes a job, does tasks itself, and blocks with
+ * Atomics.wait until the workers it enlisted are done (allowed on Node's main thread and in workers).
+ * Where the caller cannot block (a browser's main thread) or memory cannot be shared (a page that is
+ * not cross-origin isolated), jobs run on the calling thread alone; results are bitwise the same.
+ */
+import { ArgumentError } from "../../tensor/errors.js";
+import { wasmBase64, wasmRelaxedBase64 } from "./build/kernelsWasm.js";
+import * as Lay from "./build/layout.js";
+import { workerSource } from "./worker.js";
+
+export interface KernelExports {
+  run_tasks(tid: number): void;
+  fwd_scratch_floats(Br: number, Bc: number, Ep: number, Evp: number): number;
+  bwd_scratch_floats(Br: number, Bc: number, Ep: number, Evp: number): number;
+  mm_row_block(): number;
+  mm_col_block(): number;
+  mm_scratch_floats(): number;
+}
+
+const PAGE = 65536;
+const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit (address space is reserved, not committed)
+const CTL_WORDS = (Lay.JOB_BASE - Lay.CTL_BASE) >> 2;
+const WORKER_SPIN = 20000;
+
+// ----------------------------------------------------------------------------------------------
+// Environment probes
+// ----------------------------------------------------------------------------------------------
+
+/** A minimal module using one v128 instruction: validates only where WebAssembly SIMD is supported. */
+const SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type section: () -> v128
+  0x03, 0x02, 0x01, 0x00, // function section
+  0x0a, 0x0a, 0x01, 0x08, 0x00, 0x41, 0x00, 0xfd, 0x0f, 0xfd, 0x62, 0x0b, // i32.const 0; i8x16.splat; i8x16.popcnt
+]);
+
+export function simdSupported(): boolean {
+  try {
+    return typeof WebAssembly === "object" && WebAssembly.validate(SIMD_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether this thread may block in Atomics.wait (false on a browser's main thread). */
+function callerCanBlock(): boolean {
+  if (typeof SharedArrayBuffer === "undefined") return false;
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface NodeLike {
+  getBuiltinModule?: (id: string) => unknown;
+}
+
+function nodeBuiltin<T>(id: string): T | null {
+  const proc = (globalThis as { process?: NodeLike }).process;
+  if (proc === undefined || typeof proc.getBuiltinModule !== "function") return null;
+  try {
+    return proc.getBuiltinModule(id) as T;
+  } catch {
+    return null;
+  }
+}
+
+/** Available cores: os.availableParallelism() in Node, navigator.hardwareConcurrency in browsers. */
+export function hardwareThreads(): number {
+  const os = nodeBuiltin<{ availableParallelism?: () => number; cpus(): unknown[] }>("node:os");
+  if (os !== null) return Math.max(1, os.availableParallelism ? os.availableParallelism() : os.cpus().length);
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  if (nav !== undefined && typeof nav.hardwareConcurrency === "number") return Math.max(1, nav.hardwareConcurrency);
+  return 1;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Module bytes
+// ----------------------------------------------------------------------------------------------
+
+function decodeBase64(s: string): Uint8Array {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/**
+ * The module imports its memory as shared. Where SharedArrayBuffer is unavailable, a copy of the bytes
+ * with the import's limits flag turned from "shared, with maximum" (3) to "with maximum" (1) links to
+ * an ordinary memory instead (atomic instructions are valid on unshared memory; only wait traps, and
+ * a single thread never waits).
+ */
+function unshareMemoryImport(bytes: Uint8Array): Uint8Array {
+  const b = bytes.slice();
+  let pos = 8;
+  const uleb = (): number => {
+    let r = 0, s = 0, x: number;
+    do { x = b[pos++]; r |= (x & 0x7f) << s; s += 7; } while (x & 0x80);
+    return r >>> 0;
+  };
+  while (pos < b.length) {
+    const id = b[pos++];
+    const size = uleb();
+    const next = pos + size;
+    if (id === 2) {
+      const count = uleb();
+      for (let i = 0; i < count; i++) {
+        const modLen = uleb();
+        pos += modLen; // module name
+        const fieldLen = uleb();
+        pos += fieldLen; // field name
+        const kind = b[pos++];
+        if (kind === 0) uleb();
+        else if (kind === 1) { pos++; const f = uleb(); uleb(); if (f & 1) uleb(); }
+        else if (kind === 3) { pos += 2; }
+        else if (kind === 2) {
+          if (b[pos] === 3) b[pos] = 1;
+          return b;
+        }
+      }
+    }
+    pos = next;
+  }
+  throw new Error("attend: memory import not found in the kernels module");
+}
+
+/**
+ * "simd": WebAssembly SIMD only. "relaxed": adds relaxed SIMD (fused multiply-add in the product
+ * kernels; Node >= 22, Chromium >= 114, or Node 20 run with --experimental-wasm-relaxed-simd).
+ * Results are bitwise independent of the thread count in both; they differ slightly between the two.
+ */
+export type WasmVariant = "simd" | "relaxed";
+
+const variantBytes: Partial<Record<WasmVariant, Uint8Array>> = {};
+function bytesOf(v: WasmVariant): Uint8Array {
+  return (variantBytes[v] ??= decodeBase64(v === "simd" ? wasmBase64 : wasmRelaxedBase64));
+}
+
+export function relaxedSimdSupported(): boolean {
+  try {
+    return WebAssembly.validate(bytesOf("relaxed") as BufferSource);
+  } catch {
+    return false;
+  }
+}
+
+let forcedVariant: WasmVariant | null = null;
+
+/** The variant the runtime uses: the forced one, else "relaxed" where it validates, else "simd". */
+export function wasmVariant(): WasmVariant {
+  if (runtime !== null) return runtime.variant;
+  return forcedVariant ?? (relaxedSimdSupported() ? "relaxed" : "simd");
+}
+
+/**
+ * Forces a variant (null: automatic). Takes effect for the next runtime: if one exists with another
+ * variant it is replaced (its idle workers stay parked), so call this before the first kernel call.
+ */
+export function setWasmVariant(v: WasmVariant | null): void {
+  if (v === "relaxed" && !relaxedSimdSupported()) throw new Error("setWasmVariant: relaxed SIMD is not available here");
+  forcedVariant = v;
+  if (runtime !== null && runtime.variant !== wasmVariant()) {
+    runtime = null;
+    runtimeError = null;
+  }
+}
+
+/** Whether a module compiled by initRuntimeAsync imports a shared memory, and its variant. */
+const moduleInfo = new WeakMap<WebAssembly.Module, { shared: boolean; variant: WasmVariant }>();
+
+// ----------------------------------------------------------------------------------------------
+// Thread count
+// ----------------------------------------------------------------------------------------------
+
+let numThreads = 0; // 0 = not yet decided
+
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new ArgumentError(`setNumThreads: n must be an integer >= 1, got ${String(n)}`);
+  numThreads = Math.min(n, Lay.MAX_WORKERS + 1);
+}
+
+export function getNumThreads(): number {
+  if (numThreads === 0) numThreads = Math.min(hardwareThreads(), Lay.MAX_WORKERS + 1);
+  return numThreads;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Runtime
+// ----------------------------------------------------------------------------------------------
+
+interface WorkerHandle {
+  unref?: () => void;
+  postMessage?: (m: unknown) => void;
+}
+
+export class WasmRuntime {
+  readonly memory: WebAssembly.Memory;
+  readonly module: WebAssembly.Module;
+  readonly variant: WasmVariant;
+  readonly exports: KernelExports;
+  /** memory is a SharedArrayBuffer and this thread may block: workers can be used */
+  readonly threaded: boolean;
+  private top = Lay.HEAP_BASE;
+  private buf: ArrayBuffer | SharedArrayBuffer;
+  private f32v: Float32Array;
+  private u8v: Uint8Array;
+  private i32v: Int32Array;
+  private readonly workers: WorkerHandle[] = [];
+  private spawnFailed = false;
+  private gen = 0;
+
+  /**
+   * @param variant which module to compile
+   * @param module a module already compiled for this variant (initRuntimeAsync)
+   * @param opts.unshared use an ordinary memory even where a shared one is possible (single-threaded;
+   *   what a page that is not cross-origin isolated gets; for tests)
+   */
+  constructor(variant: WasmVariant, module?: WebAssembly.Module, opts: { unshared?: boolean } = {}) {
+    this.variant = variant;
+    let memory: WebAssembly.Memory | null = null;
+    const canShare = typeof SharedArrayBuffer !== "undefined" && opts.unshared !== true;
+    if (canShare) {
+      for (const maximum of [MAX_PAGES, 32768, 16384]) {
+        try {
+          memory = new WebAssembly.Memory({ initial: 32, maximum, shared: true } as WebAssembly.MemoryDescriptor);
+          break;
+        } catch {
+          memory = null;
+        }
+      }
+    }
+    const shared = memory !== null;
+    if (memory === null) memory = new WebAssembly.Memory({ initial: 32, maximum: MAX_PAGES });
+    this.memory = memory;
+    const info = module !== undefined ? moduleInfo.get(module) : undefined;
+    this.module = module !== undefined && info?.shared === shared && info.variant === variant
+      ? module
+      : new WebAssembly.Module((shared ? bytesOf(variant) : unshareMemoryImport(bytesOf(variant))) as BufferSource);
+    const instance = new WebAssembly.Instance(this.module, {
+      env: { memory, abort: () => { throw new Error("attend: wasm kernel abort"); } },
+    });
+    this.exports = instance.exports as unknown as KernelExports;
+    this.threaded = shared && callerCanBlock();
+    this.buf = memory.buffer;
+    this.f32v = new Float32Array(this.buf);
+    this.u8v = new Uint8Array(this.buf);
+    this.i32v = new Int32Array(this.buf);
+  }
+
+  // --- memory ---------------------------------------------------------------------------------
+
+  /** Frees every staging buffer (call at the start of each kernel call). */
+  reset(): void {
+    this.top = Lay.HEAP_BASE;
+  }
+
+  /** Reserves `bytes` (64-byte aligned) and returns the byte address. Contents are unspecified. */
+  alloc(bytes: number): number {
+    const at = this.top;
+    const end = at + Math.ceil(bytes / 64) * 64;
+    if (end > MAX_PAGES * PAGE) throw new RangeError(`attend: wasm kernels need ${end} bytes of memory, over 4 GiB`);
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    this.top = end;
+    return at;
+  }
+
+  allocF32(n: number): number {
+    return this.alloc(n * 4);
+  }
+
+  private refresh(): void {
+    const b = this.memory.buffer;
+    if (b !== this.buf && b.byteLength !== this.buf.byteLength) {
+      this.buf = b;
+      this.f32v = new Float32Array(b);
+      this.u8v = new Uint8Array(b);
+      this.i32v = new Int32Array(b);
+    }
+  }
+
+  get f32(): Float32Array {
+    this.refresh();
+    return this.f32v;
+  }
+
+  get u8(): Uint8Array {
+    this.refresh();
+    return this.u8v;
+  }
+
+  get i32(): Int32Array {
+    this.refresh();
+    return this.i32v;
+  }
+
+  /** Bytes of linear memory (pages already touched stay resident). */
+  get memoryBytes(): number {
+    return this.memory.buffer.byteLength;
+  }
+
+  // --- jobs -------------------------------------------------------------------------------------
+
+  /** Writes a job descriptor; `params` go to the kind-specific slots (numbers as i32, use f32Slots for floats). */
+  setJob(kind: number, ntasks: number, scratch: number, scratchStride: number, params: number[], f32Slots: number[] = []): void {
+    const i32 = this.i32;
+    const base = Lay.JOB_BASE >> 2;
+    i32[base + Lay.J_KIND] = kind;
+    i32[base + Lay.J_NTASKS] = ntasks;
+    i32[base + Lay.J_NEXT] = 0;
+    i32[base + Lay.J_SCRATCH] = scratch;
+    i32[base + Lay.J_SCRATCH_STRIDE] = scratchStride;
+    const f32 = this.f32;
+    for (let i = 0; i < params.length; i++) {
+      if (f32Slots.includes(i)) f32[base + Lay.J_PARAMS + i] = params[i];
+      else i32[base + Lay.J_PARAMS + i] = params[i] | 0;
+    }
+  }
+
+  /** Scratch space for `threads` threads of `floatsPerThread` each; returns [address, stride in bytes]. */
+  allocScratch(floatsPerThread: number): [number, number] {
+    const stride = Math.ceil((floatsPerThread * 4) / 64) * 64;
+    const threads = 1 + (this.threaded ? Math.max(this.workers.length, getNumThreads() - 1) : 0);
+    return [this.alloc(stride * threads), stride];
+  }
+
+  /**
+   * Runs the published job's tasks on up to `threads` threads (the caller plus ready workers) and
+   * returns when all are done.
+   */
+  runJob(threads: number, ntasks: number): void {
+    const want = this.threaded ? Math.min(threads, ntasks) - 1 : 0;
+    if (want > 0) this.spawn(want);
+    const ctl = this.i32; // word CTL_BASE/4 + i is control word i (a fresh view: an unshared memory detaches on growth)
+    const C = Lay.CTL_BASE >> 2;
+    const gen = this.gen + 1;
+    this.gen = gen;
+    let part = 0;
+    for (let w = 0; w < this.workers.length && part < want; w++) {
+      if (Atomics.load(ctl, C + Lay.CTL_READY + w) === 1) {
+        Atomics.store(ctl, C + Lay.CTL_PART + w, gen);
+        part++;
+      }
+    }
+    Atomics.store(ctl, C + Lay.CTL_DONE, 0);
+    Atomics.store(ctl, C + Lay.CTL_ERROR, 0);
+    Atomics.store(ctl, C + Lay.CTL_GEN, gen);
+    if (part > 0) Atomics.notify(ctl, C + Lay.CTL_GEN);
+    let err: unknown = null;
+    try {
+      this.exports.run_tasks(0);
+    } catch (e) {
+      err = e;
+      // let the others run out of tasks: mark all taken
+      Atomics.store(this.i32, (Lay.JOB_BASE >> 2) + Lay.J_NEXT, 0x3fffffff);
+    }
+    for (;;) {
+      const d = Atomics.load(ctl, C + Lay.CTL_DONE);
+      if (d >= part) break;
+      Atomics.wait(ctl, C + Lay.CTL_DONE, d, 1000);
+    }
+    if (err !== null) throw err;
+    if (Atomics.load(ctl, C + Lay.CTL_ERROR) !== 0) throw new Error("attend: a wasm kernel task failed in a worker");
+  }
+
+  /** Workers that have instantiated the module and can take part in jobs. */
+  get readyWorkers(): number {
+    let n = 0;
+    for (let w = 0; w < this.workers.length; w++) if (Atomics.load(this.i32, (Lay.CTL_BASE >> 2) + Lay.CTL_READY + w) === 1) n++;
+    return n;
+  }
+
+  /** Tasks run by workers (not the calling thread) since the runtime started. */
+  get workerTasks(): number {
+    return Atomics.load(this.i32, (Lay.CTL_BASE >> 2) + Lay.CTL_WORKER_TASKS);
+  }
+
+  /** Number of workers started so far (they start lazily, on the first call that wants them). */
+  get workerCount(): number {
+    return this.workers.length;
+  }
+
+  private spawn(want: number): void {
+    if (this.spawnFailed) return;
+    while (this.workers.length < Math.min(want, Lay.MAX_WORKERS)) {
+      const index = this.workers.length;
+      const data = {
+        module: this.module, memory: this.memory, index, ctlBase: Lay.CTL_BASE, ctlWords: CTL_WORDS,
+        GEN: Lay.CTL_GEN, DONE: Lay.CTL_DONE, ERROR: Lay.CTL_ERROR, PART: Lay.CTL_PART, READY: Lay.CTL_READY,
+        spin: WORKER_SPIN,
+      };
+      try {
+        this.workers.push(startWorker(data));
+      } catch {
+        this.spawnFailed = true;
+        return;
+      }
+    }
+  }
+}
+
+interface NodeWorkerThreads {
+  Worker: new (src: string, opts: { eval: boolean; workerData: unknown }) => WorkerHandle & { on(ev: string, f: (e: unknown) => void): void };
+}
+
+function startWorker(data: Record<string, unknown>): WorkerHandle {
+  const wt = nodeBuiltin<NodeWorkerThreads>("node:worker_threads");
+  if (wt !== null) {
+    const w = new wt.Worker(workerSource, { eval: true, workerData: data });
+    w.on("error", () => { /* never ready: it simply takes no part */ });
+    w.unref?.();
+    return w;
+  }
+  const g = globalThis as unknown as {
+    Worker?: new (url: string) => WorkerHandle;
+    Blob?: new (parts: string[], opts: { type: string }) => unknown;
+    URL?: { createObjectURL(b: unknown): string };
+  };
+  if (g.Worker === undefined || g.Blob === undefined || g.URL === undefined) throw new Error("no workers here");
+  const url = g.URL.createObjectURL(new g.Blob([workerSource], { type: "text/javascript" }));
+  const w = new g.Worker(url);
+  w.postMessage!(data);
+  return w;
+}
+
+// ----------------------------------------------------------------------------------------------
+// The process-wide runtime
+// ----------------------------------------------------------------------------------------------
+
+let runtime: WasmRuntime | null = null;
+let runtimeError: unknown = null;
+
+/** The runtime, created on first use (synchronous compile of the embedded module); null if it cannot be. */
+export function getRuntime(): WasmRuntime | null {
+  if (runtime !== null) return runtime;
+  if (runtimeError !== null) return null;
+  try {
+    runtime = new WasmRuntime(wasmVariant());
+  } catch (e) {
+    runtimeError = e;
+    return null;
+  }
+  return runtime;
+}
+
+/**
+ * Replaces the process-wide runtime with a fresh one (for tests: `{ unshared: true }` exercises the
+ * single-threaded, unshared-memory path browsers take without cross-origin isolation). The old
+ * runtime's workers stay parked.
+ */
+export function resetRuntime(opts: { unshared?: boolean } = {}): WasmRuntime {
+  runtime = new WasmRuntime(wasmVariant(), undefined, opts);
+  runtimeError = null;
+  return runtime;
+}
+
+/** Why the runtime could not be created (null if it was, or was not tried yet). */
+export function runtimeFailure(): unknown {
+  return runtimeError;
+}
+
+/**
+ * Compiles the module asynchronously and creates the runtime: for browsers that refuse synchronous
+ * compilation on the main thread (Chromium before 114 capped it at 4 KB).
+ */
+export async function initRuntimeAsync(): Promise<WasmRuntime | null> {
+  if (runtime !== null) return runtime;
+  try {
+    const shared = typeof SharedArrayBuffer !== "undefined";
+    const variant = wasmVariant();
+    const bytes = shared ? bytesOf(variant) : unshareMemoryImport(bytesOf(variant));
+    const module = await WebAssembly.compile(bytes as BufferSource);
+    moduleInfo.set(module, { shared, variant });
+    runtime = new WasmRuntime(variant, module);
+    runtimeError = null;
+  } catch (e) {
+    runtimeError = e;
+    return null;
+  }
+  return runtime;
+}

@@ -1,0 +1,537 @@
+/**
+ * Kernel backends: the reference attention against an independent materialising float64 computation
+ * (and finite differences), the wasm kernels against the reference (matmul and attention, every option),
+ * and bitwise equality of the wasm results with 1 and 2 threads. No timing assertions.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { AttentionMask, AttentionParams, CausalKind, MatmulParams } from "../src/kernels/backend.js";
+import { dropoutBits, dropoutRowState, dropoutThreshold } from "../src/kernels/dropoutHash.js";
+import {
+  getBackend, getBackendName, getNumThreads, refBackend, setBackend, setNumThreads, wasmAvailable,
+  wasmBackend, wasmTuning,
+} from "../src/kernels/index.js";
+import { wasmSourceHash } from "../src/kernels/wasm/build/kernelsWasm.js";
+import { getRuntime, resetRuntime } from "../src/kernels/wasm/runtime.js";
+// @ts-ignore: plain .mjs build script
+import { sourceHash } from "../scripts/build-wasm.mjs";
+
+type F = Float32Array | Float64Array;
+
+// ------------------------------------------------------------------------------------------------
+// helpers
+// ------------------------------------------------------------------------------------------------
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    return s / 4294967296;
+  };
+}
+
+function randArray<T extends F>(ctor: new (n: number) => T, n: number, r: () => number, amp = 1): T {
+  const a = new ctor(n);
+  for (let i = 0; i < n; i++) a[i] = (2 * r() - 1) * amp;
+  return a;
+}
+
+/** max |a - b| / (atol + rtol |b|) <= 1, with equal infinities allowed */
+function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, atol: number, rtol: number, what: string): void {
+  assert.equal(a.length, b.length, `${what}: length`);
+  let worst = 0, at = -1;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i], y = b[i];
+    if (Number.isNaN(x) || Number.isNaN(y)) assert.fail(`${what}: NaN at ${i} (${x} vs ${y})`);
+    if (!Number.isFinite(x) || !Number.isFinite(y)) {
+      if (x !== y) assert.fail(`${what}: ${x} vs ${y} at ${i}`);
+      continue;
+    }
+    const e = Math.abs(x - y) / (atol + rtol * Math.abs(y));
+    if (e > worst) { worst = e; at = i; }
+  }
+  if (worst > 1) assert.fail(`${what}: ${a[at]} vs ${b[at]} at ${at} (error ${worst.toFixed(2)}x tolerance)`);
+}
+
+function assertBitwise(a: Float32Array, b: Float32Array, what: string): void {
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) {
+    if (ua[i] !== ub[i]) assert.fail(`${what}: differs at ${i}: ${a[i]} vs ${b[i]}`);
+  }
+}
+
+interface Case {
+  B: number; H: number; Hkv: number; L: number; S: number; E: number; Ev: number;
+  causal?: CausalKind;
+  mask?: "none" | "bool-bhls" | "bool-b1ls" | "bool-keypad" | "float-1hls" | "float-ls" | "bool-full-rows";
+  scale?: number;
+  dropoutP?: number;
+  seed?: number;
+}
+
+function makeMask(c: Case, r: () => number, ctor: new (n: number) => F): AttentionMask | null {
+  const { B, H, L, S } = c;
+  switch (c.mask ?? "none") {
+    case "none": return null;
+    case "bool-bhls": {
+      const d = new Uint8Array(B * H * L * S);
+      for (let i = 0; i < d.length; i++) d[i] = r() < 0.75 ? 1 : 0;
+      return { kind: "bool", data: d, strides: [H * L * S, L * S, S, 1] };
+    }
+    case "bool-b1ls": {
+      const d = new Uint8Array(B * L * S);
+      for (let i = 0; i < d.length; i++) d[i] = r() < 0.7 ? 1 : 0;
+      return { kind: "bool", data: d, strides: [L * S, 0, S, 1] };
+    }
+    case "bool-keypad": {
+      // [B, 1, 1, S]: the last keys of each batch are padding
+      const d = new Uint8Array(B * S);
+      for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) d[b * S + s] = s < S - b - 1 || s === 0 ? 1 : 0;
+      return { kind: "bool", data: d, strides: [S, 0, 0, 1] };
+    }
+    case "float-1hls": {
+      const d = new ctor(H * L * S);
+      for (let i = 0; i < d.length; i++) d[i] = r() < 0.1 ? -Infinity : 2 * r() - 1;
+      return { kind: "float", data: d, strides: [0, L * S, S, 1] };
+    }
+    case "float-ls": {
+      const d = new ctor(L * S);
+      for (let i = 0; i < d.length; i++) d[i] = 3 * (r() - 0.5);
+      return { kind: "float", data: d, strides: [0, 0, S, 1] };
+    }
+    case "bool-full-rows": {
+      // [B, H, L, S] with every third query row fully masked
+      const d = new Uint8Array(B * H * L * S);
+      for (let i = 0; i < d.length; i++) {
+        const l = Math.floor(i / S) % L;
+        d[i] = l % 3 === 1 ? 0 : r() < 0.8 ? 1 : 0;
+      }
+      return { kind: "bool", data: d, strides: [H * L * S, L * S, S, 1] };
+    }
+  }
+}
+
+interface Problem {
+  p: AttentionParams;
+  q: F; k: F; v: F; dout: F;
+}
+
+function makeProblem(c: Case, ctor: new (n: number) => F, seed = 1): Problem {
+  const r = rng(seed * 7919 + c.L * 31 + c.S * 17 + c.E);
+  const p: AttentionParams = {
+    B: c.B, H: c.H, Hkv: c.Hkv, L: c.L, S: c.S, E: c.E, Ev: c.Ev,
+    scale: c.scale ?? 1 / Math.sqrt(c.E), causal: c.causal ?? "none",
+    mask: makeMask(c, r, ctor), dropoutP: c.dropoutP ?? 0, dropoutSeed: c.seed ?? 1234,
+  };
+  return {
+    p,
+    q: randArray(ctor, c.B * c.H * c.L * c.E, r),
+    k: randArray(ctor, c.B * c.Hkv * c.S * c.E, r),
+    v: randArray(ctor, c.B * c.Hkv * c.S * c.Ev, r),
+    dout: randArray(ctor, c.B * c.H * c.L * c.Ev, r),
+  };
+}
+
+interface Result { out: F; lse: F; dq: F; dk: F; dv: F }
+
+function runBackend(be: { attentionForward: Function; attentionBackward: Function }, pr: Problem, ctor: new (n: number) => F): Result {
+  const { p, q, k, v, dout } = pr;
+  const out = new ctor(p.B * p.H * p.L * p.Ev), lse = new ctor(p.B * p.H * p.L);
+  out.fill(NaN); lse.fill(NaN); // kernels must write every element
+  be.attentionForward(p, q, k, v, out, lse);
+  const dq = new ctor(q.length).fill(NaN), dk = new ctor(k.length).fill(NaN), dv = new ctor(v.length).fill(NaN);
+  be.attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv);
+  return { out, lse, dq, dk, dv };
+}
+
+/**
+ * The independent check: materialise the full [L, S] score matrix per (b, h) in float64, softmax it,
+ * apply the dropout mask, multiply; backward through the softmax Jacobian written with the full
+ * matrices (D taken as the row sum of P * dP, not dO . O).
+ */
+function naive(pr: Problem): Result {
+  const { p, q, k, v, dout } = pr;
+  const { B, H, Hkv, L, S, E, Ev, scale } = p;
+  const out = new Float64Array(B * H * L * Ev), lse = new Float64Array(B * H * L);
+  const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(v.length);
+  const thr = dropoutThreshold(p.dropoutP);
+  const keepScale = p.dropoutP >= 1 ? 0 : 1 / (1 - p.dropoutP);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const kvh = Math.floor(h / (H / Hkv));
+      const qo = (b * H + h) * L, ko = (b * Hkv + kvh) * S;
+      const Sc: number[][] = [], P: number[][] = [], Pd: number[][] = [], keep: number[][] = [];
+      for (let l = 0; l < L; l++) {
+        Sc.push([]); P.push([]); Pd.push([]); keep.push([]);
+        const st = dropoutRowState(p.dropoutSeed, (b * H + h) * L + l);
+        for (let s = 0; s < S; s++) {
+          let hidden = false;
+          if (p.causal === "top-left" && s > l) hidden = true;
+          if (p.causal === "bottom-right" && s > l + S - L) hidden = true;
+          let x = 0;
+          for (let e = 0; e < E; e++) x += q[(qo + l) * E + e] * k[(ko + s) * E + e];
+          x *= scale;
+          if (p.mask) {
+            const [sb, sh, sl, ss] = p.mask.strides;
+            const mv = p.mask.data[b * sb + h * sh + l * sl + s * ss];
+            if (p.mask.kind === "bool") { if (!mv) hidden = true; } else x += mv;
+          }
+          Sc[l].push(hidden ? -Infinity : x);
+          keep[l].push(p.dropoutP > 0 ? (dropoutBits(st, s) >= thr ? keepScale : 0) : 1);
+        }
+        const m = Math.max(...Sc[l]);
+        let sum = 0;
+        for (let s = 0; s < S; s++) sum += m === -Infinity ? 0 : Math.exp(Sc[l][s] - m);
+        lse[qo + l] = m === -Infinity ? -Infinity : m + Math.log(sum);
+        for (let s = 0; s < S; s++) {
+          const pv = m === -Infinity ? 0 : Math.exp(Sc[l][s] - m) / sum;
+          P[l].push(pv);
+          Pd[l].push(pv * keep[l][s]);
+        }
+        for (let c = 0; c < Ev; c++) {
+          let acc = 0;
+          for (let s = 0; s < S; s++) acc += Pd[l][s] * v[(ko + s) * Ev + c];
+          out[(qo + l) * Ev + c] = acc;
+        }
+      }
+      // backward
+      for (let l = 0; l < L; l++) {
+        const dP: number[] = [];
+        for (let s = 0; s < S; s++) {
+          let x = 0;
+          for (let c = 0; c < Ev; c++) x += dout[(qo + l) * Ev + c] * v[(ko + s) * Ev + c];
+          dP.push(x * keep[l][s]);
+        }
+        let D = 0;
+        for (let s = 0; s < S; s++) D += P[l][s] * dP[s];
+        for (let s = 0; s < S; s++) {
+          const dS = P[l][s] * (dP[s] - D);
+          for (let e = 0; e < E; e++) {
+            dq[(qo + l) * E + e] += scale * dS * k[(ko + s) * E + e];
+            dk[(ko + s) * E + e] += scale * dS * q[(qo + l) * E + e];
+          }
+          for (let c = 0; c < Ev; c++) dv[(ko + s) * Ev + c] += Pd[l][s] * dout[(qo + l) * Ev + c];
+        }
+      }
+    }
+  }
+  return { out, lse, dq, dk, dv };
+}
+
+function compareResults(a: Result, b: Result, atol: number, rtol: number, what: string): void {
+  assertClose(a.out, b.out, atol, rtol, `${what} out`);
+  assertClose(a.lse, b.lse, atol, rtol, `${what} lse`);
+  assertClose(a.dq, b.dq, atol, rtol, `${what} dq`);
+  assertClose(a.dk, b.dk, atol, rtol, `${what} dk`);
+  assertClose(a.dv, b.dv, atol, rtol, `${what} dv`);
+}
+
+function caseName(c: Case): string {
+  return `B${c.B} H${c.H}/${c.Hkv} L${c.L} S${c.S} E${c.E} Ev${c.Ev} ${c.causal ?? "none"} mask=${c.mask ?? "none"}` +
+    `${c.scale !== undefined ? ` scale=${c.scale}` : ""}${c.dropoutP ? ` drop=${c.dropoutP}` : ""}`;
+}
+
+/** Runs fn with the given wasm tile sizes, restoring the defaults afterwards. */
+function withTiles<T>(Br: number, Bc: number, fn: () => T): T {
+  const saved = { Br: wasmTuning.Br, Bc: wasmTuning.Bc };
+  wasmTuning.Br = Br;
+  wasmTuning.Bc = Bc;
+  try {
+    return fn();
+  } finally {
+    wasmTuning.Br = saved.Br;
+    wasmTuning.Bc = saved.Bc;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// the reference, proven
+// ------------------------------------------------------------------------------------------------
+
+const refCases: Case[] = [
+  { B: 1, H: 1, Hkv: 1, L: 1, S: 1, E: 8, Ev: 8 },
+  { B: 2, H: 2, Hkv: 1, L: 3, S: 17, E: 8, Ev: 5 },
+  { B: 1, H: 4, Hkv: 2, L: 17, S: 3, E: 24, Ev: 8, causal: "bottom-right" },
+  { B: 1, H: 2, Hkv: 2, L: 17, S: 33, E: 8, Ev: 24, causal: "top-left", mask: "float-1hls" },
+  { B: 2, H: 2, Hkv: 1, L: 33, S: 17, E: 24, Ev: 8, causal: "bottom-right", mask: "bool-b1ls", dropoutP: 0.3 },
+  { B: 2, H: 3, Hkv: 3, L: 17, S: 17, E: 8, Ev: 8, mask: "bool-full-rows", scale: 0.37 },
+  { B: 2, H: 2, Hkv: 2, L: 3, S: 33, E: 24, Ev: 24, mask: "bool-keypad", dropoutP: 0.5, seed: 99 },
+  { B: 1, H: 3, Hkv: 1, L: 9, S: 12, E: 5, Ev: 7, causal: "top-left", mask: "float-ls", dropoutP: 0.2 },
+];
+
+describe("reference attention", () => {
+  for (const c of refCases) {
+    test(`matches a materialising float64 computation: ${caseName(c)}`, () => {
+      const pr = makeProblem(c, Float64Array);
+      compareResults(runBackend(refBackend, pr, Float64Array), naive(pr), 1e-12, 1e-10, "ref vs naive");
+    });
+  }
+
+  test("backward matches finite differences of the forward (float64)", () => {
+    const cases: Case[] = [
+      { B: 1, H: 2, Hkv: 1, L: 4, S: 5, E: 3, Ev: 2, causal: "bottom-right", mask: "float-ls", dropoutP: 0.25, scale: 0.7 },
+      { B: 2, H: 2, Hkv: 2, L: 5, S: 3, E: 4, Ev: 3, causal: "top-left", mask: "bool-bhls" },
+    ];
+    for (const c of cases) {
+      const pr = makeProblem(c, Float64Array, 5);
+      const { p, q, k, v, dout } = pr;
+      const res = runBackend(refBackend, pr, Float64Array);
+      const loss = (): number => {
+        const out = new Float64Array(p.B * p.H * p.L * p.Ev), lse = new Float64Array(p.B * p.H * p.L);
+        refBackend.attentionForward(p, q, k, v, out, lse);
+        let s = 0;
+        for (let i = 0; i < out.length; i++) s += out[i] * dout[i];
+        return s;
+      };
+      const h = 1e-6;
+      for (const [x, g, name] of [[q, res.dq, "dq"], [k, res.dk, "dk"], [v, res.dv, "dv"]] as const) {
+        for (let i = 0; i < x.length; i++) {
+          const x0 = x[i];
+          x[i] = x0 + h; const up = loss();
+          x[i] = x0 - h; const dn = loss();
+          x[i] = x0;
+          const fd = (up - dn) / (2 * h);
+          assert.ok(Math.abs(fd - g[i]) < 1e-7 + 1e-6 * Math.abs(fd), `${name}[${i}]: fd ${fd} vs ${g[i]} (${caseName(c)})`);
+        }
+      }
+    }
+  });
+
+  test("fully masked rows: zero output, lse -Infinity, zero gradients", () => {
+    const c: Case = { B: 1, H: 2, Hkv: 1, L: 6, S: 3, E: 8, Ev: 8, causal: "bottom-right", mask: "bool-full-rows" };
+    for (const be of [refBackend, wasmBackend]) {
+      const pr = makeProblem(c, Float32Array);
+      const r = runBackend(be, pr, Float32Array);
+      for (let row = 0; row < 12; row++) {
+        const l = row % 6;
+        const hidden = l < 3 || l % 3 === 1; // bottom-right with L - S = 3 hides rows 0..2
+        if (!hidden) continue;
+        assert.equal(r.lse[row], -Infinity, `${be.name} lse row ${row}`);
+        for (let e = 0; e < 8; e++) {
+          assert.equal(r.out[row * 8 + e], 0);
+          assert.equal(r.dq[row * 8 + e], 0);
+        }
+      }
+      for (const x of [r.out, r.dq, r.dk, r.dv]) for (const y of x) assert.ok(Number.isFinite(y), `${be.name}: non-finite value`);
+    }
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+// wasm against the reference
+// ------------------------------------------------------------------------------------------------
+
+const hasWasm = wasmAvailable();
+
+function matmulCheck(m: number, n: number, k: number, transA: boolean, transB: boolean, accumulate: boolean,
+  batch: number, aBroadcast: boolean, bBroadcast: boolean, seed: number): void {
+  const r = rng(seed);
+  const a = randArray(Float32Array, (aBroadcast ? 1 : batch) * m * k, r);
+  const b = randArray(Float32Array, (bBroadcast ? 1 : batch) * n * k, r);
+  const init = randArray(Float32Array, batch * m * n, r);
+  const p: MatmulParams = {
+    batch, m, n, k, aBatchStride: aBroadcast ? 0 : m * k, bBatchStride: bBroadcast ? 0 : n * k, transA, transB, accumulate,
+  };
+  const want = init.slice(), got1 = init.slice(), got2 = init.slice();
+  refBackend.matmul(want, a, b, p);
+  setNumThreads(1);
+  wasmBackend.matmul(got1, a, b, p);
+  setNumThreads(2);
+  wasmBackend.matmul(got2, a, b, p);
+  const what = `matmul ${batch}x${m}x${n}x${k} tA=${transA} tB=${transB} acc=${accumulate} bcast=${aBroadcast}/${bBroadcast}`;
+  assertClose(got1, want, 2e-5 * Math.sqrt(k), 1e-5, what);
+  assertBitwise(got2, got1, `${what} (2 threads vs 1)`);
+}
+
+/** Makes sure the worker pool is up so that 2-thread runs really use 2 threads. */
+async function warmPool(): Promise<void> {
+  const rt = getRuntime();
+  if (rt === null || !rt.threaded) return;
+  setNumThreads(2);
+  const saved = wasmTuning.minParallelFlops;
+  wasmTuning.minParallelFlops = 0;
+  const a = new Float32Array(64 * 64);
+  wasmBackend.matmul(new Float32Array(64 * 64), a, a, {
+    batch: 1, m: 64, n: 64, k: 64, aBatchStride: 0, bBatchStride: 0, transA: false, transB: false, accumulate: false,
+  });
+  wasmTuning.minParallelFlops = saved;
+  for (let i = 0; i < 200 && rt.readyWorkers < 1; i++) await new Promise((res) => setTimeout(res, 25));
+}
+
+describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, () => {
+  test("embedded module matches assembly/ sources (run scripts/build-wasm.mjs if not)", () => {
+    assert.equal(wasmSourceHash, sourceHash());
+  });
+
+  test("matmul: odd sizes, transposes, accumulate, broadcast batch; 2 threads bitwise = 1", async () => {
+    await warmPool();
+    const saved = wasmTuning.minParallelFlops;
+    wasmTuning.minParallelFlops = 0;
+    try {
+      let seed = 1;
+      for (const [m, n, k] of [[1, 1, 1], [3, 5, 7], [17, 33, 9], [64, 64, 64], [65, 257, 300], [130, 31, 513]]) {
+        for (const transA of [false, true]) {
+          for (const transB of [false, true]) {
+            matmulCheck(m, n, k, transA, transB, (seed & 1) === 0, 2, false, false, seed++);
+          }
+        }
+      }
+      matmulCheck(33, 40, 21, false, true, true, 3, true, false, 100);
+      matmulCheck(20, 17, 33, true, false, false, 3, false, true, 101);
+      matmulCheck(9, 300, 70, true, true, true, 4, true, true, 102);
+      matmulCheck(1024, 8, 1000, false, false, false, 1, false, false, 103); // k beyond one k block
+      const rt = getRuntime()!;
+      if (rt.threaded) assert.ok(rt.workerTasks > 0, "workers took part in 2-thread runs");
+    } finally {
+      wasmTuning.minParallelFlops = saved;
+    }
+  });
+
+  test("matmul: float64 falls back to the reference exactly", () => {
+    const r = rng(3);
+    const a = randArray(Float64Array, 40 * 30, r), b = randArray(Float64Array, 30 * 20, r);
+    const p: MatmulParams = { batch: 1, m: 40, n: 20, k: 30, aBatchStride: 0, bBatchStride: 0, transA: false, transB: false, accumulate: false };
+    const x = new Float64Array(800), y = new Float64Array(800);
+    refBackend.matmul(x, a, b, p);
+    wasmBackend.matmul(y, a, b, p);
+    assert.deepEqual(y, x);
+  });
+
+  // every option at small and medium sizes; (Br, Bc) small tiles exercise many tiles per row/column
+  const lens = [1, 3, 17, 33];
+  const attCases: Case[] = [];
+  {
+    const r = rng(11);
+    const masks: Case["mask"][] = ["none", "bool-bhls", "bool-b1ls", "bool-keypad", "float-1hls", "float-ls", "bool-full-rows"];
+    const causals: CausalKind[] = ["none", "top-left", "bottom-right"];
+    const heads: [number, number][] = [[2, 2], [4, 2], [3, 1]];
+    const dims: [number, number][] = [[8, 8], [24, 8], [64, 80], [80, 24], [8, 64]];
+    let i = 0;
+    for (const L of lens) {
+      for (const S of lens) {
+        const [E, Ev] = dims[i % dims.length];
+        const [H, Hkv] = heads[i % heads.length];
+        attCases.push({
+          B: 1 + (i % 2), H, Hkv, L, S, E, Ev,
+          causal: causals[i % 3], mask: masks[i % masks.length],
+          scale: i % 5 === 4 ? 0.37 : undefined,
+          dropoutP: i % 4 === 3 ? 0.3 : 0, seed: 1000 + i,
+        });
+        i++;
+        void r;
+      }
+    }
+    // long sequences (default 64 x 64 tiles, several of them, and partial last tiles)
+    attCases.push({ B: 1, H: 2, Hkv: 1, L: 257, S: 257, E: 64, Ev: 64, causal: "top-left" });
+    attCases.push({ B: 1, H: 2, Hkv: 2, L: 257, S: 33, E: 24, Ev: 80, causal: "bottom-right", mask: "float-ls" });
+    attCases.push({ B: 2, H: 1, Hkv: 1, L: 17, S: 257, E: 80, Ev: 8, causal: "bottom-right", dropoutP: 0.2 });
+    attCases.push({ B: 1, H: 4, Hkv: 1, L: 257, S: 257, E: 8, Ev: 24, mask: "bool-b1ls", scale: 0.37 });
+    attCases.push({ B: 1, H: 2, Hkv: 2, L: 100, S: 257, E: 64, Ev: 64, causal: "top-left", dropoutP: 0.1, mask: "bool-full-rows" });
+    attCases.push({ B: 1, H: 2, Hkv: 1, L: 33, S: 17, E: 24, Ev: 24, scale: 0 });
+    attCases.push({ B: 1, H: 2, Hkv: 1, L: 33, S: 17, E: 24, Ev: 24, causal: "top-left", scale: -0.5 });
+  }
+
+  for (const [ci, c] of attCases.entries()) {
+    test(`attention: ${caseName(c)}`, async () => {
+      await warmPool();
+      const pr = makeProblem(c, Float32Array, ci + 1);
+      const want = runBackend(refBackend, pr, Float32Array);
+      const saved = wasmTuning.minParallelFlops;
+      wasmTuning.minParallelFlops = 0;
+      try {
+        const tiles: [number, number][] = c.L > 64 || c.S > 64 ? [[64, 64], [16, 32]] : [[64, 64], [8, 8], [16, 8]];
+        for (const [Br, Bc] of tiles) {
+          setNumThreads(1);
+          const one = withTiles(Br, Bc, () => runBackend(wasmBackend, pr, Float32Array));
+          compareResults(one, want, 3e-5, 3e-4, `wasm(${Br}x${Bc}) vs ref`);
+          setNumThreads(2);
+          const two = withTiles(Br, Bc, () => runBackend(wasmBackend, pr, Float32Array));
+          for (const key of ["out", "lse", "dq", "dk", "dv"] as const) {
+            assertBitwise(two[key] as Float32Array, one[key] as Float32Array, `${key} with 2 threads vs 1 (${Br}x${Bc})`);
+          }
+        }
+      } finally {
+        wasmTuning.minParallelFlops = saved;
+      }
+    });
+  }
+
+  test("attention: float64 falls back to the reference exactly", () => {
+    const pr = makeProblem({ B: 1, H: 2, Hkv: 1, L: 9, S: 11, E: 8, Ev: 8, causal: "top-left", dropoutP: 0.2 }, Float64Array);
+    const a = runBackend(refBackend, pr, Float64Array), b = runBackend(wasmBackend, pr, Float64Array);
+    for (const key of ["out", "lse", "dq", "dk", "dv"] as const) assert.deepEqual(b[key], a[key]);
+  });
+
+  test("attention: staging in several rounds gives the same bits as one round", () => {
+    const pr = makeProblem({ B: 2, H: 4, Hkv: 2, L: 40, S: 50, E: 24, Ev: 16, causal: "bottom-right", mask: "bool-bhls", dropoutP: 0.1 }, Float32Array);
+    setNumThreads(2);
+    const one = runBackend(wasmBackend, pr, Float32Array);
+    const saved = wasmTuning.stagingBudget;
+    wasmTuning.stagingBudget = 1; // one kv group per round
+    try {
+      const many = runBackend(wasmBackend, pr, Float32Array);
+      for (const key of ["out", "lse", "dq", "dk", "dv"] as const) assertBitwise(many[key] as Float32Array, one[key] as Float32Array, key);
+    } finally {
+      wasmTuning.stagingBudget = saved;
+    }
+  });
+
+  test("workers took part in the 2-thread attention runs", () => {
+    const rt = getRuntime()!;
+    if (rt.threaded) assert.ok(rt.workerTasks > 0);
+  });
+
+  test("unshared memory (a page without cross-origin isolation): single thread, same bits", () => {
+    const pr = makeProblem({ B: 1, H: 4, Hkv: 2, L: 70, S: 90, E: 24, Ev: 16, causal: "top-left", mask: "float-ls", dropoutP: 0.1 }, Float32Array);
+    setNumThreads(2);
+    const shared = runBackend(wasmBackend, pr, Float32Array);
+    const r = rng(8);
+    const a = randArray(Float32Array, 70 * 50, r), b = randArray(Float32Array, 50 * 90, r);
+    const mp: MatmulParams = { batch: 1, m: 70, n: 90, k: 50, aBatchStride: 0, bBatchStride: 0, transA: false, transB: false, accumulate: false };
+    const mmShared = new Float32Array(70 * 90);
+    wasmBackend.matmul(mmShared, a, b, mp);
+    const saved = getRuntime()!;
+    const rt = resetRuntime({ unshared: true });
+    try {
+      assert.equal(rt.threaded, false);
+      assert.ok(!(rt.memory.buffer instanceof SharedArrayBuffer));
+      const alone = runBackend(wasmBackend, pr, Float32Array);
+      for (const key of ["out", "lse", "dq", "dk", "dv"] as const) assertBitwise(alone[key] as Float32Array, shared[key] as Float32Array, key);
+      const mmAlone = new Float32Array(70 * 90);
+      wasmBackend.matmul(mmAlone, a, b, mp);
+      assertBitwise(mmAlone, mmShared, "matmul");
+    } finally {
+      void saved;
+      resetRuntime();
+    }
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+// selection API
+// ------------------------------------------------------------------------------------------------
+
+describe("backend selection", () => {
+  test("default, set, get", () => {
+    assert.equal(getBackendName(), hasWasm ? "wasm" : "ref");
+    setBackend("ref");
+    assert.equal(getBackend(), refBackend);
+    assert.equal(getBackendName(), "ref");
+    if (hasWasm) {
+      setBackend("wasm");
+      assert.equal(getBackend(), wasmBackend);
+    }
+    assert.throws(() => setBackend("gpu" as "ref"));
+  });
+
+  test("thread count", () => {
+    setNumThreads(3);
+    assert.equal(getNumThreads(), 3);
+    assert.throws(() => setNumThreads(0));
+    assert.throws(() => setNumThreads(1.5));
+    setNumThreads(1);
+  });
+});
