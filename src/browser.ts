@@ -23,3 +23,15 @@ export function saveCheckpoint(_path: string, _model: unknown, _extra?: Record<s
 export function loadCheckpoint(_path: string): never {
   throw new AttendError("loadCheckpoint: there is no file system in a browser; use deserializeCheckpoint(bytes) on a fetched or dropped file");
 }
+
+export function trainModel(_model: unknown, _data: unknown, _opts: unknown): never {
+  throw new AttendError("trainModel: the training loop writes checkpoints to files and runs in Node; in a browser, step an optimizer yourself (see the explorer's page 9)");
+}
+
+export function saveTrainingCheckpoint(_path: string, _ckpt: unknown): never {
+  throw new AttendError("saveTrainingCheckpoint: there is no file system in a browser; use serializeSafetensors on the model's stateDict()");
+}
+
+export function loadTrainingCheckpoint(_path: string): never {
+  throw new AttendError("loadTrainingCheckpoint: there is no file system in a browser; use deserializeSafetensors(bytes) and restoreRun on a dropped file");
+}

@@ -44,3 +44,23 @@ export {
   RotaryEmbedding, applyRotary, KVCache, KVCacheLayer, kvCacheBytesPerToken, type QKTransform,
 } from "./nn/index.js";
 export * from "./models/index.js";
+
+export {
+  setBackend, getBackend, getBackendName, setNumThreads, getNumThreads, initWasm, wasmAvailable, wasmRuntimeInfo, type BackendName,
+} from "./kernels/index.js";
+export * as optim from "./optim/index.js";
+export { SGD, AdamW, clipGradNorm, gradNorm, warmupCosine, inverseSqrtWarmup, constantSchedule, LRScheduler } from "./optim/index.js";
+export type { Optimizer, SGDOptions, AdamWOptions, ClipOptions, Schedule, WarmupCosineOptions, InverseSqrtOptions } from "./optim/index.js";
+export * as data from "./data/index.js";
+export * from "./viz/index.js";
+export * from "./lessons/index.js";
+export type { SequenceModel, SourceContext, GenerateHook, AttentionView } from "./train/model.js";
+export { GPTSequenceModel, EncoderDecoderSequenceModel, type FullModelOptions } from "./train/adapters.js";
+export { TinyAttentionModel, type TinyConfig } from "./train/tiny.js";
+export { evaluateModel, batchLoss, forwardBatch, type Evaluation } from "./train/evaluate.js";
+export { TrainingCheckpointError, TRAINING_CHECKPOINT_FORMAT, type TrainingCheckpoint } from "./train/checkpointFormat.js";
+export { Progress, formatDuration, formatRate, type ProgressStream, type ProgressStats } from "./train/progress.js";
+export { sampleTokens, answer, type SampleOptions } from "./train/sample.js";
+export {
+  makeData, makeModel, restoreRun, registerModelKind, modelKinds, DATA_NAMES, type RunConfig, type ModelFactory, type RestoredRun,
+} from "./train/registry.js";

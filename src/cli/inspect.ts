@@ -1,0 +1,195 @@
+/** attend eval | sample | attn-map: commands that load a checkpoint and look at the model. */
+import { writeFileSync } from "node:fs";
+import { extname } from "node:path";
+import { Generator } from "../tensor/random.js";
+import { Tensor } from "../tensor/tensor.js";
+import { makeTask } from "../data/tasks.js";
+import { loadTrainingCheckpoint } from "../train/checkpoint.js";
+import { evaluateModel } from "../train/evaluate.js";
+import { type RestoredRun, restoreRun } from "../train/registry.js";
+import type { SourceContext } from "../train/model.js";
+import { answer, sampleTokens } from "../train/sample.js";
+import { heatmapPng } from "../viz/png.js";
+import { heatmapSvg } from "../viz/svg.js";
+import { type OptionSpec, UsageError, flag, int, num, optStr, parse, str } from "./args.js";
+import { type Io, emitJson, pct, say } from "./io.js";
+
+export const EVAL_HELP = `attend eval --checkpoint PATH [options]
+
+Loss and accuracy of a trained model on its task's validation set.
+
+Options:
+  --checkpoint PATH   a checkpoint written by attend train (required)
+  --batch-size N      examples per forward pass (default 64)
+  --json              print one JSON object: { task, step, valLoss, valAccuracy, seqAccuracy, examples }`;
+
+export const SAMPLE_HELP = `attend sample --checkpoint PATH [options]
+
+Let a trained model answer. For a task, --prompt is the input (e.g. "3141" for
+reverse, "57+68" for addition, "a3c7?c" for recall) and the right answer is
+shown beside the model's; without --prompt, validation examples are used. For
+names, --prompt is the start of a name (may be empty) and --count names are made.
+
+Options:
+  --checkpoint PATH   a checkpoint written by attend train (required)
+  --prompt TEXT       the input (task) or the start of a name (names)
+  --count N           how many samples (default 5)
+  --temperature X     0 = most likely token (default: 0 for tasks, 0.8 for names)
+  --max-tokens N      most new tokens (default 32)
+  --seed N            seed for sampling (default 0)
+  --json              print one JSON object: { samples: [{ prompt, output, expected, correct }] }`;
+
+export const ATTN_MAP_HELP = `attend attn-map --checkpoint PATH --prompt TEXT [options]
+
+Draw the attention weights of a trained model as a heat map, one panel per
+head: the prompt and the model's answer on both axes (queries down, keys
+across). Encoder-decoder models have encoder, decoder and cross-attention maps.
+
+Options:
+  --checkpoint PATH   a checkpoint written by attend train (required)
+  --prompt TEXT       the input, as for attend sample (required)
+  --out FILE          .svg or .png (default attention.svg)
+  --layer N           which attention module, counting from 0 (default 0)
+  --map NAME          or pick it by name (e.g. blocks.1.self_attn, decoder.layers.0.cross_attn)
+  --json              print one JSON object: { out, format, map, maps, heads, rows, cols }`;
+
+const CHECKPOINT: OptionSpec = { checkpoint: { type: "string" } };
+
+function restore(cmd: string, v: Record<string, string | boolean | undefined>): RestoredRun & { step: number } {
+  const path = str(cmd, v, "checkpoint");
+  const ckpt = loadTrainingCheckpoint(path);
+  return { ...restoreRun(ckpt, path), step: ckpt.step };
+}
+
+export function evalCommand(args: string[], io: Io): number {
+  const cmd = "eval";
+  const v = parse(cmd, args, { ...CHECKPOINT, "batch-size": { type: "string" } });
+  if (flag(v, "help")) {
+    say(io, EVAL_HELP);
+    return 0;
+  }
+  const run = restore(cmd, v);
+  const ev = evaluateModel(run.model, run.data.validation, run.data.vocab, int(cmd, v, "batch-size", 64));
+  const result = { task: run.data.name, model: run.config.model, step: run.step, valLoss: ev.loss, valAccuracy: ev.tokenAccuracy, seqAccuracy: ev.sequenceAccuracy, examples: ev.examples };
+  if (flag(v, "json")) emitJson(io, result);
+  else {
+    say(io, `${result.task} (${result.model}, step ${result.step}), ${result.examples} validation examples:`);
+    say(io, `  loss ${ev.loss.toFixed(4)}, token accuracy ${pct(ev.tokenAccuracy)}, sequence accuracy ${pct(ev.sequenceAccuracy)}`);
+  }
+  return 0;
+}
+
+interface Sample {
+  prompt: string;
+  output: string;
+  expected?: string;
+  correct?: boolean;
+}
+
+function taskOf(run: RestoredRun) {
+  return run.config.task === "names" ? null : makeTask(run.config.task, run.config.taskOptions ?? {});
+}
+
+export function sampleCommand(args: string[], io: Io): number {
+  const cmd = "sample";
+  const v = parse(cmd, args, {
+    ...CHECKPOINT, prompt: { type: "string" }, count: { type: "string" }, temperature: { type: "string" }, "max-tokens": { type: "string" }, seed: { type: "string" },
+  });
+  if (flag(v, "help")) {
+    say(io, SAMPLE_HELP);
+    return 0;
+  }
+  const run = restore(cmd, v);
+  const { vocab } = run.data;
+  const task = taskOf(run);
+  const count = int(cmd, v, "count", 5);
+  const prompt = optStr(v, "prompt");
+  const opts = {
+    maxTokens: int(cmd, v, "max-tokens", 32),
+    temperature: num(cmd, v, "temperature", task ? 0 : 0.8, 0),
+    generator: new Generator(int(cmd, v, "seed", 0, 0)),
+  };
+  const samples: Sample[] = [];
+  if (task) {
+    const sources = prompt !== undefined ? [vocab.encode(prompt)] : run.data.validation.slice(0, count).map((e) => e.source);
+    for (const source of sources) {
+      let expected: string | undefined;
+      try {
+        expected = vocab.decode(task.solve(source));
+      } catch (e) {
+        throw new UsageError(`${cmd}: ${(e as Error).message}`);
+      }
+      const output = vocab.decode(answer(run.model, source, vocab, opts));
+      samples.push({ prompt: vocab.decode(source), output, expected, correct: output === expected });
+    }
+  } else {
+    const start = vocab.encode((prompt ?? "").toLowerCase()); // the names are lower-cased
+    for (let i = 0; i < count; i++) {
+      const out = sampleTokens(run.model, [vocab.bos, ...start], vocab, opts);
+      samples.push({ prompt: prompt ?? "", output: vocab.decode([...start, ...out]) });
+    }
+  }
+  if (flag(v, "json")) emitJson(io, { task: run.data.name, samples });
+  else {
+    for (const s of samples) {
+      if (s.expected === undefined) say(io, s.output);
+      else say(io, `${s.prompt} -> ${s.output}${s.correct ? "  (right)" : `  (expected ${s.expected})`}`);
+    }
+  }
+  return 0;
+}
+
+export function attnMapCommand(args: string[], io: Io): number {
+  const cmd = "attn-map";
+  const v = parse(cmd, args, { ...CHECKPOINT, prompt: { type: "string" }, out: { type: "string" }, map: { type: "string" }, layer: { type: "string" } });
+  if (flag(v, "help")) {
+    say(io, ATTN_MAP_HELP);
+    return 0;
+  }
+  const out = str(cmd, v, "out", "attention.svg");
+  const format = extname(out).toLowerCase();
+  if (format !== ".svg" && format !== ".png") throw new UsageError(`${cmd}: --out must end in .svg or .png, got ${JSON.stringify(out)}`);
+  const promptText = str(cmd, v, "prompt");
+  const run = restore(cmd, v);
+  const { model, data } = run;
+  const { vocab } = data;
+  if (!model.attentionMaps) throw new UsageError(`${cmd}: model ${run.config.model} does not expose its attention weights`);
+  const task = taskOf(run);
+  const source = vocab.encode(task ? promptText : promptText.toLowerCase());
+  // what the model sees: its prompt, then its own (greedy) answer
+  let tokens: number[];
+  let context: SourceContext | undefined;
+  let generated: number[];
+  if (model.layout === "encoder-decoder") {
+    const src = [...source, vocab.eos];
+    generated = sampleTokens(model, [vocab.bos], vocab, { maxTokens: 32 }, src);
+    tokens = [vocab.bos, ...generated];
+    context = { source: new Tensor(Int32Array.from(src), [1, src.length], "int32"), sourcePadding: new Tensor(new Uint8Array(src.length), [1, src.length], "bool") };
+  } else {
+    const prefix = task ? [vocab.bos, ...source, vocab.sep] : [vocab.bos, ...source];
+    generated = sampleTokens(model, prefix, vocab, { maxTokens: 32 });
+    tokens = [...prefix, ...generated];
+  }
+  const maps = model.attentionMaps(new Tensor(Int32Array.from(tokens), [1, tokens.length], "int32"), context);
+  const names = maps.map((m) => m.name);
+  const wanted = optStr(v, "map");
+  let index: number;
+  if (wanted !== undefined) {
+    index = names.indexOf(wanted);
+    if (index < 0) throw new UsageError(`${cmd}: no attention map named ${JSON.stringify(wanted)} (maps: ${names.join(", ")})`);
+  } else {
+    index = int(cmd, v, "layer", 0, 0);
+    if (index >= maps.length) throw new UsageError(`${cmd}: --layer ${index} is out of range; the model has ${maps.length} attention map(s): ${names.join(", ")}`);
+  }
+  const view = maps[index];
+  const labelsOf = (side: "tokens" | "source"): string[] => (side === "source" ? [...source, vocab.eos] : tokens).map((id) => vocab.label(id));
+  const rowLabels = labelsOf(view.rows);
+  const colLabels = labelsOf(view.cols);
+  const opts = { rowLabels, colLabels, title: `${data.name}, ${view.name}: "${promptText}" -> "${vocab.decode(generated)}"` };
+  if (format === ".svg") writeFileSync(out, heatmapSvg(view.weights, opts));
+  else writeFileSync(out, heatmapPng(view.weights, opts));
+  const result = { out, format: format.slice(1), map: view.name, maps: names, heads: view.weights.shape[0], rows: rowLabels, cols: colLabels };
+  if (flag(v, "json")) emitJson(io, result);
+  else say(io, `wrote ${out}: ${view.name}, ${result.heads} heads, ${rowLabels.length} x ${colLabels.length} (${rowLabels.join(" ")}); maps: ${names.join(", ")}`);
+  return 0;
+}

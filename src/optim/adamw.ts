@@ -1,0 +1,62 @@
+/**
+ * AdamW (Loshchilov & Hutter): Adam with decoupled weight decay, torch.optim.AdamW's update and
+ * defaults (lr 1e-3, betas [0.9, 0.999], eps 1e-8, weightDecay 1e-2). At step t:
+ *   p = p · (1 - lr · weightDecay)                   decay the weights directly, not through g
+ *   m = β1 · m + (1 - β1) · g                        first moment
+ *   v = β2 · v + (1 - β2) · g²                       second moment (amsgrad: v̂ = max(v̂, v))
+ *   p = p - lr / (1 - β1^t) · m / (sqrt(v) / sqrt(1 - β2^t) + eps)     bias-corrected step
+ */
+import { type ParamsInput, type UpdateContext, Optimizer, checkBool, checkNonNegative, checkUnit } from "./optimizer.js";
+import { ArgumentError } from "../tensor/errors.js";
+
+export interface AdamWOptions {
+  lr: number;
+  betas: readonly [number, number];
+  eps: number;
+  weightDecay: number;
+  amsgrad: boolean;
+  maximize: boolean;
+}
+
+export class AdamW extends Optimizer<AdamWOptions> {
+  constructor(params: ParamsInput<AdamWOptions>, opts: Partial<AdamWOptions> = {}) {
+    super("AdamW", params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, ...opts });
+  }
+
+  protected validate(g: AdamWOptions, gi: number): void {
+    checkNonNegative(this.fn, "lr", g.lr, gi);
+    if (!Array.isArray(g.betas) || g.betas.length !== 2) throw new ArgumentError(`${this.fn}: betas must be [beta1, beta2], got ${JSON.stringify(g.betas)} (param group ${gi})`);
+    checkUnit(this.fn, "betas[0]", g.betas[0], gi);
+    checkUnit(this.fn, "betas[1]", g.betas[1], gi);
+    checkNonNegative(this.fn, "eps", g.eps, gi);
+    checkNonNegative(this.fn, "weightDecay", g.weightDecay, gi);
+    checkBool(this.fn, "amsgrad", g.amsgrad, gi);
+    checkBool(this.fn, "maximize", g.maximize, gi);
+  }
+
+  protected update(ctx: UpdateContext, g: AdamWOptions): void {
+    const { param: p, grad } = ctx;
+    const { lr, eps, weightDecay: wd, amsgrad, maximize } = g;
+    const [b1, b2] = g.betas;
+    const t = ctx.state.step;
+    const m = ctx.buffer("exp_avg");
+    const v = ctx.buffer("exp_avg_sq");
+    const vmax = amsgrad ? ctx.buffer("max_exp_avg_sq") : null;
+    const stepSize = lr / (1 - Math.pow(b1, t));
+    const bc2Sqrt = Math.sqrt(1 - Math.pow(b2, t));
+    const decay = 1 - lr * wd;
+    for (let i = 0; i < p.length; i++) {
+      const gi = maximize ? -grad[i] : grad[i];
+      p[i] *= decay;
+      m[i] = m[i] * b1 + (1 - b1) * gi;
+      v[i] = v[i] * b2 + (1 - b2) * gi * gi;
+      let second = v[i];
+      if (vmax !== null) {
+        vmax[i] = Math.max(vmax[i], v[i]);
+        second = vmax[i];
+      }
+      const denom = Math.sqrt(second) / bc2Sqrt + eps;
+      p[i] += -stepSize * (m[i] / denom);
+    }
+  }
+}

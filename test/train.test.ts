@@ -1,0 +1,211 @@
+/** The training loop with a tiny model: reproducible, resumable, interruptible; checkpoints; sampling. */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Tensor, saveSafetensors, tensor, sum } from "../src/index.js";
+import { type DataSource, IGNORE_INDEX, copyTask, reverseTask, taskSource, collate } from "../src/data/index.js";
+import {
+  TrainingCheckpointError, TinyAttentionModel, type SequenceModel, evaluateModel, loadTrainingCheckpoint, sampleTokens, answer, trainModel,
+  type ProgressStream, restoreRun, makeData, makeModel,
+} from "../src/train/index.js";
+
+const dir = mkdtempSync(join(tmpdir(), "attend-train-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const task = reverseTask({ maxLength: 4 });
+const tiny = (seed = 0): TinyAttentionModel => new TinyAttentionModel({ vocabSize: task.vocab.size, dModel: 16, heads: 2, maxLength: 16, seed });
+const source = (seed = 0): DataSource => taskSource(task, { seed, validationSize: 32 });
+const base = { batchSize: 8, lr: 3e-3, evalEvery: 0 } as const;
+const bits = (m: SequenceModel): number[][] => m.parameters().map((p) => [...p.data]);
+
+describe("TinyAttentionModel", () => {
+  test("logits [B, T, V]; causal attention maps [H, T, T] whose rows sum to 1", () => {
+    const m = tiny();
+    const b = collate(source().trainBatch(0, 3), task.vocab);
+    const logits = m.forward(b.tokens);
+    assert.deepEqual(logits.shape, [3, b.tokens.shape[1], task.vocab.size]);
+    const tokens = new Tensor(Int32Array.from([1, 4, 5, 3]), [1, 4], "int32");
+    const [{ weights: w, rows, cols }] = m.attentionMaps(tokens);
+    assert.deepEqual([rows, cols], ["tokens", "tokens"]);
+    assert.deepEqual(w.shape, [2, 4, 4]);
+    for (let h = 0; h < 2; h++) {
+      for (let l = 0; l < 4; l++) {
+        let s = 0;
+        for (let k = 0; k < 4; k++) {
+          const x = w.data[(h * 4 + l) * 4 + k];
+          if (k > l) assert.equal(x, 0, "no weight on future keys");
+          s += x;
+        }
+        assert.ok(Math.abs(s - 1) < 1e-5);
+      }
+    }
+    assert.throws(() => m.forward(new Tensor(new Int32Array(17), [1, 17], "int32")), /longer than maxLength 16/);
+  });
+});
+
+describe("trainModel", () => {
+  test("the same seeds give the same run, bit for bit; the loss goes down", async () => {
+    const a = tiny();
+    const b = tiny();
+    const ra = await trainModel(a, source(), { ...base, steps: 12 });
+    const rb = await trainModel(b, source(), { ...base, steps: 12 });
+    assert.deepEqual(bits(a), bits(b));
+    assert.equal(ra.valLoss, rb.valLoss);
+    assert.equal(ra.trainLoss, rb.trainLoss);
+    assert.ok(ra.valLoss < Math.log(task.vocab.size), `validation loss ${ra.valLoss} is below a uniform guess's`);
+    assert.equal(ra.steps, 12);
+    assert.equal(ra.interrupted, false);
+    assert.ok(ra.tokensPerSecond > 0);
+  });
+
+  test("resuming from a checkpoint continues exactly where the run stopped", async () => {
+    const straight = tiny();
+    await trainModel(straight, source(), { ...base, steps: 10 });
+    const path = join(dir, "half.safetensors");
+    const first = tiny();
+    await trainModel(first, source(), { ...base, steps: 10, checkpointEvery: 5, checkpointPath: path, signal: AbortSignal.abort() });
+    // an already-aborted signal: stops before the first step, saves step 0
+    assert.equal(loadTrainingCheckpoint(path).step, 0);
+    const half = tiny();
+    const stop = new AbortController();
+    const stopAt5: DataSource = { ...source(), trainBatch: (s, n) => (s === 4 && stop.abort(), source().trainBatch(s, n)) };
+    const r = await trainModel(half, stopAt5, { ...base, steps: 10, checkpointPath: path, signal: stop.signal, config: { note: "kept" } });
+    assert.equal(r.interrupted, true);
+    assert.equal(r.steps, 5);
+    const ckpt = loadTrainingCheckpoint(path);
+    assert.equal(ckpt.step, 5);
+    assert.deepEqual(ckpt.config, { note: "kept" });
+    const resumed = tiny(123); // other initial weights: everything must come from the checkpoint
+    const r2 = await trainModel(resumed, source(), { ...base, steps: 10, resume: ckpt });
+    assert.equal(r2.steps, 10);
+    assert.deepEqual(bits(resumed), bits(straight));
+  });
+
+  test("progress: plain lines off a terminal, a redrawn bar on one", async () => {
+    const capture = (isTTY: boolean): ProgressStream & { text: string } => {
+      const s = { text: "", isTTY, write(x: string) { s.text += x; return true; } };
+      return s;
+    };
+    const plain = capture(false);
+    await trainModel(tiny(), source(), { ...base, steps: 6, evalEvery: 3, progress: plain, logEvery: 2 });
+    const lines = plain.text.trimEnd().split("\n");
+    assert.ok(!/[\r\x1b]/.test(plain.text), "no control characters in a log");
+    assert.match(lines[0], /^step 1\/6 {2}loss \d+\.\d{3} {2}acc \d+\.\d% {2}[\d.]+k? tok\/s {2}ETA \d+:\d\d$/);
+    assert.deepEqual(lines.filter((l) => l.startsWith("step ")).map((l) => l.split(" ")[1]), ["1/6", "2/6", "4/6", "6/6"]);
+    assert.match(lines.find((l) => l.startsWith("validation @ 3"))!, /loss \d+\.\d{4} {2}token acc/);
+    assert.match(lines[lines.length - 1], /^done at step 6: validation loss/);
+    const tty = capture(true);
+    await trainModel(tiny(), source(), { ...base, steps: 3, progress: tty });
+    assert.match(tty.text, /\r\x1b\[2K\[#{20}\] 3\/3 {2}loss/);
+  });
+
+  test("bad options are refused by name", async () => {
+    await assert.rejects(trainModel(tiny(), source(), { steps: 0 }), /train: steps must be an integer >= 1, got 0/);
+    const ckpt = { step: 20, config: {}, model: tiny().stateDict() };
+    await assert.rejects(trainModel(tiny(), source(), { steps: 10, resume: ckpt }), /the checkpoint is at step 20, past the 10 steps/);
+  });
+});
+
+describe("checkpoints", () => {
+  test("missing, damaged and foreign files are CheckpointErrors that say which", () => {
+    assert.throws(() => loadTrainingCheckpoint(join(dir, "nope.safetensors")), (e: Error) => e instanceof TrainingCheckpointError && /no checkpoint at/.test(e.message));
+    const junk = join(dir, "junk.safetensors");
+    writeFileSync(junk, "not a checkpoint at all");
+    assert.throws(() => loadTrainingCheckpoint(junk), /is not a valid checkpoint/);
+    const foreign = join(dir, "foreign.safetensors");
+    saveSafetensors(foreign, { w: tensor([1, 2]) });
+    assert.throws(() => loadTrainingCheckpoint(foreign), /a safetensors file but not an attend training checkpoint/);
+    assert.throws(() => loadTrainingCheckpoint(dir), /is not a file/);
+  });
+
+  test("restoreRun rebuilds data and model from the config alone", async () => {
+    const path = join(dir, "run.safetensors");
+    const config = { task: "copy", taskOptions: { maxLength: 3 }, dataSeed: 1, validationSize: 16, model: "tiny", modelConfig: { dModel: 16, heads: 2, maxLength: 16, seed: 1 } };
+    const model = new TinyAttentionModel({ vocabSize: copyTask().vocab.size, dModel: 16, heads: 2, maxLength: 16, seed: 1 });
+    const data = taskSource(copyTask({ maxLength: 3 }), { seed: 1, validationSize: 16 });
+    const r = await trainModel(model, data, { ...base, steps: 4, checkpointPath: path, config });
+    const run = restoreRun(loadTrainingCheckpoint(path));
+    assert.deepEqual(bits(run.model), bits(model));
+    assert.equal(evaluateModel(run.model, run.data.validation, run.data.vocab).loss, r.valLoss);
+  });
+});
+
+/** A model that always predicts `next[t]` at position t: a fixed script, to test decoding logic. */
+function scripted(next: number[], V: number): SequenceModel {
+  return {
+    forward(tokens: Tensor): Tensor {
+      const [B, T] = tokens.shape;
+      const out = new Float32Array(B * T * V);
+      for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) out[(b * T + t) * V + (next[t] ?? 0)] = 5;
+      return new Tensor(out, [B, T, V], "float32");
+    },
+    parameters: () => [],
+    stateDict: () => ({}),
+  };
+}
+
+describe("sampling and evaluation", () => {
+  const v = task.vocab;
+  test("greedy decoding follows the logits and stops at </s>", () => {
+    // prompt <s> 1 2 <sep> (positions 0..3); the script answers 2, 1, </s> from position 3 on
+    const script = [0, 0, 0, v.id("2"), v.id("1"), v.eos, v.id("9")];
+    const m = scripted(script, v.size);
+    assert.deepEqual(sampleTokens(m, [v.bos, v.id("1"), v.id("2"), v.sep], v), [v.id("2"), v.id("1"), v.eos]);
+    assert.equal(v.decode(answer(m, v.encode("12"), v)), "21");
+    assert.deepEqual(sampleTokens(m, [v.bos, v.id("1"), v.id("2"), v.sep], v, { maxTokens: 1 }), [v.id("2")]);
+    assert.deepEqual(sampleTokens(m, [v.bos, v.id("1"), v.id("2"), v.sep], v, { maxLength: 6 }), [v.id("2"), v.id("1")]); // 4 + 2 tokens
+  });
+
+  test("evaluateModel: a model that predicts every target is 100% right; loss is per scored token", () => {
+    const data = source();
+    const examples = data.validation.slice(0, 5);
+    const perfect: SequenceModel = {
+      forward(tokens: Tensor): Tensor {
+        const batch = collate(examples, v); // the same batch the evaluation builds
+        const [B, T] = tokens.shape;
+        const out = new Float64Array(B * T * v.size);
+        for (let i = 0; i < B * T; i++) {
+          const y = batch.targets.data[i];
+          out[i * v.size + (y === IGNORE_INDEX ? 0 : y)] = 50;
+        }
+        return new Tensor(out, [B, T, v.size], "float64");
+      },
+      parameters: () => [],
+      stateDict: () => ({}),
+    };
+    const ev = evaluateModel(perfect, examples, v, 5);
+    assert.equal(ev.tokenAccuracy, 1);
+    assert.equal(ev.sequenceAccuracy, 1);
+    assert.ok(ev.loss < 1e-15);
+    assert.equal(ev.tokens, sum(tensor(examples.map((e) => e.target.length + 1))).item());
+  });
+});
+
+describe("the full models (src/models) through the adapters", () => {
+  for (const kind of ["gpt", "encdec"] as const) {
+    test(`${kind}: trains in the same loop, checkpoints, restores, and its cached generation matches re-running`, async () => {
+      const config = { task: "reverse", taskOptions: { maxLength: 3 }, validationSize: 8, model: kind, modelConfig: { dModel: 16, heads: 2, layers: 1, seed: 4 } };
+      const data = makeData(config);
+      const model = makeModel(config, data);
+      assert.equal(model.layout, kind === "gpt" ? "decoder" : "encoder-decoder");
+      const path = join(dir, `${kind}.safetensors`);
+      const r = await trainModel(model, data, { ...base, steps: 3, checkpointPath: path, config: { ...config, modelConfig: model.toConfig!() } });
+      assert.ok(Number.isFinite(r.valLoss));
+      const run = restoreRun(loadTrainingCheckpoint(path));
+      assert.deepEqual(bits(run.model), bits(model));
+      assert.equal(evaluateModel(run.model, data.validation, data.vocab).loss, r.valLoss);
+      // the KV-cached generate hook against the plain loop (the same model without the hook)
+      const plain: SequenceModel = { forward: (t, c) => model.forward(t, c), parameters: () => model.parameters(), stateDict: () => model.stateDict(), layout: model.layout, maxLength: model.maxLength };
+      const v = data.vocab;
+      for (const e of data.validation.slice(0, 3)) assert.deepEqual(answer(model, e.source, v), answer(plain, e.source, v));
+      const maps = model.attentionMaps!(tensor([[v.bos, v.id("1")]], undefined, { dtype: "int32" }), kind === "gpt" ? undefined : {
+        source: tensor([[v.id("1"), v.eos]], undefined, { dtype: "int32" }), sourcePadding: tensor([[false, false]]),
+      });
+      assert.deepEqual(maps.map((m) => [m.rows, m.cols]), kind === "gpt"
+        ? [["tokens", "tokens"]]
+        : [["source", "source"], ["tokens", "tokens"], ["tokens", "source"]]);
+    });
+  }
+});
