@@ -25,7 +25,7 @@ export { crossEntropy, type CrossEntropyOptions } from "./ops/loss.js";
 
 export { lookupAttention, type LookupOptions } from "./attention/lookup.js";
 export {
-  scaledDotProductAttention, scaledDotProductAttentionWithWeights, attentionWeights, type SdpaOptions,
+  scaledDotProductAttention, scaledDotProductAttentionWithWeights, attentionWeights, type SdpaOptions, type SdpaImplementation,
 } from "./attention/sdpa.js";
 export { causalMask, paddingMask, type CausalAlignment } from "./attention/masks.js";
 export { MultiheadAttention, type MultiheadAttentionOptions } from "./attention/multihead.js";

@@ -157,12 +157,12 @@ describe("MultiheadAttention and GroupedQueryAttention", () => {
     const x = randn([5, 2, E], { seed: 2 });
     assert.ok(relError(gqa.forward(x, x, x, { isCausal: true })[0], mha.forward(x, x, x, { isCausal: true })[0]) < 1e-6);
   });
-  test("needWeights: false gives the same output and null weights", () => {
+  test("needWeights: false gives the same output (fused path vs materialised, float32 rounding) and null weights", () => {
     const gqa = new GroupedQueryAttention(8, 4, 1, { batchFirst: true });
     const x = randn([2, 3, 8], { seed: 1 });
     const [a, w] = gqa.forward(x, x, x, { needWeights: false });
     assert.equal(w, null);
-    assert.equal(relError(a, gqa.forward(x, x, x)[0]), 0);
+    assert.ok(relError(a, gqa.forward(x, x, x)[0]) < 1e-6);
   });
   test("dropout acts only in training mode", () => {
     const mha = new MultiheadAttention(8, 2, { dropout: 0.5 });

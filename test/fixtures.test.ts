@@ -1,18 +1,28 @@
 /**
  * Conformance against PyTorch: every committed fixture (test/fixtures/make_fixtures.py, torch 1.13
  * in float64) is replayed in float32 (the issue's tolerances) and float64 (tight), forward and
- * backward.
+ * backward, on every kernel backend ("wasm": WebAssembly SIMD; "ref": plain loops), and for
+ * scaledDotProductAttention through both implementations (fused kernels and the materialising path).
  */
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   GroupedQueryAttention, MultiheadAttention, Tensor, crossEntropy, embedding, exp, gelu, layerNorm, log, logSoftmax,
   lookupAttention, matmul, max, mean, rmsNorm, scaledDotProductAttention, softmax, sqrt, sum, tanh, where, add, sub, mul, div,
-  cast,
+  cast, setBackend, getBackendName, type BackendName, type SdpaImplementation,
 } from "../src/index.js";
 import { type Fixture, type Precision, TOL, assertClose, fixtureNames, input, loadFixture } from "./harness.js";
 
 const PRECISIONS: Precision[] = ["float32", "float64"];
+const BACKENDS: BackendName[] = ["wasm", "ref"];
+const IMPLEMENTATIONS: SdpaImplementation[] = ["fused", "math"];
+
+/** Runs the suite's tests with the kernel backend set (tests in a file run one after another). */
+function onBackend(backend: BackendName): void {
+  let saved: BackendName;
+  before(() => { saved = getBackendName(); setBackend(backend); });
+  after(() => setBackend(saved));
+}
 
 function params(f: Fixture, prefix: string, precision: Precision): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
@@ -27,14 +37,15 @@ function checkGrads(f: Fixture, inputs: Record<string, Tensor>, precision: Preci
   }
 }
 
-describe("sdpa fixtures", () => {
+for (const backend of BACKENDS) describe(`sdpa fixtures [${backend}]`, () => {
+  onBackend(backend);
   for (const name of fixtureNames("sdpa")) {
-    for (const precision of PRECISIONS) {
-      test(`${name} (${precision})`, () => {
+    for (const precision of PRECISIONS) for (const implementation of IMPLEMENTATIONS) {
+      test(`${name} (${precision}, ${implementation})`, () => {
         const f = loadFixture(name);
         const x = { query: input(f.t.query, precision, true), key: input(f.t.key, precision, true), value: input(f.t.value, precision, true) };
         const attnMask = f.t.attnMask ? input(f.t.attnMask, precision) : undefined;
-        const out = scaledDotProductAttention(x.query, x.key, x.value, { ...f.options, attnMask });
+        const out = scaledDotProductAttention(x.query, x.key, x.value, { ...f.options, attnMask, implementation });
         assertClose(out, f.t.out, TOL[precision].out, `${name} out`);
         out.backward(input(f.t.grad_out, precision));
         checkGrads(f, x, precision);
@@ -86,7 +97,8 @@ function runModule(f: Fixture, m: AttnModule, precision: Precision): void {
   }
 }
 
-describe("MultiheadAttention fixtures", () => {
+for (const backend of BACKENDS) describe(`MultiheadAttention fixtures [${backend}]`, () => {
+  onBackend(backend);
   for (const name of fixtureNames("mha")) {
     for (const precision of PRECISIONS) {
       test(`${name} (${precision})`, () => {
@@ -101,7 +113,8 @@ describe("MultiheadAttention fixtures", () => {
   }
 });
 
-describe("GroupedQueryAttention fixtures", () => {
+for (const backend of BACKENDS) describe(`GroupedQueryAttention fixtures [${backend}]`, () => {
+  onBackend(backend);
   for (const name of fixtureNames("gqa")) {
     for (const precision of PRECISIONS) {
       test(`${name} (${precision})`, () => {
@@ -153,7 +166,8 @@ function runOp(f: Fixture, x: Record<string, Tensor>, extra: Record<string, Tens
   }
 }
 
-describe("op fixtures", () => {
+for (const backend of BACKENDS) describe(`op fixtures [${backend}]`, () => {
+  onBackend(backend);
   for (const name of fixtureNames("op")) {
     for (const precision of PRECISIONS) {
       test(`${name} (${precision})`, () => {

@@ -23,6 +23,7 @@ import { assertTensor } from "../ops/util.js";
 import { type CausalAlignment, causalMask, checkAlignment } from "./masks.js";
 import { dropoutBits, dropoutRowState, dropoutThreshold } from "../kernels/dropoutHash.js";
 import { allocate } from "../tensor/dtype.js";
+import { fusedAttention, fusedEligible } from "./fused.js";
 
 export interface SdpaOptions {
   /** broadcastable to [N.., H, L, S]; bool: true = may attend; float: added to the scores */
@@ -40,7 +41,16 @@ export interface SdpaOptions {
   generator?: Generator;
   /** fixes the dropout mask directly (overrides generator) */
   dropoutSeed?: number;
+  /**
+   * How to compute it (as torch.nn.attention.sdpa_kernel picks a backend): "auto" (default) runs the
+   * fused kernels (no [L, S] matrix; FlashAttention-2 style on the wasm backend) unless the call needs
+   * the weights (a float attnMask that requires grad); "fused" insists on them (an error if it cannot);
+   * "math" materialises the weights, the textbook path, for comparison.
+   */
+  implementation?: SdpaImplementation;
 }
+
+export type SdpaImplementation = "auto" | "fused" | "math";
 
 /** Everything scaledDotProductAttention works out from its arguments, validated once. */
 export interface SdpaPlan {
@@ -224,5 +234,19 @@ export function scaledDotProductAttentionWithWeights(query: Tensor, key: Tensor,
 
 /** query [N.., H, L, E], key [N.., Hkv, S, E], value [N.., Hkv, S, Ev] -> [N.., H, L, Ev]. */
 export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, opts: SdpaOptions = {}): Tensor {
-  return scaledDotProductAttentionWithWeights(query, key, value, opts)[0];
+  const fn = "scaledDotProductAttention";
+  const p = planSdpa(fn, query, key, value, opts);
+  const impl = opts.implementation ?? "auto";
+  if (impl !== "auto" && impl !== "fused" && impl !== "math") {
+    throw new ArgumentError(`${fn}: implementation must be "auto", "fused" or "math", got ${JSON.stringify(impl)}`);
+  }
+  if (impl !== "math") {
+    if (fusedEligible(p)) return fusedAttention(query, key, value, p, p.dropoutP > 0 ? resolveDropoutSeed(opts) : 0);
+    if (impl === "fused") {
+      throw new ArgumentError(`${fn}: implementation "fused" cannot ${p.mask?.requiresGrad ? "give a float attnMask a gradient (that needs the [L, S] weights); use \"auto\" or \"math\"" : "run on an empty input (a dim of size 0); use \"auto\""}`);
+    }
+  }
+  const weights = attentionWeights(query, key, opts, p);
+  const dropped = p.dropoutP > 0 ? attentionDropout(weights, p.dropoutP, resolveDropoutSeed(opts)) : weights;
+  return applyWeights(dropped, value, p);
 }
