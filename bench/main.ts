@@ -1,0 +1,330 @@
+/**
+ * npm run bench: attend's attention beside its peers, in one run on this machine, printed as one
+ * table and written to bench/RESULTS.md.
+ *
+ *   npm run bench                                  everything (about 30-60 minutes on 2 cores)
+ *   npm run bench -- --quick                       N ∈ {128, 1024}, shorter timing budgets
+ *   npm run bench -- --sizes 1024,4096 --modes fwd,causal-fwd --no-peers --no-training --no-write
+ *
+ * Problem: B = 1, H = 8, E = 64, float32, N = L = S; non-causal and causal; forward, and forward +
+ * backward (dQ, dK, dV for an upstream gradient). Flops: forward 4·B·H·N²·E, forward + backward
+ * 12·B·H·N²·E, causal counted the same as non-causal (so skipped tiles show as speed).
+ *
+ * attend rows go through the public API: scaledDotProductAttention (fused kernels; noGrad for the
+ * forward, requiresGrad inputs and out.backward(g) for forward + backward), with setBackend("ref")
+ * or setBackend("wasm") and setNumThreads(1 | all cores). Every attend case runs in a fresh child
+ * process, so "peak RSS" is that case's whole-process peak (VmHWM): runtime, inputs, outputs,
+ * gradients and the kernels' staging memory together. Peers (bench/peers/) run the same way, each
+ * checked against a float64 reference at N = 64 before it is timed.
+ *
+ * Also printed: the wasm matmul at 1024³ (the ceiling the attention kernel is measured against),
+ * training throughput of the `small` GPT preset (tokens/s of forward + backward + AdamW), and the
+ * KV cache's speed-up when generating 256 tokens with `small`.
+ */
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import os from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  AdamW, GPT, Tensor, crossEntropy, generate, getBackendName, noGrad, randn, randint, reshape, scaledDotProductAttention,
+  setBackend, setNumThreads, matmul,
+} from "../src/index.js";
+import { hardwareThreads } from "../src/kernels/wasm/runtime.js";
+import { type PeerRow, runPeers, parseMode, modeLabel, type Mode, DEFAULT_SIZES } from "./peers/index.js";
+import { median, peakRssMiB } from "./peers/common.js";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const B = 1, H = 8, E = 64;
+
+// ---------------------------------------------------------------------------------------------
+// One attend case, in this process (the child side)
+
+interface AttendCase {
+  backend: "ref" | "wasm";
+  threads: number;
+  N: number;
+  causal: boolean;
+  pass: "fwd" | "fwd+bwd";
+  budgetMs: number;
+  maxReps: number;
+}
+
+interface Timed {
+  medianMs: number;
+  reps: number;
+  peakRssMiB: number;
+}
+
+function flops(N: number, pass: "fwd" | "fwd+bwd"): number {
+  return (pass === "fwd" ? 4 : 12) * B * H * N * N * E;
+}
+
+/** Median wall time after one untimed warm-up call (skipped when the call is slow: its time counts). */
+function timeCalls(run: () => void, budgetMs: number, maxReps: number): { ms: number; reps: number } {
+  let t0 = performance.now();
+  run();
+  const first = performance.now() - t0;
+  if (first > 10_000 || budgetMs <= 0) return { ms: first, reps: 1 };
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < maxReps && (times.length < 3 || performance.now() - start < budgetMs)) {
+    t0 = performance.now();
+    run();
+    times.push(performance.now() - t0);
+  }
+  return { ms: median(times), reps: times.length };
+}
+
+function runAttendCase(c: AttendCase): Timed {
+  setBackend(c.backend);
+  setNumThreads(c.threads);
+  const shape = [B, H, c.N, E];
+  const q = randn(shape, { seed: 1 }), k = randn(shape, { seed: 2 }), v = randn(shape, { seed: 3 });
+  const g = randn(shape, { seed: 4 });
+  const opts = { isCausal: c.causal };
+  let run: () => void;
+  if (c.pass === "fwd") {
+    run = () => { noGrad(() => scaledDotProductAttention(q, k, v, opts)); };
+  } else {
+    run = () => {
+      for (const x of [q, k, v]) { x.requiresGrad = true; x.grad = null; }
+      scaledDotProductAttention(q, k, v, opts).backward(g);
+    };
+  }
+  const { ms, reps } = timeCalls(run, c.budgetMs, c.maxReps);
+  return { medianMs: ms, reps, peakRssMiB: peakRssMiB() };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+const MARK = "@@attend-bench ";
+
+function runChild(spec: object, timeoutMs: number): Promise<Timed | { error: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), "--child", JSON.stringify(spec)], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "", err = "";
+    child.stdout.on("data", (d) => { out += d; });
+    child.stderr.on("data", (d) => { err += d; });
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const line = out.split("\n").find((l) => l.startsWith(MARK));
+      if (line) resolve(JSON.parse(line.slice(MARK.length)));
+      else resolve({ error: signal ? `killed (${signal}${signal === "SIGKILL" ? ", over the time limit" : ""})` : `exit ${code}: ${err.trim().split("\n").pop() ?? ""}` });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extras: matmul ceiling, training throughput, KV-cache speed-up (run in this process)
+
+function matmulGflops(threads: number, quick: boolean): number {
+  setBackend("wasm");
+  setNumThreads(threads);
+  const n = 1024;
+  const a = randn([n, n], { seed: 1 }), b = randn([n, n], { seed: 2 });
+  const { ms } = timeCalls(() => { noGrad(() => matmul(a, b)); }, quick ? 1000 : 3000, 30);
+  return (2 * n ** 3) / (ms * 1e-3) / 1e9;
+}
+
+interface TrainingSpeed { tokensPerSecond: number; msPerStep: number; batch: number; T: number; params: number }
+
+/** Steps of the `small` GPT preset (forward, cross-entropy, backward, AdamW) on random tokens. */
+function trainingThroughput(threads: number, quick: boolean): TrainingSpeed {
+  setBackend("wasm");
+  setNumThreads(threads);
+  const model = new GPT("small", { seed: 0 });
+  const opt = new AdamW(model.parameters(), { lr: 3e-4 });
+  const batch = 8, T = 128;
+  const idx = randint(0, model.config.vocabSize, [batch, T + 1], { seed: 5 });
+  const data = idx.dataSync();
+  const inp = new Tensor(Int32Array.from({ length: batch * T }, (_, i) => data[Math.floor(i / T) * (T + 1) + (i % T)]), [batch, T], "int32");
+  const tgt = new Tensor(Int32Array.from({ length: batch * T }, (_, i) => data[Math.floor(i / T) * (T + 1) + (i % T) + 1]), [batch * T], "int32");
+  const step = (): void => {
+    opt.zeroGrad();
+    const logits = model.forward(inp); // [batch, T, V]
+    const loss = crossEntropy(reshape(logits, [batch * T, model.config.vocabSize]), tgt); // [batch, T, V] -> [batch·T, V]
+    loss.backward();
+    opt.step();
+  };
+  const { ms } = timeCalls(step, quick ? 3000 : 10_000, quick ? 5 : 20);
+  let params = 0;
+  for (const p of model.parameters()) params += p.size;
+  return { tokensPerSecond: (batch * T) / (ms * 1e-3), msPerStep: ms, batch, T, params };
+}
+
+interface GenerationSpeed { cachedMs: number; uncachedMs: number; speedup: number; tokens: number }
+
+function generationSpeedup(threads: number, tokens: number): GenerationSpeed {
+  setBackend("wasm");
+  setNumThreads(threads);
+  const model = new GPT("small", { seed: 0 });
+  model.eval();
+  const prompt = [[3, 10, 17, 24, 31, 38, 45, 52]];
+  const t0 = performance.now();
+  const a = generate(model, prompt, { maxNewTokens: tokens, useCache: true });
+  const cachedMs = performance.now() - t0;
+  const t1 = performance.now();
+  const b = generate(model, prompt, { maxNewTokens: tokens, useCache: false });
+  const uncachedMs = performance.now() - t1;
+  if (JSON.stringify(a) !== JSON.stringify(b)) throw new Error("bench: cached and uncached greedy generation disagree");
+  return { cachedMs, uncachedMs, speedup: uncachedMs / cachedMs, tokens };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+function parseArgs(argv: readonly string[]): Record<string, string | true> {
+  const out: Record<string, string | true> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) throw new Error(`bench: unexpected argument "${a}" (options start with --; see the top of bench/main.ts)`);
+    const [key, val] = a.slice(2).split("=", 2);
+    if (val !== undefined) out[key] = val;
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith("--")) out[key] = argv[++i];
+    else out[key] = true;
+  }
+  return out;
+}
+
+const fmt = (x: number, d: number): string => (Number.isFinite(x) ? x.toFixed(d) : "—");
+
+interface Row {
+  impl: string;
+  form: string;
+  N: number;
+  mode: string;
+  medianMs: number;
+  gflops: number;
+  peakRssMiB: number;
+  note: string;
+}
+
+function rowLine(r: Row): string {
+  return `| ${r.impl} | ${r.form} | ${r.N} | ${r.mode} | ${fmt(r.medianMs, 2)} | ${fmt(r.gflops, 1)} | ${fmt(r.peakRssMiB, 0)} | ${r.note.replace(/\|/g, "\\|")} |`;
+}
+const HEAD = "| impl | form | N | mode | median ms | GFLOP/s | peak RSS MiB | note |\n|---|---|---:|---|---:|---:|---:|---|";
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  if (typeof a.child === "string") {
+    const spec = JSON.parse(a.child) as AttendCase;
+    console.log(MARK + JSON.stringify(runAttendCase(spec)));
+    return;
+  }
+  const quick = a.quick === true;
+  const list = (v: string | true | undefined): string[] | undefined => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean) : undefined);
+  const sizes = (list(a.sizes)?.map(Number) ?? (quick ? [128, 1024] : [...DEFAULT_SIZES])).sort((x, y) => x - y);
+  const modes: Mode[] = (list(a.modes) ?? ["fwd", "causal-fwd", "fwd+bwd", "causal-fwd+bwd"]).map(parseMode);
+  const all = Number(a.threads ?? hardwareThreads());
+  const budgetMs = Number(a["budget-ms"] ?? (quick ? 1500 : 4000));
+  const refMaxN = Number(a["ref-max-n"] ?? 1024);
+  const maxRepMs = Number(a["max-rep-s"] ?? 120) * 1000;
+  const lines: string[] = [];
+  const say = (l = ""): void => { console.log(l); lines.push(l); };
+  const log = (l: string): void => { process.stderr.write(l + "\n"); };
+
+  const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+  say(`# attend benchmark`);
+  say();
+  say(`${new Date().toISOString().slice(0, 10)} · Node ${process.version} · ${cpu} · ${hardwareThreads()} hardware threads · load average at start ${os.loadavg()[0].toFixed(2)}`);
+  say();
+  say(`Scaled dot-product attention, B = ${B}, H = ${H}, E = ${E}, float32, N = L = S. GFLOP/s counts 4·B·H·N²·E (fwd) or 12·B·H·N²·E (fwd+bwd); causal is counted as non-causal, so skipped tiles show as speed. Median of repeated calls after a warm-up; each attend case in a fresh process (peak RSS = that process's VmHWM). Reproduce: \`npm run bench\` (\`node --import tsx bench/main.ts\`).`);
+  say();
+
+  if (a["no-extras"] !== true) {
+    const mm1 = matmulGflops(1, quick), mmAll = all > 1 ? matmulGflops(all, quick) : mm1;
+    say(`**Ceiling**: wasm matmul 1024³ float32: ${fmt(mm1, 1)} GFLOP/s on 1 thread, ${fmt(mmAll, 1)} GFLOP/s on ${all} threads.`);
+    say();
+  }
+
+  const rows: Row[] = [];
+  const attendImpls: Array<{ backend: "ref" | "wasm"; threads: number; impl: string }> = [
+    { backend: "ref", threads: 1, impl: "attend ref" },
+    { backend: "wasm", threads: 1, impl: "attend wasm x1" },
+    ...(all > 1 ? [{ backend: "wasm" as const, threads: all, impl: `attend wasm x${all}` }] : []),
+  ];
+  for (const m of modes) {
+    for (const im of attendImpls) {
+      let tooSlow = false;
+      for (const N of sizes) {
+        const mode = modeLabel(m);
+        const base = { impl: im.impl, form: "scaledDotProductAttention", N, mode };
+        if (im.backend === "ref" && N > refMaxN) { rows.push({ ...base, medianMs: NaN, gflops: NaN, peakRssMiB: NaN, note: `not run above N = ${refMaxN} (--ref-max-n)` }); continue; }
+        if (tooSlow) { rows.push({ ...base, medianMs: NaN, gflops: NaN, peakRssMiB: NaN, note: `skipped: a call would take over ${maxRepMs / 1000} s` }); continue; }
+        log(`bench: ${im.impl} ${mode} N=${N}`);
+        const r = await runChild({ backend: im.backend, threads: im.threads, N, causal: m.causal, pass: m.pass, budgetMs, maxReps: 15 }, 15 * 60_000);
+        if ("error" in r) { rows.push({ ...base, medianMs: NaN, gflops: NaN, peakRssMiB: NaN, note: r.error }); tooSlow = true; continue; }
+        rows.push({ ...base, medianMs: r.medianMs, gflops: flops(N, m.pass) / (r.medianMs * 1e-3) / 1e9, peakRssMiB: r.peakRssMiB, note: `${r.reps} reps` });
+        if (r.medianMs * 4 > maxRepMs) tooSlow = true; // the next size is ~4x the work
+      }
+    }
+  }
+
+  const peerRows: PeerRow[] = [];
+  if (a["no-peers"] !== true) {
+    for await (const r of runPeers({ sizes, modes, log, maxRepMs, timing: { budgetMs } })) peerRows.push(r);
+    for (const r of peerRows) {
+      rows.push({ impl: r.peer, form: r.form, N: r.N, mode: modeLabel(r), medianMs: r.ok ? r.medianMs : NaN, gflops: r.ok ? r.gflops : NaN, peakRssMiB: r.peakRssMiB, note: r.note || (r.reps ? `${r.reps} reps` : "") });
+    }
+  }
+
+  say(`## Attention`);
+  say();
+  say(HEAD);
+  const order = (r: Row): string => `${modes.findIndex((m) => modeLabel(m) === r.mode)}|${String(r.N).padStart(6, "0")}`;
+  for (const r of [...rows].sort((x, y) => (order(x) < order(y) ? -1 : order(x) > order(y) ? 1 : 0))) say(rowLine(r));
+  say();
+
+  // Ratios the issue asks about: attend (all threads) against the best JavaScript peer, and onnxruntime-node.
+  const best = `attend wasm x${all}`;
+  say(`## Ratios (attend wasm x${all} over the peer; > 1 means attend is faster)`);
+  say();
+  say("| mode | N | attend GFLOP/s | best JS peer | its GFLOP/s | ratio | onnxruntime-node best | ratio |");
+  say("|---|---:|---:|---|---:|---:|---:|---:|");
+  for (const m of modes) {
+    const mode = modeLabel(m);
+    for (const N of sizes) {
+      const ours = rows.find((r) => r.impl === best && r.N === N && r.mode === mode);
+      if (!ours || !Number.isFinite(ours.gflops)) continue;
+      const js = rows.filter((r) => r.N === N && r.mode === mode && (r.impl === "tfjs-wasm" || r.impl === "jax-js") && Number.isFinite(r.gflops));
+      const top = js.sort((x, y) => y.gflops - x.gflops)[0];
+      const ort = rows.filter((r) => r.N === N && r.mode === mode && r.impl === "onnxruntime-node" && Number.isFinite(r.gflops)).sort((x, y) => y.gflops - x.gflops)[0];
+      say(`| ${mode} | ${N} | ${fmt(ours.gflops, 1)} | ${top ? `${top.impl} (${top.form})` : "—"} | ${top ? fmt(top.gflops, 1) : "—"} | ${top ? fmt(ours.gflops / top.gflops, 2) : "—"} | ${ort ? `${fmt(ort.gflops, 1)} (${ort.form})` : "—"} | ${ort ? fmt(ours.gflops / ort.gflops, 2) : "—"} |`);
+    }
+  }
+  say();
+  const causalRatio = (N: number, pass: string): string => {
+    const full = rows.find((r) => r.impl === best && r.N === N && r.mode === pass);
+    const causal = rows.find((r) => r.impl === best && r.N === N && r.mode === `causal-${pass}`);
+    return full && causal && Number.isFinite(full.medianMs) && Number.isFinite(causal.medianMs) ? fmt(causal.medianMs / full.medianMs, 2) : "—";
+  };
+  if (sizes.includes(4096)) say(`Causal / non-causal time at N = 4096 (attend wasm x${all}): forward ${causalRatio(4096, "fwd")}, forward + backward ${causalRatio(4096, "fwd+bwd")}.`);
+  say();
+
+  if (a["no-training"] !== true) {
+    say(`## Training and generation (GPT preset \`small\`, wasm x${all})`);
+    say();
+    const t = trainingThroughput(all, quick);
+    say(`Training throughput: **${fmt(t.tokensPerSecond, 0)} tokens/s** (${t.params} parameters; batch ${t.batch} × ${t.T} tokens; forward + cross-entropy + backward + AdamW, median ${fmt(t.msPerStep, 0)} ms per step).`);
+    const tokens = Number(a["gen-tokens"] ?? 256);
+    const gsp = generationSpeedup(all, tokens);
+    say(`Generation of ${tokens} tokens after an 8-token prompt (greedy, same tokens both ways): KV cache ${fmt(gsp.cachedMs, 0)} ms, recomputing the whole sequence each step ${fmt(gsp.uncachedMs, 0)} ms: **${fmt(gsp.speedup, 1)}× faster with the cache**.`);
+    say();
+  }
+  say(`Backend after the run: ${getBackendName()}. Load average at the end: ${os.loadavg()[0].toFixed(2)}.`);
+
+  if (a["no-write"] !== true) {
+    writeFileSync(join(HERE, "RESULTS.md"), lines.join("\n") + "\n");
+    log("bench: wrote bench/RESULTS.md");
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exit(1);
+});
