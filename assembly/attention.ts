@@ -1,5 +1,6 @@
 // FlashAttention-2 style fused attention on float32, one task = one tile row or column:
-//   forward:  task (head, query block)  -> out rows and lse of that block (online softmax over key blocks)
+//   forward:  task (head, query block)  -> out rows, row max m and row sum l of that block (online
+//             softmax over key blocks; the host forms lse = m + log(l) in float64)
 //   backward: prep task (head, query block) -> Q^T (scaled) and dO^T packed per block
 //             main task (kv group, key block) -> dK, dV of that block (summed over the group's heads
 //             and query blocks in a fixed order) and its share of dQ, one tile per query block, added
@@ -9,12 +10,15 @@
 // Scores are kept transposed, S^T[key][query], so the softmax statistics of 4 queries sit in one
 // vector and every row max / row sum is a vertical SIMD operation. No L x S matrix exists: the
 // per-thread scratch is a few tiles. Tiles that causality hides entirely are never computed.
+// Precision: scores, P and the products are float32; the few places where float32 would cost accuracy
+// that float32 storage could keep (nearly one-hot rows, |scores| in the hundreds) use float64: the row
+// sums l and the final division, lse (staged as two float32s), D, and dP - D where P > 1/4.
 
 import {
   A_BC, A_BR, A_CAUSAL_OFF, A_CNT, A_D, A_DK, A_DO, A_DOT, A_DQ, A_DROP_INV, A_DROP_ON, A_DROP_SEED,
-  A_DROP_THR, A_DV, A_EP, A_EVP, A_G0, A_H, A_HKV, A_K, A_L, A_LP, A_LSE, A_MASK_KIND, A_MASK_LO,
-  A_MASK_PTR, A_MASK_SB, A_MASK_SH, A_MASK_SL, A_MASK_SS, A_O, A_Q, A_QT, A_S, A_SCALE, A_SP, A_V,
-  J_PARAMS, J_SCRATCH, J_SCRATCH_STRIDE,
+  A_DROP_THR, A_DV, A_EP, A_EVP, A_G0, A_H, A_HKV, A_K, A_L, A_LP, A_LSE, A_LSE_LO, A_MASK_KIND, A_MASK_LO,
+  A_MASK_PTR, A_MASK_SB, A_MASK_SH, A_MASK_SL, A_MASK_SS, A_O, A_Q, A_QT, A_ROW_MAX, A_ROW_SUM, A_S, A_SCALE,
+  A_SP, A_V, J_PARAMS, J_SCRATCH, J_SCRATCH_STRIDE,
 } from "./layout";
 import { gemm, rowState, vexp, vkeep } from "./simd";
 
@@ -79,6 +83,24 @@ function applyMask(job: usize, st: usize, Brw: i32, Bcw: i32, i0: i32, j0: i32, 
   }
 }
 
+/** Lanes 0 and 1 of a float32x4 as a float64x2. */
+// @ts-ignore: decorator
+@inline function widenLo(x: v128): v128 {
+  return f64x2.promote_low_f32x4(x);
+}
+
+/** Lanes 2 and 3 of a float32x4 as a float64x2. */
+// @ts-ignore: decorator
+@inline function widenHi(x: v128): v128 {
+  return f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 2, 3));
+}
+
+/** The float32 lanes [a0, a1, b0, b1] of two float64x2 vectors. */
+// @ts-ignore: decorator
+@inline function narrow(a: v128, b: v128): v128 {
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(a), f32x4.demote_f64x2_zero(b), 0, 1, 4, 5);
+}
+
 /** Scalar pass: -Infinity where key j0 + jj is beyond the row's limit (causality, padded keys). */
 function applyLimits(st: usize, Brw: i32, Bcw: i32, j0: i32, lim: usize): void {
   for (let jj = 0; jj < Bcw; jj++) {
@@ -100,12 +122,12 @@ function packScaledTranspose(dst: usize, src: usize, rows: i32, cols: i32, scale
 
 /** Scratch floats one forward task needs. */
 export function fwdScratchFloats(Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
-  return Ep * Br + Bc * Br + Br * Evp + 6 * Br + 16;
+  return Ep * Br + Bc * Br + Br * Evp + 7 * Br + 16;
 }
 
 /** Scratch floats one backward task needs. */
 export function bwdScratchFloats(Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
-  return 2 * Bc * Br + Bc * Ep + Bc * Evp + 2 * Br + DQ_RING * Br * Ep + 2 * DQ_RING + 16;
+  return 2 * Bc * Br + Bc * Ep + Bc * Evp + 2 * Br + DQ_RING * Br * Ep + 2 * DQ_RING + 8 + 16;
 }
 
 export function attFwdTask(job: usize, t: i32, tid: i32): void {
@@ -133,15 +155,16 @@ export function attFwdTask(job: usize, t: i32, tid: i32): void {
   const kbase = ptr(job, A_K) + (<usize>(gl * Sp * Ep) << 2);
   const vbase = ptr(job, A_V) + (<usize>(gl * Sp * Evp) << 2);
   const o = ptr(job, A_O) + (<usize>((hl * Lp + i0) * Evp) << 2);
-  const lse = ptr(job, A_LSE) + (<usize>(hl * Lp + i0) << 2);
+  const rowMax = ptr(job, A_ROW_MAX) + (<usize>(hl * Lp + i0) << 2);
+  const rowSum = ptr(job, A_ROW_SUM) + (<usize>(hl * Lp + i0) << 3);
 
   const sc = ptr(job, J_SCRATCH - J_PARAMS) + <usize>tid * ptr(job, J_SCRATCH_STRIDE - J_PARAMS);
   const qt = sc;
   const st = qt + (<usize>(Ep * Br) << 2);
   const oa = st + (<usize>(Bc * Br) << 2);
   const mrow = oa + (<usize>(Br * Evp) << 2);
-  const lrow = mrow + (<usize>Br << 2);
-  const alpha = lrow + (<usize>Br << 2);
+  const lrow = mrow + (<usize>Br << 2); // float64
+  const alpha = lrow + (<usize>Br << 3);
   const rs = alpha + (<usize>Br << 2);
   const lim = rs + (<usize>Br << 2);
 
@@ -149,7 +172,7 @@ export function attFwdTask(job: usize, t: i32, tid: i32): void {
   packScaledTranspose(qt, q, Brw, Ep, scale);
   for (let ii = 0; ii < Brw; ii++) {
     store<f32>(mrow + (<usize>ii << 2), -Infinity);
-    store<f32>(lrow + (<usize>ii << 2), 0);
+    store<f64>(lrow + (<usize>ii << 3), 0);
   }
   memory.fill(oa, 0, <usize>(Brw * Evp) << 2);
   fillLimits(lim, i0, Brw, S, off);
@@ -184,26 +207,36 @@ export function attFwdTask(job: usize, t: i32, tid: i32): void {
       const mSafe = v128.bitselect(zero, mx, f32x4.eq(mx, ninf));
       v128.store(alpha + cOff, vexp(f32x4.sub(mOld, mSafe)));
       v128.store(mrow + cOff, mx);
-      let sum = zero;
+      // the row sums l are kept in float64 (see the end of this function); two keys per turn (Bcw is a
+      // multiple of 8), which pays for the widening
+      let sum0 = f64x2.splat(0), sum1 = sum0;
       p = st + cOff;
       if (dropOn) {
         const states = v128.load(rs + cOff);
-        for (let jj = 0; jj < Bcw; jj++) {
+        for (let jj = 0; jj < Bcw; jj += 2) {
           const e = vexp(f32x4.sub(v128.load(p), mSafe));
-          sum = f32x4.add(sum, e);
+          const f = vexp(f32x4.sub(v128.load(p + rowBytes), mSafe));
+          sum0 = f64x2.add(sum0, f64x2.add(widenLo(e), widenLo(f)));
+          sum1 = f64x2.add(sum1, f64x2.add(widenHi(e), widenHi(f)));
           v128.store(p, v128.and(e, vkeep(states, j0 + jj, thr)));
-          p += rowBytes;
+          v128.store(p + rowBytes, v128.and(f, vkeep(states, j0 + jj + 1, thr)));
+          p += rowBytes << 1;
         }
       } else {
-        for (let jj = 0; jj < Bcw; jj++) {
+        for (let jj = 0; jj < Bcw; jj += 2) {
           const e = vexp(f32x4.sub(v128.load(p), mSafe));
-          sum = f32x4.add(sum, e);
+          const f = vexp(f32x4.sub(v128.load(p + rowBytes), mSafe));
+          sum0 = f64x2.add(sum0, f64x2.add(widenLo(e), widenLo(f)));
+          sum1 = f64x2.add(sum1, f64x2.add(widenHi(e), widenHi(f)));
           v128.store(p, e);
-          p += rowBytes;
+          v128.store(p + rowBytes, f);
+          p += rowBytes << 1;
         }
       }
-      const lp = lrow + cOff;
-      v128.store(lp, f32x4.add(f32x4.mul(v128.load(lp), v128.load(alpha + cOff)), sum));
+      const lp = lrow + (<usize>c << 3);
+      const a = v128.load(alpha + cOff);
+      v128.store(lp, f64x2.add(f64x2.mul(v128.load(lp), widenLo(a)), sum0));
+      v128.store(lp, f64x2.add(f64x2.mul(v128.load(lp, 16), widenHi(a)), sum1), 16);
     }
     // O = diag(alpha) O + P V_j
     if (j > 0) {
@@ -219,21 +252,27 @@ export function attFwdTask(job: usize, t: i32, tid: i32): void {
     gemm(oa, <usize>Evp << 2, st, 4, rowBytes, vbase + (<usize>(j0 * Evp) << 2), <usize>Evp << 2, Brw, Evp, Bcw, true);
   }
 
-  // out = O / l (times 1 / (1 - p) with dropout); lse = m + log(l)
-  const inv = dropOn ? prmf(job, A_DROP_INV) : <f32>1;
+  // out = O / l (times 1 / (1 - p) with dropout), divided in float64. m and l go out apart: the host
+  // forms lse = m + log(l) in float64, since float32 could not hold it to better than ulp(m) (3e-5 at
+  // |m| ~ 300). l is summed in float64 and out rounded once: backward's D = rowsum(dO * out) must be
+  // as exact as float32 storage allows, since where a row's softmax is nearly one-hot every error in
+  // D goes straight into the (small) gradients dq and dk.
+  const inv = dropOn ? <f64>prmf(job, A_DROP_INV) : 1.0;
+  memory.copy(rowMax, mrow, rowBytes);
+  memory.copy(rowSum, lrow, rowBytes << 1);
   for (let ii = 0; ii < Brw; ii++) {
     const m = load<f32>(mrow + (<usize>ii << 2));
     const dst = o + (<usize>(ii * Evp) << 2);
     const src = oa + (<usize>(ii * Evp) << 2);
     if (m == -Infinity) {
       memory.fill(dst, 0, <usize>Evp << 2);
-      store<f32>(lse + (<usize>ii << 2), -Infinity);
       continue;
     }
-    const l = load<f32>(lrow + (<usize>ii << 2));
-    const f = f32x4.splat(inv / l);
-    for (let e = 0; e < Evp; e += 4) v128.store(dst + (<usize>e << 2), f32x4.mul(v128.load(src + (<usize>e << 2)), f));
-    store<f32>(lse + (<usize>ii << 2), m + Mathf.log(l));
+    const f = f64x2.splat(inv / load<f64>(lrow + (<usize>ii << 3)));
+    for (let e = 0; e < Evp; e += 4) {
+      const x = v128.load(src + (<usize>e << 2));
+      v128.store(dst + (<usize>e << 2), narrow(f64x2.mul(widenLo(x), f), f64x2.mul(widenHi(x), f)));
+    }
   }
 }
 
@@ -252,6 +291,24 @@ export function attBwdPrepTask(job: usize, t: i32): void {
   const dOt = ptr(job, A_DOT) + (<usize>((hl * Lp + i0) * Evp) << 2);
   packScaledTranspose(qt, q, Brw, Ep, scale);
   packScaledTranspose(dOt, dO, Brw, Evp, 1);
+}
+
+/**
+ * dst (4 float64s) = dO . v for 4 queries and one key: float64 sums of exact products, e in order.
+ * dOt points at the 4 queries' column of the block's dO^T ([Evp][rows], `rowBytes` apart), v at the key's row.
+ */
+function exactDp(dst: usize, dOt: usize, rowBytes: usize, v: usize, Evp: i32): void {
+  let a0 = f64x2.splat(0), a1 = a0;
+  let p = dOt;
+  for (let e = 0; e < Evp; e++) {
+    const x = v128.load(p);
+    const w = f64x2.splat(<f64>load<f32>(v + (<usize>e << 2)));
+    a0 = f64x2.add(a0, f64x2.mul(widenLo(x), w));
+    a1 = f64x2.add(a1, f64x2.mul(widenHi(x), w));
+    p += rowBytes;
+  }
+  v128.store(dst, a0);
+  v128.store(dst, a1, 16);
 }
 
 /**
@@ -325,14 +382,17 @@ export function attBwdTask(job: usize, t: i32, tid: i32): void {
   const lim = rs + (<usize>Br << 2);
   const ring = lim + (<usize>Br << 2);
   const meta = ring + (<usize>(DQ_RING * Br * Ep) << 2);
+  const exact = meta + (<usize>DQ_RING << 3); // 4 float64s
   let head = 0, pending = 0;
   memory.fill(dk, 0, <usize>(Bcw * Ep) << 2);
   memory.fill(dv, 0, <usize>(Bcw * Evp) << 2);
 
   const seed = <u32>prm(job, A_DROP_SEED);
   const thr = i32x4.splat(prm(job, A_DROP_THR));
-  const invV = f32x4.splat(prmf(job, A_DROP_INV));
+  const invV32 = f32x4.splat(prmf(job, A_DROP_INV));
+  const invV = f64x2.splat(<f64>prmf(job, A_DROP_INV));
   const scaleV = f32x4.splat(scale);
+  const peakV = f32x4.splat(0.25);
   const lFirst = j0 - off > 0 ? j0 - off : 0;
   const iStart = lFirst / Br;
 
@@ -348,34 +408,51 @@ export function attBwdTask(job: usize, t: i32, tid: i32): void {
       if (dropOn) fillRowStates(rs, seed, (b * H + h) * L + i0, Brw);
 
       // S^T = K_j . Q_i^T and dP^T = V_j . dO_i^T  (Bcw x Brw each)
+      const dOt = ptr(job, A_DOT) + (<usize>((hl * Lp + i0) * Evp) << 2);
       gemm(st, rowBytes, kb, <usize>Ep << 2, 4, ptr(job, A_QT) + (<usize>((hl * Lp + i0) * Ep) << 2), rowBytes, Bcw, Brw, Ep, false);
       if (maskKind != 0) applyMask(job, st, Brw, Bcw, i0, j0, b, h);
       if (j0 + Bcw - 1 > limMin) applyLimits(st, Brw, Bcw, j0, lim);
-      gemm(dpt, rowBytes, vb, <usize>Evp << 2, 4, ptr(job, A_DOT) + (<usize>((hl * Lp + i0) * Evp) << 2), rowBytes, Bcw, Brw, Evp, false);
+      gemm(dpt, rowBytes, vb, <usize>Evp << 2, 4, dOt, rowBytes, Bcw, Brw, Evp, false);
 
-      // P = exp(s - lse); dS = scale * P * (dP - D); st <- dropped P, dpt <- dS
-      const lseRow = ptr(job, A_LSE) + (<usize>(hl * Lp + i0) << 2);
-      const dRow = ptr(job, A_D) + (<usize>(hl * Lp + i0) << 2);
+      // P = exp((s - lseHi) - lseLo); dS = scale * P * (dP - D); st <- dropped P, dpt <- dS.
+      // Where P > 1/4 (a peak of the row), dP - D is formed in float64 from a float64 dP (exactDp):
+      // near a one-hot row dP and D agree to many digits there, and float32 would leave only their
+      // rounding errors. Below 1/4 what a peak cancels is mild: a factor 1 / (1 - P) < 4/3.
+      const hiRow = ptr(job, A_LSE) + (<usize>(hl * Lp + i0) << 2);
+      const loRow = ptr(job, A_LSE_LO) + (<usize>(hl * Lp + i0) << 2);
+      const dRow = ptr(job, A_D) + (<usize>(hl * Lp + i0) << 3);
       for (let c = 0; c < Brw; c += 4) {
         const cOff = <usize>c << 2;
-        const lseV = v128.load(lseRow + cOff);
-        const dV = v128.load(dRow + cOff);
+        const hiV = v128.load(hiRow + cOff), loV = v128.load(loRow + cOff);
+        const d0 = v128.load(dRow + (<usize>c << 3)), d1 = v128.load(dRow + (<usize>c << 3), 16);
+        const d32 = narrow(d0, d1);
         let ps = st + cOff, pd = dpt + cOff;
         if (dropOn) {
           const states = v128.load(rs + cOff);
           for (let jj = 0; jj < Bcw; jj++) {
-            const P = vexp(f32x4.sub(v128.load(ps), lseV));
+            const P = vexp(f32x4.sub(f32x4.sub(v128.load(ps), hiV), loV));
             const keep = vkeep(states, j0 + jj, thr);
-            const dP = v128.and(f32x4.mul(v128.load(pd), invV), keep);
-            v128.store(pd, f32x4.mul(f32x4.mul(P, f32x4.sub(dP, dV)), scaleV));
-            v128.store(ps, v128.and(f32x4.mul(P, invV), keep));
+            let diff = f32x4.sub(v128.and(f32x4.mul(v128.load(pd), invV32), keep), d32);
+            if (v128.any_true(f32x4.gt(P, peakV))) {
+              exactDp(exact, dOt + cOff, rowBytes, vb + (<usize>(jj * Evp) << 2), Evp);
+              const x0 = v128.and(f64x2.mul(v128.load(exact), invV), i64x2.extend_low_i32x4_s(keep));
+              const x1 = v128.and(f64x2.mul(v128.load(exact, 16), invV), i64x2.extend_high_i32x4_s(keep));
+              diff = narrow(f64x2.sub(x0, d0), f64x2.sub(x1, d1));
+            }
+            v128.store(pd, f32x4.mul(f32x4.mul(P, diff), scaleV));
+            v128.store(ps, v128.and(f32x4.mul(P, invV32), keep));
             ps += rowBytes;
             pd += rowBytes;
           }
         } else {
           for (let jj = 0; jj < Bcw; jj++) {
-            const P = vexp(f32x4.sub(v128.load(ps), lseV));
-            v128.store(pd, f32x4.mul(f32x4.mul(P, f32x4.sub(v128.load(pd), dV)), scaleV));
+            const P = vexp(f32x4.sub(f32x4.sub(v128.load(ps), hiV), loV));
+            let diff = f32x4.sub(v128.load(pd), d32);
+            if (v128.any_true(f32x4.gt(P, peakV))) {
+              exactDp(exact, dOt + cOff, rowBytes, vb + (<usize>(jj * Evp) << 2), Evp);
+              diff = narrow(f64x2.sub(v128.load(exact), d0), f64x2.sub(v128.load(exact, 16), d1));
+            }
+            v128.store(pd, f32x4.mul(f32x4.mul(P, diff), scaleV));
             v128.store(ps, P);
             ps += rowBytes;
             pd += rowBytes;

@@ -83,12 +83,15 @@ export const A_Q: i32 = 25; // [NG][G][Lp][Ep]
 export const A_K: i32 = 26; // [NG][Sp][Ep]
 export const A_V: i32 = 27; // [NG][Sp][Evp]
 export const A_O: i32 = 28; // [NG][G][Lp][Evp] (forward output)
-export const A_LSE: i32 = 29; // [NG][G][Lp]; forward writes lse, backward reads lse with -inf replaced by +inf
+export const A_LSE: i32 = 29; // backward: [NG][G][Lp] f32(lse), +inf for a fully masked row
 export const A_DO: i32 = 30; // [NG][G][Lp][Evp]
-export const A_D: i32 = 31; // [NG][G][Lp] rowsum(dO * O), computed while staging
+export const A_D: i32 = 31; // [NG][G][Lp] f64 rowsum(dO * O), computed while staging
 export const A_QT: i32 = 32; // [NG][G][Lp * Ep]: per query block [Ep][block rows]
 export const A_DOT: i32 = 33; // [NG][G][Lp * Evp]: per query block [Evp][block rows]
 export const A_DQ: i32 = 34; // [NG][G][Lp][Ep]
 export const A_DK: i32 = 35; // [NG][Sp][Ep]
 export const A_DV: i32 = 36; // [NG][Sp][Evp]
 export const A_CNT: i32 = 37; // i32 [NG][G][nI]: key blocks that have added into each dq block
+export const A_LSE_LO: i32 = 38; // backward: [NG][G][Lp] f32(lse - f32(lse)), 0 for a fully masked row
+export const A_ROW_MAX: i32 = 39; // forward: [NG][G][Lp] row max m of the scores (-inf for a fully masked row)
+export const A_ROW_SUM: i32 = 40; // forward: [NG][G][Lp] row sum l of exp(score - m); the host forms lse = m + log(l)

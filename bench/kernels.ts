@@ -125,7 +125,7 @@ export function measureAttention(
   };
   const size = B * H * N * E;
   const q = fillRandom(new Float32Array(size), 1), k = fillRandom(new Float32Array(size), 2), v = fillRandom(new Float32Array(size), 3);
-  const out = new Float32Array(size), lse = new Float32Array(B * H * N);
+  const out = new Float32Array(size), lse = new Float64Array(B * H * N); // as the op layer allocates it
   let dout: Float32Array | null = null, dq: Float32Array | null = null, dk: Float32Array | null = null, dv: Float32Array | null = null;
   if (c.pass === "fwd+bwd") {
     dout = fillRandom(new Float32Array(size), 4);

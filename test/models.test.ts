@@ -105,7 +105,8 @@ describe("GPT", () => {
     const m = new GPT("tiny-gqa", { seed: 3 });
     const idx = [[1, 2, 3, 4], [4, 3, 2, 1]];
     const { logits, attention } = noGrad(() => m.forwardWithAttention(idx));
-    assert.equal(maxAbsDiff(logits, noGrad(() => m.forward(idx))), 0);
+    // forward runs the fused kernels, forwardWithAttention the materialising path: equal to float32 rounding
+    assert.ok(maxAbsDiff(logits, noGrad(() => m.forward(idx))) < 1e-5);
     assert.deepEqual(attention.map((a) => a.name), ["blocks.0.self_attn", "blocks.1.self_attn"]);
     for (const { weights, kind } of attention) {
       assert.equal(kind, "self");

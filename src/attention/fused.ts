@@ -96,7 +96,7 @@ export function fusedAttention(query: Tensor, key: Tensor, value: Tensor, p: Sdp
   };
   const backend = getBackend();
   const out = allocate(dtype, B * H * p.L * p.Ev) as FloatArray;
-  const lse = allocate(dtype, B * H * p.L) as FloatArray; // per query row: log of the softmax denominator
+  const lse = new Float64Array(B * H * p.L); // per query row: log of the softmax denominator (float64 whatever dtype)
   backend.attentionForward(params, q.data as FloatArray, k.data as FloatArray, v.data as FloatArray, out, lse);
 
   const outShape = p.hasHeads ? [...p.batch, H, p.L, p.Ev] : [...p.batch, p.L, p.Ev];

@@ -57,10 +57,15 @@ export interface Backend {
   /**
    * Fused attention forward. q [B,H,L,E], k [B,Hkv,S,E], v [B,Hkv,S,Ev] -> out [B,H,L,Ev] and
    * lse [B,H,L] (the natural log of the row's sum of exp(score), -Infinity for a fully masked row,
-   * whose output row is zeros).
+   * whose output row is zeros). lse may be stored as float32 or float64 whatever the data's dtype; the
+   * op layer passes float64: at |lse| ~ 300 float32 keeps it only to 3e-5, an error backward's
+   * P = exp(score - lse) would inherit.
    */
   attentionForward(p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray): void;
-  /** Fused attention backward: recomputes the tiles from q, k, v, lse; writes (not accumulates) dq, dk, dv. */
+  /**
+   * Fused attention backward: recomputes the tiles from q, k, v, lse (float32 or float64, as forward
+   * wrote it); writes (not accumulates) dq, dk, dv.
+   */
   attentionBackward(
     p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, dout: FloatArray,
     lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray,

@@ -164,7 +164,7 @@ function causalOffset(p: AttentionParams): number {
 
 /** Parameter slots shared by forward and backward jobs (pointers filled in by the caller). */
 function attParams(p: AttentionParams, g: AttGeometry, g0: number, ng: number): number[] {
-  const prm: number[] = new Array(40).fill(0);
+  const prm: number[] = new Array(48).fill(0);
   prm[Lay.A_G0] = g0;
   prm[Lay.A_NG] = ng;
   prm[Lay.A_H] = p.H;
@@ -254,14 +254,15 @@ function wasmAttentionForward(
 ): void {
   const { B, H, L, S, E, Ev } = p;
   if (B * H * L === 0) return;
-  const rt = isF32(q, k, v, out, lse) && S > 0 && E > 0 && Ev > 0 ? getRuntime() : null;
+  // lse may be float32 or float64 storage: the kernels write m and l, and lse = m + log(l) is formed below
+  const rt = isF32(q, k, v, out) && S > 0 && E > 0 && Ev > 0 ? getRuntime() : null;
   if (rt === null) {
     refAttentionForward(p, q, k, v, out, lse);
     return;
   }
   const g = geometry(p);
   const { G, Lp, Sp, Ep, Evp, Br, Bc, nI } = g;
-  const perGroup = G * Lp * (Ep + Evp + 1) + Sp * (Ep + Evp);
+  const perGroup = G * Lp * (Ep + Evp + 3) + Sp * (Ep + Evp);
   const NGmax = groupsPerRound(p, perGroup);
   const threads = attThreads(p, 2);
   const groups = B * p.Hkv;
@@ -273,7 +274,8 @@ function wasmAttentionForward(
     const kP = rt.allocF32(NG * Sp * Ep);
     const vP = rt.allocF32(NG * Sp * Evp);
     const oP = rt.allocF32(NG * G * Lp * Evp);
-    const lseP = rt.allocF32(NG * G * Lp);
+    const maxP = rt.allocF32(NG * G * Lp);
+    const sumP = rt.allocF64(NG * G * Lp);
     const prm = attParams(p, g, g0, NG);
     stageMask(rt, p, g0, NG, prm);
     const f32 = rt.f32;
@@ -291,18 +293,24 @@ function wasmAttentionForward(
     prm[Lay.A_K] = kP;
     prm[Lay.A_V] = vP;
     prm[Lay.A_O] = oP;
-    prm[Lay.A_LSE] = lseP;
+    prm[Lay.A_ROW_MAX] = maxP;
+    prm[Lay.A_ROW_SUM] = sumP;
     const tasks = NG * G * nI;
     rt.setJob(Lay.K_ATT_FWD, tasks, scratch, stride, prm, ATT_F32_SLOTS);
     rt.runJob(threads, tasks);
-    const res = rt.f32;
+    const res = rt.f32, res64 = rt.f64;
     for (let gl = 0; gl < NG; gl++) {
       const { b, h0 } = kvGroupHeads(p, g0 + gl, G);
       for (let hh = 0; hh < G; hh++) {
         const head = b * H + h0 + hh;
         const hl = gl * G + hh;
         unstageRows(out, head * L * Ev, res, (oP >> 2) + hl * Lp * Evp, L, Ev, Evp);
-        lse.set(res.subarray((lseP >> 2) + hl * Lp, (lseP >> 2) + hl * Lp + L), head * L);
+        // lse = m + log(l) in float64 (a fully masked row has m = -Infinity)
+        const mAt = (maxP >> 2) + hl * Lp, lAt = (sumP >> 3) + hl * Lp;
+        for (let l = 0; l < L; l++) {
+          const m = res[mAt + l];
+          lse[head * L + l] = m === -Infinity ? -Infinity : m + Math.log(res64[lAt + l]);
+        }
       }
     }
   }
@@ -313,7 +321,7 @@ function wasmAttentionBackward(
   lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray,
 ): void {
   const { B, H, Hkv, L, S, E, Ev } = p;
-  const rt = isF32(q, k, v, out, dout, lse, dq, dk, dv) && B * H * L > 0 && S > 0 && E > 0 && Ev > 0
+  const rt = isF32(q, k, v, out, dout, dq, dk, dv) && B * H * L > 0 && S > 0 && E > 0 && Ev > 0
     ? getRuntime() : null;
   if (rt === null) {
     refAttentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv);
@@ -321,7 +329,8 @@ function wasmAttentionBackward(
   }
   const g = geometry(p);
   const { G, Lp, Sp, Ep, Evp, Br, Bc, nI, nJ } = g;
-  const perGroup = G * Lp * (3 * Ep + 2 * Evp + 2) + Sp * (2 * Ep + 2 * Evp) + G * nI;
+  // floats per kv group: q, qt, dq, dO, dOt, lse hi and lo, D (float64); k, v, dk, dv; counters
+  const perGroup = G * Lp * (3 * Ep + 2 * Evp + 4) + Sp * (2 * Ep + 2 * Evp) + G * nI;
   const NGmax = groupsPerRound(p, perGroup);
   const threads = attThreads(p, 5);
   const groups = B * Hkv;
@@ -334,8 +343,9 @@ function wasmAttentionBackward(
     const kP = rt.allocF32(NG * Sp * Ep);
     const vP = rt.allocF32(NG * Sp * Evp);
     const doP = rt.allocF32(nh * Lp * Evp);
-    const lseP = rt.allocF32(nh * Lp);
-    const dP = rt.allocF32(nh * Lp);
+    const hiP = rt.allocF32(nh * Lp);
+    const loP = rt.allocF32(nh * Lp);
+    const dP = rt.allocF64(nh * Lp);
     const qtP = rt.allocF32(nh * Lp * Ep);
     const dotP = rt.allocF32(nh * Lp * Evp);
     const dqP = rt.allocF32(nh * Lp * Ep);
@@ -344,7 +354,7 @@ function wasmAttentionBackward(
     const cntP = rt.alloc(4 * nh * nI);
     const prm = attParams(p, g, g0, NG);
     stageMask(rt, p, g0, NG, prm);
-    const f32 = rt.f32;
+    const f32 = rt.f32, f64 = rt.f64;
     for (let gl = 0; gl < NG; gl++) {
       const gg = g0 + gl;
       const { b, h0 } = kvGroupHeads(p, gg, G);
@@ -353,18 +363,22 @@ function wasmAttentionBackward(
         const hl = gl * G + hh;
         stageRows(f32, (qP >> 2) + hl * Lp * Ep, q, head * L * E, L, E, E, Ep, Lp);
         stageRows(f32, (doP >> 2) + hl * Lp * Evp, dout, head * L * Ev, L, Ev, Ev, Evp, Lp);
-        const lo = (lseP >> 2) + hl * Lp, dlo = (dP >> 2) + hl * Lp;
+        const hi = (hiP >> 2) + hl * Lp, lo = (loP >> 2) + hl * Lp, dlo = (dP >> 3) + hl * Lp;
         for (let l = 0; l < L; l++) {
+          // lse = hi + lo, two float32s (P = exp((s - hi) - lo)); fully masked row: P = exp(s - inf) = 0
           const x = lse[head * L + l];
-          f32[lo + l] = x === -Infinity ? Infinity : x; // fully masked row: P = exp(s - inf) = 0
-          // D = rowsum(dO * O)
+          const xh = x === -Infinity ? Infinity : Math.fround(x);
+          f32[hi + l] = xh;
+          f32[lo + l] = Number.isFinite(x) ? x - xh : 0;
+          // D = rowsum(dO * O), kept in float64
           const r = (head * L + l) * Ev;
           let d = 0;
           for (let c = 0; c < Ev; c++) d += dout[r + c] * out[r + c];
-          f32[dlo + l] = d;
+          f64[dlo + l] = d;
         }
-        f32.fill(Infinity, lo + L, lo + Lp);
-        f32.fill(0, dlo + L, dlo + Lp);
+        f32.fill(Infinity, hi + L, hi + Lp);
+        f32.fill(0, lo + L, lo + Lp);
+        f64.fill(0, dlo + L, dlo + Lp);
       }
       stageRows(f32, (kP >> 2) + gl * Sp * Ep, k, gg * S * E, S, E, E, Ep, Sp);
       stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
@@ -374,7 +388,8 @@ function wasmAttentionBackward(
     prm[Lay.A_Q] = qP;
     prm[Lay.A_K] = kP;
     prm[Lay.A_V] = vP;
-    prm[Lay.A_LSE] = lseP;
+    prm[Lay.A_LSE] = hiP;
+    prm[Lay.A_LSE_LO] = loP;
     prm[Lay.A_DO] = doP;
     prm[Lay.A_D] = dP;
     prm[Lay.A_QT] = qtP;

@@ -212,6 +212,7 @@ export class WasmRuntime {
   private top = Lay.HEAP_BASE;
   private buf: ArrayBuffer | SharedArrayBuffer;
   private f32v: Float32Array;
+  private f64v: Float64Array;
   private u8v: Uint8Array;
   private i32v: Int32Array;
   private readonly workers: WorkerHandle[] = [];
@@ -252,6 +253,7 @@ export class WasmRuntime {
     this.threaded = shared && callerCanBlock();
     this.buf = memory.buffer;
     this.f32v = new Float32Array(this.buf);
+    this.f64v = new Float64Array(this.buf);
     this.u8v = new Uint8Array(this.buf);
     this.i32v = new Int32Array(this.buf);
   }
@@ -278,11 +280,16 @@ export class WasmRuntime {
     return this.alloc(n * 4);
   }
 
+  allocF64(n: number): number {
+    return this.alloc(n * 8);
+  }
+
   private refresh(): void {
     const b = this.memory.buffer;
     if (b !== this.buf && b.byteLength !== this.buf.byteLength) {
       this.buf = b;
       this.f32v = new Float32Array(b);
+      this.f64v = new Float64Array(b);
       this.u8v = new Uint8Array(b);
       this.i32v = new Int32Array(b);
     }
@@ -291,6 +298,11 @@ export class WasmRuntime {
   get f32(): Float32Array {
     this.refresh();
     return this.f32v;
+  }
+
+  get f64(): Float64Array {
+    this.refresh();
+    return this.f64v;
   }
 
   get u8(): Uint8Array {

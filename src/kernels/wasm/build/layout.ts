@@ -68,12 +68,15 @@ export const A_Q = 25; // [NG][G][Lp][Ep]
 export const A_K = 26; // [NG][Sp][Ep]
 export const A_V = 27; // [NG][Sp][Evp]
 export const A_O = 28; // [NG][G][Lp][Evp] (forward output)
-export const A_LSE = 29; // [NG][G][Lp]; forward writes lse, backward reads lse with -inf replaced by +inf
+export const A_LSE = 29; // backward: [NG][G][Lp] f32(lse), +inf for a fully masked row
 export const A_DO = 30; // [NG][G][Lp][Evp]
-export const A_D = 31; // [NG][G][Lp] rowsum(dO * O), computed while staging
+export const A_D = 31; // [NG][G][Lp] f64 rowsum(dO * O), computed while staging
 export const A_QT = 32; // [NG][G][Lp * Ep]: per query block [Ep][block rows]
 export const A_DOT = 33; // [NG][G][Lp * Evp]: per query block [Evp][block rows]
 export const A_DQ = 34; // [NG][G][Lp][Ep]
 export const A_DK = 35; // [NG][Sp][Ep]
 export const A_DV = 36; // [NG][Sp][Evp]
 export const A_CNT = 37; // i32 [NG][G][nI]: key blocks that have added into each dq block
+export const A_LSE_LO = 38; // backward: [NG][G][Lp] f32(lse - f32(lse)), 0 for a fully masked row
+export const A_ROW_MAX = 39; // forward: [NG][G][Lp] row max m of the scores (-inf for a fully masked row)
+export const A_ROW_SUM = 40; // forward: [NG][G][Lp] row sum l of exp(score - m); the host forms lse = m + log(l)
