@@ -3,11 +3,12 @@
  * playwright-core (never a downloaded browser), and read what the pages export.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, type BrowserContext, type Page, chromium } from "playwright-core";
+import { Tensor, loadTrainingCheckpoint, noGrad, restoreRun, sampleTokens } from "../src/index.js";
 
 export const REPO = fileURLToPath(new URL("..", import.meta.url));
 /** Debian's Chromium; ATTEND_CHROMIUM may name another system browser binary (nothing is ever downloaded). */
@@ -160,4 +161,66 @@ const CONTRAST_SCRIPT = `(() => {
 
 export async function contrastProblems(page: Page): Promise<string[]> {
   return (await page.evaluate(CONTRAST_SCRIPT)) as string[];
+}
+
+/** The attend CLI as a user runs it (src/cli/main.ts through tsx); resolves with its exit code and output. */
+export function attend(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: REPO });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The one JSON object a --json command prints last. */
+export function lastJson(stdout: string): any {
+  return JSON.parse(stdout.trimEnd().split("\n").at(-1)!);
+}
+
+/**
+ * What `attend attn-map` computes for a checkpoint and a task prompt, in Node: the model's greedy
+ * answer and every attention module's weights over the prompt and that answer, as
+ * maps[module][head][row][col]. The explorer's page 9 must show the same numbers.
+ */
+export function referenceMaps(file: string, prompt: string): { answer: string; names: string[]; maps: number[][][][] } {
+  const { data, model } = restoreRun(loadTrainingCheckpoint(file), file);
+  const { vocab } = data;
+  const source = vocab.encode(prompt);
+  const ids = (xs: number[]): Tensor => new Tensor(Int32Array.from(xs), [1, xs.length], "int32");
+  model.eval?.();
+  return noGrad(() => {
+    let tokens: number[];
+    let generated: number[];
+    let context;
+    if (model.layout === "encoder-decoder") {
+      const src = [...source, vocab.eos];
+      generated = sampleTokens(model, [vocab.bos], vocab, { maxTokens: 32 }, src);
+      tokens = [vocab.bos, ...generated];
+      context = { source: ids(src), sourcePadding: new Tensor(new Uint8Array(src.length), [1, src.length], "bool") };
+    } else {
+      const prefix = [vocab.bos, ...source, vocab.sep];
+      generated = sampleTokens(model, prefix, vocab, { maxTokens: 32 });
+      tokens = [...prefix, ...generated];
+    }
+    const views = model.attentionMaps!(ids(tokens), context);
+    const maps = views.map((v) => {
+      const [H, R, C] = v.weights.shape;
+      const w = Array.from(v.weights.data);
+      return Array.from({ length: H }, (_, hh) => Array.from({ length: R }, (_, r) => w.slice((hh * R + r) * C, (hh * R + r + 1) * C)));
+    });
+    return { answer: vocab.decode(generated), names: views.map((v) => v.name), maps };
+  });
+}
+
+/** Largest |a - b| over two nested arrays of the same shape (fails on a shape mismatch). */
+export function maxNestedDiff(a: unknown, b: unknown, where = "maps"): number {
+  if (Array.isArray(a) && Array.isArray(b)) {
+    assert.equal(a.length, b.length, `${where}: lengths differ`);
+    return a.reduce((m: number, x, i) => Math.max(m, maxNestedDiff(x, b[i], `${where}[${i}]`)), 0);
+  }
+  assert.equal(typeof a, "number", `${where}: not a number`);
+  return Math.abs((a as number) - (b as number));
 }

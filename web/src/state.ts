@@ -50,6 +50,11 @@ export class PageState {
     return def;
   }
 
+  /** Whether the URL names this value at all (an empty string counts). */
+  has(name: string): boolean {
+    return this.params.has(name);
+  }
+
   str(name: string, def: string): string {
     return this.params.get(name) ?? def;
   }

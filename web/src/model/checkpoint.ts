@@ -1,13 +1,16 @@
 /**
- * Checkpoints as safetensors bytes (the library's serializeSafetensors / deserializeSafetensors).
- * The page's own checkpoints carry their config in the metadata. A file without it is read by its
- * tensor names and shapes when those are the tiny transformer's; anything else is listed, with an
- * explanation, but not run. When `attend train` settles its checkpoint format, its reader goes here.
+ * Training checkpoints as bytes, in the format `attend train` writes (src/train/checkpoint.ts does
+ * the same with files): one safetensors file, the model's tensors under "model.", the optimizer's
+ * buffers under "optimizer.", and in the metadata format, step, config (JSON), optimizer (JSON) and
+ * scheduler (JSON). The page adds one key of its own, "losses" (the loss of every step trained in the
+ * page), which the library's reader ignores; so a file saved here loads in `attend eval`,
+ * `attend sample`, `attend attn-map` and `attend train --resume`, and a file from `attend train`
+ * loads here.
  */
-import { type Tensor, deserializeSafetensors, serializeSafetensors } from "attend";
-import { type TinyConfig, TinyTransformer } from "./tiny.js";
-
-export const FORMAT = "attend-explorer/tiny-transformer@1";
+import {
+  type TrainingCheckpoint, type Tensor, SafetensorsError, TRAINING_CHECKPOINT_FORMAT, TrainingCheckpointError,
+  deserializeSafetensors, optim, serializeSafetensors,
+} from "attend";
 
 export interface TensorInfo {
   name: string;
@@ -15,49 +18,76 @@ export interface TensorInfo {
   shape: number[];
 }
 
-export interface LoadedCheckpoint {
-  tensors: TensorInfo[];
+export interface ReadCheckpoint {
+  checkpoint: TrainingCheckpoint;
   metadata: Record<string, string>;
-  /** null when the file is not a model this page can run; `reason` says why */
-  model: TinyTransformer | null;
-  reason: string;
+  tensors: TensorInfo[];
 }
 
-export function saveCheckpoint(model: TinyTransformer, extra: Record<string, string>): Uint8Array {
-  return serializeSafetensors(model.stateDict(), { format: FORMAT, config: JSON.stringify(model.config), ...extra });
-}
-
-/** The tiny transformer's config read off its tensors: tok_emb [V, C], pos_emb [Lmax, C], blocks.N.*. */
-function inferConfig(t: Record<string, Tensor>, metadata: Record<string, string>): TinyConfig | string {
-  const emb = t.tok_emb, pos = t.pos_emb;
-  if (!emb || !pos || emb.ndim !== 2 || pos.ndim !== 2) return "it has no tok_emb / pos_emb matrices";
-  let layers = 0;
-  while (t[`blocks.${layers}.attn.in_proj_weight`]) layers++;
-  if (layers === 0) return "it has no blocks.0.attn.in_proj_weight";
-  const heads = Number(metadata.heads ?? NaN);
-  return { vocab: emb.shape[0], width: emb.shape[1], maxLen: pos.shape[0], layers, heads: Number.isInteger(heads) && heads > 0 ? heads : 1, causal: metadata.causal === "true" };
-}
-
-export function loadCheckpoint(bytes: Uint8Array): LoadedCheckpoint {
-  const { tensors, metadata } = deserializeSafetensors(bytes);
-  const infos = Object.entries(tensors).map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape] }));
-  let config: TinyConfig | string;
-  if (metadata.format === FORMAT) {
-    try {
-      config = JSON.parse(metadata.config) as TinyConfig;
-    } catch {
-      config = "its config metadata is not valid JSON";
-    }
-  } else config = inferConfig(tensors, metadata);
-  if (typeof config === "string") {
-    return { tensors: infos, metadata, model: null, reason: `This page cannot run this checkpoint: ${config}. It runs the tiny transformer trained here (format ${FORMAT}); other architectures will follow the library's models.` };
+export function checkpointBytes(ckpt: TrainingCheckpoint, extra: Record<string, string> = {}): Uint8Array {
+  const tensors: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(ckpt.model)) tensors[`model.${k}`] = t;
+  const metadata: Record<string, string> = { ...extra, format: TRAINING_CHECKPOINT_FORMAT, step: String(ckpt.step), config: JSON.stringify(ckpt.config) };
+  if (ckpt.optimizer) {
+    const o = optim.optimizerStateToTensors(ckpt.optimizer, "optimizer.");
+    Object.assign(tensors, o.tensors);
+    metadata.optimizer = o.json;
   }
+  if (ckpt.scheduler) metadata.scheduler = JSON.stringify(ckpt.scheduler);
+  return serializeSafetensors(tensors, metadata);
+}
+
+function parseJson(name: string, what: string, text: string | undefined): unknown {
+  if (text === undefined) return undefined;
   try {
-    const model = new TinyTransformer(config);
-    model.loadStateDict(tensors);
-    model.eval();
-    return { tensors: infos, metadata, model, reason: "" };
-  } catch (err) {
-    return { tensors: infos, metadata, model: null, reason: `The tensors do not fit the tiny transformer: ${(err as Error).message}` };
+    return JSON.parse(text);
+  } catch {
+    throw new TrainingCheckpointError(`${name}: the checkpoint's ${what} metadata is not valid JSON`);
+  }
+}
+
+/** Read checkpoint bytes; a foreign or damaged file is a TrainingCheckpointError saying which (as loadTrainingCheckpoint's). */
+export function readCheckpoint(bytes: Uint8Array, name: string): ReadCheckpoint {
+  let contents: ReturnType<typeof deserializeSafetensors>;
+  try {
+    contents = deserializeSafetensors(bytes);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new TrainingCheckpointError(`${name} is not a valid checkpoint: ${e.message}`);
+    throw e;
+  }
+  const { tensors, metadata } = contents;
+  if (metadata.format === "attend-checkpoint") {
+    throw new TrainingCheckpointError(`${name} is a model checkpoint (saveCheckpoint: weights and config only); this needs a training checkpoint written by attend train`);
+  }
+  if (metadata.format !== TRAINING_CHECKPOINT_FORMAT) {
+    throw new TrainingCheckpointError(`${name} is a safetensors file but not an attend training checkpoint (format ${JSON.stringify(metadata.format ?? null)}, expected ${TRAINING_CHECKPOINT_FORMAT})`);
+  }
+  const step = Number(metadata.step);
+  if (!Number.isInteger(step) || step < 0) throw new TrainingCheckpointError(`${name}: bad step ${JSON.stringify(metadata.step)}`);
+  const config = parseJson(name, "config", metadata.config);
+  if (config === null || typeof config !== "object") throw new TrainingCheckpointError(`${name}: the checkpoint has no config`);
+  const model: TrainingCheckpoint["model"] = {};
+  for (const [k, t] of Object.entries(tensors)) if (k.startsWith("model.")) model[k.slice(6)] = t;
+  const checkpoint: TrainingCheckpoint = { step, config: config as Record<string, unknown>, model };
+  if (metadata.optimizer !== undefined) {
+    try {
+      checkpoint.optimizer = optim.optimizerStateFromTensors(tensors, metadata.optimizer, "optimizer.");
+    } catch (e) {
+      throw new TrainingCheckpointError(`${name}: the optimizer state is damaged: ${(e as Error).message}`);
+    }
+  }
+  const sched = parseJson(name, "scheduler", metadata.scheduler);
+  if (sched !== undefined) checkpoint.scheduler = sched as TrainingCheckpoint["scheduler"];
+  const infos = Object.entries(tensors).map(([n, t]) => ({ name: n, dtype: t.dtype, shape: [...t.shape] }));
+  return { checkpoint, metadata, tensors: infos };
+}
+
+/** The per-step losses a checkpoint saved by this page carries ("losses" metadata), or none. */
+export function lossHistory(metadata: Record<string, string>, step: number): number[] {
+  try {
+    const v: unknown = JSON.parse(metadata.losses ?? "[]");
+    return Array.isArray(v) && v.length <= step && v.every((x) => typeof x === "number") ? v : [];
+  } catch {
+    return [];
   }
 }

@@ -1,152 +1,169 @@
 /**
- * Lesson 9: inspect a model. Train a tiny transformer in this tab on a small task (live loss
- * curve), or load a safetensors checkpoint, and browse its attention maps by layer and head for any
- * input. The model itself lives in ../model (the page talks to it through train steps, inspect() and
- * the checkpoint functions), so it can be replaced by the library's models later.
+ * Lesson 9: inspect a model. Load a checkpoint written by `attend train` (any model kind it writes:
+ * tiny, gpt, encdec), or train one here on the same tasks (live loss curve) and save it in the same
+ * format, for `attend eval`, `attend sample` and `attend train --resume`; then type any input and
+ * browse the attention maps by layer and head. Everything is the library's: the run (makeData,
+ * makeModel, AdamW, the schedule) in ../model/run.ts, checkpoints in ../model/checkpoint.ts, the
+ * maps (attentionMaps, sampleTokens) in ../model/probe.ts.
  */
-import { Generator } from "attend";
-import { Adam } from "../model/optim.js";
-import { loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from "../model/checkpoint.js";
-import { TASKS, VOCAB, parseDigits, sampleBatch, taskById } from "../model/tasks.js";
-import { type TinyConfig, TinyTransformer } from "../model/tiny.js";
-import { rowsOf } from "../lib.js";
+import { DATA_NAMES, type Evaluation, data, evaluateModel, modelKinds } from "attend";
+import { type ReadCheckpoint, checkpointBytes, lossHistory, readCheckpoint } from "../model/checkpoint.js";
+import { type Probe, probe } from "../model/probe.js";
+import { Run, modelSizes } from "../model/run.js";
 import type { Page, PageContext } from "../page.js";
 import { lineChart } from "../ui/chart.js";
-import { HEAD_COLOURS, weightScale } from "../ui/colors.js";
-import { button, controls, seedControl, select, setControlValue, slider } from "../ui/controls.js";
+import { button, controls, seedControl, select, setControlDisabled, setControlValue, slider } from "../ui/controls.js";
 import { h, replace } from "../ui/dom.js";
 import { fmt } from "../ui/format.js";
-import { HeatMap } from "../ui/heatmap.js";
 import { formula } from "../ui/math.js";
-import { tokenLines } from "../ui/tokenLines.js";
+import { focusView, mapGrid, mapsAsArrays, modelInfo } from "./inspectView.js";
 
-const SEQ = 8;
+const WIDTHS = [16, 32, 64] as const;
+const HEADS = [1, 2, 4] as const;
+const BATCHES = [8, 16, 32, 64] as const;
+const KIND_NAMES: Record<string, string> = { tiny: "tiny (one attention block)", gpt: "gpt (decoder-only)", encdec: "encdec (encoder-decoder)" };
+/** training runs this long between two paints */
+const CHUNK_MS = 30;
 
-/** The loss curve a checkpoint carries in its metadata (our own checkpoints do), or none. */
-function lossHistory(text: string | undefined): number[] {
-  try {
-    const v: unknown = JSON.parse(text ?? "[]");
-    return Array.isArray(v) && v.every((x) => typeof x === "number") ? v : [];
-  } catch {
-    return [];
-  }
+/** An input the run's task accepts: its first validation example (names: a name's first two letters). */
+function exampleInput(run: Run): string {
+  const e = run.data.validation[0];
+  if (e === undefined) return "";
+  return run.config.task === "names" ? run.data.vocab.decode(e.target).slice(0, 2) : run.data.vocab.decode(e.source);
 }
-const BATCH = 16;
+
+const article = (word: string): string => (/^[aeiou]/i.test(word) ? "an" : "a");
+
+function taskDescription(run: Run): string {
+  if (run.config.task === "names") return "first names, one character at a time (the input is the start of a name)";
+  return data.makeTask(run.config.task, run.config.taskOptions ?? {}).description;
+}
 
 export const inspectPage: Page = {
   id: "inspect",
   title: "Inspect a model",
   mount(ctx: PageContext) {
     const { root, state } = ctx;
-    let taskId = state.choice("task", "reverse", TASKS.map((t) => t.id));
-    let layers = state.num("layers", 1, { min: 1, max: 3, int: true });
-    let heads = state.choice("heads", 2, [1, 2, 4] as const);
-    let width = state.choice("width", 16, [16, 32] as const);
-    let seed = state.num("seed", 1, { min: 0, int: true });
-    let lr = state.num("lr", 0.01, { min: 0.0005, max: 0.05 });
+    let task: string = state.choice("task", "reverse", DATA_NAMES);
+    let kind = state.choice("model", "tiny", modelKinds());
+    let width: number = state.choice("width", 32, WIDTHS);
+    let heads: number = state.choice("heads", 2, HEADS);
+    let layers = state.num("layers", 2, { min: 1, max: 4, int: true });
+    let seed = state.num("seed", 0, { min: 0, int: true });
+    let lr = state.num("lr", 0.003, { min: 1e-4, max: 0.05 });
+    let batch: number = state.choice("batch", 32, BATCHES);
     let target = state.num("steps", 200, { min: 10, max: 2000, int: true });
-    let input = state.str("input", "31415926");
-    let layer = state.num("layer", 0, { min: 0, max: 2, int: true });
-    let head = state.num("head", 0, { min: 0, max: 3, int: true });
+    let input: string | null = state.has("input") ? state.str("input", "") : null;
+    let layer = state.num("layer", 0, { min: 0, int: true });
+    let head = state.num("head", 0, { min: 0, int: true });
 
-    let model: TinyTransformer;
-    let opt: Adam;
-    let batches: Generator;
-    let losses: number[] = [];
-    let source = "";
-    let loaded: LoadedCheckpoint | null = null;
+    let run: Run;
+    /** where the model on show came from, in words */
+    let origin = "";
+    let loaded: (ReadCheckpoint & { name: string }) | null = null;
+    let loadError: string | null = null;
+    let evaluation: Evaluation | null = null;
+    let shown: Probe | null = null;
     let running = false;
     let timer = 0;
 
     root.append(
       h("h1", { tabindex: -1 }, "9. Inspect a model"),
       h("p", { class: "lede" },
-        "Attention maps are most telling in a trained model. Train a tiny transformer here, in this tab, on a task whose solution is an attention pattern: ",
-        "reversing digits needs each position to look at its mirror image; copying the previous token needs a look one step back. ",
-        "Or load a safetensors checkpoint. Then type any input and browse the maps by layer and head."),
-      formula(String.raw`\mathcal{L}=-\frac{1}{BL}\sum_{b,l}\log \mathrm{softmax}(\mathrm{logits}_{b,l})_{y_{b,l}},\qquad A^{(\ell,h)}=\mathrm{softmax}\!\Big(\frac{Q^{(\ell,h)}K^{(\ell,h)\top}}{\sqrt{d}}\Big)`),
+        "Attention maps are most telling in a trained model. Load a checkpoint written by ", h("code", {}, "attend train"),
+        ", or train a model here, in this tab, on a task whose solution is an attention pattern: reversing a string needs each answer position to look at its mirror image in the input; ",
+        "recall needs the query key to find its pair. Then type any input: the model answers it, and the maps show where every query looked, layer by layer and head by head. ",
+        "A model trained here is saved in the same format, so ", h("code", {}, "attend eval"), ", ", h("code", {}, "attend sample"), " and ", h("code", {}, "attend train --resume"), " read it."),
+      formula(String.raw`\mathcal{L}=-\frac{1}{N}\sum_{\text{answer tokens}}\log \mathrm{softmax}(\mathrm{logits})_{y},\qquad A^{(\ell,h)}=\mathrm{softmax}\!\Big(\frac{Q^{(\ell,h)}K^{(\ell,h)\top}}{\sqrt{d}}\Big)`),
     );
-    const rebuild = (): void => { stop(); fresh(); };
-    const trainBtn = button("Train", () => (running ? stop() : start()), { "data-testid": "train" });
+
+    const rebuild = (): void => fresh();
+    const trainBtn = button("Train", () => (running ? pause() : start()), { "data-testid": "train" });
     const status = h("span", { class: "note", "data-testid": "train-status", role: "status" });
-    const fileInput = h("input", { type: "file", accept: ".safetensors,application/octet-stream", "data-testid": "load-file", "aria-label": "Load a safetensors checkpoint" });
+    const fileInput = h("input", { type: "file", accept: ".safetensors,application/octet-stream", "data-testid": "load-file", "aria-label": "Load a checkpoint written by attend train" });
     fileInput.addEventListener("change", () => { const f = fileInput.files?.[0]; if (f) void loadFile(f); });
-    const drop = h("div", { class: "dropzone", "data-testid": "dropzone" }, h("label", {}, "Load a checkpoint (.safetensors): ", fileInput), h("span", { class: "note" }, " or drop it here."));
+    const drop = h("div", { class: "dropzone", "data-testid": "dropzone" },
+      h("label", {}, "Load a checkpoint written by attend train (.safetensors): ", fileInput), h("span", { class: "note" }, " or drop it here."));
     drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
     drop.addEventListener("dragleave", () => drop.classList.remove("over"));
     drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); const f = e.dataTransfer?.files[0]; if (f) void loadFile(f); });
-    const modelControls = {
-      task: select({ label: "Task", options: TASKS.map((t) => t.id), names: (id) => taskById(id).name, value: taskId, onChange: (v) => { taskId = v; rebuild(); }, testid: "task" }),
-      layers: slider({ label: "Layers", min: 1, max: 3, value: layers, onInput: (v) => { layers = v; rebuild(); } }),
-      heads: select({ label: "Heads", options: [1, 2, 4] as const, value: heads, onChange: (v) => { heads = v; rebuild(); } }),
-      width: select({ label: "Width", options: [16, 32] as const, value: width, onChange: (v) => { width = v; rebuild(); } }),
+    const ctl = {
+      task: select({ label: "Task", options: DATA_NAMES, value: task as (typeof DATA_NAMES)[number], onChange: (v) => { task = v; input = null; rebuild(); }, testid: "task" }),
+      model: select({ label: "Model", options: modelKinds(), names: (k) => KIND_NAMES[k] ?? k, value: kind, onChange: (v) => { kind = v; rebuild(); }, testid: "model" }),
+      width: select({ label: "Width", options: WIDTHS as readonly number[], value: width, onChange: (v) => { width = v; rebuild(); }, testid: "width" }),
+      heads: select({ label: "Heads", options: HEADS as readonly number[], value: heads, onChange: (v) => { heads = v; rebuild(); }, testid: "heads" }),
+      layers: slider({ label: "Layers", min: 1, max: 4, value: layers, onInput: (v) => { layers = v; rebuild(); }, testid: "layers" }),
+      seed: seedControl(seed, (v) => { seed = v; rebuild(); }),
+      lr: slider({ label: "Peak learning rate", min: -4, max: -1.3, step: 0.1, value: Math.log10(lr), format: (v) => fmt(10 ** v, 2), onInput: (v) => { lr = +(10 ** v).toPrecision(3); run.setLr(lr); save(); drawStatus(); }, testid: "lr" }),
+      batch: select({ label: "Batch", options: BATCHES as readonly number[], value: batch, onChange: (v) => { batch = v; run.setBatchSize(batch); save(); }, testid: "batch" }),
+      steps: slider({ label: "Train to step", min: 10, max: 2000, step: 10, value: target, onInput: (v) => { target = v; run.setSteps(target); save(); drawStatus(); }, testid: "steps" }),
     };
     root.append(
-      controls(...Object.values(modelControls), seedControl(seed, (v) => { seed = v; rebuild(); })),
-      controls(
-        slider({ label: "Learning rate", min: -3.3, max: -1.3, step: 0.1, value: Math.log10(lr), format: (v) => fmt(10 ** v, 2), onInput: (v) => { lr = 10 ** v; if (opt) opt.lr = lr; save(); } }),
-        slider({ label: "Train to step", min: 10, max: 2000, step: 10, value: target, onInput: (v) => { target = v; save(); }, testid: "steps" }),
-        trainBtn,
+      controls(ctl.task, ctl.model, ctl.width, ctl.heads, ctl.layers, ctl.seed),
+      controls(ctl.lr, ctl.batch, ctl.steps, trainBtn,
         button("Reset", rebuild, { class: "secondary", "data-testid": "reset" }),
         button("Save checkpoint", () => downloadCheckpoint(), { class: "secondary", "data-testid": "save-checkpoint" }),
-        status,
-      ),
+        button("Evaluate", () => evaluate(), { class: "secondary", "data-testid": "evaluate" }),
+        status),
       drop,
     );
-    const lossFig = ctx.figure({ id: "loss", title: "Training loss (cross-entropy per token)", data: () => ({ task: taskId, batch: BATCH, lr, losses }) });
-    const inputBox = h("input", { type: "text", value: input, size: 14, "aria-label": "input digits", "data-testid": "input" });
-    inputBox.addEventListener("change", () => { input = inputBox.value; save(); drawMaps(); });
-    const io = h("p", { "data-testid": "prediction", class: "note" });
-    const mapsFig = ctx.figure({ id: "maps", title: "Attention maps by layer (rows) and head (columns)", caption: "Click a map (or focus it and press Enter) to enlarge it.", data: () => mapsData });
-    const focusFig = ctx.figure({ id: "focus", title: "Selected map", data: () => ({ layer, head, tokens: digits(), weights: mapsData.maps[layer]?.[head] ?? null }) });
-    const ckptInfo = h("div", { "data-testid": "checkpoint-info" });
-    root.append(lossFig.el, controls(h("div", { class: "control" }, h("label", {}, "Input"), inputBox), io), mapsFig.el, focusFig.el, ckptInfo);
-
-    let mapsData: { source: string; input: number[]; predictions: number[]; maps: number[][][][] } = { source: "", input: [], predictions: [], maps: [] };
-    const digits = (): number[] => parseDigits(input, model?.config.maxLen ?? SEQ);
+    const lossFig = ctx.figure({
+      id: "loss", title: "Training loss (cross-entropy per answer token)",
+      data: () => ({ task: run.config.task, model: run.config.model, batchSize: run.config.batchSize, lr: run.config.lr, firstStep: run.step - run.losses.length + 1, losses: run.losses }),
+    });
+    const info = h("section", { "data-testid": "checkpoint-info", "aria-live": "polite" });
+    const inputBox = h("input", { type: "text", size: 24, id: "inspect-input", "aria-describedby": "inspect-input-error", "data-testid": "input", spellcheck: false, autocomplete: "off" });
+    inputBox.addEventListener("input", () => { input = inputBox.value; save(); drawMaps(); });
+    const inputError = h("p", { class: "error", role: "alert", id: "inspect-input-error", "data-testid": "input-error", hidden: true });
+    const prediction = h("p", { "data-testid": "prediction", role: "status" });
+    const mapsFig = ctx.figure({
+      id: "maps", title: "Attention maps by layer (rows) and head (columns)",
+      caption: "Queries down, keys across. Click a map (or focus it and press Enter) to enlarge it.", data: () => mapsData(),
+    });
+    const focusFig = ctx.figure({ id: "focus", title: "Selected map", data: () => focusData() });
+    root.append(lossFig.el, info,
+      controls(h("div", { class: "control" }, h("label", { for: "inspect-input" }, "Input"), inputBox), prediction),
+      inputError, mapsFig.el, focusFig.el);
 
     function save(): void {
-      state.set({ task: taskId, layers, heads, width, seed, lr: +lr.toPrecision(3), steps: target, input, layer, head });
-    }
-
-    function config(): TinyConfig {
-      return { vocab: VOCAB.length, maxLen: SEQ, width, heads, layers, causal: taskById(taskId).causal };
+      state.set({ task, model: kind, width, heads, layers, seed, lr, batch, steps: target, input, layer, head });
     }
 
     function fresh(): void {
-      model = new TinyTransformer(config(), seed);
-      opt = new Adam(model.parameters(), lr);
-      batches = new Generator(seed + 1);
-      losses = [];
+      stop();
+      run = Run.fresh({ task, model: kind, sizes: { dModel: width, heads, layers }, seed, train: { steps: target, batchSize: batch, lr } });
       loaded = null;
-      source = `a new ${layers}-layer, ${heads}-head model (seed ${seed}), untrained`;
+      loadError = null;
+      evaluation = null;
+      origin = `a new ${kind} model (seed ${seed}), untrained`;
+      if (input === null) input = exampleInput(run);
+      inputBox.value = input;
+      setControlDisabled(ctl.layers, kind === "tiny");
       save();
       drawAll();
     }
 
-    function trainStep(): void {
-      const { x, y } = sampleBatch(taskById(taskId), BATCH, model.config.maxLen, batches);
-      opt.zeroGrad();
-      const { loss } = model.loss(x, y, BATCH);
-      loss.backward();
-      opt.step();
-      losses.push(loss.item());
-    }
-
     function start(): void {
-      if (losses.length >= target) target = losses.length + 100;
+      if (run.step >= target) {
+        target = run.step + 100;
+        run.setSteps(target);
+        setControlValue(ctl.steps, target);
+        save();
+      }
       running = true;
-      model.train();
       trainBtn.textContent = "Pause";
+      origin = loaded ? `the checkpoint ${loaded.name} (step ${loaded.checkpoint.step}), trained on here` : `${article(kind)} ${kind} model trained here on ${task}`;
       const loop = (): void => {
         if (!running) return;
         const t0 = performance.now();
-        while (performance.now() - t0 < 40 && losses.length < target) trainStep();
-        source = `the model trained here on "${taskById(taskId).name}"`;
+        do run.trainStep(); while (performance.now() - t0 < CHUNK_MS && run.step < target);
+        evaluation = null;
         drawLoss();
-        if (losses.length % 20 < 3 || losses.length >= target) drawMaps();
-        if (losses.length >= target) stop();
-        else timer = window.setTimeout(loop, 0);
+        if (run.step >= target) pause();
+        else {
+          if (run.step % 20 < 2) drawMaps();
+          timer = window.setTimeout(loop, 0);
+        }
       };
       loop();
     }
@@ -155,113 +172,168 @@ export const inspectPage: Page = {
       running = false;
       clearTimeout(timer);
       trainBtn.textContent = "Train";
-      drawStatus();
+    }
+
+    function pause(): void {
+      stop();
+      drawAll();
     }
 
     function drawStatus(): void {
-      const last = losses[losses.length - 1];
-      status.dataset.step = String(losses.length);
+      const last = run.losses.at(-1);
+      status.dataset.step = String(run.step);
       status.dataset.running = String(running);
       if (last !== undefined) status.dataset.loss = String(last);
-      status.textContent = `${running ? "training" : "stopped"}: step ${losses.length} of ${target}${last !== undefined ? `, loss ${fmt(last, 3)} (first ${fmt(losses[0], 3)})` : ""}`;
+      status.textContent = `${running ? "training" : "stopped"}: step ${run.step} of ${target}`
+        + (last !== undefined ? `, loss ${fmt(last, 3)} (at step ${run.step - run.losses.length + 1}: ${fmt(run.losses[0], 3)})` : "")
+        + `, learning rate now ${fmt(run.lr, 2)}`;
     }
 
     function drawLoss(): void {
       drawStatus();
-      replace(lossFig.body, losses.length > 1
-        ? lineChart({ width: 640, height: 240, label: "training loss", legend: "top-right", series: [{ name: "loss", colour: "#1d4ed8", points: losses.map((l, i) => [i + 1, l] as const) }], x: { label: "step", format: (v) => String(v) }, y: { label: "loss", format: (v) => fmt(v, 2) } })
-        : h("p", { class: "note" }, "Press Train: the loss starts near ln 10 ≈ 2.3 (a uniform guess over ten digits) and falls as the model finds the pattern."));
+      const first = run.step - run.losses.length;
+      const V = run.data.vocab.size;
+      replace(lossFig.body, run.losses.length > 1
+        ? lineChart({ width: 640, height: 240, label: "training loss", legend: "top-right", series: [{ name: "loss", colour: "#1d4ed8", points: run.losses.map((l, i) => [first + i + 1, l] as const) }], x: { label: "step", format: (v) => String(v) }, y: { label: "loss", format: (v) => fmt(v, 2) } })
+        : h("p", { class: "note" }, run.step > 0
+          ? `This checkpoint carries no loss curve (attend train does not store one). Press Train to continue it from step ${run.step}, as attend train --resume would.`
+          : `Press Train: the loss starts near ln ${V} ≈ ${fmt(Math.log(V), 3)} (a uniform guess over the ${V} tokens) and falls as the model finds the pattern.`));
+    }
+
+    function drawInfo(): void {
+      const tensors = loaded?.tensors ?? Object.entries(run.model.stateDict()).map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape] }));
+      const open = [...info.querySelectorAll("details")].map((d) => d.open); // keep what the reader opened
+      replace(info, ...modelInfo({
+        origin, config: run.config, step: run.step, taskDescription: taskDescription(run),
+        parameters: run.model.parameters().reduce((n, p) => n + p.size, 0), tensors,
+        file: loaded ? { name: loaded.name, format: loaded.metadata.format } : null, error: loadError, evaluation,
+      }));
+      info.querySelectorAll("details").forEach((d, i) => { d.open = open[i] ?? false; });
     }
 
     function drawMaps(): void {
-      const x = digits();
-      const was = model.training;
-      model.eval();
-      const { maps, predictions } = model.inspect(x);
-      if (was) model.train();
-      const c = model.config;
-      layer = Math.min(layer, c.layers - 1);
-      head = Math.min(head, c.heads - 1);
-      const labels = x.map(String);
-      mapsData = { source, input: x, predictions, maps: maps.map((m) => Array.from({ length: c.heads }, (_, i) => rowsOf(m.slice(0, i, i + 1).reshape(x.length, x.length)))) };
-      const want = taskById(taskId).target(x);
-      io.textContent = `input ${x.join(" ")} → model ${predictions.join(" ")} (task answer ${want.join(" ")}; ${predictions.filter((p, i) => p === want[i]).length}/${x.length} right). Source: ${source}.`;
-      const grid = maps.map((m, l) => h("div", { class: "row", style: "align-items:center" },
-        h("span", { class: "part-title", "data-export": "text", style: "width:5em" }, `layer ${l}`),
-        ...Array.from({ length: c.heads }, (_, hh) => {
-          const w = m.slice(0, hh, hh + 1);
-          const map = new HeatMap({ rows: x.length, cols: x.length, values: w.data, scale: weightScale(1), rowLabels: labels, colLabels: labels, highlights: l === layer && hh === head ? [{ r0: 0, r1: x.length, c0: 0, c1: x.length, colour: "#d97706" }] : [] }, { label: `layer ${l} head ${hh}`, axes: ["query", "key"], maxCell: 16, maxWidth: 160, showValues: false });
-          map.el.dataset.testid = `map-${l}-${hh}`;
-          const pick = (): void => { layer = l; head = hh; save(); drawMaps(); };
-          map.el.addEventListener("click", pick);
-          map.el.addEventListener("keydown", (e) => { if (e.key === "Enter") pick(); });
-          return h("div", { class: "col" }, h("span", { class: "part-title", "data-export": "text", style: `color:${HEAD_COLOURS[hh]}` }, `head ${hh}`), map.el);
-        })));
-      replace(mapsFig.body, ...grid);
-      const sel = maps[layer].slice(0, head, head + 1);
-      const big = new HeatMap({ rows: x.length, cols: x.length, values: sel.data, scale: weightScale(1), rowLabels: labels, colLabels: labels }, { label: `layer ${layer} head ${head}`, axes: ["query", "key"], maxCell: 40, maxWidth: 360 });
-      const lines = tokenLines({ queries: labels, keys: labels, weights: sel.data, width: 420, label: `layer ${layer} head ${head} as lines`, colour: HEAD_COLOURS[head] });
-      replace(focusFig.body, h("p", { class: "part-title", "data-export": "text" }, `layer ${layer}, head ${head}`), h("div", { class: "row" }, big.el, lines));
-    }
-
-    function drawCheckpoint(): void {
-      if (!loaded) {
-        replace(ckptInfo);
+      const text = input ?? "";
+      try {
+        shown = probe(run, text);
+        inputError.hidden = true;
+        inputError.textContent = "";
+        inputBox.removeAttribute("aria-invalid");
+      } catch (err) {
+        shown = null;
+        inputError.hidden = false;
+        inputError.textContent = `${(err as Error).message}`;
+        inputBox.setAttribute("aria-invalid", "true");
+      }
+      prediction.dataset.input = text;
+      if (!shown) {
+        prediction.textContent = "";
+        delete prediction.dataset.answer;
+        replace(mapsFig.body, h("p", { class: "note" }, "No maps for this input: see the message above."));
+        replace(focusFig.body);
         return;
       }
-      replace(ckptInfo, h("h2", {}, "Checkpoint contents"),
-        loaded.model ? h("p", { class: "check" }, "✓ loaded: the maps above are this checkpoint's") : h("p", { class: "error", role: "alert" }, loaded.reason),
-        h("p", { class: "note" }, `metadata: ${JSON.stringify(loaded.metadata)}`),
-        h("table", { class: "numbers" }, h("thead", {}, h("tr", {}, h("th", {}, "tensor"), h("th", {}, "dtype"), h("th", {}, "shape"))),
-          h("tbody", {}, ...loaded.tensors.map((t) => h("tr", {}, h("td", { style: "text-align:left" }, t.name), h("td", {}, t.dtype), h("td", {}, `[${t.shape.join(", ")}]`))))));
+      const p = shown;
+      prediction.dataset.answer = p.answer;
+      if (run.config.task === "names") prediction.textContent = `The model continues "${text}" as "${p.answer}" (greedy: the most likely character each time).`;
+      else {
+        const verdict = p.expected === null ? `(${p.expectedError})` : p.answer === p.expected ? `: right (the task's answer is "${p.expected}")` : `: wrong (the task's answer is "${p.expected}")`;
+        prediction.textContent = `"${text}" → the model answers "${p.answer}"${verdict}.`;
+      }
+      layer = Math.min(layer, p.views.length - 1);
+      head = Math.min(head, p.views[layer].weights.shape[0] - 1);
+      replace(mapsFig.body, ...mapGrid(p, layer, head, (l, hh) => { layer = l; head = hh; save(); drawMaps(); }));
+      replace(focusFig.body, ...focusView(p, layer, head));
+    }
+
+    function mapsData(): unknown {
+      const p = shown;
+      return {
+        origin, task: run.config.task, model: run.config.model, step: run.step, input: input ?? "",
+        answer: p?.answer ?? null, expected: p?.expected ?? null,
+        tokens: p?.labels.tokens ?? [], source: p?.labels.source ?? [],
+        names: p?.views.map((v) => v.name) ?? [], axes: p?.views.map((v) => ({ rows: v.rows, cols: v.cols })) ?? [],
+        maps: p ? mapsAsArrays(p) : [],
+      };
+    }
+
+    function focusData(): unknown {
+      const v = shown?.views[layer];
+      if (!shown || !v) return { layer, head, weights: null };
+      return { layer, head, name: v.name, rows: shown.labels[v.rows], cols: shown.labels[v.cols], weights: mapsAsArrays(shown)[layer][head] };
     }
 
     function drawAll(): void {
       drawLoss();
+      drawInfo();
       drawMaps();
-      drawCheckpoint();
+    }
+
+    /** Loss and accuracy on the validation set, as `attend eval` reports them. */
+    function evaluate(): void {
+      if (running) pause();
+      evaluation = evaluateModel(run.model, run.data.validation, run.data.vocab);
+      drawInfo();
     }
 
     function downloadCheckpoint(): void {
-      const bytes = saveCheckpoint(model, {
-        task: taskId, step: String(losses.length), heads: String(model.config.heads), causal: String(model.config.causal),
-        losses: JSON.stringify(losses.map((l) => +l.toPrecision(6))),
-      });
+      const bytes = checkpointBytes(run.checkpoint(), { losses: JSON.stringify(run.losses.map((l) => +l.toPrecision(6))) });
       const url = URL.createObjectURL(new Blob([bytes as BlobPart], { type: "application/octet-stream" }));
-      const a = h("a", { href: url, download: `attend-tiny-${taskId}-step${losses.length}.safetensors`, hidden: true });
+      const a = h("a", { href: url, download: `attend-${run.config.model}-${run.config.task}-step${run.step}.safetensors`, hidden: true });
       document.body.append(a);
       a.click();
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
     }
 
+    /** Show a run's settings in the controls (a loaded checkpoint's may be outside the usual choices). */
+    function showSettings(): void {
+      const c = run.config;
+      const sizes = modelSizes(c);
+      ({ task, model: kind, seed, lr, batchSize: batch } = c);
+      width = sizes.dModel ?? width;
+      heads = sizes.heads ?? heads;
+      layers = sizes.layers ?? layers;
+      target = Math.max(c.steps, run.step);
+      setControlValue(ctl.task, task);
+      setControlValue(ctl.model, kind);
+      setControlValue(ctl.width, width);
+      setControlValue(ctl.heads, heads);
+      setControlValue(ctl.layers, layers);
+      setControlValue(ctl.seed, seed);
+      setControlValue(ctl.lr, Math.log10(lr), fmt(lr, 2));
+      setControlValue(ctl.batch, batch);
+      setControlValue(ctl.steps, target);
+      setControlDisabled(ctl.layers, kind === "tiny");
+    }
+
     async function loadFile(file: File): Promise<void> {
       stop();
+      let read: ReadCheckpoint;
+      let next: Run;
       try {
-        loaded = loadCheckpoint(new Uint8Array(await file.arrayBuffer()));
+        read = readCheckpoint(new Uint8Array(await file.arrayBuffer()), file.name);
+        next = Run.restore(read.checkpoint, file.name, lossHistory(read.metadata, read.checkpoint.step));
       } catch (err) {
-        loaded = { tensors: [], metadata: {}, model: null, reason: `Could not read ${file.name}: ${(err as Error).message}` };
+        const message = (err as Error).message;
+        loadError = message.includes(file.name) ? message : `Could not use ${file.name}: ${message}`;
+        drawInfo();
+        status.dataset.loaded = "false";
+        status.textContent = `could not use ${file.name}`;
+        return;
       }
-      if (loaded.model) {
-        model = loaded.model;
-        opt = new Adam(model.parameters(), lr);
-        const t = loaded.metadata.task;
-        if (t && TASKS.some((k) => k.id === t)) taskId = t;
-        source = `the checkpoint ${file.name}${loaded.metadata.step ? ` (step ${loaded.metadata.step})` : ""}`;
-        losses = lossHistory(loaded.metadata.losses);
-        ({ layers, heads, width } = model.config as { layers: number; heads: 1 | 2 | 4; width: 16 | 32 });
-        setControlValue(modelControls.task, taskId);
-        setControlValue(modelControls.layers, layers);
-        setControlValue(modelControls.heads, heads);
-        setControlValue(modelControls.width, width);
-        save();
-      }
-      status.textContent = loaded.model ? `loaded ${file.name}` : `could not use ${file.name}`;
-      status.dataset.loaded = String(Boolean(loaded.model));
-      drawLoss();
-      drawMaps();
-      drawCheckpoint();
-      status.textContent = loaded.model ? `loaded ${file.name}` : `could not use ${file.name}`;
+      const sameTask = next.config.task === task;
+      run = next;
+      loaded = { ...read, name: file.name };
+      loadError = null;
+      evaluation = null;
+      origin = `the checkpoint ${file.name} (step ${run.step})`;
+      showSettings();
+      if (input === null || !sameTask) input = exampleInput(run);
+      inputBox.value = input;
+      save();
+      drawAll();
+      status.dataset.loaded = "true";
+      status.textContent = `loaded ${file.name}: ${run.config.model} on ${run.config.task}, step ${run.step}`;
     }
 
     ctx.onDispose(stop);

@@ -47,7 +47,9 @@ export function select<T extends string | number>(o: {
   const id = nextId("select");
   const sel = h("select", { id, "data-testid": o.testid },
     ...o.options.map((v) => h("option", { value: String(v), selected: v === o.value }, o.names ? o.names(v) : String(v))));
-  sel.addEventListener("change", () => o.onChange(o.options.find((v) => String(v) === sel.value)!));
+  // an option added later by setControlValue is not in o.options: read it as the options' type
+  const parse = (text: string): T => (o.options.find((v) => String(v) === text) ?? (typeof o.value === "number" ? Number(text) : text)) as T;
+  sel.addEventListener("change", () => o.onChange(parse(sel.value)));
   return h("div", { class: "control" }, h("label", { for: id }, o.label), sel);
 }
 
@@ -120,10 +122,22 @@ export function controls(...children: HTMLElement[]): HTMLElement {
   return h("div", { class: "controls" }, ...children);
 }
 
-/** Show a new value in a slider or select made above (without firing its handler). */
-export function setControlValue(control: HTMLElement, value: string | number): void {
+/**
+ * Show a new value in a slider or select made above (without firing its handler); `shown` is the
+ * slider's read-out when it is not the value itself. A select missing the value gets it as an option.
+ */
+export function setControlValue(control: HTMLElement, value: string | number, shown = String(value)): void {
   const input = control.querySelector<HTMLInputElement | HTMLSelectElement>("input, select");
+  if (input instanceof HTMLSelectElement && ![...input.options].some((o) => o.value === String(value))) {
+    input.append(h("option", { value: String(value) }, String(value)));
+  }
   if (input) input.value = String(value);
   const out = control.querySelector("output");
-  if (out) out.textContent = String(value);
+  if (out) out.textContent = shown;
+}
+
+/** Grey out a control (its input stays in the tab order of the page only when enabled). */
+export function setControlDisabled(control: HTMLElement, disabled: boolean): void {
+  const input = control.querySelector<HTMLInputElement | HTMLSelectElement>("input, select");
+  if (input) input.disabled = disabled;
 }
