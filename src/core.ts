@@ -58,7 +58,10 @@ export type { SequenceModel, SourceContext, GenerateHook, AttentionView } from "
 export { GPTSequenceModel, EncoderDecoderSequenceModel, type FullModelOptions } from "./train/adapters.js";
 export { TinyAttentionModel, type TinyConfig } from "./train/tiny.js";
 export { evaluateModel, batchLoss, forwardBatch, type Evaluation } from "./train/evaluate.js";
-export { TrainingCheckpointError, TRAINING_CHECKPOINT_FORMAT, type TrainingCheckpoint } from "./train/checkpointFormat.js";
+export {
+  TrainingCheckpointError, TRAINING_CHECKPOINT_FORMAT, type TrainingCheckpoint, serializeTrainingCheckpoint, deserializeTrainingCheckpoint,
+  trainingCheckpointContents, trainingCheckpointFromContents,
+} from "./train/checkpointFormat.js";
 export { Progress, formatDuration, formatRate, type ProgressStream, type ProgressStats } from "./train/progress.js";
 export { sampleTokens, answer, type SampleOptions } from "./train/sample.js";
 export {
