@@ -63,6 +63,9 @@ describe("attend --help", () => {
     assert.equal(t.code, 0);
     assert.match(t.stdout, /^attend train --task NAME/);
     assert.match(t.stdout, /Tasks: copy, reverse, sort, addition, recall, names/);
+    // each task's defaults and the target they reach, one line per task
+    for (const task of ["copy", "reverse", "sort", "addition", "recall", "names"]) assert.match(t.stdout, new RegExp(`^  ${task} +\\S.* x \\d+, lr `, "m"));
+    assert.match(t.stdout, /^ {2}reverse +length 16 /m);
     assert.equal(h.stdout.split("\n")[0], "attend attn-map --checkpoint PATH --prompt TEXT [options]");
   });
 });
@@ -103,11 +106,15 @@ describe("train, eval, sample, attn-map through a checkpoint", () => {
   test("eval, sample and attn-map --json", async () => {
     const svgPath = join(dir, "map.svg");
     const pngPath = join(dir, "map.png");
-    const [e, sm, mp, png] = await Promise.all([
+    const onePath = join(dir, "head1.svg");
+    const [e, sm, mp, png, sk, one] = await Promise.all([
       attendAsync("eval", "--checkpoint", ckpt, "--json"),
       attendAsync("sample", "--checkpoint", ckpt, "--prompt", "1234", "--json"),
       attendAsync("attn-map", "--checkpoint", ckpt, "--prompt", "12", "--out", svgPath, "--json"),
       attendAsync("attn-map", "--checkpoint", ckpt, "--prompt", "12", "--out", pngPath),
+      // the issue's spellings: --ckpt, -n, --top-k, --input, --head
+      attendAsync("sample", "--ckpt", ckpt, "-n", "3", "--temperature", "1", "--top-k", "2", "--json"),
+      attendAsync("attn-map", "--ckpt", ckpt, "--input", "12", "--head", "1", "--out", onePath, "--json"),
     ]);
     const ev = lastJson(e);
     assert.equal(ev.task, "reverse");
@@ -127,6 +134,26 @@ describe("train, eval, sample, attn-map through a checkpoint", () => {
     assert.equal(svg.match(/class="cell"/g)!.length, 2 * m.rows.length * m.cols.length);
     assert.equal(png.code, 0, png.stderr);
     assert.ok(decode(readFileSync(pngPath)).width > 100);
+    assert.equal(sk.code, 0, sk.stderr);
+    assert.equal(lastJson(sk).samples.length, 3);
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal(lastJson(one).head, 1);
+    const oneSvg = readFileSync(onePath, "utf8");
+    assert.equal(oneSvg.match(/class="cell"/g)!.length, m.rows.length * m.cols.length, "one panel");
+    assert.match(oneSvg, />head 1</);
+  });
+
+  test("--task add is addition; a length given alone pairs with the generator's default", async () => {
+    const small = ["--steps", "2", "--d-model", "16", "--heads", "2", "--batch-size", "4", "--validation-size", "8", "--json"];
+    const [add, rev] = await Promise.all([
+      attendAsync("train", "--task", "add", "--model", "tiny", ...small, "--out", join(dir, "add.safetensors")),
+      attendAsync("train", "--task", "reverse", "--min-length", "20", ...small, "--out", join(dir, "rev20.safetensors")),
+    ]);
+    assert.equal(add.code, 0, add.stderr);
+    assert.equal(lastJson(add).task, "addition");
+    assert.equal(rev.code, 0, rev.stderr);
+    const ev = lastJson(attend("sample", "--checkpoint", join(dir, "rev20.safetensors"), "-n", "1", "--json"));
+    assert.equal(ev.samples[0].prompt.length, 20); // --min-length 20 alone: lengths 20 to 20
   });
 
   test("bad arguments: one line on stderr, exit code 2", async () => {
@@ -142,6 +169,8 @@ describe("train, eval, sample, attn-map through a checkpoint", () => {
       [["eval", "--checkpoint", corrupt], /corrupt\.safetensors is not a valid checkpoint/],
       [["sample", "--checkpoint", ckpt, "--prompt", "12x4"], /character "x" at position 2 of "12x4" is not in the vocabulary/],
       [["attn-map", "--checkpoint", ckpt, "--prompt", "12", "--out", join(dir, "map.jpg")], /--out must end in \.svg or \.png/],
+      [["attn-map", "--checkpoint", ckpt, "--prompt", "12", "--head", "2"], /--head 2 is out of range; attn has 2 heads \(0 to 1\)/],
+      [["sample", "--checkpoint", ckpt, "--ckpt", corrupt], /--checkpoint and --ckpt are the same option; give one/],
     ];
     const runs = await Promise.all(cases.map(([args]) => attendAsync(...args)));
     runs.forEach((r, i) => assertUsageError(r, cases[i][1]));

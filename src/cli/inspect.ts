@@ -3,6 +3,7 @@ import { writeFileSync } from "node:fs";
 import { extname } from "node:path";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
+import { slice } from "../ops/shape.js";
 import { makeTask } from "../data/tasks.js";
 import { loadTrainingCheckpoint } from "../train/checkpoint.js";
 import { evaluateModel } from "../train/evaluate.js";
@@ -11,7 +12,7 @@ import type { SourceContext } from "../train/model.js";
 import { answer, sampleTokens } from "../train/sample.js";
 import { heatmapPng } from "../viz/png.js";
 import { heatmapSvg } from "../viz/svg.js";
-import { type OptionSpec, UsageError, flag, int, num, optStr, parse, str } from "./args.js";
+import { type OptionSpec, UsageError, type Values, flag, int, num, optStr, parse, str } from "./args.js";
 import { type Io, emitJson, pct, say } from "./io.js";
 
 export const EVAL_HELP = `attend eval --checkpoint PATH [options]
@@ -19,7 +20,7 @@ export const EVAL_HELP = `attend eval --checkpoint PATH [options]
 Loss and accuracy of a trained model on its task's validation set.
 
 Options:
-  --checkpoint PATH   a checkpoint written by attend train (required)
+  --checkpoint PATH   a checkpoint written by attend train (required; or --ckpt)
   --batch-size N      examples per forward pass (default 64)
   --json              print one JSON object: { task, step, valLoss, valAccuracy, seqAccuracy, examples }`;
 
@@ -31,10 +32,11 @@ shown beside the model's; without --prompt, validation examples are used. For
 names, --prompt is the start of a name (may be empty) and --count names are made.
 
 Options:
-  --checkpoint PATH   a checkpoint written by attend train (required)
+  --checkpoint PATH   a checkpoint written by attend train (required; or --ckpt)
   --prompt TEXT       the input (task) or the start of a name (names)
-  --count N           how many samples (default 5)
+  --count N, -n N     how many samples (default 5)
   --temperature X     0 = most likely token (default: 0 for tasks, 0.8 for names)
+  --top-k K           sample among the K most likely tokens only (default all)
   --max-tokens N      most new tokens (default 32)
   --seed N            seed for sampling (default 0)
   --json              print one JSON object: { samples: [{ prompt, output, expected, correct }] }`;
@@ -46,17 +48,27 @@ head: the prompt and the model's answer on both axes (queries down, keys
 across). Encoder-decoder models have encoder, decoder and cross-attention maps.
 
 Options:
-  --checkpoint PATH   a checkpoint written by attend train (required)
-  --prompt TEXT       the input, as for attend sample (required)
+  --checkpoint PATH   a checkpoint written by attend train (required; or --ckpt)
+  --prompt TEXT       the input, as for attend sample (required; or --input)
   --out FILE          .svg or .png (default attention.svg)
   --layer N           which attention module, counting from 0 (default 0)
   --map NAME          or pick it by name (e.g. blocks.1.self_attn, decoder.layers.0.cross_attn)
+  --head N            draw only this head, counting from 0 (default: every head)
   --json              print one JSON object: { out, format, map, maps, heads, rows, cols }`;
 
-const CHECKPOINT: OptionSpec = { checkpoint: { type: "string" } };
+const CHECKPOINT: OptionSpec = { checkpoint: { type: "string" }, ckpt: { type: "string" } };
 
-function restore(cmd: string, v: Record<string, string | boolean | undefined>): RestoredRun & { step: number } {
-  const path = str(cmd, v, "checkpoint");
+/** An option that also goes by a second name (--ckpt for --checkpoint, --input for --prompt). */
+function either(cmd: string, v: Values, name: string, alias: string): string | undefined {
+  const a = optStr(v, name);
+  const b = optStr(v, alias);
+  if (a !== undefined && b !== undefined && a !== b) throw new UsageError(`${cmd}: --${name} and --${alias} are the same option; give one`);
+  return a ?? b;
+}
+
+function restore(cmd: string, v: Values): RestoredRun & { step: number } {
+  const path = either(cmd, v, "checkpoint", "ckpt");
+  if (path === undefined) throw new UsageError(`${cmd}: --checkpoint is required (see attend ${cmd} --help)`);
   const ckpt = loadTrainingCheckpoint(path);
   return { ...restoreRun(ckpt, path), step: ckpt.step };
 }
@@ -93,7 +105,8 @@ function taskOf(run: RestoredRun) {
 export function sampleCommand(args: string[], io: Io): number {
   const cmd = "sample";
   const v = parse(cmd, args, {
-    ...CHECKPOINT, prompt: { type: "string" }, count: { type: "string" }, temperature: { type: "string" }, "max-tokens": { type: "string" }, seed: { type: "string" },
+    ...CHECKPOINT, prompt: { type: "string" }, count: { type: "string", short: "n" }, temperature: { type: "string" }, "top-k": { type: "string" },
+    "max-tokens": { type: "string" }, seed: { type: "string" },
   });
   if (flag(v, "help")) {
     say(io, SAMPLE_HELP);
@@ -107,6 +120,7 @@ export function sampleCommand(args: string[], io: Io): number {
   const opts = {
     maxTokens: int(cmd, v, "max-tokens", 32),
     temperature: num(cmd, v, "temperature", task ? 0 : 0.8, 0),
+    topK: v["top-k"] === undefined ? undefined : int(cmd, v, "top-k", 1),
     generator: new Generator(int(cmd, v, "seed", 0, 0)),
   };
   const samples: Sample[] = [];
@@ -141,7 +155,9 @@ export function sampleCommand(args: string[], io: Io): number {
 
 export function attnMapCommand(args: string[], io: Io): number {
   const cmd = "attn-map";
-  const v = parse(cmd, args, { ...CHECKPOINT, prompt: { type: "string" }, out: { type: "string" }, map: { type: "string" }, layer: { type: "string" } });
+  const v = parse(cmd, args, {
+    ...CHECKPOINT, prompt: { type: "string" }, input: { type: "string" }, out: { type: "string" }, map: { type: "string" }, layer: { type: "string" }, head: { type: "string" },
+  });
   if (flag(v, "help")) {
     say(io, ATTN_MAP_HELP);
     return 0;
@@ -149,7 +165,8 @@ export function attnMapCommand(args: string[], io: Io): number {
   const out = str(cmd, v, "out", "attention.svg");
   const format = extname(out).toLowerCase();
   if (format !== ".svg" && format !== ".png") throw new UsageError(`${cmd}: --out must end in .svg or .png, got ${JSON.stringify(out)}`);
-  const promptText = str(cmd, v, "prompt");
+  const promptText = either(cmd, v, "prompt", "input");
+  if (promptText === undefined) throw new UsageError(`${cmd}: --prompt is required (see attend ${cmd} --help)`);
   const run = restore(cmd, v);
   const { model, data } = run;
   const { vocab } = data;
@@ -182,14 +199,20 @@ export function attnMapCommand(args: string[], io: Io): number {
     if (index >= maps.length) throw new UsageError(`${cmd}: --layer ${index} is out of range; the model has ${maps.length} attention map(s): ${names.join(", ")}`);
   }
   const view = maps[index];
+  const H = view.weights.shape[0];
+  const head = v.head === undefined ? undefined : int(cmd, v, "head", 0, 0);
+  if (head !== undefined && head >= H) throw new UsageError(`${cmd}: --head ${head} is out of range; ${view.name} has ${H} heads (0 to ${H - 1})`);
+  const weights = head === undefined ? view.weights : slice(view.weights, 0, head, head + 1); // [H, L, S] -> [1, L, S]
   const labelsOf = (side: "tokens" | "source"): string[] => (side === "source" ? [...source, vocab.eos] : tokens).map((id) => vocab.label(id));
   const rowLabels = labelsOf(view.rows);
   const colLabels = labelsOf(view.cols);
-  const opts = { rowLabels, colLabels, title: `${data.name}, ${view.name}: "${promptText}" -> "${vocab.decode(generated)}"` };
-  if (format === ".svg") writeFileSync(out, heatmapSvg(view.weights, opts));
-  else writeFileSync(out, heatmapPng(view.weights, opts));
-  const result = { out, format: format.slice(1), map: view.name, maps: names, heads: view.weights.shape[0], rows: rowLabels, cols: colLabels };
+  const opts = {
+    rowLabels, colLabels, title: `${data.name}, ${view.name}: "${promptText}" -> "${vocab.decode(generated)}"`, ...(head === undefined ? {} : { headLabels: [`head ${head}`] }),
+  };
+  if (format === ".svg") writeFileSync(out, heatmapSvg(weights, opts));
+  else writeFileSync(out, heatmapPng(weights, opts));
+  const result = { out, format: format.slice(1), map: view.name, maps: names, heads: H, ...(head === undefined ? {} : { head }), rows: rowLabels, cols: colLabels };
   if (flag(v, "json")) emitJson(io, result);
-  else say(io, `wrote ${out}: ${view.name}, ${result.heads} heads, ${rowLabels.length} x ${colLabels.length} (${rowLabels.join(" ")}); maps: ${names.join(", ")}`);
+  else say(io, `wrote ${out}: ${view.name}, ${head === undefined ? `${H} heads` : `head ${head} of ${H}`}, ${rowLabels.length} x ${colLabels.length} (${rowLabels.join(" ")}); maps: ${names.join(", ")}`);
   return 0;
 }

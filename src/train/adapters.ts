@@ -91,7 +91,7 @@ export class GPTSequenceModel implements SequenceModel {
 
   generate: GenerateHook = (prefix, o) => {
     const rows = generate(this.gpt, [prefix], {
-      maxNewTokens: o.maxTokens, temperature: o.temperature, generator: o.generator, stopToken: o.stopToken, maxLength: Math.min(o.maxLength ?? Infinity, this.maxLength),
+      maxNewTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, generator: o.generator, stopToken: o.stopToken, maxLength: Math.min(o.maxLength ?? Infinity, this.maxLength),
     });
     return rows[0].slice(prefix.length);
   };
@@ -162,7 +162,7 @@ export class EncoderDecoderSequenceModel implements SequenceModel {
   generate: GenerateHook = (prefix, o, source) => {
     if (source === undefined || prefix.length !== 1) throw new ArgumentError("EncoderDecoderSequenceModel.generate: needs a source and a one-token (start) prefix");
     const rows = generateSeq2Seq(this.model, [source], {
-      startToken: prefix[0], maxNewTokens: o.maxTokens, temperature: o.temperature, generator: o.generator, stopToken: o.stopToken,
+      startToken: prefix[0], maxNewTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, generator: o.generator, stopToken: o.stopToken,
       maxLength: Math.min(o.maxLength ?? Infinity, this.maxLength),
     });
     return rows[0];

@@ -2,6 +2,7 @@
 export type { SequenceModel, SourceContext, GenerateHook, AttentionView } from "./model.js";
 export { GPTSequenceModel, EncoderDecoderSequenceModel, type FullModelOptions } from "./adapters.js";
 export { TinyAttentionModel, type TinyConfig } from "./tiny.js";
+export { TASK_DEFAULTS, taskDefaults, type TaskDefaults } from "./defaults.js";
 export { trainModel, type TrainOptions, type TrainResult } from "./loop.js";
 export { evaluateModel, batchLoss, forwardBatch, type Evaluation } from "./evaluate.js";
 export { saveTrainingCheckpoint, loadTrainingCheckpoint, TrainingCheckpointError, TRAINING_CHECKPOINT_FORMAT, type TrainingCheckpoint } from "./checkpoint.js";

@@ -17,7 +17,7 @@ export interface SourceContext {
 /** Options of a model's own (e.g. KV-cached) generation; returns the new tokens only. */
 export type GenerateHook = (
   prefix: number[],
-  opts: { maxTokens: number; temperature: number; generator?: Generator; stopToken: number; maxLength?: number },
+  opts: { maxTokens: number; temperature: number; topK?: number; generator?: Generator; stopToken: number; maxLength?: number },
   source?: number[],
 ) => number[];
 

@@ -17,6 +17,8 @@ export interface SampleOptions {
   maxTokens?: number;
   /** 0 (default) = greedy */
   temperature?: number;
+  /** sample among the k most likely tokens only (ties with the k-th kept); default all */
+  topK?: number;
   generator?: Generator;
   /** stop after this token (default: the vocabulary's end token) */
   stopToken?: number;
@@ -24,15 +26,17 @@ export interface SampleOptions {
   maxLength?: number;
 }
 
-function pick(logits: ArrayLike<number>, offset: number, V: number, temperature: number, g: Generator | undefined): number {
+function pick(logits: ArrayLike<number>, offset: number, V: number, temperature: number, topK: number, g: Generator | undefined): number {
   let best = 0;
   for (let v = 1; v < V; v++) if (logits[offset + v] > logits[offset + best]) best = v;
-  if (temperature === 0) return best;
+  if (temperature === 0 || topK === 1) return best;
   if (g === undefined) throw new ArgumentError("sampleTokens: sampling with temperature > 0 needs a generator");
+  // top-k: logits below the k-th largest get no weight
+  const kth = topK < V ? Float64Array.from({ length: V }, (_, v) => logits[offset + v]).sort().reverse()[topK - 1] : -Infinity;
   const w = new Float64Array(V);
   let total = 0;
   for (let v = 0; v < V; v++) {
-    w[v] = Math.exp((logits[offset + v] - logits[offset + best]) / temperature);
+    w[v] = logits[offset + v] < kth ? 0 : Math.exp((logits[offset + v] - logits[offset + best]) / temperature);
     total += w[v];
   }
   let u = g.nextFloat64() * total;
@@ -52,10 +56,12 @@ export function sampleTokens(model: SequenceModel, prefix: readonly number[], vo
   const maxTokens = opts.maxTokens ?? 32;
   const temperature = opts.temperature ?? 0;
   if (!(temperature >= 0)) throw new ArgumentError(`sampleTokens: temperature must be >= 0, got ${temperature}`);
+  const topK = opts.topK ?? Infinity;
+  if (opts.topK !== undefined && !(Number.isInteger(topK) && topK >= 1)) throw new ArgumentError(`sampleTokens: topK must be a positive integer, got ${String(opts.topK)}`);
   const stop = opts.stopToken ?? vocab.eos;
   const maxLength = Math.min(opts.maxLength ?? Infinity, model.maxLength ?? Infinity);
   if (model.generate) {
-    return model.generate([...prefix], { maxTokens, temperature, generator: opts.generator, stopToken: stop, maxLength: Number.isFinite(maxLength) ? maxLength : undefined }, source && [...source]);
+    return model.generate([...prefix], { maxTokens, temperature, topK: opts.topK, generator: opts.generator, stopToken: stop, maxLength: Number.isFinite(maxLength) ? maxLength : undefined }, source && [...source]);
   }
   const seq = [...prefix];
   const out: number[] = [];
@@ -69,7 +75,7 @@ export function sampleTokens(model: SequenceModel, prefix: readonly number[], vo
       const tokens = new Tensor(Int32Array.from(seq), [1, seq.length], "int32");
       const logits = model.forward(tokens, src); // [1, T, V]
       const V = logits.shape[2];
-      const next = pick(logits.data, (seq.length - 1) * V, V, temperature, opts.generator);
+      const next = pick(logits.data, (seq.length - 1) * V, V, temperature, topK, opts.generator);
       seq.push(next);
       out.push(next);
       if (next === stop) break;

@@ -1,0 +1,74 @@
+/**
+ * What `attend train --task NAME` trains when given nothing else: per task, the data, the model and
+ * the optimiser settings, chosen so that the plain command reaches the task's target (`target`, on
+ * held-out data) in well under three minutes on a 2-core machine. Options given on the command line
+ * override these one by one; the sizes in `modelConfig` apply only to the task's own `model`.
+ *
+ * Why each choice (measured with `attend train --json`; see the README's CLI section):
+ *   copy, reverse  one attention block (tiny) over learned positions: with every sequence 16 long,
+ *                  answer token i reads source position i (copy) or 15 - i (reverse): a fixed
+ *                  positional pattern that one layer learns in a few hundred steps.
+ *   sort           content, not position: the tiny model, more steps.
+ *   addition       the carry needs the digits of both operands lined up by place value, two hops of
+ *                  attention (find "+", then the digits), so a 2-layer GPT; 2-digit operands, since
+ *                  3 digits took 2000 steps of 64 (over 5 minutes here) to reach 91%.
+ *   recall         needs an induction circuit (layer 1: each value takes in its key; layer 2: the
+ *                  query finds that key), which a 2-layer model finds only after a long plateau at
+ *                  chance. With 8 pairs the GPT stayed at chance for 6000 steps (d 32, lr 3e-3), as
+ *                  did GPT and encdec variants for 1000-1500 steps (d 32-64, 1-4 heads, RoPE, lr 1e-3
+ *                  to 1e-2); a PyTorch twin with only 2 pairs jumped to 100% after ~9000 steps of 64
+ *                  (attention only; with MLPs not within 10000). No default reaches it in 3 minutes;
+ *                  `attend lookup-vs-soft` shows attention doing recall when keys and values come paired.
+ *   names          a character model; the tiny model is enough for 2.1 nats/char.
+ */
+import { ArgumentError } from "../tensor/errors.js";
+import type { TaskOptions } from "../data/tasks.js";
+
+export interface TaskDefaults {
+  /** options of the task's generator: lengths, digits, pairs */
+  taskOptions: TaskOptions;
+  /** a registered model kind */
+  model: string;
+  /** that model's sizes (dModel, heads, layers, preset), used only when the model is `model` */
+  modelConfig: Record<string, unknown>;
+  steps: number;
+  batchSize: number;
+  /** peak AdamW learning rate (warm-up, then cosine decay) */
+  lr: number;
+  /** what the defaults reach on the validation set, in words */
+  target: string;
+}
+
+export const TASK_DEFAULTS: Readonly<Record<string, Readonly<TaskDefaults>>> = {
+  copy: {
+    taskOptions: { minLength: 16, maxLength: 16 }, model: "tiny", modelConfig: { dModel: 32, heads: 4 },
+    steps: 400, batchSize: 32, lr: 3e-3, target: ">= 99% exact sequences",
+  },
+  reverse: {
+    taskOptions: { minLength: 16, maxLength: 16 }, model: "tiny", modelConfig: { dModel: 32, heads: 4 },
+    steps: 400, batchSize: 32, lr: 3e-3, target: ">= 99% exact sequences",
+  },
+  sort: {
+    taskOptions: { minLength: 1, maxLength: 8 }, model: "tiny", modelConfig: { dModel: 32, heads: 4 },
+    steps: 2000, batchSize: 32, lr: 3e-3, target: ">= 98% exact sequences",
+  },
+  addition: {
+    taskOptions: { digits: 2 }, model: "gpt", modelConfig: { dModel: 32, heads: 4, layers: 2 },
+    steps: 1500, batchSize: 32, lr: 1e-2, target: ">= 95% exact sums",
+  },
+  recall: {
+    taskOptions: { pairs: 8 }, model: "gpt", modelConfig: { dModel: 32, heads: 4, layers: 2 },
+    steps: 1000, batchSize: 32, lr: 3e-3, target: "none in 3 minutes: stays near chance (1/8)",
+  },
+  names: {
+    taskOptions: {}, model: "tiny", modelConfig: { dModel: 32, heads: 4 },
+    steps: 3000, batchSize: 32, lr: 3e-3, target: "validation loss < 2.1 nats/char",
+  },
+};
+
+/** The defaults of one task (see TASK_DEFAULTS). */
+export function taskDefaults(task: string): Readonly<TaskDefaults> {
+  const d = Object.hasOwn(TASK_DEFAULTS, task) ? TASK_DEFAULTS[task] : undefined;
+  if (d === undefined) throw new ArgumentError(`taskDefaults: unknown task ${JSON.stringify(task)} (tasks: ${Object.keys(TASK_DEFAULTS).join(", ")})`);
+  return d;
+}
