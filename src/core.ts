@@ -64,6 +64,7 @@ export {
 } from "./train/checkpointFormat.js";
 export { Progress, formatDuration, formatRate, type ProgressStream, type ProgressStats } from "./train/progress.js";
 export { sampleTokens, answer, type SampleOptions } from "./train/sample.js";
+export { TASK_DEFAULTS, taskDefaults, type TaskDefaults } from "./train/defaults.js";
 export {
   makeData, makeModel, restoreRun, registerModelKind, modelKinds, DATA_NAMES, type RunConfig, type ModelFactory, type RestoredRun,
 } from "./train/registry.js";

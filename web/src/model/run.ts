@@ -7,7 +7,7 @@
  * page can draw and stay responsive between steps.
  */
 import {
-  AdamW, LRScheduler, type RunConfig, type SequenceModel, type TrainingCheckpoint, batchLoss, clipGradNorm, data, makeData,
+  AdamW, LRScheduler, type RunConfig, type SequenceModel, type TrainingCheckpoint, batchLoss, clipGradNorm, data, makeData, taskDefaults,
   makeModel, restoreRun, warmupCosine,
 } from "attend";
 
@@ -78,7 +78,7 @@ export class Run {
   static fresh(o: FreshOptions): Run {
     const config: RunConfig & { seed: number } = {
       task: o.task,
-      taskOptions: {},
+      taskOptions: { ...taskDefaults(o.task).taskOptions }, // the task's data as `attend train` makes it
       dataSeed: o.seed,
       validationSize: 256,
       model: o.model,
