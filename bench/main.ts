@@ -2,7 +2,7 @@
  * npm run bench: attend's attention beside its peers, in one run on this machine, printed as one
  * table and written to bench/RESULTS.md.
  *
- *   npm run bench                                  everything (about 30-60 minutes on 2 cores)
+ *   npm run bench                                  everything (about 25 minutes on 2 quiet cores)
  *   options: --threads N, --budget-ms MS, --ref-max-n N (1024), --single-max-n N (4096), --max-rep-s S (60, peers), --attend-max-rep-s S (300)
  *   npm run bench -- --quick                       N ∈ {128, 1024}, shorter timing budgets
  *   npm run bench -- --sizes 1024,4096 --modes fwd,causal-fwd --no-peers --no-training --no-write
