@@ -333,6 +333,18 @@ export async function timeReps(run: () => unknown, opts: TimingOptions = {}): Pr
   return { medianMs: median(samples), reps, samples, firstMs };
 }
 
+/** Times a prepared case's run() and turns it into a result; release() runs whatever happens. */
+export async function timePrepared(
+  c: PeerCase, p: { run(): unknown; release(): unknown }, opts: TimingOptions = {},
+): Promise<PeerResult> {
+  try {
+    const tm = await timeReps(() => p.run(), opts);
+    return { medianMs: tm.medianMs, gflops: gflopsOf(c.N, c.pass, tm.medianMs), ok: true, reps: tm.reps };
+  } finally {
+    await p.release();
+  }
+}
+
 /** Runs the N = CHECK_N check first; a failed check means no timing at all. */
 export async function benchChecked(peer: PeerModule, c: PeerCase, t: TimingOptions = {}): Promise<PeerResult> {
   if (!peer.passes.includes(c.pass)) {

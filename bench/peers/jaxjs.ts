@@ -35,10 +35,9 @@ import {
   bhneToBnhe,
   bnheToBhne,
   compareWithReference,
-  gflopsOf,
   makeInputs,
   scoreBytes,
-  timeReps,
+  timePrepared,
   B,
   H,
   E,
@@ -210,12 +209,7 @@ export async function time(c: PeerCase, opts: TimingOptions = {}): Promise<PeerR
   await setup();
   assertForm(c.form);
   const p = prepare(c.causal, c.pass, makeInputs(c.N));
-  try {
-    const tm = await timeReps(() => p.run(), opts);
-    return { medianMs: tm.medianMs, gflops: gflopsOf(c.N, c.pass, tm.medianMs), ok: true, reps: tm.reps };
-  } finally {
-    p.dispose();
-  }
+  return timePrepared(c, { run: () => p.run(), release: () => p.dispose() }, opts);
 }
 
 /**

@@ -36,10 +36,9 @@ import {
   bhneToBnhe,
   bnheToBhne,
   compareWithReference,
-  gflopsOf,
   makeInputs,
   scoreBytes,
-  timeReps,
+  timePrepared,
 } from "./common.js";
 
 const { onnx } = onnxProto;
@@ -212,12 +211,7 @@ export async function time(c: PeerCase, opts: TimingOptions = {}): Promise<PeerR
   await setup();
   if (c.pass !== "fwd") return { medianMs: NaN, gflops: NaN, ok: false, note: unavailable[c.pass] };
   const p = await prepare(asForm(c.form), c.N, c.causal, false);
-  try {
-    const tm = await timeReps(() => p.run(), opts);
-    return { medianMs: tm.medianMs, gflops: gflopsOf(c.N, c.pass, tm.medianMs), ok: true, reps: tm.reps };
-  } finally {
-    await p.release();
-  }
+  return timePrepared(c, p, opts);
 }
 
 /**

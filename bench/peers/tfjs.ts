@@ -37,10 +37,9 @@ import {
   type TimingOptions,
   GiB,
   compareWithReference,
-  gflopsOf,
   makeInputs,
   scoreBytes,
-  timeReps,
+  timePrepared,
 } from "./common.js";
 
 export const name = "tfjs-wasm";
@@ -240,12 +239,7 @@ export async function check(c: Omit<PeerCase, "N">): Promise<CheckResult> {
 export async function time(c: PeerCase, opts: TimingOptions = {}): Promise<PeerResult> {
   await setup();
   const p = prepare(asForm(c.form), c.causal, c.pass, makeInputs(c.N));
-  try {
-    const tm = await timeReps(() => p.run(), opts);
-    return { medianMs: tm.medianMs, gflops: gflopsOf(c.N, c.pass, tm.medianMs), ok: true, reps: tm.reps };
-  } finally {
-    p.dispose();
-  }
+  return timePrepared(c, { run: () => p.run(), release: () => p.dispose() }, opts);
 }
 
 /**
