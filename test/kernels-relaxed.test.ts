@@ -12,18 +12,11 @@ import {
   refBackend, relaxedSimdSupported, setNumThreads, setWasmVariant, wasmBackend, wasmTuning, wasmVariant,
 } from "../src/kernels/index.js";
 import { simdSupported } from "../src/kernels/wasm/runtime.js";
+import { uniformArray } from "./kernel-inputs.js";
 
 const CHILD = process.env.ATTEND_RELAXED_CHILD === "1";
 
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    a[i] = 2 * (s / 4294967296) - 1;
-  }
-  return a;
-}
+const rand = uniformArray;
 
 function close(a: Float32Array, b: Float32Array, atol: number, rtol: number, what: string): void {
   for (let i = 0; i < a.length; i++) {

@@ -10,18 +10,11 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { AttentionParams, CausalKind } from "../src/kernels/backend.js";
 import { setNumThreads, wasmAvailable, wasmBackend, wasmRuntimeInfo, wasmTuning } from "../src/kernels/index.js";
+import { uniformArray } from "./kernel-inputs.js";
 
 const CHILD = process.env.ATTEND_STRESS_CHILD === "1";
 
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    a[i] = 2 * (s / 4294967296) - 1;
-  }
-  return a;
-}
+const rand = uniformArray;
 
 interface Shape { B: number; H: number; Hkv: number; L: number; S: number; E: number; Ev: number; causal: CausalKind; Br: number; Bc: number; reps: number }
 
