@@ -8,6 +8,8 @@ export { AttendError, ShapeError, ArgumentError } from "./tensor/errors.js";
 export { Generator, manualSeed, defaultGenerator } from "./tensor/random.js";
 export { zeros, ones, full, arange, randn, rand, randint, type RandomOptions } from "./tensor/creation.js";
 export { noGrad, enableGrad, isGradEnabled } from "./autograd/tape.js";
+export { backward } from "./autograd/backward.js"; // also attaches Tensor.prototype.backward
+export { TENSOR_METHODS } from "./ops/methods.js"; // attaches x.add(y), x.matmul(w), ... to Tensor
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./autograd/gradcheck.js";
 
 export {
@@ -38,16 +40,20 @@ export { Linear, type LinearOptions } from "./nn/linear.js";
 export { serializeSafetensors, deserializeSafetensors, type SafetensorsContents } from "./io/tensors.js";
 export { SafetensorsError } from "./io/safetensors.js";
 
-export * as nn from "./nn/index.js";
+export * as nn from "./nnNamespace.js";
 export {
   Embedding, LayerNorm, RMSNorm, Dropout, MLP, ModuleList, SinusoidalPositionalEncoding, LearnedPositionalEmbedding,
   RotaryEmbedding, applyRotary, KVCache, KVCacheLayer, kvCacheBytesPerToken, type QKTransform,
-} from "./nn/index.js";
+} from "./nnNamespace.js";
 export * from "./models/index.js";
 
 export {
   setBackend, getBackend, getBackendName, setNumThreads, getNumThreads, initWasm, wasmAvailable, wasmRuntimeInfo, type BackendName,
+  registerBackend, listBackends, findBackend, type BackendFactory, type RegisterBackendOptions,
 } from "./kernels/index.js";
+export type {
+  Backend, MatmulParams, AttentionParams, AttentionDims, AttentionMask, CausalKind,
+} from "./kernels/backend.js";
 export * as optim from "./optim/index.js";
 export { SGD, AdamW, clipGradNorm, gradNorm, warmupCosine, inverseSqrtWarmup, constantSchedule, LRScheduler } from "./optim/index.js";
 export type { Optimizer, SGDOptions, AdamWOptions, ClipOptions, Schedule, WarmupCosineOptions, InverseSqrtOptions } from "./optim/index.js";

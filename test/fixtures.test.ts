@@ -1,28 +1,23 @@
 /**
  * Conformance against PyTorch: every committed fixture (test/fixtures/make_fixtures.py, torch 1.13
  * in float64) is replayed in float32 (the issue's tolerances) and float64 (tight), forward and
- * backward, on every kernel backend ("wasm": WebAssembly SIMD; "ref": plain loops), and for
+ * backward, on every registered kernel backend (test/backends.ts; built in: "wasm", WebAssembly SIMD, and "ref", plain loops), and for
  * scaledDotProductAttention through both implementations (fused kernels and the materialising path).
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   GroupedQueryAttention, MultiheadAttention, Tensor, crossEntropy, embedding, exp, gelu, layerNorm, log, logSoftmax,
   lookupAttention, matmul, max, mean, rmsNorm, scaledDotProductAttention, softmax, sqrt, sum, tanh, where, add, sub, mul, div,
-  cast, setBackend, getBackendName, type BackendName, type SdpaImplementation,
+  cast, type SdpaImplementation,
 } from "../src/index.js";
+import { conformanceBackends, onBackend } from "./backends.js";
 import { type Fixture, type Precision, TOL, assertClose, fixtureNames, input, loadFixture } from "./harness.js";
 
 const PRECISIONS: Precision[] = ["float32", "float64"];
-const BACKENDS: BackendName[] = ["wasm", "ref"];
+const BACKENDS = conformanceBackends();
 const IMPLEMENTATIONS: SdpaImplementation[] = ["fused", "math"];
 
-/** Runs the suite's tests with the kernel backend set (tests in a file run one after another). */
-function onBackend(backend: BackendName): void {
-  let saved: BackendName;
-  before(() => { saved = getBackendName(); setBackend(backend); });
-  after(() => setBackend(saved));
-}
 
 function params(f: Fixture, prefix: string, precision: Precision): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};

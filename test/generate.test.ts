@@ -7,7 +7,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Generator, Tensor, noGrad } from "../src/index.js";
-import { KVCache, kvCacheBytesPerToken } from "../src/nn/index.js";
+import { KVCache, kvCacheBytesPerToken } from "../src/nnNamespace.js";
 import { EncoderDecoder, GPT, generate, generateSeq2Seq, gptConfig, sampleToken } from "../src/models/index.js";
 
 /** max |a[row] - b| over the last position's logits. */

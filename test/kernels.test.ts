@@ -8,13 +8,14 @@ import { describe, test } from "node:test";
 import type { AttentionMask, AttentionParams, CausalKind, MatmulParams } from "../src/kernels/backend.js";
 import { dropoutBits, dropoutRowState, dropoutThreshold } from "../src/kernels/dropoutHash.js";
 import {
-  getBackend, getBackendName, getNumThreads, refBackend, setBackend, setNumThreads, wasmAvailable,
+  findBackend, getBackend, getBackendName, getNumThreads, refBackend, setBackend, setNumThreads, wasmAvailable,
   wasmBackend, wasmTuning,
 } from "../src/kernels/index.js";
 import { wasmSourceHash } from "../src/kernels/wasm/build/kernelsWasm.js";
 import { getRuntime, resetRuntime } from "../src/kernels/wasm/runtime.js";
 // @ts-ignore: plain .mjs build script
 import { sourceHash } from "../scripts/build-wasm.mjs";
+import { conformanceBackends } from "./backends.js";
 
 type F = Float32Array | Float64Array;
 
@@ -265,13 +266,42 @@ const refCases: Case[] = [
   { B: 1, H: 3, Hkv: 1, L: 9, S: 12, E: 5, Ev: 7, causal: "top-left", mask: "float-ls", dropoutP: 0.2 },
 ];
 
-describe("reference attention", () => {
+// Every registered backend (test/backends.ts) against the materialising float64 computation: float64
+// storage to rounding, float32 storage to float32 accuracy.
+for (const name of conformanceBackends()) describe(`attention kernels [${name}]`, () => {
+  const be = findBackend(name)!;
   for (const c of refCases) {
-    test(`matches a materialising float64 computation: ${caseName(c)}`, () => {
+    test(`match a materialising float64 computation: ${caseName(c)}`, () => {
       const pr = makeProblem(c, Float64Array);
-      compareResults(runBackend(refBackend, pr, Float64Array), naive(pr), 1e-12, 1e-10, "ref vs naive");
+      compareResults(runBackend(be, pr, Float64Array), naive(pr), 1e-12, 1e-10, `${name} vs naive (float64)`);
+      const pr32 = makeProblem(c, Float32Array);
+      compareResults(runBackend(be, pr32, Float32Array, Float64Array), naive(pr32), 2e-5, 2e-4, `${name} vs naive (float32)`);
     });
   }
+  test("matmul matches a float64 triple loop", () => {
+    const r = rng(11);
+    for (const [m, n, k, transA, transB] of [[1, 1, 1, false, false], [5, 7, 3, true, false], [17, 9, 33, false, true], [33, 65, 20, true, true]] as const) {
+      const a = randArray(Float32Array, 2 * m * k, r), b = randArray(Float32Array, n * k, r);
+      const p: MatmulParams = { batch: 2, m, n, k, aBatchStride: m * k, bBatchStride: 0, transA, transB, accumulate: true };
+      const init = randArray(Float32Array, 2 * m * n, r);
+      const got = init.slice();
+      be.matmul(got, a, b, p);
+      const want = new Float64Array(init);
+      for (let t = 0; t < 2; t++) for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let x = 0; x < k; x++) {
+          const av = transA ? a[t * m * k + x * m + i] : a[t * m * k + i * k + x];
+          const bv = transB ? b[j * k + x] : b[x * n + j];
+          acc += av * bv;
+        }
+        want[t * m * n + i * n + j] += acc;
+      }
+      assertClose(got, want, 1e-5, 1e-5, `${name} matmul ${m}x${n}x${k} transA=${transA} transB=${transB}`);
+    }
+  });
+});
+
+describe("reference attention", () => {
 
   test("backward matches finite differences of the forward (float64)", () => {
     const cases: Case[] = [

@@ -6,7 +6,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Tensor, crossEntropy, noGrad, paddingMask } from "../src/index.js";
-import { GroupedQueryAttention, MultiheadAttention } from "../src/nn/index.js";
+import { GroupedQueryAttention, MultiheadAttention } from "../src/nnNamespace.js";
 import {
   ENCODER_DECODER_PRESETS, EncoderDecoder, GPT, GPT_PRESETS, encoderDecoderConfig, gptConfig, validateGPTConfig,
   type Model,

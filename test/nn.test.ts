@@ -11,7 +11,7 @@ import {
 import {
   Dropout, Embedding, GroupedQueryAttention, KVCache, LayerNorm, LearnedPositionalEmbedding, Linear, MLP, Module, ModuleList,
   MultiheadAttention, RMSNorm, RotaryEmbedding, SinusoidalPositionalEncoding, applyRotary, kvCacheBytesPerToken, rotaryReference,
-} from "../src/nn/index.js";
+} from "../src/nnNamespace.js";
 
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   assert.deepEqual([...a.shape], [...b.shape], "shape");

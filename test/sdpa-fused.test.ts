@@ -1,16 +1,17 @@
 /**
  * scaledDotProductAttention's two implementations give the same numbers: the fused kernels (what
- * "auto" runs) against the materialising textbook path ("math"), on both kernel backends, forward
+ * "auto" runs) against the materialising textbook path ("math"), on every registered kernel backend, forward
  * and backward, through the op layer's flattening of batch dims, broadcasting of heads and of masks.
  * (The kernels themselves are compared with the reference loops in kernels.test.ts; the PyTorch
  * fixtures run through both implementations in fixtures.test.ts.)
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  ArgumentError, type BackendName, type SdpaImplementation, type SdpaOptions, Tensor, cast, getBackendName, randn, rand,
-  scaledDotProductAttention, setBackend, tensor, gt, noGrad,
+  ArgumentError, type SdpaImplementation, type SdpaOptions, Tensor, cast, randn, rand,
+  scaledDotProductAttention, tensor, gt, noGrad,
 } from "../src/index.js";
+import { conformanceBackends, onBackend } from "./backends.js";
 import { relError } from "./harness.js";
 
 interface Case {
@@ -78,11 +79,9 @@ function run(c: Case, dtype: "float32" | "float64", implementation: SdpaImplemen
   return { out, grads: [q.grad!, k.grad!, v.grad!] };
 }
 
-for (const backend of ["wasm", "ref"] as BackendName[]) {
+for (const backend of conformanceBackends()) {
   describe(`fused sdpa equals the materialising path [${backend}]`, () => {
-    let saved: BackendName;
-    before(() => { saved = getBackendName(); setBackend(backend); });
-    after(() => setBackend(saved));
+    onBackend(backend);
     for (const c of CASES) {
       for (const dtype of ["float64", "float32"] as const) {
         test(`${c.name} (${dtype})`, () => {

@@ -11,14 +11,14 @@
  * Shape letters as in sdpa.ts; B is the product of the batch dims N.. (flattened).
  */
 import type { AttentionMask, AttentionParams } from "../kernels/backend.js";
-import { getBackend } from "../kernels/index.js";
+import { attentionKernels } from "../kernels/dispatch.js";
 import { type FloatArray, allocate } from "../tensor/dtype.js";
 import { broadcastStrides, sameShape, sizeOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 import { cast } from "../ops/elementwise.js";
 import { expand } from "../ops/shape.js";
 import { result } from "../ops/util.js";
-import type { SdpaPlan } from "./sdpa.js";
+import type { SdpaPlan } from "./plan.js";
 
 /** Whether the fused kernels can compute this call (else the materialising path does). */
 export function fusedEligible(p: SdpaPlan): boolean {
@@ -94,10 +94,10 @@ export function fusedAttention(query: Tensor, key: Tensor, value: Tensor, p: Sdp
     mask: p.mask === null ? null : maskView(p.mask, p, dtype),
     dropoutP: p.dropoutP, dropoutSeed,
   };
-  const backend = getBackend();
+  const kernels = attentionKernels();
   const out = allocate(dtype, B * H * p.L * p.Ev) as FloatArray;
   const lse = new Float64Array(B * H * p.L); // per query row: log of the softmax denominator (float64 whatever dtype)
-  backend.attentionForward(params, q.data as FloatArray, k.data as FloatArray, v.data as FloatArray, out, lse);
+  kernels.forward(params, q.data as FloatArray, k.data as FloatArray, v.data as FloatArray, out, lse);
 
   const outShape = p.hasHeads ? [...p.batch, H, p.L, p.Ev] : [...p.batch, p.L, p.Ev];
   // backward: the kernel recomputes P from q, k and lse tile by tile, and regenerates the dropout mask
@@ -106,7 +106,7 @@ export function fusedAttention(query: Tensor, key: Tensor, value: Tensor, p: Sdp
     const dk = allocate(dtype, k.size) as FloatArray;
     const dv = allocate(dtype, v.size) as FloatArray;
     const gd = g.dtype === dtype ? g.data : cast(g, dtype).data;
-    backend.attentionBackward(params, q.data as FloatArray, k.data as FloatArray, v.data as FloatArray, out, gd as FloatArray, lse, dq, dk, dv);
+    kernels.backward(params, q.data as FloatArray, k.data as FloatArray, v.data as FloatArray, out, gd as FloatArray, lse, dq, dk, dv);
     return [new Tensor(dq, q.shape, dtype), new Tensor(dk, k.shape, dtype), new Tensor(dv, v.shape, dtype)];
   });
 }

@@ -9,7 +9,9 @@ import type { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { permute, reshape } from "../ops/shape.js";
 import { Module } from "../nn/module.js";
-import { Linear, checkPositiveInt, initGenerator } from "../nn/linear.js";
+import { Linear } from "../nn/linear.js";
+import { checkPositiveInt } from "../tensor/validate.js";
+import { initGenerator } from "../tensor/random.js";
 import {
   type AttentionForwardOptions, cachedOptions, checkForwardOptions, fromBatchFirst, mergeMasks, shapeWeights, toBatchFirst,
 } from "./moduleCommon.js";

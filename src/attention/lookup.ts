@@ -14,7 +14,7 @@ import { broadcastShapes, broadcastStrides, sizeOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 import { cast } from "../ops/elementwise.js";
 import { assertFloat, assertTensor, result } from "../ops/util.js";
-import { unbroadcast } from "../ops/elementwise.js";
+import { unbroadcast } from "../ops/broadcast.js";
 
 export interface LookupOptions {
   match?: "exact" | "nearest";

@@ -15,7 +15,9 @@ import { linear } from "../ops/functional.js";
 import { concat, permute, reshape, slice } from "../ops/shape.js";
 import { expand } from "../ops/shape.js";
 import { Module } from "../nn/module.js";
-import { Linear, checkPositiveInt, initGenerator } from "../nn/linear.js";
+import { Linear } from "../nn/linear.js";
+import { checkPositiveInt } from "../tensor/validate.js";
+import { initGenerator } from "../tensor/random.js";
 import { xavierNormal, xavierUniform } from "../nn/init.js";
 import {
   type AttentionForwardOptions, cachedOptions, checkForwardOptions, fromBatchFirst, mergeMasks, shapeWeights, toBatchFirst,

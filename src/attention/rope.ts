@@ -21,7 +21,7 @@ import { add, mul, neg } from "../ops/elementwise.js";
 import { concat, slice } from "../ops/shape.js";
 import { assertFloat, assertTensor, result } from "../ops/util.js";
 import { Module } from "../nn/module.js";
-import { checkPositiveInt } from "../nn/linear.js";
+import { checkPositiveInt } from "../tensor/validate.js";
 
 /** θ_i = base^(-2i/E) for i < E/2 (float64). */
 export function rotaryFrequencies(E: number, base = 10000): Float64Array {

@@ -24,6 +24,9 @@ import { type CausalAlignment, causalMask, checkAlignment } from "./masks.js";
 import { dropoutBits, dropoutRowState, dropoutThreshold } from "../kernels/dropoutHash.js";
 import { allocate } from "../tensor/dtype.js";
 import { fusedAttention, fusedEligible } from "./fused.js";
+import type { SdpaPlan } from "./plan.js";
+
+export type { SdpaPlan };
 
 export interface SdpaOptions {
   /** broadcastable to [N.., H, L, S]; bool: true = may attend; float: added to the scores */
@@ -51,28 +54,6 @@ export interface SdpaOptions {
 }
 
 export type SdpaImplementation = "auto" | "fused" | "math";
-
-/** Everything scaledDotProductAttention works out from its arguments, validated once. */
-export interface SdpaPlan {
-  dtype: FloatDType;
-  /** batch dims N.. (broadcast over query, key and value) */
-  batch: number[];
-  H: number;
-  Hkv: number;
-  L: number;
-  S: number;
-  E: number;
-  Ev: number;
-  /** whether the inputs have a head dim (rank >= 3) */
-  hasHeads: boolean;
-  gqa: boolean;
-  scale: number;
-  causal: CausalAlignment | null;
-  mask: Tensor | null;
-  dropoutP: number;
-  /** [N.., H, L, S] */
-  scoreShape: number[];
-}
 
 export function planSdpa(fn: string, query: Tensor, key: Tensor, value: Tensor, opts: SdpaOptions): SdpaPlan {
   assertTensor(fn, "query", query);

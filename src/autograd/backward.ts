@@ -1,8 +1,29 @@
+/**
+ * backward(): reverse-mode accumulation over the recorded graph, and the Tensor method that calls it.
+ * Autograd sits below the ops layer: gradients that meet at a tensor are summed here with a plain
+ * loop (same shape, same dtype), so this file needs no op.
+ */
+import { type DType, type TypedArray, allocate } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { sameShape } from "../tensor/shape.js";
-import type { Tensor } from "../tensor/tensor.js";
-import { add, cast, onesLike } from "../ops/index.js";
+import { Tensor } from "../tensor/tensor.js";
 import { noGrad, topoOrder } from "./tape.js";
+
+/** The same values in another dtype (a fresh array; the same tensor when the dtype already matches). */
+function asDtype(t: Tensor, dtype: DType): Tensor {
+  if (t.dtype === dtype) return t;
+  const out = allocate(dtype, t.size);
+  out.set(t.data as ArrayLike<number> as TypedArray);
+  return new Tensor(out, t.shape, dtype);
+}
+
+/** a + b for two tensors of one shape and dtype (gradients meeting at a tensor). */
+function sumOf(a: Tensor, b: Tensor): Tensor {
+  const out = allocate(a.dtype, a.size);
+  const x = a.data, y = b.data;
+  for (let i = 0; i < out.length; i++) out[i] = x[i] + y[i];
+  return new Tensor(out, a.shape, a.dtype);
+}
 
 /**
  * Backpropagate from `root`: d(root)/d(leaf) lands in each leaf's .grad (accumulating across calls,
@@ -22,12 +43,12 @@ export function backward(root: Tensor, grad?: Tensor): void {
         `Tensor.backward: a gradient can be implied only for a one-element output; this one has shape ${fmtShape(root.shape)}, pass backward(grad) with that shape`,
       );
     }
-    seed = noGrad(() => onesLike(root));
+    seed = new Tensor(allocate(root.dtype, 1).fill(1), root.shape, root.dtype);
   } else {
     if (!sameShape(grad.shape, root.shape)) {
       throw new ShapeError(`Tensor.backward: grad has shape ${fmtShape(grad.shape)} but the output has shape ${fmtShape(root.shape)}`);
     }
-    seed = grad.dtype === root.dtype ? grad : noGrad(() => cast(grad, root.dtype));
+    seed = asDtype(grad, root.dtype);
   }
   noGrad(() => {
     const order = topoOrder(root);
@@ -40,8 +61,8 @@ export function backward(root: Tensor, grad?: Tensor): void {
       grads.delete(t); // free as we go
       const node = t.gradNode;
       if (node === null) {
-        const gg = g.dtype === t.dtype ? g : cast(g, t.dtype);
-        t.grad = t.grad === null ? gg : add(t.grad, gg);
+        const gg = asDtype(g, t.dtype);
+        t.grad = t.grad === null ? gg : sumOf(t.grad, gg);
         continue;
       }
       const inGrads = node.backward(g);
@@ -53,8 +74,22 @@ export function backward(root: Tensor, grad?: Tensor): void {
           throw new Error(`internal: ${node.op} backward gave a gradient of shape ${fmtShape(ig.shape)} for an input of shape ${fmtShape(inp.shape)}`);
         }
         const prev = grads.get(inp);
-        grads.set(inp, prev === undefined ? ig : add(prev, ig));
+        grads.set(inp, prev === undefined ? ig : sumOf(prev, asDtype(ig, prev.dtype)));
       }
     }
   });
 }
+
+declare module "../tensor/tensor.js" {
+  interface Tensor {
+    /**
+     * Backpropagate from this tensor. `grad` defaults to 1 for a one-element tensor; any other shape
+     * needs an explicit gradient of the same shape (as in PyTorch).
+     */
+    backward(grad?: Tensor): void;
+  }
+}
+
+Tensor.prototype.backward = function backwardMethod(this: Tensor, grad?: Tensor): void {
+  backward(this, grad);
+};

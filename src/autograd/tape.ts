@@ -7,15 +7,9 @@
  * Backward functions are written with the library's own ops under noGrad(), so gradients are plain
  * tensors (no double backward).
  */
-import type { Tensor } from "../tensor/tensor.js";
+import type { GradNode, Tensor } from "../tensor/tensor.js";
 
-export interface GradNode {
-  /** name of the op, for error messages and debugging */
-  readonly op: string;
-  readonly inputs: readonly Tensor[];
-  /** gradient of the output -> gradient of each input (null = no gradient for that input) */
-  readonly backward: (grad: Tensor) => (Tensor | null)[];
-}
+export type { GradNode };
 
 let gradEnabled = true;
 

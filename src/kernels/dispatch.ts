@@ -1,11 +1,33 @@
 /**
- * The op layer's door to the kernels: whichever backend is selected (setBackend) runs the product.
- * The wasm backend computes float32 itself and hands float64 to the reference loops.
+ * The op layer's one door to the kernels: every op that runs a kernel (matmul, fused attention)
+ * calls these, and they run it on the selected backend (registry.ts). Nothing above src/kernels
+ * calls a backend any other way.
  */
 import type { FloatArray } from "../tensor/dtype.js";
-import type { MatmulParams } from "./backend.js";
-import { getBackend } from "./index.js";
+import type { AttentionParams, Backend, MatmulParams } from "./backend.js";
+import { getBackend } from "./index.js"; // index.ts registers the built-in backends
 
+/** out = op(a) @ op(b) on the selected backend. */
 export function kernelMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulParams): void {
   getBackend().matmul(out, a, b, p);
+}
+
+/** Fused attention's forward and backward, bound to one backend so that a backward runs where its forward ran. */
+export interface AttentionKernels {
+  readonly backend: string;
+  forward(p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray): void;
+  backward(
+    p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, dout: FloatArray,
+    lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray,
+  ): void;
+}
+
+/** The selected backend's attention kernels. */
+export function attentionKernels(): AttentionKernels {
+  const b: Backend = getBackend();
+  return {
+    backend: b.name,
+    forward: (p, q, k, v, out, lse) => b.attentionForward(p, q, k, v, out, lse),
+    backward: (p, q, k, v, out, dout, lse, dq, dk, dv) => b.attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv),
+  };
 }

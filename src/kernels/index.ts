@@ -1,9 +1,13 @@
 /**
  * Backend selection and threading.
  *
- *   setBackend("ref" | "wasm")   getBackend(): Backend   getBackendName()
+ *   setBackend("ref" | "wasm" | a registered name)   getBackend(): Backend   getBackendName()
+ *   registerBackend(name, factory, { priority })      listBackends()
  *   setNumThreads(n)             getNumThreads()           (default: the available cores)
  *
+ * The two built-in backends register here like any other (registry.ts): "ref" (priority 0, runs
+ * everywhere) and "wasm" (priority 1, where WebAssembly SIMD validates), so "wasm" is the default
+ * where it can run.
  * "wasm" is the default wherever WebAssembly SIMD validates (probed synchronously with a tiny module);
  * its module is compiled synchronously on the first kernel call. If that fails (e.g. a browser that
  * refuses synchronous compilation on the main thread: Chromium before 114 capped it at 4 KB, the
@@ -13,8 +17,7 @@
  * The wasm module comes in two variants (wasmVariant(), setWasmVariant()): "relaxed" (relaxed SIMD:
  * fused multiply-add) where the engine validates it, else "simd".
  */
-import { ArgumentError } from "../tensor/errors.js";
-import type { Backend } from "./backend.js";
+import { registerBackend } from "./registry.js";
 import { refBackend } from "./ref/index.js";
 import { wasmBackend, wasmTuning } from "./wasm/backend.js";
 import {
@@ -22,24 +25,11 @@ import {
   setNumThreads as runtimeSetNumThreads, setWasmVariant, simdSupported, wasmVariant, type WasmVariant,
 } from "./wasm/runtime.js";
 
-export type BackendName = "ref" | "wasm";
+/** The built-in backends' names, plus any registered one. */
+export type BackendName = "ref" | "wasm" | (string & {});
 
-const backends: Record<BackendName, Backend> = { ref: refBackend, wasm: wasmBackend };
-let current: BackendName = simdSupported() ? "wasm" : "ref";
-
-export function setBackend(name: BackendName): void {
-  if (!(name in backends)) throw new ArgumentError(`setBackend: unknown backend "${String(name)}"; expected "ref" or "wasm"`);
-  if (name === "wasm" && !simdSupported()) throw new ArgumentError("setBackend: WebAssembly SIMD is not available in this runtime; use \"ref\" (plain TypeScript) here");
-  current = name;
-}
-
-export function getBackend(): Backend {
-  return backends[current];
-}
-
-export function getBackendName(): BackendName {
-  return current;
-}
+registerBackend("ref", () => refBackend, { priority: 0 });
+registerBackend("wasm", () => (simdSupported() ? wasmBackend : null), { priority: 1 });
 
 /** Threads used by the wasm kernels (the calling thread plus n - 1 workers, started on first need). */
 export function setNumThreads(n: number): void {
@@ -89,5 +79,8 @@ export async function initWasm(): Promise<boolean> {
 }
 
 export type { AttentionParams, Backend, MatmulParams } from "./backend.js";
+export {
+  findBackend, getBackend, getBackendName, listBackends, registerBackend, setBackend, type BackendFactory, type RegisterBackendOptions,
+} from "./registry.js";
 export type { WasmVariant };
 export { refBackend, relaxedSimdSupported, setWasmVariant, wasmBackend, wasmTuning, wasmVariant };

@@ -7,7 +7,7 @@ import { ArgumentError } from "../tensor/errors.js";
 import type { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { dropout } from "../ops/functional.js";
-import { initGenerator } from "./linear.js";
+import { initGenerator } from "../tensor/random.js";
 import { Module } from "./module.js";
 
 export interface DropoutModuleOptions {

@@ -6,7 +6,8 @@ import type { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { embedding } from "../ops/functional.js";
 import { normal } from "./init.js";
-import { checkPositiveInt, initGenerator } from "./linear.js";
+import { checkPositiveInt } from "../tensor/validate.js";
+import { initGenerator } from "../tensor/random.js";
 import { Module } from "./module.js";
 
 export interface EmbeddingOptions {

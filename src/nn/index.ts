@@ -1,6 +1,6 @@
 /**
- * attend's modules in one namespace (`import { nn } from "attend"`): the Module base, layers,
- * positional encodings, the attention modules and their KV cache.
+ * attend's building blocks (Module, layers, positional encodings). The attention modules are built on
+ * these and live in src/attention; the public `nn` namespace that holds both is src/nnNamespace.ts.
  */
 export { Module, StateDictError, type StateDict } from "./module.js";
 export { ModuleList } from "./container.js";
@@ -13,10 +13,3 @@ export {
   SinusoidalPositionalEncoding, LearnedPositionalEmbedding, sinusoidalTable, type SinusoidalOptions,
 } from "./positional.js";
 export * as init from "./init.js";
-export {
-  RotaryEmbedding, applyRotary, rotaryReference, rotaryFrequencies, type RotaryOptions, type QKTransform,
-} from "../attention/rope.js";
-export { MultiheadAttention, type MultiheadAttentionOptions } from "../attention/multihead.js";
-export { GroupedQueryAttention, type GroupedQueryAttentionOptions } from "../attention/gqa.js";
-export type { AttentionForwardOptions } from "../attention/moduleCommon.js";
-export { KVCache, KVCacheLayer, kvCacheBytesPerToken, type KVCacheKind, type KVCacheOptions } from "../attention/kvcache.js";

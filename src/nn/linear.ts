@@ -1,5 +1,5 @@
-import { ArgumentError } from "../tensor/errors.js";
-import { Generator } from "../tensor/random.js";
+import { type Generator, initGenerator } from "../tensor/random.js";
+import { checkPositiveInt } from "../tensor/validate.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { linear } from "../ops/functional.js";
 import { linearWeight, uniform } from "./init.js";
@@ -11,15 +11,6 @@ export interface LinearOptions {
   seed?: number;
   generator?: Generator;
   dtype?: "float32" | "float64";
-}
-
-export function initGenerator(opts: { seed?: number; generator?: Generator }): Generator {
-  return opts.generator ?? new Generator(opts.seed ?? 0);
-}
-
-export function checkPositiveInt(fn: string, name: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw new ArgumentError(`${fn}: ${name} must be a positive integer, got ${String(v)}`);
-  return v;
 }
 
 /** y = x Wᵀ + b, weight [out, in], bias [out]; initialised as torch.nn.Linear. */

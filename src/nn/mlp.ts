@@ -9,7 +9,9 @@ import { ArgumentError } from "../tensor/errors.js";
 import type { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { gelu, relu } from "../ops/elementwise.js";
-import { Linear, checkPositiveInt, initGenerator } from "./linear.js";
+import { Linear } from "./linear.js";
+import { checkPositiveInt } from "../tensor/validate.js";
+import { initGenerator } from "../tensor/random.js";
 import { Module } from "./module.js";
 
 export type Activation = "gelu" | "gelu-tanh" | "relu";

@@ -8,7 +8,7 @@ import { ArgumentError } from "../tensor/errors.js";
 import { ones, zeros } from "../tensor/creation.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { layerNorm, rmsNorm } from "../ops/norm.js";
-import { checkPositiveInt } from "./linear.js";
+import { checkPositiveInt } from "../tensor/validate.js";
 import { Module } from "./module.js";
 
 function normalizedDims(fn: string, shape: number | readonly number[]): number[] {

@@ -18,7 +18,8 @@ import { embedding } from "../ops/functional.js";
 import { assertTensor } from "../ops/util.js";
 import { type EmbeddingOptions } from "./embedding.js";
 import { normal } from "./init.js";
-import { checkPositiveInt, initGenerator } from "./linear.js";
+import { checkPositiveInt } from "../tensor/validate.js";
+import { initGenerator } from "../tensor/random.js";
 import { Module } from "./module.js";
 
 function checkOffset(fn: string, offset: number): void {

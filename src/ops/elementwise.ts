@@ -7,8 +7,7 @@ import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { type Shape, broadcastShapes, broadcastStrides, sameShape, sizeOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 import { erf } from "./erf.js";
-import { reshape } from "./shape.js";
-import { sum } from "./reduce.js";
+import { forEachRun, unbroadcast } from "./broadcast.js";
 import { assertTensor, result, scalarLike } from "./util.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -37,34 +36,6 @@ function binLoop(op: Bin, out: TypedArray, o: number, a: TypedArray, ai: number,
   }
 }
 
-/**
- * Visit a broadcast shape row by row: calls inner(outOffset, offsets..., n, innerStrides...) for
- * every run along the last dim. Works for any number of operands.
- */
-export function forEachRun(shape: Shape, operandStrides: number[][], inner: (o: number, offs: number[], n: number) => void): void {
-  const rank = shape.length;
-  const total = sizeOf(shape);
-  if (total === 0) return;
-  if (rank === 0) {
-    inner(0, operandStrides.map(() => 0), 1);
-    return;
-  }
-  const n = shape[rank - 1];
-  const idx = new Array<number>(rank - 1).fill(0);
-  const offs = operandStrides.map(() => 0);
-  for (let o = 0; o < total; o += n) {
-    inner(o, offs, n);
-    // advance the odometer over dims 0..rank-2
-    for (let d = rank - 2; d >= 0; d--) {
-      idx[d]++;
-      for (let k = 0; k < offs.length; k++) offs[k] += operandStrides[k][d];
-      if (idx[d] < shape[d]) break;
-      for (let k = 0; k < offs.length; k++) offs[k] -= operandStrides[k][d] * shape[d];
-      idx[d] = 0;
-    }
-  }
-}
-
 function binaryRaw(fn: string, op: Bin, a: Tensor, b: Tensor, outDtype: DType): { data: TypedArray; shape: number[] } {
   const shape = broadcastShapes(fn, a.shape, b.shape);
   const out = allocate(outDtype, sizeOf(shape));
@@ -79,18 +50,6 @@ function binaryRaw(fn: string, op: Bin, a: Tensor, b: Tensor, outDtype: DType): 
     forEachRun(shape, [sa, sb], (o, offs, n) => binLoop(op, out, o, a.data, offs[0], ia, b.data, offs[1], ib, n));
   }
   return { data: out, shape };
-}
-
-/** Sum a broadcast gradient back down to `shape` (the one place broadcasting is undone). */
-export function unbroadcast(g: Tensor, shape: Shape): Tensor {
-  if (sameShape(g.shape, shape)) return g;
-  const lead = g.shape.length - shape.length;
-  const axes: number[] = [];
-  for (let i = 0; i < g.shape.length; i++) {
-    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
-  }
-  const s = axes.length > 0 ? sum(g, axes, true) : g;
-  return reshape(s, shape);
 }
 
 function operands(fn: string, a: Tensor | number, b: Tensor | number): [Tensor, Tensor] {

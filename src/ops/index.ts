@@ -6,3 +6,4 @@ export * from "./softmax.js";
 export * from "./norm.js";
 export * from "./functional.js";
 export * from "./loss.js";
+export * from "./methods.js";

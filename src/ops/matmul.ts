@@ -8,7 +8,8 @@ import { ShapeError, fmtShape } from "../tensor/errors.js";
 import { broadcastShapes, broadcastStrides, sizeOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 import { kernelMatmul } from "../kernels/dispatch.js";
-import { cast, unbroadcast } from "./elementwise.js";
+import { unbroadcast } from "./broadcast.js";
+import { cast } from "./elementwise.js";
 import { reshape } from "./shape.js";
 import { assertFloat, assertTensor, result } from "./util.js";
 

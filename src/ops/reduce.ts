@@ -3,7 +3,8 @@ import { allocate, isFloatDType } from "../tensor/dtype.js";
 import { ShapeError, fmtShape } from "../tensor/errors.js";
 import { aroundAxis, broadcastStrides, normAxis, stridesOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
-import { div, forEachRun } from "./elementwise.js";
+import { forEachRun, sumAxes } from "./broadcast.js";
+import { div } from "./elementwise.js";
 import { expand, reshape } from "./shape.js";
 import { assertTensor, result } from "./util.js";
 
@@ -27,22 +28,7 @@ export function sum(x: Tensor, axis?: number | readonly number[], keepdim = fals
   const fn = "sum";
   assertTensor(fn, "x", x);
   const axes = normAxes(fn, axis, x.ndim);
-  const keep = keptShape(x.shape, axes);
-  const acc = new Float64Array(keep.reduce((a, b) => a * b, 1));
-  const outStrides = broadcastStrides(keep, x.shape);
-  const inStrides = stridesOf(x.shape);
-  const last = x.ndim - 1;
-  const os = outStrides[last] ?? 0;
-  const xd = x.data;
-  forEachRun(x.shape, [inStrides, outStrides], (_o, offs, n) => {
-    const xi = offs[0];
-    const oi = offs[1];
-    if (os === 0) {
-      let s = 0;
-      for (let j = 0; j < n; j++) s += xd[xi + j];
-      acc[oi] += s;
-    } else for (let j = 0; j < n; j++) acc[oi + j * os] += xd[xi + j];
-  });
+  const { acc, keep } = sumAxes(x, axes);
   const dtype = isFloatDType(x.dtype) ? x.dtype : "int32";
   const out = allocate(dtype, acc.length);
   out.set(acc);

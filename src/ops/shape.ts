@@ -6,7 +6,7 @@ import { allocate } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { type Shape, broadcastShapes, broadcastStrides, normAxis, sameShape, sizeOf, stridesOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
-import { forEachRun, unbroadcast } from "./elementwise.js";
+import { forEachRun, unbroadcast } from "./broadcast.js";
 import { assertTensor, result } from "./util.js";
 
 /** New shape for the same data; one dim may be -1 (inferred). Shares storage. */

@@ -97,3 +97,8 @@ export function manualSeed(seed: number): Generator {
 export function defaultGenerator(): Generator {
   return defaultGen;
 }
+
+/** The generator a module initialises from: the one given, else a fresh one seeded with `seed` (default 0). */
+export function initGenerator(opts: { seed?: number; generator?: Generator }): Generator {
+  return opts.generator ?? new Generator(opts.seed ?? 0);
+}

@@ -3,13 +3,27 @@
  * (requiresGrad, grad, and the GradNode that produced it). Storage is always contiguous; reshape
  * shares it, every other view op copies. Tensors are immutable by convention: ops never write into
  * their inputs (optimizers update parameters in place under noGrad, as in PyTorch).
+ *
+ * This file sits at the bottom of the layers: it imports nothing above src/tensor. The method forms
+ * (x.add(y), x.matmul(w), x.clone(), ...) are attached by src/ops/methods.ts, and x.backward() by
+ * src/autograd/backward.ts, each in its own layer.
  */
-import type { GradNode } from "../autograd/tape.js";
 import { type DType, type TypedArray, allocate, dtypeOfArray, isFloatDType } from "./dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "./errors.js";
 import { type Shape, checkShape, sizeOf } from "./shape.js";
-import { backward as runBackward } from "../autograd/backward.js";
-import * as ops from "../ops/index.js";
+
+/**
+ * What autograd records on an op's output: the op's name, its inputs and its local chain rule
+ * (output gradient -> one gradient per input, null for none). Defined here, below autograd, because
+ * a Tensor holds one; src/autograd/tape.ts builds and walks them.
+ */
+export interface GradNode {
+  /** name of the op, for error messages and debugging */
+  readonly op: string;
+  readonly inputs: readonly Tensor[];
+  /** gradient of the output -> gradient of each input (null = no gradient for that input) */
+  readonly backward: (grad: Tensor) => (Tensor | null)[];
+}
 
 export type NestedArray = number | boolean | NestedArray[];
 
@@ -99,60 +113,14 @@ export class Tensor {
     return this.data[0];
   }
 
-  /**
-   * Backpropagate from this tensor. `grad` defaults to 1 for a one-element tensor; any other shape
-   * needs an explicit gradient of the same shape (as in PyTorch).
-   */
-  backward(grad?: Tensor): void {
-    runBackward(this, grad);
-  }
-
   /** The same data, cut from the graph. */
   detach(): Tensor {
     return new Tensor(this.data, this.shape, this.dtype);
   }
 
-  /** A copy that owns its data (and, unlike detach(), does not share storage). */
-  clone(): Tensor {
-    return ops.clone(this);
-  }
-
   toString(): string {
     return `Tensor(${fmtShape(this.shape)}, ${this.dtype}${this.requiresGrad ? ", requiresGrad" : ""})`;
   }
-
-  // Method forms of the common ops, so model code reads left to right: x.matmul(w).add(b).relu().
-  add(other: Tensor | number): Tensor { return ops.add(this, other); }
-  sub(other: Tensor | number): Tensor { return ops.sub(this, other); }
-  mul(other: Tensor | number): Tensor { return ops.mul(this, other); }
-  div(other: Tensor | number): Tensor { return ops.div(this, other); }
-  pow(exponent: number): Tensor { return ops.pow(this, exponent); }
-  neg(): Tensor { return ops.neg(this); }
-  exp(): Tensor { return ops.exp(this); }
-  log(): Tensor { return ops.log(this); }
-  sqrt(): Tensor { return ops.sqrt(this); }
-  tanh(): Tensor { return ops.tanh(this); }
-  relu(): Tensor { return ops.relu(this); }
-  sigmoid(): Tensor { return ops.sigmoid(this); }
-  abs(): Tensor { return ops.abs(this); }
-  matmul(other: Tensor): Tensor { return ops.matmul(this, other); }
-  sum(axis?: number | number[], keepdim = false): Tensor { return ops.sum(this, axis, keepdim); }
-  mean(axis?: number | number[], keepdim = false): Tensor { return ops.mean(this, axis, keepdim); }
-  max(axis?: number, keepdim = false): Tensor { return ops.max(this, axis, keepdim); }
-  softmax(axis = -1): Tensor { return ops.softmax(this, axis); }
-  logSoftmax(axis = -1): Tensor { return ops.logSoftmax(this, axis); }
-  reshape(...shape: number[] | [readonly number[]]): Tensor {
-    const s = (Array.isArray(shape[0]) ? shape[0] : shape) as readonly number[];
-    return ops.reshape(this, s);
-  }
-  transpose(dim0 = -2, dim1 = -1): Tensor { return ops.transpose(this, dim0, dim1); }
-  permute(...dims: number[]): Tensor { return ops.permute(this, dims); }
-  squeeze(axis?: number): Tensor { return ops.squeeze(this, axis); }
-  unsqueeze(axis: number): Tensor { return ops.unsqueeze(this, axis); }
-  expand(shape: readonly number[]): Tensor { return ops.expand(this, shape); }
-  slice(axis: number, start: number, end?: number): Tensor { return ops.slice(this, axis, start, end); }
-  maskedFill(mask: Tensor, value: number): Tensor { return ops.maskedFill(this, mask, value); }
-  to(dtype: DType): Tensor { return ops.cast(this, dtype); }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,30 @@
+/**
+ * The validated description of one attention call, shared by the textbook path (sdpa.ts), which
+ * makes it, and the fused path (fused.ts), which runs it. It lives below both so neither imports
+ * the other for it.
+ */
+import type { FloatDType } from "../tensor/dtype.js";
+import type { Tensor } from "../tensor/tensor.js";
+import type { CausalAlignment } from "./masks.js";
+
+/** Everything scaledDotProductAttention works out from its arguments, validated once. */
+export interface SdpaPlan {
+  dtype: FloatDType;
+  /** batch dims N.. (broadcast over query, key and value) */
+  batch: number[];
+  H: number;
+  Hkv: number;
+  L: number;
+  S: number;
+  E: number;
+  Ev: number;
+  /** whether the inputs have a head dim (rank >= 3) */
+  hasHeads: boolean;
+  gqa: boolean;
+  scale: number;
+  causal: CausalAlignment | null;
+  mask: Tensor | null;
+  dropoutP: number;
+  /** [N.., H, L, S] */
+  scoreShape: number[];
+}
