@@ -5,3 +5,49 @@ export function checkPositiveInt(fn: string, name: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw new ArgumentError(`${fn}: ${name} must be a positive integer, got ${String(v)}`);
   return v;
 }
+
+/** Levenshtein distance, for "did you mean" hints on misspelt option names. */
+function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0];
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j];
+      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+    }
+  }
+  return prev[b.length];
+}
+
+/** The valid name closest to `key` (snake_case is compared as camelCase), or null if none is close. */
+export function closestName(key: string, valid: readonly string[]): string | null {
+  const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+  let best: string | null = null;
+  let bestD = Infinity;
+  for (const v of valid) {
+    const d = Math.min(editDistance(camel, v), editDistance(camel.toLowerCase(), v.toLowerCase()));
+    if (d < bestD) { bestD = d; best = v; }
+  }
+  return best !== null && bestD <= Math.max(2, Math.floor(best.length / 3)) ? best : null;
+}
+
+/**
+ * Rejects option keys a function does not know, so that a typo (`isCasual`) or PyTorch's spelling
+ * (`batch_first`) is an error instead of a silently ignored option. `valid` lists every accepted key.
+ * undefined options are fine (no options given).
+ */
+export function checkOptions(fn: string, argName: string, opts: unknown, valid: readonly string[]): void {
+  if (opts === undefined) return;
+  if (opts === null || typeof opts !== "object" || Array.isArray(opts)) {
+    const seen = opts === null ? "null" : Array.isArray(opts) ? "an array" : typeof opts;
+    throw new ArgumentError(`${fn}: ${argName} must be an options object, got ${seen}`);
+  }
+  for (const key of Object.keys(opts)) {
+    if (valid.includes(key)) continue;
+    const near = closestName(key, valid);
+    const hint = near !== null ? `; did you mean "${near}"?` : `; valid options: ${valid.join(", ")}`;
+    throw new ArgumentError(`${fn}: unknown option "${key}" in ${argName}${hint}`);
+  }
+}
