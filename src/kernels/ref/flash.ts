@@ -49,7 +49,7 @@ export function causalOffset(p: AttentionParams): number {
 }
 
 /** The last key query row l may see (−1: none). */
-export function causalLimit(p: AttentionParams, l: number): number {
+function causalLimit(p: AttentionParams, l: number): number {
   return Math.min(p.S - 1, l + causalOffset(p));
 }
 
