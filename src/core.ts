@@ -29,6 +29,7 @@ export { lookupAttention, type LookupOptions } from "./attention/lookup.js";
 export {
   scaledDotProductAttention, scaledDotProductAttentionWithWeights, attentionWeights, type SdpaOptions, type SdpaImplementation,
 } from "./attention/sdpa.js";
+export { flashAttentionSteps, type FlashStepsOptions, type FlashStepsState } from "./attention/flashSteps.js";
 export { causalMask, paddingMask, type CausalAlignment } from "./attention/masks.js";
 export { MultiheadAttention, type MultiheadAttentionOptions } from "./attention/multihead.js";
 export { GroupedQueryAttention, type GroupedQueryAttentionOptions } from "./attention/gqa.js";

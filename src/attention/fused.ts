@@ -1,8 +1,9 @@
 /**
  * The fused path of scaledDotProductAttention: the selected backend's attentionForward /
- * attentionBackward (FlashAttention-2 style on wasm; plain loops on ref), recorded on the tape as one
- * op. It keeps the output and the per-row log-sum-exp only; backward recomputes the scores tile by
- * tile, so no [L, S] matrix is allocated on either pass.
+ * attentionBackward (FlashAttention-2 style: SIMD tiles on wasm, plain tiles in ref/flash.ts),
+ * recorded on the tape as one op. It keeps the output and the per-row log-sum-exp only (and lse's
+ * rounding residual); backward recomputes the scores tile by tile, so no [L, S] matrix is allocated
+ * on either pass.
  *
  * It computes exactly what the materialising path in sdpa.ts computes (same masks, same causal
  * alignment, same counter-based dropout mask, zeros for fully masked rows); test/sdpa-fused.test.ts
@@ -97,16 +98,17 @@ export function fusedAttention(query: Tensor, key: Tensor, value: Tensor, p: Sdp
   const kernels = attentionKernels();
   const out = allocate(dtype, B * H * p.L * p.Ev) as FloatArray;
   const lse = new Float64Array(B * H * p.L); // per query row: log of the softmax denominator (float64 whatever dtype)
-  kernels.forward(params, q.data as FloatArray, k.data as FloatArray, v.data as FloatArray, out, lse);
+  const lseLo = new Float64Array(B * H * p.L); // what lse's rounding dropped (see Backend.attentionForward)
+  kernels.forward(params, q.data as FloatArray, k.data as FloatArray, v.data as FloatArray, out, lse, lseLo);
 
   const outShape = p.hasHeads ? [...p.batch, H, p.L, p.Ev] : [...p.batch, p.L, p.Ev];
-  // backward: the kernel recomputes P from q, k and lse tile by tile, and regenerates the dropout mask
+  // backward: the kernel recomputes P from q, k, lse and lseLo tile by tile, and regenerates the dropout mask
   return result("scaledDotProductAttention", out, outShape, dtype, [q, k, v], (g) => {
     const dq = allocate(dtype, q.size) as FloatArray;
     const dk = allocate(dtype, k.size) as FloatArray;
     const dv = allocate(dtype, v.size) as FloatArray;
     const gd = g.dtype === dtype ? g.data : cast(g, dtype).data;
-    kernels.backward(params, q.data as FloatArray, k.data as FloatArray, v.data as FloatArray, out, gd as FloatArray, lse, dq, dk, dv);
+    kernels.backward(params, q.data as FloatArray, k.data as FloatArray, v.data as FloatArray, out, gd as FloatArray, lse, dq, dk, dv, lseLo);
     return [new Tensor(dq, q.shape, dtype), new Tensor(dk, k.shape, dtype), new Tensor(dv, v.shape, dtype)];
   });
 }

@@ -60,14 +60,19 @@ export interface Backend {
    * whose output row is zeros). lse may be stored as float32 or float64 whatever the data's dtype; the
    * op layer passes float64: at |lse| ~ 300 float32 keeps it only to 3e-5, an error backward's
    * P = exp(score - lse) would inherit.
+   * lseLo [B,H,L], where given, gets the rounding residual of lse, lse + lseLo = m + log(l) (m the
+   * row's max, l its sum of exp(score - m)): where |m| dwarfs log(l) (a float mask of -1e30) lse alone
+   * equals m, and backward's P = exp((score - lse) - lseLo) needs the log(l) it dropped.
    */
-  attentionForward(p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray): void;
+  attentionForward(
+    p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray, lseLo?: FloatArray,
+  ): void;
   /**
-   * Fused attention backward: recomputes the tiles from q, k, v, lse (float32 or float64, as forward
-   * wrote it); writes (not accumulates) dq, dk, dv.
+   * Fused attention backward: recomputes the tiles from q, k, v, lse and lseLo (float32 or float64, as
+   * forward wrote them; lseLo absent = 0); writes (not accumulates) dq, dk, dv.
    */
   attentionBackward(
     p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, dout: FloatArray,
-    lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray,
+    lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, lseLo?: FloatArray,
   ): void;
 }

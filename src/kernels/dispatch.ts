@@ -15,10 +15,10 @@ export function kernelMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: M
 /** Fused attention's forward and backward, bound to one backend so that a backward runs where its forward ran. */
 export interface AttentionKernels {
   readonly backend: string;
-  forward(p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray): void;
+  forward(p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray, lseLo?: FloatArray): void;
   backward(
     p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, dout: FloatArray,
-    lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray,
+    lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, lseLo?: FloatArray,
   ): void;
 }
 
@@ -27,7 +27,7 @@ export function attentionKernels(): AttentionKernels {
   const b: Backend = getBackend();
   return {
     backend: b.name,
-    forward: (p, q, k, v, out, lse) => b.attentionForward(p, q, k, v, out, lse),
-    backward: (p, q, k, v, out, dout, lse, dq, dk, dv) => b.attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv),
+    forward: (p, q, k, v, out, lse, lseLo) => b.attentionForward(p, q, k, v, out, lse, lseLo),
+    backward: (p, q, k, v, out, dout, lse, dq, dk, dv, lseLo) => b.attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo),
   };
 }

@@ -1,13 +1,13 @@
 import type { Backend } from "../backend.js";
-import { refAttentionBackward, refAttentionForward } from "./attention.js";
+import { flashAttentionBackward, flashAttentionForward } from "./flash.js";
 import { refMatmul } from "./matmul.js";
 
-/** The reference backend: readable loops, float32 and float64, single-threaded. */
+/** The reference backend: readable loops (attention: the tiled kernel of flash.ts), float32 and float64, single-threaded. */
 export const refBackend: Backend = {
   name: "ref",
   matmul: refMatmul,
-  attentionForward: refAttentionForward,
-  attentionBackward: refAttentionBackward,
+  attentionForward: flashAttentionForward,
+  attentionBackward: flashAttentionBackward,
 };
 
-export { refAttentionBackward, refAttentionForward, refMatmul };
+export { flashAttentionBackward, flashAttentionForward, refMatmul };

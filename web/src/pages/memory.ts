@@ -1,10 +1,11 @@
 /**
  * Lesson 8: memory. The attention matrix has N² entries per head, so its bytes grow with the square
  * of the context; a real N × N map is drawn (up to 1024 × 1024, computed by the library in this
- * tab). Tiled attention with an online softmax never holds that matrix: it is stepped here tile by
- * tile, and its result is checked against the materialised computation.
+ * tab). Tiled attention with an online softmax never holds that matrix: the library's FlashAttention
+ * kernel (src/kernels/ref/flash.ts, through flashAttentionSteps) is stepped here tile by tile, and its
+ * result is checked against the materialised computation.
  */
-import { type Tensor, Generator, matmul, mul, randn, scaledDotProductAttention, softmax, transpose } from "attend";
+import { type Tensor, Generator, flashAttentionSteps, matmul, mul, randn, scaledDotProductAttention, softmax, transpose } from "attend";
 import { arr, maxAbsDiff, rowsOf } from "../lib.js";
 import type { Page, PageContext } from "../page.js";
 import { binaryTicks, lineChart } from "../ui/chart.js";
@@ -15,7 +16,6 @@ import { fmt, fmtBytes } from "../ui/format.js";
 import { HeatMap } from "../ui/heatmap.js";
 import { formula } from "../ui/math.js";
 import { matrixPart, op } from "../ui/parts.js";
-import { finalOutput, tileCount, tiledAttention } from "./tiled.js";
 
 const MAP_SIZES = [64, 128, 256, 512, 1024] as const;
 const TILE_N = 10;
@@ -101,7 +101,7 @@ export const memoryPage: Page = {
       slider({ label: "Query tile Br", min: 1, max: TILE_N, value: Br, onInput: (v) => { Br = v; step = 0; drawTiles(); } }),
       slider({ label: "Key tile Bc", min: 1, max: TILE_N, value: Bc, onInput: (v) => { Bc = v; step = 0; drawTiles(); } }),
       button("Step", () => { step++; drawTiles(); }, { "data-testid": "tile-next" }),
-      button("Run to the end", () => { step = tileCount(TILE_N, TILE_N, Br, Bc); drawTiles(); }, { "data-testid": "tile-run" }),
+      button("Run to the end", () => { step = TILE_N * TILE_N; drawTiles(); }, { "data-testid": "tile-run" }),
       button("Reset", () => { step = 0; drawTiles(); }, { class: "secondary" }),
       stepOut,
     ));
@@ -152,21 +152,24 @@ export const memoryPage: Page = {
     }
 
     function drawTiles(): void {
-      const total = tileCount(TILE_N, TILE_N, Br, Bc);
-      step = Math.min(step, total);
-      state.set({ br: Br, bc: Bc, step });
       const g = new Generator(seed + 1000);
       const Q = randn([TILE_N, TILE_D], { generator: g, dtype: "float64" });
       const K = randn([TILE_N, TILE_D], { generator: g, dtype: "float64" });
       const V = randn([TILE_N, TILE_EV], { generator: g, dtype: "float64" });
-      const st = tiledAttention(Q, K, V, Br, Bc, step);
+      // the library's FlashAttention forward, stopped after `step` tiles: query tiles outer, key tiles inner
+      const st = flashAttentionSteps(Q, K, V, { Br, Bc, steps: step });
+      const total = st.totalSteps;
+      step = st.steps.length;
+      state.set({ br: Br, bc: Bc, step });
       const scores = mul(matmul(Q, transpose(K)), 1 / Math.sqrt(TILE_D));
-      const reference = scaledDotProductAttention(Q, K, V); // materialised: softmax(QKᵀ/√d) V
-      const out = finalOutput(st);
-      const unseen = Uint8Array.from(st.seen, (v) => 1 - v);
+      const reference = scaledDotProductAttention(Q, K, V, { implementation: "math" }); // materialised: softmax(QKᵀ/√d) V
+      const out = st.out;
+      const unseen = new Uint8Array(TILE_N * TILE_N).fill(1);
+      for (const t of st.steps) for (let r = t.r0; r < t.r1; r++) for (let c = t.c0; c < t.c1; c++) unseen[r * TILE_N + c] = 0;
       const notStarted = Uint8Array.from(st.l, (v) => (v === 0 ? 1 : 0));
       const notStartedOut = Uint8Array.from({ length: TILE_N * TILE_EV }, (_, i) => notStarted[Math.floor(i / TILE_EV)]);
-      const cur = st.current ? [{ r0: st.current.r0, r1: st.current.r1, c0: st.current.c0, c1: st.current.c1, colour: "#d97706" }] : [];
+      const last = st.steps.at(-1);
+      const cur = last ? [{ ...last, colour: "#d97706" }] : [];
       const labels = (p: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${p}${i}`);
       const o = { maxCell: 30, showValues: false };
       const sMap = new HeatMap({ rows: TILE_N, cols: TILE_N, values: scores.data, scale: signedScale(scores.data), masked: unseen, highlights: cur, rowLabels: labels("q", TILE_N), colLabels: labels("k", TILE_N) }, { label: "scores seen so far", axes: ["query", "key"], ...o, maxWidth: 330 });
@@ -177,11 +180,11 @@ export const memoryPage: Page = {
       replace(tileFig.body, h("div", { class: "row" },
         matrixPart("S tiles", [TILE_N, TILE_N], sMap), matrixPart("m", [TILE_N], mMap), matrixPart("ℓ", [TILE_N], lMap),
         matrixPart("O / ℓ", [TILE_N, TILE_EV], oMap), op("vs"), matrixPart("reference", [TILE_N, TILE_EV], refMap)));
-      stepOut.textContent = `step ${st.stepsDone} of ${total}`;
+      stepOut.textContent = `step ${step} of ${total}`;
       const diff = maxAbsDiff(out, reference);
-      tileData = { Br, Bc, step: st.stepsDone, totalSteps: total, m: arr(st.m).map((v) => (Number.isFinite(v) ? v : null)), l: arr(st.l), output: rowsOf(out), reference: rowsOf(reference), maxAbsDiff: diff };
-      if (st.stepsDone === total) tileCheck.set(diff < 1e-12, `after all ${total} tiles, O / ℓ equals the materialised result (largest difference ${fmt(diff, 2)}), without ever holding the ${TILE_N} × ${TILE_N} weights`);
-      else tileCheck.set(true, `${st.stepsDone} of ${total} tiles done; run to the end to compare with the materialised result`);
+      tileData = { Br, Bc, step, totalSteps: total, m: arr(st.m).map((v) => (Number.isFinite(v) ? v : null)), l: arr(st.l), output: rowsOf(out), reference: rowsOf(reference), maxAbsDiff: diff };
+      if (step === total) tileCheck.set(diff < 1e-12, `after all ${total} tiles, O / ℓ equals the materialised result (largest difference ${fmt(diff, 2)}), without ever holding the ${TILE_N} × ${TILE_N} weights`);
+      else tileCheck.set(true, `${step} of ${total} tiles done; run to the end to compare with the materialised result`);
     }
 
     drawChart();
