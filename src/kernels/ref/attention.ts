@@ -15,13 +15,12 @@
  */
 import type { FloatArray } from "../../tensor/dtype.js";
 import type { AttentionParams } from "../backend.js";
+import { causalLimit as causalRule } from "../causal.js";
 import { dropoutBits, dropoutRowState, dropoutThreshold } from "../dropoutHash.js";
 
-/** The key range a query row may see: keys s with s <= limit (and s < S). */
+/** The key range a query row may see: keys s with s <= limit (the rule of ../causal.ts). */
 export function causalLimit(p: AttentionParams, l: number): number {
-  if (p.causal === "top-left") return Math.min(p.S - 1, l);
-  if (p.causal === "bottom-right") return Math.min(p.S - 1, l + p.S - p.L);
-  return p.S - 1;
+  return causalRule(p.causal, l, p.L, p.S);
 }
 
 /** Additive mask value for (b, h, l, s): 0 or -Infinity for a bool mask (true = attend), the value for a float mask. */
