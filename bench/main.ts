@@ -19,8 +19,9 @@
  * checked against a float64 reference at N = 64 before it is timed.
  *
  * Also printed: the wasm matmul at 1024³ (the ceiling the attention kernel is measured against),
- * training throughput of the `small` GPT preset (tokens/s of forward + backward + AdamW), and the
- * KV cache's speed-up when generating 256 tokens with `small`.
+ * causal attention through MultiheadAttention against scaledDotProductAttention alone (module
+ * overhead), training throughput of the `small` GPT preset (tokens/s of forward + backward + AdamW),
+ * and the KV cache's speed-up when generating 256 tokens with `small`.
  */
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -28,8 +29,8 @@ import os from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  AdamW, GPT, Tensor, crossEntropy, generate, getBackendName, noGrad, randn, randint, reshape, scaledDotProductAttention,
-  setBackend, setNumThreads, matmul,
+  AdamW, GPT, MultiheadAttention, Tensor, crossEntropy, generate, getBackendName, linear, noGrad, permute, randn, randint, reshape,
+  scaledDotProductAttention, setBackend, setNumThreads, slice, matmul,
 } from "../src/index.js";
 import { hardwareThreads } from "../src/kernels/wasm/runtime.js";
 import { type PeerRow, runPeers, parseMode, modeLabel, type Mode, DEFAULT_SIZES } from "./peers/index.js";
@@ -130,6 +131,47 @@ function matmulGflops(threads: number, quick: boolean): number {
   const a = randn([n, n], { seed: 1 }), b = randn([n, n], { seed: 2 });
   const { ms } = timeCalls(() => { noGrad(() => matmul(a, b)); }, quick ? 1000 : 3000, 30);
   return (2 * n ** 3) / (ms * 1e-3) / 1e9;
+}
+
+interface ModuleOverhead { moduleMs: number; sdpaMs: number; handMs: number; reps: number }
+
+/**
+ * Causal self-attention through MultiheadAttention (needWeights: false: the fused kernels, causality
+ * as a flag) against scaledDotProductAttention(isCausal) on the same [N, H, L, E] = [2, 4, 2048, 64]
+ * (embed 256, 4 heads), and against the module's steps written out by hand (its projections, head
+ * split, sdpa, merge, out_proj), which isolates what the module adds itself (option checks, masks).
+ * Interleaved repetitions, medians.
+ */
+function moduleOverhead(threads: number, reps: number): ModuleOverhead {
+  setBackend("wasm");
+  setNumThreads(threads);
+  const N = 2, Hm = 4, L = 2048, Em = 64, C = Hm * Em;
+  const mha = new MultiheadAttention(C, Hm, { batchFirst: true, seed: 0 });
+  const x = randn([N, L, C], { seed: 1 }); // [N, L, C]
+  const [q, k, v] = [2, 3, 4].map((seed) => randn([N, Hm, L, Em], { seed })); // [N, H, L, E]
+  const heads = (t: Tensor): Tensor => permute(reshape(t, [N, L, Hm, Em]), [0, 2, 1, 3]); // [N, L, C] -> [N, H, L, E]
+  const runs = {
+    module: () => { noGrad(() => mha.forward(x, x, x, { isCausal: true, needWeights: false })); },
+    sdpa: () => { noGrad(() => scaledDotProductAttention(q, k, v, { isCausal: true })); },
+    hand: () => {
+      noGrad(() => {
+        const w = mha.in_proj_weight!, b = mha.in_proj_bias!;
+        const [qh, kh, vh] = [0, 1, 2].map((i) => heads(linear(x, slice(w, 0, i * C, (i + 1) * C), slice(b, 0, i * C, (i + 1) * C))));
+        const y = scaledDotProductAttention(qh, kh, vh, { isCausal: true }); // [N, H, L, E]
+        mha.out_proj.forward(reshape(permute(y, [0, 2, 1, 3]), [N, L, C])); // [N, H, L, E] -> [N, L, C]
+      });
+    },
+  };
+  const times: Record<keyof typeof runs, number[]> = { module: [], sdpa: [], hand: [] };
+  for (const run of Object.values(runs)) run(); // warm-up
+  for (let r = 0; r < reps; r++) {
+    for (const [name, run] of Object.entries(runs) as Array<[keyof typeof runs, () => void]>) {
+      const t0 = performance.now();
+      run();
+      times[name].push(performance.now() - t0);
+    }
+  }
+  return { moduleMs: median(times.module), sdpaMs: median(times.sdpa), handMs: median(times.hand), reps };
 }
 
 interface TrainingSpeed { tokensPerSecond: number; msPerStep: number; batch: number; T: number; params: number }
@@ -243,6 +285,12 @@ async function main(): Promise<void> {
   if (a["no-extras"] !== true) {
     const mm1 = matmulGflops(1, quick), mmAll = all > 1 ? matmulGflops(all, quick) : mm1;
     say(`**Ceiling**: wasm matmul 1024³ float32: ${fmt(mm1, 1)} GFLOP/s on 1 thread, ${fmt(mmAll, 1)} GFLOP/s on ${all} threads.`);
+    say();
+    const mo = moduleOverhead(all, 5);
+    say(`**Attention module** (causal forward, [N, H, L, E] = [2, 4, 2048, 64], embed 256, wasm x${all}, median of ${mo.reps}): ` +
+      `MultiheadAttention(isCausal, needWeights: false) ${fmt(mo.moduleMs, 0)} ms, scaledDotProductAttention(isCausal) ${fmt(mo.sdpaMs, 0)} ms: ` +
+      `**module / sdpa ${fmt(mo.moduleMs / mo.sdpaMs, 2)}** (target ≤ 1.15; the module also runs four [4096, 256] × [256, 256] projections and the head split/merge copies); ` +
+      `the same steps by hand ${fmt(mo.handMs, 0)} ms: module / by hand ${fmt(mo.moduleMs / mo.handMs, 2)}.`);
     say();
   }
 

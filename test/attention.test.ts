@@ -6,10 +6,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  GroupedQueryAttention, MultiheadAttention, type Tensor, causalMask, concat, lookupAttention, paddingMask, randn,
+  ArgumentError, GroupedQueryAttention, MultiheadAttention, type Tensor, causalMask, concat, lookupAttention, paddingMask, randn,
   scaledDotProductAttention, scaledDotProductAttentionWithWeights, slice, sum, tensor, transpose, reshape, mul, noGrad,
   attentionWeights,
 } from "../src/index.js";
+import { causalLimit } from "../src/kernels/causal.js";
 import { relError } from "./harness.js";
 
 const f64 = { dtype: "float64" as const };
@@ -64,6 +65,10 @@ describe("scaled dot-product attention", () => {
     assert.deepEqual(causalMask(2, 4, "top-left").arraySync(), [[true, false, false, false], [true, true, false, false]]);
     assert.deepEqual(causalMask(2, 4, "bottom-right").arraySync(), [[true, true, true, false], [true, true, true, true]]);
     assert.deepEqual(causalMask(3, 2, "bottom-right").arraySync(), [[false, false], [true, false], [true, true]]);
+    // the one rule every backend uses: the last key row l sees (negative: none)
+    assert.deepEqual([0, 1, 2].map((l) => causalLimit("bottom-right", l, 3, 2)), [-1, 0, 1]);
+    assert.deepEqual([0, 1].map((l) => causalLimit("top-left", l, 2, 4)), [0, 1]);
+    assert.deepEqual([0, 1].map((l) => causalLimit("none", l, 2, 4)), [3, 3]);
   });
   test("isCausal equals the explicit bool mask", () => {
     const [q, k, v] = [randn([2, 3, 5, 4], { seed: 1 }), randn([2, 3, 7, 4], { seed: 2 }), randn([2, 3, 7, 2], { seed: 3 })];
@@ -172,6 +177,18 @@ describe("MultiheadAttention and GroupedQueryAttention", () => {
     assert.ok(relError(t1, t2) > 0);
     mha.eval();
     assert.equal(relError(mha.forward(x, x, x)[0], mha.forward(x, x, x)[0]), 0);
+  });
+  test("unknown option keys are refused with the closest valid name (constructor and forward)", () => {
+    const named = (name: string) => (e: unknown): boolean => e instanceof ArgumentError && e.message.includes(`did you mean "${name}"`);
+    assert.throws(() => new MultiheadAttention(8, 2, { batch_first: true } as never), named("batchFirst"));
+    assert.throws(() => new MultiheadAttention(8, 2, { add_bias_kv: true } as never), named("addBiasKv"));
+    assert.throws(() => new GroupedQueryAttention(8, 4, 2, { batch_first: true } as never), named("batchFirst"));
+    assert.throws(() => new GroupedQueryAttention(8, 4, 2, { addBiasKv: true } as never), /unknown option "addBiasKv"/, "GQA has no addBiasKv");
+    const x = randn([3, 1, 8], { seed: 1 });
+    const mha = new MultiheadAttention(8, 2);
+    assert.throws(() => mha.forward(x, x, x, { isCasual: true } as never), named("isCausal"));
+    assert.throws(() => new GroupedQueryAttention(8, 4, 2).forward(x, x, x, { need_weights: false } as never), named("needWeights"));
+    assert.throws(() => mha.forward(x, x, x, { key_padding_mask: null } as never), named("keyPaddingMask"));
   });
   test("gradients reach every parameter", () => {
     const mha = new MultiheadAttention(8, 2, { addBiasKv: true });

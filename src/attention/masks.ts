@@ -10,6 +10,7 @@
  */
 import { ArgumentError } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
+import { causalLimit } from "../kernels/causal.js";
 
 export type CausalAlignment = "top-left" | "bottom-right";
 
@@ -22,18 +23,22 @@ export function checkAlignment(fn: string, a: unknown): CausalAlignment {
 }
 
 /**
- * [L, S] bool, true = may attend. top-left: query l sees keys s <= l (PyTorch's is_causal);
- * bottom-right: the last query lines up with the last key, s <= l + (S - L) (a query appended to a
- * KV cache sees every cached key).
+ * [L, S] bool, true = may attend: the causal rule of kernels/causal.ts drawn out. top-left: query l
+ * sees keys s <= l (PyTorch's is_causal); bottom-right: the last query lines up with the last key,
+ * s <= l + (S - L) (a query appended to a KV cache sees every cached key). isCausal never builds it
+ * on the fused path (the kernels get the rule as a flag and skip hidden tiles); the textbook path,
+ * which forms the weights anyway, and pictures do.
  */
 export function causalMask(L: number, S: number, alignment: CausalAlignment = "top-left"): Tensor {
   for (const [name, v] of [["L", L], ["S", S]] as const) {
     if (!Number.isInteger(v) || v < 0) throw new ArgumentError(`causalMask: ${name} must be a non-negative integer, got ${v}`);
   }
   checkAlignment("causalMask", alignment);
-  const shift = alignment === "bottom-right" ? S - L : 0;
   const m = new Uint8Array(L * S);
-  for (let l = 0; l < L; l++) for (let s = 0; s < S; s++) m[l * S + s] = s <= l + shift ? 1 : 0;
+  for (let l = 0; l < L; l++) {
+    const limit = causalLimit(alignment, l, L, S);
+    for (let s = 0; s <= limit; s++) m[l * S + s] = 1;
+  }
   return new Tensor(m, [L, S], "bool");
 }
 

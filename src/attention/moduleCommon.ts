@@ -1,12 +1,13 @@
 /**
- * What MultiheadAttention and GroupedQueryAttention share: input layouts and the masks of
- * torch.nn.MultiheadAttention.forward (keyPaddingMask, attnMask, isCausal) merged into one mask for
- * scaledDotProductAttention.
+ * The PyTorch side of the attention modules (attentionCore.ts): torch.nn.MultiheadAttention.forward's
+ * input layouts ([L, N, C], [N, L, C] with batchFirst, [L, C] unbatched), its forward options, and its
+ * masks (keyPaddingMask, attnMask, isCausal) turned into scaledDotProductAttention's options.
  */
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
 import { full } from "../tensor/creation.js";
 import { add, cast, logicalAnd, logicalNot, where } from "../ops/elementwise.js";
+import { checkOptions } from "../tensor/validate.js";
 import { concat, reshape, squeeze, transpose, unsqueeze } from "../ops/shape.js";
 import { mean } from "../ops/reduce.js";
 import { assertTensor } from "../ops/util.js";
@@ -79,13 +80,26 @@ export function toBatchFirst(
   return { q, k, v, unbatched, N: q.shape[0], L: q.shape[1], S: k.shape[1] };
 }
 
+/** What sdpaMasks hands to scaledDotProductAttention. */
+export interface SdpaMasks {
+  /** broadcastable to [N, H, L, S + extra]; null when no mask is needed */
+  attnMask: Tensor | null;
+  isCausal: boolean;
+  causalAlignment: CausalAlignment;
+}
+
 /**
- * One mask for sdpa, broadcastable to [N, H, L, S + extra]: bool (true = may attend) when every
- * source is bool, else float (bool parts become 0 / -inf). `extra` key columns appended by
- * addBiasKv / addZeroAttn are always attendable.
+ * torch.nn.MultiheadAttention's masks as scaledDotProductAttention's options. Causality stays a flag
+ * (the kernels skip what it hides and nothing L x S is built); keyPaddingMask becomes a [N, 1, 1, S]
+ * bool (true = may attend) that broadcasts over heads and queries; attnMask [L, S] or [N*H, L, S] is
+ * read as [N, H, L, S]. Two masks are combined into one: bool when both are bool, else float (bool
+ * parts become 0 / -inf). `extra` key columns appended by addBiasKv / addZeroAttn are always
+ * attendable; the causal rule cannot say so, so only then is it drawn out as a mask (as PyTorch does).
  */
-export function mergeMasks(fn: string, opts: AttentionForwardOptions, inp: Inputs, H: number, extra: number): Tensor | null {
-  const { N, L, S, unbatched } = inp;
+export function sdpaMasks(fn: string, opts: AttentionForwardOptions, inp: Inputs, S: number, H: number, extra: number): SdpaMasks {
+  const { N, L, unbatched } = inp;
+  const causalAlignment = opts.causalAlignment ?? (opts.cache ? "bottom-right" : "top-left"); // a cache's new queries come last
+  let isCausal = opts.isCausal ?? false;
   const allowed: Tensor[] = [];
   const added: Tensor[] = [];
   const put = (m: Tensor): void => void (m.dtype === "bool" ? allowed.push(m) : added.push(m));
@@ -114,8 +128,11 @@ export function mergeMasks(fn: string, opts: AttentionForwardOptions, inp: Input
     const m4 = reshape(m, [N, 1, 1, S]); // [N, S] -> [N, 1, 1, S]
     put(m4.dtype === "bool" ? logicalNot(m4) : m4); // padding -> not allowed
   }
-  if (opts.isCausal) put(causalMask(L, S, opts.causalAlignment ?? "top-left"));
-  if (allowed.length === 0 && added.length === 0) return null;
+  if (isCausal && extra > 0) {
+    put(causalMask(L, S, causalAlignment)); // [L, S]
+    isCausal = false;
+  }
+  if (allowed.length === 0 && added.length === 0) return { attnMask: null, isCausal, causalAlignment };
   let mask: Tensor;
   const allow = allowed.length > 0 ? allowed.reduce((a, b) => logicalAnd(a, b)) : null;
   if (added.length === 0) mask = allow!;
@@ -128,7 +145,7 @@ export function mergeMasks(fn: string, opts: AttentionForwardOptions, inp: Input
     const pad = full([...mask.shape.slice(0, -1), extra], mask.dtype === "bool" ? 1 : 0, { dtype: mask.dtype });
     mask = concat([mask, pad], -1); // [.., S] -> [.., S + extra]
   }
-  return mask;
+  return { attnMask: mask, isCausal, causalAlignment };
 }
 
 /** [N, L, C] back to the caller's layout. */
@@ -143,8 +160,10 @@ export function shapeWeights(w: Tensor, inp: Inputs, average: boolean): Tensor {
   return inp.unbatched ? squeeze(out, 0) : out;
 }
 
+const FORWARD_OPTIONS = ["keyPaddingMask", "needWeights", "attnMask", "averageAttnWeights", "isCausal", "causalAlignment", "cache"] as const;
+
 export function checkForwardOptions(fn: string, opts: AttentionForwardOptions): void {
-  if (opts === null || typeof opts !== "object") throw new ArgumentError(`${fn}: options must be an object`);
+  checkOptions(fn, "opts", opts, FORWARD_OPTIONS);
   for (const k of ["needWeights", "averageAttnWeights", "isCausal"] as const) {
     if (opts[k] !== undefined && typeof opts[k] !== "boolean") throw new ArgumentError(`${fn}: ${k} must be a boolean, got ${typeof opts[k]}`);
   }
@@ -152,15 +171,4 @@ export function checkForwardOptions(fn: string, opts: AttentionForwardOptions): 
   if (opts.cache !== undefined && opts.cache !== null && !(opts.cache instanceof KVCacheLayer)) {
     throw new ArgumentError(`${fn}: cache must be a KVCacheLayer (kvCache.layer(i) or kvCache.cross(i)), got ${typeof opts.cache}`);
   }
-}
-
-/** The options as seen with a cache: the causal diagonal defaults to bottom-right. */
-export function cachedOptions(opts: AttentionForwardOptions): AttentionForwardOptions {
-  return opts.cache ? { ...opts, causalAlignment: opts.causalAlignment ?? "bottom-right" } : opts;
-}
-
-export function unsqueezeTo(t: Tensor, n: number): Tensor {
-  let x = t;
-  while (x.ndim < n) x = unsqueeze(x, 0);
-  return x;
 }

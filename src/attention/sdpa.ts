@@ -3,7 +3,7 @@
  * how well its key matches the query (softmax of the scaled dot products).
  *
  *   scores  = Q Kᵀ · scale                     [N.., H, L, S]   scale = 1/sqrt(E) by default
- *   scores += float mask; scores[!bool mask] = -inf; causal: scores[s > l (+ S - L)] = -inf
+ *   scores += float mask; scores[!bool mask] = -inf; causal: scores[s > l (+ S - L)] = -inf (kernels/causal.ts)
  *   P       = softmax(scores, over S)          a fully masked row gives P = 0 (output 0, never NaN)
  *   out     = dropout(P) V                     [N.., H, L, Ev]
  *

@@ -22,6 +22,7 @@
  */
 import type { FloatArray } from "../../tensor/dtype.js";
 import { ArgumentError } from "../../tensor/errors.js";
+import { causalLimit as causalRuleLimit, causalOffset as causalRuleOffset } from "../causal.js";
 import type { AttentionParams } from "../backend.js";
 import { dropoutBits, dropoutRowState, dropoutThreshold } from "../dropoutHash.js";
 
@@ -41,16 +42,14 @@ const DEFAULT_TILES: FlashTiles = { Br: FLASH_BR, Bc: FLASH_BC };
 // The rules: causality, masks, dropout (defined once, here)
 // ----------------------------------------------------------------------------------------------
 
-/** Key s is visible from query row l iff s <= l + causalOffset(p) (and s < S). */
+/** Key s is visible from query row l iff s <= l + causalOffset(p) (and s < S): the rule of ../causal.ts. */
 export function causalOffset(p: AttentionParams): number {
-  if (p.causal === "top-left") return 0;
-  if (p.causal === "bottom-right") return p.S - p.L;
-  return p.S; // none: every key
+  return causalRuleOffset(p.causal, p.L, p.S);
 }
 
 /** The last key query row l may see (−1: none). */
 function causalLimit(p: AttentionParams, l: number): number {
-  return Math.min(p.S - 1, l + causalOffset(p));
+  return causalRuleLimit(p.causal, l, p.L, p.S);
 }
 
 /** What a call's tiles all read. */

@@ -8,6 +8,7 @@
  */
 import type { FloatArray } from "../../tensor/dtype.js";
 import type { AttentionParams, Backend, MatmulParams } from "../backend.js";
+import { causalOffset } from "../causal.js";
 import { dropoutThreshold } from "../dropoutHash.js";
 import { refAttentionBackward, refAttentionForward } from "../ref/attention.js";
 import { refMatmul } from "../ref/matmul.js";
@@ -156,11 +157,6 @@ function geometry(p: AttentionParams): AttGeometry {
   };
 }
 
-function causalOffset(p: AttentionParams): number {
-  if (p.causal === "top-left") return 0;
-  if (p.causal === "bottom-right") return p.S - p.L;
-  return p.S;
-}
 
 /** Parameter slots shared by forward and backward jobs (pointers filled in by the caller). */
 function attParams(p: AttentionParams, g: AttGeometry, g0: number, ng: number): number[] {
@@ -177,7 +173,7 @@ function attParams(p: AttentionParams, g: AttGeometry, g0: number, ng: number): 
   prm[Lay.A_EVP] = g.Evp;
   prm[Lay.A_BR] = g.Br;
   prm[Lay.A_BC] = g.Bc;
-  prm[Lay.A_CAUSAL_OFF] = causalOffset(p);
+  prm[Lay.A_CAUSAL_OFF] = causalOffset(p.causal, p.L, p.S); // the rule of ../causal.ts: key s visible from query l iff s <= l + off
   prm[Lay.A_SCALE] = p.scale;
   const drop = p.dropoutP > 0;
   prm[Lay.A_DROP_ON] = drop ? 1 : 0;
