@@ -8,9 +8,11 @@
  * (x.add(y), x.matmul(w), x.clone(), ...) are attached by src/ops/methods.ts, and x.backward() by
  * src/autograd/backward.ts, each in its own layer.
  */
-import { type DType, type TypedArray, allocate, dtypeOfArray, isFloatDType } from "./dtype.js";
+import { type DType, type TypedArray, allocate, checkDType, dtypeOfArray, isFloatDType } from "./dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "./errors.js";
+import { formatTensor } from "./format.js";
 import { type Shape, checkShape, sizeOf } from "./shape.js";
+import { checkOptions, describeValue, optionKeys } from "./validate.js";
 
 /**
  * What autograd records on an op's output: the op's name, its inputs and its local chain rule
@@ -87,12 +89,16 @@ export class Tensor {
     return this.data.slice();
   }
 
-  /** The data as nested arrays (booleans for a bool tensor). */
-  arraySync(): NestedArray {
+  /**
+   * The data as nested arrays (booleans for a bool tensor), e.g. [[1, 2], [3, 4]]. The type argument
+   * states what you know of the rank, so strict TypeScript can index the result:
+   * `t.arraySync<number[][]>()[0][1]` (it is not checked; the default is the general NestedArray).
+   */
+  arraySync<T extends NestedArray = NestedArray>(): T {
     const isBool = this.dtype === "bool";
     const data = this.data;
     const shape = this.shape;
-    if (shape.length === 0) return isBool ? data[0] !== 0 : data[0];
+    if (shape.length === 0) return (isBool ? data[0] !== 0 : data[0]) as T;
     const build = (dim: number, offset: number, stride: number): NestedArray[] => {
       const n = shape[dim];
       const inner = stride / Math.max(n, 1);
@@ -104,7 +110,7 @@ export class Tensor {
       }
       return out;
     };
-    return build(0, 0, this.size);
+    return build(0, 0, this.size) as T;
   }
 
   /** The single value of a one-element tensor. */
@@ -118,8 +124,14 @@ export class Tensor {
     return new Tensor(this.data, this.shape, this.dtype);
   }
 
+  /** PyTorch's repr: `tensor([[1.0000, 2.5000], [3.0000, 4.0000]], requires_grad=True)` (see format.ts). */
   toString(): string {
-    return `Tensor(${fmtShape(this.shape)}, ${this.dtype}${this.requiresGrad ? ", requiresGrad" : ""})`;
+    return formatTensor(this, { requiresGrad: this.requiresGrad, gradOp: this.gradNode?.op ?? null });
+  }
+
+  /** console.log(t) and util.inspect(t) in Node print the same as String(t) (no node:util needed). */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.toString();
   }
 }
 
