@@ -2,11 +2,11 @@
  * Everything in attend that runs anywhere (Node and browsers). index.ts adds the file-system
  * functions for Node; browser.ts stands them in with clear errors.
  */
-export { Tensor, tensor, isTensor, type TensorOptions, type NestedArray } from "./tensor/tensor.js";
+export { Tensor, tensor, isTensor, type TensorOptions, type TensorData, type NestedArray } from "./tensor/tensor.js";
 export type { DType, FloatDType, TypedArray, RawTensor } from "./tensor/dtype.js";
 export { AttendError, ShapeError, ArgumentError } from "./tensor/errors.js";
 export { Generator, manualSeed, defaultGenerator } from "./tensor/random.js";
-export { zeros, ones, full, arange, randn, rand, randint, type RandomOptions } from "./tensor/creation.js";
+export { zeros, ones, full, arange, randn, rand, randint, type RandomOptions, type RandintOptions, type ShapeArgs } from "./tensor/creation.js";
 export { noGrad, enableGrad, isGradEnabled } from "./autograd/tape.js";
 export { backward } from "./autograd/backward.js"; // also attaches Tensor.prototype.backward
 export { TENSOR_METHODS } from "./ops/methods.js"; // attaches x.add(y), x.matmul(w), ... to Tensor

@@ -6,7 +6,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   ArgumentError, AttendError, GroupedQueryAttention, MultiheadAttention, ShapeError, StateDictError, crossEntropy, embedding,
-  layerNorm, lookupAttention, matmul, randn, reshape, scaledDotProductAttention, softmax, tensor, zeros, add, concat,
+  layerNorm, lookupAttention, matmul, randn, reshape, scaledDotProductAttention, softmax, tensor, zeros, add, concat, Linear, Embedding,
+  dropout,
   type Tensor,
 } from "../src/index.js";
 
@@ -111,5 +112,35 @@ describe("tensor ops reject", () => {
     throwsWith(() => embedding(zeros([3, 2]), [0, 3]), ArgumentError, "index 3 at position 1 is out of range for 3 embeddings");
     throwsWith(() => crossEntropy(zeros([2, 3]), tensor([0, 5], undefined, { dtype: "int32" })), ArgumentError, "target 5 at position 1");
     throwsWith(() => crossEntropy(zeros([2, 3]), tensor([0, 1, 2], undefined, { dtype: "int32" })), ShapeError, "expected [2]");
+  });
+});
+
+describe("bad dtypes, generators, shapes and gradients", () => {
+  test("an unknown dtype names the function and the dtypes there are", () => {
+    throwsWith(() => tensor([1], { dtype: "float16" as never }), ArgumentError, 'tensor: dtype must be one of "float32", "float64", "bool", "int32", got "float16"');
+    throwsWith(() => zeros([2], { dtype: "int64" as never }), ArgumentError, "zeros: dtype", '"int64"');
+    throwsWith(() => randn([2], { dtype: "int32" }), ArgumentError, 'randn: dtype must be one of "float32", "float64", got "int32"');
+    throwsWith(() => new Linear(2, 2, { dtype: "float16" as never }), ArgumentError, "Linear: dtype", '"float16"');
+    throwsWith(() => zeros([2]).to("half" as never), ArgumentError, "cast: dtype", '"half"');
+  });
+  test("a generator that is not a Generator", () => {
+    throwsWith(() => randn([2], { generator: {} as never }), ArgumentError, "randn: generator must be a Generator", "got a plain object");
+    throwsWith(() => new Linear(2, 2, { generator: {} as never }), ArgumentError, "Linear: generator must be a Generator");
+    throwsWith(() => new Embedding(3, 2, { generator: 7 as never }), ArgumentError, "Embedding: generator must be a Generator", "got 7");
+    throwsWith(() => dropout(zeros([2]), 0.5, { generator: {} as never }), ArgumentError, "dropout: generator must be a Generator");
+    throwsWith(() => scaledDotProductAttention(q, k.slice(1, 0, 6), v.slice(1, 0, 6), { enableGqa: true, generator: {} as never }), ArgumentError,
+      "scaledDotProductAttention: generator must be a Generator");
+  });
+  test("backward with an array instead of a Tensor", () => {
+    const x = tensor([1, 2], { requiresGrad: true });
+    throwsWith(() => x.mul(2).backward([1, 1] as never), ArgumentError, "Tensor.backward: grad must be a Tensor of the output's shape [2]", "got an array of length 2");
+  });
+  test("a shape that is not an array, and values that do not fit int32", () => {
+    throwsWith(() => tensor([1, 2], 2 as never), ArgumentError, "tensor: shape must be an array of sizes like [2, 3], got 2");
+    throwsWith(() => zeros("2" as never), ArgumentError, "zeros: needs a shape", 'got "2"');
+    throwsWith(() => (zeros as (...a: unknown[]) => unknown)(2, 3, {}, {}), ArgumentError, "zeros: takes a shape and then one options object");
+    throwsWith(() => tensor(new Uint32Array([4294967295])), ArgumentError, "tensor: data[0] = 4294967295 does not fit int32", 'pass { dtype: "float64" }');
+    throwsWith(() => tensor(new BigInt64Array([2n ** 40n])), ArgumentError, "tensor: data[0] = 1099511627776 does not fit int32");
+    throwsWith(() => tensor(new DataView(new ArrayBuffer(4)) as never), ArgumentError, "tensor: data is a DataView");
   });
 });

@@ -41,6 +41,42 @@ describe("creation", () => {
     assert.deepEqual(arange(1, 2, 0.25).arraySync(), [1, 1.25, 1.5, 1.75]);
     assert.equal(arange(3, undefined, 1, { dtype: "int32" }).dtype, "int32");
   });
+  test("sizes as separate numbers, as in PyTorch: zeros(2, 3) is zeros([2, 3])", () => {
+    assert.deepEqual(zeros(2, 3).shape, [2, 3]);
+    assert.deepEqual(ones(2, { dtype: "float64" }).arraySync(), [1, 1]);
+    assert.equal(ones(2, 1, { dtype: "int32" }).dtype, "int32");
+    assert.deepEqual(randn(2, 3, { seed: 5 }).dataSync(), randn([2, 3], { seed: 5 }).dataSync());
+    assert.deepEqual(rand(4, { seed: 6 }).dataSync(), rand([4], { seed: 6 }).dataSync());
+    assert.deepEqual(zeros([]).shape, []); // a 0-d tensor takes an empty array; zeros() is an error, as torch.zeros()
+    assert.throws(() => (zeros as (...a: unknown[]) => unknown)(), /zeros: needs a shape, as an array zeros\(\[2, 3\]\) or as sizes zeros\(2, 3\), got nothing/);
+  });
+  test("typed arrays keep their values: only Uint8Array means bool", () => {
+    // each of these became bool [1, 1] (or [true, true]) before
+    const cases: [ArrayLike<number | bigint>, number[]][] = [
+      [new Int8Array([-1, 2]), [-1, 2]],
+      [new Int16Array([-300, 7]), [-300, 7]],
+      [new Uint16Array([65535, 0]), [65535, 0]],
+      [new Uint8ClampedArray([255, 3]), [255, 3]],
+      [new Uint32Array([4000000, 1]), [4000000, 1]],
+      [new BigInt64Array([-5n, 2n ** 31n - 1n]), [-5, 2147483647]],
+      [new BigUint64Array([9n, 0n]), [9, 0]],
+    ];
+    for (const [src, want] of cases) {
+      const t = tensor(src as Int8Array);
+      assert.equal(t.dtype, "int32", src.constructor.name);
+      assert.deepEqual(t.arraySync(), want, src.constructor.name);
+    }
+    assert.equal(tensor(new Uint8Array([0, 2])).dtype, "bool");
+    assert.deepEqual(tensor(new Uint8Array([0, 2])).arraySync(), [false, true]);
+    assert.deepEqual(tensor(new Uint32Array([4294967295]), { dtype: "float64" }).arraySync(), [4294967295]);
+    assert.deepEqual(tensor(new Int8Array([-1, 2]), [2, 1], { dtype: "float32" }).arraySync(), [[-1], [2]]);
+  });
+  test("options may come second when there is no shape: tensor([1, 2], { dtype })", () => {
+    const t = tensor([1, 2], { dtype: "float64", requiresGrad: true });
+    assert.equal(t.dtype, "float64");
+    assert.ok(t.requiresGrad);
+    assert.deepEqual(t.shape, [2]);
+  });
 });
 
 describe("seeded random numbers", () => {

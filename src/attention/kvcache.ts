@@ -21,6 +21,7 @@ import { isGradEnabled } from "../autograd/tape.js";
 import { type FloatArray, type FloatDType, allocate } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
+import { checkOptions, optionKeys } from "../tensor/validate.js";
 import { concat } from "../ops/shape.js";
 import { assertTensor } from "../ops/util.js";
 
@@ -30,6 +31,7 @@ export interface KVCacheOptions {
   /** positions to allocate on the first append (default: what the first append needs, at least 16) */
   initialCapacity?: number;
 }
+export const KV_CACHE_OPTION_KEYS = optionKeys<KVCacheOptions>({ initialCapacity: true });
 
 interface Layout {
   N: number;
@@ -183,6 +185,7 @@ export class KVCache {
   private readonly initialCapacity: number;
 
   constructor(opts: KVCacheOptions = {}) {
+    checkOptions("KVCache", "options", opts, KV_CACHE_OPTION_KEYS);
     const cap = opts.initialCapacity ?? 16;
     if (!Number.isInteger(cap) || cap <= 0) throw new ArgumentError(`KVCache: initialCapacity must be a positive integer, got ${String(cap)}`);
     this.initialCapacity = cap;

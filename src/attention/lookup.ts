@@ -11,6 +11,7 @@
 import { allocate, promote } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { broadcastShapes, broadcastStrides, sizeOf } from "../tensor/shape.js";
+import { checkOptions, optionKeys } from "../tensor/validate.js";
 import { Tensor } from "../tensor/tensor.js";
 import { cast } from "../ops/elementwise.js";
 import { assertFloat, assertTensor, result } from "../ops/util.js";
@@ -21,6 +22,7 @@ export interface LookupOptions {
   /** "exact" only: a key matches when every |key - query| <= tolerance (default 0) */
   tolerance?: number;
 }
+export const LOOKUP_OPTION_KEYS = optionKeys<LookupOptions>({ match: true, tolerance: true });
 
 /** For each query row, the index of the chosen key row (-1 = no match). */
 function choose(q: Float64Array | Float32Array, qo: number, k: Float64Array | Float32Array, ko: number, S: number, E: number, exact: boolean, tol: number): number {
@@ -48,6 +50,7 @@ function choose(q: Float64Array | Float32Array, qo: number, k: Float64Array | Fl
 /** query [.., L, E], key [.., S, E], value [.., S, Ev] -> [.., L, Ev] (batch dims broadcast). */
 export function lookupAttention(query: Tensor, key: Tensor, value: Tensor, opts: LookupOptions = {}): Tensor {
   const fn = "lookupAttention";
+  checkOptions(fn, "options", opts, LOOKUP_OPTION_KEYS);
   assertTensor(fn, "query", query);
   assertTensor(fn, "key", key);
   assertTensor(fn, "value", value);

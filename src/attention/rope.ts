@@ -21,7 +21,7 @@ import { add, mul, neg } from "../ops/elementwise.js";
 import { concat, slice } from "../ops/shape.js";
 import { assertFloat, assertTensor, result } from "../ops/util.js";
 import { Module } from "../nn/module.js";
-import { checkPositiveInt } from "../tensor/validate.js";
+import { checkOptions, checkPositiveInt, optionKeys } from "../tensor/validate.js";
 
 /** θ_i = base^(-2i/E) for i < E/2 (float64). */
 export function rotaryFrequencies(E: number, base = 10000): Float64Array {
@@ -110,6 +110,7 @@ export interface RotaryOptions {
   /** default 10000 */
   base?: number;
 }
+export const ROTARY_OPTION_KEYS = optionKeys<RotaryOptions>({ base: true });
 
 /** The RoPE module: forward(x [.., T, E], offset) rotates x for positions offset .. offset + T - 1. */
 export class RotaryEmbedding extends Module {
@@ -123,6 +124,7 @@ export class RotaryEmbedding extends Module {
 
   constructor(dim: number, opts: RotaryOptions = {}) {
     super();
+    checkOptions("RotaryEmbedding", "options", opts, ROTARY_OPTION_KEYS);
     checkPositiveInt("RotaryEmbedding", "dim", dim);
     if (dim % 2 !== 0) throw new ArgumentError(`RotaryEmbedding: dim must be even (dims i and i + dim/2 are rotated as a pair), got ${dim}`);
     const base = opts.base ?? 10000;

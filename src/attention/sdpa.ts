@@ -12,8 +12,9 @@
  */
 import { type FloatDType, promote } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
-import { type Generator, defaultGenerator } from "../tensor/random.js";
+import { type Generator, checkGenerator, defaultGenerator } from "../tensor/random.js";
 import { broadcastShapes, sameShape } from "../tensor/shape.js";
+import { checkOptions, optionKeys } from "../tensor/validate.js";
 import { Tensor } from "../tensor/tensor.js";
 import { add, cast, logicalAnd, logicalNot, maskedFill, mul } from "../ops/elementwise.js";
 import { matmul } from "../ops/matmul.js";
@@ -55,11 +56,17 @@ export interface SdpaOptions {
 
 export type SdpaImplementation = "auto" | "fused" | "math";
 
+export const SDPA_OPTION_KEYS = optionKeys<SdpaOptions>({
+  attnMask: true, isCausal: true, causalAlignment: true, scale: true, dropoutP: true, enableGqa: true, generator: true,
+  dropoutSeed: true, implementation: true,
+});
+
 export function planSdpa(fn: string, query: Tensor, key: Tensor, value: Tensor, opts: SdpaOptions): SdpaPlan {
   assertTensor(fn, "query", query);
   assertTensor(fn, "key", key);
   assertTensor(fn, "value", value);
-  if (opts === null || typeof opts !== "object") throw new ArgumentError(`${fn}: options must be an object, got ${opts === null ? "null" : typeof opts}`);
+  checkOptions(fn, "options", opts, SDPA_OPTION_KEYS);
+  checkGenerator(fn, "generator", opts.generator);
   for (const [name, t] of [["query", query], ["key", key], ["value", value]] as const) {
     if (t.dtype !== "float32" && t.dtype !== "float64") throw new ArgumentError(`${fn}: ${name} must be float32 or float64, got ${t.dtype}`);
     if (t.ndim < 2) throw new ShapeError(`${fn}: ${name} must be at least 2-D ([L, E] unbatched or [N.., H, L, E]), got ${fmtShape(t.shape)}`);
@@ -207,7 +214,7 @@ export function resolveDropoutSeed(opts: SdpaOptions): number {
  * and, for pictures, the attention weights (before dropout).
  */
 export function scaledDotProductAttentionWithWeights(query: Tensor, key: Tensor, value: Tensor, opts: SdpaOptions = {}): [Tensor, Tensor] {
-  const p = planSdpa("scaledDotProductAttention", query, key, value, opts);
+  const p = planSdpa("scaledDotProductAttentionWithWeights", query, key, value, opts);
   const weights = attentionWeights(query, key, opts, p);
   const dropped = p.dropoutP > 0 ? attentionDropout(weights, p.dropoutP, resolveDropoutSeed(opts)) : weights;
   return [applyWeights(dropped, value, p), weights];

@@ -7,6 +7,7 @@ import { type DType, type TypedArray, allocate } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { sameShape } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
+import { describeValue } from "../tensor/validate.js";
 import { noGrad, topoOrder } from "./tape.js";
 
 /** The same values in another dtype (a fresh array; the same tensor when the dtype already matches). */
@@ -31,6 +32,10 @@ function sumOf(a: Tensor, b: Tensor): Tensor {
  * the op that made it.
  */
 export function backward(root: Tensor, grad?: Tensor): void {
+  if (!(root instanceof Tensor)) throw new ArgumentError(`backward: root must be a Tensor, got ${describeValue(root)}`);
+  if (grad !== undefined && !(grad instanceof Tensor)) {
+    throw new ArgumentError(`Tensor.backward: grad must be a Tensor of the output's shape ${fmtShape(root.shape)}, got ${describeValue(grad)}; wrap numbers with tensor(...)`);
+  }
   if (!root.requiresGrad) {
     throw new ArgumentError(
       "Tensor.backward: this tensor does not require a gradient (no input had requiresGrad, or it was made under noGrad)",

@@ -14,6 +14,7 @@
 import { ArgumentError } from "../tensor/errors.js";
 import type { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { optionKeys } from "../tensor/validate.js";
 import { add } from "../ops/elementwise.js";
 import { Module } from "../nn/module.js";
 import { Dropout } from "../nn/dropout.js";
@@ -33,6 +34,7 @@ export interface ModelOptions {
   seed?: number;
   dtype?: "float32" | "float64";
 }
+export const MODEL_OPTION_KEYS = optionKeys<ModelOptions>({ seed: true, dtype: true });
 
 /** Construction details a block takes besides its config. */
 export interface BlockBuild {

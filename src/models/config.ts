@@ -11,6 +11,7 @@
  *   tieWeights      the output head reuses the (target) token embedding matrix
  */
 import { ArgumentError } from "../tensor/errors.js";
+import { closestName } from "../tensor/validate.js";
 import { ACTIVATIONS, type Activation } from "../nn/mlp.js";
 
 export type PositionalKind = "learned" | "rope" | "sinusoidal";
@@ -144,7 +145,9 @@ function checkFields<T>(fn: string, cfg: unknown, fields: Record<string, FieldKi
   const rec = cfg as Record<string, unknown>;
   const names = Object.keys(fields);
   for (const k of Object.keys(rec)) {
-    if (!(k in fields)) throw new ArgumentError(`${fn}: unknown field ${JSON.stringify(k)} (the fields are ${names.join(", ")})`);
+    if (Object.hasOwn(fields, k)) continue;
+    const near = closestName(k, names);
+    throw new ArgumentError(`${fn}: unknown field ${JSON.stringify(k)}${near !== null ? `; did you mean ${JSON.stringify(near)}?` : ""} (the fields are ${names.join(", ")})`);
   }
   for (const k of names) {
     if (!(k in rec) || rec[k] === undefined) throw new ArgumentError(`${fn}: missing field ${JSON.stringify(k)} (start from a preset)`);

@@ -29,6 +29,7 @@
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
+import { checkOptions, optionKeys } from "../tensor/validate.js";
 import { linear } from "../ops/functional.js";
 import { assertTensor } from "../ops/util.js";
 import { Module } from "../nn/module.js";
@@ -38,7 +39,7 @@ import { Embedding } from "../nn/embedding.js";
 import { Linear } from "../nn/linear.js";
 import { LearnedPositionalEmbedding, SinusoidalPositionalEncoding } from "../nn/positional.js";
 import { KVCache } from "../attention/kvcache.js";
-import { type AttentionMap, type ModelOptions, type Norm, TransformerBlock, makeNorm } from "./blocks.js";
+import { type AttentionMap, MODEL_OPTION_KEYS, type ModelOptions, type Norm, TransformerBlock, makeNorm } from "./blocks.js";
 import {
   type EncoderDecoderConfig, type EncoderDecoderPresetName, encoderDecoderConfig, validateEncoderDecoderConfig,
 } from "./config.js";
@@ -61,6 +62,7 @@ export interface EncodeOptions {
   /** [N, S] bool, true = padding */
   srcPaddingMask?: Tensor | null;
 }
+export const ENCODE_OPTION_KEYS = optionKeys<EncodeOptions>({ srcPaddingMask: true });
 
 export interface DecodeOptions extends EncodeOptions {
   /** [N, T] bool, true = padding (with a cache: covering every cached target position) */
@@ -68,6 +70,7 @@ export interface DecodeOptions extends EncodeOptions {
   /** decode incrementally: self-attention keys/values in cache.layer(i), memory's in cache.cross(i) */
   cache?: KVCache | null;
 }
+export const DECODE_OPTION_KEYS = optionKeys<DecodeOptions>({ srcPaddingMask: true, tgtPaddingMask: true, cache: true });
 
 function checkPadding(fn: string, name: string, m: Tensor | null | undefined, N: number, S: number): Tensor | null {
   if (m === null || m === undefined) return null;
@@ -92,6 +95,7 @@ export class EncoderDecoder extends Module {
 
   constructor(config: EncoderDecoderConfig | EncoderDecoderPresetName = "tiny", opts: ModelOptions = {}) {
     super();
+    checkOptions("EncoderDecoder", "options", opts, MODEL_OPTION_KEYS);
     const c = typeof config === "string" ? encoderDecoderConfig(config) : validateEncoderDecoderConfig(config);
     this.config = Object.freeze(c);
     const g = new Generator(opts.seed ?? 0);
@@ -114,22 +118,26 @@ export class EncoderDecoder extends Module {
 
   /** src [N, S] -> memory [N, S, C]. */
   encode(src: TokenInput, opts: EncodeOptions = {}): Tensor {
+    checkOptions("EncoderDecoder.encode", "options", opts, ENCODE_OPTION_KEYS);
     return this.runEncoder("EncoderDecoder.encode", src, opts, null);
   }
 
   /** tgt [N, T] and memory [N, S, C] -> logits [N, T, Vt]. */
   decode(tgt: TokenInput, memory: Tensor, opts: DecodeOptions = {}): Tensor {
+    checkOptions("EncoderDecoder.decode", "options", opts, DECODE_OPTION_KEYS);
     return this.runDecoder("EncoderDecoder.decode", tgt, memory, opts, null);
   }
 
   /** src [N, S], tgt [N, T] (teacher forcing: the target shifted right) -> logits [N, T, Vt]. */
   forward(src: TokenInput, tgt: TokenInput, opts: DecodeOptions = {}): Tensor {
+    checkOptions("EncoderDecoder.forward", "options", opts, DECODE_OPTION_KEYS);
     const memory = this.runEncoder("EncoderDecoder.forward", src, opts, null);
     return this.runDecoder("EncoderDecoder.forward", tgt, memory, opts, null);
   }
 
   /** The logits and the weights of every attention module (encoder, decoder self, cross) [N, H, L, S]. */
   forwardWithAttention(src: TokenInput, tgt: TokenInput, opts: DecodeOptions = {}): ForwardWithAttention {
+    checkOptions("EncoderDecoder.forwardWithAttention", "options", opts, DECODE_OPTION_KEYS);
     const attention: AttentionMap[] = [];
     const memory = this.runEncoder("EncoderDecoder.forwardWithAttention", src, opts, attention);
     const logits = this.runDecoder("EncoderDecoder.forwardWithAttention", tgt, memory, opts, attention);

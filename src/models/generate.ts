@@ -12,7 +12,8 @@
  */
 import { noGrad } from "../autograd/tape.js";
 import { ArgumentError } from "../tensor/errors.js";
-import { Generator } from "../tensor/random.js";
+import { Generator, checkGenerator } from "../tensor/random.js";
+import { type OptionTable, checkOptions, optionKeys } from "../tensor/validate.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { assertTensor } from "../ops/util.js";
 import type { Module } from "../nn/module.js";
@@ -32,6 +33,8 @@ export interface SamplingOptions {
   /** or the generator to draw from (advanced by each draw) */
   generator?: Generator;
 }
+const SAMPLING_TABLE: OptionTable<SamplingOptions> = { greedy: true, temperature: true, topK: true, seed: true, generator: true };
+export const SAMPLING_OPTION_KEYS = optionKeys<SamplingOptions>(SAMPLING_TABLE);
 
 export interface GenerateOptions extends SamplingOptions {
   /** tokens to add at most */
@@ -43,12 +46,21 @@ export interface GenerateOptions extends SamplingOptions {
   /** decode with a KV cache (default true); false re-runs the whole sequence each step */
   useCache?: boolean;
 }
+const GENERATE_TABLE: OptionTable<GenerateOptions> = { ...SAMPLING_TABLE, maxNewTokens: true, stopToken: true, maxLength: true, useCache: true };
+export const GENERATE_OPTION_KEYS = optionKeys<GenerateOptions>(GENERATE_TABLE);
 
 export interface Seq2SeqGenerateOptions extends GenerateOptions {
   /** the token the decoder starts from (BOS) */
   startToken: number;
   /** [N, S] bool, true = padding in the source */
   srcPaddingMask?: Tensor | null;
+}
+export const SEQ2SEQ_GENERATE_OPTION_KEYS = optionKeys<Seq2SeqGenerateOptions>({ ...GENERATE_TABLE, startToken: true, srcPaddingMask: true });
+
+/** generate's options object is required (it holds maxNewTokens); unknown keys are rejected. */
+function checkRequiredOptions(fn: string, opts: unknown, keys: readonly string[]): void {
+  if (opts === undefined) throw new ArgumentError(`${fn}: needs an options object with maxNewTokens, e.g. { maxNewTokens: 20 }`);
+  checkOptions(fn, "options", opts, keys);
 }
 
 function checkSampling(fn: string, opts: SamplingOptions): void {
@@ -57,7 +69,7 @@ function checkSampling(fn: string, opts: SamplingOptions): void {
   if (opts.topK !== undefined && (!Number.isInteger(opts.topK) || opts.topK <= 0)) {
     throw new ArgumentError(`${fn}: topK must be a positive integer, got ${String(opts.topK)}`);
   }
-  if (opts.generator !== undefined && !(opts.generator instanceof Generator)) throw new ArgumentError(`${fn}: generator must be a Generator`);
+  checkGenerator(fn, "generator", opts.generator);
 }
 
 /** The first index of the largest value. */
@@ -70,7 +82,14 @@ function argmaxOf(z: ArrayLike<number>): number {
 /** Pick one token from a row of logits [V] (see the file comment). */
 export function sampleToken(logits: ArrayLike<number>, opts: SamplingOptions = {}, generator?: Generator): number {
   const fn = "sampleToken";
+  checkOptions(fn, "options", opts, SAMPLING_OPTION_KEYS);
   checkSampling(fn, opts);
+  checkGenerator(fn, "generator", generator);
+  return pickToken(fn, logits, opts, generator);
+}
+
+/** sampleToken after its options are checked (the decoding loop checks them once). */
+function pickToken(fn: string, logits: ArrayLike<number>, opts: SamplingOptions, generator?: Generator): number {
   const V = logits.length;
   if (V === 0) throw new ArgumentError(`${fn}: logits must hold at least one value`);
   for (let i = 0; i < V; i++) if (Number.isNaN(logits[i])) throw new ArgumentError(`${fn}: logits[${i}] is NaN`);
@@ -142,7 +161,7 @@ function decodeLoop(l: Loop): number[][] {
     noGrad(() => {
       let logits = l.step(rows); // prefill: the whole prompt
       for (let s = 0; s < steps; s++) {
-        const next = rows.map((_, n) => sampleToken(lastRow(logits, n), opts, g));
+        const next = rows.map((_, n) => pickToken(fn, lastRow(logits, n), opts, g));
         next.forEach((t, n) => {
           if (done[n]) return;
           rows[n].push(t);
@@ -178,6 +197,7 @@ function maxLengthOf(fn: string, requested: number | undefined, modelMax: number
  */
 export function generate(model: GPT, prompt: TokenInput, opts: GenerateOptions): number[][] {
   const fn = "generate";
+  checkRequiredOptions(fn, opts, GENERATE_OPTION_KEYS);
   const c = model.config;
   const tokens = tokenTensor(fn, "prompt", prompt, c.vocabSize);
   const [N, T] = tokens.shape;
@@ -195,6 +215,7 @@ export function generate(model: GPT, prompt: TokenInput, opts: GenerateOptions):
  */
 export function generateSeq2Seq(model: EncoderDecoder, src: TokenInput, opts: Seq2SeqGenerateOptions): number[][] {
   const fn = "generateSeq2Seq";
+  checkRequiredOptions(fn, opts, SEQ2SEQ_GENERATE_OPTION_KEYS);
   const c = model.config;
   if (!Number.isInteger(opts.startToken) || opts.startToken < 0 || opts.startToken >= c.tgtVocabSize) {
     throw new ArgumentError(`${fn}: startToken must be a target token id in 0..${c.tgtVocabSize - 1}, got ${String(opts.startToken)}`);

@@ -18,6 +18,7 @@
 import { ArgumentError, ShapeError } from "../tensor/errors.js";
 import { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { checkOptions, optionKeys } from "../tensor/validate.js";
 import { linear } from "../ops/functional.js";
 import { Module } from "../nn/module.js";
 import { ModuleList } from "../nn/container.js";
@@ -27,7 +28,7 @@ import { Linear } from "../nn/linear.js";
 import { LearnedPositionalEmbedding, SinusoidalPositionalEncoding } from "../nn/positional.js";
 import { RotaryEmbedding } from "../attention/rope.js";
 import { KVCache } from "../attention/kvcache.js";
-import { type AttentionMap, type ModelOptions, type Norm, TransformerBlock, makeNorm } from "./blocks.js";
+import { type AttentionMap, MODEL_OPTION_KEYS, type ModelOptions, type Norm, TransformerBlock, makeNorm } from "./blocks.js";
 import { type GPTConfig, type GPTPresetName, gptConfig, validateGPTConfig } from "./config.js";
 import { type TokenInput, tokenTensor } from "./tokens.js";
 
@@ -37,6 +38,7 @@ export interface GPTForwardOptions {
   /** [N, T] bool, true = padding token (only needed for left padding; causality hides right padding) */
   keyPaddingMask?: Tensor | null;
 }
+export const GPT_FORWARD_OPTION_KEYS = optionKeys<GPTForwardOptions>({ cache: true, keyPaddingMask: true });
 
 export interface ForwardWithAttention {
   /** [N, T, V] */
@@ -62,6 +64,7 @@ export class GPT extends Module {
   /** new GPT("tiny"), new GPT(gptConfig("small", { vocabSize: 65 }), { seed: 1 }) */
   constructor(config: GPTConfig | GPTPresetName = "tiny", opts: ModelOptions = {}) {
     super();
+    checkOptions("GPT", "options", opts, MODEL_OPTION_KEYS);
     const c = typeof config === "string" ? gptConfig(config) : validateGPTConfig(config);
     this.config = Object.freeze(c);
     const g = new Generator(opts.seed ?? 0);
@@ -94,6 +97,7 @@ export class GPT extends Module {
 
   private run(fn: string, idx: TokenInput, opts: GPTForwardOptions, needWeights: boolean): ForwardWithAttention {
     const c = this.config;
+    checkOptions(fn, "options", opts, GPT_FORWARD_OPTION_KEYS);
     const tokens = tokenTensor(fn, "idx", idx, c.vocabSize); // [N, T]
     const cache = opts.cache ?? null;
     if (cache !== null && !(cache instanceof KVCache)) throw new ArgumentError(`${fn}: cache must be a KVCache (model.newCache())`);

@@ -8,12 +8,14 @@ import type { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { dropout } from "../ops/functional.js";
 import { initGenerator } from "../tensor/random.js";
+import { checkOptions, optionKeys } from "../tensor/validate.js";
 import { Module } from "./module.js";
 
 export interface DropoutModuleOptions {
   seed?: number;
   generator?: Generator;
 }
+export const DROPOUT_MODULE_OPTION_KEYS = optionKeys<DropoutModuleOptions>({ seed: true, generator: true });
 
 export class Dropout extends Module {
   readonly p: number;
@@ -21,9 +23,10 @@ export class Dropout extends Module {
 
   constructor(p = 0.5, opts: DropoutModuleOptions = {}) {
     super();
+    checkOptions("Dropout", "options", opts, DROPOUT_MODULE_OPTION_KEYS);
     if (typeof p !== "number" || !(p >= 0 && p < 1)) throw new ArgumentError(`Dropout: p must be in [0, 1), got ${String(p)}`);
     this.p = p;
-    this.gen = initGenerator(opts);
+    this.gen = initGenerator(opts, "Dropout");
   }
 
   forward(x: Tensor): Tensor {

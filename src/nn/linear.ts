@@ -1,5 +1,6 @@
 import { type Generator, initGenerator } from "../tensor/random.js";
-import { checkPositiveInt } from "../tensor/validate.js";
+import { checkOptions, checkPositiveInt, optionKeys } from "../tensor/validate.js";
+import { FLOAT_DTYPES, checkDType } from "../tensor/dtype.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { linear } from "../ops/functional.js";
 import { linearWeight, uniform } from "./init.js";
@@ -12,6 +13,7 @@ export interface LinearOptions {
   generator?: Generator;
   dtype?: "float32" | "float64";
 }
+export const LINEAR_OPTION_KEYS = optionKeys<LinearOptions>({ bias: true, seed: true, generator: true, dtype: true });
 
 /** y = x Wᵀ + b, weight [out, in], bias [out]; initialised as torch.nn.Linear. */
 export class Linear extends Module {
@@ -19,10 +21,11 @@ export class Linear extends Module {
   bias: Tensor | null;
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
     super();
+    checkOptions("Linear", "options", opts, LINEAR_OPTION_KEYS);
     checkPositiveInt("Linear", "inFeatures", inFeatures);
     checkPositiveInt("Linear", "outFeatures", outFeatures);
-    const g = initGenerator(opts);
-    const dtype = opts.dtype ?? "float32";
+    const g = initGenerator(opts, "Linear");
+    const dtype = checkDType("Linear", "dtype", opts.dtype ?? "float32", FLOAT_DTYPES);
     this.weight = this.registerParameter("weight", linearWeight([outFeatures, inFeatures], g, dtype));
     const bound = 1 / Math.sqrt(inFeatures);
     this.bias = this.registerParameter("bias", opts.bias === false ? null : uniform([outFeatures], -bound, bound, g, dtype));

@@ -10,7 +10,7 @@ import type { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { gelu, relu } from "../ops/elementwise.js";
 import { Linear } from "./linear.js";
-import { checkPositiveInt } from "../tensor/validate.js";
+import { checkOptions, checkPositiveInt, optionKeys } from "../tensor/validate.js";
 import { initGenerator } from "../tensor/random.js";
 import { Module } from "./module.js";
 
@@ -25,6 +25,7 @@ export interface MLPOptions {
   generator?: Generator;
   dtype?: "float32" | "float64";
 }
+export const MLP_OPTION_KEYS = optionKeys<MLPOptions>({ activation: true, bias: true, seed: true, generator: true, dtype: true });
 
 export function activate(x: Tensor, activation: Activation): Tensor {
   switch (activation) {
@@ -41,6 +42,7 @@ export class MLP extends Module {
 
   constructor(readonly dModel: number, readonly dHidden: number, opts: MLPOptions = {}) {
     super();
+    checkOptions("MLP", "options", opts, MLP_OPTION_KEYS);
     checkPositiveInt("MLP", "dModel", dModel);
     checkPositiveInt("MLP", "dHidden", dHidden);
     const activation = opts.activation ?? "gelu";
@@ -48,7 +50,7 @@ export class MLP extends Module {
       throw new ArgumentError(`MLP: activation must be one of ${ACTIVATIONS.map((a) => JSON.stringify(a)).join(", ")}, got ${JSON.stringify(activation)}`);
     }
     this.activation = activation;
-    const g = initGenerator(opts);
+    const g = initGenerator(opts, "MLP");
     const lin = { bias: opts.bias ?? true, generator: g, dtype: opts.dtype };
     this.fc1 = this.registerModule("fc1", new Linear(dModel, dHidden, lin));
     this.fc2 = this.registerModule("fc2", new Linear(dHidden, dModel, lin));

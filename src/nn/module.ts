@@ -6,10 +6,17 @@ import { noGrad } from "../autograd/tape.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { sameShape } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
+import { checkOptions, optionKeys } from "../tensor/validate.js";
 
 export type StateDict = Record<string, Tensor>;
 
 export class StateDictError extends ArgumentError {}
+
+export interface LoadStateDictOptions {
+  /** every parameter and buffer must be given, and nothing else (default true) */
+  strict?: boolean;
+}
+export const LOAD_STATE_DICT_OPTION_KEYS = optionKeys<LoadStateDictOptions>({ strict: true });
 
 export class Module {
   /** train() / eval() switch: dropout is active only while training */
@@ -93,9 +100,10 @@ export class Module {
    * every parameter and buffer must be given. Values are converted to each parameter's dtype.
    * Nothing is changed unless the whole dict fits.
    */
-  loadStateDict(state: StateDict | Map<string, Tensor>, opts: { strict?: boolean } = {}): void {
+  loadStateDict(state: StateDict | Map<string, Tensor>, opts: LoadStateDictOptions = {}): void {
     const fn = `${this.constructor.name}.loadStateDict`;
     if (state === null || typeof state !== "object") throw new StateDictError(`${fn}: expected a record of tensors, got ${state === null ? "null" : typeof state}`);
+    checkOptions(fn, "options", opts, LOAD_STATE_DICT_OPTION_KEYS);
     const strict = opts.strict ?? true;
     const given = state instanceof Map ? state : new Map(Object.entries(state));
     const targets = new Map<string, Tensor>([...this.namedParameters(), ...this.namedBuffers()]);

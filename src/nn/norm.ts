@@ -4,11 +4,12 @@
  *   LayerNorm: (x - mean) / sqrt(var + eps) * weight + bias       weight = 1, bias = 0 at start
  *   RMSNorm:   x / sqrt(mean(x^2) + eps) * weight                 weight = 1 at start
  */
+import { FLOAT_DTYPES, checkDType } from "../tensor/dtype.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { ones, zeros } from "../tensor/creation.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { layerNorm, rmsNorm } from "../ops/norm.js";
-import { checkPositiveInt } from "../tensor/validate.js";
+import { checkOptions, checkPositiveInt, optionKeys } from "../tensor/validate.js";
 import { Module } from "./module.js";
 
 function normalizedDims(fn: string, shape: number | readonly number[]): number[] {
@@ -27,6 +28,7 @@ export interface LayerNormOptions {
   bias?: boolean;
   dtype?: "float32" | "float64";
 }
+export const LAYER_NORM_OPTION_KEYS = optionKeys<LayerNormOptions>({ eps: true, elementwiseAffine: true, bias: true, dtype: true });
 
 export class LayerNorm extends Module {
   readonly normalizedShape: readonly number[];
@@ -36,10 +38,11 @@ export class LayerNorm extends Module {
 
   constructor(normalizedShape: number | readonly number[], opts: LayerNormOptions = {}) {
     super();
+    checkOptions("LayerNorm", "options", opts, LAYER_NORM_OPTION_KEYS);
     this.normalizedShape = normalizedDims("LayerNorm", normalizedShape);
     this.eps = opts.eps ?? 1e-5;
     const affine = opts.elementwiseAffine ?? true;
-    const dtype = opts.dtype ?? "float32";
+    const dtype = checkDType("LayerNorm", "dtype", opts.dtype ?? "float32", FLOAT_DTYPES);
     this.weight = this.registerParameter("weight", affine ? ones(this.normalizedShape, { dtype }) : null);
     this.bias = this.registerParameter("bias", affine && opts.bias !== false ? zeros(this.normalizedShape, { dtype }) : null);
   }
@@ -56,6 +59,7 @@ export interface RMSNormOptions {
   elementwiseAffine?: boolean;
   dtype?: "float32" | "float64";
 }
+export const RMS_NORM_OPTION_KEYS = optionKeys<RMSNormOptions>({ eps: true, elementwiseAffine: true, dtype: true });
 
 export class RMSNorm extends Module {
   readonly normalizedShape: readonly number[];
@@ -64,10 +68,12 @@ export class RMSNorm extends Module {
 
   constructor(normalizedShape: number | readonly number[], opts: RMSNormOptions = {}) {
     super();
+    checkOptions("RMSNorm", "options", opts, RMS_NORM_OPTION_KEYS);
     this.normalizedShape = normalizedDims("RMSNorm", normalizedShape);
     this.eps = opts.eps;
     const affine = opts.elementwiseAffine ?? true;
-    this.weight = this.registerParameter("weight", affine ? ones(this.normalizedShape, { dtype: opts.dtype ?? "float32" }) : null);
+    const dtype = checkDType("RMSNorm", "dtype", opts.dtype ?? "float32", FLOAT_DTYPES);
+    this.weight = this.registerParameter("weight", affine ? ones(this.normalizedShape, { dtype }) : null);
   }
 
   /** x [.., *normalizedShape] -> same shape */

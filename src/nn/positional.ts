@@ -10,15 +10,15 @@
  *
  * Rotary embeddings (RoPE), which rotate q and k instead of adding to x, live in attention/rope.ts.
  */
-import { type FloatDType, allocate } from "../tensor/dtype.js";
+import { FLOAT_DTYPES, type FloatDType, allocate, checkDType } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
 import { add } from "../ops/elementwise.js";
 import { embedding } from "../ops/functional.js";
 import { assertTensor } from "../ops/util.js";
-import { type EmbeddingOptions } from "./embedding.js";
+import { EMBEDDING_OPTION_KEYS, type EmbeddingOptions } from "./embedding.js";
 import { normal } from "./init.js";
-import { checkPositiveInt } from "../tensor/validate.js";
+import { checkOptions, checkPositiveInt, optionKeys } from "../tensor/validate.js";
 import { initGenerator } from "../tensor/random.js";
 import { Module } from "./module.js";
 
@@ -52,12 +52,14 @@ export interface SinusoidalOptions {
   /** default 10000 */
   base?: number;
 }
+export const SINUSOIDAL_OPTION_KEYS = optionKeys<SinusoidalOptions>({ base: true });
 
 export class SinusoidalPositionalEncoding extends Module {
   readonly base: number;
 
   constructor(readonly dModel: number, opts: SinusoidalOptions = {}) {
     super();
+    checkOptions("SinusoidalPositionalEncoding", "options", opts, SINUSOIDAL_OPTION_KEYS);
     checkPositiveInt("SinusoidalPositionalEncoding", "dModel", dModel);
     this.base = opts.base ?? 10000;
     if (!(this.base > 1)) throw new ArgumentError(`SinusoidalPositionalEncoding: base must be > 1, got ${this.base}`);
@@ -84,9 +86,12 @@ export class LearnedPositionalEmbedding extends Module {
 
   constructor(readonly maxPositions: number, readonly dModel: number, opts: EmbeddingOptions = {}) {
     super();
-    checkPositiveInt("LearnedPositionalEmbedding", "maxPositions", maxPositions);
-    checkPositiveInt("LearnedPositionalEmbedding", "dModel", dModel);
-    this.weight = this.registerParameter("weight", normal([maxPositions, dModel], 1, initGenerator(opts), opts.dtype ?? "float32"));
+    const fn = "LearnedPositionalEmbedding";
+    checkOptions(fn, "options", opts, EMBEDDING_OPTION_KEYS);
+    checkPositiveInt(fn, "maxPositions", maxPositions);
+    checkPositiveInt(fn, "dModel", dModel);
+    const dtype = checkDType(fn, "dtype", opts.dtype ?? "float32", FLOAT_DTYPES);
+    this.weight = this.registerParameter("weight", normal([maxPositions, dModel], 1, initGenerator(opts, fn), dtype));
   }
 
   /** x [N, T, C] or [T, C] -> x + weight[offset .. offset + T) (gradient flows into those rows). */

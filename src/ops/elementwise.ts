@@ -2,7 +2,7 @@
  * Elementwise ops with NumPy/PyTorch broadcasting, each forward beside its gradient.
  * Broadcast gradients are summed back to the input's shape once, in unbroadcast().
  */
-import { type DType, type TypedArray, allocate, isFloatDType, promote } from "../tensor/dtype.js";
+import { type DType, type TypedArray, allocate, checkDType, isFloatDType, promote } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { type Shape, broadcastShapes, broadcastStrides, sameShape, sizeOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -290,6 +290,7 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
 /** Convert to another dtype (gradients flow between float types). */
 export function cast(x: Tensor, dtype: DType): Tensor {
   assertTensor("cast", "x", x);
+  checkDType("cast", "dtype", dtype);
   if (x.dtype === dtype) return x;
   const out = allocate(dtype, x.size);
   if (dtype === "bool") for (let i = 0; i < out.length; i++) out[i] = x.data[i] ? 1 : 0;
@@ -305,6 +306,8 @@ export function clone(x: Tensor): Tensor {
 }
 
 export function fullLike(x: Tensor, value: number, dtype: DType = x.dtype): Tensor {
+  assertTensor("fullLike", "x", x);
+  checkDType("fullLike", "dtype", dtype);
   const out = allocate(dtype, x.size);
   out.fill(value);
   return new Tensor(out, x.shape, dtype);

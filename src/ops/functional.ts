@@ -1,7 +1,8 @@
 /** The small-network ops: linear, embedding gather, seeded dropout. */
 import { allocate } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
-import { type Generator, defaultGenerator } from "../tensor/random.js";
+import { type Generator, checkGenerator, defaultGenerator } from "../tensor/random.js";
+import { checkOptions, optionKeys } from "../tensor/validate.js";
 import { Tensor } from "../tensor/tensor.js";
 import { add, cast, mul } from "./elementwise.js";
 import { matmulRaw } from "./matmul.js";
@@ -75,6 +76,7 @@ export interface DropoutOptions {
   training?: boolean;
   generator?: Generator;
 }
+export const DROPOUT_OPTION_KEYS = optionKeys<DropoutOptions>({ training: true, generator: true });
 
 /**
  * Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout). The mask
@@ -82,6 +84,8 @@ export interface DropoutOptions {
  */
 export function dropout(x: Tensor, p = 0.5, opts: DropoutOptions = {}): Tensor {
   const fn = "dropout";
+  checkOptions(fn, "options", opts, DROPOUT_OPTION_KEYS);
+  checkGenerator(fn, "generator", opts.generator);
   assertTensor(fn, "x", x);
   assertFloat(fn, "x", x);
   if (typeof p !== "number" || !(p >= 0 && p <= 1)) throw new ArgumentError(`${fn}: p must be in [0, 1], got ${p}`);

@@ -9,6 +9,7 @@
 import { allocate } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
+import { checkOptions, optionKeys } from "../tensor/validate.js";
 import { mul, neg } from "./elementwise.js";
 import { mean, sum } from "./reduce.js";
 import { movedClassesLast } from "./lossShape.js";
@@ -20,6 +21,7 @@ export interface CrossEntropyOptions {
   ignoreIndex?: number;
   labelSmoothing?: number;
 }
+export const CROSS_ENTROPY_OPTION_KEYS = optionKeys<CrossEntropyOptions>({ reduction: true, ignoreIndex: true, labelSmoothing: true });
 
 /** Picks -(1-eps)*logp[y] - eps*mean(logp) per row of logp [M, C]; rows with target ignoreIndex give 0. */
 function nllSmoothed(logp: Tensor, target: Int32Array, ignoreIndex: number, eps: number): Tensor {
@@ -52,6 +54,7 @@ function nllSmoothed(logp: Tensor, target: Int32Array, ignoreIndex: number, eps:
 
 export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const fn = "crossEntropy";
+  checkOptions(fn, "options", opts, CROSS_ENTROPY_OPTION_KEYS);
   assertTensor(fn, "input", input);
   assertTensor(fn, "target", target);
   assertFloat(fn, "input", input);

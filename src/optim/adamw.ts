@@ -8,6 +8,7 @@
  */
 import { type ParamsInput, type UpdateContext, Optimizer, checkBool, checkNonNegative, checkUnit } from "./optimizer.js";
 import { ArgumentError } from "../tensor/errors.js";
+import { checkOptions, optionKeys } from "../tensor/validate.js";
 
 export interface AdamWOptions {
   lr: number;
@@ -17,10 +18,12 @@ export interface AdamWOptions {
   amsgrad: boolean;
   maximize: boolean;
 }
+export const ADAMW_OPTION_KEYS = optionKeys<AdamWOptions>({ lr: true, betas: true, eps: true, weightDecay: true, amsgrad: true, maximize: true });
 
 export class AdamW extends Optimizer<AdamWOptions> {
   constructor(params: ParamsInput<AdamWOptions>, opts: Partial<AdamWOptions> = {}) {
-    super("AdamW", params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, ...opts });
+    checkOptions("AdamW", "options", opts, ADAMW_OPTION_KEYS);
+    super("AdamW", params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, ...opts }, ADAMW_OPTION_KEYS);
   }
 
   protected validate(g: AdamWOptions, gi: number): void {

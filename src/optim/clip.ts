@@ -6,6 +6,7 @@
 import { type FloatArray, allocate } from "../tensor/dtype.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
+import { checkOptions, optionKeys } from "../tensor/validate.js";
 
 export interface ClipOptions {
   /** p of the p-norm (default 2); Infinity for the largest absolute value */
@@ -13,6 +14,7 @@ export interface ClipOptions {
   /** throw if the total norm is NaN or infinite instead of scaling by it */
   errorIfNonfinite?: boolean;
 }
+export const CLIP_OPTION_KEYS = optionKeys<ClipOptions>({ normType: true, errorIfNonfinite: true });
 
 function pNorm(data: ArrayLike<number>, p: number): number {
   if (p === Infinity) {
@@ -38,6 +40,7 @@ export function gradNorm(params: Iterable<Tensor> | Map<string, Tensor>, normTyp
 
 export function clipGradNorm(params: Iterable<Tensor> | Map<string, Tensor>, maxNorm: number, opts: ClipOptions = {}): number {
   const fn = "clipGradNorm";
+  checkOptions(fn, "options", opts, CLIP_OPTION_KEYS);
   const normType = opts.normType ?? 2;
   if (typeof maxNorm !== "number" || !(maxNorm >= 0)) throw new ArgumentError(`${fn}: maxNorm must be a number >= 0, got ${String(maxNorm)}`);
   if (typeof normType !== "number" || !(normType > 0)) throw new ArgumentError(`${fn}: normType must be > 0 (or Infinity), got ${String(normType)}`);

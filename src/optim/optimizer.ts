@@ -12,6 +12,7 @@ import { type FloatArray, allocate } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { sameShape } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
+import { checkOptions } from "../tensor/validate.js";
 
 /** One group as the caller gives it: parameters plus overrides of the optimizer's defaults. */
 export type ParamGroupInput<H> = Partial<H> & {
@@ -74,13 +75,18 @@ export abstract class Optimizer<H extends { lr: number }> {
   private readonly state = new Map<Tensor, ParamState>();
   protected readonly fn: string;
 
-  constructor(fn: string, params: ParamsInput<H>, defaults: H) {
+  /**
+   * `optionKeys` (the hyperparameter names) lets the constructor reject a misspelt key in a param
+   * group; a subclass checks its own options object the same way before calling super.
+   */
+  constructor(fn: string, params: ParamsInput<H>, defaults: H, optionKeys?: readonly (keyof H & string)[]) {
     this.fn = fn;
     this.defaults = Object.freeze({ ...defaults });
     const inputs: ParamGroupInput<H>[] = isGroupList(params) ? params : [{ params } as ParamGroupInput<H>];
     const seen = new Set<Tensor>();
     this.paramGroups = inputs.map((g, gi) => {
       if (g === null || typeof g !== "object" || g.params === undefined) throw new ArgumentError(`${fn}: param group ${gi} must be an object with a params list`);
+      if (optionKeys !== undefined) checkOptions(fn, `param group ${gi}`, g, [...optionKeys, "params", "name"]);
       const list = paramList(fn, `param group ${gi}`, g.params);
       for (const p of list) {
         if (seen.has(p)) throw new ArgumentError(`${fn}: a parameter appears twice (again in group ${gi}); each tensor may be in one group only`);

@@ -4,6 +4,7 @@
  * constructor sets step 0's rate, each step() moves on one.
  */
 import { ArgumentError } from "../tensor/errors.js";
+import { checkOptions, optionKeys } from "../tensor/validate.js";
 import type { Optimizer } from "./optimizer.js";
 
 export type Schedule = (step: number) => number;
@@ -16,6 +17,13 @@ export interface WarmupCosineOptions {
   startFactor?: number;
   /** the floor, as a fraction of the base rate (default 0) */
   minFactor?: number;
+}
+export const WARMUP_COSINE_OPTION_KEYS = optionKeys<WarmupCosineOptions>({ warmupSteps: true, totalSteps: true, startFactor: true, minFactor: true });
+
+/** A schedule's options object is required (it holds the step counts); unknown keys are rejected. */
+function checkRequiredOptions(fn: string, opts: unknown, keys: readonly string[]): void {
+  if (opts === undefined) throw new ArgumentError(`${fn}: needs an options object { ${keys.join(", ")} }`);
+  checkOptions(fn, "options", opts, keys);
 }
 
 function checkInt(fn: string, name: string, v: unknown, min: number): number {
@@ -36,6 +44,7 @@ function checkFactor(fn: string, name: string, v: unknown): number {
  */
 export function warmupCosine(opts: WarmupCosineOptions): Schedule {
   const fn = "warmupCosine";
+  checkRequiredOptions(fn, opts, WARMUP_COSINE_OPTION_KEYS);
   const W = checkInt(fn, "warmupSteps", opts.warmupSteps, 0);
   const T = checkInt(fn, "totalSteps", opts.totalSteps, 1);
   if (T <= W) throw new ArgumentError(`${fn}: totalSteps (${T}) must be larger than warmupSteps (${W})`);
@@ -54,6 +63,7 @@ export interface InverseSqrtOptions {
   /** scales the whole curve (the Annotated Transformer's "factor"; default 1) */
   factor?: number;
 }
+export const INVERSE_SQRT_OPTION_KEYS = optionKeys<InverseSqrtOptions>({ dModel: true, warmupSteps: true, factor: true });
 
 /**
  * "Attention Is All You Need", section 5.3:  lr = dModel^-0.5 · min(s^-0.5, s · W^-1.5)
@@ -62,6 +72,7 @@ export interface InverseSqrtOptions {
  */
 export function inverseSqrtWarmup(opts: InverseSqrtOptions): Schedule {
   const fn = "inverseSqrtWarmup";
+  checkRequiredOptions(fn, opts, INVERSE_SQRT_OPTION_KEYS);
   const d = checkInt(fn, "dModel", opts.dModel, 1);
   const W = checkInt(fn, "warmupSteps", opts.warmupSteps, 1);
   const factor = opts.factor ?? 1;

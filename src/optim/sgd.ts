@@ -6,6 +6,7 @@
  *   p = p - lr · d                                   (maximize: ascend, d starts from -g)
  */
 import { ArgumentError } from "../tensor/errors.js";
+import { checkOptions, optionKeys } from "../tensor/validate.js";
 import { type ParamsInput, type UpdateContext, Optimizer, checkBool, checkNonNegative } from "./optimizer.js";
 
 export interface SGDOptions {
@@ -16,13 +17,15 @@ export interface SGDOptions {
   nesterov: boolean;
   maximize: boolean;
 }
+export const SGD_OPTION_KEYS = optionKeys<SGDOptions>({ lr: true, momentum: true, dampening: true, weightDecay: true, nesterov: true, maximize: true });
 
 export class SGD extends Optimizer<SGDOptions> {
   constructor(params: ParamsInput<SGDOptions>, opts: Partial<SGDOptions> & { lr: number }) {
+    if (opts !== null && typeof opts === "object") checkOptions("SGD", "options", opts, SGD_OPTION_KEYS);
     if (opts === null || typeof opts !== "object" || opts.lr === undefined) {
       throw new ArgumentError("SGD: needs a learning rate, e.g. new SGD(model.parameters(), { lr: 0.1 })");
     }
-    super("SGD", params, { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false, ...opts });
+    super("SGD", params, { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false, ...opts }, SGD_OPTION_KEYS);
   }
 
   protected validate(g: SGDOptions, gi: number): void {

@@ -1,9 +1,10 @@
 /** Creation ops. Random ones take an explicit seeded Generator (or a seed), else the default one. */
-import { type DType, allocate } from "./dtype.js";
+import { type DType, FLOAT_DTYPES, allocate, checkDType } from "./dtype.js";
 import { ArgumentError } from "./errors.js";
-import { type Generator as Gen, Generator, defaultGenerator } from "./random.js";
+import { type Generator as Gen, Generator, checkGenerator, defaultGenerator } from "./random.js";
 import { type Shape, checkShape, sizeOf } from "./shape.js";
-import { Tensor, type TensorOptions } from "./tensor.js";
+import { TENSOR_OPTION_KEYS, Tensor, type TensorOptions } from "./tensor.js";
+import { checkOptions, describeValue, optionKeys } from "./validate.js";
 
 export interface RandomOptions extends TensorOptions {
   /** the generator to draw from (advanced by the draw) */
@@ -11,10 +12,43 @@ export interface RandomOptions extends TensorOptions {
   /** shorthand for a fresh Generator(seed) */
   seed?: number;
 }
+export const RANDOM_OPTION_KEYS = optionKeys<RandomOptions>({ dtype: true, requiresGrad: true, generator: true, seed: true });
+
+/** randint's options: always int32, never a gradient. */
+export type RandintOptions = Omit<RandomOptions, "dtype" | "requiresGrad">;
+export const RANDINT_OPTION_KEYS = optionKeys<RandintOptions>({ generator: true, seed: true });
+
+/**
+ * A shape as one array, zeros([2, 3]), or as separate sizes, zeros(2, 3) (PyTorch's habit), with the
+ * options last either way: zeros([2, 3], { dtype }), randn(2, 3, { seed: 0 }).
+ */
+export type ShapeArgs<O> = [shape: Shape, opts?: O] | [size: number, ...sizes: number[]] | [size: number, ...sizes: number[], opts: O];
+
+function shapeArgs<O extends object>(fn: string, args: readonly unknown[], validKeys: readonly string[]): { shape: Shape; opts: O } {
+  let shape: Shape;
+  let rest: readonly unknown[];
+  if (typeof args[0] === "number") {
+    let n = 0;
+    while (typeof args[n] === "number") n++;
+    shape = args.slice(0, n) as number[];
+    rest = args.slice(n);
+  } else if (Array.isArray(args[0])) {
+    shape = args[0] as Shape;
+    rest = args.slice(1);
+  } else {
+    const seen = args.length === 0 ? "nothing" : describeValue(args[0]);
+    throw new ArgumentError(`${fn}: needs a shape, as an array ${fn}([2, 3]) or as sizes ${fn}(2, 3), got ${seen}`);
+  }
+  if (rest.length > 1 && rest.slice(1).some((a) => a !== undefined)) {
+    throw new ArgumentError(`${fn}: takes a shape and then one options object, got ${args.length} arguments (${args.map(describeValue).join(", ")})`);
+  }
+  checkOptions(fn, "options", rest[0], validKeys);
+  return { shape, opts: (rest[0] ?? {}) as O };
+}
 
 function make(fn: string, shape: Shape, opts: TensorOptions, fill: (data: ReturnType<typeof allocate>) => void): Tensor {
   checkShape(fn, shape);
-  const dtype: DType = opts.dtype ?? "float32";
+  const dtype: DType = opts.dtype === undefined ? "float32" : checkDType(fn, "dtype", opts.dtype);
   const data = allocate(dtype, sizeOf(shape));
   fill(data);
   const t = new Tensor(data, shape, dtype);
@@ -23,14 +57,27 @@ function make(fn: string, shape: Shape, opts: TensorOptions, fill: (data: Return
 }
 
 export function full(shape: Shape, value: number | boolean, opts: TensorOptions = {}): Tensor {
+  checkOptions("full", "options", opts, TENSOR_OPTION_KEYS);
+  if (typeof value !== "number" && typeof value !== "boolean") throw new ArgumentError(`full: value must be a number or boolean, got ${describeValue(value)}`);
   const dtype = opts.dtype ?? (typeof value === "boolean" ? "bool" : "float32");
   return make("full", shape, { ...opts, dtype }, (d) => d.fill(Number(value)));
 }
-export const zeros = (shape: Shape, opts: TensorOptions = {}): Tensor => make("zeros", shape, opts, () => {});
-export const ones = (shape: Shape, opts: TensorOptions = {}): Tensor => make("ones", shape, opts, (d) => d.fill(1));
+
+/** zeros([2, 3]) or zeros(2, 3), float32 unless a dtype is given. */
+export function zeros(...args: ShapeArgs<TensorOptions>): Tensor {
+  const { shape, opts } = shapeArgs<TensorOptions>("zeros", args, TENSOR_OPTION_KEYS);
+  return make("zeros", shape, opts, () => {});
+}
+
+/** ones([2, 3]) or ones(2, 3), float32 unless a dtype is given. */
+export function ones(...args: ShapeArgs<TensorOptions>): Tensor {
+  const { shape, opts } = shapeArgs<TensorOptions>("ones", args, TENSOR_OPTION_KEYS);
+  return make("ones", shape, opts, (d) => d.fill(1));
+}
 
 /** [start, end) in steps (arange(n) = 0..n-1), float32 unless a dtype is given. */
 export function arange(start: number, end?: number, step = 1, opts: TensorOptions = {}): Tensor {
+  checkOptions("arange", "options", opts, TENSOR_OPTION_KEYS);
   if (end === undefined) [start, end] = [0, start];
   if (!Number.isFinite(start) || !Number.isFinite(end) || !Number.isFinite(step) || step === 0) {
     throw new ArgumentError(`arange: start, end and step must be finite with step != 0, got ${start}, ${end}, ${step}`);
@@ -45,21 +92,21 @@ function generatorOf(fn: string, opts: RandomOptions): Gen {
   if (opts.generator !== undefined && opts.seed !== undefined) {
     throw new ArgumentError(`${fn}: pass either generator or seed, not both`);
   }
-  if (opts.generator !== undefined) {
-    if (!(opts.generator instanceof Generator)) throw new ArgumentError(`${fn}: generator must be a Generator`);
-    return opts.generator;
+  const g = checkGenerator(fn, "generator", opts.generator);
+  if (g !== undefined) return g;
+  if (opts.seed !== undefined && (typeof opts.seed !== "number" || !Number.isFinite(opts.seed))) {
+    throw new ArgumentError(`${fn}: seed must be a finite number, got ${describeValue(opts.seed)}`);
   }
   return opts.seed !== undefined ? new Generator(opts.seed) : defaultGenerator();
 }
 
 function checkFloat(fn: string, opts: TensorOptions): void {
-  if (opts.dtype !== undefined && opts.dtype !== "float32" && opts.dtype !== "float64") {
-    throw new ArgumentError(`${fn}: dtype must be float32 or float64, got ${opts.dtype}`);
-  }
+  if (opts.dtype !== undefined) checkDType(fn, "dtype", opts.dtype, FLOAT_DTYPES);
 }
 
-/** Standard normal samples. */
-export function randn(shape: Shape, opts: RandomOptions = {}): Tensor {
+/** Standard normal samples: randn([2, 3]) or randn(2, 3), options last ({ seed }, { generator }, dtype). */
+export function randn(...args: ShapeArgs<RandomOptions>): Tensor {
+  const { shape, opts } = shapeArgs<RandomOptions>("randn", args, RANDOM_OPTION_KEYS);
   checkFloat("randn", opts);
   const g = generatorOf("randn", opts);
   return make("randn", shape, opts, (d) => {
@@ -67,8 +114,9 @@ export function randn(shape: Shape, opts: RandomOptions = {}): Tensor {
   });
 }
 
-/** Uniform samples in [0, 1). */
-export function rand(shape: Shape, opts: RandomOptions = {}): Tensor {
+/** Uniform samples in [0, 1): rand([2, 3]) or rand(2, 3). */
+export function rand(...args: ShapeArgs<RandomOptions>): Tensor {
+  const { shape, opts } = shapeArgs<RandomOptions>("rand", args, RANDOM_OPTION_KEYS);
   checkFloat("rand", opts);
   const g = generatorOf("rand", opts);
   const f64 = opts.dtype === "float64";
@@ -78,7 +126,8 @@ export function rand(shape: Shape, opts: RandomOptions = {}): Tensor {
 }
 
 /** Uniform integers in [low, high), int32. */
-export function randint(low: number, high: number, shape: Shape, opts: Omit<RandomOptions, "dtype" | "requiresGrad"> = {}): Tensor {
+export function randint(low: number, high: number, shape: Shape, opts: RandintOptions = {}): Tensor {
+  checkOptions("randint", "options", opts, RANDINT_OPTION_KEYS);
   if (!Number.isInteger(low) || !Number.isInteger(high) || high <= low) {
     throw new ArgumentError(`randint: needs integers low < high, got ${low} and ${high}`);
   }

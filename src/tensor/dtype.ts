@@ -2,7 +2,11 @@
  * Element types. Floats carry values and gradients; "bool" carries masks (true = 1 in a Uint8Array);
  * "int32" carries indices (token ids, class targets), which PyTorch would hold as int64.
  */
+import { ArgumentError } from "./errors.js";
+
 export type DType = "float32" | "float64" | "bool" | "int32";
+export const DTYPES: readonly DType[] = ["float32", "float64", "bool", "int32"];
+export const FLOAT_DTYPES: readonly FloatDType[] = ["float32", "float64"];
 export type FloatDType = "float32" | "float64";
 export type TypedArray = Float32Array | Float64Array | Uint8Array | Int32Array;
 export type FloatArray = Float32Array | Float64Array;
@@ -16,6 +20,13 @@ export interface RawTensor {
 
 export function isFloatDType(d: DType): d is FloatDType {
   return d === "float32" || d === "float64";
+}
+
+/** `v` as a DType, or an ArgumentError naming fn, the argument, the value and the dtypes `allowed`. */
+export function checkDType<D extends DType = DType>(fn: string, name: string, v: unknown, allowed: readonly D[] = DTYPES as readonly D[]): D {
+  if (typeof v === "string" && (allowed as readonly string[]).includes(v)) return v as D;
+  const seen = typeof v === "string" ? JSON.stringify(v) : String(v);
+  throw new ArgumentError(`${fn}: ${name} must be one of ${allowed.map((d) => JSON.stringify(d)).join(", ")}, got ${seen}`);
 }
 
 export function allocate(dtype: DType, size: number): TypedArray {

@@ -4,6 +4,7 @@
  * Normal samples use the Box-Muller transform.
  */
 import { ArgumentError } from "./errors.js";
+import { describeValue } from "./validate.js";
 
 function splitmix32(state: number): [number, number] {
   state = (state + 0x9e3779b9) | 0;
@@ -98,7 +99,16 @@ export function defaultGenerator(): Generator {
   return defaultGen;
 }
 
+/** `g` if it is a Generator (undefined passes), else an ArgumentError naming fn and what was seen. */
+export function checkGenerator(fn: string, name: string, g: unknown): Generator | undefined {
+  if (g === undefined || g instanceof Generator) return g;
+  throw new ArgumentError(`${fn}: ${name} must be a Generator (new Generator(seed)), got ${describeValue(g)}`);
+}
+
 /** The generator a module initialises from: the one given, else a fresh one seeded with `seed` (default 0). */
-export function initGenerator(opts: { seed?: number; generator?: Generator }): Generator {
-  return opts.generator ?? new Generator(opts.seed ?? 0);
+export function initGenerator(opts: { seed?: number; generator?: Generator }, fn = "initGenerator"): Generator {
+  if (opts.seed !== undefined && (typeof opts.seed !== "number" || !Number.isFinite(opts.seed))) {
+    throw new ArgumentError(`${fn}: seed must be a finite number, got ${String(opts.seed)}`);
+  }
+  return checkGenerator(fn, "generator", opts.generator) ?? new Generator(opts.seed ?? 0);
 }

@@ -1,4 +1,5 @@
 import { ArgumentError, ShapeError, fmtShape } from "./errors.js";
+import { describeValue } from "./validate.js";
 
 export type Shape = readonly number[];
 
@@ -67,6 +68,9 @@ export function normAxis(fn: string, axis: number, rank: number, argName = "axis
 }
 
 export function checkShape(fn: string, shape: Shape, argName = "shape"): void {
+  if (!Array.isArray(shape)) {
+    throw new ArgumentError(`${fn}: ${argName} must be an array of sizes like [2, 3], got ${describeValue(shape)}`);
+  }
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) {
       throw new ArgumentError(`${fn}: ${argName} ${fmtShape(shape)} must hold non-negative integers`);

@@ -8,9 +8,11 @@
  * (x.add(y), x.matmul(w), x.clone(), ...) are attached by src/ops/methods.ts, and x.backward() by
  * src/autograd/backward.ts, each in its own layer.
  */
-import { type DType, type TypedArray, allocate, dtypeOfArray, isFloatDType } from "./dtype.js";
+import { type DType, type TypedArray, allocate, checkDType, dtypeOfArray, isFloatDType } from "./dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "./errors.js";
+import { formatTensor } from "./format.js";
 import { type Shape, checkShape, sizeOf } from "./shape.js";
+import { checkOptions, describeValue, optionKeys } from "./validate.js";
 
 /**
  * What autograd records on an op's output: the op's name, its inputs and its local chain rule
@@ -31,6 +33,7 @@ export interface TensorOptions {
   dtype?: DType;
   requiresGrad?: boolean;
 }
+export const TENSOR_OPTION_KEYS = optionKeys<TensorOptions>({ dtype: true, requiresGrad: true });
 
 export class Tensor {
   readonly data: TypedArray;
@@ -87,12 +90,16 @@ export class Tensor {
     return this.data.slice();
   }
 
-  /** The data as nested arrays (booleans for a bool tensor). */
-  arraySync(): NestedArray {
+  /**
+   * The data as nested arrays (booleans for a bool tensor), e.g. [[1, 2], [3, 4]]. The type argument
+   * states what you know of the rank, so strict TypeScript can index the result:
+   * `t.arraySync<number[][]>()[0][1]` (it is not checked; the default is the general NestedArray).
+   */
+  arraySync<T extends NestedArray = NestedArray>(): T {
     const isBool = this.dtype === "bool";
     const data = this.data;
     const shape = this.shape;
-    if (shape.length === 0) return isBool ? data[0] !== 0 : data[0];
+    if (shape.length === 0) return (isBool ? data[0] !== 0 : data[0]) as T;
     const build = (dim: number, offset: number, stride: number): NestedArray[] => {
       const n = shape[dim];
       const inner = stride / Math.max(n, 1);
@@ -104,7 +111,7 @@ export class Tensor {
       }
       return out;
     };
-    return build(0, 0, this.size);
+    return build(0, 0, this.size) as T;
   }
 
   /** The single value of a one-element tensor. */
@@ -118,8 +125,14 @@ export class Tensor {
     return new Tensor(this.data, this.shape, this.dtype);
   }
 
+  /** PyTorch's repr: `tensor([[1.0000, 2.5000], [3.0000, 4.0000]], requires_grad=True)` (see format.ts). */
   toString(): string {
-    return `Tensor(${fmtShape(this.shape)}, ${this.dtype}${this.requiresGrad ? ", requiresGrad" : ""})`;
+    return formatTensor(this, { requiresGrad: this.requiresGrad, gradOp: this.gradNode?.op ?? null });
+  }
+
+  /** console.log(t) and util.inspect(t) in Node print the same as String(t) (no node:util needed). */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.toString();
   }
 }
 
@@ -155,13 +168,44 @@ function inferNested(fn: string, data: NestedArray): { shape: number[]; flat: (n
   return { shape, flat };
 }
 
-function fillArray(dtype: DType, values: ArrayLike<number | boolean>): TypedArray {
+const INT32_MIN = -2147483648;
+const INT32_MAX = 2147483647;
+
+function fillArray(fn: string, dtype: DType, values: ArrayLike<number | boolean | bigint>): TypedArray {
   const out = allocate(dtype, values.length);
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
-    out[i] = dtype === "bool" ? (v ? 1 : 0) : Number(v);
+    if (dtype === "bool") {
+      out[i] = v ? 1 : 0;
+      continue;
+    }
+    const x = Number(v);
+    if (dtype === "int32" && !(x >= INT32_MIN && x <= INT32_MAX)) {
+      throw new ArgumentError(`${fn}: data[${i}] = ${String(v)} does not fit int32 (${INT32_MIN}..${INT32_MAX}); pass { dtype: "float64" } to keep it`);
+    }
+    out[i] = x;
   }
   return out;
+}
+
+/** What tensor() takes: nested arrays of numbers or booleans, or a flat typed array. */
+export type TensorData =
+  | NestedArray | readonly number[] | TypedArray
+  | Int8Array | Int16Array | Uint16Array | Uint8ClampedArray | Uint32Array | BigInt64Array | BigUint64Array;
+
+/**
+ * The dtype a typed array becomes: Float32Array and Float64Array keep theirs, Uint8Array means bool
+ * (masks), every other integer array becomes int32 (values checked to fit), Float16Array float32.
+ */
+function dtypeOfView(fn: string, data: ArrayBufferView): DType {
+  if (data instanceof Float32Array) return "float32";
+  if (data instanceof Float64Array) return "float64";
+  if (data instanceof Uint8Array) return "bool";
+  const ints = [Int32Array, Int8Array, Int16Array, Uint16Array, Uint8ClampedArray, Uint32Array, BigInt64Array, BigUint64Array];
+  if (ints.some((c) => data instanceof c)) return "int32";
+  const f16 = (globalThis as { Float16Array?: new () => ArrayBufferView }).Float16Array;
+  if (f16 !== undefined && data instanceof f16) return "float32";
+  throw new ArgumentError(`${fn}: data is ${describeValue(data)}; pass a typed array (Float32Array, Float64Array, Int32Array, Uint8Array, ...) or nested arrays`);
 }
 
 /**
@@ -169,17 +213,27 @@ function fillArray(dtype: DType, values: ArrayLike<number | boolean>): TypedArra
  *   tensor([[1, 2], [3, 4]])                       nested arrays, shape inferred
  *   tensor(new Float32Array(6), [2, 3])            flat typed array + shape
  *   tensor([1, 2, 3, 4], [2, 2], { dtype: "float64", requiresGrad: true })
- * dtype defaults to the typed array's (Uint8Array means bool), float32 for numbers, bool for booleans.
+ *   tensor([1, 2], { dtype: "float64" })           options without a shape
+ * dtype defaults to float32 for numbers, bool for booleans, and for a typed array to its own:
+ * Float32Array/Float64Array keep theirs, Uint8Array means bool, Int8/Int16/Int32/Uint16/Uint32/
+ * Uint8Clamped/BigInt64/BigUint64 arrays become int32 (each value must fit), Float16Array float32.
  */
-export function tensor(data: NestedArray | TypedArray | readonly number[], shape?: Shape, opts: TensorOptions = {}): Tensor {
+export function tensor(data: TensorData, opts?: TensorOptions): Tensor;
+export function tensor(data: TensorData, shape?: Shape, opts?: TensorOptions): Tensor;
+export function tensor(data: TensorData, shapeOrOpts?: Shape | TensorOptions, options?: TensorOptions): Tensor {
   const fn = "tensor";
-  let flat: ArrayLike<number | boolean>;
+  const optsFirst = shapeOrOpts !== undefined && shapeOrOpts !== null && typeof shapeOrOpts === "object" && !Array.isArray(shapeOrOpts) && !ArrayBuffer.isView(shapeOrOpts);
+  const shape = optsFirst ? undefined : (shapeOrOpts as Shape | undefined);
+  const opts = optsFirst ? (shapeOrOpts as TensorOptions) : (options ?? {});
+  checkOptions(fn, "options", opts, TENSOR_OPTION_KEYS);
+  let flat: ArrayLike<number | boolean | bigint>;
   let inferredShape: number[];
-  let dtype = opts.dtype;
+  let dtype = opts.dtype === undefined ? undefined : checkDType(fn, "dtype", opts.dtype);
   if (ArrayBuffer.isView(data)) {
-    flat = data as TypedArray;
-    inferredShape = [data.length];
-    dtype ??= dtypeOfArray(data as TypedArray);
+    const own = dtypeOfView(fn, data);
+    flat = data as ArrayLike<number | bigint>;
+    inferredShape = [flat.length];
+    dtype ??= own;
   } else if (typeof data === "number" || typeof data === "boolean") {
     flat = [data];
     inferredShape = [];
@@ -190,7 +244,7 @@ export function tensor(data: NestedArray | TypedArray | readonly number[], shape
     inferredShape = r.shape;
     dtype ??= r.flat.length > 0 && typeof r.flat[0] === "boolean" ? "bool" : "float32";
   } else {
-    throw new ArgumentError(`${fn}: data must be a number, nested arrays or a typed array, got ${typeof data}`);
+    throw new ArgumentError(`${fn}: data must be a number, nested arrays or a typed array, got ${describeValue(data)}`);
   }
   let finalShape: number[] = inferredShape;
   if (shape !== undefined) {
@@ -200,7 +254,7 @@ export function tensor(data: NestedArray | TypedArray | readonly number[], shape
     }
     finalShape = [...shape];
   }
-  const t = new Tensor(fillArray(dtype, flat), finalShape, dtype);
+  const t = new Tensor(fillArray(fn, dtype, flat), finalShape, dtype);
   if (opts.requiresGrad) t.requiresGrad = true;
   return t;
 }

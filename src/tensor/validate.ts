@@ -6,6 +6,19 @@ export function checkPositiveInt(fn: string, name: string, v: unknown): number {
   return v;
 }
 
+/** How an unexpected value reads in an error message: 3, "abc", null, an array of length 2, a Float32Array, a plain object. */
+export function describeValue(v: unknown): string {
+  if (v === null || v === undefined || typeof v === "number" || typeof v === "boolean") return String(v);
+  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "bigint") return `${v}n`;
+  if (typeof v === "function") return "a function";
+  if (typeof v === "symbol") return "a symbol";
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  const name = (Object.getPrototypeOf(v) as { constructor?: { name?: string } } | null)?.constructor?.name;
+  if (name === undefined || name === "" || name === "Object") return "a plain object";
+  return `${/^[AEIOU]/.test(name) ? "an" : "a"} ${name}`;
+}
+
 /** Levenshtein distance, for "did you mean" hints on misspelt option names. */
 function editDistance(a: string, b: string): number {
   const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -41,8 +54,7 @@ export function closestName(key: string, valid: readonly string[]): string | nul
 export function checkOptions(fn: string, argName: string, opts: unknown, valid: readonly string[]): void {
   if (opts === undefined) return;
   if (opts === null || typeof opts !== "object" || Array.isArray(opts)) {
-    const seen = opts === null ? "null" : Array.isArray(opts) ? "an array" : typeof opts;
-    throw new ArgumentError(`${fn}: ${argName} must be an options object, got ${seen}`);
+    throw new ArgumentError(`${fn}: ${argName} must be an options object, got ${describeValue(opts)}`);
   }
   for (const key of Object.keys(opts)) {
     if (valid.includes(key)) continue;
@@ -50,4 +62,17 @@ export function checkOptions(fn: string, argName: string, opts: unknown, valid: 
     const hint = near !== null ? `; did you mean "${near}"?` : `; valid options: ${valid.join(", ")}`;
     throw new ArgumentError(`${fn}: unknown option "${key}" in ${argName}${hint}`);
   }
+}
+
+/** Every option name of T, each mapped to true (written as an object literal, tsc checks it both ways). */
+export type OptionTable<T extends object> = { [K in keyof Required<T>]: true };
+
+/**
+ * The option names of an options interface T, from a table that lists each exactly once:
+ *   export const SDPA_OPTION_KEYS = optionKeys<SdpaOptions>({ attnMask: true, isCausal: true, ... });
+ * tsc rejects the table if it misses a key of T or names one T lacks, so the list cannot drift
+ * from the interface it sits next to.
+ */
+export function optionKeys<T extends object>(table: OptionTable<T>): readonly (keyof T & string)[] {
+  return Object.freeze(Object.keys(table)) as (keyof T & string)[];
 }
