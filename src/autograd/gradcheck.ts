@@ -7,6 +7,7 @@ import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { noGrad } from "./tape.js";
+import { backward } from "./backward.js";
 
 export interface GradcheckOptions {
   eps?: number;
@@ -42,7 +43,7 @@ export function gradcheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opts
     return s;
   });
   for (const x of inputs) x.grad = null;
-  out0.backward(out0.dtype === "float64" ? w : new Tensor(Float32Array.from(w.data), w.shape, "float32"));
+  backward(out0, out0.dtype === "float64" ? w : new Tensor(Float32Array.from(w.data), w.shape, "float32"));
   const res: GradcheckResult = { ok: true, worst: -Infinity, at: [-1, -1], analytical: 0, numerical: 0 };
   inputs.forEach((x, xi) => {
     if (!x.requiresGrad) return;

@@ -3,6 +3,7 @@
  * The `attend` command (package.json "bin"). Ctrl-C during `train` stops after the current step and
  * saves a checkpoint (a second Ctrl-C exits at once); other commands stop immediately.
  */
+import "../ops/methods.js"; // x.add(y), x.backward(), ...: what user code (and checkpoints of it) may call
 import { runCli } from "./run.js";
 
 const argv = process.argv.slice(2);

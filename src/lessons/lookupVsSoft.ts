@@ -19,6 +19,8 @@ import { normal } from "../nn/init.js";
 import { crossEntropy } from "../ops/loss.js";
 import { argmax } from "../ops/reduce.js";
 import { embedding } from "../ops/functional.js";
+import { matmul } from "../ops/matmul.js";
+import { reshape, transpose } from "../ops/shape.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -28,6 +30,7 @@ import { type Example, recallTask } from "../data/tasks.js";
 import { taskSource } from "../data/splits.js";
 import { accuracy } from "../data/metrics.js";
 import type { Vocab } from "../data/vocab.js";
+import { backward } from "../autograd/backward.js";
 
 export type AttentionKind = "lookup" | "soft";
 
@@ -70,7 +73,7 @@ export class RecallBlock extends Module {
       ? lookupAttention(q, k, v, { match: "nearest" })
       : scaledDotProductAttention(q, k, v); // [B, 1, Ev]
     const logits = this.out.forward(attended); // [B, 1, V]
-    return logits.reshape([logits.shape[0], logits.shape[2]]); // [B, 1, V] -> [B, V]
+    return reshape(logits, [logits.shape[0], logits.shape[2]]); // [B, 1, V] -> [B, V]
   }
 
   /**
@@ -81,7 +84,7 @@ export class RecallBlock extends Module {
     return noGrad(() => {
       const q = this.query.forward(embedding(this.embed, query)); // [B, 1, E]
       const k = this.key.forward(embedding(this.embed, keys)); // [B, n, E]
-      const scores = q.matmul(k.transpose(-2, -1)); // [B, 1, n]
+      const scores = matmul(q, transpose(k, -2, -1)); // [B, 1, n]
       return argmax(scores.reshape([scores.shape[0], scores.shape[2]]), -1).data as Int32Array; // [B]
     });
   }
@@ -208,7 +211,7 @@ function trainOne(kind: AttentionKind, vocab: Vocab, data: ReturnType<typeof tas
     const logits = block.forward(t.keys, t.values, t.query);
     const loss = crossEntropy(logits, t.answer);
     opt.zeroGrad();
-    loss.backward();
+    backward(loss);
     const qk = block.qkGradNorm();
     opt.step();
     normSum += qk;

@@ -10,7 +10,8 @@ import { allocate } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
 import { checkOptions, optionKeys } from "../tensor/validate.js";
-import { mul, neg } from "./elementwise.js";
+import { add, div, mul, neg } from "./elementwise.js";
+import { reshape } from "./shape.js";
 import { mean, sum } from "./reduce.js";
 import { movedClassesLast } from "./lossShape.js";
 import { logSoftmax } from "./softmax.js";
@@ -76,9 +77,9 @@ export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOp
       throw new ShapeError(`${fn}: probability target ${fmtShape(target.shape)} must have the input's shape ${fmtShape(input.shape)}`);
     }
     const { logits2d: t2d } = movedClassesLast(target);
-    const smoothed = eps > 0 ? t2d.mul(1 - eps).add(eps / C) : t2d;
+    const smoothed = eps > 0 ? add(mul(t2d, 1 - eps), eps / C) : t2d;
     const perRow = neg(sum(mul(smoothed, logp), -1)); // [M]
-    const shaped = perRow.reshape(restShape);
+    const shaped = reshape(perRow, restShape);
     return reduction === "none" ? shaped : reduction === "sum" ? sum(perRow) : mean(perRow);
   }
   if (target.dtype !== "int32") throw new ArgumentError(`${fn}: target must be int32 class indices or float probabilities, got ${target.dtype}`);
@@ -95,8 +96,8 @@ export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOp
     counted++;
   }
   const perRow = nllSmoothed(logp, target.data as Int32Array, ignoreIndex, eps); // [M]
-  if (reduction === "none") return perRow.reshape(restShape);
+  if (reduction === "none") return reshape(perRow, restShape);
   const total = sum(perRow);
   if (reduction === "sum") return total;
-  return counted === 0 ? mul(total, 0) : total.div(counted);
+  return counted === 0 ? mul(total, 0) : div(total, counted);
 }

@@ -2,7 +2,9 @@
  * The method forms of the common ops, so model code reads left to right: x.matmul(w).add(b).relu().
  * The Tensor class (src/tensor) knows nothing of ops; this file, in the ops layer, declares the
  * methods on it (TypeScript declaration merging) and attaches them to its prototype. It is loaded by
- * src/ops/index.ts, so any entry that has the ops has the methods.
+ * the package entries (src/core.ts) and the executables (src/cli/main.ts, src/lessons/main.ts).
+ * Library code itself calls the function forms (reshape(x, s), not x.reshape(s)), so nothing inside
+ * src depends on this file having been loaded.
  */
 import "../autograd/backward.js"; // attaches x.backward()
 import type { DType } from "../tensor/dtype.js";

@@ -13,6 +13,7 @@ import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { sameShape } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 import { checkOptions } from "../tensor/validate.js";
+import { clone } from "../ops/elementwise.js";
 
 /** One group as the caller gives it: parameters plus overrides of the optimizer's defaults. */
 export type ParamGroupInput<H> = Partial<H> & {
@@ -168,7 +169,7 @@ export abstract class Optimizer<H extends { lr: number }> {
       const st = this.state.get(p);
       if (st === undefined) return;
       const buffers: Record<string, Tensor> = {};
-      for (const [k, b] of Object.entries(st.buffers)) buffers[k] = b.clone();
+      for (const [k, b] of Object.entries(st.buffers)) buffers[k] = clone(b);
       state[i] = { step: st.step, buffers };
     });
     let next = 0;

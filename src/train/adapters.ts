@@ -12,6 +12,7 @@ import { EncoderDecoder } from "../models/encoderDecoder.js";
 import { GPT } from "../models/gpt.js";
 import { generate, generateSeq2Seq } from "../models/generate.js";
 import type { AttentionView, GenerateHook, SequenceModel, SourceContext } from "./model.js";
+import { reshape } from "../ops/shape.js";
 
 /** Options a run may give either model: a preset and a few sizes, or a complete config. */
 export interface FullModelOptions {
@@ -35,7 +36,7 @@ function sizes(o: FullModelOptions): { dModel?: number; numHeads?: number; numKv
 }
 
 /** [1, H, T, T] -> [H, T, T] */
-const firstRow = (w: Tensor): Tensor => w.reshape(w.shape.slice(1));
+const firstRow = (w: Tensor): Tensor => reshape(w, w.shape.slice(1));
 
 export class GPTSequenceModel implements SequenceModel {
   readonly layout = "decoder" as const;

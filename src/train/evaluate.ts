@@ -1,6 +1,7 @@
 /** Loss and accuracy of a model on a list of examples (teacher forcing, no gradients). */
 import { noGrad } from "../autograd/tape.js";
 import { crossEntropy } from "../ops/loss.js";
+import { reshape } from "../ops/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { type Batch, collate } from "../data/batch.js";
 import { type Accuracy, accuracy, combineAccuracy } from "../data/metrics.js";
@@ -24,7 +25,7 @@ export function forwardBatch(model: SequenceModel, batch: Batch): Tensor {
 export function batchLoss(model: SequenceModel, batch: Batch): { loss: Tensor; logits: Tensor } {
   const logits = forwardBatch(model, batch);
   const [B, T, V] = logits.shape;
-  const loss = crossEntropy(logits.reshape([B * T, V]), batch.targets.reshape([B * T])); // [B, T, V] -> [B·T, V]
+  const loss = crossEntropy(reshape(logits, [B * T, V]), reshape(batch.targets, [B * T])); // [B, T, V] -> [B·T, V]
   return { loss, logits };
 }
 

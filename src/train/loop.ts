@@ -22,6 +22,7 @@ import { type TrainingCheckpoint, saveTrainingCheckpoint } from "./checkpoint.js
 import { type Evaluation, batchLoss, evaluateModel } from "./evaluate.js";
 import type { SequenceModel } from "./model.js";
 import { Progress, type ProgressStream } from "./progress.js";
+import { backward } from "../autograd/backward.js";
 
 export interface TrainOptions {
   /** total steps of the run (a resumed run continues up to this) */
@@ -123,7 +124,7 @@ export async function trainModel(model: SequenceModel, data: DataSource, opts: T
     const batch = collate(data.trainBatch(step, batchSize), vocab, model.layout ?? "decoder");
     const { loss, logits } = batchLoss(model, batch);
     opt.zeroGrad();
-    loss.backward();
+    backward(loss);
     if (clipNorm > 0) clipGradNorm(model.parameters(), clipNorm);
     opt.step();
     sched.step();

@@ -13,7 +13,8 @@ import { Module } from "../nn/module.js";
 import { normal } from "../nn/init.js";
 import { embedding } from "../ops/functional.js";
 import { layerNorm } from "../ops/norm.js";
-import { slice } from "../ops/shape.js";
+import { reshape, slice } from "../ops/shape.js";
+import { add, relu } from "../ops/elementwise.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { Generator } from "../tensor/random.js";
 import { ones, zeros } from "../tensor/creation.js";
@@ -76,16 +77,16 @@ export class TinyAttentionModel extends Module implements SequenceModel {
     }
     const T = tokens.shape[1];
     if (T > this.config.maxLength) throw new ShapeError(`TinyAttentionModel.forward: sequence of ${T} tokens is longer than maxLength ${this.config.maxLength}`);
-    return embedding(this.tok, tokens).add(slice(this.pos, 0, 0, T)); // [B, T, C] + [T, C]
+    return add(embedding(this.tok, tokens), slice(this.pos, 0, 0, T)); // [B, T, C] + [T, C]
   }
 
   private block(x: Tensor, needWeights: boolean): [Tensor, Tensor | null] {
     const C = this.config.dModel;
     const h = layerNorm(x, C, this.ln1_weight, this.ln1_bias);
     const [a, w] = this.attn.forward(h, h, h, { isCausal: true, needWeights, averageAttnWeights: false }); // [B, T, C], [B, H, T, T]
-    x = x.add(a);
-    const m = this.fc2.forward(this.fc1.forward(layerNorm(x, C, this.ln2_weight, this.ln2_bias)).relu());
-    return [x.add(m), w];
+    x = add(x, a);
+    const m = this.fc2.forward(this.fc1.forward(relu(layerNorm(x, C, this.ln2_weight, this.ln2_bias))));
+    return [add(x, m), w];
   }
 
   get maxLength(): number {
@@ -105,6 +106,6 @@ export class TinyAttentionModel extends Module implements SequenceModel {
   /** tokens [1, T] -> the one layer's weights [H, T, T] */
   attentionMaps(tokens: Tensor): AttentionView[] {
     const [, w] = this.block(this.embed(tokens), true);
-    return [{ name: "attn", weights: w!.reshape(w!.shape.slice(1)), rows: "tokens", cols: "tokens" }]; // [1, H, T, T] -> [H, T, T]
+    return [{ name: "attn", weights: reshape(w!, w!.shape.slice(1)), rows: "tokens", cols: "tokens" }]; // [1, H, T, T] -> [H, T, T]
   }
 }
