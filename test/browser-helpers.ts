@@ -224,3 +224,73 @@ export function maxNestedDiff(a: unknown, b: unknown, where = "maps"): number {
   assert.equal(typeof a, "number", `${where}: not a number`);
   return Math.abs((a as number) - (b as number));
 }
+
+/**
+ * Pairs of texts (and dashed reference lines, class "ref-line") in an SVG document whose boxes
+ * overlap by more than `tolerance` px, rotation included: the page draws the SVG offscreen, maps each
+ * text's box through its transform, and tests the rotated boxes with the separating-axis test.
+ * Returns '"a" / "b"' for each pair. (A string script: see CONTRAST_SCRIPT.)
+ */
+const OVERLAP_SCRIPT = `((svgText, tolerance) => {
+  const doc = new DOMParser().parseFromString(svgText, "image/svg+xml");
+  const host = document.createElement("div");
+  host.style.cssText = "position:absolute;left:0;top:0;visibility:hidden";
+  host.append(document.importNode(doc.documentElement, true));
+  document.body.append(host);
+  const shapes = [...host.querySelectorAll("text, line.ref-line")].filter((el) => el.tagName !== "text" || el.textContent.trim()).map((el) => {
+    const b = el.getBBox();
+    const m = el.getScreenCTM();
+    const h = Math.max(b.height, 1), w = Math.max(b.width, 1);
+    const pts = [[b.x, b.y], [b.x + w, b.y], [b.x + w, b.y + h], [b.x, b.y + h]].map(([x, y]) => {
+      const p = new DOMPoint(x, y).matrixTransform(m);
+      return [p.x, p.y];
+    });
+    return { name: el.tagName === "text" ? JSON.stringify(el.textContent) : "reference line", pts };
+  });
+  host.remove();
+  const axes = (s) => [0, 1].map((i) => {
+    const [a, b] = [s.pts[i], s.pts[i + 1]];
+    const n = Math.hypot(b[0] - a[0], b[1] - a[1]) || 1;
+    return [-(b[1] - a[1]) / n, (b[0] - a[0]) / n];
+  });
+  const extent = (s, ax) => {
+    const v = s.pts.map((p) => p[0] * ax[0] + p[1] * ax[1]);
+    return [Math.min(...v), Math.max(...v)];
+  };
+  const overlap = (a, b) => [...axes(a), ...axes(b)].every((ax) => {
+    const [a0, a1] = extent(a, ax), [b0, b1] = extent(b, ax);
+    return Math.min(a1, b1) - Math.max(a0, b0) > tolerance;
+  });
+  const out = [];
+  for (let i = 0; i < shapes.length; i++) {
+    for (let j = i + 1; j < shapes.length; j++) if (overlap(shapes[i], shapes[j])) out.push(shapes[i].name + " / " + shapes[j].name);
+  }
+  return out;
+})`;
+
+export async function svgOverlaps(page: Page, svg: string, tolerance = 2): Promise<string[]> {
+  return (await page.evaluate(`${OVERLAP_SCRIPT}(${JSON.stringify(svg)}, ${tolerance})`)) as string[];
+}
+
+/** Horizontal extent of each element matching `selector` that lies partly outside the viewport: "text [left, right]". */
+export async function outsideViewportX(page: Page, selector: string): Promise<string[]> {
+  return page.locator(selector).evaluateAll((els) => els.flatMap((el) => {
+    const r = el.getBoundingClientRect();
+    return r.left < 0 || r.right > window.innerWidth ? [`${(el.textContent ?? "").trim().slice(0, 30)} [${Math.round(r.left)}, ${Math.round(r.right)}]`] : [];
+  }));
+}
+
+/** What a line chart shows: its x tick labels, its marker label and whether that lies inside the chart, and its drawn / natural width. */
+export async function chartFacts(page: Page, figure: string): Promise<{ xTicks: string[]; marker: string | null; markerInside: boolean; scale: number }> {
+  return page.locator(`[data-figure="${figure}"] svg.chart`).evaluate((svg) => {
+    const box = svg.getBoundingClientRect();
+    const marker = svg.querySelector(".marker-label");
+    const m = marker?.getBoundingClientRect();
+    return {
+      xTicks: [...svg.querySelectorAll(".tick-x")].map((t) => t.textContent ?? ""),
+      marker: marker?.textContent ?? null,
+      markerInside: !m || (m.left >= box.left - 0.5 && m.right <= box.right + 0.5),
+      scale: box.width / (svg as SVGSVGElement).width.baseVal.value,
+    };
+  });
+}

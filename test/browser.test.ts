@@ -15,18 +15,21 @@ import { spawnSync } from "node:child_process";
 import { serve } from "../web/server.mjs";
 import { loadTrainingCheckpoint } from "../src/index.js";
 import {
-  REPO, type Opened, assertLocalOnly, attend, contrastProblems, buildExplorer, checkExports, exportFile, lastJson, launch, maxAbs, maxNestedDiff,
-  openLesson, readCheck, referenceMaps, requireChromium, rowSums, screenshot,
+  REPO, type Opened, assertLocalOnly, attend, chartFacts, contrastProblems, buildExplorer, checkExports, exportFile, lastJson, launch, maxAbs, maxNestedDiff,
+  openLesson, outsideViewportX, readCheck, referenceMaps, requireChromium, rowSums, screenshot, svgOverlaps,
 } from "./browser-helpers.js";
 
 let server: Server;
 let base = "";
 let browser: Browser;
 let context: BrowserContext;
+/** A phone's width: every lesson must fit it without scrolling the page sideways. */
+const PHONE = 390;
+let phone: BrowserContext;
 
 /** Open a lesson, run the body, then require no errors, local requests only, and save a screenshot. */
-async function lesson(n: number, id: string, query: string, body: (page: Page) => Promise<void>, shot = `explorer-${n}-${id}`): Promise<void> {
-  const opened: Opened = await openLesson(context, base, id, query);
+async function lesson(n: number, id: string, query: string, body: (page: Page) => Promise<void>, shot = `explorer-${n}-${id}`, ctx = context): Promise<void> {
+  const opened: Opened = await openLesson(ctx, base, id, query);
   try {
     await body(opened.page).catch(async (err) => {
       await screenshot(opened.page, `${shot}-failed`).catch(() => {});
@@ -41,19 +44,30 @@ async function lesson(n: number, id: string, query: string, body: (page: Page) =
   }
 }
 
+/** Lessons whose weights are random say so, and point to lesson 9's trained model. */
+async function untrainedSaidSo(page: Page): Promise<void> {
+  const note = page.locator("[data-testid=untrained-note]");
+  assert.equal(await note.isVisible(), true, "the untrained-weights note is shown");
+  assert.match((await note.textContent())!, /random.*not learned/i);
+  assert.equal(await note.locator("a").getAttribute("href"), "#/inspect");
+}
+
 test("the explorer type-checks against the library's public API", () => {
   const tsc = join(REPO, "node_modules", "typescript", "bin", "tsc");
   const r = spawnSync(process.execPath, [tsc, "-p", join(REPO, "web", "tsconfig.json")], { cwd: REPO, encoding: "utf8" });
   assert.equal(r.status, 0, `tsc -p web/tsconfig.json:\n${r.stdout}${r.stderr}`);
 });
 
-describe("explorer in Chromium", { timeout: 150_000 }, () => {
+// node:test applies a suite's timeout to all its tests together (and the hooks), not to each test: this
+// is a guard against a hung browser, sized for every lesson at two widths on a busy 2-core machine.
+describe("explorer in Chromium", { timeout: 900_000 }, () => {
   before(async () => {
     requireChromium();
     buildExplorer();
     ({ server, url: base } = await serve({ port: 0 }));
     browser = await launch();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+    phone = await browser.newContext({ viewport: { width: PHONE, height: 844 }, acceptDownloads: true });
   });
 
   after(async () => {
@@ -93,6 +107,13 @@ describe("explorer in Chromium", { timeout: 150_000 }, () => {
       assert.deepEqual(afterTraining.V[0], before.V[0], "other values did not");
       assert.equal((await readCheck(page, "zero-grads")).ok, true);
       assert.match(page.url(), /V=/, "the trained values are in the URL");
+      // the trained values fit their boxes, and the editor and the figure show the same digits
+      const cut = await page.locator(".matrix-editor input").evaluateAll((els) => els.filter((e) => e.scrollWidth > e.clientWidth).map((e) => (e as HTMLInputElement).value));
+      assert.deepEqual(cut, [], "editor values wider than their boxes");
+      const edited = await page.locator("[data-testid^=edit-V-2-]").evaluateAll((els) => els.map((e) => (e as HTMLInputElement).value));
+      const drawn = await page.locator("[data-figure=table] g[data-row='2'] g[data-matrix=V] text").allTextContents();
+      assert.ok(afterTraining.V[2].some((v: number) => String(v).length > 6), "training left values with many digits");
+      assert.deepEqual(drawn.map((t) => t.replace(/−/g, "-")), edited, "V[2] in the figure and in the editor");
     }));
 
   test("2 paint mixing: the query's gradient vanishes as the temperature falls to a lookup", () =>
@@ -105,6 +126,25 @@ describe("explorer in Chromium", { timeout: 150_000 }, () => {
       await page.keyboard.press("ArrowLeft");
       const moved = await page.locator("[data-testid=mixed-colour]").evaluate((e) => getComputedStyle(e).backgroundColor);
       assert.notEqual(moved, colour, "moving the query with the keyboard changes the mix");
+      // dragging the query with the mouse moves it by as much as the pointer moved (q = (0.5, 0.3) after two key presses)
+      const plane = page.locator("[data-testid=query-plane]");
+      await plane.scrollIntoViewIfNeeded();
+      const handle = (await page.locator("[data-testid=query-handle] circle").boundingBox())!;
+      const planeBox = (await plane.boundingBox())!;
+      const [x0, y0] = [handle.x + handle.width / 2, handle.y + handle.height / 2];
+      await page.mouse.move(x0, y0);
+      await page.mouse.down();
+      for (let i = 1; i <= 12; i++) await page.mouse.move(x0 - 10 * i, y0 + 5 * i);
+      await page.mouse.up();
+      const unitsPerPx = (1.6 / 170) * (380 / planeBox.width); // the plane: ±1.6 over 170 of its 380 viewBox units
+      const dragged = new URLSearchParams(page.url().split("?")[1]);
+      assert.ok(Math.abs(Number(dragged.get("qx")) - (0.5 - 120 * unitsPerPx)) < 0.02, `qx after dragging 120 px left: ${dragged.get("qx")}`);
+      assert.ok(Math.abs(Number(dragged.get("qy")) - (0.3 - 60 * unitsPerPx)) < 0.02, `qy after dragging 60 px down: ${dragged.get("qy")}`);
+      // every arrow's colour has a name in the key
+      const key = await page.locator("[data-testid=arrow-key] text").evaluateAll((ts) => ts.map((t) => `${t.getAttribute("fill")} ${t.textContent}`));
+      const arrows = await page.locator("[data-testid=query-plane] line[data-arrow]").evaluateAll((ls) => ls.map((l) => `${l.getAttribute("stroke")} ${l.getAttribute("data-arrow")}`));
+      assert.equal(arrows.length, 3, "three gradient arrows at T = 1");
+      assert.deepEqual(arrows, key, "the key names each arrow's colour");
       await page.focus("[data-testid=temperature]");
       await page.keyboard.press("Home"); // T = 0.01
       const cold = Number(await page.locator("[data-testid=grad-norm]").getAttribute("data-value"));
@@ -124,7 +164,7 @@ describe("explorer in Chromium", { timeout: 150_000 }, () => {
       const map = page.locator(".heatmap").nth(4);
       await map.scrollIntoViewIfNeeded();
       const box = (await map.boundingBox())!;
-      await page.mouse.move(box.x + box.width - 10, box.y + box.height - 10);
+      await page.mouse.move(box.x + box.width - 10, box.y + box.height / 2); // a cell of the last column (the colour legend is under the cells)
       assert.match((await page.locator("#tip").textContent()) ?? "", /P = softmax\nquery \d+ \(q\d+\), key \d+ \(k\d+\): \d/);
       await page.click("[data-testid=scaled]");
       const unscaled = JSON.parse((await exportFile(page, "chain", "json")).toString());
@@ -133,24 +173,42 @@ describe("explorer in Chromium", { timeout: 150_000 }, () => {
       assert.ok(rowMax(unscaled.P) > 0.95, "nearly one-hot without scaling at d = 256");
       assert.ok(maxAbs(rowSums(unscaled.P).map((s) => s - 1)) < 1e-12);
       assert.match(page.url(), /scaled=0/);
+      // every map but the one-column row sums has a colour legend, and no label overlaps another (d = 16: Q's 16 column labels)
+      await page.selectOption("[data-testid=d]", "16");
+      const svg = (await exportFile(page, "chain", "svg")).toString("utf8");
+      assert.equal(svg.match(/<linearGradient/g)?.length, 7, "colour legends in the exported figure");
+      assert.deepEqual(await svgOverlaps(page, svg), [], "overlapping texts in the chain");
     }));
 
   test("4 self- and cross-attention: L × L and L × S maps whose rows sum to 1", () =>
     lesson(4, "selfcross", "", async (page) => {
+      await untrainedSaidSo(page);
+      // the maps follow the typing, with no Enter or leaving the box
       await page.fill("[data-testid=query-text]", "where is the red ball");
-      await page.press("[data-testid=query-text]", "Enter");
       await page.fill("[data-testid=memory-text]", "the ball is under the big red chair");
-      await page.press("[data-testid=memory-text]", "Enter");
+      await page.waitForFunction(() => document.querySelector("[data-testid=row-sums]")?.textContent?.includes("self map 5 × 5, cross map 5 × 8"));
+      assert.equal(await page.locator("[data-testid=empty-note]").isVisible(), false);
       const self = await checkExports(page, "self");
       const cross = await checkExports(page, "cross");
       assert.equal(self.weights.length, 5);
       assert.equal(self.weights[0].length, 5, "self-attention is L × L");
       assert.deepEqual([cross.weights.length, cross.weights[0].length], [5, 8], "cross-attention is L × S");
       assert.ok(maxAbs([...rowSums(self.weights), ...rowSums(cross.weights)].map((s) => s - 1)) < 1e-12);
+      // a long input: no token label overlaps another, in the map or in the lines
+      await page.fill("[data-testid=query-text]", "the quick brown fox jumps over the lazy dog and then runs far away into the deep dark forest");
+      await page.waitForFunction(() => document.querySelector("[data-testid=row-sums]")?.textContent?.includes("self map 19 × 19"));
+      assert.deepEqual(await svgOverlaps(page, (await exportFile(page, "self", "svg")).toString("utf8")), [], "overlapping texts, self-attention");
+      assert.deepEqual(await svgOverlaps(page, (await exportFile(page, "cross", "svg")).toString("utf8")), [], "overlapping texts, cross-attention");
+      // an empty sentence is one placeholder token, and the page says so
+      await page.fill("[data-testid=query-text]", "");
+      await page.locator("[data-testid=empty-note]").waitFor({ state: "visible" });
+      assert.match((await page.locator("[data-testid=empty-note]").textContent())!, /Sequence X is empty.*placeholder token "…"/);
+      assert.deepEqual((JSON.parse((await exportFile(page, "self", "json")).toString())).tokens, ["…"]);
     }));
 
   test("5 multi-head attention: the parameter count is the same for every head count", () =>
     lesson(5, "multihead", "", async (page) => {
+      await untrainedSaidSo(page);
       const counts = new Set<string>();
       for (const H of ["1", "2", "3", "4", "6", "8"]) {
         await page.selectOption("[data-testid=heads]", H);
@@ -161,12 +219,25 @@ describe("explorer in Chromium", { timeout: 150_000 }, () => {
       assert.deepEqual([...counts], [String(4 * 24 * 24 + 4 * 24)]);
       const data = await checkExports(page, "concat");
       assert.equal(data.concat[0].length, 24);
-      await checkExports(page, "heads");
+      const heads = await checkExports(page, "heads");
+      assert.equal(heads.H, 8);
+      assert.deepEqual(await svgOverlaps(page, (await exportFile(page, "heads", "svg")).toString("utf8")), [], "overlapping texts in the 8 head maps");
+      // the maps follow the typing; an empty sentence is said to be a placeholder
+      await page.fill("[data-testid=text]", "it was tired");
+      await page.waitForFunction(() => document.querySelector("[data-testid=shape-output]")?.textContent === "[3 × 24]");
+      await page.fill("[data-testid=text]", "   ");
+      await page.locator("[data-testid=empty-note]").waitFor({ state: "visible" });
+      assert.match((await page.locator("[data-testid=empty-note]").textContent())!, /placeholder token "…"/);
     }));
 
   test("6 masked attention: masked weights are 0, and a new query sees only the past", () =>
     lesson(6, "masks", "", async (page) => {
       const data = await checkExports(page, "masked");
+      // the mask's colours are named on the picture (dark = may attend, unlike torch's nn.MultiheadAttention)
+      const maskedSvg = (await exportFile(page, "masked", "svg")).toString("utf8");
+      assert.match(maskedSvg, />0 = masked</);
+      assert.match(maskedSvg, />1 = may attend</);
+      assert.deepEqual(await svgOverlaps(page, maskedSvg), [], "overlapping texts in the masked maps");
       data.weights.forEach((row: number[], l: number) => row.forEach((w, s) => {
         if (!data.allowed[l][s]) assert.equal(w, 0, `masked (${l}, ${s})`);
         if (s > l) assert.equal(w, 0, "causal: no weight on the future");
@@ -186,6 +257,7 @@ describe("explorer in Chromium", { timeout: 150_000 }, () => {
 
   test("7 grouped-query attention: H_kv = H equals MHA; the KV cache shrinks with H_kv", () =>
     lesson(7, "gqa", "", async (page) => {
+      await untrainedSaidSo(page);
       const bytes: number[] = [];
       for (const kv of ["8", "4", "2", "1"]) {
         await page.selectOption("[data-testid=kv-heads]", kv);
@@ -197,12 +269,19 @@ describe("explorer in Chromium", { timeout: 150_000 }, () => {
       const groups = await checkExports(page, "groups");
       assert.deepEqual(groups.groupOf, [0, 0, 0, 0, 0, 0, 0, 0]);
       await checkExports(page, "kvcache");
+      // the log x axis has numbers, and nothing crosses the legend (the 80 GB line struck through it)
+      assert.deepEqual((await chartFacts(page, "kvcache")).xTicks, ["256", "1k", "4k", "16k", "64k", "256k", "1M"]);
+      assert.deepEqual(await svgOverlaps(page, (await exportFile(page, "kvcache", "svg")).toString("utf8")), [], "overlaps in the KV-cache chart");
     }));
 
   test("8 memory: the tiled online softmax equals the materialised result; a 1024² map stays responsive", () =>
     lesson(8, "memory", "", async (page) => {
+      assert.equal((await readCheck(page, "tiled-equals-materialised")).ok, false, "no ✓ before any tile is done");
       await page.click("[data-testid=tile-next]");
       assert.match((await page.locator("[data-testid=tile-step]").textContent())!, /^step 1 of 9/);
+      const partial = await readCheck(page, "tiled-equals-materialised");
+      assert.equal(partial.ok, false, "no ✓ while the result is incomplete");
+      assert.doesNotMatch(partial.text, /✓/);
       await page.click("[data-testid=tile-run]");
       const tiles = await checkExports(page, "tiles");
       assert.equal(tiles.step, tiles.totalSteps);
@@ -210,6 +289,16 @@ describe("explorer in Chromium", { timeout: 150_000 }, () => {
       assert.equal((await readCheck(page, "tiled-equals-materialised")).ok, true);
       const chart = await checkExports(page, "bytes");
       assert.equal(chart.materialised[1] / chart.materialised[0], 4, "twice the context, four times the bytes");
+      // the log x axis has numbers; at N = 2^20 the marker's label is whole and inside the chart
+      await page.locator("[data-testid=logN]").evaluate((e) => {
+        (e as HTMLInputElement).value = "20";
+        e.dispatchEvent(new Event("input", { bubbles: true }));
+      });
+      const facts = await chartFacts(page, "bytes");
+      assert.deepEqual(facts.xTicks, ["64", "256", "1k", "4k", "16k", "64k", "256k", "1M"]);
+      assert.equal(facts.marker, "N = 1,048,576");
+      assert.ok(facts.markerInside, "the marker label lies inside the chart");
+      assert.deepEqual(await svgOverlaps(page, (await exportFile(page, "bytes", "svg")).toString("utf8")), [], "overlaps in the memory chart");
       await page.selectOption("[data-testid=map-size]", "1024");
       const drawMs = Number(await page.locator("[data-testid=map-note]").getAttribute("data-draw-ms"));
       assert.ok(drawMs < 1000, `drawing 1024 × 1024 took ${drawMs} ms`);
@@ -223,6 +312,38 @@ describe("explorer in Chromium", { timeout: 150_000 }, () => {
       const png = await exportFile(page, "map", "png");
       assert.ok(png.length > 1000);
     }));
+
+  test("every lesson fits a 390 px phone: no sideways page scroll, its key numbers on screen, charts at full size", async () => {
+    const ids = ["lookup", "mixing", "sdpa", "selfcross", "multihead", "masks", "gqa", "memory", "inspect"];
+    for (const [i, id] of ids.entries()) {
+      await lesson(i + 1, id, id === "memory" ? "?logN=20" : "", async (page) => {
+        const width = await page.evaluate(() => document.scrollingElement!.scrollWidth);
+        assert.ok(width <= PHONE, `${id}: the page is ${width} px wide on a ${PHONE} px screen`);
+        if (id === "lookup") {
+          // the point of lesson 1 is on screen: the values, the output, and ∂out/∂q = 0
+          assert.deepEqual(await outsideViewportX(page, "[data-figure=table] g[data-matrix=V], [data-testid=lookup-output]"), [], "values and output off screen");
+          const dq = page.locator(".formula-part", { has: page.locator("annotation", { hasText: String.raw`\frac{\partial\,\mathrm{out}}{\partial q}` }) });
+          assert.equal(await dq.count(), 1, "one formula part holds ∂out/∂q = 0");
+          assert.deepEqual(await outsideViewportX(page, ".formula-part:has(annotation) .katex-html"), [], "formula parts off screen");
+        }
+        // a formula in parts wraps instead of hiding its end
+        const cutFormulas = await page.locator(".formula-part").evaluateAll((ps) => ps.filter((p) => p.scrollWidth > p.clientWidth + 1).map((p) => p.querySelector("annotation")?.textContent));
+        assert.deepEqual(cutFormulas, [], `${id}: formula parts wider than the screen`);
+        if (id === "gqa" || id === "memory") {
+          const facts = await chartFacts(page, id === "gqa" ? "kvcache" : "bytes");
+          assert.ok(facts.scale > 0.99, `${id}: the chart is drawn at ${facts.scale.toFixed(2)}× its size, shrinking its text`);
+          assert.ok(facts.xTicks.length >= 3, `${id}: x ticks ${facts.xTicks}`);
+          assert.ok(facts.markerInside);
+        }
+        // a figure still wider than the screen says that it scrolls
+        const silent = await page.locator(".fig").evaluateAll((figs) => figs.filter((f) => {
+          const body = f.querySelector(".fig-body")!;
+          return body.scrollWidth > body.clientWidth + 1 && (f.querySelector(".scroll-hint") as HTMLElement).hidden;
+        }).map((f) => f.getAttribute("data-figure")));
+        assert.deepEqual(silent, [], `${id}: figures that scroll sideways without saying so`);
+      }, `explorer-phone-${i + 1}-${id}`, phone);
+    }
+  });
 
   test("9 inspect a model: train in the page, save a checkpoint attend reads, load it back", () =>
     lesson(9, "inspect", "?steps=40&task=reverse&input=31415926", async (page) => {

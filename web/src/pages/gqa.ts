@@ -8,14 +8,15 @@
 import { type Tensor, GroupedQueryAttention, MultiheadAttention, concat, mul, reshape, slice } from "attend";
 import { maxAbsDiff, rowsOf, tokens } from "../lib.js";
 import type { Page, PageContext } from "../page.js";
-import { binaryTicks, lineChart } from "../ui/chart.js";
+import { binaryTicks, chartWidth, lineChart } from "../ui/chart.js";
 import { HEAD_COLOURS, weightScale } from "../ui/colors.js";
 import { check, controls, seedControl, select, slider } from "../ui/controls.js";
 import { h, replace, s } from "../ui/dom.js";
-import { fmt, fmtBytes } from "../ui/format.js";
+import { fmt, fmtBytes, fmtTokens } from "../ui/format.js";
 import { HeatMap } from "../ui/heatmap.js";
 import { formula } from "../ui/math.js";
 import { attachTip } from "../ui/tooltip.js";
+import { untrainedNote } from "../ui/parts.js";
 import { embed } from "./selfcross.js";
 
 const H = 8;
@@ -47,8 +48,10 @@ function compare(x: Tensor, gqa: GroupedQueryAttention, mha: MultiheadAttention)
   return Math.max(maxAbsDiff(a, b), maxAbsDiff(wa!, wb!));
 }
 
-function sharingDiagram(Hkv: number): SVGSVGElement {
-  const G = H / Hkv, width = 560, height = 150;
+/** Query heads above the key/value heads they read; at most 560 px wide, narrower on a narrow screen. */
+function sharingDiagram(Hkv: number, maxWidth: number): SVGSVGElement {
+  const G = H / Hkv, width = Math.max(300, Math.min(560, maxWidth)), height = 150;
+  const box = Math.min(36, (width - 60) / H - 4); // a query head's box
   const qx = (i: number): number => 30 + (i + 0.5) * ((width - 60) / H);
   const kx = (j: number): number => 30 + (j + 0.5) * ((width - 60) / Hkv);
   const svg = s("svg", { width, height, viewBox: `0 0 ${width} ${height}`, "data-export": "svg", "font-family": "system-ui, sans-serif", "font-size": 12, role: "img", "aria-label": `${H} query heads sharing ${Hkv} key/value heads, ${G} per group` });
@@ -58,7 +61,7 @@ function sharingDiagram(Hkv: number): SVGSVGElement {
     const j = Math.floor(i / G), colour = HEAD_COLOURS[j % HEAD_COLOURS.length];
     svg.append(s("line", { x1: qx(i), y1: 44, x2: kx(j), y2: height - 46, stroke: colour, "stroke-width": 2 }));
     const g = s("g", { tabindex: 0 });
-    g.append(s("rect", { x: qx(i) - 18, y: 22, width: 36, height: 22, rx: 4, fill: "#ffffff", stroke: colour, "stroke-width": 2 }));
+    g.append(s("rect", { x: qx(i) - box / 2, y: 22, width: box, height: 22, rx: 4, fill: "#ffffff", stroke: colour, "stroke-width": 2 }));
     g.append(s("text", { x: qx(i), y: 33, "text-anchor": "middle", "dominant-baseline": "central", fill: "#111827" }, `q${i}`));
     attachTip(g, () => `query head ${i} reads key/value head ${j} (group of ${G})`);
     svg.append(g);
@@ -88,8 +91,13 @@ export const gqaPage: Page = {
       h("p", { class: "lede" },
         `Every query head needs keys and values, and during generation those are cached for every past token. Grouped-query attention lets G query heads share one key/value head: here H = ${H} query heads share H_kv key/value heads. `,
         "H_kv = H is ordinary multi-head attention; H_kv = 1 is multi-query attention. The cache shrinks by the factor G, and heads in one group still make different maps, because their queries differ."),
-      formula(String.raw`\mathrm{head}_h=\mathrm{softmax}\!\Big(\frac{Q_h K_{\lfloor h/G\rfloor}^{\top}}{\sqrt{d}}\Big)V_{\lfloor h/G\rfloor},\quad G=\frac{H}{H_{kv}},\qquad \text{KV bytes per token}=2\cdot n_{\text{layers}}\cdot H_{kv}\cdot d\cdot \text{bytes}`),
+      formula([
+        String.raw`\mathrm{head}_h=\mathrm{softmax}\!\Big(\frac{Q_h K_{\lfloor h/G\rfloor}^{\top}}{\sqrt{d}}\Big)V_{\lfloor h/G\rfloor}`,
+        String.raw`G=\frac{H}{H_{kv}}`,
+        String.raw`\text{KV bytes per token}=2\cdot n_{\text{layers}}\cdot H_{kv}\cdot d\cdot \text{bytes}`,
+      ]),
     );
+    root.append(untrainedNote("The word vectors and the query, key and value projections"));
     root.append(controls(
       select({ label: "Key/value heads H_kv", options: KV_OPTIONS, value: Hkv, onChange: (v) => { Hkv = v; update(); }, testid: "kv-heads" }),
       seedControl(seed, (v) => { seed = v; update(); }),
@@ -117,9 +125,9 @@ export const gqaPage: Page = {
       state.set({ layers, hd: headDim, dtype });
       const ns = Array.from({ length: 13 }, (_, i) => 2 ** (i + 8));
       const chart = lineChart({
-        width: 640, height: 300, label: "KV cache bytes against context length",
+        width: chartWidth(cacheFig.body, 640), height: 300, label: "KV cache bytes against context length",
         series: KV_OPTIONS.map((kv, i) => ({ name: `H_kv = ${kv}${kv === H ? " (MHA)" : kv === 1 ? " (MQA)" : ""}`, colour: HEAD_COLOURS[i], points: ns.map((n) => [n, n * bytesPerToken(kv)] as const), dash: kv === Hkv ? undefined : "5 4" })),
-        x: { label: "context length (tokens)", log: true, format: (v) => (v >= 1024 ? `${v / 1024}k` : String(v)) },
+        x: { label: "context length (tokens)", log: true, format: fmtTokens },
         y: { label: "KV cache", log: true, format: fmtBytes, ticks: binaryTicks },
         refs: [{ y: 80e9, label: "80 GB (one H100)" }],
       });
@@ -142,7 +150,7 @@ export const gqaPage: Page = {
         const map = new HeatMap({ rows: L, cols: L, values: slice(w!, 0, i, i + 1).data, scale: weightScale(1) }, { label: `query head ${i} (KV head ${Math.floor(i / G)})`, axes: ["query", "key"], maxCell: 14, maxWidth: 126, showValues: false });
         return h("div", { class: "col" }, h("span", { class: "part-title", "data-export": "text", style: `color:${colour}` }, `q${i} → kv${Math.floor(i / G)}`), map.el);
       });
-      replace(mapsFig.body, sharingDiagram(Hkv), h("div", { class: "row", style: "margin-top:8px" }, ...maps));
+      replace(mapsFig.body, sharingDiagram(Hkv, mapsFig.body.clientWidth || 560), h("div", { class: "row", style: "margin-top:8px" }, ...maps));
 
       const full = new GroupedQueryAttention(E, H, H, { seed, dtype: "float64" });
       const dFull = compare(x, full, equivalentMha(full, seed));

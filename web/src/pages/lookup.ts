@@ -7,11 +7,11 @@
 import { type Tensor, lookupAttention, mean, noGrad, pow, sub, tensor } from "attend";
 import { rowsOf } from "../lib.js";
 import type { Page, PageContext } from "../page.js";
-import { lineChart } from "../ui/chart.js";
+import { chartWidth, lineChart } from "../ui/chart.js";
 import { signedScale, textOn } from "../ui/colors.js";
 import { button, check, controls, matrixEditor, slider } from "../ui/controls.js";
 import { h, replace, s } from "../ui/dom.js";
-import { fmt } from "../ui/format.js";
+import { fmt, fmtFixed, typographic } from "../ui/format.js";
 import { HeatMap } from "../ui/heatmap.js";
 import { formula } from "../ui/math.js";
 import { matrixPart } from "../ui/parts.js";
@@ -48,29 +48,42 @@ function matchOf(q: number[], K: number[][]): number {
   return K.findIndex((k) => k.every((v, e) => v === q[e]));
 }
 
-function drawTable(q: number[], K: number[][], V: number[][], chosen: number, out: number[]): SVGSVGElement {
-  const rowH = 38, cw = 46, top = 34;
-  const kx = 190, vx = kx + K[0].length * cw + 90, ox = vx + V[0].length * cw + 90;
-  const width = ox + out.length * cw + 20;
-  const height = top + K.length * rowH + 20;
+/** How an entry is shown, in the editors and in the figure alike: "0.991", "-0.4" (the figure with a "−"). */
+const entry = (v: number): string => fmtFixed(v, 3);
+
+/**
+ * The table as a picture: query → keys (= / ≠) → values → output. Side by side when `maxWidth` allows,
+ * else stacked (the query above the keys, the output under the values) so a phone shows every number.
+ */
+function drawTable(q: number[], K: number[][], V: number[][], chosen: number, out: number[], maxWidth: number): SVGSVGElement {
+  const rowH = 38, cw = 48, cellH = rowH - 8, mid = cellH / 2;
+  const E = q.length, Ev = V[0].length, S = K.length;
+  const narrow = 190 + E * cw + 90 + Ev * cw + 90 + Ev * cw + 20 > maxWidth;
+  const kx = narrow ? 40 : 190;
+  const vx = kx + E * cw + (narrow ? 36 : 90);
+  const top = narrow ? 26 + rowH + 28 : 34; // y of the first key row
+  const qx = narrow ? kx : 10, qy = narrow ? 26 : top + ((S - 1) * rowH) / 2;
+  const ox = narrow ? vx : vx + Ev * cw + 90, oy = narrow ? top + S * rowH + 28 : qy;
+  const width = narrow ? vx + Ev * cw + 20 : ox + Ev * cw + 20;
+  const height = narrow ? oy + rowH : top + S * rowH + 20;
   const scale = signedScale(V.flat().concat(out));
   const svg = s("svg", { width, height, viewBox: `0 0 ${width} ${height}`, "data-export": "svg", "font-family": "system-ui, sans-serif", "font-size": 13, role: "group", "aria-label": "lookup table" });
-  const label = (x: number, text: string): void => void svg.append(s("text", { x, y: 18, "font-weight": 700, fill: "#111827" }, text));
-  label(10, "query q");
-  label(kx, "keys K");
-  label(vx, "values V");
-  label(ox, chosen >= 0 ? `output = V[${chosen}]` : "output = 0 (no match)");
-  const cellRow = (x: number, y: number, vals: number[], colour: ((v: number) => string) | null, dim: boolean): SVGGElement => {
-    const g = s("g", {});
+  const label = (x: number, y: number, text: string): void => void svg.append(s("text", { x, y, "font-weight": 700, fill: "#111827" }, text));
+  label(qx, narrow ? qy - 8 : 18, "query q");
+  label(kx, top - 16, "keys K");
+  label(vx, top - 16, "values V");
+  label(ox, narrow ? oy - 8 : 18, chosen >= 0 ? `output = V[${chosen}]` : "output = 0 (no match)");
+  const cellRow = (x: number, y: number, vals: number[], colour: ((v: number) => string) | null, dim: boolean, name: string): SVGGElement => {
+    const g = s("g", { "data-matrix": name });
     vals.forEach((v, j) => {
       const fill = colour ? colour(v) : "#ffffff";
-      g.append(s("rect", { x: x + j * cw, y, width: cw - 2, height: rowH - 8, rx: 4, fill, stroke: "#6b7280" }));
-      g.append(s("text", { x: x + j * cw + (cw - 2) / 2, y: y + (rowH - 8) / 2, "text-anchor": "middle", "dominant-baseline": "central", fill: colour ? textOn(fill) : dim ? "#6b7280" : "#111827" }, fmt(v, 3)));
+      g.append(s("rect", { x: x + j * cw, y, width: cw - 2, height: cellH, rx: 4, fill, stroke: "#6b7280" }));
+      g.append(s("text", { x: x + j * cw + (cw - 2) / 2, y: y + mid, "text-anchor": "middle", "dominant-baseline": "central", "font-size": 12, fill: colour ? textOn(fill) : dim ? "#6b7280" : "#111827" }, typographic(entry(v))));
     });
     return g;
   };
-  const qy = top + ((K.length - 1) * rowH) / 2;
-  const qg = cellRow(10, qy, q, null, false);
+  const amber = "#b45309";
+  const qg = cellRow(qx, qy, q, null, false, "q");
   qg.setAttribute("tabindex", "0");
   attachTip(qg, () => `query q = [${q.map((v) => fmt(v)).join(", ")}]`);
   svg.append(qg);
@@ -78,20 +91,26 @@ function drawTable(q: number[], K: number[][], V: number[][], chosen: number, ou
     const y = top + i * rowH;
     const hit = i === chosen;
     const g = s("g", { tabindex: 0, "data-row": i, "data-hit": hit ? "1" : "0" });
-    g.append(s("line", { x1: 10 + q.length * cw, y1: qy + (rowH - 8) / 2, x2: kx - 4, y2: y + (rowH - 8) / 2, stroke: hit ? "#b45309" : "#d1d5db", "stroke-width": hit ? 3 : 1 }));
-    g.append(s("text", { x: kx - 14, y: y + (rowH - 8) / 2, "text-anchor": "end", "dominant-baseline": "central", fill: hit ? "#92400e" : "#6b7280", "font-weight": 700 }, hit ? "=" : "≠"));
-    g.append(cellRow(kx, y, k, null, !hit));
-    g.append(s("line", { x1: kx + k.length * cw, y1: y + (rowH - 8) / 2, x2: vx - 4, y2: y + (rowH - 8) / 2, stroke: hit ? "#b45309" : "#e5e7eb", "stroke-width": hit ? 3 : 1 }));
-    g.append(cellRow(vx, y, V[i], scale, false));
+    const link = { fill: "none", stroke: hit ? amber : "#d1d5db", "stroke-width": hit ? 3 : 1 };
+    g.append(narrow
+      ? s("path", { d: `M${qx - 4},${qy + mid}H${kx - 30}V${y + mid}H${kx - 22}`, ...link })
+      : s("line", { x1: qx + E * cw, y1: qy + mid, x2: kx - 4, y2: y + mid, ...link }));
+    g.append(s("text", { x: kx - (narrow ? 8 : 14), y: y + mid, "text-anchor": "end", "dominant-baseline": "central", fill: hit ? "#92400e" : "#6b7280", "font-weight": 700 }, hit ? "=" : "≠"));
+    g.append(cellRow(kx, y, k, null, !hit, "K"));
+    g.append(s("line", { x1: kx + E * cw, y1: y + mid, x2: vx - 4, y2: y + mid, stroke: hit ? amber : "#e5e7eb", "stroke-width": hit ? 3 : 1 }));
+    g.append(cellRow(vx, y, V[i], scale, false, "V"));
     if (hit) {
-      g.append(s("rect", { x: kx - 4, y: y - 4, width: k.length * cw + 6, height: rowH, rx: 6, fill: "none", stroke: "#b45309", "stroke-width": 2.5 }));
-      g.append(s("rect", { x: vx - 4, y: y - 4, width: V[i].length * cw + 6, height: rowH, rx: 6, fill: "none", stroke: "#b45309", "stroke-width": 2.5 }));
-      g.append(s("line", { x1: vx + V[i].length * cw + 4, y1: y + (rowH - 8) / 2, x2: ox - 6, y2: qy + (rowH - 8) / 2, stroke: "#b45309", "stroke-width": 3 }));
+      g.append(s("rect", { x: kx - 4, y: y - 4, width: E * cw + 6, height: rowH, rx: 6, fill: "none", stroke: amber, "stroke-width": 2.5 }));
+      g.append(s("rect", { x: vx - 4, y: y - 4, width: Ev * cw + 6, height: rowH, rx: 6, fill: "none", stroke: amber, "stroke-width": 2.5 }));
+      const vEnd = vx + Ev * cw + 4;
+      g.append(narrow
+        ? s("path", { d: `M${vEnd},${y + mid}H${vEnd + 10}V${oy + mid}H${vEnd - 2}`, fill: "none", stroke: amber, "stroke-width": 3 })
+        : s("line", { x1: vEnd, y1: y + mid, x2: ox - 6, y2: qy + mid, stroke: amber, "stroke-width": 3 }));
     }
     attachTip(g, () => `key ${i} = [${k.map((v) => fmt(v)).join(", ")}] ${hit ? "matches" : "does not match"} the query\nvalue ${i} = [${V[i].map((v) => fmt(v)).join(", ")}]`);
     svg.append(g);
   });
-  const og = cellRow(ox, qy, out, scale, false);
+  const og = cellRow(ox, oy, out, scale, false, "output");
   og.setAttribute("tabindex", "0");
   og.setAttribute("data-testid", "lookup-output");
   attachTip(og, () => `output = [${out.map((v) => fmt(v)).join(", ")}]`);
@@ -120,7 +139,11 @@ export const lookupPage: Page = {
         "A dictionary is the simplest attention: compare the query with every key, and return the value of the key that matches exactly. ",
         "Edit the query or a key and watch which value lights up. Then train: the optimizer can move the chosen value toward a target, ",
         "but the gradients on the query and the keys are exactly zero, because nudging them a little never changes which key matches."),
-      formula(String.raw`\mathrm{out}=V_{i^*},\quad i^*=\text{the } i \text{ with } K_i=q,\qquad \frac{\partial\,\mathrm{out}}{\partial q}=\frac{\partial\,\mathrm{out}}{\partial K}=0,\quad \frac{\partial\,\mathrm{out}}{\partial V_{i^*}}=I`),
+      formula([
+        String.raw`\mathrm{out}=V_{i^*},\quad i^*=\text{the } i \text{ with } K_i=q`,
+        String.raw`\frac{\partial\,\mathrm{out}}{\partial q}=\frac{\partial\,\mathrm{out}}{\partial K}=0`,
+        String.raw`\frac{\partial\,\mathrm{out}}{\partial V_{i^*}}=I`,
+      ]),
     );
     const editors = h("div", { class: "row" });
     const trainBtn = button("Train", () => train(), { "data-testid": "train" });
@@ -157,10 +180,10 @@ export const lookupPage: Page = {
 
     function drawEditors(): void {
       replace(editors,
-        matrixEditor({ label: "query q", value: q, rowNames: ["q"], onChange: (m) => { q = m; update(); }, testid: "edit-q" }),
-        matrixEditor({ label: "keys K", value: K, rowNames: K.map((_, i) => `K${i}`), onChange: (m) => { K = m; update(); }, testid: "edit-K" }),
-        matrixEditor({ label: "values V", value: V, rowNames: V.map((_, i) => `V${i}`), step: 0.1, onChange: (m) => { V = m; losses = []; update(); }, testid: "edit-V" }),
-        matrixEditor({ label: "target", value: target, rowNames: ["t"], step: 0.1, onChange: (m) => { target = m; update(); }, testid: "edit-target" }));
+        matrixEditor({ label: "query q", value: q, rowNames: ["q"], format: entry, onChange: (m) => { q = m; update(); }, testid: "edit-q" }),
+        matrixEditor({ label: "keys K", value: K, rowNames: K.map((_, i) => `K${i}`), format: entry, onChange: (m) => { K = m; update(); }, testid: "edit-K" }),
+        matrixEditor({ label: "values V", value: V, rowNames: V.map((_, i) => `V${i}`), step: 0.1, format: entry, onChange: (m) => { V = m; losses = []; update(); }, testid: "edit-V" }),
+        matrixEditor({ label: "target", value: target, rowNames: ["t"], step: 0.1, format: entry, onChange: (m) => { target = m; update(); }, testid: "edit-target" }));
     }
 
     /** Leaves for autograd, float64 so "exactly 0" is not a rounding artefact. */
@@ -183,7 +206,7 @@ export const lookupPage: Page = {
       const exact = [...st.gq.data, ...st.gK.data].every((g) => g === 0);
       checkZero.set(exact, `every entry of ∇q and ∇K is exactly 0 (largest |g| = ${maxQK}); |∇V| is largest on row ${st.chosen >= 0 ? st.chosen : "–"} (${fmt(bound)})`);
       replace(lossBox, losses.length > 1
-        ? lineChart({ width: 360, height: 190, label: "loss per step", series: [{ name: "loss", colour: "#1d4ed8", points: losses.map((l, i) => [i, l] as const) }], x: { label: "step", format: (v) => String(v) }, y: { label: "loss", format: (v) => fmt(v, 2) } })
+        ? lineChart({ width: chartWidth(lossBox, 360), height: 190, label: "loss per step", series: [{ name: "loss", colour: "#1d4ed8", points: losses.map((l, i) => [i, l] as const) }], x: { label: "step", format: (v) => String(v) }, y: { label: "loss", format: (v) => fmt(v, 2) } })
         : h("p", { class: "note" }, "Press Train to see the loss fall."));
     }
 
@@ -192,7 +215,7 @@ export const lookupPage: Page = {
       drawEditors();
       const [tq, tK, tV, tt] = leaves();
       const st = forwardBackward(tq, tK, tV, tt);
-      replace(tableFig.body, drawTable(q[0], K, V, st.chosen, st.out));
+      replace(tableFig.body, drawTable(q[0], K, V, st.chosen, st.out, tableFig.body.clientWidth || Infinity));
       showGrads(st);
     }
 
@@ -212,7 +235,7 @@ export const lookupPage: Page = {
         q = rowsOf(tq);
         K = rowsOf(tK);
         V = rowsOf(tV);
-        replace(tableFig.body, drawTable(q[0], K, V, st.chosen, st.out));
+        replace(tableFig.body, drawTable(q[0], K, V, st.chosen, st.out, tableFig.body.clientWidth || Infinity));
         showGrads(st);
         if (++done >= steps) {
           clearInterval(timer);

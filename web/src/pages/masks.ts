@@ -40,7 +40,11 @@ export const masksPage: Page = {
       h("p", { class: "lede" },
         "A mask says which keys a query may look at. Masked scores become −∞ before the softmax, so their weights are exactly 0 and the rest still sum to 1. ",
         "The causal mask hides the future: a language model predicting token t+1 must not peek at it. A padding mask hides the filler that makes sequences of different lengths the same length."),
-      formula(String.raw`P=\mathrm{softmax}\!\Big(\frac{QK^{\top}}{\sqrt d}+M\Big),\qquad M_{ls}=\begin{cases}0&\text{if query } l \text{ may see key } s\\-\infty&\text{otherwise}\end{cases}\qquad\text{causal: } s\le l`),
+      formula([
+        String.raw`P=\mathrm{softmax}\!\Big(\frac{QK^{\top}}{\sqrt d}+M\Big)`,
+        String.raw`M_{ls}=\begin{cases}0&\text{if query } l \text{ may see key } s\\-\infty&\text{otherwise}\end{cases}`,
+        String.raw`\text{causal: } s\le l`,
+      ]),
     );
     root.append(controls(
       toggle({ label: "Causal mask", checked: causal, onChange: (v) => { causal = v; update(); }, testid: "causal" }),
@@ -49,7 +53,7 @@ export const masksPage: Page = {
     ));
     const maskFig = ctx.figure({
       id: "masked", title: "Scores with the mask drawn over them, then the weights",
-      caption: "Grey, struck-through cells are masked (−∞ before the softmax).",
+      caption: "In the mask, dark (1, true) means may attend, as in this library's bool masks and torch's scaled_dot_product_attention; torch's nn.MultiheadAttention masks use the opposite (true = masked out). Grey, struck-through cells are masked (−∞ before the softmax).",
       data: () => ({ tokens: words, causal, padding: padded, allowed: rowsOf(allowed), scores: rowsOf(scores), weights: rowsOf(P) }),
     });
     const genFig = ctx.figure({
@@ -61,6 +65,8 @@ export const masksPage: Page = {
     root.append(maskFig.el, checks.zero.el, checks.sums.el, genFig.el, checks.kv.el);
 
     let words: string[] = [];
+    /** A map's width: at most `w`, and no wider than the figure on a narrow screen. */
+    const fitWidth = (w: number): number => Math.min(w, maskFig.body.clientWidth || w);
     let Q: Tensor, K: Tensor, V: Tensor, allowed: Tensor, scores: Tensor, P: Tensor, stepRow: Tensor;
 
     function update(): void {
@@ -79,9 +85,9 @@ export const masksPage: Page = {
       scores = mul(matmul(Q, transpose(K)), 1 / Math.sqrt(D)); // [L, L]
       [, P] = scaledDotProductAttentionWithWeights(Q, K, V, { attnMask: allowed }); // [L, L]
       const masked = Uint8Array.from(allowed.data, (a) => 1 - a);
-      const opts = { maxCell: 36, maxWidth: 420, axes: ["query", "key"] as [string, string] };
+      const opts = { maxCell: 36, maxWidth: fitWidth(420), axes: ["query", "key"] as [string, string] };
       const sMap = new HeatMap({ rows: L, cols: L, values: scores.data, scale: signedScale(scores.data), masked, rowLabels: words, colLabels: words }, { label: "masked scores", ...opts });
-      const mMap = new HeatMap({ rows: L, cols: L, values: allowed.data, scale: weightScale(1), rowLabels: words, colLabels: words }, { label: "mask (1 = may attend)", ...opts, maxWidth: 300, showValues: true });
+      const mMap = new HeatMap({ rows: L, cols: L, values: allowed.data, scale: weightScale(1), rowLabels: words, colLabels: words }, { label: "mask (1 = may attend)", ...opts, maxWidth: fitWidth(300), showValues: true, legendLabels: ["0 = masked", "1 = may attend"] });
       const pMap = new HeatMap({ rows: L, cols: L, values: P.data, scale: weightScale(1), masked, rowLabels: words, colLabels: words }, { label: "weights P", ...opts, describe: (c, v, m) => `query ${c.r} (${words[c.r]}) → key ${c.c} (${words[c.c]}): ${m ? "masked, weight exactly 0" : fmt(v)}` });
       replace(maskFig.body,
         h("div", { class: "row" }, matrixPart("mask", [L, L], mMap), op("on"), matrixPart("QKᵀ/√d", [L, L], sMap), op("softmax →"), matrixPart("P", [L, L], pMap)));
@@ -109,7 +115,7 @@ export const masksPage: Page = {
       const values = new Float64Array(L);
       values.set(stepRow.data);
       const future = Uint8Array.from({ length: L }, (_, s) => (s > t ? 1 : 0));
-      const rowMap = new HeatMap({ rows: 1, cols: L, values, scale: weightScale(1), masked: future, rowLabels: [words[t]], colLabels: words.map((w, s) => (s > t ? "·" : w)) }, { label: `step ${t}: query "${words[t]}"`, axes: ["query", "key"], maxCell: 46, maxWidth: 560 });
+      const rowMap = new HeatMap({ rows: 1, cols: L, values, scale: weightScale(1), masked: future, rowLabels: [words[t]], colLabels: words.map((w, s) => (s > t ? "·" : w)) }, { label: `step ${t}: query "${words[t]}"`, axes: ["query", "key"], maxCell: 46, maxWidth: fitWidth(560) });
       const prev = button("← Previous", () => { step = Math.max(0, step - 1); update(); }, { class: "secondary", "data-testid": "gen-prev" });
       const next = button("Generate next token →", () => { step = Math.min(L - 1, step + 1); update(); }, { "data-testid": "gen-next" });
       prev.disabled = t === 0;
@@ -117,7 +123,7 @@ export const masksPage: Page = {
       const sentence = h("p", { "data-export": "text", "data-testid": "gen-sentence" }, `step ${t}: ${words.slice(0, t + 1).join(" ")} ▮`);
       replace(genFig.body, h("div", { class: "row", style: "align-items:center" }, prev, next), sentence, matrixPart(`query ${t} over keys 0..${t}`, [1, t + 1], rowMap));
       const causalRow = causal ? maxAbsDiff(stepRow, slice(full, 1, 0, t + 1)) : NaN;
-      checks.kv.set(!causal || causalRow < 1e-12, causal
+      checks.kv.set(causal ? causalRow < 1e-12 : null, causal
         ? `with only keys 0..${t} (a KV cache), query ${t}'s weights equal row ${t} of the full causal map (largest difference ${fmt(causalRow, 2)})`
         : "turn the causal mask on: without it, row t of the full map also looks at the future, which generation cannot see");
     }

@@ -8,11 +8,11 @@
 import { type Tensor, Generator, flashAttentionSteps, matmul, mul, randn, scaledDotProductAttention, softmax, transpose } from "attend";
 import { arr, maxAbsDiff, rowsOf } from "../lib.js";
 import type { Page, PageContext } from "../page.js";
-import { binaryTicks, lineChart } from "../ui/chart.js";
+import { binaryTicks, chartWidth, lineChart } from "../ui/chart.js";
 import { signedScale, weightScale } from "../ui/colors.js";
 import { button, check, controls, seedControl, select, slider } from "../ui/controls.js";
 import { h, replace } from "../ui/dom.js";
-import { fmt, fmtBytes } from "../ui/format.js";
+import { fmt, fmtBytes, fmtTokens } from "../ui/format.js";
 import { HeatMap } from "../ui/heatmap.js";
 import { formula } from "../ui/math.js";
 import { matrixPart, op } from "../ui/parts.js";
@@ -71,7 +71,13 @@ export const memoryPage: Page = {
         "Attention compares every query with every key: N tokens make an N × N matrix per head. Double the context and that matrix takes four times the memory. ",
         "Tiled attention (FlashAttention) never builds it: it walks over tiles of keys, keeping for each query only a running maximum, a running sum and a partial output, ",
         "and rescales them whenever a larger score turns up. The result is the same numbers."),
-      formula(String.raw`\text{bytes}(P)=B\cdot H\cdot N^2\cdot b\qquad m'=\max(m,\max_j s_j),\quad \ell'=e^{m-m'}\ell+\sum_j e^{s_j-m'},\quad O'=e^{m-m'}O+\sum_j e^{s_j-m'}V_j,\quad \mathrm{out}=O/\ell`),
+      formula([
+        String.raw`\text{bytes}(P)=B\cdot H\cdot N^2\cdot b`,
+        String.raw`m'=\max(m,\max_j s_j)`,
+        String.raw`\ell'=e^{m-m'}\ell+\sum_j e^{s_j-m'}`,
+        String.raw`O'=e^{m-m'}O+\sum_j e^{s_j-m'}V_j`,
+        String.raw`\mathrm{out}=O/\ell`,
+      ]),
     );
     root.append(controls(
       slider({ label: "Context N", min: 6, max: 20, value: logN, format: (v) => (2 ** v).toLocaleString("en"), onInput: (v) => { logN = v; drawChart(); }, testid: "logN" }),
@@ -123,12 +129,12 @@ export const memoryPage: Page = {
       const d = chartData();
       const N = 2 ** logN;
       replace(chartFig.body, lineChart({
-        width: 680, height: 320, label: "attention matrix bytes against N",
+        width: chartWidth(chartFig.body, 680), height: 320, label: "attention matrix bytes against N",
         series: [
           { name: "materialised N × N", colour: "#b91c1c", points: d.N.map((n, i) => [n, d.materialised[i]] as const) },
           { name: `tiled: one ${FLASH_TILE}² tile + 2N row stats`, colour: "#1d4ed8", points: d.N.map((n, i) => [n, d.tiled[i]] as const), dash: "6 4" },
         ],
-        x: { label: "context length N", log: true, format: (v) => (v >= 1048576 ? `${v / 1048576}M` : v >= 1024 ? `${v / 1024}k` : String(v)) },
+        x: { label: "context length N", log: true, format: fmtTokens },
         y: { label: "bytes (batch 1)", log: true, format: fmtBytes, ticks: binaryTicks },
         refs: [{ y: 80e9, label: "80 GB (one H100)" }],
         marker: { x: N, label: `N = ${N.toLocaleString("en")}` },
@@ -173,8 +179,8 @@ export const memoryPage: Page = {
       const labels = (p: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${p}${i}`);
       const o = { maxCell: 30, showValues: false };
       const sMap = new HeatMap({ rows: TILE_N, cols: TILE_N, values: scores.data, scale: signedScale(scores.data), masked: unseen, highlights: cur, rowLabels: labels("q", TILE_N), colLabels: labels("k", TILE_N) }, { label: "scores seen so far", axes: ["query", "key"], ...o, maxWidth: 330 });
-      const mMap = new HeatMap({ rows: TILE_N, cols: 1, values: st.m.map((v) => (Number.isFinite(v) ? v : 0)), scale: signedScale(scores.data), masked: notStarted }, { label: "running max m", axes: ["query", ""], ...o, maxWidth: 30, describe: (c) => `row ${c.r}: m = ${fmt(st.m[c.r])}` });
-      const lMap = new HeatMap({ rows: TILE_N, cols: 1, values: st.l, scale: weightScale(Math.max(1, ...st.l)), masked: notStarted }, { label: "running sum ℓ", axes: ["query", ""], ...o, maxWidth: 30, describe: (c) => `row ${c.r}: ℓ = ${fmt(st.l[c.r])}` });
+      const mMap = new HeatMap({ rows: TILE_N, cols: 1, values: st.m.map((v) => (Number.isFinite(v) ? v : 0)), scale: signedScale(scores.data), masked: notStarted }, { label: "running max m", axes: ["query", ""], ...o, maxWidth: 30, legend: false, describe: (c) => `row ${c.r}: m = ${fmt(st.m[c.r])}` });
+      const lMap = new HeatMap({ rows: TILE_N, cols: 1, values: st.l, scale: weightScale(Math.max(1, ...st.l)), masked: notStarted }, { label: "running sum ℓ", axes: ["query", ""], ...o, maxWidth: 30, legend: false, describe: (c) => `row ${c.r}: ℓ = ${fmt(st.l[c.r])}` });
       const oMap = new HeatMap({ rows: TILE_N, cols: TILE_EV, values: out.data, scale: signedScale(reference.data), masked: notStartedOut }, { label: "O / ℓ so far", axes: ["query", "dim"], ...o, maxWidth: 90 });
       const refMap = new HeatMap({ rows: TILE_N, cols: TILE_EV, values: reference.data, scale: signedScale(reference.data) }, { label: "materialised softmax(QKᵀ/√d)V", axes: ["query", "dim"], ...o, maxWidth: 90 });
       replace(tileFig.body, h("div", { class: "row" },
@@ -184,7 +190,7 @@ export const memoryPage: Page = {
       const diff = maxAbsDiff(out, reference);
       tileData = { Br, Bc, step, totalSteps: total, m: arr(st.m).map((v) => (Number.isFinite(v) ? v : null)), l: arr(st.l), output: rowsOf(out), reference: rowsOf(reference), maxAbsDiff: diff };
       if (step === total) tileCheck.set(diff < 1e-12, `after all ${total} tiles, O / ℓ equals the materialised result (largest difference ${fmt(diff, 2)}), without ever holding the ${TILE_N} × ${TILE_N} weights`);
-      else tileCheck.set(true, `${step} of ${total} tiles done; run to the end to compare with the materialised result`);
+      else tileCheck.set(null, `${step} of ${total} tiles done; run to the end to compare with the materialised result`);
     }
 
     drawChart();

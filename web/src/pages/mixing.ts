@@ -52,6 +52,9 @@ const toPx = (v: number): number => SIZE / 2 + (v / SPAN) * (SIZE / 2 - 20);
 const toPy = (v: number): number => SIZE / 2 - (v / SPAN) * (SIZE / 2 - 20);
 const ARROW_PX_PER_UNIT = 300;
 const ARROW_MAX = 160;
+/** The arrows ∂R/∂q, ∂G/∂q, ∂B/∂q (dark enough to read on white). */
+const ARROW_COLOURS = ["#b91c1c", "#a16207", "#1d4ed8"];
+const ARROW_NAMES = ["∂R/∂q", "∂G/∂q", "∂B/∂q"];
 
 export const mixingPage: Page = {
   id: "mixing",
@@ -73,7 +76,11 @@ export const mixingPage: Page = {
         "goes through a softmax to say how much of each pot is poured. Drag the query (or focus it and use the arrow keys). ",
         "At high temperature every pot pours equally; as T falls the mix turns into a lookup of the nearest pot, and the gradient arrows ",
         "(how the output colour would change if the query moved) shrink to nothing: a lookup cannot be learned by gradient descent."),
-      formula(String.raw`w=\mathrm{softmax}\!\Big(\frac{q K^{\top}}{T}\Big),\qquad \mathrm{colour}=\sum_i w_i\,V_i,\qquad \frac{\partial\,\mathrm{colour}}{\partial q}=\frac{1}{T}\sum_i w_i\,V_i\,(K_i-\textstyle\sum_j w_j K_j)^{\top}`),
+      formula([
+        String.raw`w=\mathrm{softmax}\!\Big(\frac{q K^{\top}}{T}\Big)`,
+        String.raw`\mathrm{colour}=\sum_i w_i\,V_i`,
+        String.raw`\frac{\partial\,\mathrm{colour}}{\partial q}=\frac{1}{T}\sum_i w_i\,V_i\,(K_i-\textstyle\sum_j w_j K_j)^{\top}`,
+      ]),
     );
     const potInputs = pots.map((p, i) => {
       const input = h("input", { type: "color", value: p, "aria-label": `colour of ${POT_NAMES[i]}` });
@@ -92,12 +99,35 @@ export const mixingPage: Page = {
     });
     const readout = h("p", { class: "note", "data-testid": "grad-norm", role: "status" });
     root.append(fig.el, readout);
-    const plane = h("div", {});
-    const side = h("div", { class: "col", style: "min-width:260px" });
+    // The plane's <svg> lives as long as the page and only its contents are redrawn, so a drag keeps its
+    // pointer capture and listeners while the query moves. It shrinks to fit a narrow screen.
+    const svg = s("svg", {
+      width: SIZE, height: SIZE, viewBox: `0 0 ${SIZE} ${SIZE}`, "data-export": "svg", "font-family": "system-ui, sans-serif", "font-size": 12,
+      role: "group", "aria-label": "query plane", "data-testid": "query-plane", style: "width:100%;height:auto;touch-action:none;display:block",
+    });
+    const plane = h("div", { style: `flex:1 1 280px;max-width:${SIZE}px;min-width:0` }, svg);
+    const side = h("div", { class: "col", style: "flex:0 1 260px;min-width:0" });
     fig.body.append(h("div", { class: "row" }, plane, side));
+    let dragging: number | null = null;
+    const dragTo = (ev: PointerEvent): void => {
+      const r = svg.getBoundingClientRect();
+      const px = ((ev.clientX - r.left) * SIZE) / r.width, py = ((ev.clientY - r.top) * SIZE) / r.height;
+      moveTo(((px - SIZE / 2) / (SIZE / 2 - 20)) * SPAN, (-(py - SIZE / 2) / (SIZE / 2 - 20)) * SPAN, false);
+    };
+    svg.addEventListener("pointerdown", (e) => {
+      if (e.button !== 0) return;
+      e.preventDefault(); // no text selection while dragging
+      dragging = e.pointerId;
+      svg.setPointerCapture(e.pointerId);
+      dragTo(e);
+    });
+    svg.addEventListener("pointermove", (e) => { if (e.pointerId === dragging) dragTo(e); });
+    const drop = (e: PointerEvent): void => { if (e.pointerId === dragging) dragging = null; };
+    svg.addEventListener("pointerup", drop);
+    svg.addEventListener("pointercancel", drop);
 
-    function drawPlane(): SVGSVGElement {
-      const svg = s("svg", { width: SIZE, height: SIZE, viewBox: `0 0 ${SIZE} ${SIZE}`, "data-export": "svg", "font-family": "system-ui, sans-serif", "font-size": 12, role: "group", "aria-label": "query plane" });
+    function drawPlane(): void {
+      svg.replaceChildren();
       svg.append(s("rect", { width: SIZE, height: SIZE, fill: "#ffffff", stroke: "#d1d5db" }));
       svg.append(s("line", { x1: toPx(-SPAN), x2: toPx(SPAN), y1: toPy(0), y2: toPy(0), stroke: "#e5e7eb" }));
       svg.append(s("line", { x1: toPx(0), x2: toPx(0), y1: toPy(-SPAN), y2: toPy(SPAN), stroke: "#e5e7eb" }));
@@ -113,14 +143,14 @@ export const mixingPage: Page = {
         attachTip(g, () => `${POT_NAMES[i]}  key [${k.join(", ")}]\nq·k / T = ${fmt((q[0] * k[0] + q[1] * k[1]) / T)}\nweight ${fmt(m.weights[i])}`);
         svg.append(g);
       });
-      ["#b91c1c", "#a16207", "#1d4ed8"].forEach((colour, c) => {
+      ARROW_COLOURS.forEach((colour, c) => {
         const [gx, gy] = m.jacobian[c];
         const len = Math.hypot(gx, gy) * ARROW_PX_PER_UNIT;
         if (len < 0.5) return;
         const f = Math.min(len, ARROW_MAX) / len;
         const ex = qx + gx * ARROW_PX_PER_UNIT * f, ey = qy - gy * ARROW_PX_PER_UNIT * f;
         const ang = Math.atan2(ey - qy, ex - qx);
-        svg.append(s("line", { x1: qx, y1: qy, x2: ex, y2: ey, stroke: colour, "stroke-width": 2.5 }));
+        svg.append(s("line", { x1: qx, y1: qy, x2: ex, y2: ey, stroke: colour, "stroke-width": 2.5, "data-arrow": ARROW_NAMES[c] }));
         svg.append(s("path", { d: `M${ex},${ey}L${ex - 9 * Math.cos(ang - 0.4)},${ey - 9 * Math.sin(ang - 0.4)}L${ex - 9 * Math.cos(ang + 0.4)},${ey - 9 * Math.sin(ang + 0.4)}Z`, fill: colour }));
       });
       const handle = s("g", { tabindex: 0, role: "slider", "aria-label": "query position (arrow keys move it)", "aria-valuetext": `q = (${fmt(q[0], 3)}, ${fmt(q[1], 3)})`, "data-testid": "query-handle", style: "cursor:grab" });
@@ -136,19 +166,6 @@ export const mixingPage: Page = {
         moveTo(q[0] + step[0], q[1] + step[1], true);
       });
       svg.append(handle);
-      svg.addEventListener("pointerdown", (e) => {
-        svg.setPointerCapture(e.pointerId);
-        const move = (ev: PointerEvent): void => {
-          const r = svg.getBoundingClientRect();
-          const px = ((ev.clientX - r.left) * SIZE) / r.width, py = ((ev.clientY - r.top) * SIZE) / r.height;
-          moveTo(((px - SIZE / 2) / (SIZE / 2 - 20)) * SPAN, (-(py - SIZE / 2) / (SIZE / 2 - 20)) * SPAN, false);
-        };
-        move(e);
-        const up = (): void => { svg.removeEventListener("pointermove", move); svg.removeEventListener("pointerup", up); };
-        svg.addEventListener("pointermove", move);
-        svg.addEventListener("pointerup", up);
-      });
-      return svg;
     }
 
     function drawSide(): Element[] {
@@ -163,22 +180,35 @@ export const mixingPage: Page = {
       attachTip(sw, () => `mixed colour ${hexOf(m.out)}\nR ${fmt(m.out[0])}  G ${fmt(m.out[1])}  B ${fmt(m.out[2])}`);
       attachTip(bar, () => m.weights.map((w, i) => `${POT_NAMES[i]}: ${fmt(w)}`).join("\n"));
       return [
-        h("span", { class: "part-title", "data-export": "text" }, "poured (weights)"), bar,
+        h("span", { class: "part-title", "data-export": "text" }, "arrows on q: how the mix would change"), arrowKey(),
+        h("span", { class: "part-title", "data-export": "text", style: "margin-top:10px" }, "poured (weights)"), bar,
         h("span", { class: "part-title", "data-export": "text", style: "margin-top:10px" }, "mixed colour"), sw,
         h("span", { class: "note", "data-export": "text" }, `${hexOf(m.out)} = Σ wᵢ Vᵢ`),
       ];
     }
 
+    /** Which arrow is which colour: each is the gradient of one channel of the mixed colour. */
+    function arrowKey(): SVGSVGElement {
+      const key = s("svg", { width: 260, height: 22, viewBox: "0 0 260 22", "data-export": "svg", "font-family": "system-ui, sans-serif", "font-size": 12, role: "img", "aria-label": "arrow colours: red ∂R/∂q, amber ∂G/∂q, blue ∂B/∂q", "data-testid": "arrow-key" });
+      ARROW_COLOURS.forEach((colour, c) => {
+        const x = c * 86;
+        key.append(s("line", { x1: x + 2, y1: 11, x2: x + 22, y2: 11, stroke: colour, "stroke-width": 2.5 }));
+        key.append(s("path", { d: `M${x + 28},11L${x + 20},7L${x + 20},15Z`, fill: colour }));
+        key.append(s("text", { x: x + 32, y: 11, "dominant-baseline": "central", fill: colour, "font-weight": 700, "data-arrow": ARROW_NAMES[c] }, ARROW_NAMES[c]));
+      });
+      return key;
+    }
+
     function moveTo(x: number, y: number, focus: boolean): void {
       q = [Math.max(-SPAN, Math.min(SPAN, x)), Math.max(-SPAN, Math.min(SPAN, y))];
       update();
-      if (focus) plane.querySelector<SVGGElement>("[data-testid=query-handle]")?.focus();
+      if (focus) svg.querySelector<SVGGElement>("[data-testid=query-handle]")?.focus();
     }
 
     function update(): void {
       state.set({ qx: +q[0].toFixed(3), qy: +q[1].toFixed(3), T: +T.toPrecision(4), ...Object.fromEntries(pots.map((p, i) => [`c${i}`, p.slice(1)])) });
       m = mix(q, T, pots);
-      replace(plane, drawPlane());
+      drawPlane();
       replace(side, ...drawSide());
       const norm = Math.hypot(...m.jacobian.flat());
       readout.dataset.value = String(norm);

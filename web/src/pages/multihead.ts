@@ -13,12 +13,12 @@ import {
 import { maxAbsDiff, rowsOf, tokens } from "../lib.js";
 import type { Page, PageContext } from "../page.js";
 import { HEAD_COLOURS, signedScale, weightScale } from "../ui/colors.js";
-import { check, controls, seedControl, select } from "../ui/controls.js";
+import { check, controls, seedControl, select, textControl } from "../ui/controls.js";
 import { h, replace } from "../ui/dom.js";
 import { fmt } from "../ui/format.js";
 import { HeatMap } from "../ui/heatmap.js";
 import { formula } from "../ui/math.js";
-import { matrixPart, op } from "../ui/parts.js";
+import { emptyNote, matrixPart, op, untrainedNote } from "../ui/parts.js";
 import { embed } from "./selfcross.js";
 
 const E = 24;
@@ -66,20 +66,24 @@ export const multiheadPage: Page = {
         `Instead of one attention over all E = ${E} dimensions, multi-head attention cuts the query, key and value projections into H heads of E/H dimensions each. `,
         "Every head makes its own map, so different heads can look for different things. The heads' outputs are concatenated back into E columns and mixed by the output projection W_O. ",
         "Change the head count: the maps change, the parameter count does not."),
-      formula(String.raw`\mathrm{head}_h=\mathrm{softmax}\!\Big(\frac{Q_h K_h^{\top}}{\sqrt{E/H}}\Big)V_h,\qquad \mathrm{MHA}(X)=\big[\mathrm{head}_1\,\|\,\cdots\,\|\,\mathrm{head}_H\big]\,W_O^{\top}+b_O,\qquad \#\theta = 4E^2+4E`),
+      formula([
+        String.raw`\mathrm{head}_h=\mathrm{softmax}\!\Big(\frac{Q_h K_h^{\top}}{\sqrt{E/H}}\Big)V_h`,
+        String.raw`\mathrm{MHA}(X)=\big[\mathrm{head}_1\,\|\,\cdots\,\|\,\mathrm{head}_H\big]\,W_O^{\top}+b_O`,
+        String.raw`\#\theta = 4E^2+4E`,
+      ]),
     );
-    const textInput = h("input", { type: "text", value: text, size: 44, "aria-label": "sentence", "data-testid": "text" });
-    textInput.addEventListener("change", () => { text = textInput.value; update(); });
+    root.append(untrainedNote("The word vectors and the projections W_Q, W_K, W_V, W_O"));
+    const empty = emptyNote();
     root.append(controls(
       select({ label: "Heads H", options: HEADS, value: H, onChange: (v) => { H = v; update(); }, testid: "heads" }),
-      h("div", { class: "control" }, h("label", {}, "Sentence"), textInput),
+      textControl({ label: "Sentence", value: text, size: 44, onInput: (v) => { text = v; update(); }, testid: "text" }),
       seedControl(seed, (v) => { seed = v; update(); }),
-    ));
+    ), empty.el);
     const counter = h("p", { class: "counter check", "data-testid": "param-count", role: "status" });
     const mapsFig = ctx.figure({ id: "heads", title: "One map per head", data: () => ({ H, tokens: words, weights: Array.from({ length: H }, (_, i) => rowsOf(slice(r.weights, 0, i, i + 1).reshape(words.length, words.length))) }) });
     const concatFig = ctx.figure({
       id: "concat", title: "Concatenate the heads, then W_O",
-      caption: "Each head fills E/H columns of the concatenation (coloured boxes); W_O mixes them all.",
+      caption: "Each head fills E/H columns of the concatenation (coloured boxes; the heads are coloured on the concatenation's scale); W_O mixes them all.",
       data: () => ({ H, concat: rowsOf(r.concat), W_O: rowsOf(r.wo), output: rowsOf(r.out) }),
     });
     const matches = check("matches-module");
@@ -90,6 +94,7 @@ export const multiheadPage: Page = {
     function update(): void {
       state.set({ seed, heads: H, text });
       words = tokens(text, 16);
+      empty.show(words.length ? [] : ["The sentence"]);
       if (words.length === 0) words = ["…"];
       r = computeHeads(words, H, seed);
       const L = words.length, hd = E / H;
@@ -109,7 +114,7 @@ export const multiheadPage: Page = {
       const small = { maxCell: 14, maxHeight: 240, showValues: false };
       const headParts = Array.from({ length: H }, (_, i) => {
         const t = slice(r.headOut, 0, i, i + 1);
-        const map = new HeatMap({ rows: L, cols: hd, values: t.data, scale: signedScale(r.concat.data) }, { label: `head ${i + 1} output`, axes: ["token", "dim"], ...small, maxWidth: 14 * hd });
+        const map = new HeatMap({ rows: L, cols: hd, values: t.data, scale: signedScale(r.concat.data) }, { label: `head ${i + 1} output`, axes: ["token", "dim"], ...small, maxWidth: 14 * hd, legend: false }); // coloured as the concatenation, whose legend they share
         return matrixPart(`h${i + 1}`, [L, hd], map);
       });
       const colours = Array.from({ length: H }, (_, i) => ({ r0: 0, r1: L, c0: i * hd, c1: (i + 1) * hd, colour: HEAD_COLOURS[i % HEAD_COLOURS.length] }));

@@ -66,7 +66,10 @@ export const sdpaPage: Page = {
       h("p", { class: "lede" },
         "Every query is compared with every key by a dot product; the scores are divided by √d, turned into weights by a softmax over each row, and the weights blend the values. ",
         "Without the ÷√d the scores grow like √d, and the softmax saturates: each row becomes nearly one-hot, a hard lookup whose gradients vanish."),
-      formula(String.raw`\mathrm{Attention}(Q,K,V)=\underbrace{\mathrm{softmax}\!\Big(\tfrac{Q K^{\top}}{\sqrt{d}}\Big)}_{P\;[L\times S]}\,V,\qquad \textstyle\sum_{s} P_{ls}=1`),
+      formula([
+        String.raw`\mathrm{Attention}(Q,K,V)=\underbrace{\mathrm{softmax}\!\Big(\tfrac{Q K^{\top}}{\sqrt{d}}\Big)}_{P\;[L\times S]}\,V`,
+        String.raw`\textstyle\sum_{s} P_{ls}=1`,
+      ]),
     );
     const ctl = controls(
       seedControl(seed, (v) => { seed = v; update(); }),
@@ -94,7 +97,7 @@ export const sdpaPage: Page = {
     const ssMap = new HeatMap(mapData(r.scaledScores, "q", "k"), { label: "scores ÷ √d", axes: ["query", "key"], ...small, maxWidth: 260 });
     const onP = (c: Cell | null): void => link(c);
     const pMap = new HeatMap({ ...mapData(r.P, "q", "k"), scale: weightScale(1) }, { label: "P = softmax", axes: ["query", "key"], ...small, maxWidth: 260, onHover: onP });
-    const sumMap = new HeatMap({ rows: L, cols: 1, values: r.rowSums.data, scale: weightScale(1) }, { label: "row sums Σₛ P", axes: ["query", ""], maxCell: 30, maxWidth: 44, maxHeight: 360, digits: 12, describe: (c, v) => `row ${c.r}: Σₛ P = ${v.toPrecision(17)}` });
+    const sumMap = new HeatMap({ rows: L, cols: 1, values: r.rowSums.data, scale: weightScale(1) }, { label: "row sums Σₛ P", axes: ["query", ""], maxCell: 30, maxWidth: 44, maxHeight: 360, digits: 12, legend: false, describe: (c, v) => `row ${c.r}: Σₛ P = ${v.toPrecision(17)}` });
     const vMap = new HeatMap(mapData(r.V, "key", "dim"), { label: "V", axes: ["key", "dim"], ...small, maxWidth: 120 });
     const oMap = new HeatMap(mapData(r.out, "query", "dim"), { label: "output P·V", axes: ["query", "dim"], ...small, maxWidth: 120 });
     const sumsPart = h("div", { class: "col" }, h("span", { class: "part-title", "data-export": "text" }, "Σₛ"), sumMap.el);

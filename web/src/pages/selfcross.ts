@@ -8,12 +8,12 @@ import { type Tensor, MultiheadAttention, mul, sum, tensor } from "attend";
 import { rowsOf, tokens, wordVector } from "../lib.js";
 import type { Page, PageContext } from "../page.js";
 import { weightScale } from "../ui/colors.js";
-import { check, controls, seedControl, slider } from "../ui/controls.js";
+import { check, controls, seedControl, slider, textControl } from "../ui/controls.js";
 import { h, replace } from "../ui/dom.js";
 import { fmt } from "../ui/format.js";
 import { HeatMap } from "../ui/heatmap.js";
 import { formula } from "../ui/math.js";
-import { matrixPart } from "../ui/parts.js";
+import { emptyNote, matrixPart, untrainedNote } from "../ui/parts.js";
 import { tokenLines } from "../ui/tokenLines.js";
 
 const E = 16;
@@ -47,18 +47,19 @@ export const selfCrossPage: Page = {
         "The same attention block serves two purposes. In self-attention a sequence looks at itself: queries, keys and values are projections of one sequence, so the map is square, L × L. ",
         "In cross-attention the queries come from one sequence and the keys and values from another (an encoder's output, a memory, an image), so the map is L × S. ",
         "Type either sentence; each row of a map is one query's weights over the keys."),
-      formula(String.raw`\text{self: }\mathrm{Attn}(XW_Q,\,XW_K,\,XW_V)\in\mathbb{R}^{L\times L}\qquad\text{cross: }\mathrm{Attn}(XW_Q,\,MW_K,\,MW_V)\in\mathbb{R}^{L\times S}`),
+      formula([
+        String.raw`\text{self: }\mathrm{Attn}(XW_Q,\,XW_K,\,XW_V)\in\mathbb{R}^{L\times L}`,
+        String.raw`\text{cross: }\mathrm{Attn}(XW_Q,\,MW_K,\,MW_V)\in\mathbb{R}^{L\times S}`,
+      ]),
     );
-    const qInput = h("input", { type: "text", value: query, "aria-label": "query sentence", "data-testid": "query-text", size: 36 });
-    const mInput = h("input", { type: "text", value: memory, "aria-label": "memory sentence", "data-testid": "memory-text", size: 36 });
-    qInput.addEventListener("change", () => { query = qInput.value; update(); });
-    mInput.addEventListener("change", () => { memory = mInput.value; update(); });
+    root.append(untrainedNote("The word vectors and the projections W_Q, W_K, W_V"));
+    const empty = emptyNote();
     root.append(controls(
-      h("div", { class: "control" }, h("label", {}, "Sequence X"), qInput),
-      h("div", { class: "control" }, h("label", {}, "Memory M"), mInput),
+      textControl({ label: "Sequence X", value: query, onInput: (v) => { query = v; update(); }, testid: "query-text" }),
+      textControl({ label: "Memory M", value: memory, onInput: (v) => { memory = v; update(); }, testid: "memory-text" }),
       seedControl(seed, (v) => { seed = v; update(); }),
       slider({ label: "Embedding gain", min: 0.1, max: 4, step: 0.1, value: gain, onInput: (v) => { gain = v; update(); }, testid: "gain" }),
-    ));
+    ), empty.el);
     const selfFig = ctx.figure({ id: "self", title: "Self-attention: X attends to X", data: () => ({ tokens: xs, weights: rowsOf(selfW) }) });
     const crossFig = ctx.figure({ id: "cross", title: "Cross-attention: X attends to M", data: () => ({ queries: xs, keys: ms, weights: rowsOf(crossW) }) });
     const sums = check("row-sums");
@@ -68,7 +69,7 @@ export const selfCrossPage: Page = {
     let ms: string[] = [];
     let selfW = tensor([[1]]);
     let crossW = tensor([[1]]);
-    const mapOpts = { maxCell: 40, maxWidth: 400, maxHeight: 400 };
+    const mapOpts = { maxCell: 40, maxWidth: Math.min(400, selfFig.body.clientWidth || 400), maxHeight: 400 };
     const selfMap = new HeatMap({ rows: 1, cols: 1, values: [1], scale: weightScale(1) }, { label: "self-attention weights", axes: ["query", "key"], ...mapOpts });
     const crossMap = new HeatMap({ rows: 1, cols: 1, values: [1], scale: weightScale(1) }, { label: "cross-attention weights", axes: ["query", "memory key"], ...mapOpts });
     const selfLines = h("div", { class: "grow" });
@@ -82,6 +83,7 @@ export const selfCrossPage: Page = {
       state.set({ seed, q: query, m: memory, gain });
       xs = tokens(query);
       ms = tokens(memory);
+      empty.show([...(xs.length ? [] : ["Sequence X"]), ...(ms.length ? [] : ["Memory M"])]);
       if (xs.length === 0) xs = ["…"];
       if (ms.length === 0) ms = ["…"];
       const mha = new MultiheadAttention(E, 1, { seed, dtype: "float64" });
@@ -93,7 +95,7 @@ export const selfCrossPage: Page = {
       crossMap.update({ rows: xs.length, cols: ms.length, values: crossW.data, rowLabels: xs, colLabels: ms });
       replace(selfPart, matrixPart("softmax(XW_Q (XW_K)ᵀ/√d)", [xs.length, xs.length], selfMap));
       replace(crossPart, matrixPart("softmax(XW_Q (MW_K)ᵀ/√d)", [xs.length, ms.length], crossMap));
-      const width = (el: HTMLElement): number => Math.max(320, Math.min(640, el.clientWidth || 480));
+      const width = (el: HTMLElement): number => Math.max(260, Math.min(640, el.clientWidth || 480));
       replace(selfLines, tokenLines({ queries: xs, keys: xs, weights: selfW.data, width: width(selfLines), label: "self-attention lines" }));
       replace(crossLines, tokenLines({ queries: xs, keys: ms, weights: crossW.data, width: width(crossLines), label: "cross-attention lines", colour: "#b45309" }));
       const rowSums = [...sum(selfW, -1).data, ...sum(crossW, -1).data];

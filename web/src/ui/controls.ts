@@ -53,6 +53,32 @@ export function select<T extends string | number>(o: {
   return h("div", { class: "control" }, h("label", { for: id }, o.label), sel);
 }
 
+/**
+ * A text box whose value is reported while the user types, once typing pauses for `delayMs` (and at
+ * once on Enter or when the box loses focus), so the picture follows the text without redrawing on
+ * every key.
+ */
+export function textControl(o: {
+  label: string; value: string; onInput: (v: string) => void; testid?: string; size?: number; delayMs?: number;
+}): HTMLElement {
+  const id = nextId("text");
+  const input = h("input", { id, type: "text", value: o.value, size: o.size ?? 36, "data-testid": o.testid });
+  let timer = 0;
+  let reported = o.value;
+  const report = (): void => {
+    clearTimeout(timer);
+    if (input.value === reported) return;
+    reported = input.value;
+    o.onInput(input.value);
+  };
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = window.setTimeout(report, o.delayMs ?? 150);
+  });
+  input.addEventListener("change", report);
+  return h("div", { class: "control" }, h("label", { for: id }, o.label), input);
+}
+
 export function button(label: string, onClick: () => void, attrs: Record<string, string> = {}): HTMLButtonElement {
   return h("button", { type: "button", ...attrs, onclick: () => onClick() }, label);
 }
@@ -74,10 +100,13 @@ export function seedControl(seed: number, onChange: (seed: number) => void): HTM
   return h("div", { class: "control" }, h("label", { for: id }, "Seed"), input, roll);
 }
 
-/** A grid of number inputs, one per matrix entry; calls onChange with the whole matrix. */
+/**
+ * A grid of number inputs, one per matrix entry; calls onChange with the whole matrix. `format` sets
+ * how an entry is shown (the matrix keeps its exact values until one is edited).
+ */
 export function matrixEditor(o: {
   label: string; value: number[][]; rowNames: string[]; colNames?: string[]; step?: number;
-  onChange: (m: number[][]) => void; testid?: string;
+  format?: (v: number) => string; onChange: (m: number[][]) => void; testid?: string;
 }): HTMLElement {
   const m = o.value.map((r) => [...r]);
   const cols = m[0]?.length ?? 0;
@@ -86,7 +115,7 @@ export function matrixEditor(o: {
     h("th", { scope: "row" }, o.rowNames[i]),
     ...row.map((v, j) => {
       const input = h("input", {
-        type: "number", step: o.step ?? 1, value: v, "aria-label": `${o.label} ${o.rowNames[i]}, column ${j}`,
+        type: "number", step: o.step ?? 1, value: o.format ? o.format(v) : v, "aria-label": `${o.label} ${o.rowNames[i]}, column ${j}`,
         "data-testid": o.testid ? `${o.testid}-${i}-${j}` : undefined,
       });
       input.addEventListener("change", () => {
@@ -101,17 +130,21 @@ export function matrixEditor(o: {
     h("caption", {}, o.label), h("thead", {}, head), h("tbody", {}, ...body));
 }
 
-/** "✓ rows of P sum to 1 (max |sum − 1| = 1e-7)" — a property of the maths, checked live. */
-export function check(testid: string): { el: HTMLElement; set: (ok: boolean, text: string) => void } {
+/**
+ * "✓ rows of P sum to 1 (max |sum − 1| = 1e-7)" — a property of the maths, checked live. `ok = null`
+ * means not decided yet (a computation still under way): no mark, only the text.
+ */
+export function check(testid: string): { el: HTMLElement; set: (ok: boolean | null, text: string) => void } {
   const mark = h("span", { class: "mark", "aria-hidden": "true" });
   const text = h("span", { class: "text" });
   const el = h("p", { class: "check", "data-testid": testid, role: "status" }, mark, text);
   return {
     el,
     set(ok, t) {
-      el.dataset.ok = String(ok);
-      el.classList.toggle("fail", !ok);
-      mark.textContent = ok ? "✓" : "✗";
+      el.dataset.ok = ok === null ? "pending" : String(ok);
+      el.classList.toggle("fail", ok === false);
+      el.classList.toggle("pending", ok === null);
+      mark.textContent = ok === null ? "" : ok ? "✓" : "✗";
       text.textContent = t;
     },
   };

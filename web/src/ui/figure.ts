@@ -5,6 +5,8 @@
  * data-export ("heatmap", "svg", "text" or "box"), and composeSvg() places each part in one SVG at
  * the position the browser gave it. PNG export rasterises that SVG, so both files show the same
  * picture. JSON export writes the numbers behind the picture, as the page's data() returns them.
+ *
+ * A figure wider than the screen scrolls sideways inside its box, and then says so above the picture.
  */
 import { h, xmlEscape } from "./dom.js";
 import { heatmaps } from "./heatmap.js";
@@ -31,7 +33,9 @@ export class Figure {
         onclick: () => void this.export(kind),
       }, kind.toUpperCase())));
     this.captionEl = h("figcaption", {}, h("span", { class: "fig-title" }, o.title), o.caption ? ` ${o.caption}` : "", bar);
-    this.el = h("figure", { class: "fig", "data-figure": o.id }, this.captionEl, this.body);
+    const hint = h("p", { class: "scroll-hint", "data-testid": `scroll-hint-${o.id}`, hidden: true }, "Wider than the screen: scroll the picture sideways →");
+    this.el = h("figure", { class: "fig", "data-figure": o.id }, this.captionEl, hint, this.body);
+    watchOverflow(this.body, hint);
   }
 
   fileName(ext: string): string {
@@ -47,6 +51,21 @@ export class Figure {
       download(blob, this.fileName(kind));
     }
   }
+}
+
+/** Show `hint` while `scroller`'s content is wider than it (checked when either changes size or content). */
+function watchOverflow(scroller: HTMLElement, hint: HTMLElement): void {
+  let queued = false;
+  const check = (): void => {
+    queued = false;
+    hint.hidden = scroller.scrollWidth <= scroller.clientWidth + 1;
+  };
+  const queue = (): void => {
+    if (!queued) requestAnimationFrame(check);
+    queued = true;
+  };
+  new ResizeObserver(queue).observe(scroller);
+  new MutationObserver(queue).observe(scroller, { childList: true, subtree: true, attributes: true, attributeFilter: ["style", "width"] });
 }
 
 function download(blob: Blob, name: string): void {

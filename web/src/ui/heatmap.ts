@@ -11,6 +11,7 @@ import type { ColourScale } from "./colors.js";
 import { MASKED_FILL, MASKED_LINE, textOn } from "./colors.js";
 import { h, xmlEscape } from "./dom.js";
 import { fmt } from "./format.js";
+import { LEGEND_HEIGHT, type LegendSpec, drawLegend, legendSpec, legendSvg, legendWidth } from "./legend.js";
 import { hideTip, showTip } from "./tooltip.js";
 
 export interface Cell {
@@ -58,11 +59,19 @@ export interface HeatMapOptions {
   /** print values in cells that are large enough (default true) */
   showValues?: boolean;
   digits?: number;
+  /** a colour bar under the map with the scale's end values (default true; off for one-column strips) */
+  legend?: boolean;
+  /** texts for the legend's two ends instead of the numbers: ["0 = masked", "1 = may attend"] */
+  legendLabels?: readonly [string, string];
   describe?: (cell: Cell, value: number, masked: boolean) => string;
   onHover?: (cell: Cell | null) => void;
 }
 
 const FONT = "12px system-ui, sans-serif";
+/** Least distance between neighbouring labels' baselines, for 12 px text. */
+const LABEL_GAP = 13;
+/** Column labels: level, slanted at 45°, or upright (read bottom to top). */
+type LabelMode = "flat" | "slant" | "vertical";
 const VALUE_MIN_CELL = 30;
 const SVG_RECT_LIMIT = 4096;
 
@@ -82,8 +91,12 @@ export class HeatMap {
   private readonly overlay: HTMLCanvasElement;
   private readonly pixels = document.createElement("canvas");
   private data: HeatMapData;
-  /** cw, ch: a cell's width and height in CSS px (equal unless stretch) */
-  private geom = { left: 0, top: 0, cw: 1, ch: 1, width: 1, height: 1, rotate: false };
+  /**
+   * cw, ch: a cell's width and height in CSS px (equal unless stretch); mode: how column labels are
+   * set; colStep, rowStep: label every n-th column / row, so labels never overlap
+   */
+  private geom = { left: 0, top: 0, cw: 1, ch: 1, width: 1, height: 1, mode: "flat" as LabelMode, colStep: 1, rowStep: 1 };
+  private legend: LegendSpec | null = null;
   private hover: Cell | null = null;
   private cursor: Cell = { r: 0, c: 0 };
   private readonly resize: ResizeObserver;
@@ -134,19 +147,46 @@ export class HeatMap {
       ? Math.min(this.opts.maxWidth ?? Infinity, this.lastWidth > 0 ? this.lastWidth : 480)
       : this.opts.maxWidth ?? 480;
     const maxCell = this.opts.maxCell ?? 34;
-    let cell = Math.min(maxCell, (avail - left) / cols);
+    const legendOn = this.opts.legend ?? true;
+    const maxHeight = (this.opts.maxHeight ?? 480) - (legendOn ? LEGEND_HEIGHT : 0);
     const colW = widest(colLabels);
-    const rotate = colLabels !== undefined && colW > cell - 2;
-    const top = colLabels ? (rotate ? Math.min(90, Math.ceil(colW * 0.72) + 10) : 18) : 0;
-    const right = rotate ? Math.min(64, Math.ceil(colW * 0.72)) : 0; // room for the last slanted label
-    const byWidth = (avail - left - right) / cols, byHeight = ((this.opts.maxHeight ?? 480) - top) / rows;
-    let cw = Math.max(0.05, Math.min(cell, byWidth, byHeight));
-    let ch = cw;
-    if (this.opts.stretch) {
-      cw = Math.max(0.05, Math.min(cell, byWidth));
-      ch = Math.max(0.05, Math.min(maxCell, byHeight, Math.max(cw, this.opts.minRowHeight ?? 0)));
+    const sizeFor = (mode: LabelMode) => {
+      const top = !colLabels ? 0 : mode === "flat" ? 18 : Math.min(90, Math.ceil(mode === "slant" ? colW * 0.72 : colW) + 10);
+      const right = colLabels && mode === "slant" ? Math.min(64, Math.ceil(colW * 0.72)) : 0; // room for the last slanted label
+      const byWidth = (avail - left - right) / cols, byHeight = (maxHeight - top) / rows;
+      let cw = Math.max(0.05, Math.min(maxCell, byWidth, byHeight));
+      let ch = cw;
+      if (this.opts.stretch) {
+        cw = Math.max(0.05, Math.min(maxCell, byWidth));
+        ch = Math.max(0.05, Math.min(maxCell, byHeight, Math.max(cw, this.opts.minRowHeight ?? 0)));
+      }
+      return { top, right, cw, ch };
+    };
+    // Level labels if they fit their columns; slanted if the slanted lines stay LABEL_GAP apart; else upright.
+    let mode: LabelMode = "flat";
+    let g = sizeFor(mode);
+    if (colLabels && colW > g.cw - 2) {
+      mode = "slant";
+      g = sizeFor(mode);
+      if (g.cw * Math.SQRT1_2 < LABEL_GAP) g = sizeFor((mode = "vertical"));
     }
-    this.geom = { left, top, cw, ch, width: Math.ceil(left + cols * cw + right), height: Math.ceil(top + rows * ch), rotate };
+    const colStep = mode === "vertical" ? Math.ceil(LABEL_GAP / g.cw) : 1;
+    const rowStep = Math.ceil(LABEL_GAP / g.ch);
+    const gridBottom = g.top + rows * g.ch;
+    let width = left + cols * g.cw + g.right;
+    this.legend = null;
+    if (legendOn) {
+      this.legend = legendSpec(this.data.scale, this.data.values, this.data.masked, left, gridBottom, cols * g.cw, this.opts.legendLabels);
+      width = Math.max(width, left + legendWidth(this.legend));
+    }
+    this.geom = { left, top: g.top, cw: g.cw, ch: g.ch, width: Math.ceil(width), height: Math.ceil(gridBottom + (legendOn ? LEGEND_HEIGHT : 0)), mode, colStep, rowStep };
+  }
+
+  /** The labels drawn along one axis: [index, text] for every step-th row or column. */
+  private shownLabels(labels: readonly string[] | undefined, n: number, step: number): [number, string][] {
+    const out: [number, string][] = [];
+    if (labels) for (let i = 0; i < n; i += step) out.push([i, labels[i] ?? ""]);
+    return out;
   }
 
   /** Fill the one-pixel-per-cell image. */
@@ -179,7 +219,7 @@ export class HeatMap {
   render(): void {
     this.layout();
     this.paintPixels();
-    const { left, top, cw, ch, width, height, rotate } = this.geom;
+    const { left, top, cw, ch, width, height, mode, colStep, rowStep } = this.geom;
     const cell = Math.min(cw, ch);
     const { rows, cols, values, masked, rowLabels, colLabels } = this.data;
     const dpr = window.devicePixelRatio || 1;
@@ -219,29 +259,26 @@ export class HeatMap {
     }
     ctx.font = FONT;
     ctx.fillStyle = "#1f2937";
-    if (rowLabels) {
-      ctx.textAlign = "right";
-      ctx.textBaseline = "middle";
-      for (let r = 0; r < rows && ch >= 9; r++) ctx.fillText(rowLabels[r] ?? "", left - 5, top + (r + 0.5) * ch, left - 6);
-    }
-    if (colLabels) {
-      for (let c = 0; c < cols && cw >= 9; c++) {
-        const x = left + (c + 0.5) * cw;
-        if (rotate) {
-          ctx.save();
-          ctx.translate(x, top - 4);
-          ctx.rotate(-Math.PI / 4);
-          ctx.textAlign = "left";
-          ctx.textBaseline = "middle";
-          ctx.fillText(colLabels[c] ?? "", 0, 0);
-          ctx.restore();
-        } else {
-          ctx.textAlign = "center";
-          ctx.textBaseline = "alphabetic";
-          ctx.fillText(colLabels[c] ?? "", x, top - 5);
-        }
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    for (const [r, text] of this.shownLabels(rowLabels, rows, rowStep)) ctx.fillText(text, left - 5, top + (r + 0.5) * ch, left - 6);
+    for (const [c, text] of this.shownLabels(colLabels, cols, colStep)) {
+      const x = left + (c + 0.5) * cw;
+      if (mode === "flat") {
+        ctx.textAlign = "center";
+        ctx.textBaseline = "alphabetic";
+        ctx.fillText(text, x, top - 5);
+      } else {
+        ctx.save();
+        ctx.translate(x, top - 4);
+        ctx.rotate(mode === "slant" ? -Math.PI / 4 : -Math.PI / 2);
+        ctx.textAlign = "left";
+        ctx.textBaseline = "middle";
+        ctx.fillText(text, 0, 0, mode === "vertical" ? top - 6 : undefined);
+        ctx.restore();
       }
     }
+    if (this.legend) drawLegend(ctx, this.legend, this.data.scale);
     if ((this.opts.showValues ?? true) && cell >= VALUE_MIN_CELL) {
       ctx.textAlign = "center";
       ctx.textBaseline = "middle";
@@ -346,7 +383,7 @@ export class HeatMap {
 
   /** The picture as a standalone <svg> element string, placed at (x, y) when nested. */
   svg(x = 0, y = 0): string {
-    const { left, top, cw, ch, width, height, rotate } = this.geom;
+    const { left, top, cw, ch, width, height, mode, colStep, rowStep } = this.geom;
     const { rows, cols, values, masked, rowLabels, colLabels, scale } = this.data;
     const id = `hatch${Math.random().toString(36).slice(2, 8)}`;
     const out: string[] = [`<svg x="${x}" y="${y}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`];
@@ -367,17 +404,16 @@ export class HeatMap {
     } else {
       out.push(`<image x="${left}" y="${top}" width="${cols * cw}" height="${rows * ch}" preserveAspectRatio="none" style="image-rendering:pixelated" href="${this.pixels.toDataURL("image/png")}"/>`);
     }
-    if (rowLabels && ch >= 9) {
-      rowLabels.forEach((l, r) => out.push(`<text x="${left - 5}" y="${+(top + (r + 0.5) * ch).toFixed(2)}" text-anchor="end" dominant-baseline="central" fill="#1f2937">${xmlEscape(l)}</text>`));
+    for (const [r, l] of this.shownLabels(rowLabels, rows, rowStep)) {
+      out.push(`<text x="${left - 5}" y="${+(top + (r + 0.5) * ch).toFixed(2)}" text-anchor="end" dominant-baseline="central" fill="#1f2937">${xmlEscape(l)}</text>`);
     }
-    if (colLabels && cw >= 9) {
-      colLabels.forEach((l, c) => {
-        const cx = +(left + (c + 0.5) * cw).toFixed(2);
-        out.push(rotate
-          ? `<text transform="translate(${cx},${top - 4}) rotate(-45)" dominant-baseline="central" fill="#1f2937">${xmlEscape(l)}</text>`
-          : `<text x="${cx}" y="${top - 5}" text-anchor="middle" fill="#1f2937">${xmlEscape(l)}</text>`);
-      });
+    for (const [c, l] of this.shownLabels(colLabels, cols, colStep)) {
+      const cx = +(left + (c + 0.5) * cw).toFixed(2);
+      out.push(mode === "flat"
+        ? `<text x="${cx}" y="${top - 5}" text-anchor="middle" fill="#1f2937">${xmlEscape(l)}</text>`
+        : `<text transform="translate(${cx},${top - 4}) rotate(${mode === "slant" ? -45 : -90})" dominant-baseline="central" fill="#1f2937">${xmlEscape(l)}</text>`);
     }
+    if (this.legend) out.push(legendSvg(this.legend, scale, id));
     for (const b of this.data.highlights ?? []) {
       out.push(`<rect x="${left + b.c0 * cw + 1.25}" y="${top + b.r0 * ch + 1.25}" width="${(b.c1 - b.c0) * cw - 2.5}" height="${(b.r1 - b.r0) * ch - 2.5}" fill="none" stroke="${b.colour ?? "#d97706"}" stroke-width="2.5"/>`);
     }
