@@ -521,6 +521,29 @@ test("files: the atomic writer leaves the old file intact and no temporary files
   });
 });
 
+test("files: a save removes the temporary files that killed writers of the same target left, and no others", () => {
+  withTempDir((dir) => {
+    const path = join(dir, "run.safetensors");
+    const exited = spawnSync(process.execPath, ["-e", ""]); // a process id that no longer runs
+    assert.equal(exited.status, 0);
+    const dead = exited.pid!;
+    const tmp = (pid: number, target = "run.safetensors", tail = "0123456789abcdef") => `${target}.tmp-${pid}-${tail}`;
+    const stale = [tmp(dead), tmp(dead, undefined, "fedcba9876543210")];
+    const kept = [
+      tmp(process.ppid), // a live process: another save in progress
+      tmp(process.pid), // this process
+      tmp(dead, "other.safetensors"), // another target
+      tmp(dead, undefined, "notes"), // not a name the writer makes
+      tmp(0),
+      "run.safetensors.bak",
+    ];
+    for (const name of [...stale, ...kept]) writeFileSync(join(dir, name), new Uint8Array(64)); // as a killed save leaves them
+    writeSafetensorsFile(path, { x: t("float32", [1], [1]) });
+    assert.deepEqual(readdirSync(dir).sort(), [...kept, "run.safetensors"].sort());
+    assert.deepEqual([...readSafetensorsFile(path).tensors.keys()], ["x"]);
+  });
+});
+
 test("files: hostile files are rejected from the header length, fast, with the path in the message", () => {
   withTempDir((dir) => {
     const check = (name: string, bytes: Uint8Array | null, pattern: RegExp, sparseSize?: number) => {
