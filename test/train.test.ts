@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Tensor, saveSafetensors, tensor, sum } from "../src/index.js";
+import { ArgumentError, Tensor, saveSafetensors, tensor, sum } from "../src/index.js";
+import { loadCheckpoint } from "../src/models/checkpointFile.js";
 import { type DataSource, IGNORE_INDEX, copyTask, reverseTask, taskSource, collate } from "../src/data/index.js";
 import {
   TrainingCheckpointError, TinyAttentionModel, type SequenceModel, evaluateModel, loadTrainingCheckpoint, sampleTokens, answer, trainModel,
@@ -118,6 +119,13 @@ describe("checkpoints", () => {
     saveSafetensors(foreign, { w: tensor([1, 2]) });
     assert.throws(() => loadTrainingCheckpoint(foreign), /a safetensors file but not an attend training checkpoint/);
     assert.throws(() => loadTrainingCheckpoint(dir), /is not a file/);
+  });
+
+  test("loadCheckpoint on a training checkpoint names the calls that read one", async () => {
+    const path = join(dir, "for-load-checkpoint.safetensors");
+    await trainModel(tiny(), source(), { ...base, steps: 1, checkpointPath: path, config: { task: "reverse", model: "tiny" } });
+    const says = /^loadCheckpoint\(".*for-load-checkpoint\.safetensors"\): this is a training checkpoint \(written by attend train: metadata "format" is "attend-training-checkpoint\/1"\), not a model checkpoint; read it with loadTrainingCheckpoint\(path\) \(deserializeTrainingCheckpoint\(bytes\) for bytes\) and rebuild its model and data with restoreRun\(ckpt\)$/;
+    assert.throws(() => loadCheckpoint(path), (e: unknown) => e instanceof ArgumentError && says.test(e.message));
   });
 
   test("restoreRun rebuilds data and model from the config alone", async () => {
