@@ -247,7 +247,10 @@ describe("checkpoints: a stored config must fit the tensors beside it before a m
     refuses(checkpointBytes("gpt", { ...GPT_PRESETS.tiny, numLayers: 3 }, tiny), /config numLayers is 3 but the checkpoint holds 2 layers/);
     refuses(checkpointBytes("gpt", { ...GPT_PRESETS.tiny, dModel: 64 }, tiny), /config dModel is 64 but tok_emb\.weight has shape \[64, 32\]/);
     const { "blocks.1.attn_norm.weight": moved, ...rest } = tiny;
-    refuses(checkpointBytes("gpt", GPT_PRESETS.tiny, { ...rest, "blocks.7.attn_norm.weight": moved }), /holds 3 layers \(blocks\.0, blocks\.1, blocks\.7\); expected numLayers 3 with layers numbered 0 to 2/);
+    refuses(checkpointBytes("gpt", { ...GPT_PRESETS.tiny, numLayers: 3 }, { ...rest, "blocks.7.attn_norm.weight": moved }), /config numLayers is 3 but the checkpoint holds 3 layers \(blocks\.0, blocks\.1, blocks\.7\); expected numLayers 2 \(the layers numbered from 0 without a gap\)$/);
+    refuses(checkpointBytes("gpt", { ...GPT_PRESETS.tiny, numLayers: 1 }, tiny), /config numLayers is 1 but the checkpoint holds 2 layers \(blocks\.0, blocks\.1\); expected numLayers 2$/);
+    // a stray tensor past the config's layers is not a layer count to trust: checkTensors names it
+    assert.throws(() => deserializeCheckpoint(checkpointBytes("gpt", GPT_PRESETS.tiny, { ...tiny, "blocks.9.x": new Tensor(new Float32Array(1), [1]) })), /tensors the model does not: blocks\.9\.x/);
     const ed = new EncoderDecoder("tiny").stateDict();
     refuses(checkpointBytes("encoder-decoder", { ...ENCODER_DECODER_PRESETS.tiny, numDecoderLayers: 100000 }, ed), /config numDecoderLayers is 100000 but the checkpoint holds 2 layers \(decoder\.layers\.0, decoder\.layers\.1\)/);
     refuses(checkpointBytes("encoder-decoder", { ...ENCODER_DECODER_PRESETS.tiny, tgtVocabSize: 33 }, ed), /config tgtVocabSize is 33 but tgt_emb\.weight has shape \[32, 32\]/);

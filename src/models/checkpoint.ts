@@ -154,14 +154,21 @@ export function checkConfigAgainstTensors(fn: string, family: ModelFamily, confi
       throw new ArgumentError(`${fn}: ${key(field)} but ${name} has shape ${fmtShape(shape)}; expected ${field} ${shape[dim]} (${why})`);
     }
   };
-  /** config[field] must equal the number of layers `prefix`{0..n-1} present */
+  /**
+   * config[field] layers `prefix`0 .. must all be present; and when the layers present are numbered
+   * 0 to K - 1, there must be K of them (other extra tensors are named by checkTensors later).
+   */
   const layers = (field: string, prefix: string): void => {
     const present = layerIndices(tensors, prefix);
-    const n = present.size;
-    const contiguous = [...present].every((i) => i < n);
-    if (c[field] !== n || !contiguous) {
-      const held = n === 0 ? "no layers" : `${n} layer${n === 1 ? "" : "s"} (${[...present].sort((a, b) => a - b).slice(0, 3).map((i) => `${prefix}${i}`).join(", ")}${n > 3 ? ", ..." : ""})`;
-      throw new ArgumentError(`${fn}: ${key(field)} but the checkpoint holds ${held}; expected ${field} ${n}${contiguous ? "" : ` with layers numbered 0 to ${n - 1}`}`);
+    const n = c[field];
+    let gapless = 0;
+    while (present.has(gapless)) gapless++;
+    const missing = gapless < n;
+    if (missing || (present.size === gapless && gapless !== n)) {
+      const sorted = [...present].sort((a, b) => a - b);
+      const held = present.size === 0 ? "no layers" : `${present.size} layer${present.size === 1 ? "" : "s"} (${sorted.slice(0, 3).map((i) => `${prefix}${i}`).join(", ")}${present.size > 3 ? ", ..." : ""})`;
+      const numbered = present.size === gapless ? "" : ` (the layers numbered from 0 without a gap)`;
+      throw new ArgumentError(`${fn}: ${key(field)} but the checkpoint holds ${held}; expected ${field} ${gapless}${numbered}`);
     }
   };
   if (family === "gpt") {
