@@ -101,7 +101,7 @@ registerModelKind(
   "block",
   (vocab, config, data) => new TinyAttentionModel(blockConfig(vocab, config, data)),
   (vocab, config, data, state, where) => {
-    const c = blockConfig(vocab, config, data);
+    const c = TinyAttentionModel.resolveConfig(blockConfig(vocab, config, data));
     const rows = (name: string, field: string, value: unknown, dim: 0 | 1, what: string): void => {
       const t = Object.hasOwn(state, name) ? state[name] : undefined;
       if (t === undefined) throw new ArgumentError(`${where}: the checkpoint has no model.${name} (${what}); expected one for model block`);
@@ -110,7 +110,7 @@ registerModelKind(
       }
     };
     rows("tok", "the task's vocabulary size", c.vocabSize, 0, "tok is [vocabulary, dModel]");
-    rows("tok", "modelConfig.dModel", c.dModel ?? 32, 1, "tok is [vocabulary, dModel]");
+    rows("tok", "modelConfig.dModel", c.dModel, 1, "tok is [vocabulary, dModel]");
     rows("pos", "modelConfig.maxLength", c.maxLength, 0, "pos is [maxLength, dModel]");
     checkSize(where, "modelConfig", TinyAttentionModel.parameterCount(c), state);
   },
