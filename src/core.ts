@@ -39,7 +39,7 @@ export { Module, StateDictError, type StateDict } from "./nn/module.js";
 export { Linear, type LinearOptions } from "./nn/linear.js";
 
 export { serializeSafetensors, deserializeSafetensors, type SafetensorsContents } from "./io/tensors.js";
-export { SafetensorsError } from "./io/safetensors.js";
+export { SafetensorsError, SAFETENSORS_MAX_TENSORS } from "./io/safetensors.js";
 
 export * as nn from "./nnNamespace.js";
 export {
@@ -74,4 +74,5 @@ export { sampleTokens, answer, type SampleOptions } from "./train/sample.js";
 export { TASK_DEFAULTS, taskDefaults, type TaskDefaults } from "./train/defaults.js";
 export {
   makeData, makeModel, restoreRun, registerModelKind, modelKinds, DATA_NAMES, type RunConfig, type ModelFactory, type RestoredRun,
+  checkRunConfig, checkRunState, RUN_LIMITS, type StoredRunConfig, type ModelStateCheck,
 } from "./train/registry.js";

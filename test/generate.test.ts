@@ -26,6 +26,7 @@ describe("sampleToken", () => {
 
   test("greedy, temperature 0 and topK 1 take the first maximum", () => {
     assert.equal(sampleToken(logits, { greedy: true }), 1);
+    assert.equal(sampleToken(logits, { greedy: true, temperature: 1, seed: 3 }), 1);
     assert.equal(sampleToken(logits, { temperature: 0 }), 1);
     assert.equal(sampleToken(logits, { topK: 1, seed: 5 }), 1);
   });
@@ -33,7 +34,7 @@ describe("sampleToken", () => {
   test("seeded: the same seed gives the same draws", () => {
     const draw = (seed: number): number[] => {
       const g = new Generator(seed);
-      return Array.from({ length: 20 }, () => sampleToken(logits, {}, g));
+      return Array.from({ length: 20 }, () => sampleToken(logits, { temperature: 1 }, g));
     };
     assert.deepEqual(draw(1), draw(1));
     assert.notDeepEqual(draw(1), draw(2));
@@ -50,7 +51,7 @@ describe("sampleToken", () => {
       counts.forEach((c, i) => assert.ok(Math.abs(c / n - want[i]) < 0.015, `τ = ${tau}: token ${i} drawn ${c / n}, expected ${want[i]}`));
     }
     const g = new Generator(8);
-    for (let i = 0; i < 500; i++) assert.ok([1, 3, 4].includes(sampleToken(logits, { topK: 3 }, g)));
+    for (let i = 0; i < 500; i++) assert.ok([1, 3, 4].includes(sampleToken(logits, { topK: 3, temperature: 1 }, g)));
   });
 
   test("errors", () => {
@@ -105,6 +106,24 @@ describe("cached decoding equals full recomputation", () => {
 });
 
 describe("generate", () => {
+  test("greedy by default (temperature 0), as attend sample: every seed gives the argmax continuation", () => {
+    const m = new GPT("tiny", { seed: 4 });
+    // the reference: argmax of the full forward pass, one token at a time, written out here
+    const row = [1, 2, 3];
+    for (let s = 0; s < 8; s++) {
+      const logits = noGrad(() => m.forward([row])); // [1, T, V]
+      const V = logits.shape[2];
+      const last = Array.from(logits.data.subarray((row.length - 1) * V, row.length * V));
+      row.push(last.indexOf(Math.max(...last)));
+    }
+    for (const seed of [0, 1, 2]) assert.deepEqual(generate(m, [[1, 2, 3]], { maxNewTokens: 8, seed })[0], row, `seed ${seed}`);
+    assert.deepEqual(generateSeq2Seq(new EncoderDecoder("tiny", { seed: 5 }), [[3, 4]], { startToken: 1, maxNewTokens: 6, seed: 9 }),
+      generateSeq2Seq(new EncoderDecoder("tiny", { seed: 5 }), [[3, 4]], { startToken: 1, maxNewTokens: 6, greedy: true }));
+    // sampling is asked for with a temperature: then seeds differ
+    const sampled = [0, 1, 2, 3].map((seed) => JSON.stringify(generate(m, [[1, 2, 3]], { maxNewTokens: 8, temperature: 1, seed })[0]));
+    assert.ok(new Set(sampled).size > 1, "temperature 1 samples");
+  });
+
   test("cached and uncached generation give the same tokens (greedy and seeded sampling)", () => {
     for (const preset of ["tiny", "tiny-gqa"] as const) {
       const m = new GPT(preset, { seed: 4 });

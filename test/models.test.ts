@@ -8,9 +8,12 @@ import assert from "node:assert/strict";
 import { Tensor, crossEntropy, noGrad, paddingMask } from "../src/index.js";
 import { GroupedQueryAttention, MultiheadAttention } from "../src/nnNamespace.js";
 import {
-  ENCODER_DECODER_PRESETS, EncoderDecoder, GPT, GPT_PRESETS, encoderDecoderConfig, gptConfig, validateGPTConfig,
-  type Model,
+  CHECKPOINT_FORMAT, ENCODER_DECODER_PRESETS, EncoderDecoder, GPT, GPT_PRESETS, deserializeCheckpoint, encoderDecoderConfig, gptConfig,
+  serializeCheckpoint, validateGPTConfig, type Model,
 } from "../src/models/index.js";
+import { parameterBound } from "../src/models/checkpoint.js";
+import { serializeSafetensors } from "../src/io/tensors.js";
+import { ArgumentError } from "../src/tensor/errors.js";
 
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   assert.deepEqual([...a.shape], [...b.shape], "shape");
@@ -215,5 +218,80 @@ describe("EncoderDecoder", () => {
     }
     assert.ok(first > 2.5, `initial loss ${first}`);
     assert.ok(last < 0.3, `loss after 40 steps ${last} (from ${first})`);
+  });
+});
+
+describe("checkpoints: a stored config must fit the tensors beside it before a model is built", () => {
+  /** checkpoint bytes whose stored config is `config` and whose tensors are `tensors` (as a hostile writer would make them) */
+  function checkpointBytes(family: "gpt" | "encoder-decoder", config: object, tensors: Record<string, Tensor>): Uint8Array {
+    return serializeSafetensors(tensors, { format: CHECKPOINT_FORMAT, format_version: "1", model: family, config: JSON.stringify(config) });
+  }
+  const tiny = new GPT("tiny").stateDict(); // 2 layers, width 32, vocabulary 64, dFF 128, learned positions
+  const refuses = (bytes: Uint8Array, pattern: RegExp): void => {
+    assert.throws(() => deserializeCheckpoint(bytes), (e: unknown) => e instanceof ArgumentError && pattern.test(e.message) ? true : assert.fail(String(e)));
+  };
+
+  test("the issue's files: 200000 layers, width 100000, no tensors at all", () => {
+    const noTensors = checkpointBytes("gpt", { ...GPT_PRESETS.tiny, numLayers: 200000 }, {});
+    assert.ok(noTensors.length < 400, `${noTensors.length} bytes`);
+    refuses(noTensors, /^loadCheckpoint\(bytes\): the checkpoint has no tok_emb\.weight \(the token embedding is \[vocabSize, dModel\]\); expected one for a gpt config$/);
+    refuses(checkpointBytes("gpt", { ...GPT_PRESETS.tiny, numLayers: 200000 }, tiny), /config numLayers is 200000 but the checkpoint holds 2 layers \(blocks\.0, blocks\.1\); expected numLayers 2$/);
+    refuses(checkpointBytes("gpt", { ...GPT_PRESETS.tiny, dModel: 100000 }, tiny), /config dModel is 100000 but tok_emb\.weight has shape \[64, 32\]; expected dModel 32 \(the token embedding is \[vocabSize, dModel\]\)/);
+    refuses(checkpointBytes("gpt", { ...GPT_PRESETS.tiny, maxSeqLen: 1e9 }, tiny), /config maxSeqLen is 1000000000 but pos_emb\.weight has shape \[64, 32\]; expected maxSeqLen 64/);
+    refuses(checkpointBytes("gpt", { ...GPT_PRESETS.tiny, dFF: 1e7 }, tiny), /config dFF is 10000000 but blocks\.0\.mlp\.fc1\.weight has shape \[128, 32\]; expected dFF 128/);
+    refuses(checkpointBytes("gpt", { ...GPT_PRESETS.tiny, vocabSize: 1e7 }, tiny), /config vocabSize is 10000000 but tok_emb\.weight has shape \[64, 32\]; expected vocabSize 64/);
+  });
+
+  // Sizes a model could be built at (and then fail on a missing or misshapen tensor): refused first, by the key.
+  test("a config one layer, one width or one vocabulary off is named by its key", () => {
+    refuses(checkpointBytes("gpt", { ...GPT_PRESETS.tiny, numLayers: 3 }, tiny), /config numLayers is 3 but the checkpoint holds 2 layers/);
+    refuses(checkpointBytes("gpt", { ...GPT_PRESETS.tiny, dModel: 64 }, tiny), /config dModel is 64 but tok_emb\.weight has shape \[64, 32\]/);
+    const { "blocks.1.attn_norm.weight": moved, ...rest } = tiny;
+    refuses(checkpointBytes("gpt", { ...GPT_PRESETS.tiny, numLayers: 3 }, { ...rest, "blocks.7.attn_norm.weight": moved }), /config numLayers is 3 but the checkpoint holds 3 layers \(blocks\.0, blocks\.1, blocks\.7\); expected numLayers 2 \(the layers numbered from 0 without a gap\)$/);
+    refuses(checkpointBytes("gpt", { ...GPT_PRESETS.tiny, numLayers: 1 }, tiny), /config numLayers is 1 but the checkpoint holds 2 layers \(blocks\.0, blocks\.1\); expected numLayers 2$/);
+    // a stray tensor past the config's layers is not a layer count to trust: checkTensors names it
+    assert.throws(() => deserializeCheckpoint(checkpointBytes("gpt", GPT_PRESETS.tiny, { ...tiny, "blocks.9.x": new Tensor(new Float32Array(1), [1]) })), /tensors the model does not: blocks\.9\.x/);
+    const ed = new EncoderDecoder("tiny").stateDict();
+    refuses(checkpointBytes("encoder-decoder", { ...ENCODER_DECODER_PRESETS.tiny, numDecoderLayers: 100000 }, ed), /config numDecoderLayers is 100000 but the checkpoint holds 2 layers \(decoder\.layers\.0, decoder\.layers\.1\)/);
+    refuses(checkpointBytes("encoder-decoder", { ...ENCODER_DECODER_PRESETS.tiny, tgtVocabSize: 33 }, ed), /config tgtVocabSize is 33 but tgt_emb\.weight has shape \[32, 32\]/);
+  });
+
+  test("a config that agrees on every size it can be checked on but describes a larger model than the file holds", () => {
+    // width 2048 over a 64-token vocabulary, with a 1-wide MLP: two blocks of 4 x 2048² attention weights, none of them in the file
+    const C = 2048;
+    const tensors = {
+      "tok_emb.weight": new Tensor(new Float32Array(64 * C), [64, C]),
+      "pos_emb.weight": new Tensor(new Float32Array(64 * C), [64, C]),
+      "blocks.0.mlp.fc1.weight": new Tensor(new Float32Array(C), [1, C]),
+      "blocks.1.mlp.fc1.weight": new Tensor(new Float32Array(C), [1, C]),
+    };
+    // bound: embeddings 3 x 64C = 393216; per block attention 4C² + 4C = 16785408, two norms 4C = 8192, MLP 2C + 1 + C = 6145;
+    // two blocks 33599490; final norm 2C = 4096: 33996802. Held: 2 x 64C + 2C = 266240 values.
+    refuses(checkpointBytes("gpt", { ...GPT_PRESETS.tiny, dModel: C, dFF: 1 }, tensors), /the config describes a model of up to 33996802 parameters but the checkpoint holds 266240 values; expected a config that matches its tensors/);
+  });
+
+  test("parameterBound is at least every preset's (and variant's) parameter count, and at most twice it", () => {
+    const count = (m: Model) => m.parameters().reduce((n, p) => n + p.size, 0);
+    const gpts = [
+      ...Object.keys(GPT_PRESETS).map((p) => gptConfig(p as keyof typeof GPT_PRESETS)),
+      gptConfig("tiny", { tieWeights: true, positional: "sinusoidal" }), gptConfig("tiny", { bias: false, norm: "rmsnorm" }),
+      gptConfig("tiny", { numHeads: 8, numKvHeads: 1, positional: "rope", bias: false, dFF: 8 }), gptConfig("tiny", { numLayers: 1, vocabSize: 3, dModel: 2, numHeads: 1, numKvHeads: 1, dFF: 1 }),
+    ];
+    for (const c of gpts) {
+      const n = count(new GPT(c));
+      const b = parameterBound("gpt", c);
+      assert.ok(n <= b && b <= 2 * n, `${JSON.stringify(c)}: ${n} parameters, bound ${b}`);
+      assert.equal(deserializeCheckpoint(serializeCheckpoint(new GPT(c))).model.parameters().length, new GPT(c).parameters().length);
+    }
+    const eds = [
+      ...Object.keys(ENCODER_DECODER_PRESETS).map((p) => encoderDecoderConfig(p as keyof typeof ENCODER_DECODER_PRESETS)),
+      encoderDecoderConfig("tiny", { positional: "learned", tieWeights: true, bias: false, numKvHeads: 1 }),
+    ];
+    for (const c of eds) {
+      const n = count(new EncoderDecoder(c));
+      const b = parameterBound("encoder-decoder", c);
+      assert.ok(n <= b && b <= 2 * n, `${JSON.stringify(c)}: ${n} parameters, bound ${b}`);
+      assert.equal(deserializeCheckpoint(serializeCheckpoint(new EncoderDecoder(c))).family, "encoder-decoder");
+    }
   });
 });

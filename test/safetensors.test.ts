@@ -17,12 +17,16 @@ import { join } from "node:path";
 import type { RawTensor } from "../src/tensor/dtype.js";
 import {
   SAFETENSORS_MAX_HEADER_BYTES,
+  SAFETENSORS_MAX_TENSORS,
   SafetensorsError,
   decodeSafetensors,
   encodeSafetensors,
   readSafetensorsHeaderLength,
 } from "../src/io/safetensors.js";
 import { readSafetensorsFile, writeSafetensorsFile } from "../src/io/safetensorsFile.js";
+import { deserializeSafetensors, serializeSafetensors } from "../src/io/tensors.js";
+import { loadSafetensors } from "../src/io/files.js";
+import { tensor } from "../src/index.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Helpers
@@ -370,6 +374,85 @@ test("hostile: an I64 value that does not fit in int32", () => {
   rejects(rawFile(header, [0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff]), /element 1 is -2147483649/);
 });
 
+/** Like rejects(), for inputs too large to time: only the error matters. */
+function refuses(bytes: Uint8Array, pattern: RegExp): void {
+  assert.throws(
+    () => decodeSafetensors(bytes),
+    (err: unknown) => {
+      assert.ok(err instanceof SafetensorsError, `expected a SafetensorsError, got ${String(err)}`);
+      assert.match(err.message, /^decodeSafetensors: /);
+      assert.match(err.message, /expected/);
+      assert.match(err.message, pattern);
+      return true;
+    },
+  );
+}
+
+test("hostile: values nested a million deep give a SafetensorsError, not a RangeError from the message", () => {
+  const deep = `${"[".repeat(1_000_000)}${"]".repeat(1_000_000)}`;
+  refuses(rawFile(`{"x":${deep}}`), /tensor "x" is array \[\[\[\[\.\.\.\]\]\]\]; expected an object/);
+  refuses(rawFile(`{"x":{"dtype":"F32","shape":${deep},"data_offsets":[0,0]}}`), /tensor "x" has shape array \[\[\[/);
+  refuses(rawFile(`{"x":{"dtype":${deep},"shape":[0],"data_offsets":[0,0]}}`), /dtype array \[\[/);
+  refuses(rawFile(`{"__metadata__":{"k":${deep}}}`), /"__metadata__" key "k" is array \[\[/);
+  const wide = `{"x":{"dtype":"F32","shape":[${new Array(100_000).fill("[]").join(",")}],"data_offsets":[0,0]}}`;
+  refuses(rawFile(wide), /shape array \[\[\],\[\],.*\.\.\.; expected/);
+});
+
+test("hostile: a tensor named __proto__ loads as an ordinary tensor of that name", () => {
+  const proto = t("float32", [2], [1, 2]);
+  const other = t("int32", [1], [7]);
+  const bytes = encodeSafetensors(new Map([["__proto__", proto], ["w", other]]));
+  const raw = decodeSafetensors(bytes).tensors;
+  assertSameTensor(raw.get("__proto__"), proto, "__proto__ (raw)");
+  const { tensors } = deserializeSafetensors(bytes);
+  assert.deepEqual(Object.keys(tensors), ["__proto__", "w"]);
+  assert.ok(Object.hasOwn(tensors, "__proto__"));
+  assert.deepEqual(tensors["__proto__"].arraySync(), [1, 2]);
+  assert.equal(Object.getPrototypeOf(tensors), null, "no prototype for a name to replace");
+  assert.equal("toString" in tensors, false, "names like toString are not already present");
+  // and through a file, and back out through a record that has the name as its own key
+  withTempDir((dir) => {
+    const path = join(dir, "proto.safetensors");
+    writeFileSync(path, serializeSafetensors(Object.fromEntries([["__proto__", tensor([3, 4])]])));
+    const loaded = loadSafetensors(path).tensors;
+    assert.deepEqual(Object.keys(loaded), ["__proto__"]);
+    assert.deepEqual(loaded["__proto__"].arraySync(), [3, 4]);
+  });
+});
+
+test("hostile: a name (or key) given twice in the header is refused, naming it", () => {
+  const f32 = (begin: number) => `{"dtype":"F32","shape":[1],"data_offsets":[${begin},${begin + 4}]}`;
+  const data = new Array(8).fill(0);
+  refuses(rawFile(`{"a":${f32(0)},"b":${f32(4)},"a":${f32(4)}}`, data), /names tensor "a" twice; expected each name once/);
+  // the same name spelled with an escape is the same name
+  refuses(rawFile(`{"ab":${f32(0)},"\\u0061b":${f32(4)}}`, data), /names tensor "ab" twice/);
+  refuses(rawFile(`{"__metadata__":{},"__metadata__":{}}`), /names tensor "__metadata__" twice/);
+  refuses(rawFile(`{"__metadata__":{"k":"1","k":"2"}}`), /"__metadata__" has key "k" twice; expected each key once/);
+  refuses(rawFile(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"data_offsets":[4,8]}}`, data), /tensor "a" has key "data_offsets" twice/);
+  // names made of JSON's own punctuation are read as names, not as structure
+  const odd = { 'a"b': t("float32", [1], [1]), "c\\d": t("float32", [1], [2]), "{[,:]}": t("float32", [1], [3]), 'e\\"': t("float32", [1], [4]) };
+  const back = decodeSafetensors(encodeSafetensors(odd, { 'm"': "{,}" }));
+  assert.deepEqual([...back.tensors.keys()], Object.keys(odd).sort());
+  assert.deepEqual(back.metadata, { 'm"': "{,}" });
+  // deeper objects (in an extra entry field, which readers ignore) are not looked into
+  const extra = decodeSafetensors(rawFile(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":{"k":1,"k":2}}}`, [0, 0, 0, 0]));
+  assert.deepEqual([...extra.tensors.keys()], ["a"]);
+});
+
+test(`hostile: more than SAFETENSORS_MAX_TENSORS (${SAFETENSORS_MAX_TENSORS}) tensors are refused before the header is parsed`, () => {
+  assert.equal(SAFETENSORS_MAX_TENSORS, 2 ** 18);
+  const entry = (i: number) => `"t${i}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`;
+  const many = (n: number, meta = false) => `{${meta ? '"__metadata__":{},' : ""}${Array.from({ length: n }, (_, i) => entry(i)).join(",")}}`;
+  refuses(rawFile(many(SAFETENSORS_MAX_TENSORS + 1)), /more than 262144 tensors; expected at most 262144/);
+  refuses(rawFile(many(SAFETENSORS_MAX_TENSORS + 1, true)), /more than 262144 tensors; expected at most 262144/);
+  refuses(rawFile(`${many(3 * SAFETENSORS_MAX_TENSORS).slice(0, -1)},"bad`), /more than 262144 tensors/);
+  const empty = { dtype: "float32" as const, shape: [0], data: new Float32Array(0) };
+  encodeRejects(
+    () => encodeSafetensors(new Map(Array.from({ length: SAFETENSORS_MAX_TENSORS + 1 }, (_, i) => [`t${i}`, empty]))),
+    /262145 tensors; expected at most 262144 in one file/,
+  );
+});
+
 test("encoding rejects invalid input with a SafetensorsError", () => {
   const ok = t("float32", [1], [1]);
   encodeRejects(() => encodeSafetensors({ x: t("float32", [2, 2], [1, 2, 3]) }), /"x" has 3 elements of data for shape \[2, 2\]; expected 4/);
@@ -435,6 +518,29 @@ test("files: the atomic writer leaves the old file intact and no temporary files
     // The directory does not exist: nothing is created.
     assert.throws(() => writeSafetensorsFile(join(dir, "no", "such", "x.safetensors"), {}));
     assert.deepEqual(readdirSync(dir).sort(), ["blocked", "w.safetensors"]);
+  });
+});
+
+test("files: a save removes the temporary files that killed writers of the same target left, and no others", () => {
+  withTempDir((dir) => {
+    const path = join(dir, "run.safetensors");
+    const exited = spawnSync(process.execPath, ["-e", ""]); // a process id that no longer runs
+    assert.equal(exited.status, 0);
+    const dead = exited.pid!;
+    const tmp = (pid: number, target = "run.safetensors", tail = "0123456789abcdef") => `${target}.tmp-${pid}-${tail}`;
+    const stale = [tmp(dead), tmp(dead, undefined, "fedcba9876543210")];
+    const kept = [
+      tmp(process.ppid), // a live process: another save in progress
+      tmp(process.pid), // this process
+      tmp(dead, "other.safetensors"), // another target
+      tmp(dead, undefined, "notes"), // not a name the writer makes
+      tmp(0),
+      "run.safetensors.bak",
+    ];
+    for (const name of [...stale, ...kept]) writeFileSync(join(dir, name), new Uint8Array(64)); // as a killed save leaves them
+    writeSafetensorsFile(path, { x: t("float32", [1], [1]) });
+    assert.deepEqual(readdirSync(dir).sort(), [...kept, "run.safetensors"].sort());
+    assert.deepEqual([...readSafetensorsFile(path).tensors.keys()], ["x"]);
   });
 });
 

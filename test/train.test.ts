@@ -4,11 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Tensor, saveSafetensors, tensor, sum } from "../src/index.js";
+import { ArgumentError, Tensor, saveSafetensors, tensor, sum } from "../src/index.js";
+import { loadCheckpoint } from "../src/models/checkpointFile.js";
 import { type DataSource, IGNORE_INDEX, copyTask, reverseTask, taskSource, collate } from "../src/data/index.js";
 import {
   TrainingCheckpointError, TinyAttentionModel, type SequenceModel, evaluateModel, loadTrainingCheckpoint, sampleTokens, answer, trainModel,
-  type ProgressStream, restoreRun, makeData, makeModel, TASK_DEFAULTS, DATA_NAMES, modelKinds,
+  type ProgressStream, restoreRun, makeData, makeModel, TASK_DEFAULTS, DATA_NAMES, modelKinds, checkRunConfig, RUN_LIMITS,
 } from "../src/train/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "attend-train-"));
@@ -19,8 +20,21 @@ const tiny = (seed = 0): TinyAttentionModel => new TinyAttentionModel({ vocabSiz
 const source = (seed = 0): DataSource => taskSource(task, { seed, validationSize: 32 });
 const base = { batchSize: 8, lr: 3e-3, evalEvery: 0 } as const;
 const bits = (m: SequenceModel): number[][] => m.parameters().map((p) => [...p.data]);
+/** fn throws an ArgumentError whose message matches pattern */
+const refuses = (fn: () => unknown, pattern: RegExp): void => {
+  assert.throws(fn, (e: unknown) => (e instanceof ArgumentError && pattern.test(e.message) ? true : assert.fail(`got ${String(e)}; expected ${pattern}`)));
+};
 
 describe("TinyAttentionModel", () => {
+  test("parameterCount(config) is the number of parameters the constructor makes", () => {
+    for (const c of [{ vocabSize: 14 }, { vocabSize: 3, dModel: 8, heads: 2, maxLength: 5 }, { vocabSize: 40, dModel: 12, heads: 3, maxLength: 70 }]) {
+      const real = new TinyAttentionModel(c).parameters().reduce((n, p) => n + p.size, 0);
+      assert.equal(TinyAttentionModel.parameterCount(c), real, JSON.stringify(c));
+    }
+    // by hand, V = 3, C = 8, L = 5: tok 24 + pos 40 + norms 48 + attention 288 + MLP 552 + head 27 = 979
+    assert.equal(TinyAttentionModel.parameterCount({ vocabSize: 3, dModel: 8, maxLength: 5 }), 979);
+  });
+
   test("logits [B, T, V]; causal attention maps [H, T, T] whose rows sum to 1", () => {
     const m = tiny();
     const b = collate(source().trainBatch(0, 3), task.vocab);
@@ -120,9 +134,53 @@ describe("checkpoints", () => {
     assert.throws(() => loadTrainingCheckpoint(dir), /is not a file/);
   });
 
+  test("loadCheckpoint on a training checkpoint names the calls that read one", async () => {
+    const path = join(dir, "for-load-checkpoint.safetensors");
+    await trainModel(tiny(), source(), { ...base, steps: 1, checkpointPath: path, config: { task: "reverse", model: "block" } });
+    const says = /^loadCheckpoint\(".*for-load-checkpoint\.safetensors"\): this is a training checkpoint \(written by attend train: metadata "format" is "attend-training-checkpoint\/1"\), not a model checkpoint; read it with loadTrainingCheckpoint\(path\) \(deserializeTrainingCheckpoint\(bytes\) for bytes\) and rebuild its model and data with restoreRun\(ckpt\)$/;
+    refuses(() => loadCheckpoint(path), says);
+  });
+
+  test("checkRunConfig: a checkpoint's run config is checked against RUN_LIMITS and its types before it is used", () => {
+    const ok = { task: "reverse", taskOptions: { minLength: 1, maxLength: 4 }, dataSeed: 0, validationSize: 16, model: "block", modelConfig: {}, steps: 10, batchSize: 8, lr: 3e-3, seed: 0 };
+    assert.deepEqual(checkRunConfig(ok, "f"), ok);
+    assert.equal(checkRunConfig({ ...ok, model: "tiny" }).model, "block", "the one-block model's former name");
+    const refused: [Record<string, unknown>, RegExp][] = [
+      [{ ...ok, validationSize: 1e9 }, /^f: config validationSize is 1000000000; expected an integer from 1 to 20000$/],
+      [{ ...ok, taskOptions: { minLength: 1e8 } }, /^f: config taskOptions\.minLength is 100000000; expected an integer from 1 to 512$/],
+      [{ ...ok, taskOptions: { digits: 16 } }, /taskOptions\.digits is 16; expected an integer from 1 to 15/],
+      [{ ...ok, taskOptions: { symbols: "x".repeat(300) } }, /taskOptions\.symbols is "x{20}\.\.\."; expected a string of at most 256 characters/],
+      [{ ...ok, taskOptions: [] }, /config taskOptions is \[\]; expected an object/],
+      [{ ...ok, batchSize: 2048 }, /config batchSize is 2048; expected an integer from 1 to 1024/],
+      [{ ...ok, steps: 1.5 }, /config steps is 1\.5; expected an integer >= 1/],
+      [{ ...ok, lr: -1 }, /config lr is -1; expected a finite number > 0/],
+      [{ ...ok, dataSeed: "0" }, /config dataSeed is "0"; expected an integer >= 0/],
+      [{ ...ok, model: "transformer" }, /config model is "transformer"; expected one of block, gpt, encdec/],
+      [{ ...ok, task: undefined }, /config task is undefined; expected one of copy, reverse, sort, addition, recall, names/],
+      [{ ...ok, modelConfig: 3 }, /config modelConfig is 3; expected an object/],
+    ];
+    for (const [config, pattern] of refused) refuses(() => checkRunConfig(config, "f"), pattern);
+    refuses(() => checkRunConfig(null, "f"), /^f: its config is null; expected an object/);
+    assert.equal(RUN_LIMITS.sequenceLength, 512);
+  });
+
+  test("restoreRun checks the model's sizes against the weights before building it", async () => {
+    const model = new TinyAttentionModel({ vocabSize: copyTask().vocab.size, dModel: 16, heads: 2, maxLength: 16, seed: 1 });
+    const config = { task: "copy", taskOptions: { maxLength: 3 }, validationSize: 16, model: "block", modelConfig: { dModel: 16, heads: 2, maxLength: 16, seed: 1 } };
+    const ckpt = (modelConfig: Record<string, unknown>) => ({ config: { ...config, modelConfig }, model: model.stateDict() });
+    assert.equal(restoreRun(ckpt(config.modelConfig), "f").config.model, "block");
+    refuses(() => restoreRun(ckpt({ ...config.modelConfig, dModel: 100000 }), "f"), /^f: modelConfig\.dModel is 100000 but model\.tok has shape \[14, 16\]; expected modelConfig\.dModel 16 \(tok is \[vocabulary, dModel\]\)$/);
+    refuses(() => restoreRun(ckpt({ ...config.modelConfig, maxLength: 17 }), "f"), /^f: modelConfig\.maxLength is 17 but model\.pos has shape \[16, 16\]; expected modelConfig\.maxLength 16/);
+    const { "attn.in_proj_weight": _, ...noAttention } = model.stateDict();
+    // V = 14, C = 16, L = 16: tok 224 + pos 256 + norms 96 + attention 1088 + MLP 2128 + head 238 = 4030; without in_proj_weight (3C² = 768): 3262
+    refuses(() => restoreRun({ config, model: noAttention }, "f"), /^f: the modelConfig describes a model of 4030 parameters but the checkpoint holds 3262 values; expected a modelConfig that matches its tensors$/);
+    const { tok: __, ...noTok } = model.stateDict();
+    refuses(() => restoreRun({ config, model: noTok }, "f"), /^f: the checkpoint has no model\.tok \(tok is \[vocabulary, dModel\]\); expected one for model block$/);
+  });
+
   test("restoreRun rebuilds data and model from the config alone", async () => {
     const path = join(dir, "run.safetensors");
-    const config = { task: "copy", taskOptions: { maxLength: 3 }, dataSeed: 1, validationSize: 16, model: "tiny", modelConfig: { dModel: 16, heads: 2, maxLength: 16, seed: 1 } };
+    const config = { task: "copy", taskOptions: { maxLength: 3 }, dataSeed: 1, validationSize: 16, model: "block", modelConfig: { dModel: 16, heads: 2, maxLength: 16, seed: 1 } };
     const model = new TinyAttentionModel({ vocabSize: copyTask().vocab.size, dModel: 16, heads: 2, maxLength: 16, seed: 1 });
     const data = taskSource(copyTask({ maxLength: 3 }), { seed: 1, validationSize: 16 });
     const r = await trainModel(model, data, { ...base, steps: 4, checkpointPath: path, config });
@@ -200,9 +258,9 @@ describe("TASK_DEFAULTS (what attend train --task NAME trains)", () => {
 
 describe("training smoke tests: each model family learns reverse (length 4) in 150 steps", () => {
   // Before training, about ln(14) ≈ 2.64 nats per answer token (14 symbols, uniform); after 150
-  // steps of 16 examples every family is below 0.1 (tiny 0.005, gpt 0.04, encdec 0.03), asserted < 0.25.
+  // steps of 16 examples every family is below 0.1 (block 0.005, gpt 0.04, encdec 0.03), asserted < 0.25.
   const families = [
-    ["tiny", { dModel: 16, heads: 2 }],
+    ["block", { dModel: 16, heads: 2 }],
     ["gpt", { dModel: 16, heads: 2, layers: 1 }],
     ["encdec", { dModel: 16, heads: 2, layers: 1 }],
   ] as const;

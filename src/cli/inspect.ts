@@ -13,7 +13,8 @@ import { answer, sampleTokens } from "../train/sample.js";
 import { heatmapPng } from "../viz/png.js";
 import { heatmapSvg } from "../viz/svg.js";
 import { type OptionSpec, UsageError, type Values, flag, int, num, optStr, parse, str } from "./args.js";
-import { type Io, emitJson, pct, say } from "./io.js";
+import { type Io, emitJson, note, pct, say } from "./io.js";
+import { checkOutputPath } from "./output.js";
 
 export const EVAL_HELP = `attend eval --checkpoint PATH [options]
 
@@ -39,7 +40,10 @@ Options:
   --top-k K           sample among the K most likely tokens only (default all)
   --max-tokens N      most new tokens (default 32)
   --seed N            seed for sampling (default 0)
-  --json              print one JSON object: { samples: [{ prompt, output, expected, correct }] }`;
+  --json              print one JSON object: { task, samples: [{ prompt, output, expected, correct }], warnings }
+
+A prompt longer than the sequences the model was trained on is answered, with a
+warning on stderr (in --json mode, in "warnings"): the answer is likely wrong.`;
 
 export const ATTN_MAP_HELP = `attend attn-map --checkpoint PATH --prompt TEXT [options]
 
@@ -50,11 +54,11 @@ across). Encoder-decoder models have encoder, decoder and cross-attention maps.
 Options:
   --checkpoint PATH   a checkpoint written by attend train (required; or --ckpt)
   --prompt TEXT       the input, as for attend sample (required; or --input)
-  --out FILE          .svg or .png (default attention.svg)
+  --out FILE          .svg or .png (default attention.svg; its directory must exist)
   --layer N           which attention module, counting from 0 (default 0)
   --map NAME          or pick it by name (e.g. blocks.1.self_attn, decoder.layers.0.cross_attn)
   --head N            draw only this head, counting from 0 (default: every head)
-  --json              print one JSON object: { out, format, map, maps, heads, rows, cols }`;
+  --json              print one JSON object: { out, format, map, maps, heads, rows, cols, warnings }`;
 
 const CHECKPOINT: OptionSpec = { checkpoint: { type: "string" }, ckpt: { type: "string" } };
 
@@ -80,8 +84,9 @@ export function evalCommand(args: string[], io: Io): number {
     say(io, EVAL_HELP);
     return 0;
   }
+  const batchSize = int(cmd, v, "batch-size", 64);
   const run = restore(cmd, v);
-  const ev = evaluateModel(run.model, run.data.validation, run.data.vocab, int(cmd, v, "batch-size", 64));
+  const ev = evaluateModel(run.model, run.data.validation, run.data.vocab, batchSize);
   const result = { task: run.data.name, model: run.config.model, step: run.step, valLoss: ev.loss, valAccuracy: ev.tokenAccuracy, seqAccuracy: ev.sequenceAccuracy, examples: ev.examples };
   if (flag(v, "json")) emitJson(io, result);
   else {
@@ -102,6 +107,17 @@ function taskOf(run: RestoredRun) {
   return run.config.task === "names" ? null : makeTask(run.config.task, run.config.taskOptions ?? {});
 }
 
+/** A warning when a task's prompt is longer than any source the model was trained on (its answer is then a guess). */
+function lengthWarning(task: ReturnType<typeof taskOf>, prompt: string, length: number): string[] {
+  if (task === null || length <= task.maxSourceLength) return [];
+  return [`the prompt ${JSON.stringify(prompt)} is ${length} symbols long, longer than the model was trained on (${task.name}: at most ${task.maxSourceLength}); its answer is likely wrong`];
+}
+
+/** Warnings go to stderr, one line each, or into the --json object. */
+function warn(io: Io, v: Values, warnings: string[]): void {
+  if (!flag(v, "json")) for (const w of warnings) note(io, `attend: warning: ${w}`);
+}
+
 export function sampleCommand(args: string[], io: Io): number {
   const cmd = "sample";
   const v = parse(cmd, args, {
@@ -112,20 +128,22 @@ export function sampleCommand(args: string[], io: Io): number {
     say(io, SAMPLE_HELP);
     return 0;
   }
+  // every option is checked before the checkpoint is read
+  const count = int(cmd, v, "count", 5);
+  const prompt = optStr(v, "prompt");
+  const maxTokens = int(cmd, v, "max-tokens", 32);
+  const temperature = v.temperature === undefined ? undefined : num(cmd, v, "temperature", 0, 0);
+  const topK = v["top-k"] === undefined ? undefined : int(cmd, v, "top-k", 1);
+  const generator = new Generator(int(cmd, v, "seed", 0, 0));
   const run = restore(cmd, v);
   const { vocab } = run.data;
   const task = taskOf(run);
-  const count = int(cmd, v, "count", 5);
-  const prompt = optStr(v, "prompt");
-  const opts = {
-    maxTokens: int(cmd, v, "max-tokens", 32),
-    temperature: num(cmd, v, "temperature", task ? 0 : 0.8, 0),
-    topK: v["top-k"] === undefined ? undefined : int(cmd, v, "top-k", 1),
-    generator: new Generator(int(cmd, v, "seed", 0, 0)),
-  };
+  const opts = { maxTokens, temperature: temperature ?? (task ? 0 : 0.8), topK, generator };
   const samples: Sample[] = [];
+  const warnings: string[] = [];
   if (task) {
     const sources = prompt !== undefined ? [vocab.encode(prompt)] : run.data.validation.slice(0, count).map((e) => e.source);
+    if (prompt !== undefined) warnings.push(...lengthWarning(task, prompt, sources[0].length));
     for (const source of sources) {
       let expected: string | undefined;
       try {
@@ -143,7 +161,8 @@ export function sampleCommand(args: string[], io: Io): number {
       samples.push({ prompt: prompt ?? "", output: vocab.decode([...start, ...out]) });
     }
   }
-  if (flag(v, "json")) emitJson(io, { task: run.data.name, samples });
+  warn(io, v, warnings);
+  if (flag(v, "json")) emitJson(io, { task: run.data.name, samples, warnings });
   else {
     for (const s of samples) {
       if (s.expected === undefined) say(io, s.output);
@@ -167,12 +186,16 @@ export function attnMapCommand(args: string[], io: Io): number {
   if (format !== ".svg" && format !== ".png") throw new UsageError(`${cmd}: --out must end in .svg or .png, got ${JSON.stringify(out)}`);
   const promptText = either(cmd, v, "prompt", "input");
   if (promptText === undefined) throw new UsageError(`${cmd}: --prompt is required (see attend ${cmd} --help)`);
+  checkOutputPath(cmd, "out", out, false);
+  const layer = int(cmd, v, "layer", 0, 0);
+  const head = v.head === undefined ? undefined : int(cmd, v, "head", 0, 0);
   const run = restore(cmd, v);
   const { model, data } = run;
   const { vocab } = data;
   if (!model.attentionMaps) throw new UsageError(`${cmd}: model ${run.config.model} does not expose its attention weights`);
   const task = taskOf(run);
   const source = vocab.encode(task ? promptText : promptText.toLowerCase());
+  const warnings = lengthWarning(task, promptText, source.length);
   // what the model sees: its prompt, then its own (greedy) answer
   let tokens: number[];
   let context: SourceContext | undefined;
@@ -195,12 +218,11 @@ export function attnMapCommand(args: string[], io: Io): number {
     index = names.indexOf(wanted);
     if (index < 0) throw new UsageError(`${cmd}: no attention map named ${JSON.stringify(wanted)} (maps: ${names.join(", ")})`);
   } else {
-    index = int(cmd, v, "layer", 0, 0);
+    index = layer;
     if (index >= maps.length) throw new UsageError(`${cmd}: --layer ${index} is out of range; the model has ${maps.length} attention map(s): ${names.join(", ")}`);
   }
   const view = maps[index];
   const H = view.weights.shape[0];
-  const head = v.head === undefined ? undefined : int(cmd, v, "head", 0, 0);
   if (head !== undefined && head >= H) throw new UsageError(`${cmd}: --head ${head} is out of range; ${view.name} has ${H} heads (0 to ${H - 1})`);
   const weights = head === undefined ? view.weights : slice(view.weights, 0, head, head + 1); // [H, L, S] -> [1, L, S]
   const labelsOf = (side: "tokens" | "source"): string[] => (side === "source" ? [...source, vocab.eos] : tokens).map((id) => vocab.label(id));
@@ -211,7 +233,8 @@ export function attnMapCommand(args: string[], io: Io): number {
   };
   if (format === ".svg") writeFileSync(out, heatmapSvg(weights, opts));
   else writeFileSync(out, heatmapPng(weights, opts));
-  const result = { out, format: format.slice(1), map: view.name, maps: names, heads: H, ...(head === undefined ? {} : { head }), rows: rowLabels, cols: colLabels };
+  const result = { out, format: format.slice(1), map: view.name, maps: names, heads: H, ...(head === undefined ? {} : { head }), rows: rowLabels, cols: colLabels, warnings };
+  warn(io, v, warnings);
   if (flag(v, "json")) emitJson(io, result);
   else say(io, `wrote ${out}: ${view.name}, ${head === undefined ? `${H} heads` : `head ${head} of ${H}`}, ${rowLabels.length} x ${colLabels.length} (${rowLabels.join(" ")}); maps: ${names.join(", ")}`);
   return 0;

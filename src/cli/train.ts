@@ -3,9 +3,12 @@ import { TASK_NAMES, type TaskOptions } from "../data/tasks.js";
 import { loadTrainingCheckpoint } from "../train/checkpoint.js";
 import { TASK_DEFAULTS, type TaskDefaults, taskDefaults } from "../train/defaults.js";
 import { trainModel } from "../train/loop.js";
-import { DATA_NAMES, type RunConfig, makeData, makeModel, modelKinds } from "../train/registry.js";
+import {
+  DATA_NAMES, RUN_LIMITS, type StoredRunConfig, checkRunConfig, checkRunState, currentModelKind, makeData, makeModel, modelKinds,
+} from "../train/registry.js";
 import { type OptionSpec, UsageError, flag, int, num, optStr, parse, str } from "./args.js";
 import { type Io, emitJson, note, pct, say } from "./io.js";
+import { checkOutputPath } from "./output.js";
 
 export const TRAIN_OPTIONS: OptionSpec = {
   task: { type: "string" },
@@ -53,29 +56,31 @@ target on held-out data in well under 3 minutes on a 2-core machine (all but
 recall, see below):
   task      data        model        steps x batch, lr      target
 ${Object.entries(TASK_DEFAULTS).map(([name, d]) => `  ${name.padEnd(10)}${describeDefaults(d)}`).join("\n")}
-(model: kind, layers x width / heads; the tiny model has one layer)
+(model: kind, layers x width / heads; block is one attention block)
 recall needs an induction circuit over two layers, which forms only after a
 long plateau (thousands of steps); attend lookup-vs-soft shows attention doing
 recall in seconds when the keys and values come paired.
 
 Options:
   --task NAME            what to learn (required unless --resume)
-  --model KIND           tiny (one attention block), gpt (decoder-only transformer)
-                         or encdec (encoder-decoder); default per task (above);
+  --model KIND           block (one attention block), gpt (decoder-only transformer,
+                         2 layers by default: the library's GPT_PRESETS.tiny) or
+                         encdec (encoder-decoder); default per task (above);
                          registered: ${modelKinds().join(", ")}
   --steps N              total training steps (default per task)
   --batch-size N         examples per step (default per task)
   --lr X                 peak AdamW learning rate (default per task; warm-up, then cosine decay)
   --seed N               seed for the weights and the data (default 0)
-  --d-model N            model width (default per task, or the model's own)
-  --heads N              attention heads (default per task, or the model's own)
-  --layers N             layers (gpt, encdec; default per task, or 2)
+  --d-model N            model width, up to ${RUN_LIMITS.dModel} (default per task, or the model's own)
+  --heads N              attention heads, up to ${RUN_LIMITS.heads} (default per task, or the model's own)
+  --layers N             layers, up to ${RUN_LIMITS.layers} (gpt, encdec; default per task, or 2)
   --eval-every N         validate every N steps (default steps / 5)
-  --validation-size N    held-out examples (default 256; names: 10% of the names)
-  --out PATH             checkpoint file (default checkpoints/TASK.safetensors)
+  --validation-size N    held-out examples, up to ${RUN_LIMITS.validationSize} (default 256; names: 10% of the names)
+  --out PATH             checkpoint file (default checkpoints/TASK.safetensors; checked
+                         before training starts; missing directories are made)
   --resume PATH          continue from a checkpoint (its task, model and seeds)
-  --min-length N, --max-length N   sequence lengths (copy, reverse, sort); one given
-                         alone pairs with the task's own default (1 or 8), widened to fit
+  --min-length N, --max-length N   sequence lengths up to ${RUN_LIMITS.sequenceLength} (copy, reverse, sort);
+                         one given alone pairs with the task's own default (1 or 8), widened to fit
   --digits N             operand digits (addition)
   --pairs N              key-value pairs (recall)
   --json                 print one JSON object of results as the last line`;
@@ -86,14 +91,14 @@ Options:
  */
 function taskOptions(cmd: string, v: Record<string, string | boolean | undefined>, defaults: TaskOptions): TaskOptions {
   const o: TaskOptions = { ...defaults };
-  const min = v["min-length"] === undefined ? undefined : int(cmd, v, "min-length", 1);
-  const max = v["max-length"] === undefined ? undefined : int(cmd, v, "max-length", 8);
+  const min = v["min-length"] === undefined ? undefined : int(cmd, v, "min-length", 1, 1, RUN_LIMITS.sequenceLength);
+  const max = v["max-length"] === undefined ? undefined : int(cmd, v, "max-length", 8, 1, RUN_LIMITS.sequenceLength);
   if (min !== undefined || max !== undefined) {
     o.minLength = min ?? 1;
     o.maxLength = max ?? Math.max(8, min!);
   }
   if (v.digits !== undefined) o.digits = int(cmd, v, "digits", 3, 1, 15);
-  if (v.pairs !== undefined) o.pairs = int(cmd, v, "pairs", 8, 1);
+  if (v.pairs !== undefined) o.pairs = int(cmd, v, "pairs", 8, 1, RUN_LIMITS.alphabet);
   return o;
 }
 
@@ -106,10 +111,9 @@ export async function trainCommand(args: string[], io: Io): Promise<number> {
   }
   const resumePath = optStr(v, "resume");
   const resume = resumePath === undefined ? undefined : loadTrainingCheckpoint(resumePath);
-  let config: RunConfig & { steps?: number; batchSize?: number; lr?: number; seed?: number };
+  let config: StoredRunConfig;
   if (resume) {
-    config = resume.config as unknown as typeof config;
-    if (typeof config.task !== "string" || typeof config.model !== "string") throw new UsageError(`${cmd}: ${resumePath} has no task or model in its config (was it written by attend train?)`);
+    config = checkRunConfig(resume.config, resumePath);
     const given = optStr(v, "task");
     const task = given === undefined ? undefined : (TASK_ALIASES[given] ?? given);
     if (task !== undefined && task !== config.task) throw new UsageError(`${cmd}: --task ${task} differs from the checkpoint's task ${config.task}`);
@@ -119,19 +123,22 @@ export async function trainCommand(args: string[], io: Io): Promise<number> {
     if (!(DATA_NAMES as readonly string[]).includes(task)) throw new UsageError(`${cmd}: unknown task ${JSON.stringify(given)} (tasks: ${DATA_NAMES.join(", ")})`);
     const defaults = taskDefaults(task);
     const model = str(cmd, v, "model", defaults.model);
+    if (model !== currentModelKind(model)) {
+      throw new UsageError(`${cmd}: --model ${model} is now called --model ${currentModelKind(model)} (one attention block); for the 2-layer GPT that the library calls "tiny" (GPT_PRESETS.tiny) use --model gpt`);
+    }
     if (!modelKinds().includes(model)) throw new UsageError(`${cmd}: unknown model ${JSON.stringify(model)} (models: ${modelKinds().join(", ")})`);
     const seed = int(cmd, v, "seed", 0, 0);
     config = {
       task,
       taskOptions: (TASK_NAMES as readonly string[]).includes(task) ? taskOptions(cmd, v, defaults.taskOptions) : {},
       dataSeed: seed,
-      validationSize: int(cmd, v, "validation-size", 256),
+      validationSize: int(cmd, v, "validation-size", 256, 1, RUN_LIMITS.validationSize),
       model,
       modelConfig: {
         ...(model === defaults.model ? defaults.modelConfig : {}),
-        ...(v["d-model"] !== undefined ? { dModel: int(cmd, v, "d-model", 64) } : {}),
-        ...(v.heads !== undefined ? { heads: int(cmd, v, "heads", 4) } : {}),
-        ...(v.layers !== undefined ? { layers: int(cmd, v, "layers", 2) } : {}),
+        ...(v["d-model"] !== undefined ? { dModel: int(cmd, v, "d-model", 64, 1, RUN_LIMITS.dModel) } : {}),
+        ...(v.heads !== undefined ? { heads: int(cmd, v, "heads", 4, 1, RUN_LIMITS.heads) } : {}),
+        ...(v.layers !== undefined ? { layers: int(cmd, v, "layers", 2, 1, RUN_LIMITS.layers) } : {}),
         seed,
       },
       seed,
@@ -141,10 +148,13 @@ export async function trainCommand(args: string[], io: Io): Promise<number> {
     };
   }
   const steps = int(cmd, v, "steps", config.steps ?? 300);
-  const batchSize = int(cmd, v, "batch-size", config.batchSize ?? 32);
+  const batchSize = int(cmd, v, "batch-size", config.batchSize ?? 32, 1, RUN_LIMITS.batchSize);
   const lr = num(cmd, v, "lr", config.lr ?? 3e-3, 0, true);
+  const evalEvery = v["eval-every"] === undefined ? undefined : int(cmd, v, "eval-every", 100, 0);
   const out = str(cmd, v, "out", resumePath ?? `checkpoints/${config.task}.safetensors`);
+  checkOutputPath(cmd, "out", out, true); // before any work: a run must not be lost at the end
   const data = makeData(config);
+  if (resume) checkRunState(config, data, resume.model, resumePath);
   const model = makeModel(config, data);
   // store the model's resolved sizes (defaults filled in), so the checkpoint does not depend on them
   const fullConfig = { ...config, modelConfig: model.toConfig?.() ?? config.modelConfig, steps, batchSize, lr };
@@ -155,7 +165,7 @@ export async function trainCommand(args: string[], io: Io): Promise<number> {
     batchSize,
     lr,
     seed: config.dataSeed ?? 0,
-    evalEvery: v["eval-every"] === undefined ? undefined : int(cmd, v, "eval-every", 100, 0),
+    evalEvery,
     checkpointPath: out,
     config: fullConfig,
     resume,

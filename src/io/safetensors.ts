@@ -16,6 +16,14 @@ import type { DType, RawTensor, TypedArray } from "../tensor/dtype.js";
 /** The largest header we accept (100 MiB), as the reference implementation does: a bound on what a file can make us parse. */
 export const SAFETENSORS_MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
+/**
+ * The most tensors one file may hold (2^18 = 262,144). Real checkpoints hold far fewer per file (a
+ * 405B-parameter Llama has about 1,100 in all; a shard of the largest mixture-of-experts models a
+ * few thousand), while each entry costs memory and time however small its tensor: a 95 MB header of
+ * empty tensors would otherwise hold 1.5 million of them. Counted before the header is parsed.
+ */
+export const SAFETENSORS_MAX_TENSORS = 1 << 18;
+
 /** A file that is not valid safetensors, or tensors that cannot be written as safetensors. */
 export class SafetensorsError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -92,6 +100,9 @@ export function encodeSafetensors(
     if (typeof name !== "string") fail(`a tensor name is ${describe(name)}; expected a string`);
   }
   const named = list as [string, unknown][];
+  if (named.length > SAFETENSORS_MAX_TENSORS) {
+    fail(`${named.length} tensors; expected at most ${SAFETENSORS_MAX_TENSORS} in one file (readers refuse more; split them across files)`);
+  }
   named.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 
   const parts: string[] = [];
@@ -252,6 +263,12 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: numb
   } catch (err) {
     throw new SafetensorsError(`decodeSafetensors: the header is not valid UTF-8; expected UTF-8 JSON`, { cause: err });
   }
+  // Before parsing: count the entries (refusing too many at no cost) and note any repeated key,
+  // which JSON.parse would silently resolve to its last value.
+  const keys = scanHeaderKeys(text, SAFETENSORS_MAX_TENSORS);
+  if (keys.entries > SAFETENSORS_MAX_TENSORS) {
+    fail(`the header has more than ${SAFETENSORS_MAX_TENSORS} tensors; expected at most ${SAFETENSORS_MAX_TENSORS} (SAFETENSORS_MAX_TENSORS)`);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -263,6 +280,14 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: numb
     );
   }
   if (!isObject(parsed)) fail(`the header is ${describe(parsed)}; expected a JSON object`);
+  if (keys.duplicate !== undefined) {
+    const { key, parent } = keys.duplicate;
+    fail(
+      parent === undefined
+        ? `the header names tensor ${JSON.stringify(key)} twice; expected each name once`
+        : `${parent === METADATA_KEY ? `"${METADATA_KEY}"` : `tensor ${JSON.stringify(parent)}`} has key ${JSON.stringify(key)} twice; expected each key once`,
+    );
+  }
   const root = parsed as Record<string, unknown>;
 
   let metadata: Record<string, string> = {};
@@ -481,15 +506,102 @@ function describe(v: unknown): string {
   if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
   if (typeof v === "function") return "a function";
   if (typeof v === "bigint") return `${v}n`;
-  let s: string | undefined;
-  try {
-    s = JSON.stringify(v);
-  } catch {
-    s = undefined;
-  }
-  if (s === undefined) s = String(v);
+  const s = preview(v, 3, 61);
   const kind = Array.isArray(v) ? "array" : typeof v;
   return `${kind} ${s.length > 60 ? `${s.slice(0, 57)}...` : s}`;
+}
+
+/**
+ * JSON-like text of v, cut off after about `budget` characters and `depth` levels of nesting ("..."
+ * beyond), so a hostile value (an array nested a million deep) cannot exhaust the stack or the heap.
+ */
+function preview(v: unknown, depth: number, budget: number): string {
+  if (v === null || typeof v !== "object") {
+    const s = typeof v === "string" ? JSON.stringify(v.length > budget ? v.slice(0, budget) : v) : String(JSON.stringify(v) ?? v);
+    return s;
+  }
+  if (depth === 0) return Array.isArray(v) ? "[...]" : "{...}";
+  const items = Array.isArray(v) ? v : Object.keys(v);
+  const parts: string[] = [];
+  let used = 2;
+  for (const item of items) {
+    if (used > budget) {
+      parts.push("...");
+      break;
+    }
+    const part = Array.isArray(v)
+      ? preview(item, depth - 1, budget - used)
+      : `${JSON.stringify(item)}:${preview((v as Record<string, unknown>)[item as string], depth - 1, budget - used)}`;
+    parts.push(part);
+    used += part.length + 1;
+  }
+  return Array.isArray(v) ? `[${parts.join(",")}]` : `{${parts.join(",")}}`;
+}
+
+/**
+ * One pass over the header text, before JSON.parse: the number of tensors (top-level keys other than
+ * "__metadata__"; stopping once it passes `limit`), and the first key that an object at the top two levels (the header, an entry,
+ * the metadata) repeats, with the top-level key it sits under. Linear in the text, recursion-free;
+ * deeper objects are not looked into (the header has none that are valid). Its answers are only
+ * trusted once JSON.parse has accepted the text.
+ */
+function scanHeaderKeys(text: string, limit: number): { entries: number; duplicate?: { key: string; parent?: string } } {
+  const QUOTE = 0x22, BACKSLASH = 0x5c, COMMA = 0x2c, OPEN_OBJECT = 0x7b, CLOSE_OBJECT = 0x7d, OPEN_ARRAY = 0x5b, CLOSE_ARRAY = 0x5d;
+  let depth = 0;
+  const objectAt = [false, false, false]; // whether the container at depth 1 and 2 is an object
+  let expectKey = false;
+  let entries = 0;
+  const rootKeys = new Set<string>();
+  let childKeys = new Set<string>();
+  let parent = "";
+  let duplicate: { key: string; parent?: string } | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      // the closing quote: the next one not escaped by an odd run of backslashes
+      let end = i;
+      for (;;) {
+        end = text.indexOf('"', end + 1);
+        if (end < 0) return { entries, duplicate }; // unterminated: JSON.parse will say so
+        let slashes = 0;
+        while (text.charCodeAt(end - 1 - slashes) === BACKSLASH) slashes++;
+        if (slashes % 2 === 0) break;
+      }
+      if (expectKey && depth <= 2) {
+        const raw = text.slice(i + 1, end);
+        let key = raw;
+        if (raw.includes("\\")) {
+          try {
+            key = JSON.parse(`"${raw}"`) as string;
+          } catch {
+            return { entries, duplicate }; // a bad escape: JSON.parse will say so
+          }
+        }
+        if (depth === 1) {
+          if (key !== METADATA_KEY && ++entries > limit) return { entries, duplicate };
+          if (rootKeys.has(key)) duplicate ??= { key };
+          rootKeys.add(key);
+          parent = key;
+        } else {
+          if (childKeys.has(key)) duplicate ??= { key, parent };
+          childKeys.add(key);
+        }
+      }
+      expectKey = false;
+      i = end;
+    } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      depth++;
+      if (depth <= 2) objectAt[depth] = c === OPEN_OBJECT;
+      if (depth === 2) childKeys = new Set();
+      expectKey = c === OPEN_OBJECT;
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
+      depth--;
+      expectKey = false;
+    } else if (c === COMMA) {
+      expectKey = depth <= 2 && objectAt[depth] === true;
+    }
+  }
+  return { entries, duplicate };
 }
 
 /** True when the string has no unpaired surrogates, so UTF-8 (and every JSON reader) can hold it. */

@@ -4,8 +4,8 @@
  * one. Reading checks the header length against the file's size before reading anything else, and reads
  * tensor by tensor, so a hostile file cannot make us allocate what it claims.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import type { RawTensor } from "../tensor/dtype.js";
 import {
   SafetensorsError,
@@ -22,7 +22,8 @@ const CHUNK = 1 << 30;
  * Write tensors (and optional string metadata) to `path` as safetensors, synchronously and atomically:
  * encode, write `<path>.tmp-<pid>-<random>`, fsync, rename over `path`. On any error the temporary file is
  * removed and the error rethrown; `path` is never left half-written. Encoding errors (SafetensorsError)
- * happen before anything touches the disk.
+ * happen before anything touches the disk. A writer killed mid-save (SIGKILL) cannot remove its
+ * temporary file, so each save first removes those of earlier writers of `path` that have exited.
  */
 export function writeSafetensorsFile(
   path: string,
@@ -30,6 +31,7 @@ export function writeSafetensorsFile(
   metadata?: Record<string, string>,
 ): void {
   const bytes = encodeSafetensors(tensors, metadata);
+  removeStaleTemporaries(path);
   const tmp = `${path}.tmp-${process.pid}-${randomHex()}`;
   let fd: number | undefined;
   let created = false;
@@ -139,6 +141,48 @@ function syncDirectory(dir: string): void {
         // nothing to do
       }
     }
+  }
+}
+
+/**
+ * Remove `<path>.tmp-<pid>-<16 hex digits>` files (what writeSafetensorsFile names its temporary
+ * files) whose writer process no longer exists: left behind by a writer that was killed. Files of
+ * live processes (another save in progress), of this process, and of other targets are kept; a
+ * pid that was reused keeps its file. Best effort: nothing here makes the save fail.
+ */
+export function removeStaleTemporaries(path: string): string[] {
+  const dir = dirname(path);
+  const prefix = `${basename(path)}.tmp-`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)-[0-9a-f]{16}$/.exec(name.slice(prefix.length));
+    if (m === null) continue;
+    const pid = Number(m[1]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processExists(pid)) continue;
+    try {
+      unlinkSync(join(dir, name));
+      removed.push(name);
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
+  return removed;
+}
+
+/** Whether a process with this id exists (signal 0 checks without signalling; EPERM: it exists, as another user's). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: unknown }).code === "EPERM";
   }
 }
 

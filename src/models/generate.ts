@@ -5,9 +5,10 @@
  * removes; the two give the same logits, see test/generate.test.ts).
  *
  * Picking a token from logits z [V]:
- *   greedy (or temperature 0)   argmax z
- *   temperature τ               sample from softmax(z / τ)       τ < 1 sharpens, τ > 1 flattens
- *   topK k                      ... keeping only the k largest logits (ties with the k-th kept)
+ *   greedy (temperature 0, the default)   argmax z: the same output every run, as `attend sample`
+ *                                         and PyTorch / Hugging Face generate() (do_sample=False) give
+ *   temperature τ > 0                     sample from softmax(z / τ)    τ < 1 sharpens, τ > 1 flattens
+ *   topK k (with τ > 0)                   ... keeping only the k largest logits (ties with the k-th kept)
  * Sampling draws from a seeded Generator, so a seed reproduces a run.
  */
 import { noGrad } from "../autograd/tape.js";
@@ -22,11 +23,11 @@ import type { GPT } from "./gpt.js";
 import { type TokenInput, tokenTensor } from "./tokens.js";
 
 export interface SamplingOptions {
-  /** always take the most likely token (default false) */
+  /** always take the most likely token, whatever the temperature */
   greedy?: boolean;
-  /** softmax temperature, > 0; 0 means greedy (default 1) */
+  /** 0 (the default): greedy, the most likely token; > 0: sample from softmax(logits / temperature) (1 = the model's own distribution) */
   temperature?: number;
-  /** sample among the k most likely tokens only */
+  /** when sampling (temperature > 0): among the k most likely tokens only */
   topK?: number;
   /** seed for a fresh Generator (default 0) */
   seed?: number;
@@ -63,8 +64,11 @@ function checkRequiredOptions(fn: string, opts: unknown, keys: readonly string[]
   checkOptions(fn, "options", opts, keys);
 }
 
+/** The temperature when none is given: 0, greedy (see the file comment). */
+const DEFAULT_TEMPERATURE = 0;
+
 function checkSampling(fn: string, opts: SamplingOptions): void {
-  const t = opts.temperature ?? 1;
+  const t = opts.temperature ?? DEFAULT_TEMPERATURE;
   if (typeof t !== "number" || !(t >= 0) || !Number.isFinite(t)) throw new ArgumentError(`${fn}: temperature must be a finite number >= 0, got ${String(t)}`);
   if (opts.topK !== undefined && (!Number.isInteger(opts.topK) || opts.topK <= 0)) {
     throw new ArgumentError(`${fn}: topK must be a positive integer, got ${String(opts.topK)}`);
@@ -93,7 +97,7 @@ function pickToken(fn: string, logits: ArrayLike<number>, opts: SamplingOptions,
   const V = logits.length;
   if (V === 0) throw new ArgumentError(`${fn}: logits must hold at least one value`);
   for (let i = 0; i < V; i++) if (Number.isNaN(logits[i])) throw new ArgumentError(`${fn}: logits[${i}] is NaN`);
-  const temperature = opts.temperature ?? 1;
+  const temperature = opts.temperature ?? DEFAULT_TEMPERATURE;
   if (opts.greedy || temperature === 0 || opts.topK === 1) return argmaxOf(logits);
   const z = Float64Array.from(logits, (v) => v / temperature);
   if (opts.topK !== undefined && opts.topK < V) {

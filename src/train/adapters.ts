@@ -43,12 +43,17 @@ export class GPTSequenceModel implements SequenceModel {
   readonly gpt: GPT;
 
   constructor(vocabSize: number, maxLength: number, o: FullModelOptions = {}) {
+    this.gpt = new GPT(GPTSequenceModel.resolveConfig(vocabSize, maxLength, o), { seed: o.seed ?? 0 });
+    this.seed = o.seed ?? 0;
+  }
+
+  /** The GPT config these options describe (what the constructor builds), checked against the data's vocabulary. */
+  static resolveConfig(vocabSize: number, maxLength: number, o: FullModelOptions = {}): GPTConfig {
     const config = o.config
       ? validateGPTConfig(o.config)
       : gptConfig((o.preset ?? "tiny") as "tiny", { vocabSize, maxSeqLen: maxLength, ...sizes(o), ...(o.layers ? { numLayers: o.layers } : {}) });
     if (config.vocabSize !== vocabSize) throw new ArgumentError(`gpt: the config's vocabSize ${config.vocabSize} differs from the data's ${vocabSize}`);
-    this.gpt = new GPT(config, { seed: o.seed ?? 0 });
-    this.seed = o.seed ?? 0;
+    return config;
   }
 
   private readonly seed: number;
@@ -108,6 +113,12 @@ export class EncoderDecoderSequenceModel implements SequenceModel {
   private readonly seed: number;
 
   constructor(vocabSize: number, maxLength: number, o: FullModelOptions = {}) {
+    this.model = new EncoderDecoder(EncoderDecoderSequenceModel.resolveConfig(vocabSize, maxLength, o), { seed: o.seed ?? 0 });
+    this.seed = o.seed ?? 0;
+  }
+
+  /** The encoder-decoder config these options describe (what the constructor builds), checked against the data's vocabulary. */
+  static resolveConfig(vocabSize: number, maxLength: number, o: FullModelOptions = {}): EncoderDecoderConfig {
     const layers = o.layers ? { numEncoderLayers: o.layers, numDecoderLayers: o.layers } : {};
     const config = o.config
       ? validateEncoderDecoderConfig(o.config)
@@ -115,8 +126,7 @@ export class EncoderDecoderSequenceModel implements SequenceModel {
     if (config.srcVocabSize !== vocabSize || config.tgtVocabSize !== vocabSize) {
       throw new ArgumentError(`encdec: the config's vocabulary sizes ${config.srcVocabSize}/${config.tgtVocabSize} differ from the data's ${vocabSize}`);
     }
-    this.model = new EncoderDecoder(config, { seed: o.seed ?? 0 });
-    this.seed = o.seed ?? 0;
+    return config;
   }
 
   get maxLength(): number {

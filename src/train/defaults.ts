@@ -5,10 +5,10 @@
  * override these one by one; the sizes in `modelConfig` apply only to the task's own `model`.
  *
  * Why each choice (measured with `attend train --json`; see the README's CLI section):
- *   copy, reverse  one attention block (tiny) over learned positions: with every sequence 16 long,
+ *   copy, reverse  one attention block (model "block") over learned positions: with every sequence 16 long,
  *                  answer token i reads source position i (copy) or 15 - i (reverse): a fixed
  *                  positional pattern that one layer learns in a few hundred steps.
- *   sort           content, not position: the tiny model, more steps.
+ *   sort           content, not position: the one-block model, more steps.
  *   addition       the carry needs the digits of both operands lined up by place value, two hops of
  *                  attention (find "+", then the digits), so a 2-layer GPT; 2-digit operands, since
  *                  3 digits took 2000 steps of 64 (over 5 minutes here) to reach 91%.
@@ -19,7 +19,7 @@
  *                  to 1e-2); a PyTorch twin with only 2 pairs jumped to 100% after ~9000 steps of 64
  *                  (attention only; with MLPs not within 10000). No default reaches it in 3 minutes;
  *                  `attend lookup-vs-soft` shows attention doing recall when keys and values come paired.
- *   names          a character model; the tiny model is enough for 2.1 nats/char.
+ *   names          a character model; the one-block model is enough for 2.1 nats/char.
  */
 import { ArgumentError } from "../tensor/errors.js";
 import type { TaskOptions } from "../data/tasks.js";
@@ -41,15 +41,15 @@ export interface TaskDefaults {
 
 export const TASK_DEFAULTS: Readonly<Record<string, Readonly<TaskDefaults>>> = {
   copy: {
-    taskOptions: { minLength: 16, maxLength: 16 }, model: "tiny", modelConfig: { dModel: 32, heads: 4 },
+    taskOptions: { minLength: 16, maxLength: 16 }, model: "block", modelConfig: { dModel: 32, heads: 4 },
     steps: 400, batchSize: 32, lr: 3e-3, target: ">= 99% exact sequences",
   },
   reverse: {
-    taskOptions: { minLength: 16, maxLength: 16 }, model: "tiny", modelConfig: { dModel: 32, heads: 4 },
+    taskOptions: { minLength: 16, maxLength: 16 }, model: "block", modelConfig: { dModel: 32, heads: 4 },
     steps: 400, batchSize: 32, lr: 3e-3, target: ">= 99% exact sequences",
   },
   sort: {
-    taskOptions: { minLength: 1, maxLength: 8 }, model: "tiny", modelConfig: { dModel: 32, heads: 4 },
+    taskOptions: { minLength: 1, maxLength: 8 }, model: "block", modelConfig: { dModel: 32, heads: 4 },
     steps: 2000, batchSize: 32, lr: 3e-3, target: ">= 98% exact sequences",
   },
   addition: {
@@ -61,7 +61,7 @@ export const TASK_DEFAULTS: Readonly<Record<string, Readonly<TaskDefaults>>> = {
     steps: 1000, batchSize: 32, lr: 3e-3, target: "none in 3 minutes: stays near chance (1/8)",
   },
   names: {
-    taskOptions: {}, model: "tiny", modelConfig: { dModel: 32, heads: 4 },
+    taskOptions: {}, model: "block", modelConfig: { dModel: 32, heads: 4 },
     steps: 3000, batchSize: 32, lr: 3e-3, target: "validation loss < 2.1 nats/char",
   },
 };

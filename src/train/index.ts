@@ -1,4 +1,4 @@
-/** Training: the loop, checkpoints, evaluation, sampling, progress, and a tiny model to test them with. */
+/** Training: the loop, checkpoints, evaluation, sampling, progress, and a one-block model (model kind "block") to test them with. */
 export type { SequenceModel, SourceContext, GenerateHook, AttentionView } from "./model.js";
 export { GPTSequenceModel, EncoderDecoderSequenceModel, type FullModelOptions } from "./adapters.js";
 export { TinyAttentionModel, type TinyConfig } from "./tiny.js";
@@ -10,4 +10,5 @@ export { Progress, formatDuration, formatRate, type ProgressStream, type Progres
 export { sampleTokens, answer, type SampleOptions } from "./sample.js";
 export {
   makeData, makeModel, restoreRun, registerModelKind, modelKinds, DATA_NAMES, type RunConfig, type ModelFactory, type RestoredRun,
+  checkRunConfig, checkRunState, currentModelKind, RUN_LIMITS, type StoredRunConfig, type ModelStateCheck,
 } from "./registry.js";

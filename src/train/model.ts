@@ -1,6 +1,6 @@
 /**
  * What the training loop, evaluation, sampling and attention maps need of a model, and nothing more,
- * so any model (the tiny one here, the GPT-style and encoder-decoder models of src/models) fits.
+ * so any model (the one-block TinyAttentionModel here, the GPT-style and encoder-decoder models of src/models) fits.
  */
 import type { StateDict } from "../nn/module.js";
 import type { Generator } from "../tensor/random.js";

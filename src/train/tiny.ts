@@ -5,7 +5,8 @@
  *   x = x + MultiheadAttention(ln(x)), causal
  *   x = x + W2 relu(W1 ln(x))                     MLP, width 4C
  *   logits = head(ln(x))                          [B, T, V]
- * It lets the training loop, checkpoints and the CLI be tested without the full models.
+ * It lets the training loop, checkpoints and the CLI be tested without the full models; the CLI and
+ * the registry call it model "block" (`attend train --model block`).
  */
 import { MultiheadAttention } from "../attention/multihead.js";
 import { Linear } from "../nn/linear.js";
@@ -50,10 +51,7 @@ export class TinyAttentionModel extends Module implements SequenceModel {
 
   constructor(config: TinyConfig) {
     super();
-    const c = { vocabSize: config.vocabSize, dModel: config.dModel ?? 32, heads: config.heads ?? 4, maxLength: config.maxLength ?? 64, seed: config.seed ?? 0 };
-    for (const k of ["vocabSize", "dModel", "heads", "maxLength"] as const) {
-      if (!Number.isInteger(c[k]) || c[k] <= 0) throw new ArgumentError(`TinyAttentionModel: ${k} must be a positive integer, got ${String(c[k])}`);
-    }
+    const c = TinyAttentionModel.resolveConfig(config);
     this.config = c;
     const C = c.dModel;
     const g = new Generator(c.seed);
@@ -69,6 +67,25 @@ export class TinyAttentionModel extends Module implements SequenceModel {
     this.lnf_weight = this.registerParameter("lnf_weight", ones([C]));
     this.lnf_bias = this.registerParameter("lnf_bias", zeros([C]));
     this.head = this.registerModule("head", new Linear(C, c.vocabSize, { generator: g }));
+  }
+
+  /** The config with its defaults filled in (dModel 32, heads 4, maxLength 64, seed 0), checked. */
+  static resolveConfig(config: TinyConfig): Required<TinyConfig> {
+    const c = { vocabSize: config.vocabSize, dModel: config.dModel ?? 32, heads: config.heads ?? 4, maxLength: config.maxLength ?? 64, seed: config.seed ?? 0 };
+    for (const k of ["vocabSize", "dModel", "heads", "maxLength"] as const) {
+      if (!Number.isInteger(c[k]) || c[k] <= 0) throw new ArgumentError(`TinyAttentionModel: ${k} must be a positive integer, got ${String(c[k])}`);
+    }
+    return c;
+  }
+
+  /**
+   * How many parameters the model of a config has, without building it (the constructor's
+   * tensors, counted): tok V·C, pos L·C, three LayerNorms 6C, attention 4C² + 4C, MLP 8C² + 5C,
+   * head V·C + V, with L = maxLength. A checkpoint's config is checked with it before building.
+   */
+  static parameterCount(config: TinyConfig): number {
+    const { vocabSize: V, dModel: C, maxLength: L } = TinyAttentionModel.resolveConfig(config);
+    return V * C + L * C + 6 * C + (4 * C * C + 4 * C) + (8 * C * C + 5 * C) + (V * C + V);
   }
 
   private embed(tokens: Tensor): Tensor {
