@@ -24,8 +24,9 @@ const WIDTHS = [16, 32, 64] as const;
 const HEADS = [1, 2, 4] as const;
 const BATCHES = [8, 16, 32, 64] as const;
 const KIND_NAMES: Record<string, string> = { tiny: "tiny (one attention block)", gpt: "gpt (decoder-only)", encdec: "encdec (encoder-decoder)" };
-/** while training, the maps are redrawn at most this often */
-const MAPS_EVERY_MS = 400;
+/** while training, the loss curve and the maps are redrawn at most this often */
+const LOSS_EVERY_MS = 100;
+const MAPS_EVERY_MS = 1000;
 
 const article = (word: string): string => (/^[aeiou]/i.test(word) ? "an" : "a");
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -63,6 +64,7 @@ export const inspectPage: Page = {
     let probes = 0;
     let probing = false;
     let mapsDrawnAt = 0;
+    let lossDrawnAt = 0;
     let frame = 0;
     const trainer = new Trainer(progress, (err) => {
       training = null;
@@ -202,13 +204,21 @@ export const inspectPage: Page = {
       run.lr = p.lr;
       evaluation = null;
       drawStatus();
-      if (frame === 0) {
-        frame = requestAnimationFrame(() => {
-          frame = 0;
-          drawLoss();
-          if (!probing && performance.now() - mapsDrawnAt > MAPS_EVERY_MS) void drawMaps();
-        });
-      }
+      drawSoon();
+    }
+
+    /** The loss curve (and now and then the maps) at a coming frame, no more often than LOSS_EVERY_MS. */
+    function drawSoon(): void {
+      if (frame !== 0) return;
+      frame = requestAnimationFrame(() => {
+        frame = 0;
+        if (performance.now() - lossDrawnAt < LOSS_EVERY_MS) {
+          drawSoon();
+          return;
+        }
+        drawLoss();
+        if (!probing && performance.now() - mapsDrawnAt > MAPS_EVERY_MS) void drawMaps();
+      });
     }
 
     /** A request the worker could not serve (the library's message) or a worker that has stopped. */
@@ -231,6 +241,7 @@ export const inspectPage: Page = {
 
     function drawLoss(): void {
       if (!run) return;
+      lossDrawnAt = performance.now();
       drawStatus();
       const first = run.step - run.losses.length;
       const V = run.vocabSize;
