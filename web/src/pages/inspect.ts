@@ -140,6 +140,7 @@ export const inspectPage: Page = {
     function fresh(): void {
       pause();
       const mine = ++generation;
+      if (input !== null) inputBox.value = input;
       status.textContent = `making a ${kind} model…`;
       trainer.fresh({ task, model: kind, sizes: { dModel: width, heads, layers }, seed, train: { steps: target, batchSize: batch, lr } }).then((info) => {
         if (mine !== generation) return;
