@@ -22,10 +22,20 @@ export function requireChromium(): void {
   }
 }
 
-/** vite build of web/ into web/dist. */
-export function buildExplorer(): void {
+/**
+ * How long any one wait in the browser tests may take: long enough that no machine, however busy,
+ * reaches it while the work goes on (the waits are for conditions, not for time); it only turns a
+ * page that has hung into a failure instead of a test run that never ends.
+ */
+export const PATIENCE_MS = 10 * 60_000;
+
+/**
+ * vite build of web/ into `outDir` (a folder of the test's own, so that a build of web/dist by
+ * `npm start` or another test cannot change the files under a running test).
+ */
+export function buildExplorer(outDir: string): void {
   const vite = join(REPO, "node_modules", "vite", "bin", "vite.js");
-  const r = spawnSync(process.execPath, [vite, "build", "--config", join(REPO, "web", "vite.config.ts"), "--logLevel", "warn"], { cwd: REPO, encoding: "utf8" });
+  const r = spawnSync(process.execPath, [vite, "build", "--config", join(REPO, "web", "vite.config.ts"), "--logLevel", "warn", "--outDir", outDir, "--emptyOutDir"], { cwd: REPO, encoding: "utf8" });
   assert.equal(r.status, 0, `vite build failed:\n${r.stdout}\n${r.stderr}`);
 }
 
@@ -33,6 +43,7 @@ export async function launch(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
+    timeout: PATIENCE_MS,
     args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
   });
 }
@@ -82,9 +93,9 @@ export async function screenshot(page: Page, name: string): Promise<void> {
 
 /** Click an export button and return the downloaded bytes. */
 export async function exportFile(page: Page, figure: string, kind: "png" | "svg" | "json"): Promise<Buffer> {
-  const arrival = page.waitForEvent("download", { timeout: 45_000 });
+  const arrival = page.waitForEvent("download");
   arrival.catch(() => {}); // reported below, after the click's own error if the click fails
-  await page.click(`[data-testid=export-${figure}-${kind}]`, { timeout: 20_000 });
+  await page.click(`[data-testid=export-${figure}-${kind}]`);
   const download = await arrival;
   assert.match(download.suggestedFilename(), new RegExp(`\\.${kind}$`));
   return readFileSync((await download.path())!);

@@ -15,7 +15,7 @@ import { spawnSync } from "node:child_process";
 import { serve } from "../web/server.mjs";
 import { loadTrainingCheckpoint } from "../src/index.js";
 import {
-  REPO, type Opened, assertLocalOnly, attend, chartFacts, contrastProblems, buildExplorer, checkExports, exportFile, lastJson, launch, maxAbs, maxNestedDiff,
+  PATIENCE_MS, REPO, type Opened, assertLocalOnly, attend, chartFacts, contrastProblems, buildExplorer, checkExports, exportFile, lastJson, launch, maxAbs, maxNestedDiff,
   openLesson, outsideViewportX, readCheck, referenceMaps, requireChromium, rowSums, screenshot, svgOverlaps,
 } from "./browser-helpers.js";
 
@@ -58,21 +58,25 @@ test("the explorer type-checks against the library's public API", () => {
   assert.equal(r.status, 0, `tsc -p web/tsconfig.json:\n${r.stdout}${r.stderr}`);
 });
 
-// node:test applies a suite's timeout to all its tests together (and the hooks), not to each test: this
-// is a guard against a hung browser, sized for every lesson at two widths on a busy 2-core machine.
-describe("explorer in Chromium", { timeout: 900_000 }, () => {
+// No time limit on the suite: each wait is for a condition (PATIENCE_MS only turns a hang into a failure).
+describe("explorer in Chromium", () => {
+  let dist = "";
   before(async () => {
     requireChromium();
-    buildExplorer();
-    ({ server, url: base } = await serve({ port: 0 }));
+    dist = mkdtempSync(join(tmpdir(), "attend-explorer-dist-"));
+    buildExplorer(dist);
+    ({ server, url: base } = await serve({ root: dist, port: 0 }));
     browser = await launch();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
     phone = await browser.newContext({ viewport: { width: PHONE, height: 844 }, acceptDownloads: true });
+    context.setDefaultTimeout(PATIENCE_MS);
+    phone.setDefaultTimeout(PATIENCE_MS);
   });
 
   after(async () => {
     await browser?.close();
     server?.close();
+    if (dist) rmSync(dist, { recursive: true, force: true });
   });
 
   test("the page is cross-origin isolated and every lesson is in the menu, in order", async () => {
@@ -351,7 +355,9 @@ describe("explorer in Chromium", { timeout: 900_000 }, () => {
       await page.waitForFunction(() => {
         const s = document.querySelector<HTMLElement>("[data-testid=train-status]");
         return s?.dataset.running === "false" && s.dataset.step === "40";
-      }, undefined, { timeout: 60_000 });
+      });
+      // the maps drawn once training has stopped are those of step 40
+      await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=prediction]")?.dataset.step === "40");
       const loss = await checkExports(page, "loss");
       assert.equal(loss.losses.length, 40);
       assert.ok(loss.losses.at(-1) < loss.losses[0] - 0.3, `loss ${loss.losses[0]} -> ${loss.losses.at(-1)}`);
@@ -397,9 +403,40 @@ describe("explorer in Chromium", { timeout: 900_000 }, () => {
       }
     }));
 
+  test("9 inspect a model: a gpt trains in a worker; the page answers Pause in the click's own task, and training stops within a step or two", () =>
+    lesson(9, "inspect", "?task=reverse&model=gpt&steps=2000&batch=64&input=1234", async (page) => {
+      const status = page.locator("[data-testid=train-status]");
+      await status.and(page.locator("[data-step]")).waitFor(); // the worker has made the model
+      await page.click("[data-testid=train]");
+      await page.waitForFunction(() => Number(document.querySelector<HTMLElement>("[data-testid=train-status]")?.dataset.step) >= 3);
+      // the steps are the worker's: a module worker from the page's own origin, on the library's thread pool
+      const workers = page.workers().map((w) => w.url());
+      assert.ok(workers.some((u) => u.startsWith(base) && /trainer\.worker/.test(u)), `the training worker: ${workers.join(", ")}`);
+      assert.doesNotMatch((await status.getAttribute("data-threads")) ?? "", /not threaded/, "the worker's kernels may use threads");
+      // what the page shows right after its click handler has run (a listener added after the page's own runs after it)
+      await page.evaluate(() => {
+        const b = document.querySelector<HTMLElement>("[data-testid=train]")!;
+        const s = document.querySelector<HTMLElement>("[data-testid=train-status]")!;
+        b.addEventListener("click", () => {
+          (window as unknown as { atPause: unknown }).atPause = { step: Number(s.dataset.step), label: b.textContent, text: s.textContent };
+        }, { once: true });
+      });
+      await page.click("[data-testid=train]");
+      await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=train-status]")?.dataset.running === "false");
+      const atPause = await page.evaluate(() => (window as unknown as { atPause: { step: number; label: string; text: string } }).atPause);
+      assert.equal(atPause.label, "Train", "the button has turned back in the click's own task");
+      assert.match(atPause.text, /^pausing: step \d+ of 2000/);
+      const stopped = Number(await status.getAttribute("data-step"));
+      // the step in progress when the message arrived, and at most the one whose report was still on its way to the page
+      assert.ok(stopped - atPause.step <= 2, `paused at step ${atPause.step}, the worker stopped at step ${stopped}`);
+      assert.match((await status.textContent())!, new RegExp(`^stopped: step ${stopped} of 2000`));
+      assert.equal(JSON.parse((await exportFile(page, "loss", "json")).toString()).losses.length, stopped, "every step's loss reached the page");
+    }, "explorer-9-inspect-pause"));
+
   test("9 inspect a model: checkpoints from attend train (tiny, gpt, encdec) show their config and the library's maps", () =>
     lesson(9, "inspect", "?task=reverse&input=1234", async (page) => {
       const dir = mkdtempSync(join(tmpdir(), "attend-explorer-"));
+      const steps = 4; // any number will do: the page must show the step, and the maps of the model as it is
       try {
         const kinds = [
           { kind: "tiny", modules: 1 },
@@ -407,7 +444,7 @@ describe("explorer in Chromium", { timeout: 900_000 }, () => {
           { kind: "encdec", modules: 6 }, // 2 encoder self, 2 decoder self, 2 cross
         ];
         const runs = await Promise.all(kinds.map(({ kind }) => attend(
-          "train", "--task", "reverse", "--model", kind, "--steps", "20", "--d-model", "16", "--heads", "2", ...(kind === "tiny" ? [] : ["--layers", "2"]),
+          "train", "--task", "reverse", "--model", kind, "--steps", String(steps), "--d-model", "16", "--heads", "2", ...(kind === "tiny" ? [] : ["--layers", "2"]),
           "--seed", "3", "--out", join(dir, `${kind}.safetensors`), "--json")));
         for (const r of runs) assert.equal(r.code, 0, r.stderr);
         for (const { kind, modules } of kinds) {
@@ -417,7 +454,7 @@ describe("explorer in Chromium", { timeout: 900_000 }, () => {
           const info = (await page.locator("[data-testid=checkpoint-info]").textContent())!;
           assert.match(info, new RegExp(`reverse: reverse a string`), `${kind}: the task`);
           assert.match(info, new RegExp(`${kind}: width 16, 2 heads, ${kind === "tiny" ? 1 : 2} layers?`), `${kind}: the config`);
-          assert.match(info, /step\s*20/, `${kind}: the step`);
+          assert.match(info, new RegExp(`step\\s*${steps}\\b`), `${kind}: the step`);
           assert.equal(await page.locator("[data-testid=model]").inputValue(), kind);
           // a typed input: the page's maps are the library's, number for number
           const prompt = kind === "gpt" ? "90210" : "1234";

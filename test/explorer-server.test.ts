@@ -7,12 +7,13 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import type { AddressInfo, Server } from "node:net";
+import { type AddressInfo, type Server, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { serve } from "../web/server.mjs";
+import { waitUntilClosed } from "./net.js";
 
 const SECRET = "secret-outside-the-root";
 
@@ -33,6 +34,23 @@ function get(port: number, path: string, method = "GET"): Promise<Reply> {
     });
     req.on("error", reject);
     req.end();
+  });
+}
+
+/** Bytes written to the server as they are (the request asks it to close); the reply's status line and headers (lower-cased names). */
+function raw(port: number, bytes: string): Promise<{ status: number; head: string; headers: Record<string, string> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => socket.write(Buffer.from(bytes, "latin1")));
+    let got = "";
+    socket.setEncoding("latin1");
+    socket.on("data", (c) => (got += c));
+    socket.on("error", reject);
+    socket.on("close", () => {
+      const head = got.split("\r\n\r\n", 1)[0];
+      const [statusLine, ...lines] = head.split("\r\n");
+      const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]));
+      resolve({ status: Number(statusLine.split(" ")[1]), head, headers });
+    });
   });
 }
 
@@ -74,6 +92,23 @@ describe("explorer server (web/server.mjs)", () => {
       assert.equal(r.headers["cross-origin-embedder-policy"], "require-corp", path);
       assert.equal(r.headers["cross-origin-resource-policy"], "same-origin", path);
       assert.match(String(r.headers["content-security-policy"]), /default-src 'self'/, path);
+    }
+  });
+
+  test("node:http's own refusals carry the same headers: a request line too long (431), a malformed request (400), an unmet Expect", async () => {
+    const cases: [string, string, number][] = [
+      ["an over-long URL", `GET /${"a".repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431],
+      ["a malformed request line", "GET / HTTP/9.9 what\r\n\r\n", 400],
+      ["a request that is not HTTP", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400],
+      ["an Expect it cannot meet", "GET /app.js HTTP/1.1\r\nHost: x\r\nExpect: the-moon\r\nConnection: close\r\n\r\n", 200],
+    ];
+    for (const [what, bytes, status] of cases) {
+      const r = await raw(port, bytes);
+      assert.equal(r.status, status, `${what}: ${r.head}`);
+      assert.equal(r.headers["cross-origin-opener-policy"], "same-origin", what);
+      assert.equal(r.headers["cross-origin-embedder-policy"], "require-corp", what);
+      assert.equal(r.headers["cross-origin-resource-policy"], "same-origin", what);
+      assert.match(r.headers["content-security-policy"] ?? "", /default-src 'self'/, what);
     }
   });
 
@@ -136,5 +171,29 @@ describe("explorer server (web/server.mjs)", () => {
     const code = await new Promise((resolve) => bad.on("exit", resolve));
     assert.equal(code, 1);
     assert.match(err, /--port must be an integer/);
+  });
+
+  test("with exitWithParent (npm start), the server exits when npm is killed outright, shell between them or not", async () => {
+    // npm runs a script as `sh -c "node web/start.mjs …"`; a stand-in for npm starts the same chain
+    const child = join(dir, "serve-child.mjs");
+    const server = new URL("../web/server.mjs", import.meta.url).href;
+    writeFileSync(child, `import { main } from ${JSON.stringify(server)};\nawait main({ root: ${JSON.stringify(root)}, host: "127.0.0.1", port: 0 }, { watchParent: true });\n`);
+    for (const viaShell of [true, false]) {
+      const start = viaShell ? `["sh", ["-c", ${JSON.stringify(`"${process.execPath}" "${child}"; exit $?`)}]]` : `[${JSON.stringify(process.execPath)}, [${JSON.stringify(child)}]]`;
+      const npm = spawn(process.execPath, ["-e", `const [c, a] = ${start}; require("node:child_process").spawn(c, a, { stdio: "inherit" });`], { stdio: ["ignore", "pipe", "inherit"] });
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = "";
+        npm.stdout.on("data", (c) => {
+          out += c;
+          const m = out.match(/http:\/\/127\.0\.0\.1:\d+\//);
+          if (m) resolve(m[0]);
+        });
+        npm.on("exit", (code) => reject(new Error(`exited with ${code}: ${out}`)));
+      });
+      const served = Number(new URL(url).port);
+      assert.equal((await get(served, "/")).status, 200);
+      npm.kill("SIGKILL"); // no signal reaches the shell or the server
+      await waitUntilClosed(served, `the server ${viaShell ? "under a shell " : ""}after its npm was killed`); // it checks every half second
+    }
   });
 });

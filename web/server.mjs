@@ -10,10 +10,14 @@
  *   Policy that lets the page load nothing from outside its own origin;
  * - serves correct MIME types, application/wasm included;
  * - refuses anything outside the root: ".." segments (plain or percent-encoded), backslashes, NUL,
- *   and symlinks whose target lies outside (403); missing files are 404.
+ *   and symlinks whose target lies outside (403); missing files are 404;
+ * - answers what node:http would refuse by itself (a request line or headers too long: 431; a
+ *   malformed request: 400; a request too slow: 408; an Expect it cannot meet) with the same headers;
+ * - with exitWithParent (npm start), exits when the process that started it is gone.
  */
-import { createServer } from "node:http";
-import { createReadStream, existsSync, promises as fs } from "node:fs";
+import { STATUS_CODES, createServer } from "node:http";
+import { spawnSync } from "node:child_process";
+import { createReadStream, existsSync, promises as fs, readFileSync } from "node:fs";
 import { extname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -125,7 +129,7 @@ export async function createStaticServer({ root = DEFAULT_ROOT } = {}) {
     throw new Error(`serve: ${root} does not exist; build the explorer first (npm run explorer:build)`);
   }
   const realRoot = await fs.realpath(root);
-  return createServer(async (req, res) => {
+  const server = createServer(async (req, res) => {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { Allow: "GET, HEAD", "Content-Type": "text/plain; charset=utf-8" }).end("405 method not allowed\n");
@@ -150,6 +154,32 @@ export async function createStaticServer({ root = DEFAULT_ROOT } = {}) {
       res.writeHead(status, { "Content-Type": "text/plain; charset=utf-8" }).end(`${status} ${text}\n`);
     }
   });
+  // node:http answers these without the request handler, so without the headers above
+  server.on("checkExpectation", (req, res) => server.emit("request", req, res)); // an unmet Expect: serve as usual
+  server.on("clientError", answerClientError);
+  return server;
+}
+
+/** The status node:http's own clientError handler would send for `err`. */
+function clientErrorStatus(err) {
+  if (err.code === "HPE_HEADER_OVERFLOW") return 431; // request line and headers over --max-http-header-size
+  if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") return 408;
+  return 400;
+}
+
+/** A request node:http could not parse: the answer it would give, with SECURITY_HEADERS, then close. */
+function answerClientError(err, socket) {
+  if (err.code === "ECONNRESET" || !socket.writable || socket._httpMessage?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const status = clientErrorStatus(err);
+  const body = `${status} ${STATUS_CODES[status].toLowerCase()}\n`;
+  const headers = {
+    ...SECURITY_HEADERS, "Content-Type": "text/plain; charset=utf-8", "Content-Length": Buffer.byteLength(body), Connection: "close",
+  };
+  const head = [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  socket.end(`${head.join("\r\n")}\r\n\r\n${body}`);
 }
 
 /** Start serving; resolves to { server, url } once listening. */
@@ -167,8 +197,9 @@ export async function serve({ root = DEFAULT_ROOT, host = DEFAULT_HOST, port = D
   return { server, url: `http://${shownHost}:${addr.port}/` };
 }
 
-function parseArgs(argv) {
-  const opts = { root: DEFAULT_ROOT, host: DEFAULT_HOST, port: DEFAULT_PORT };
+/** The command line's options; throws on anything it does not know. */
+export function parseArgs(argv) {
+  const opts = { root: DEFAULT_ROOT, host: DEFAULT_HOST, port: DEFAULT_PORT, help: false };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split("=", 2);
     const value = () => inline ?? argv[++i];
@@ -178,21 +209,77 @@ function parseArgs(argv) {
       opts.port = p;
     } else if (flag === "--host") opts.host = value();
     else if (flag === "--root") opts.root = resolve(value());
-    else if (flag === "--help" || flag === "-h") {
-      console.log("usage: node web/server.mjs [--port 5173] [--host 127.0.0.1] [--root web/dist]");
-      process.exit(0);
-    } else throw new Error(`serve: unknown argument ${argv[i]} (try --help)`);
+    else if (flag === "--help" || flag === "-h") opts.help = true;
+    else throw new Error(`serve: unknown argument ${argv[i]} (try --help)`);
   }
   return opts;
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+export const USAGE = "usage: node web/server.mjs [--port 5173] [--host 127.0.0.1] [--root web/dist]";
+
+/** The parent of process `pid` (Linux: /proc; elsewhere: ps), or null where neither answers. */
+function parentOf(pid) {
   try {
-    const { url } = await serve(parseArgs(process.argv.slice(2)));
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]); // "pid (comm) state ppid ..."
+  } catch {
+    const ps = spawnSync("ps", ["-o", "ppid=", "-p", String(pid)], { encoding: "utf8" });
+    const ppid = Number(ps.stdout?.trim());
+    return ps.status === 0 && Number.isInteger(ppid) && ppid > 0 ? ppid : null;
+  }
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === "EPERM";
+  }
+}
+
+/**
+ * Exit once the process that started this one is gone. npm runs a script as `sh -c "node …"`, and
+ * neither a shell nor a parent killed outright (SIGKILL) passes a signal on; so this watches the
+ * parent and the parent's parent (npm, under npm start), and exits when either has gone or this
+ * process has been re-parented.
+ */
+export function exitWithParent(intervalMs = 500) {
+  const parent = process.ppid;
+  const grandparent = parentOf(parent);
+  const watched = [parent, ...(grandparent !== null && grandparent > 1 ? [grandparent] : [])];
+  setInterval(() => {
+    if (process.ppid !== parent || !watched.every(alive)) process.exit(0);
+  }, intervalMs).unref();
+  // Ctrl+C and `kill` reach this process directly: stop serving at once
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.once(signal, () => process.exit(0));
+}
+
+/** Serve as the command line says; prints the URL. Returns the server, or exits with 1 and a message. */
+export async function main(opts, { watchParent = false } = {}) {
+  if (opts.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  try {
+    const { server, url } = await serve(opts);
+    if (watchParent) exitWithParent();
     console.log(`attend explorer: ${url}`);
     console.log("(Ctrl+C to stop)");
+    return server;
   } catch (err) {
-    console.error(err.code === "EADDRINUSE" ? `serve: port in use; pick another with --port` : err.message);
+    console.error(err.code === "EADDRINUSE" ? `serve: port ${opts.port} is in use; pick another with --port` : err.message);
     process.exit(1);
   }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  let opts;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    console.error(err.message);
+    process.exit(1);
+  }
+  await main(opts);
 }

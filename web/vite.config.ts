@@ -31,6 +31,8 @@ export default defineConfig({
     // The library, KaTeX and d3 are bundled; nothing is fetched from a CDN.
     assetsInlineLimit: 0,
     chunkSizeWarningLimit: 1500,
+    // no "[PLUGIN_TIMINGS]" report when a busy machine makes the build slow: it is not a problem of the build
+    rolldownOptions: { checks: { bundlerTimings: false } },
   },
   worker: { format: "es" },
   server: { host: "127.0.0.1", headers: isolation },

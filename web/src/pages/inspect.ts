@@ -4,12 +4,14 @@
  * format, for `attend eval`, `attend sample` and `attend train --resume`; then type any input and
  * browse the attention maps by layer and head. Everything is the library's: the run (makeData,
  * makeModel, AdamW, the schedule) in ../model/run.ts, checkpoints in ../model/checkpoint.ts, the
- * maps (attentionMaps, sampleTokens) in ../model/probe.ts.
+ * maps (attentionMaps, sampleTokens) in ../model/probe.ts. All of that runs in a worker
+ * (../model/trainer.worker.ts, on the library's threaded kernels); this page asks it for results
+ * through ../model/trainer.ts and draws them, so it never waits on a training step.
  */
-import { DATA_NAMES, type Evaluation, data, evaluateModel, modelKinds } from "attend";
-import { type ReadCheckpoint, checkpointBytes, lossHistory, readCheckpoint } from "../model/checkpoint.js";
-import { type Probe, probe } from "../model/probe.js";
-import { Run, modelSizes } from "../model/run.js";
+import { DATA_NAMES, type Evaluation, modelKinds } from "attend";
+import type { RunInfo, StepProbe } from "../model/protocol.js";
+import { modelSizes } from "../model/run.js";
+import { type Progress, Trainer } from "../model/trainer.js";
 import type { Page, PageContext } from "../page.js";
 import { lineChart } from "../ui/chart.js";
 import { button, controls, seedControl, select, setControlDisabled, setControlValue, slider } from "../ui/controls.js";
@@ -22,22 +24,12 @@ const WIDTHS = [16, 32, 64] as const;
 const HEADS = [1, 2, 4] as const;
 const BATCHES = [8, 16, 32, 64] as const;
 const KIND_NAMES: Record<string, string> = { tiny: "tiny (one attention block)", gpt: "gpt (decoder-only)", encdec: "encdec (encoder-decoder)" };
-/** training runs this long between two paints */
-const CHUNK_MS = 30;
-
-/** An input the run's task accepts: its first validation example (names: a name's first two letters). */
-function exampleInput(run: Run): string {
-  const e = run.data.validation[0];
-  if (e === undefined) return "";
-  return run.config.task === "names" ? run.data.vocab.decode(e.target).slice(0, 2) : run.data.vocab.decode(e.source);
-}
+/** while training, the loss curve and the maps are redrawn at most this often */
+const LOSS_EVERY_MS = 100;
+const MAPS_EVERY_MS = 1000;
 
 const article = (word: string): string => (/^[aeiou]/i.test(word) ? "an" : "a");
-
-function taskDescription(run: Run): string {
-  if (run.config.task === "names") return "first names, one character at a time (the input is the start of a name)";
-  return data.makeTask(run.config.task, run.config.taskOptions ?? {}).description;
-}
+const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 export const inspectPage: Page = {
   id: "inspect",
@@ -57,15 +49,30 @@ export const inspectPage: Page = {
     let layer = state.num("layer", 0, { min: 0, int: true });
     let head = state.num("head", 0, { min: 0, int: true });
 
-    let run: Run;
+    /** the run on show, as the worker last described it (null until its first reply) */
+    let run: RunInfo | null = null;
     /** where the model on show came from, in words */
     let origin = "";
-    let loaded: (ReadCheckpoint & { name: string }) | null = null;
     let loadError: string | null = null;
     let evaluation: Evaluation | null = null;
-    let shown: Probe | null = null;
-    let running = false;
-    let timer = 0;
+    let shown: StepProbe | null = null;
+    /** the worker's training request in flight, if any; pausing once Pause was pressed */
+    let training: { pausing: boolean } | null = null;
+    /** counts requests that replace the run (fresh, load): a reply to an older one is not drawn */
+    let generation = 0;
+    /** counts requests for maps: only the latest one's reply is drawn */
+    let probes = 0;
+    let probing = false;
+    let mapsDrawnAt = 0;
+    let lossDrawnAt = 0;
+    let frame = 0;
+    const trainer = new Trainer(progress, (err) => {
+      training = null;
+      trainBtn.textContent = "Train";
+      status.dataset.running = "false";
+      status.dataset.error = err.message;
+      status.textContent = err.message;
+    });
 
     root.append(
       h("h1", { tabindex: -1 }, "9. Inspect a model"),
@@ -78,7 +85,7 @@ export const inspectPage: Page = {
     );
 
     const rebuild = (): void => fresh();
-    const trainBtn = button("Train", () => (running ? pause() : start()), { "data-testid": "train" });
+    const trainBtn = button("Train", () => (training && !training.pausing ? pause() : start()), { "data-testid": "train" });
     const status = h("span", { class: "note", "data-testid": "train-status", role: "status" });
     const fileInput = h("input", { type: "file", accept: ".safetensors,application/octet-stream", "data-testid": "load-file", "aria-label": "Load a checkpoint written by attend train" });
     fileInput.addEventListener("change", () => { const f = fileInput.files?.[0]; if (f) void loadFile(f); });
@@ -94,22 +101,22 @@ export const inspectPage: Page = {
       heads: select({ label: "Heads", options: HEADS as readonly number[], value: heads, onChange: (v) => { heads = v; rebuild(); }, testid: "heads" }),
       layers: slider({ label: "Layers", min: 1, max: 4, value: layers, onInput: (v) => { layers = v; rebuild(); }, testid: "layers" }),
       seed: seedControl(seed, (v) => { seed = v; rebuild(); }),
-      lr: slider({ label: "Peak learning rate", min: -4, max: -1.3, step: 0.1, value: Math.log10(lr), format: (v) => fmt(10 ** v, 2), onInput: (v) => { lr = +(10 ** v).toPrecision(3); run.setLr(lr); save(); drawStatus(); }, testid: "lr" }),
-      batch: select({ label: "Batch", options: BATCHES as readonly number[], value: batch, onChange: (v) => { batch = v; run.setBatchSize(batch); save(); }, testid: "batch" }),
-      steps: slider({ label: "Train to step", min: 10, max: 2000, step: 10, value: target, onInput: (v) => { target = v; run.setSteps(target); save(); drawStatus(); }, testid: "steps" }),
+      lr: slider({ label: "Peak learning rate", min: -4, max: -1.3, step: 0.1, value: Math.log10(lr), format: (v) => fmt(10 ** v, 2), onInput: (v) => { lr = +(10 ** v).toPrecision(3); settle({ lr }); }, testid: "lr" }),
+      batch: select({ label: "Batch", options: BATCHES as readonly number[], value: batch, onChange: (v) => { batch = v; settle({ batchSize: batch }); }, testid: "batch" }),
+      steps: slider({ label: "Train to step", min: 10, max: 2000, step: 10, value: target, onInput: (v) => { target = v; settle({ steps: target }); }, testid: "steps" }),
     };
     root.append(
       controls(ctl.task, ctl.model, ctl.width, ctl.heads, ctl.layers, ctl.seed),
       controls(ctl.lr, ctl.batch, ctl.steps, trainBtn,
         button("Reset", rebuild, { class: "secondary", "data-testid": "reset" }),
-        button("Save checkpoint", () => downloadCheckpoint(), { class: "secondary", "data-testid": "save-checkpoint" }),
+        button("Save checkpoint", () => void downloadCheckpoint(), { class: "secondary", "data-testid": "save-checkpoint" }),
         button("Evaluate", () => evaluate(), { class: "secondary", "data-testid": "evaluate" }),
         status),
       drop,
     );
     const lossFig = ctx.figure({
       id: "loss", title: "Training loss (cross-entropy per answer token)",
-      data: () => ({ task: run.config.task, model: run.config.model, batchSize: run.config.batchSize, lr: run.config.lr, firstStep: run.step - run.losses.length + 1, losses: run.losses }),
+      data: () => (run ? { task: run.config.task, model: run.config.model, batchSize: run.config.batchSize, lr: run.config.lr, firstStep: run.step - run.losses.length + 1, losses: run.losses } : {}),
     });
     const info = h("section", { "data-testid": "checkpoint-info", "aria-live": "polite" });
     const inputBox = h("input", { type: "text", size: 24, id: "inspect-input", "aria-describedby": "inspect-input-error", "data-testid": "input", spellcheck: false, autocomplete: "off" });
@@ -129,70 +136,116 @@ export const inspectPage: Page = {
       state.set({ task, model: kind, width, heads, layers, seed, lr, batch, steps: target, input, layer, head });
     }
 
+    /** A new run, as the controls say. */
     function fresh(): void {
-      stop();
-      run = Run.fresh({ task, model: kind, sizes: { dModel: width, heads, layers }, seed, train: { steps: target, batchSize: batch, lr } });
-      loaded = null;
-      loadError = null;
-      evaluation = null;
-      origin = `a new ${kind} model (seed ${seed}), untrained`;
-      if (input === null) input = exampleInput(run);
-      inputBox.value = input;
-      setControlDisabled(ctl.layers, kind === "tiny");
+      pause();
+      const mine = ++generation;
+      if (input !== null) inputBox.value = input;
+      status.textContent = `making a ${kind} model…`;
+      trainer.fresh({ task, model: kind, sizes: { dModel: width, heads, layers }, seed, train: { steps: target, batchSize: batch, lr } }).then((info) => {
+        if (mine !== generation) return;
+        run = info;
+        loadError = null;
+        evaluation = null;
+        origin = `a new ${kind} model (seed ${seed}), untrained`;
+        if (input === null) input = info.example;
+        inputBox.value = input;
+        setControlDisabled(ctl.layers, kind === "tiny");
+        save();
+        void drawAll();
+      }, failed);
+    }
+
+    /** New training settings, for the run now and from its next step. */
+    function settle(settings: { lr?: number; batchSize?: number; steps?: number }): void {
       save();
-      drawAll();
+      if (run) Object.assign(run.config, settings);
+      drawStatus();
+      trainer.set(settings).then(({ lr: now }) => {
+        if (run) run.lr = now;
+        drawStatus();
+      }, failed);
     }
 
     function start(): void {
+      if (!run || training) return;
       if (run.step >= target) {
         target = run.step + 100;
-        run.setSteps(target);
         setControlValue(ctl.steps, target);
         save();
       }
-      running = true;
+      const mine = { pausing: false };
+      training = mine;
       trainBtn.textContent = "Pause";
-      origin = loaded ? `the checkpoint ${loaded.name} (step ${loaded.checkpoint.step}), trained on here` : `${article(kind)} ${kind} model trained here on ${task}`;
-      const loop = (): void => {
-        if (!running) return;
-        const t0 = performance.now();
-        do run.trainStep(); while (performance.now() - t0 < CHUNK_MS && run.step < target);
-        evaluation = null;
-        drawLoss();
-        if (run.step >= target) pause();
-        else {
-          if (run.step % 20 < 2) drawMaps();
-          timer = window.setTimeout(loop, 0);
-        }
-      };
-      loop();
+      origin = run.file ? `the checkpoint ${run.file.name} (step ${run.file.step}), trained on here` : `${article(kind)} ${kind} model trained here on ${task}`;
+      drawStatus();
+      trainer.train(target).then(({ step }) => {
+        if (training !== mine) return;
+        training = null;
+        if (run) run.step = step;
+        trainBtn.textContent = "Train";
+        void drawAll();
+      }, failed);
     }
 
-    function stop(): void {
-      running = false;
-      clearTimeout(timer);
-      trainBtn.textContent = "Train";
-    }
-
+    /** The page answers at once; the worker stops after the step in progress and then answers start()'s request. */
     function pause(): void {
-      stop();
-      drawAll();
+      if (!training || training.pausing) return;
+      training.pausing = true;
+      trainBtn.textContent = "Train";
+      drawStatus();
+      trainer.pause().catch(failed);
+    }
+
+    /** A training step's result: kept at once, drawn at the next frame. */
+    function progress(p: Progress): void {
+      if (!run) return;
+      run.step = p.step;
+      run.losses.push(p.loss);
+      run.lr = p.lr;
+      evaluation = null;
+      drawStatus();
+      drawSoon();
+    }
+
+    /** The loss curve (and now and then the maps) at a coming frame, no more often than LOSS_EVERY_MS. */
+    function drawSoon(): void {
+      if (frame !== 0) return;
+      frame = requestAnimationFrame(() => {
+        frame = 0;
+        if (performance.now() - lossDrawnAt < LOSS_EVERY_MS) {
+          drawSoon();
+          return;
+        }
+        drawLoss();
+        if (!probing && performance.now() - mapsDrawnAt > MAPS_EVERY_MS) void drawMaps();
+      });
+    }
+
+    /** A request the worker could not serve (the library's message) or a worker that has stopped. */
+    function failed(err: unknown): void {
+      status.dataset.error = messageOf(err);
+      status.textContent = messageOf(err);
     }
 
     function drawStatus(): void {
+      if (!run) return;
       const last = run.losses.at(-1);
       status.dataset.step = String(run.step);
-      status.dataset.running = String(running);
+      status.dataset.running = String(training !== null);
+      if (run.kernels) status.dataset.threads = `${run.kernels.threads}${run.kernels.threaded ? "" : " (not threaded)"}`;
       if (last !== undefined) status.dataset.loss = String(last);
-      status.textContent = `${running ? "training" : "stopped"}: step ${run.step} of ${target}`
+      status.textContent = `${training ? (training.pausing ? "pausing" : "training") : "stopped"}: step ${run.step} of ${target}`
         + (last !== undefined ? `, loss ${fmt(last, 3)} (at step ${run.step - run.losses.length + 1}: ${fmt(run.losses[0], 3)})` : "")
         + `, learning rate now ${fmt(run.lr, 2)}`;
     }
 
     function drawLoss(): void {
+      if (!run) return;
+      lossDrawnAt = performance.now();
       drawStatus();
       const first = run.step - run.losses.length;
-      const V = run.data.vocab.size;
+      const V = run.vocabSize;
       replace(lossFig.body, run.losses.length > 1
         ? lineChart({ width: 640, height: 240, label: "training loss", legend: "top-right", series: [{ name: "loss", colour: "#1d4ed8", points: run.losses.map((l, i) => [first + i + 1, l] as const) }], x: { label: "step", format: (v) => String(v) }, y: { label: "loss", format: (v) => fmt(v, 2) } })
         : h("p", { class: "note" }, run.step > 0
@@ -201,30 +254,43 @@ export const inspectPage: Page = {
     }
 
     function drawInfo(): void {
-      const tensors = loaded?.tensors ?? Object.entries(run.model.stateDict()).map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape] }));
+      if (!run) return;
       const open = [...info.querySelectorAll("details")].map((d) => d.open); // keep what the reader opened
       replace(info, ...modelInfo({
-        origin, config: run.config, step: run.step, taskDescription: taskDescription(run),
-        parameters: run.model.parameters().reduce((n, p) => n + p.size, 0), tensors,
-        file: loaded ? { name: loaded.name, format: loaded.metadata.format } : null, error: loadError, evaluation,
+        origin, config: run.config, step: run.step, taskDescription: run.taskDescription, parameters: run.parameters, tensors: run.tensors,
+        file: run.file, error: loadError, evaluation,
       }));
       info.querySelectorAll("details").forEach((d, i) => { d.open = open[i] ?? false; });
     }
 
-    function drawMaps(): void {
+    /** Ask the worker for the input's answer and maps, and draw them (unless another request has followed). */
+    async function drawMaps(): Promise<void> {
       const text = input ?? "";
+      const mine = ++probes;
+      probing = true;
+      let p: StepProbe | null = null;
+      let error = "";
       try {
-        shown = probe(run, text);
-        inputError.hidden = true;
-        inputError.textContent = "";
-        inputBox.removeAttribute("aria-invalid");
+        p = await trainer.probe(text);
       } catch (err) {
-        shown = null;
-        inputError.hidden = false;
-        inputError.textContent = `${(err as Error).message}`;
-        inputBox.setAttribute("aria-invalid", "true");
+        error = messageOf(err);
       }
+      if (mine !== probes) return;
+      probing = false;
+      mapsDrawnAt = performance.now();
+      shown = p;
+      inputError.hidden = p !== null;
+      inputError.textContent = error;
+      if (p) inputBox.removeAttribute("aria-invalid");
+      else inputBox.setAttribute("aria-invalid", "true");
       prediction.dataset.input = text;
+      if (p) prediction.dataset.step = String(p.step);
+      drawShown();
+    }
+
+    /** The maps of the last answer, with the selected layer and head. */
+    function drawShown(): void {
+      const text = prediction.dataset.input ?? "";
       if (!shown) {
         prediction.textContent = "";
         delete prediction.dataset.answer;
@@ -234,21 +300,21 @@ export const inspectPage: Page = {
       }
       const p = shown;
       prediction.dataset.answer = p.answer;
-      if (run.config.task === "names") prediction.textContent = `The model continues "${text}" as "${p.answer}" (greedy: the most likely character each time).`;
+      if (run?.config.task === "names") prediction.textContent = `The model continues "${text}" as "${p.answer}" (greedy: the most likely character each time).`;
       else {
         const verdict = p.expected === null ? `(${p.expectedError})` : p.answer === p.expected ? `: right (the task's answer is "${p.expected}")` : `: wrong (the task's answer is "${p.expected}")`;
         prediction.textContent = `"${text}" → the model answers "${p.answer}"${verdict}.`;
       }
       layer = Math.min(layer, p.views.length - 1);
       head = Math.min(head, p.views[layer].weights.shape[0] - 1);
-      replace(mapsFig.body, ...mapGrid(p, layer, head, (l, hh) => { layer = l; head = hh; save(); drawMaps(); }));
+      replace(mapsFig.body, ...mapGrid(p, layer, head, (l, hh) => { layer = l; head = hh; save(); drawShown(); }));
       replace(focusFig.body, ...focusView(p, layer, head));
     }
 
     function mapsData(): unknown {
       const p = shown;
       return {
-        origin, task: run.config.task, model: run.config.model, step: run.step, input: input ?? "",
+        origin, task: run?.config.task, model: run?.config.model, step: p?.step ?? null, input: prediction.dataset.input ?? "",
         answer: p?.answer ?? null, expected: p?.expected ?? null,
         tokens: p?.labels.tokens ?? [], source: p?.labels.source ?? [],
         names: p?.views.map((v) => v.name) ?? [], axes: p?.views.map((v) => ({ rows: v.rows, cols: v.cols })) ?? [],
@@ -262,23 +328,33 @@ export const inspectPage: Page = {
       return { layer, head, name: v.name, rows: shown.labels[v.rows], cols: shown.labels[v.cols], weights: mapsAsArrays(shown)[layer][head] };
     }
 
-    function drawAll(): void {
+    function drawAll(): Promise<void> {
       drawLoss();
       drawInfo();
-      drawMaps();
+      return drawMaps();
     }
 
     /** Loss and accuracy on the validation set, as `attend eval` reports them. */
     function evaluate(): void {
-      if (running) pause();
-      evaluation = evaluateModel(run.model, run.data.validation, run.data.vocab);
-      drawInfo();
+      pause(); // the worker evaluates once the step in progress is done
+      const mine = generation;
+      trainer.evaluate().then((e) => {
+        if (mine !== generation) return;
+        evaluation = e;
+        drawInfo();
+      }, failed);
     }
 
-    function downloadCheckpoint(): void {
-      const bytes = checkpointBytes(run.checkpoint(), { losses: JSON.stringify(run.losses.map((l) => +l.toPrecision(6))) });
-      const url = URL.createObjectURL(new Blob([bytes as BlobPart], { type: "application/octet-stream" }));
-      const a = h("a", { href: url, download: `attend-${run.config.model}-${run.config.task}-step${run.step}.safetensors`, hidden: true });
+    async function downloadCheckpoint(): Promise<void> {
+      let saved: { bytes: Uint8Array; fileName: string };
+      try {
+        saved = await trainer.checkpoint();
+      } catch (err) {
+        failed(err);
+        return;
+      }
+      const url = URL.createObjectURL(new Blob([saved.bytes as BlobPart], { type: "application/octet-stream" }));
+      const a = h("a", { href: url, download: saved.fileName, hidden: true });
       document.body.append(a);
       a.click();
       a.remove();
@@ -286,14 +362,13 @@ export const inspectPage: Page = {
     }
 
     /** Show a run's settings in the controls (a loaded checkpoint's may be outside the usual choices). */
-    function showSettings(): void {
-      const c = run.config;
+    function showSettings(c: RunInfo["config"], step: number): void {
       const sizes = modelSizes(c);
       ({ task, model: kind, seed, lr, batchSize: batch } = c);
       width = sizes.dModel ?? width;
       heads = sizes.heads ?? heads;
       layers = sizes.layers ?? layers;
-      target = Math.max(c.steps, run.step);
+      target = Math.max(c.steps, step);
       setControlValue(ctl.task, task);
       setControlValue(ctl.model, kind);
       setControlValue(ctl.width, width);
@@ -307,36 +382,40 @@ export const inspectPage: Page = {
     }
 
     async function loadFile(file: File): Promise<void> {
-      stop();
-      let read: ReadCheckpoint;
-      let next: Run;
+      pause();
+      const mine = ++generation;
+      let next: RunInfo;
       try {
-        read = readCheckpoint(new Uint8Array(await file.arrayBuffer()), file.name);
-        next = Run.restore(read.checkpoint, file.name, lossHistory(read.metadata, read.checkpoint.step));
+        next = await trainer.load(new Uint8Array(await file.arrayBuffer()), file.name);
       } catch (err) {
-        const message = (err as Error).message;
+        if (mine !== generation) return;
+        const message = messageOf(err);
         loadError = message.includes(file.name) ? message : `Could not use ${file.name}: ${message}`;
         drawInfo();
         status.dataset.loaded = "false";
         status.textContent = `could not use ${file.name}`;
         return;
       }
+      if (mine !== generation) return;
       const sameTask = next.config.task === task;
       run = next;
-      loaded = { ...read, name: file.name };
       loadError = null;
       evaluation = null;
       origin = `the checkpoint ${file.name} (step ${run.step})`;
-      showSettings();
-      if (input === null || !sameTask) input = exampleInput(run);
+      showSettings(run.config, run.step);
+      if (input === null || !sameTask) input = run.example;
       inputBox.value = input;
       save();
-      drawAll();
+      await drawAll();
+      if (mine !== generation) return;
       status.dataset.loaded = "true";
       status.textContent = `loaded ${file.name}: ${run.config.model} on ${run.config.task}, step ${run.step}`;
     }
 
-    ctx.onDispose(stop);
+    ctx.onDispose(() => {
+      cancelAnimationFrame(frame);
+      trainer.dispose();
+    });
     fresh();
   },
 };
