@@ -378,7 +378,7 @@ describe("explorer in Chromium", () => {
         const [ev, sample, cli] = await Promise.all([
           attend("eval", "--checkpoint", file, "--json"),
           attend("sample", "--checkpoint", file, "--prompt", "31415926", "--json"),
-          attend("train", "--task", "reverse", "--model", "tiny", "--d-model", "32", "--heads", "2", "--steps", "40", "--seed", "0", "--out", cliFile, "--json"),
+          attend("train", "--task", "reverse", "--model", "block", "--d-model", "32", "--heads", "2", "--steps", "40", "--seed", "0", "--out", cliFile, "--json"),
         ]);
         assert.equal(ev.code, 0, ev.stderr);
         assert.equal(lastJson(ev.stdout).step, 40);
@@ -439,12 +439,12 @@ describe("explorer in Chromium", () => {
       const steps = 4; // any number will do: the page must show the step, and the maps of the model as it is
       try {
         const kinds = [
-          { kind: "tiny", modules: 1 },
+          { kind: "block", modules: 1 },
           { kind: "gpt", modules: 2 },
           { kind: "encdec", modules: 6 }, // 2 encoder self, 2 decoder self, 2 cross
         ];
         const runs = await Promise.all(kinds.map(({ kind }) => attend(
-          "train", "--task", "reverse", "--model", kind, "--steps", String(steps), "--d-model", "16", "--heads", "2", ...(kind === "tiny" ? [] : ["--layers", "2"]),
+          "train", "--task", "reverse", "--model", kind, "--steps", String(steps), "--d-model", "16", "--heads", "2", ...(kind === "block" ? [] : ["--layers", "2"]),
           "--seed", "3", "--out", join(dir, `${kind}.safetensors`), "--json")));
         for (const r of runs) assert.equal(r.code, 0, r.stderr);
         for (const { kind, modules } of kinds) {
@@ -453,7 +453,7 @@ describe("explorer in Chromium", () => {
           await page.waitForFunction((k) => document.querySelector<HTMLElement>("[data-testid=train-status]")?.textContent?.includes(`loaded ${k}.safetensors`), kind);
           const info = (await page.locator("[data-testid=checkpoint-info]").textContent())!;
           assert.match(info, new RegExp(`reverse: reverse a string`), `${kind}: the task`);
-          assert.match(info, new RegExp(`${kind}: width 16, 2 heads, ${kind === "tiny" ? 1 : 2} layers?`), `${kind}: the config`);
+          assert.match(info, new RegExp(`${kind}: width 16, 2 heads, ${kind === "block" ? 1 : 2} layers?`), `${kind}: the config`);
           assert.match(info, new RegExp(`step\\s*${steps}\\b`), `${kind}: the step`);
           assert.equal(await page.locator("[data-testid=model]").inputValue(), kind);
           // a typed input: the page's maps are the library's, number for number

@@ -25,7 +25,7 @@ export type PageRunConfig = RunConfig & TrainSettings & { seed: number };
 export interface ModelSizes {
   dModel: number;
   heads: number;
-  /** gpt: blocks; encdec: encoder and decoder layers each; tiny: always 1 */
+  /** gpt: blocks; encdec: encoder and decoder layers each; block: always 1 */
   layers: number;
 }
 
@@ -42,14 +42,14 @@ const schedule = (steps: number) => warmupCosine({ warmupSteps: Math.min(Math.ce
 
 const num = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
 
-/** Width, heads and layers from a run's model config (tiny: { dModel, heads }; gpt / encdec: { config: { dModel, numHeads, numLayers | numEncoderLayers } }). */
+/** Width, heads and layers from a run's model config (block: { dModel, heads }; gpt / encdec: { config: { dModel, numHeads, numLayers | numEncoderLayers } }). */
 export function modelSizes(config: RunConfig): Partial<ModelSizes> {
   const mc = (config.modelConfig ?? {}) as Record<string, unknown>;
   const full = (typeof mc.config === "object" && mc.config !== null ? mc.config : {}) as Record<string, unknown>;
   return {
     dModel: num(full.dModel) ?? num(mc.dModel),
     heads: num(full.numHeads) ?? num(mc.heads),
-    layers: num(full.numLayers) ?? num(full.numEncoderLayers) ?? num(mc.layers) ?? (config.model === "tiny" ? 1 : undefined),
+    layers: num(full.numLayers) ?? num(full.numEncoderLayers) ?? num(mc.layers) ?? (config.model === "block" || config.model === "tiny" ? 1 : undefined),
   };
 }
 
@@ -82,7 +82,7 @@ export class Run {
       dataSeed: o.seed,
       validationSize: 256,
       model: o.model,
-      modelConfig: { dModel: o.sizes.dModel, heads: o.sizes.heads, ...(o.model === "tiny" ? {} : { layers: o.sizes.layers }), seed: o.seed },
+      modelConfig: { dModel: o.sizes.dModel, heads: o.sizes.heads, ...(o.model === "block" ? {} : { layers: o.sizes.layers }), seed: o.seed },
       seed: o.seed,
     };
     const source = makeData(config);

@@ -1,6 +1,6 @@
 /**
  * Lesson 9: inspect a model. Load a checkpoint written by `attend train` (any model kind it writes:
- * tiny, gpt, encdec), or train one here on the same tasks (live loss curve) and save it in the same
+ * block, gpt, encdec), or train one here on the same tasks (live loss curve) and save it in the same
  * format, for `attend eval`, `attend sample` and `attend train --resume`; then type any input and
  * browse the attention maps by layer and head. Everything is the library's: the run (makeData,
  * makeModel, AdamW, the schedule) in ../model/run.ts, checkpoints in ../model/checkpoint.ts, the
@@ -23,7 +23,7 @@ import { focusView, mapGrid, mapsAsArrays, modelInfo } from "./inspectView.js";
 const WIDTHS = [16, 32, 64] as const;
 const HEADS = [1, 2, 4] as const;
 const BATCHES = [8, 16, 32, 64] as const;
-const KIND_NAMES: Record<string, string> = { tiny: "tiny (one attention block)", gpt: "gpt (decoder-only)", encdec: "encdec (encoder-decoder)" };
+const KIND_NAMES: Record<string, string> = { block: "block (one attention block)", gpt: "gpt (decoder-only)", encdec: "encdec (encoder-decoder)" };
 /** while training, the loss curve and the maps are redrawn at most this often */
 const LOSS_EVERY_MS = 100;
 const MAPS_EVERY_MS = 1000;
@@ -37,7 +37,7 @@ export const inspectPage: Page = {
   mount(ctx: PageContext) {
     const { root, state } = ctx;
     let task: string = state.choice("task", "reverse", DATA_NAMES);
-    let kind = state.choice("model", "tiny", modelKinds());
+    let kind = state.choice("model", "block", modelKinds());
     let width: number = state.choice("width", 32, WIDTHS);
     let heads: number = state.choice("heads", 2, HEADS);
     let layers = state.num("layers", 2, { min: 1, max: 4, int: true });
@@ -150,7 +150,7 @@ export const inspectPage: Page = {
         origin = `a new ${kind} model (seed ${seed}), untrained`;
         if (input === null) input = info.example;
         inputBox.value = input;
-        setControlDisabled(ctl.layers, kind === "tiny");
+        setControlDisabled(ctl.layers, kind === "block");
         save();
         void drawAll();
       }, failed);
@@ -378,7 +378,7 @@ export const inspectPage: Page = {
       setControlValue(ctl.lr, Math.log10(lr), fmt(lr, 2));
       setControlValue(ctl.batch, batch);
       setControlValue(ctl.steps, target);
-      setControlDisabled(ctl.layers, kind === "tiny");
+      setControlDisabled(ctl.layers, kind === "block");
     }
 
     async function loadFile(file: File): Promise<void> {
