@@ -27,10 +27,15 @@ export { crossEntropy, type CrossEntropyOptions } from "./ops/loss.js";
 
 export { lookupAttention, type LookupOptions } from "./attention/lookup.js";
 export {
-  scaledDotProductAttention, scaledDotProductAttentionWithWeights, attentionWeights, type SdpaOptions, type SdpaImplementation,
+  scaledDotProductAttention, scaledDotProductAttentionWithWeights, scaledDotProductAttentionWithLse, attentionWeights,
+  type SdpaOptions, type SdpaImplementation, type AttentionWeightsOptions,
 } from "./attention/sdpa.js";
+export type { FlexOptions } from "./attention/flexPlan.js";
+export { BlockMask, createBlockMask, type MaskMod, type BlockMaskOptions } from "./attention/blockMask.js";
 export { flashAttentionSteps, type FlashStepsOptions, type FlashStepsState } from "./attention/flashSteps.js";
-export { causalMask, paddingMask, type CausalAlignment } from "./attention/masks.js";
+export {
+  causalMask, paddingMask, windowMask, documentMask, alibiBias, defaultAlibiSlopes, type CausalAlignment, type SlidingWindow,
+} from "./attention/masks.js";
 export { MultiheadAttention, type MultiheadAttentionOptions } from "./attention/multihead.js";
 export { GroupedQueryAttention, type GroupedQueryAttentionOptions } from "./attention/gqa.js";
 export type { AttentionForwardOptions } from "./attention/moduleCommon.js";
@@ -54,6 +59,7 @@ export {
 } from "./kernels/index.js";
 export type {
   Backend, MatmulParams, AttentionParams, AttentionDims, AttentionMask, CausalKind,
+  AttentionWindow, AttentionDocuments, AttentionBlockMask, PositionAlignment,
 } from "./kernels/backend.js";
 export * as optim from "./optim/index.js";
 export { SGD, AdamW, clipGradNorm, gradNorm, warmupCosine, inverseSqrtWarmup, constantSchedule, LRScheduler } from "./optim/index.js";

@@ -2,13 +2,14 @@
  * Conformance against PyTorch: every committed fixture (test/fixtures/make_fixtures.py, torch 1.13
  * in float64) is replayed in float32 (the issue's tolerances) and float64 (tight), forward and
  * backward, on every registered kernel backend (test/backends.ts; built in: "wasm", WebAssembly SIMD, and "ref", plain loops), and for
- * scaledDotProductAttention through both implementations (fused kernels and the materialising path).
+ * scaledDotProductAttention through both implementations (fused kernels and the materialising path); the sdpa
+ * fixtures of the flexible options (windows, ALiBi, softcap, sinks, documents) also check lse and the sinks' gradient.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   GroupedQueryAttention, MultiheadAttention, Tensor, crossEntropy, embedding, exp, gelu, layerNorm, log, logSoftmax,
-  lookupAttention, matmul, max, mean, rmsNorm, scaledDotProductAttention, softmax, sqrt, sum, tanh, where, add, sub, mul, div,
+  lookupAttention, matmul, max, mean, rmsNorm, scaledDotProductAttentionWithLse, softmax, sqrt, sum, tanh, where, add, sub, mul, div,
   cast, type SdpaImplementation,
 } from "../src/index.js";
 import { conformanceBackends, onBackend } from "./backends.js";
@@ -38,10 +39,13 @@ for (const backend of BACKENDS) describe(`sdpa fixtures [${backend}]`, () => {
     for (const precision of PRECISIONS) for (const implementation of IMPLEMENTATIONS) {
       test(`${name} (${precision}, ${implementation})`, () => {
         const f = loadFixture(name);
-        const x = { query: input(f.t.query, precision, true), key: input(f.t.key, precision, true), value: input(f.t.value, precision, true) };
+        const x: Record<string, Tensor> = { query: input(f.t.query, precision, true), key: input(f.t.key, precision, true), value: input(f.t.value, precision, true) };
+        if (f.t.sinks) x.sinks = input(f.t.sinks, precision, true); // the flexible options' fixtures (flexPlan.ts)
+        const documents = f.t.documentsQuery ? { query: f.t.documentsQuery, key: f.t.documentsKey } : undefined;
         const attnMask = f.t.attnMask ? input(f.t.attnMask, precision) : undefined;
-        const out = scaledDotProductAttention(x.query, x.key, x.value, { ...f.options, attnMask, implementation });
+        const [out, lse] = scaledDotProductAttentionWithLse(x.query, x.key, x.value, { ...f.options, attnMask, sinks: x.sinks, documents, implementation });
         assertClose(out, f.t.out, TOL[precision].out, `${name} out`);
+        if (f.t.lse) assertClose(lse, f.t.lse, TOL[precision].out, `${name} lse`);
         out.backward(input(f.t.grad_out, precision));
         checkGrads(f, x, precision);
       });

@@ -151,7 +151,8 @@ describe("flashForwardSteps: the forward one tile at a time", () => {
     for (const opts of [{ Br: 4, Bc: 4 }, { Br: 3, Bc: 7, isCausal: true }, { Br: 1, Bc: 2, scale: 0.3, isCausal: true, causalAlignment: "bottom-right" as const }]) {
       const st = flashAttentionSteps(q, k, v, opts);
       assert.equal(st.steps.length, st.totalSteps);
-      const want = scaledDotProductAttention(q, k, v, { ...opts, implementation: "math" });
+      const { Br: _br, Bc: _bc, ...sdpaOpts } = opts; // tile sizes are flashAttentionSteps' own options
+      const want = scaledDotProductAttention(q, k, v, { ...sdpaOpts, implementation: "math" });
       assert.ok(relError(st.out, want) < 1e-14, `${JSON.stringify(opts)}: ${relError(st.out, want)}`);
     }
     const half = flashAttentionSteps(q, k, v, { Br: 4, Bc: 4, steps: 4 }); // 3 x 3 tiles: query tile 0, and tile 1 against keys 0-3

@@ -6,13 +6,16 @@
  * on either pass.
  *
  * It computes exactly what the materialising path in sdpa.ts computes (same masks, same causal
- * alignment, same counter-based dropout mask, zeros for fully masked rows); test/sdpa-fused.test.ts
- * proves the two equal, and the PyTorch fixtures run through both.
+ * alignment, same counter-based dropout mask, zeros for fully masked rows, and the flexible options of
+ * flexPlan.ts, which reach the kernels as parameters, never as an [L, S] mask); test/sdpa-fused.test.ts
+ * and test/flex.test.ts prove the two equal, and the PyTorch fixtures run through both. The sinks'
+ * gradient is formed here from the kernels' lse (sinkGrad); every other gradient comes from the kernel.
  *
  * Shape letters as in sdpa.ts; B is the product of the batch dims N.. (flattened).
  */
 import type { AttentionMask, AttentionParams } from "../kernels/backend.js";
 import { attentionKernels } from "../kernels/dispatch.js";
+import { flashAttentionRows } from "../kernels/ref/flash.js";
 import { type FloatArray, allocate } from "../tensor/dtype.js";
 import { broadcastStrides, sameShape, sizeOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -64,13 +67,9 @@ function maskView(mask: Tensor, p: SdpaPlan, dtype: "float32" | "float64"): Atte
     : { kind: "float", data: m.data as Float32Array | Float64Array, strides };
 }
 
-/**
- * q [N.., H, L, E], k [N.., Hkv, S, E], v [N.., Hkv, S, Ev] (after the plan's broadcasting) ->
- * [N.., H, L, Ev], through the backend's fused kernels.
- */
-export function fusedAttention(query: Tensor, key: Tensor, value: Tensor, p: SdpaPlan, dropoutSeed: number): Tensor {
+/** q, k, v as the kernels read them ([B, H, L, E], [B, Hkv, S, E], [B, Hkv, S, Ev], the plan's dtype) and the call's parameters. */
+function kernelCall(query: Tensor, key: Tensor, value: Tensor, p: SdpaPlan, dropoutSeed: number): { q: Tensor; k: Tensor; v: Tensor; params: AttentionParams } {
   const dtype = p.dtype;
-  const B = sizeOf(p.batch);
   // Head counts as the kernel sees them: q has H heads; k and v share Hkv heads with H % Hkv == 0.
   // Without enableGqa, PyTorch broadcasts heads (1 against H), which is the Hkv = 1 case (MQA) for
   // k and v, or a copy of q's single head when q is the one with 1 head.
@@ -85,30 +84,91 @@ export function fusedAttention(query: Tensor, key: Tensor, value: Tensor, p: Sdp
     if (t.dtype !== dtype) t = cast(t, dtype);
     return sameShape(t.shape, shape) ? t : expand(t, shape); // broadcast dims become real copies (O(N), never O(N²))
   };
-  const q = prep(query, qShape);
-  const k = prep(key, kShape);
-  const v = prep(value, vShape);
-
   const params: AttentionParams = {
-    B, H, Hkv: Hk, L: p.L, S: p.S, E: p.E, Ev: p.Ev, scale: p.scale,
+    B: sizeOf(p.batch), H, Hkv: Hk, L: p.L, S: p.S, E: p.E, Ev: p.Ev, scale: p.scale,
     causal: p.causal ?? "none",
     mask: p.mask === null ? null : maskView(p.mask, p, dtype),
     dropoutP: p.dropoutP, dropoutSeed,
+    alignment: p.alignment,
+    window: p.window,
+    alibiSlopes: p.alibiSlopes,
+    softcap: p.softcap ?? 0,
+    sinks: p.sinks === null ? null : Float64Array.from(p.sinks.data),
+    documents: p.documents,
+    blockMask: p.blockMask === null ? null : p.blockMask.blocks,
   };
+  return { q: prep(query, qShape), k: prep(key, kShape), v: prep(value, vShape), params };
+}
+
+/**
+ * q [N.., H, L, E], k [N.., Hkv, S, E], v [N.., Hkv, S, Ev] (after the plan's broadcasting) ->
+ * [N.., H, L, Ev], through the backend's fused kernels; and the row log-sum-exp lse [B, H, L].
+ */
+export function fusedAttention(query: Tensor, key: Tensor, value: Tensor, p: SdpaPlan, dropoutSeed: number): { out: Tensor; lse: Float64Array } {
+  const dtype = p.dtype;
+  const { q, k, v, params } = kernelCall(query, key, value, p, dropoutSeed);
+  const { B, H, L, Ev } = params;
   const kernels = attentionKernels();
-  const out = allocate(dtype, B * H * p.L * p.Ev) as FloatArray;
-  const lse = new Float64Array(B * H * p.L); // per query row: log of the softmax denominator (float64 whatever dtype)
-  const lseLo = new Float64Array(B * H * p.L); // what lse's rounding dropped (see Backend.attentionForward)
+  const out = allocate(dtype, B * H * L * Ev) as FloatArray;
+  const lse = new Float64Array(B * H * L); // per query row: log of the softmax denominator (float64 whatever dtype)
+  const lseLo = new Float64Array(B * H * L); // what lse's rounding dropped (see Backend.attentionForward)
   kernels.forward(params, q.data as FloatArray, k.data as FloatArray, v.data as FloatArray, out, lse, lseLo);
 
-  const outShape = p.hasHeads ? [...p.batch, H, p.L, p.Ev] : [...p.batch, p.L, p.Ev];
+  const outShape = p.hasHeads ? [...p.batch, H, L, Ev] : [...p.batch, L, Ev];
+  const sinks = p.sinks === null ? [] : [p.sinks.dtype === dtype ? p.sinks : cast(p.sinks, dtype)];
   // backward: the kernel recomputes P from q, k, lse and lseLo tile by tile, and regenerates the dropout mask
-  return result("scaledDotProductAttention", out, outShape, dtype, [q, k, v], (g) => {
+  const y = result("scaledDotProductAttention", out, outShape, dtype, [q, k, v, ...sinks], (g) => {
     const dq = allocate(dtype, q.size) as FloatArray;
     const dk = allocate(dtype, k.size) as FloatArray;
     const dv = allocate(dtype, v.size) as FloatArray;
-    const gd = g.dtype === dtype ? g.data : cast(g, dtype).data;
-    kernels.backward(params, q.data as FloatArray, k.data as FloatArray, v.data as FloatArray, out, gd as FloatArray, lse, dq, dk, dv, lseLo);
-    return [new Tensor(dq, q.shape, dtype), new Tensor(dk, k.shape, dtype), new Tensor(dv, v.shape, dtype)];
+    const gd = (g.dtype === dtype ? g.data : cast(g, dtype).data) as FloatArray;
+    kernels.backward(params, q.data as FloatArray, k.data as FloatArray, v.data as FloatArray, out, gd, lse, dq, dk, dv, lseLo);
+    const grads = [new Tensor(dq, q.shape, dtype), new Tensor(dk, k.shape, dtype), new Tensor(dv, v.shape, dtype)];
+    if (params.sinks) grads.push(new Tensor(sinkGrad(params, params.sinks, out, gd, lse, lseLo, dtype), [H], dtype));
+    return grads;
   });
+  return { out: y, lse };
+}
+
+/**
+ * dsink_h. The sink is one more softmax column of row r, logit sink_h and value 0, so its probability
+ * is P_sink = exp(sink_h − lse_r) and out_r = Σ_s P_s v_s has no term from it: dP_sink = dO_r · 0 = 0.
+ * The softmax backward, dS_j = P_j (dP_j − Σ_i P_i dP_i), with Σ_i P_i dP_i = dO_r · out_r = D_r (the
+ * sink adds 0 to it), gives for the sink's column dS = P_sink (0 − D_r); summed over every row of
+ * head h (each batch element and query position):
+ *   dsink_h = −Σ_r P_sink,r · D_r,   D_r = rowsum(dO ∘ out)
+ * A row that sees no key has out = 0, so D = 0 and it adds nothing.
+ */
+function sinkGrad(
+  p: AttentionParams, sinks: Float64Array, out: FloatArray, dout: FloatArray, lse: Float64Array, lseLo: Float64Array, dtype: "float32" | "float64",
+): FloatArray {
+  const { B, H, L, Ev } = p;
+  const ds = new Float64Array(H);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let l = 0; l < L; l++) {
+        const row = (b * H + h) * L + l;
+        if (lse[row] === -Infinity) continue;
+        let D = 0;
+        for (let e = 0; e < Ev; e++) D += dout[row * Ev + e] * out[row * Ev + e];
+        ds[h] -= Math.exp((sinks[h] - lse[row]) - lseLo[row]) * D;
+      }
+    }
+  }
+  return dtype === "float64" ? ds : Float32Array.from(ds);
+}
+
+/**
+ * The weights of query rows r0 <= l < r1 of the given heads, [N.., heads.length, r1 - r0, S] (before
+ * dropout), computed tile by tile from those rows' own forward statistics (flashAttentionRows of
+ * ref/flash.ts, the readable kernel, in float64 whatever the backend): never an L × S matrix.
+ */
+export function fusedWeightRows(query: Tensor, key: Tensor, p: SdpaPlan, r0: number, r1: number, heads: readonly number[]): Tensor {
+  const shape = [...p.batch, heads.length, r1 - r0, p.S];
+  const w = new Float64Array(sizeOf(shape));
+  if (w.length > 0) {
+    const { q, k, params } = kernelCall(query, key, key, p, 0);
+    flashAttentionRows(params, q.data as FloatArray, k.data as FloatArray, r0, r1, heads, w);
+  }
+  return new Tensor(p.dtype === "float64" ? w : Float32Array.from(w), shape, p.dtype);
 }

@@ -5,10 +5,11 @@
  */
 import type { FloatDType } from "../tensor/dtype.js";
 import type { Tensor } from "../tensor/tensor.js";
+import type { FlexPlan } from "./flexPlan.js";
 import type { CausalAlignment } from "./masks.js";
 
 /** Everything scaledDotProductAttention works out from its arguments, validated once. */
-export interface SdpaPlan {
+export interface SdpaPlan extends FlexPlan {
   dtype: FloatDType;
   /** batch dims N.. (broadcast over query, key and value) */
   batch: number[];
@@ -23,6 +24,8 @@ export interface SdpaPlan {
   gqa: boolean;
   scale: number;
   causal: CausalAlignment | null;
+  /** where query row l sits among the keys, for causality, windows and ALiBi (causalAlignment; top-left by default) */
+  alignment: CausalAlignment;
   mask: Tensor | null;
   dropoutP: number;
   /** [N.., H, L, S] */

@@ -7,6 +7,9 @@
  *   P       = softmax(scores, over S)          a fully masked row gives P = 0 (output 0, never NaN)
  *   out     = dropout(P) V                     [N.., H, L, Ev]
  *
+ * The flexible options (sliding windows, ALiBi, softcapping, sinks, documents, block masks; see
+ * flexPlan.ts) enter the textbook form here as an explicit bias, mask or extra column (attentionLogits).
+ *
  * Shape letters: N.. batch dims, H query heads, Hkv key/value heads (G = H / Hkv query heads share
  * one), L query length, S key length, E head dim, Ev value dim.
  */
@@ -16,20 +19,23 @@ import { type Generator, checkGenerator, defaultGenerator } from "../tensor/rand
 import { broadcastShapes, sameShape } from "../tensor/shape.js";
 import { checkOptions, optionKeys } from "../tensor/validate.js";
 import { Tensor } from "../tensor/tensor.js";
-import { add, cast, logicalAnd, logicalNot, maskedFill, mul } from "../ops/elementwise.js";
+import { add, cast, div, logicalAnd, logicalNot, maskedFill, mul, tanh } from "../ops/elementwise.js";
 import { matmul } from "../ops/matmul.js";
-import { reshape, transpose, unsqueeze } from "../ops/shape.js";
+import { concat, expand, reshape, slice, transpose, unsqueeze } from "../ops/shape.js";
 import { softmax } from "../ops/softmax.js";
 import { assertTensor } from "../ops/util.js";
-import { type CausalAlignment, causalMask, checkAlignment } from "./masks.js";
+import {
+  type CausalAlignment, alibiBias, causalMask, checkAlignment, documentMask, windowMask,
+} from "./masks.js";
 import { dropoutBits, dropoutRowState, dropoutThreshold } from "../kernels/dropoutHash.js";
 import { allocate } from "../tensor/dtype.js";
-import { fusedAttention, fusedEligible } from "./fused.js";
+import { type FlexOptions, planFlex } from "./flexPlan.js";
+import { fusedAttention, fusedEligible, fusedWeightRows } from "./fused.js";
 import type { SdpaPlan } from "./plan.js";
 
 export type { SdpaPlan };
 
-export interface SdpaOptions {
+export interface SdpaOptions extends FlexOptions {
   /** broadcastable to [N.., H, L, S]; bool: true = may attend; float: added to the scores */
   attnMask?: Tensor | null;
   /** causal masking (top-left by default, as PyTorch); may be combined with attnMask */
@@ -59,6 +65,7 @@ export type SdpaImplementation = "auto" | "fused" | "math";
 export const SDPA_OPTION_KEYS = optionKeys<SdpaOptions>({
   attnMask: true, isCausal: true, causalAlignment: true, scale: true, dropoutP: true, enableGqa: true, generator: true,
   dropoutSeed: true, implementation: true,
+  slidingWindow: true, alibiSlopes: true, softcap: true, sinks: true, documents: true, blockMask: true,
 });
 
 export function planSdpa(fn: string, query: Tensor, key: Tensor, value: Tensor, opts: SdpaOptions): SdpaPlan {
@@ -136,10 +143,11 @@ export function planSdpa(fn: string, query: Tensor, key: Tensor, value: Tensor, 
     }
     mask = m;
   }
+  const flex = planFlex(fn, opts, { batch, H: headDims[0] ?? 1, L, S });
   return {
     dtype: promote(query.dtype, promote(key.dtype, value.dtype)) as FloatDType,
     batch, H: headDims[0] ?? 1, Hkv: hasHeads ? Hkv : 1, L, S, E, Ev, hasHeads, gqa, scale,
-    causal: opts.isCausal ? alignment : null, mask, dropoutP, scoreShape,
+    causal: opts.isCausal ? alignment : null, alignment, mask, dropoutP, scoreShape, ...flex,
   };
 }
 
@@ -153,23 +161,100 @@ function gqaScores(q: Tensor, k: Tensor, p: SdpaPlan): Tensor {
 }
 
 /**
- * The attention weights P = softmax(mask(Q Kᵀ · scale)) [N.., H, L, S], before dropout: the picture
- * of who attends to whom. (The textbook form; scaledDotProductAttention uses it when weights are
- * needed.)
+ * The scores whose softmax is the attention weights, [N.., H, L, S], with every option drawn out: the
+ * ALiBi bias, the softcap, the float mask added; causality, the window, the documents, the block mask
+ * and a bool mask as one bool mask (-inf where it is false); with sinks, one more column, the sink
+ * logit of the row's head (its value is zero: applyWeights never sees it).
  */
-export function attentionWeights(query: Tensor, key: Tensor, opts: SdpaOptions = {}, plan?: SdpaPlan): Tensor {
-  const p = plan ?? planSdpa("attentionWeights", query, key, key, opts);
+function attentionLogits(query: Tensor, key: Tensor, p: SdpaPlan): Tensor {
   if (query.dtype !== p.dtype) query = cast(query, p.dtype);
   if (key.dtype !== p.dtype) key = cast(key, p.dtype);
+  const { L, S } = p;
+  const batchOnes = p.batch.map(() => 1);
   let scores = p.gqa ? gqaScores(query, key, p) : matmul(query, transpose(key, -2, -1)); // [N.., H, L, S]
   scores = mul(scores, p.scale);
-  let allowed: Tensor | null = p.causal ? causalMask(p.L, p.S, p.causal) : null;
+  if (p.alibiSlopes) {
+    const bias = cast(alibiBias(p.alibiSlopes, L, S, p.alignment), p.dtype); // [H, L, S]: -slope_h |l' - s|
+    scores = add(scores, p.hasHeads ? bias : reshape(bias, [L, S]));
+  }
+  if (p.softcap !== null) scores = mul(tanh(div(scores, p.softcap)), p.softcap); // softcap · tanh(scores / softcap)
+  let allowed: Tensor | null = p.causal ? causalMask(L, S, p.causal) : null;
+  const restrict = (m: Tensor): void => { allowed = allowed ? logicalAnd(allowed, m) : m; };
+  if (p.window) restrict(windowMask(L, S, [p.window.left, p.window.right], p.alignment));
+  if (p.documents) {
+    const ids = (d: Int32Array, n: number): Tensor => new Tensor(d, [...p.batch, n], "int32");
+    const m = documentMask(ids(p.documents.query, L), ids(p.documents.key, S)); // [N.., L, S]
+    restrict(p.hasHeads ? unsqueeze(m, -3) : m); // -> [N.., 1, L, S]
+  }
+  if (p.blockMask) {
+    const bm = p.blockMask; // [batch, heads, L, S] -> [N.. (or 1s), heads, L, S]
+    restrict(reshape(bm.toMask(), [...(bm.batch === 1 ? batchOnes : p.batch), ...(p.hasHeads ? [bm.heads] : []), L, S]));
+  }
   if (p.mask) {
-    if (p.mask.dtype === "bool") allowed = allowed ? logicalAnd(allowed, p.mask) : p.mask;
+    if (p.mask.dtype === "bool") restrict(p.mask);
     else scores = add(scores, cast(p.mask, p.dtype));
   }
   if (allowed) scores = maskedFill(scores, logicalNot(allowed), -Infinity);
-  return softmax(scores, -1);
+  if (p.sinks) {
+    const sink = reshape(cast(p.sinks, p.dtype), p.hasHeads ? [p.H, 1, 1] : [1, 1]); // [H] -> [H, 1, 1]
+    scores = concat([scores, expand(sink, [...p.scoreShape.slice(0, -1), 1])], -1); // [N.., H, L, S + 1]
+  }
+  return scores;
+}
+
+/** softmax over the logits' last dim, without the sink column (weights of a row with a sink sum to < 1). */
+function weightsFromLogits(logits: Tensor, p: SdpaPlan): Tensor {
+  const w = softmax(logits, -1);
+  return p.sinks ? slice(w, -1, 0, p.S) : w;
+}
+
+/** The natural log of each row's softmax denominator (the sink included), -Infinity for a row that sees nothing. */
+function rowLogSumExp(logits: Tensor): Float64Array {
+  const n = logits.shape[logits.ndim - 1];
+  const x = logits.data;
+  const lse = new Float64Array(logits.shape.slice(0, -1).reduce((a, d) => a * d, 1)).fill(-Infinity);
+  for (let r = 0; r < lse.length; r++) {
+    let m = -Infinity;
+    for (let i = 0; i < n; i++) m = x[r * n + i] > m || Number.isNaN(x[r * n + i]) ? x[r * n + i] : m;
+    if (m === -Infinity) continue;
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += Math.exp(x[r * n + i] - m);
+    lse[r] = m + Math.log(sum);
+  }
+  return lse;
+}
+
+/** Which rows and heads attentionWeights returns (by default all). */
+export interface AttentionWeightsOptions extends SdpaOptions {
+  /** query positions start <= l < end */
+  rows?: readonly [number, number];
+  /** query heads, in this order */
+  heads?: readonly number[];
+}
+
+/**
+ * The attention weights P = softmax(mask(Q Kᵀ · scale)) [N.., H, L, S], before dropout: the picture
+ * of who attends to whom. (The textbook form; scaledDotProductAttention uses it when weights are
+ * needed.) With `rows` or `heads`, only those: [N.., heads.length, end - start, S], from the fused
+ * path's statistics of just those rows (the weights are replayed tile by tile as exp(score - lse);
+ * no L × S matrix for the other rows is formed). That form is not differentiable.
+ */
+export function attentionWeights(query: Tensor, key: Tensor, opts: AttentionWeightsOptions = {}, plan?: SdpaPlan): Tensor {
+  const fn = "attentionWeights";
+  const { rows, heads, ...rest } = opts ?? {};
+  const p = plan ?? planSdpa(fn, query, key, key, rest);
+  if (rows === undefined && heads === undefined) return weightsFromLogits(attentionLogits(query, key, p), p);
+  const isIndex = (x: unknown, lo: number, hi: number): boolean => typeof x === "number" && Number.isInteger(x) && x >= lo && x <= hi;
+  const [r0, r1] = rows ?? [0, p.L];
+  if (!Array.isArray(rows ?? []) || (rows !== undefined && rows.length !== 2) || !isIndex(r0, 0, p.L) || !isIndex(r1, r0, p.L)) {
+    throw new ArgumentError(`${fn}: rows must be [start, end] with 0 <= start <= end <= L = ${p.L}, got ${JSON.stringify(rows)}`);
+  }
+  const hs = heads ?? Array.from({ length: p.H }, (_, h) => h);
+  if (!Array.isArray(hs) || hs.some((h) => !isIndex(h, 0, p.H - 1))) {
+    throw new ArgumentError(`${fn}: heads must be an array of query head indices in [0, ${p.H - 1}], got ${JSON.stringify(heads)}`);
+  }
+  const w = fusedWeightRows(query, key, p, r0, r1, hs); // [N.., heads, R, S]
+  return p.hasHeads || heads !== undefined ? w : reshape(w, [...p.batch, r1 - r0, p.S]);
 }
 
 /**
@@ -220,21 +305,42 @@ export function scaledDotProductAttentionWithWeights(query: Tensor, key: Tensor,
   return [applyWeights(dropped, value, p), weights];
 }
 
-/** query [N.., H, L, E], key [N.., Hkv, S, E], value [N.., Hkv, S, Ev] -> [N.., H, L, Ev]. */
-export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, opts: SdpaOptions = {}): Tensor {
-  const fn = "scaledDotProductAttention";
+/** The output, and the row log-sum-exp computed on demand, by the implementation the options pick. */
+function runSdpa(fn: string, query: Tensor, key: Tensor, value: Tensor, opts: SdpaOptions): { p: SdpaPlan; out: Tensor; lse: () => Float64Array } {
   const p = planSdpa(fn, query, key, value, opts);
   const impl = opts.implementation ?? "auto";
   if (impl !== "auto" && impl !== "fused" && impl !== "math") {
     throw new ArgumentError(`${fn}: implementation must be "auto", "fused" or "math", got ${JSON.stringify(impl)}`);
   }
   if (impl !== "math") {
-    if (fusedEligible(p)) return fusedAttention(query, key, value, p, p.dropoutP > 0 ? resolveDropoutSeed(opts) : 0);
+    if (fusedEligible(p)) {
+      const { out, lse } = fusedAttention(query, key, value, p, p.dropoutP > 0 ? resolveDropoutSeed(opts) : 0);
+      return { p, out, lse: () => lse };
+    }
     if (impl === "fused") {
       throw new ArgumentError(`${fn}: implementation "fused" cannot ${p.mask?.requiresGrad ? "give a float attnMask a gradient (that needs the [L, S] weights); use \"auto\" or \"math\"" : "run on an empty input (a dim of size 0); use \"auto\""}`);
     }
   }
-  const weights = attentionWeights(query, key, opts, p);
+  const logits = attentionLogits(query, key, p);
+  const weights = weightsFromLogits(logits, p);
   const dropped = p.dropoutP > 0 ? attentionDropout(weights, p.dropoutP, resolveDropoutSeed(opts)) : weights;
-  return applyWeights(dropped, value, p);
+  return { p, out: applyWeights(dropped, value, p), lse: () => rowLogSumExp(logits) };
+}
+
+/** query [N.., H, L, E], key [N.., Hkv, S, E], value [N.., Hkv, S, Ev] -> [N.., H, L, Ev]. */
+export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, opts: SdpaOptions = {}): Tensor {
+  return runSdpa("scaledDotProductAttention", query, key, value, opts).out;
+}
+
+/**
+ * scaledDotProductAttention and the log-sum-exp of each row's scores, lse [N.., H, L] (natural log
+ * of the softmax denominator, the sink's term included; -Infinity for a row that sees no key and has
+ * no sink), as FlashAttention returns it: weights are exp(score - lse). The output is differentiable,
+ * lse is not.
+ */
+export function scaledDotProductAttentionWithLse(query: Tensor, key: Tensor, value: Tensor, opts: SdpaOptions = {}): [Tensor, Tensor] {
+  const { p, out, lse } = runSdpa("scaledDotProductAttentionWithLse", query, key, value, opts);
+  const data = lse();
+  const shape = p.hasHeads ? [...p.batch, p.H, p.L] : [...p.batch, p.L];
+  return [out, new Tensor(p.dtype === "float64" ? data : Float32Array.from(data), shape, p.dtype)];
 }

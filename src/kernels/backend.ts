@@ -41,6 +41,46 @@ export interface AttentionDims {
   Ev: number;
 }
 
+/** Where query row l sits among the keys, l' = l (top-left) or l + S − L (bottom-right): see causal.ts. */
+export type PositionAlignment = "top-left" | "bottom-right";
+
+/** A sliding window: query row l sees keys l' − left .. l' + right (sides may be Infinity). */
+export interface AttentionWindow {
+  left: number;
+  right: number;
+}
+
+/** Document ids of packed sequences (query l sees key s iff query[b*L + l] == key[b*S + s]). */
+export interface AttentionDocuments {
+  /** [B, L] */
+  query: Int32Array;
+  /** [B, S] */
+  key: Int32Array;
+}
+
+/**
+ * A block-sparse mask (src/attention/blockMask.ts makes it), blocks of blockSize × blockSize over
+ * [B, H, L, S] (B or H may be 1: the same for every batch element / head). Each block is empty (0: no
+ * key visible), partial (1: its bits say which) or full (2: every key visible). The reading rules are
+ * in causal.ts (blockKind, blockAllows).
+ */
+export interface AttentionBlockMask {
+  B: number;
+  H: number;
+  L: number;
+  S: number;
+  blockSize: number;
+  /** rows and columns of blocks: ceil(L / blockSize), ceil(S / blockSize) */
+  nRows: number;
+  nCols: number;
+  /** [B, H, nRows, nCols]: 0 empty, 1 partial, 2 full */
+  kinds: Uint8Array;
+  /** [B, H, nRows, nCols]: for a partial block, the index of its first bit in `bits`; −1 otherwise */
+  bitStart: Int32Array;
+  /** the partial blocks' elements, blockSize² bits each (row-major in the block, 1 = may attend), packed 8 to a byte */
+  bits: Uint8Array;
+}
+
 export interface AttentionParams extends AttentionDims {
   scale: number;
   causal: CausalKind;
@@ -48,6 +88,26 @@ export interface AttentionParams extends AttentionDims {
   /** 0 = no dropout; keep decision from kernels/dropoutHash.ts with row = (b*H + h)*L + l, col = s */
   dropoutP: number;
   dropoutSeed: number;
+  // The flexible options (all optional; absent = off). Scores go: s = scale · q·k − slope_h |l' − s|,
+  // then softcap · tanh(s / softcap), then the mask; the visible keys are those that causality, the
+  // window, the documents, the block mask and a bool mask all allow.
+  /** where query row l sits among the keys, for windows and ALiBi; default: causal's alignment, else top-left */
+  alignment?: PositionAlignment;
+  window?: AttentionWindow | null;
+  /** ALiBi slopes per query head [H]: adds −slope_h · |l' − s| to the scaled scores */
+  alibiSlopes?: Float64Array | null;
+  /** > 0: scores become softcap · tanh(scores / softcap); absent or 0: off */
+  softcap?: number;
+  /** one logit per query head [H]: an extra softmax column whose value is zero */
+  sinks?: Float64Array | null;
+  documents?: AttentionDocuments | null;
+  blockMask?: AttentionBlockMask | null;
+}
+
+/** Whether a call sets any of the flexible options (window, ALiBi, softcap, sinks, documents, block mask). */
+export function hasFlexOptions(p: AttentionParams): boolean {
+  return (p.window ?? null) !== null || (p.alibiSlopes ?? null) !== null || (p.softcap ?? 0) !== 0
+    || (p.sinks ?? null) !== null || (p.documents ?? null) !== null || (p.blockMask ?? null) !== null;
 }
 
 export interface Backend {

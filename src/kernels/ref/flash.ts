@@ -16,14 +16,27 @@
  *   dV_j += drop(P)ᵀ dO_i         dK_j += scale · dSᵀ Q_i     dQ_i += scale · dS K_j
  * A row that sees no key gives out = 0, lse = −∞ and no gradient; a NaN score makes its row NaN.
  *
+ * The flexible options change only the score and where the row starts (AttentionParams):
+ *   S  = softcap · tanh((scale · Q_i K_jᵀ − slope_h |l' − s|) / softcap) + mask
+ *        (−∞ where causality, the sliding window, the documents or the block mask hide a key)
+ *   dS = P ∘ (dP − D) ∘ (1 − tanh²)               the softcap's chain rule (1 where it is off)
+ *   with sinks: m = sink_h, l = 1 to start (a first column of value 0), so lse counts the sink and a
+ *   row that sees no key gives out = 0, lse = sink_h. Tiles that causality, the window, the documents
+ *   (disjoint id ranges) or the block mask (empty blocks) hide wholly are never computed; a tile the
+ *   block mask marks full reads no mask bits.
+ *
  * Layout (backend.ts): q [B,H,L,E], k [B,Hkv,S,E], v [B,Hkv,S,Ev], out [B,H,L,Ev], lse [B,H,L]; query
  * head h reads kv head floor(h / G), G = H / Hkv. Score tiles are kept [query][key] here; the SIMD
  * keeps them transposed so that 4 queries share a vector.
  */
 import type { FloatArray } from "../../tensor/dtype.js";
 import { ArgumentError } from "../../tensor/errors.js";
-import { causalLimit as causalRuleLimit, causalOffset as causalRuleOffset } from "../causal.js";
-import type { AttentionParams } from "../backend.js";
+import {
+  BLOCK_EMPTY, BLOCK_FULL, blockAllows, blockKind, causalOffset as causalRuleOffset, positionShift, visibleKeys,
+} from "../causal.js";
+import type {
+  AttentionBlockMask, AttentionDocuments, AttentionParams, AttentionWindow, PositionAlignment,
+} from "../backend.js";
 import { dropoutBits, dropoutRowState, dropoutThreshold } from "../dropoutHash.js";
 
 /** Query rows per tile, by default (the SIMD kernel's default too, wasmTuning.Br). */
@@ -39,17 +52,12 @@ export interface FlashTiles {
 const DEFAULT_TILES: FlashTiles = { Br: FLASH_BR, Bc: FLASH_BC };
 
 // ----------------------------------------------------------------------------------------------
-// The rules: causality, masks, dropout (defined once, here)
+// The rules: visibility (../causal.ts), scores, dropout
 // ----------------------------------------------------------------------------------------------
 
 /** Key s is visible from query row l iff s <= l + causalOffset(p) (and s < S): the rule of ../causal.ts. */
 export function causalOffset(p: AttentionParams): number {
   return causalRuleOffset(p.causal, p.L, p.S);
-}
-
-/** The last key query row l may see (−1: none). */
-function causalLimit(p: AttentionParams, l: number): number {
-  return causalRuleLimit(p.causal, l, p.L, p.S);
 }
 
 /** What a call's tiles all read. */
@@ -66,8 +74,41 @@ interface Ctx {
   dropOn: boolean;
   dropThr: number;
   dropInv: number;
+  /** where query row l sits among the keys for windows and ALiBi: l' = l + shift */
+  alignment: PositionAlignment;
+  shift: number;
+  window: AttentionWindow | null;
+  slopes: Float64Array | null;
+  /** 0: no softcap */
+  cap: number;
+  sinks: Float64Array | null;
+  docs: AttentionDocuments | null;
+  /** per (b, query tile) and (b, key tile): the least and greatest document id, [min, max] pairs */
+  qDocs: Int32Array;
+  kDocs: Int32Array;
+  blockMask: AttentionBlockMask | null;
   /** one Br × Bc tile of scores, S[ii * Bc + jj] */
   S: Float64Array;
+  /** with a softcap: d(capped)/d(raw) = 1 − tanh² of each score of the tile */
+  dcap: Float64Array;
+}
+
+/** [min, max] document id of each run of `size` positions of each row of ids [B, n]. */
+function docRanges(ids: Int32Array, B: number, n: number, size: number): Int32Array {
+  const tiles = Math.ceil(n / size);
+  const r = new Int32Array(2 * B * tiles);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < tiles; t++) {
+      let lo = Infinity, hi = -Infinity;
+      for (let i = t * size; i < Math.min(n, (t + 1) * size); i++) {
+        lo = Math.min(lo, ids[b * n + i]);
+        hi = Math.max(hi, ids[b * n + i]);
+      }
+      r[2 * (b * tiles + t)] = lo;
+      r[2 * (b * tiles + t) + 1] = hi;
+    }
+  }
+  return r;
 }
 
 function context(fn: string, p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, tiles: FlashTiles): Ctx {
@@ -75,13 +116,37 @@ function context(fn: string, p: AttentionParams, q: FloatArray, k: FloatArray, v
     const x = tiles[name];
     if (!Number.isInteger(x) || x < 1) throw new ArgumentError(`${fn}: tiles.${name} must be a positive integer, got ${String(x)}`);
   }
+  const bm = p.blockMask ?? null;
+  if (bm !== null && (bm.L !== p.L || bm.S !== p.S || (bm.B !== 1 && bm.B !== p.B) || (bm.H !== 1 && bm.H !== p.H))) {
+    throw new ArgumentError(
+      `${fn}: the block mask is for [B, H, L, S] = [${bm.B}, ${bm.H}, ${bm.L}, ${bm.S}] but the call is [${p.B}, ${p.H}, ${p.L}, ${p.S}] (B and H may be 1)`,
+    );
+  }
+  const docs = p.documents ?? null;
+  const alignment: PositionAlignment = p.alignment ?? (p.causal === "none" ? "top-left" : p.causal);
   return {
     p, q, k, v, Br: tiles.Br, Bc: tiles.Bc, G: p.H / p.Hkv,
     dropOn: p.dropoutP > 0,
     dropThr: dropoutThreshold(p.dropoutP),
     dropInv: p.dropoutP >= 1 ? 0 : 1 / (1 - p.dropoutP),
+    alignment,
+    shift: positionShift(alignment, p.L, p.S),
+    window: p.window ?? null,
+    slopes: p.alibiSlopes ?? null,
+    cap: p.softcap ?? 0,
+    sinks: p.sinks ?? null,
+    docs,
+    qDocs: docs === null ? new Int32Array(0) : docRanges(docs.query, p.B, p.L, tiles.Br),
+    kDocs: docs === null ? new Int32Array(0) : docRanges(docs.key, p.B, p.S, tiles.Bc),
+    blockMask: bm,
     S: new Float64Array(tiles.Br * tiles.Bc),
+    dcap: new Float64Array(p.softcap ? tiles.Br * tiles.Bc : 0),
   };
+}
+
+/** The keys query row l may see under causality and the window: first..last (last < first: none). */
+function rowKeys(c: Ctx, l: number): [number, number] {
+  return visibleKeys(c.p.causal, c.alignment, c.window, l, c.p.L, c.p.S);
 }
 
 /** Dropout bits of query row l of head (b, h) (the row of dropoutHash.ts). */
@@ -95,8 +160,12 @@ function keep(c: Ctx, rs: number, s: number): number {
   return dropoutBits(rs, s) >= c.dropThr ? c.dropInv : 0;
 }
 
-/** The score of query l and key s: scale · q_l · k_s + a float mask, or −∞ where a bool mask says no. */
-function score(c: Ctx, b: number, h: number, l: number, s: number): number {
+/**
+ * The score of query l and key s, at tile element `at`: scale · q_l · k_s − slope_h |l' − s|, capped
+ * (softcap · tanh(x / softcap), its derivative kept in dcap[at]), plus a float mask; or −∞ where a
+ * bool mask says no.
+ */
+function score(c: Ctx, b: number, h: number, l: number, s: number, at: number): number {
   const { p, q, k } = c;
   const { H, Hkv, L, S, E } = p;
   let add = 0;
@@ -111,29 +180,69 @@ function score(c: Ctx, b: number, h: number, l: number, s: number): number {
   const kOff = ((b * Hkv + Math.floor(h / c.G)) * S + s) * E;
   let dot = 0;
   for (let e = 0; e < E; e++) dot += q[qOff + e] * k[kOff + e];
-  return p.scale * dot + add;
+  let x = p.scale * dot;
+  if (c.slopes !== null) x -= c.slopes[h] * Math.abs(l + c.shift - s); // ALiBi: −slope_h |l' − s|
+  if (c.cap > 0) {
+    const t = Math.tanh(x / c.cap);
+    x = c.cap * t;
+    c.dcap[at] = 1 - t * t; // d(cap · tanh(x / cap))/dx
+  }
+  return x + add;
 }
 
-/** S = scale · Q_i K_jᵀ + mask for rows i0 .. i0 + rows − 1 and keys j0 .. j0 + cols − 1 of head (b, h). */
-function scoreTile(c: Ctx, b: number, h: number, i0: number, rows: number, j0: number, cols: number): void {
+/** Tile kinds: hidden (never computed), partial (the block mask is read per element), open (it is not). */
+const TILE_HIDDEN = 0, TILE_PARTIAL = 1, TILE_OPEN = 2;
+
+/** Whether the tile of rows i0 .. i0 + rows − 1 and keys j0 .. j0 + cols − 1 of head (b, h) has a key to see. */
+function tileKind(c: Ctx, b: number, h: number, i0: number, rows: number, j0: number, cols: number): number {
+  const j1 = j0 + cols - 1;
+  let seen = false; // causality and the window: some row's first..last meets j0..j1
+  for (let l = i0; l < i0 + rows && !seen; l++) {
+    const [first, last] = rowKeys(c, l);
+    seen = first <= j1 && last >= j0 && first <= last;
+  }
+  if (!seen) return TILE_HIDDEN;
+  if (c.docs !== null) { // documents: the tiles' id ranges must meet
+    const qt = 2 * (b * Math.ceil(c.p.L / c.Br) + Math.floor(i0 / c.Br));
+    const kt = 2 * (b * Math.ceil(c.p.S / c.Bc) + Math.floor(j0 / c.Bc));
+    if (c.qDocs[qt + 1] < c.kDocs[kt] || c.kDocs[kt + 1] < c.qDocs[qt]) return TILE_HIDDEN;
+  }
+  if (c.blockMask === null) return TILE_OPEN;
+  const kind = blockKind(c.blockMask, b, h, i0, i0 + rows - 1, j0, j1);
+  return kind === BLOCK_EMPTY ? TILE_HIDDEN : kind === BLOCK_FULL ? TILE_OPEN : TILE_PARTIAL;
+}
+
+/** S = the scores of rows i0 .. i0 + rows − 1 and keys j0 .. j0 + cols − 1 of head (b, h), −∞ where hidden. */
+function scoreTile(c: Ctx, b: number, h: number, i0: number, rows: number, j0: number, cols: number, kind: number): void {
+  const { p, docs, blockMask } = c;
   for (let ii = 0; ii < rows; ii++) {
-    const lim = causalLimit(c.p, i0 + ii);
+    const l = i0 + ii;
+    const [first, last] = rowKeys(c, l);
+    const doc = docs === null ? 0 : docs.query[b * p.L + l];
     for (let jj = 0; jj < cols; jj++) {
-      const s = j0 + jj;
-      c.S[ii * c.Bc + jj] = s <= lim ? score(c, b, h, i0 + ii, s) : -Infinity;
+      const s = j0 + jj, at = ii * c.Bc + jj;
+      const visible = s >= first && s <= last
+        && (docs === null || docs.key[b * p.S + s] === doc)
+        && (kind !== TILE_PARTIAL || blockAllows(blockMask!, b, h, l, s));
+      c.S[at] = visible ? score(c, b, h, l, s, at) : -Infinity;
     }
   }
 }
 
-/** How many key tiles the query tile of rows i0 .. i0 + rows − 1 visits: the rest are hidden by causality. */
-function keyTileCount(c: Ctx, i0: number, rows: number): number {
-  const lim = causalLimit(c.p, i0 + rows - 1); // its last row sees the most
-  return lim < 0 ? 0 : Math.floor(lim / c.Bc) + 1;
-}
-
-/** The first query tile that sees a key of the tile starting at j0: the ones before are hidden by causality. */
-function firstQueryTile(c: Ctx, j0: number): number {
-  return Math.floor(Math.max(0, j0 - causalOffset(c.p)) / c.Br);
+/**
+ * Calls fn for each key tile that query rows i0 .. i0 + rows − 1 of head (b, h) can see, in order:
+ * those outside the keys causality and the window leave them are not even looked at, and tileKind
+ * drops the rest that are hidden.
+ */
+function forEachKeyTile(c: Ctx, b: number, h: number, i0: number, rows: number, fn: (j0: number, cols: number, kind: number) => boolean): void {
+  const first = Math.max(0, rowKeys(c, i0)[0]); // the tile's first row sees the earliest key,
+  const last = Math.min(c.p.S - 1, rowKeys(c, i0 + rows - 1)[1]); // its last row the latest
+  if (last < first) return;
+  for (let j0 = Math.floor(first / c.Bc) * c.Bc; j0 <= last; j0 += c.Bc) {
+    const cols = Math.min(c.Bc, c.p.S - j0);
+    const kind = tileKind(c, b, h, i0, rows, j0, cols);
+    if (kind !== TILE_HIDDEN && !fn(j0, cols, kind)) return;
+  }
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -154,11 +263,19 @@ interface QueryTile {
   O: Float64Array;
 }
 
+/** A query tile's rows before any key: m = −∞, l = 0, O = 0; with a sink, its column is the first key (m = sink, l = 1). */
+function startTile(c: Ctx, t: QueryTile): void {
+  const sink = c.sinks === null ? -Infinity : c.sinks[t.h];
+  t.m.fill(sink);
+  t.l.fill(sink === -Infinity ? 0 : 1); // exp(sink − m) with m = sink
+  t.O.fill(0); // the sink's value is zero
+}
+
 /** One step of the online softmax: query tile t against the keys j0 .. j0 + cols − 1. */
-function forwardTile(c: Ctx, t: QueryTile, j0: number, cols: number): void {
+function forwardTile(c: Ctx, t: QueryTile, j0: number, cols: number, kind: number): void {
   const { p, v, S: st, Bc } = c;
   const { Hkv, S, Ev } = p;
-  scoreTile(c, t.b, t.h, t.i0, t.rows, j0, cols);
+  scoreTile(c, t.b, t.h, t.i0, t.rows, j0, cols, kind);
   const vBase = (t.b * Hkv + Math.floor(t.h / c.G)) * S * Ev;
   for (let ii = 0; ii < t.rows; ii++) {
     const mOld = t.m[ii];
@@ -194,7 +311,7 @@ function finishRows(c: Ctx, t: QueryTile, out: FloatArray, lse: FloatArray, lseL
   for (let ii = 0; ii < t.rows; ii++) {
     const row = (t.b * H + t.h) * L + t.i0 + ii;
     const m = t.m[ii];
-    if (m === -Infinity) { // the row sees no key
+    if (m === -Infinity) { // the row sees no key (and has no sink)
       out.fill(0, row * Ev, (row + 1) * Ev);
       lse[row] = -Infinity;
       if (lseLo) lseLo[row] = 0;
@@ -215,7 +332,7 @@ function finishRows(c: Ctx, t: QueryTile, out: FloatArray, lse: FloatArray, lseL
 function runForward(
   c: Ctx, maxSteps: number, finish: (t: QueryTile) => void, onStep?: (t: QueryTile, j0: number, cols: number) => void,
 ): number {
-  const { B, H, L, S, Ev } = c.p;
+  const { B, H, L, Ev } = c.p;
   const t: QueryTile = {
     b: 0, h: 0, i0: 0, rows: 0, m: new Float64Array(c.Br), l: new Float64Array(c.Br), O: new Float64Array(c.Br * Ev),
   };
@@ -227,15 +344,14 @@ function runForward(
         t.h = h;
         t.i0 = i0;
         t.rows = Math.min(c.Br, L - i0);
-        t.m.fill(-Infinity);
-        t.l.fill(0);
-        t.O.fill(0);
-        const nJ = keyTileCount(c, i0, t.rows);
-        for (let j = 0; j < nJ && steps < maxSteps; j++, steps++) {
-          const j0 = j * c.Bc, cols = Math.min(c.Bc, S - j0);
-          forwardTile(c, t, j0, cols);
+        startTile(c, t);
+        forEachKeyTile(c, b, h, i0, t.rows, (j0, cols, kind) => {
+          if (steps >= maxSteps) return false;
+          forwardTile(c, t, j0, cols, kind);
           onStep?.(t, j0, cols);
-        }
+          steps++;
+          return true;
+        });
         finish(t);
       }
     }
@@ -253,6 +369,42 @@ export function flashAttentionForward(
 ): void {
   const c = context("flashAttentionForward", p, q, k, v, tiles);
   runForward(c, Infinity, (t) => finishRows(c, t, out, lse, lseLo));
+}
+
+/**
+ * The attention weights P [B, heads.length, r1 − r0, S] of query rows r0 ≤ l < r1 of the given heads,
+ * before dropout, without an L × S matrix: for each tile of those rows, the forward's online softmax
+ * (its statistics m and l only: no values) over the key tiles the row sees, then the same tiles again
+ * to replay P = exp(S − m) / l = exp(S − lse). Tiles it skips stay 0. `weights` is written, not
+ * accumulated (v is not read: pass any array).
+ */
+export function flashAttentionRows(
+  p: AttentionParams, q: FloatArray, k: FloatArray, r0: number, r1: number, heads: readonly number[], weights: FloatArray,
+  tiles: FlashTiles = DEFAULT_TILES,
+): void {
+  const c = context("flashAttentionRows", { ...p, Ev: 0, dropoutP: 0 }, q, k, k, tiles);
+  const { B, S } = p;
+  const R = r1 - r0;
+  weights.fill(0, 0, B * heads.length * R * S);
+  const t: QueryTile = { b: 0, h: 0, i0: 0, rows: 0, m: new Float64Array(c.Br), l: new Float64Array(c.Br), O: new Float64Array(0) };
+  for (let b = 0; b < B; b++) {
+    heads.forEach((h, hi) => {
+      for (let i0 = r0; i0 < r1; i0 += c.Br) {
+        Object.assign(t, { b, h, i0, rows: Math.min(c.Br, r1 - i0) });
+        startTile(c, t);
+        forEachKeyTile(c, b, h, i0, t.rows, (j0, cols, kind) => { forwardTile(c, t, j0, cols, kind); return true; });
+        forEachKeyTile(c, b, h, i0, t.rows, (j0, cols, kind) => {
+          scoreTile(c, b, h, i0, t.rows, j0, cols, kind);
+          for (let ii = 0; ii < t.rows; ii++) {
+            if (t.m[ii] === -Infinity) continue; // the row sees no key: zeros
+            const at = ((b * heads.length + hi) * R + i0 - r0 + ii) * S + j0;
+            for (let jj = 0; jj < cols; jj++) weights[at + jj] = Math.exp(c.S[ii * c.Bc + jj] - t.m[ii]) / t.l[ii];
+          }
+          return true;
+        });
+      }
+    });
+  }
 }
 
 /** One tile step of the forward: query rows [r0, r1) of head (b, h) against keys [c0, c1). */
@@ -277,7 +429,7 @@ export interface FlashForwardState {
   out: Float64Array;
   /** the steps taken, in order */
   steps: FlashStep[];
-  /** the steps of the whole forward (tiles hidden by causality are not steps) */
+  /** the steps of the whole forward (tiles hidden by causality, the window, documents or block mask are not steps) */
   totalSteps: number;
 }
 
@@ -288,11 +440,15 @@ export function flashForwardSteps(
   const c = context("flashForwardSteps", p, q, k, v, tiles);
   const { B, H, L, Ev } = p;
   let total = 0;
-  for (let i0 = 0; i0 < L; i0 += c.Br) total += keyTileCount(c, i0, Math.min(c.Br, L - i0));
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let i0 = 0; i0 < L; i0 += c.Br) forEachKeyTile(c, b, h, i0, Math.min(c.Br, L - i0), () => ++total > 0);
+    }
+  }
   const rows = B * H * L;
   const st: FlashForwardState = {
     m: new Float64Array(rows).fill(-Infinity), l: new Float64Array(rows), O: new Float64Array(rows * Ev),
-    out: new Float64Array(rows * Ev), steps: [], totalSteps: total * B * H,
+    out: new Float64Array(rows * Ev), steps: [], totalSteps: total,
   };
   const lse = new Float64Array(rows);
   runForward(c, steps, (t) => {
@@ -336,10 +492,10 @@ function rowDots(p: AttentionParams, dout: FloatArray, out: FloatArray): Float64
 }
 
 /** One backward tile: query rows i0 .. i0 + rows − 1 of head (b, h) against keys j0 .. j0 + cols − 1. */
-function backwardTile(c: Ctx, g: Grads, b: number, h: number, i0: number, rows: number, j0: number, cols: number): void {
+function backwardTile(c: Ctx, g: Grads, b: number, h: number, i0: number, rows: number, j0: number, cols: number, kind: number): void {
   const { p, q, k, v, S: st, Bc } = c;
   const { H, Hkv, L, S, E, Ev, scale } = p;
-  scoreTile(c, b, h, i0, rows, j0, cols);
+  scoreTile(c, b, h, i0, rows, j0, cols, kind);
   const kvRow = (b * Hkv + Math.floor(h / c.G)) * S;
   for (let ii = 0; ii < rows; ii++) {
     const row = (b * H + h) * L + i0 + ii;
@@ -358,7 +514,8 @@ function backwardTile(c: Ctx, g: Grads, b: number, h: number, i0: number, rows: 
         dP += g.dout[row * Ev + e] * v[vOff + e]; // dP = dO_i V_jᵀ (dropped below)
         g.dVj[dV + e] += P * kp * g.dout[row * Ev + e]; // dV_j += drop(P)ᵀ dO_i
       }
-      const dS = P * (dP * kp - g.D[row]); // dS = P ∘ (dP − D)
+      let dS = P * (dP * kp - g.D[row]); // dS = P ∘ (dP − D)
+      if (c.cap > 0) dS *= c.dcap[ii * Bc + jj]; // through the softcap: d(cap · tanh(x / cap)) = (1 − tanh²) dx
       const kOff = (kvRow + s) * E, dK = jj * E, qOff = row * E;
       for (let e = 0; e < E; e++) {
         g.dKj[dK + e] += scale * dS * q[qOff + e]; // dK_j += scale · dSᵀ Q_i
@@ -389,8 +546,11 @@ export function flashAttentionBackward(
         g.dKj.fill(0);
         g.dVj.fill(0);
         for (let hh = 0; hh < c.G; hh++) {
-          for (let i0 = firstQueryTile(c, j0) * c.Br; i0 < L; i0 += c.Br) {
-            backwardTile(c, g, b, kvh * c.G + hh, i0, Math.min(c.Br, L - i0), j0, cols);
+          const h = kvh * c.G + hh;
+          for (let i0 = 0; i0 < L; i0 += c.Br) {
+            const rows = Math.min(c.Br, L - i0);
+            const kind = tileKind(c, b, h, i0, rows, j0, cols);
+            if (kind !== TILE_HIDDEN) backwardTile(c, g, b, h, i0, rows, j0, cols, kind);
           }
         }
         const kv = (b * Hkv + kvh) * S + j0;

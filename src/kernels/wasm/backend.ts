@@ -7,7 +7,7 @@
  * small to be worth staging, go to the reference kernels.
  */
 import type { FloatArray } from "../../tensor/dtype.js";
-import type { AttentionParams, Backend, MatmulParams } from "../backend.js";
+import { type AttentionParams, type Backend, type MatmulParams, hasFlexOptions } from "../backend.js";
 import { causalOffset } from "../causal.js";
 import { dropoutThreshold } from "../dropoutHash.js";
 import { refAttentionBackward, refAttentionForward } from "../ref/attention.js";
@@ -246,8 +246,12 @@ function kvGroupHeads(p: AttentionParams, g: number, G: number): { b: number; h0
 }
 
 function wasmAttentionForward(
-  p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
+  p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray, lseLo?: FloatArray,
 ): void {
+  if (hasFlexOptions(p)) { // windows, ALiBi, softcap, sinks, documents, block masks: not in assembly/ yet
+    refAttentionForward(p, q, k, v, out, lse, lseLo);
+    return;
+  }
   const { B, H, L, S, E, Ev } = p;
   if (B * H * L === 0) return;
   // lse may be float32 or float64 storage: the kernels write m and l, and lse = m + log(l) is formed below
@@ -314,8 +318,12 @@ function wasmAttentionForward(
 
 function wasmAttentionBackward(
   p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, dout: FloatArray,
-  lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray,
+  lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, lseLo?: FloatArray,
 ): void {
+  if (hasFlexOptions(p)) { // as in forward: the ref kernels until assembly/ has the flexible options
+    refAttentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo);
+    return;
+  }
   const { B, H, Hkv, L, S, E, Ev } = p;
   const rt = isF32(q, k, v, out, dout, dq, dk, dv) && B * H * L > 0 && S > 0 && E > 0 && Ev > 0
     ? getRuntime() : null;
