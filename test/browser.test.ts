@@ -433,7 +433,7 @@ describe("explorer in Chromium", () => {
       assert.equal(JSON.parse((await exportFile(page, "loss", "json")).toString()).losses.length, stopped, "every step's loss reached the page");
     }, "explorer-9-inspect-pause"));
 
-  test("9 inspect a model: checkpoints from attend train (tiny, gpt, encdec) show their config and the library's maps", () =>
+  test("9 inspect a model: checkpoints from attend train (block, gpt, encdec) show their config and the library's maps", () =>
     lesson(9, "inspect", "?task=reverse&input=1234", async (page) => {
       const dir = mkdtempSync(join(tmpdir(), "attend-explorer-"));
       const steps = 4; // any number will do: the page must show the step, and the maps of the model as it is
