@@ -119,34 +119,94 @@ function keyBlocks(lim: usize, Brw: i32, Bc: i32): i32 {
   return limMax < 0 ? 0 : limMax / Bc + 1;
 }
 
+/**
+ * One step of the online softmax, over a score tile st[Bcw][Brw] (keys x queries, scaled and masked),
+ * 4 queries per vector: the row max m (mrow) and the float64 row sum l (lrow) take in the tile, alpha
+ * gets exp(m_old - m_new) (the factor by which earlier sums shrink), and st is left holding
+ * P = exp(s - m_new), times the keep mask with dropout. NaN scores are passed over by the max but
+ * make l NaN. The forward and splitLargeLse both go through here, so they get the same m and l.
+ */
+function softmaxTile(
+  st: usize, Brw: i32, Bcw: i32, j0: i32, mrow: usize, lrow: usize, alpha: usize, dropOn: bool, rs: usize, thr: v128,
+): void {
+  const rowBytes = <usize>Brw << 2;
+  const zero = f32x4.splat(0);
+  const ninf = f32x4.splat(-Infinity);
+  for (let c = 0; c < Brw; c += 4) {
+    const cOff = <usize>c << 2;
+    const mOld = v128.load(mrow + cOff);
+    let mx = mOld;
+    let p = st + cOff;
+    for (let jj = 0; jj < Bcw; jj++) {
+      mx = f32x4.pmax(mx, v128.load(p));
+      p += rowBytes;
+    }
+    const mSafe = v128.bitselect(zero, mx, f32x4.eq(mx, ninf));
+    v128.store(alpha + cOff, vexp(f32x4.sub(mOld, mSafe)));
+    v128.store(mrow + cOff, mx);
+    // the row sums l are kept in float64 (see the end of attFwdTask); two keys per turn (Bcw is a
+    // multiple of 8), which pays for the widening
+    let sum0 = f64x2.splat(0), sum1 = sum0;
+    p = st + cOff;
+    if (dropOn) {
+      const states = v128.load(rs + cOff);
+      for (let jj = 0; jj < Bcw; jj += 2) {
+        const e = vexp(f32x4.sub(v128.load(p), mSafe));
+        const f = vexp(f32x4.sub(v128.load(p + rowBytes), mSafe));
+        sum0 = f64x2.add(sum0, f64x2.add(widenLo(e), widenLo(f)));
+        sum1 = f64x2.add(sum1, f64x2.add(widenHi(e), widenHi(f)));
+        v128.store(p, v128.and(e, vkeep(states, j0 + jj, thr)));
+        v128.store(p + rowBytes, v128.and(f, vkeep(states, j0 + jj + 1, thr)));
+        p += rowBytes << 1;
+      }
+    } else {
+      for (let jj = 0; jj < Bcw; jj += 2) {
+        const e = vexp(f32x4.sub(v128.load(p), mSafe));
+        const f = vexp(f32x4.sub(v128.load(p + rowBytes), mSafe));
+        sum0 = f64x2.add(sum0, f64x2.add(widenLo(e), widenLo(f)));
+        sum1 = f64x2.add(sum1, f64x2.add(widenHi(e), widenHi(f)));
+        v128.store(p, e);
+        v128.store(p + rowBytes, f);
+        p += rowBytes << 1;
+      }
+    }
+    const lp = lrow + (<usize>c << 3);
+    const al = v128.load(alpha + cOff);
+    v128.store(lp, f64x2.add(f64x2.mul(v128.load(lp), widenLo(al)), sum0));
+    v128.store(lp, f64x2.add(f64x2.mul(v128.load(lp, 16), widenHi(al)), sum1), 16);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Per-thread scratch. Each layout is one list of parts (sizes in floats, in order); the address of a
 // part and the total come from the same function, so the host's allocation (the exported
 // *_scratch_floats) and the tasks' carving cannot drift apart.
 // ---------------------------------------------------------------------------------------------
 
+/** Offset in floats of part `part` of a layout whose parts, in order, have sizes s0, s1, ... floats. */
+// @ts-ignore: decorator
+@inline function partAt(
+  part: i32, s0: i32, s1: i32, s2: i32, s3: i32, s4: i32 = 0, s5: i32 = 0, s6: i32 = 0, s7: i32 = 0, s8: i32 = 0,
+): i32 {
+  let at = 0;
+  if (part > 0) at += s0;
+  if (part > 1) at += s1;
+  if (part > 2) at += s2;
+  if (part > 3) at += s3;
+  if (part > 4) at += s4;
+  if (part > 5) at += s5;
+  if (part > 6) at += s6;
+  if (part > 7) at += s7;
+  if (part > 8) at += s8;
+  return at;
+}
+
 // forward: qt [Ep][Br] | st [Bc][Br] | oa [Br][Evp] | m [Br] | l [Br] f64 | alpha [Br] | rs [Br] | lim [Br]
 const F_QT: i32 = 0, F_ST: i32 = 1, F_OA: i32 = 2, F_M: i32 = 3, F_L: i32 = 4, F_ALPHA: i32 = 5, F_RS: i32 = 6, F_LIM: i32 = 7, F_END: i32 = 8;
 
 // @ts-ignore: decorator
 @inline function fwdPart(part: i32, Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
-  let at = 0;
-  if (part == F_QT) return at;
-  at += Ep * Br;
-  if (part == F_ST) return at;
-  at += Bc * Br;
-  if (part == F_OA) return at;
-  at += Br * Evp;
-  if (part == F_M) return at;
-  at += Br;
-  if (part == F_L) return at;
-  at += 2 * Br;
-  if (part == F_ALPHA) return at;
-  at += Br;
-  if (part == F_RS) return at;
-  at += Br;
-  if (part == F_LIM) return at;
-  return at + Br;
+  return partAt(part, Ep * Br, Bc * Br, Br * Evp, Br, 2 * Br, Br, Br, Br);
 }
 
 /** The DQ_RING pending dQ tiles of a backward task (see flushDq). */
@@ -158,41 +218,15 @@ const B_ST: i32 = 0, B_DPT: i32 = 1, B_DK: i32 = 2, B_DV: i32 = 3, B_RS: i32 = 4
 
 // @ts-ignore: decorator
 @inline function bwdPart(part: i32, Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
-  let at = 0;
-  if (part == B_ST) return at;
-  at += Bc * Br;
-  if (part == B_DPT) return at;
-  at += Bc * Br;
-  if (part == B_DK) return at;
-  at += Bc * Ep;
-  if (part == B_DV) return at;
-  at += Bc * Evp;
-  if (part == B_RS) return at;
-  at += Br;
-  if (part == B_LIM) return at;
-  at += Br;
-  if (part == B_RING) return at;
-  at += DQ_RING * Br * Ep;
-  if (part == B_META) return at;
-  at += 2 * DQ_RING;
-  if (part == B_EXACT) return at;
-  return at + 8;
+  return partAt(part, Bc * Br, Bc * Br, Bc * Ep, Bc * Evp, Br, Br, DQ_RING * Br * Ep, 2 * DQ_RING, 8);
 }
 
-// backward prep (splitLargeLse): st [Bc][Br] | lim [Br] | m [Br] | l [Br] f64
-const P_ST: i32 = 0, P_LIM: i32 = 1, P_M: i32 = 2, P_L: i32 = 3, P_END: i32 = 4;
+// backward prep (splitLargeLse): st [Bc][Br] | lim [Br] | m [Br] | l [Br] f64 | alpha [Br]
+const P_ST: i32 = 0, P_LIM: i32 = 1, P_M: i32 = 2, P_L: i32 = 3, P_ALPHA: i32 = 4, P_END: i32 = 5;
 
 // @ts-ignore: decorator
 @inline function prepPart(part: i32, Br: i32, Bc: i32): i32 {
-  let at = 0;
-  if (part == P_ST) return at;
-  at += Bc * Br;
-  if (part == P_LIM) return at;
-  at += Br;
-  if (part == P_M) return at;
-  at += Br;
-  if (part == P_L) return at;
-  return at + 2 * Br;
+  return partAt(part, Bc * Br, Br, Br, 2 * Br, Br);
 }
 
 /** Scratch floats one forward task needs. */
@@ -258,8 +292,6 @@ export function attFwdTask(job: usize, t: i32, tid: i32): void {
 
   const nJ = keyBlocks(lim, Brw, Bc);
   const rowBytes = <usize>Brw << 2;
-  const zero = f32x4.splat(0);
-  const ninf = f32x4.splat(-Infinity);
 
   for (let j = 0; j < nJ; j++) {
     const j0 = j * Bc;
@@ -267,50 +299,7 @@ export function attFwdTask(job: usize, t: i32, tid: i32): void {
     // S^T = K_j . Q_i^T  (Bcw x Brw)
     scoreTile(a, st, kbase + (<usize>(j0 * Ep) << 2), qt, Brw, Bcw, i0, j0, b, h, lim);
 
-    // online softmax, 4 queries per vector
-    for (let c = 0; c < Brw; c += 4) {
-      const cOff = <usize>c << 2;
-      const mOld = v128.load(mrow + cOff);
-      let mx = mOld;
-      let p = st + cOff;
-      for (let jj = 0; jj < Bcw; jj++) {
-        mx = f32x4.pmax(mx, v128.load(p)); // NaN scores are passed over here; vexp(NaN) makes l NaN below
-        p += rowBytes;
-      }
-      const mSafe = v128.bitselect(zero, mx, f32x4.eq(mx, ninf));
-      v128.store(alpha + cOff, vexp(f32x4.sub(mOld, mSafe)));
-      v128.store(mrow + cOff, mx);
-      // the row sums l are kept in float64 (see the end of this function); two keys per turn (Bcw is a
-      // multiple of 8), which pays for the widening
-      let sum0 = f64x2.splat(0), sum1 = sum0;
-      p = st + cOff;
-      if (dropOn) {
-        const states = v128.load(rs + cOff);
-        for (let jj = 0; jj < Bcw; jj += 2) {
-          const e = vexp(f32x4.sub(v128.load(p), mSafe));
-          const f = vexp(f32x4.sub(v128.load(p + rowBytes), mSafe));
-          sum0 = f64x2.add(sum0, f64x2.add(widenLo(e), widenLo(f)));
-          sum1 = f64x2.add(sum1, f64x2.add(widenHi(e), widenHi(f)));
-          v128.store(p, v128.and(e, vkeep(states, j0 + jj, thr)));
-          v128.store(p + rowBytes, v128.and(f, vkeep(states, j0 + jj + 1, thr)));
-          p += rowBytes << 1;
-        }
-      } else {
-        for (let jj = 0; jj < Bcw; jj += 2) {
-          const e = vexp(f32x4.sub(v128.load(p), mSafe));
-          const f = vexp(f32x4.sub(v128.load(p + rowBytes), mSafe));
-          sum0 = f64x2.add(sum0, f64x2.add(widenLo(e), widenLo(f)));
-          sum1 = f64x2.add(sum1, f64x2.add(widenHi(e), widenHi(f)));
-          v128.store(p, e);
-          v128.store(p + rowBytes, f);
-          p += rowBytes << 1;
-        }
-      }
-      const lp = lrow + (<usize>c << 3);
-      const al = v128.load(alpha + cOff);
-      v128.store(lp, f64x2.add(f64x2.mul(v128.load(lp), widenLo(al)), sum0));
-      v128.store(lp, f64x2.add(f64x2.mul(v128.load(lp, 16), widenHi(al)), sum1), 16);
-    }
+    softmaxTile(st, Brw, Bcw, j0, mrow, lrow, alpha, dropOn, rs, thr);
     // O = diag(alpha) O + P V_j
     if (j > 0) {
       for (let ii = 0; ii < Brw; ii++) {
@@ -363,8 +352,8 @@ const LSE_SPLIT: f32 = 268435456.0; // 2^28
 
 /**
  * For the rows of query block (hl, i0) whose staged |lse| is at least LSE_SPLIT (and finite: a row
- * that sees no key stages +Infinity), m and l again from the scores, as the forward formed them (m
- * the row max, l the float64 sum of the float32 exp(s - m)), staged as hi = m, lo = log(l): then
+ * that sees no key stages +Infinity), m and l again from the scores, exactly as the forward formed
+ * them (the same tiles through softmaxTile), staged as hi = m, lo = log(l): then
  * (s - hi) - lo keeps log(l) whatever the size of m. Such rows only come from huge finite masks
  * (-1e30, or -3.4e38 as Hugging Face models use), so the extra pass over their scores is rare.
  */
@@ -390,44 +379,18 @@ function splitLargeLse(a: AttJob, sc: usize, hl: i32, i0: i32, Brw: i32): void {
   const lim = sc + (<usize>prepPart(P_LIM, Br, Bc) << 2);
   const mrow = sc + (<usize>prepPart(P_M, Br, Bc) << 2);
   const lrow = sc + (<usize>prepPart(P_L, Br, Bc) << 2); // float64
-  const rowBytes = <usize>Brw << 2;
+  const alpha = sc + (<usize>prepPart(P_ALPHA, Br, Bc) << 2);
   fillLimits(lim, i0, Brw, a.S, a.causalOff);
   const nJ = keyBlocks(lim, Brw, Bc);
-  const ninf = f32x4.splat(-Infinity);
-  for (let c = 0; c < Brw; c += 4) v128.store(mrow + (<usize>c << 2), ninf);
-  memory.fill(lrow, 0, <usize>Brw << 3);
-  // two passes over the scores: the row max, then the row sum
-  for (let pass = 0; pass < 2; pass++) {
-    for (let j = 0; j < nJ; j++) {
-      const j0 = j * Bc;
-      const Bcw = imin(Bc, Sp - j0);
-      scoreTile(a, st, kbase + (<usize>(j0 * Ep) << 2), qt, Brw, Bcw, i0, j0, b, h, lim);
-      for (let c = 0; c < Brw; c += 4) {
-        const cOff = <usize>c << 2;
-        let p = st + cOff;
-        if (pass == 0) {
-          let mx = v128.load(mrow + cOff);
-          for (let jj = 0; jj < Bcw; jj++) {
-            mx = f32x4.pmax(mx, v128.load(p));
-            p += rowBytes;
-          }
-          v128.store(mrow + cOff, mx);
-        } else {
-          const mx = v128.load(mrow + cOff);
-          const mSafe = v128.bitselect(f32x4.splat(0), mx, f32x4.eq(mx, ninf));
-          let sum0 = f64x2.splat(0), sum1 = sum0;
-          for (let jj = 0; jj < Bcw; jj++) {
-            const e = vexp(f32x4.sub(v128.load(p), mSafe));
-            sum0 = f64x2.add(sum0, widenLo(e));
-            sum1 = f64x2.add(sum1, widenHi(e));
-            p += rowBytes;
-          }
-          const lp = lrow + (<usize>c << 3);
-          v128.store(lp, f64x2.add(v128.load(lp), sum0));
-          v128.store(lp, f64x2.add(v128.load(lp, 16), sum1), 16);
-        }
-      }
-    }
+  for (let ii = 0; ii < Brw; ii++) {
+    store<f32>(mrow + (<usize>ii << 2), -Infinity);
+    store<f64>(lrow + (<usize>ii << 3), 0);
+  }
+  for (let j = 0; j < nJ; j++) {
+    const j0 = j * Bc;
+    const Bcw = imin(Bc, Sp - j0);
+    scoreTile(a, st, kbase + (<usize>(j0 * Ep) << 2), qt, Brw, Bcw, i0, j0, b, h, lim);
+    softmaxTile(st, Brw, Bcw, j0, mrow, lrow, alpha, false, 0, i32x4.splat(0));
   }
   for (let ii = 0; ii < Brw; ii++) {
     const x = abs<f32>(load<f32>(hiRow + (<usize>ii << 2)));
