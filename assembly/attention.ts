@@ -12,32 +12,14 @@
 // per-thread scratch is a few tiles. Tiles that causality hides entirely are never computed.
 // Precision: scores, P and the products are float32; the few places where float32 would cost accuracy
 // that float32 storage could keep (nearly one-hot rows, |scores| in the hundreds) use float64: the row
-// sums l and the final division, lse (staged as two float32s), D, and dP - D where P > 1/4.
+// sums l and the final division, lse (staged as two float32s), D, and dP - D where P > 1/4. Where
+// |lse| is so large that float64 could not keep log(l) next to m (a row masked with -1e30), the
+// backward takes m and l from the scores again (splitLargeLse).
+// NaN propagates as in the textbook softmax: a NaN score makes its row's out, lse and gradients NaN.
 
-import {
-  A_BC, A_BR, A_CAUSAL_OFF, A_CNT, A_D, A_DK, A_DO, A_DOT, A_DQ, A_DROP_INV, A_DROP_ON, A_DROP_SEED,
-  A_DROP_THR, A_DV, A_EP, A_EVP, A_G0, A_H, A_HKV, A_K, A_L, A_LP, A_LSE, A_LSE_LO, A_MASK_KIND, A_MASK_LO,
-  A_MASK_PTR, A_MASK_SB, A_MASK_SH, A_MASK_SL, A_MASK_SS, A_O, A_Q, A_QT, A_ROW_MAX, A_ROW_SUM, A_S, A_SCALE,
-  A_SP, A_V, J_PARAMS, J_SCRATCH, J_SCRATCH_STRIDE,
-} from "./layout";
+import { AttJob } from "./layout";
+import { attJob, imin, jobFailed, scratchOf } from "./job";
 import { gemm, rowState, vexp, vkeep } from "./simd";
-
-// @ts-ignore: decorator
-@inline function prm(job: usize, slot: i32): i32 {
-  return load<i32>(job + (<usize>(J_PARAMS + slot) << 2));
-}
-// @ts-ignore: decorator
-@inline function prmf(job: usize, slot: i32): f32 {
-  return load<f32>(job + (<usize>(J_PARAMS + slot) << 2));
-}
-// @ts-ignore: decorator
-@inline function ptr(job: usize, slot: i32): usize {
-  return <usize>load<u32>(job + (<usize>(J_PARAMS + slot) << 2));
-}
-// @ts-ignore: decorator
-@inline function imin(a: i32, b: i32): i32 {
-  return a < b ? a : b;
-}
 
 /** Key limits per query row of a block: key s is visible from row i0 + ii iff s <= lim[ii]. */
 function fillLimits(lim: usize, i0: i32, rows: i32, S: i32, off: i32): void {
@@ -52,13 +34,12 @@ function fillRowStates(rs: usize, seed: u32, rowBase: i32, rows: i32): void {
  * Scalar pass over a score tile st[Bcw][Brw] (keys x queries, already scaled): x = x + mask for the
  * real rows and keys (a bool mask's false gives -Infinity); padded keys get -Infinity.
  */
-function applyMask(job: usize, st: usize, Brw: i32, Bcw: i32, i0: i32, j0: i32, b: i32, h: i32): void {
-  const L = prm(job, A_L), S = prm(job, A_S);
-  const kind = prm(job, A_MASK_KIND);
-  const base = ptr(job, A_MASK_PTR);
-  const lo = prm(job, A_MASK_LO);
-  const sl = prm(job, A_MASK_SL), ss = prm(job, A_MASK_SS);
-  const bh = b * prm(job, A_MASK_SB) + h * prm(job, A_MASK_SH) - lo;
+function applyMask(a: AttJob, st: usize, Brw: i32, Bcw: i32, i0: i32, j0: i32, b: i32, h: i32): void {
+  const L = a.L, S = a.S;
+  const kind = a.maskKind;
+  const base = <usize>a.mask;
+  const sl = a.maskSl, ss = a.maskSs;
+  const bh = b * a.maskSb + h * a.maskSh - a.maskLo;
   const rowsReal = imin(Brw, L - i0);
   for (let jj = 0; jj < Bcw; jj++) {
     const s = j0 + jj;
@@ -120,24 +101,154 @@ function packScaledTranspose(dst: usize, src: usize, rows: i32, cols: i32, scale
   }
 }
 
+/**
+ * One tile of scores, transposed: st[Bcw][Brw] = K_j . Q_i^T (kb: the key block's first row; qt: the
+ * query block packed transposed and scaled), the mask added, and -Infinity for keys past each row's
+ * limit (lim, see fillLimits). Forward, backward and splitLargeLse all form their scores here.
+ */
+function scoreTile(a: AttJob, st: usize, kb: usize, qt: usize, Brw: i32, Bcw: i32, i0: i32, j0: i32, b: i32, h: i32, lim: usize): void {
+  const rowBytes = <usize>Brw << 2;
+  gemm(st, rowBytes, kb, <usize>a.Ep << 2, 4, qt, rowBytes, Bcw, Brw, a.Ep, false);
+  if (a.maskKind != 0) applyMask(a, st, Brw, Bcw, i0, j0, b, h);
+  if (j0 + Bcw - 1 > load<i32>(lim)) applyLimits(st, Brw, Bcw, j0, lim);
+}
+
+/** Key blocks a query block with limits `lim` (Brw rows) sees: the last row sees the most keys. */
+function keyBlocks(lim: usize, Brw: i32, Bc: i32): i32 {
+  const limMax = load<i32>(lim + (<usize>(Brw - 1) << 2));
+  return limMax < 0 ? 0 : limMax / Bc + 1;
+}
+
+/**
+ * One step of the online softmax, over a score tile st[Bcw][Brw] (keys x queries, scaled and masked),
+ * 4 queries per vector: the row max m (mrow) and the float64 row sum l (lrow) take in the tile, alpha
+ * gets exp(m_old - m_new) (the factor by which earlier sums shrink), and st is left holding
+ * P = exp(s - m_new), times the keep mask with dropout. NaN scores are passed over by the max but
+ * make l NaN. The forward and splitLargeLse both go through here, so they get the same m and l.
+ */
+function softmaxTile(
+  st: usize, Brw: i32, Bcw: i32, j0: i32, mrow: usize, lrow: usize, alpha: usize, dropOn: bool, rs: usize, thr: v128,
+): void {
+  const rowBytes = <usize>Brw << 2;
+  const zero = f32x4.splat(0);
+  const ninf = f32x4.splat(-Infinity);
+  for (let c = 0; c < Brw; c += 4) {
+    const cOff = <usize>c << 2;
+    const mOld = v128.load(mrow + cOff);
+    let mx = mOld;
+    let p = st + cOff;
+    for (let jj = 0; jj < Bcw; jj++) {
+      mx = f32x4.pmax(mx, v128.load(p));
+      p += rowBytes;
+    }
+    const mSafe = v128.bitselect(zero, mx, f32x4.eq(mx, ninf));
+    v128.store(alpha + cOff, vexp(f32x4.sub(mOld, mSafe)));
+    v128.store(mrow + cOff, mx);
+    // the row sums l are kept in float64 (see the end of attFwdTask); two keys per turn (Bcw is a
+    // multiple of 8), which pays for the widening
+    let sum0 = f64x2.splat(0), sum1 = sum0;
+    p = st + cOff;
+    if (dropOn) {
+      const states = v128.load(rs + cOff);
+      for (let jj = 0; jj < Bcw; jj += 2) {
+        const e = vexp(f32x4.sub(v128.load(p), mSafe));
+        const f = vexp(f32x4.sub(v128.load(p + rowBytes), mSafe));
+        sum0 = f64x2.add(sum0, f64x2.add(widenLo(e), widenLo(f)));
+        sum1 = f64x2.add(sum1, f64x2.add(widenHi(e), widenHi(f)));
+        v128.store(p, v128.and(e, vkeep(states, j0 + jj, thr)));
+        v128.store(p + rowBytes, v128.and(f, vkeep(states, j0 + jj + 1, thr)));
+        p += rowBytes << 1;
+      }
+    } else {
+      for (let jj = 0; jj < Bcw; jj += 2) {
+        const e = vexp(f32x4.sub(v128.load(p), mSafe));
+        const f = vexp(f32x4.sub(v128.load(p + rowBytes), mSafe));
+        sum0 = f64x2.add(sum0, f64x2.add(widenLo(e), widenLo(f)));
+        sum1 = f64x2.add(sum1, f64x2.add(widenHi(e), widenHi(f)));
+        v128.store(p, e);
+        v128.store(p + rowBytes, f);
+        p += rowBytes << 1;
+      }
+    }
+    const lp = lrow + (<usize>c << 3);
+    const al = v128.load(alpha + cOff);
+    v128.store(lp, f64x2.add(f64x2.mul(v128.load(lp), widenLo(al)), sum0));
+    v128.store(lp, f64x2.add(f64x2.mul(v128.load(lp, 16), widenHi(al)), sum1), 16);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-thread scratch. Each layout is one list of parts (sizes in floats, in order); the address of a
+// part and the total come from the same function, so the host's allocation (the exported
+// *_scratch_floats) and the tasks' carving cannot drift apart.
+// ---------------------------------------------------------------------------------------------
+
+/** Offset in floats of part `part` of a layout whose parts, in order, have sizes s0, s1, ... floats. */
+// @ts-ignore: decorator
+@inline function partAt(
+  part: i32, s0: i32, s1: i32, s2: i32, s3: i32, s4: i32 = 0, s5: i32 = 0, s6: i32 = 0, s7: i32 = 0, s8: i32 = 0,
+): i32 {
+  let at = 0;
+  if (part > 0) at += s0;
+  if (part > 1) at += s1;
+  if (part > 2) at += s2;
+  if (part > 3) at += s3;
+  if (part > 4) at += s4;
+  if (part > 5) at += s5;
+  if (part > 6) at += s6;
+  if (part > 7) at += s7;
+  if (part > 8) at += s8;
+  return at;
+}
+
+// forward: qt [Ep][Br] | st [Bc][Br] | oa [Br][Evp] | m [Br] | l [Br] f64 | alpha [Br] | rs [Br] | lim [Br]
+const F_QT: i32 = 0, F_ST: i32 = 1, F_OA: i32 = 2, F_M: i32 = 3, F_L: i32 = 4, F_ALPHA: i32 = 5, F_RS: i32 = 6, F_LIM: i32 = 7, F_END: i32 = 8;
+
+// @ts-ignore: decorator
+@inline function fwdPart(part: i32, Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
+  return partAt(part, Ep * Br, Bc * Br, Br * Evp, Br, 2 * Br, Br, Br, Br);
+}
+
+/** The DQ_RING pending dQ tiles of a backward task (see flushDq). */
+const DQ_RING: i32 = 8;
+
+// backward: st [Bc][Br] | dpt [Bc][Br] | dk [Bc][Ep] | dv [Bc][Evp] | rs [Br] | lim [Br] |
+//           ring [DQ_RING][Br][Ep] | meta [DQ_RING] x 2 i32 | exact 4 f64
+const B_ST: i32 = 0, B_DPT: i32 = 1, B_DK: i32 = 2, B_DV: i32 = 3, B_RS: i32 = 4, B_LIM: i32 = 5, B_RING: i32 = 6, B_META: i32 = 7, B_EXACT: i32 = 8, B_END: i32 = 9;
+
+// @ts-ignore: decorator
+@inline function bwdPart(part: i32, Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
+  return partAt(part, Bc * Br, Bc * Br, Bc * Ep, Bc * Evp, Br, Br, DQ_RING * Br * Ep, 2 * DQ_RING, 8);
+}
+
+// backward prep (splitLargeLse): st [Bc][Br] | lim [Br] | m [Br] | l [Br] f64 | alpha [Br]
+const P_ST: i32 = 0, P_LIM: i32 = 1, P_M: i32 = 2, P_L: i32 = 3, P_ALPHA: i32 = 4, P_END: i32 = 5;
+
+// @ts-ignore: decorator
+@inline function prepPart(part: i32, Br: i32, Bc: i32): i32 {
+  return partAt(part, Bc * Br, Br, Br, 2 * Br, Br);
+}
+
 /** Scratch floats one forward task needs. */
 export function fwdScratchFloats(Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
-  return Ep * Br + Bc * Br + Br * Evp + 7 * Br + 16;
+  return fwdPart(F_END, Br, Bc, Ep, Evp);
 }
 
-/** Scratch floats one backward task needs. */
+/** Scratch floats one backward task (prep or main) needs. */
 export function bwdScratchFloats(Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
-  return 2 * Bc * Br + Bc * Ep + Bc * Evp + 2 * Br + DQ_RING * Br * Ep + 2 * DQ_RING + 8 + 16;
+  const main = bwdPart(B_END, Br, Bc, Ep, Evp), prep = prepPart(P_END, Br, Bc);
+  return main > prep ? main : prep;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Forward
+// ---------------------------------------------------------------------------------------------
 
 export function attFwdTask(job: usize, t: i32, tid: i32): void {
-  const G0 = prm(job, A_G0);
-  const H = prm(job, A_H), Hkv = prm(job, A_HKV), L = prm(job, A_L), S = prm(job, A_S);
-  const Lp = prm(job, A_LP), Sp = prm(job, A_SP), Ep = prm(job, A_EP), Evp = prm(job, A_EVP);
-  const Br = prm(job, A_BR), Bc = prm(job, A_BC), off = prm(job, A_CAUSAL_OFF);
-  const scale = prmf(job, A_SCALE);
-  const maskKind = prm(job, A_MASK_KIND);
-  const dropOn = prm(job, A_DROP_ON) != 0;
+  const a = attJob(job);
+  const H = a.H, Hkv = a.Hkv, L = a.L, S = a.S;
+  const Lp = a.Lp, Sp = a.Sp, Ep = a.Ep, Evp = a.Evp, Br = a.Br, Bc = a.Bc;
+  const dropOn = a.dropOn != 0;
   const G = H / Hkv;
   const nI = (Lp + Br - 1) / Br;
 
@@ -145,107 +256,58 @@ export function attFwdTask(job: usize, t: i32, tid: i32): void {
   const hl = t / nI;
   const i = nI - 1 - (t - hl * nI);
   const gl = hl / G, hh = hl - gl * G;
-  const g = G0 + gl;
+  const g = a.G0 + gl;
   const b = g / Hkv, kvh = g - b * Hkv;
   const h = kvh * G + hh;
   const i0 = i * Br;
   const Brw = imin(Br, Lp - i0);
 
-  const q = ptr(job, A_Q) + (<usize>((hl * Lp + i0) * Ep) << 2);
-  const kbase = ptr(job, A_K) + (<usize>(gl * Sp * Ep) << 2);
-  const vbase = ptr(job, A_V) + (<usize>(gl * Sp * Evp) << 2);
-  const o = ptr(job, A_O) + (<usize>((hl * Lp + i0) * Evp) << 2);
-  const rowMax = ptr(job, A_ROW_MAX) + (<usize>(hl * Lp + i0) << 2);
-  const rowSum = ptr(job, A_ROW_SUM) + (<usize>(hl * Lp + i0) << 3);
+  const q = <usize>a.q + (<usize>((hl * Lp + i0) * Ep) << 2);
+  const kbase = <usize>a.k + (<usize>(gl * Sp * Ep) << 2);
+  const vbase = <usize>a.v + (<usize>(gl * Sp * Evp) << 2);
+  const o = <usize>a.o + (<usize>((hl * Lp + i0) * Evp) << 2);
+  const rowMax = <usize>a.rowMax + (<usize>(hl * Lp + i0) << 2);
+  const rowSum = <usize>a.rowSum + (<usize>(hl * Lp + i0) << 3);
 
-  const sc = ptr(job, J_SCRATCH - J_PARAMS) + <usize>tid * ptr(job, J_SCRATCH_STRIDE - J_PARAMS);
-  const qt = sc;
-  const st = qt + (<usize>(Ep * Br) << 2);
-  const oa = st + (<usize>(Bc * Br) << 2);
-  const mrow = oa + (<usize>(Br * Evp) << 2);
-  const lrow = mrow + (<usize>Br << 2); // float64
-  const alpha = lrow + (<usize>Br << 3);
-  const rs = alpha + (<usize>Br << 2);
-  const lim = rs + (<usize>Br << 2);
+  const sc = scratchOf(job, tid);
+  const qt = sc + (<usize>fwdPart(F_QT, Br, Bc, Ep, Evp) << 2);
+  const st = sc + (<usize>fwdPart(F_ST, Br, Bc, Ep, Evp) << 2);
+  const oa = sc + (<usize>fwdPart(F_OA, Br, Bc, Ep, Evp) << 2);
+  const mrow = sc + (<usize>fwdPart(F_M, Br, Bc, Ep, Evp) << 2);
+  const lrow = sc + (<usize>fwdPart(F_L, Br, Bc, Ep, Evp) << 2); // float64
+  const alpha = sc + (<usize>fwdPart(F_ALPHA, Br, Bc, Ep, Evp) << 2);
+  const rs = sc + (<usize>fwdPart(F_RS, Br, Bc, Ep, Evp) << 2);
+  const lim = sc + (<usize>fwdPart(F_LIM, Br, Bc, Ep, Evp) << 2);
 
   // Q block transposed and scaled: qt[e][ii] = scale * q[ii][e], so the scores come out scaled
-  packScaledTranspose(qt, q, Brw, Ep, scale);
+  packScaledTranspose(qt, q, Brw, Ep, a.scale);
   for (let ii = 0; ii < Brw; ii++) {
     store<f32>(mrow + (<usize>ii << 2), -Infinity);
     store<f64>(lrow + (<usize>ii << 3), 0);
   }
   memory.fill(oa, 0, <usize>(Brw * Evp) << 2);
-  fillLimits(lim, i0, Brw, S, off);
-  const seed = <u32>prm(job, A_DROP_SEED);
-  if (dropOn) fillRowStates(rs, seed, (b * H + h) * L + i0, Brw);
-  const thr = i32x4.splat(prm(job, A_DROP_THR));
+  fillLimits(lim, i0, Brw, S, a.causalOff);
+  if (dropOn) fillRowStates(rs, a.dropSeed, (b * H + h) * L + i0, Brw);
+  const thr = i32x4.splat(<i32>a.dropThr);
 
-  const limMin = load<i32>(lim), limMax = load<i32>(lim + (<usize>(Brw - 1) << 2));
-  const nJ = limMax < 0 ? 0 : limMax / Bc + 1;
+  const nJ = keyBlocks(lim, Brw, Bc);
   const rowBytes = <usize>Brw << 2;
-  const zero = f32x4.splat(0);
-  const ninf = f32x4.splat(-Infinity);
 
   for (let j = 0; j < nJ; j++) {
     const j0 = j * Bc;
     const Bcw = imin(Bc, Sp - j0);
     // S^T = K_j . Q_i^T  (Bcw x Brw)
-    gemm(st, rowBytes, kbase + (<usize>(j0 * Ep) << 2), <usize>Ep << 2, 4, qt, rowBytes, Bcw, Brw, Ep, false);
-    if (maskKind != 0) applyMask(job, st, Brw, Bcw, i0, j0, b, h);
-    if (j0 + Bcw - 1 > limMin) applyLimits(st, Brw, Bcw, j0, lim);
+    scoreTile(a, st, kbase + (<usize>(j0 * Ep) << 2), qt, Brw, Bcw, i0, j0, b, h, lim);
 
-    // online softmax, 4 queries per vector
-    for (let c = 0; c < Brw; c += 4) {
-      const cOff = <usize>c << 2;
-      const mOld = v128.load(mrow + cOff);
-      let mx = mOld;
-      let p = st + cOff;
-      for (let jj = 0; jj < Bcw; jj++) {
-        mx = f32x4.pmax(mx, v128.load(p));
-        p += rowBytes;
-      }
-      const mSafe = v128.bitselect(zero, mx, f32x4.eq(mx, ninf));
-      v128.store(alpha + cOff, vexp(f32x4.sub(mOld, mSafe)));
-      v128.store(mrow + cOff, mx);
-      // the row sums l are kept in float64 (see the end of this function); two keys per turn (Bcw is a
-      // multiple of 8), which pays for the widening
-      let sum0 = f64x2.splat(0), sum1 = sum0;
-      p = st + cOff;
-      if (dropOn) {
-        const states = v128.load(rs + cOff);
-        for (let jj = 0; jj < Bcw; jj += 2) {
-          const e = vexp(f32x4.sub(v128.load(p), mSafe));
-          const f = vexp(f32x4.sub(v128.load(p + rowBytes), mSafe));
-          sum0 = f64x2.add(sum0, f64x2.add(widenLo(e), widenLo(f)));
-          sum1 = f64x2.add(sum1, f64x2.add(widenHi(e), widenHi(f)));
-          v128.store(p, v128.and(e, vkeep(states, j0 + jj, thr)));
-          v128.store(p + rowBytes, v128.and(f, vkeep(states, j0 + jj + 1, thr)));
-          p += rowBytes << 1;
-        }
-      } else {
-        for (let jj = 0; jj < Bcw; jj += 2) {
-          const e = vexp(f32x4.sub(v128.load(p), mSafe));
-          const f = vexp(f32x4.sub(v128.load(p + rowBytes), mSafe));
-          sum0 = f64x2.add(sum0, f64x2.add(widenLo(e), widenLo(f)));
-          sum1 = f64x2.add(sum1, f64x2.add(widenHi(e), widenHi(f)));
-          v128.store(p, e);
-          v128.store(p + rowBytes, f);
-          p += rowBytes << 1;
-        }
-      }
-      const lp = lrow + (<usize>c << 3);
-      const a = v128.load(alpha + cOff);
-      v128.store(lp, f64x2.add(f64x2.mul(v128.load(lp), widenLo(a)), sum0));
-      v128.store(lp, f64x2.add(f64x2.mul(v128.load(lp, 16), widenHi(a)), sum1), 16);
-    }
+    softmaxTile(st, Brw, Bcw, j0, mrow, lrow, alpha, dropOn, rs, thr);
     // O = diag(alpha) O + P V_j
     if (j > 0) {
       for (let ii = 0; ii < Brw; ii++) {
-        const a = v128.load32_splat(alpha + (<usize>ii << 2));
+        const al = v128.load32_splat(alpha + (<usize>ii << 2));
         const row = oa + (<usize>(ii * Evp) << 2);
         for (let e = 0; e < Evp; e += 4) {
           const at = row + (<usize>e << 2);
-          v128.store(at, f32x4.mul(v128.load(at), a));
+          v128.store(at, f32x4.mul(v128.load(at), al));
         }
       }
     }
@@ -256,19 +318,20 @@ export function attFwdTask(job: usize, t: i32, tid: i32): void {
   // forms lse = m + log(l) in float64, since float32 could not hold it to better than ulp(m) (3e-5 at
   // |m| ~ 300). l is summed in float64 and out rounded once: backward's D = rowsum(dO * out) must be
   // as exact as float32 storage allows, since where a row's softmax is nearly one-hot every error in
-  // D goes straight into the (small) gradients dq and dk.
-  const inv = dropOn ? <f64>prmf(job, A_DROP_INV) : 1.0;
+  // D goes straight into the (small) gradients dq and dk. l = 0 exactly when the row sees no key
+  // (then out = 0); a NaN score makes l NaN, and out NaN with it.
+  const inv = dropOn ? <f64>a.dropInv : 1.0;
   memory.copy(rowMax, mrow, rowBytes);
   memory.copy(rowSum, lrow, rowBytes << 1);
   for (let ii = 0; ii < Brw; ii++) {
-    const m = load<f32>(mrow + (<usize>ii << 2));
+    const l = load<f64>(lrow + (<usize>ii << 3));
     const dst = o + (<usize>(ii * Evp) << 2);
     const src = oa + (<usize>(ii * Evp) << 2);
-    if (m == -Infinity) {
+    if (l == 0) {
       memory.fill(dst, 0, <usize>Evp << 2);
       continue;
     }
-    const f = f64x2.splat(inv / load<f64>(lrow + (<usize>ii << 3)));
+    const f = f64x2.splat(inv / l);
     for (let e = 0; e < Evp; e += 4) {
       const x = v128.load(src + (<usize>e << 2));
       v128.store(dst + (<usize>e << 2), narrow(f64x2.mul(widenLo(x), f), f64x2.mul(widenHi(x), f)));
@@ -276,21 +339,88 @@ export function attFwdTask(job: usize, t: i32, tid: i32): void {
   }
 }
 
-/** Backward prep, task (head, query block): Q^T (scaled) and dO^T of the block. */
-export function attBwdPrepTask(job: usize, t: i32): void {
-  const scale = prmf(job, A_SCALE);
-  const Lp = prm(job, A_LP), Ep = prm(job, A_EP), Evp = prm(job, A_EVP), Br = prm(job, A_BR);
+// ---------------------------------------------------------------------------------------------
+// Backward
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * |lse| from which the staged lse = hi + lo no longer gives P = exp(s - lse) to float32 accuracy:
+ * float64 holds lse = m + log(l) to ulp/2 = 2^-26 below 2^28, and loses log(l) entirely next to
+ * |m| ~ 1e16 (then every key tied at the maximum would get P = 1 instead of 1 / ties).
+ */
+const LSE_SPLIT: f32 = 268435456.0; // 2^28
+
+/**
+ * For the rows of query block (hl, i0) whose staged |lse| is at least LSE_SPLIT (and finite: a row
+ * that sees no key stages +Infinity), m and l again from the scores, exactly as the forward formed
+ * them (the same tiles through softmaxTile), staged as hi = m, lo = log(l): then
+ * (s - hi) - lo keeps log(l) whatever the size of m. Such rows only come from huge finite masks
+ * (-1e30, or -3.4e38 as Hugging Face models use), so the extra pass over their scores is rare.
+ */
+function splitLargeLse(a: AttJob, sc: usize, hl: i32, i0: i32, Brw: i32): void {
+  const Lp = a.Lp, Sp = a.Sp, Ep = a.Ep, Br = a.Br, Bc = a.Bc;
+  const hiRow = <usize>a.lseHi + (<usize>(hl * Lp + i0) << 2);
+  const loRow = <usize>a.lseLo + (<usize>(hl * Lp + i0) << 2);
+  let any = false;
+  for (let ii = 0; ii < Brw; ii++) {
+    const x = abs<f32>(load<f32>(hiRow + (<usize>ii << 2)));
+    if (x >= LSE_SPLIT && x != Infinity) any = true;
+  }
+  if (!any) return;
+
+  const G = a.H / a.Hkv;
+  const gl = hl / G, hh = hl - gl * G;
+  const g = a.G0 + gl;
+  const b = g / a.Hkv, kvh = g - b * a.Hkv;
+  const h = kvh * G + hh;
+  const kbase = <usize>a.k + (<usize>(gl * Sp * Ep) << 2);
+  const qt = <usize>a.qt + (<usize>((hl * Lp + i0) * Ep) << 2);
+  const st = sc + (<usize>prepPart(P_ST, Br, Bc) << 2);
+  const lim = sc + (<usize>prepPart(P_LIM, Br, Bc) << 2);
+  const mrow = sc + (<usize>prepPart(P_M, Br, Bc) << 2);
+  const lrow = sc + (<usize>prepPart(P_L, Br, Bc) << 2); // float64
+  const alpha = sc + (<usize>prepPart(P_ALPHA, Br, Bc) << 2);
+  fillLimits(lim, i0, Brw, a.S, a.causalOff);
+  const nJ = keyBlocks(lim, Brw, Bc);
+  for (let ii = 0; ii < Brw; ii++) {
+    store<f32>(mrow + (<usize>ii << 2), -Infinity);
+    store<f64>(lrow + (<usize>ii << 3), 0);
+  }
+  for (let j = 0; j < nJ; j++) {
+    const j0 = j * Bc;
+    const Bcw = imin(Bc, Sp - j0);
+    scoreTile(a, st, kbase + (<usize>(j0 * Ep) << 2), qt, Brw, Bcw, i0, j0, b, h, lim);
+    softmaxTile(st, Brw, Bcw, j0, mrow, lrow, alpha, false, 0, i32x4.splat(0));
+  }
+  for (let ii = 0; ii < Brw; ii++) {
+    const x = abs<f32>(load<f32>(hiRow + (<usize>ii << 2)));
+    if (x < LSE_SPLIT || x == Infinity) continue;
+    const l = load<f64>(lrow + (<usize>ii << 3));
+    const noKey = l == 0; // only if lse did not come from these scores
+    store<f32>(hiRow + (<usize>ii << 2), noKey ? Infinity : load<f32>(mrow + (<usize>ii << 2)));
+    store<f32>(loRow + (<usize>ii << 2), noKey ? 0 : Mathf.log(<f32>l));
+  }
+}
+
+/**
+ * Backward prep, task (head, query block): Q^T (scaled) and dO^T of the block, and m, l again for
+ * its rows with a huge lse (splitLargeLse).
+ */
+export function attBwdPrepTask(job: usize, t: i32, tid: i32): void {
+  const a = attJob(job);
+  const Lp = a.Lp, Ep = a.Ep, Evp = a.Evp, Br = a.Br;
   const nI = (Lp + Br - 1) / Br;
   const hl = t / nI;
   const i = t - hl * nI;
   const i0 = i * Br;
   const Brw = imin(Br, Lp - i0);
-  const q = ptr(job, A_Q) + (<usize>((hl * Lp + i0) * Ep) << 2);
-  const qt = ptr(job, A_QT) + (<usize>((hl * Lp + i0) * Ep) << 2);
-  const dO = ptr(job, A_DO) + (<usize>((hl * Lp + i0) * Evp) << 2);
-  const dOt = ptr(job, A_DOT) + (<usize>((hl * Lp + i0) * Evp) << 2);
-  packScaledTranspose(qt, q, Brw, Ep, scale);
+  const q = <usize>a.q + (<usize>((hl * Lp + i0) * Ep) << 2);
+  const qt = <usize>a.qt + (<usize>((hl * Lp + i0) * Ep) << 2);
+  const dO = <usize>a.dO + (<usize>((hl * Lp + i0) * Evp) << 2);
+  const dOt = <usize>a.dOt + (<usize>((hl * Lp + i0) * Evp) << 2);
+  packScaledTranspose(qt, q, Brw, Ep, a.scale);
   packScaledTranspose(dOt, dO, Brw, Evp, 1);
+  splitLargeLse(a, scratchOf(job, tid), hl, i0, Brw);
 }
 
 /**
@@ -312,36 +442,42 @@ function exactDp(dst: usize, dOt: usize, rowBytes: usize, v: usize, Evp: i32): v
 }
 
 /**
- * Waits until `j` earlier key blocks have added into the dQ block behind counter `cnt`, spinning.
+ * Waits until `j` earlier key blocks have added into the dQ block behind counter `cnt`, spinning;
+ * false if a task of the job failed meanwhile (that block's turn may never come).
  * Not memory.atomic.wait32: in V8 11 (Node 20) its Liftoff (baseline-tier) code made later dQ
  * additions land out of order now and then (test/kernels-stress.test.ts reproduced lost updates with
  * Liftoff only, never with TurboFan only, and never without the wait). The ring below keeps waits rare.
  */
-function waitTurn(cnt: usize, j: i32): void {
+function waitTurn(job: usize, cnt: usize, j: i32): bool {
   while (atomic.load<i32>(cnt) != j) {
-    // spin
+    if (jobFailed(job)) return false;
   }
+  return true;
 }
 
-/**
+/*
  * dQ contributions of one key-block task wait in a ring of DQ_RING tiles until their turn comes, so a
  * thread stalls only when it is DQ_RING tiles ahead of the key block before it (not at every tile):
  * threads stay decoupled when one of them is descheduled for a while.
  */
-const DQ_RING: i32 = 8;
 
-/** Adds the oldest pending dQ tile into dQ when its turn has come (or waits for it if `block`). */
+/**
+ * Adds the oldest pending dQ tile into dQ when its turn has come, or waits for it if `block`. False
+ * when not added: its turn has not come (without `block`), or the job failed (with it).
+ */
 function flushDq(job: usize, ring: usize, meta: usize, head: i32, j: i32, block: bool): bool {
-  const Lp = prm(job, A_LP), Ep = prm(job, A_EP), Br = prm(job, A_BR);
+  const a = attJob(job);
+  const Lp = a.Lp, Ep = a.Ep, Br = a.Br;
   const nI = (Lp + Br - 1) / Br;
   const hl = load<i32>(meta + (<usize>head << 3));
   const i = load<i32>(meta + (<usize>head << 3), 4);
-  const cnt = ptr(job, A_CNT) + (<usize>(hl * nI + i) << 2);
-  if (block) waitTurn(cnt, j);
-  else if (atomic.load<i32>(cnt) != j) return false;
+  const cnt = <usize>a.cnt + (<usize>(hl * nI + i) << 2);
+  if (block) {
+    if (!waitTurn(job, cnt, j)) return false;
+  } else if (atomic.load<i32>(cnt) != j) return false;
   const i0 = i * Br;
   const n = imin(Br, Lp - i0) * Ep;
-  const dst = ptr(job, A_DQ) + (<usize>((hl * Lp + i0) * Ep) << 2);
+  const dst = <usize>a.dq + (<usize>((hl * Lp + i0) * Ep) << 2);
   const src = ring + (<usize>(head * Br * Ep) << 2);
   for (let e = 0; e < n; e += 4) {
     const at = dst + (<usize>e << 2);
@@ -352,46 +488,42 @@ function flushDq(job: usize, ring: usize, meta: usize, head: i32, j: i32, block:
 }
 
 export function attBwdTask(job: usize, t: i32, tid: i32): void {
-  const G0 = prm(job, A_G0);
-  const H = prm(job, A_H), Hkv = prm(job, A_HKV), L = prm(job, A_L), S = prm(job, A_S);
-  const Lp = prm(job, A_LP), Sp = prm(job, A_SP), Ep = prm(job, A_EP), Evp = prm(job, A_EVP);
-  const Br = prm(job, A_BR), Bc = prm(job, A_BC), off = prm(job, A_CAUSAL_OFF);
-  const scale = prmf(job, A_SCALE);
-  const maskKind = prm(job, A_MASK_KIND);
-  const dropOn = prm(job, A_DROP_ON) != 0;
+  const a = attJob(job);
+  const H = a.H, Hkv = a.Hkv, L = a.L, S = a.S;
+  const Lp = a.Lp, Sp = a.Sp, Ep = a.Ep, Evp = a.Evp, Br = a.Br, Bc = a.Bc, off = a.causalOff;
+  const dropOn = a.dropOn != 0;
   const G = H / Hkv;
   const nI = (Lp + Br - 1) / Br;
   const nJ = (Sp + Bc - 1) / Bc;
 
   const gl = t / nJ;
   const j = t - gl * nJ;
-  const g = G0 + gl;
+  const g = a.G0 + gl;
   const b = g / Hkv, kvh = g - b * Hkv;
   const j0 = j * Bc;
   const Bcw = imin(Bc, Sp - j0);
 
-  const kb = ptr(job, A_K) + (<usize>((gl * Sp + j0) * Ep) << 2);
-  const vb = ptr(job, A_V) + (<usize>((gl * Sp + j0) * Evp) << 2);
+  const kb = <usize>a.k + (<usize>((gl * Sp + j0) * Ep) << 2);
+  const vb = <usize>a.v + (<usize>((gl * Sp + j0) * Evp) << 2);
 
-  const sc = ptr(job, J_SCRATCH - J_PARAMS) + <usize>tid * ptr(job, J_SCRATCH_STRIDE - J_PARAMS);
-  const st = sc;
-  const dpt = st + (<usize>(Bc * Br) << 2);
-  const dk = dpt + (<usize>(Bc * Br) << 2);
-  const dv = dk + (<usize>(Bc * Ep) << 2);
-  const rs = dv + (<usize>(Bc * Evp) << 2);
-  const lim = rs + (<usize>Br << 2);
-  const ring = lim + (<usize>Br << 2);
-  const meta = ring + (<usize>(DQ_RING * Br * Ep) << 2);
-  const exact = meta + (<usize>DQ_RING << 3); // 4 float64s
+  const sc = scratchOf(job, tid);
+  const st = sc + (<usize>bwdPart(B_ST, Br, Bc, Ep, Evp) << 2);
+  const dpt = sc + (<usize>bwdPart(B_DPT, Br, Bc, Ep, Evp) << 2);
+  const dk = sc + (<usize>bwdPart(B_DK, Br, Bc, Ep, Evp) << 2);
+  const dv = sc + (<usize>bwdPart(B_DV, Br, Bc, Ep, Evp) << 2);
+  const rs = sc + (<usize>bwdPart(B_RS, Br, Bc, Ep, Evp) << 2);
+  const lim = sc + (<usize>bwdPart(B_LIM, Br, Bc, Ep, Evp) << 2);
+  const ring = sc + (<usize>bwdPart(B_RING, Br, Bc, Ep, Evp) << 2);
+  const meta = sc + (<usize>bwdPart(B_META, Br, Bc, Ep, Evp) << 2);
+  const exact = sc + (<usize>bwdPart(B_EXACT, Br, Bc, Ep, Evp) << 2); // 4 float64s
   let head = 0, pending = 0;
   memory.fill(dk, 0, <usize>(Bcw * Ep) << 2);
   memory.fill(dv, 0, <usize>(Bcw * Evp) << 2);
 
-  const seed = <u32>prm(job, A_DROP_SEED);
-  const thr = i32x4.splat(prm(job, A_DROP_THR));
-  const invV32 = f32x4.splat(prmf(job, A_DROP_INV));
-  const invV = f64x2.splat(<f64>prmf(job, A_DROP_INV));
-  const scaleV = f32x4.splat(scale);
+  const thr = i32x4.splat(<i32>a.dropThr);
+  const invV32 = f32x4.splat(a.dropInv);
+  const invV = f64x2.splat(<f64>a.dropInv);
+  const scaleV = f32x4.splat(a.scale);
   const peakV = f32x4.splat(0.25);
   const lFirst = j0 - off > 0 ? j0 - off : 0;
   const iStart = lFirst / Br;
@@ -404,23 +536,20 @@ export function attBwdTask(job: usize, t: i32, tid: i32): void {
       const Brw = imin(Br, Lp - i0);
       const rowBytes = <usize>Brw << 2;
       fillLimits(lim, i0, Brw, S, off);
-      const limMin = load<i32>(lim);
-      if (dropOn) fillRowStates(rs, seed, (b * H + h) * L + i0, Brw);
+      if (dropOn) fillRowStates(rs, a.dropSeed, (b * H + h) * L + i0, Brw);
 
       // S^T = K_j . Q_i^T and dP^T = V_j . dO_i^T  (Bcw x Brw each)
-      const dOt = ptr(job, A_DOT) + (<usize>((hl * Lp + i0) * Evp) << 2);
-      gemm(st, rowBytes, kb, <usize>Ep << 2, 4, ptr(job, A_QT) + (<usize>((hl * Lp + i0) * Ep) << 2), rowBytes, Bcw, Brw, Ep, false);
-      if (maskKind != 0) applyMask(job, st, Brw, Bcw, i0, j0, b, h);
-      if (j0 + Bcw - 1 > limMin) applyLimits(st, Brw, Bcw, j0, lim);
+      const dOt = <usize>a.dOt + (<usize>((hl * Lp + i0) * Evp) << 2);
+      scoreTile(a, st, kb, <usize>a.qt + (<usize>((hl * Lp + i0) * Ep) << 2), Brw, Bcw, i0, j0, b, h, lim);
       gemm(dpt, rowBytes, vb, <usize>Evp << 2, 4, dOt, rowBytes, Bcw, Brw, Evp, false);
 
       // P = exp((s - lseHi) - lseLo); dS = scale * P * (dP - D); st <- dropped P, dpt <- dS.
       // Where P > 1/4 (a peak of the row), dP - D is formed in float64 from a float64 dP (exactDp):
       // near a one-hot row dP and D agree to many digits there, and float32 would leave only their
       // rounding errors. Below 1/4 what a peak cancels is mild: a factor 1 / (1 - P) < 4/3.
-      const hiRow = ptr(job, A_LSE) + (<usize>(hl * Lp + i0) << 2);
-      const loRow = ptr(job, A_LSE_LO) + (<usize>(hl * Lp + i0) << 2);
-      const dRow = ptr(job, A_D) + (<usize>(hl * Lp + i0) << 3);
+      const hiRow = <usize>a.lseHi + (<usize>(hl * Lp + i0) << 2);
+      const loRow = <usize>a.lseLo + (<usize>(hl * Lp + i0) << 2);
+      const dRow = <usize>a.D + (<usize>(hl * Lp + i0) << 3);
       for (let c = 0; c < Brw; c += 4) {
         const cOff = <usize>c << 2;
         const hiV = v128.load(hiRow + cOff), loV = v128.load(loRow + cOff);
@@ -460,12 +589,12 @@ export function attBwdTask(job: usize, t: i32, tid: i32): void {
         }
       }
       // dV_j += P^T dO_i ; dK_j += dS^T Q_i
-      gemm(dv, <usize>Evp << 2, st, rowBytes, 4, ptr(job, A_DO) + (<usize>((hl * Lp + i0) * Evp) << 2), <usize>Evp << 2, Bcw, Evp, Brw, true);
-      gemm(dk, <usize>Ep << 2, dpt, rowBytes, 4, ptr(job, A_Q) + (<usize>((hl * Lp + i0) * Ep) << 2), <usize>Ep << 2, Bcw, Ep, Brw, true);
+      gemm(dv, <usize>Evp << 2, st, rowBytes, 4, <usize>a.dO + (<usize>((hl * Lp + i0) * Evp) << 2), <usize>Evp << 2, Bcw, Evp, Brw, true);
+      gemm(dk, <usize>Ep << 2, dpt, rowBytes, 4, <usize>a.q + (<usize>((hl * Lp + i0) * Ep) << 2), <usize>Ep << 2, Bcw, Ep, Brw, true);
       // dQ_i += dS K_j, added in key-block order: the tile goes to the ring, tiles whose turn has come
       // are flushed; a full ring waits for its oldest
       if (pending == DQ_RING) {
-        flushDq(job, ring, meta, head, j, true);
+        if (!flushDq(job, ring, meta, head, j, true)) return;
         head = head + 1 == DQ_RING ? 0 : head + 1;
         pending--;
       }
@@ -481,10 +610,10 @@ export function attBwdTask(job: usize, t: i32, tid: i32): void {
     }
   }
   while (pending > 0) {
-    flushDq(job, ring, meta, head, j, true);
+    if (!flushDq(job, ring, meta, head, j, true)) return;
     head = head + 1 == DQ_RING ? 0 : head + 1;
     pending--;
   }
-  memory.copy(ptr(job, A_DK) + (<usize>((gl * Sp + j0) * Ep) << 2), dk, <usize>(Bcw * Ep) << 2);
-  memory.copy(ptr(job, A_DV) + (<usize>((gl * Sp + j0) * Evp) << 2), dv, <usize>(Bcw * Evp) << 2);
+  memory.copy(<usize>a.dk + (<usize>((gl * Sp + j0) * Ep) << 2), dk, <usize>(Bcw * Ep) << 2);
+  memory.copy(<usize>a.dv + (<usize>((gl * Sp + j0) * Evp) << 2), dv, <usize>(Bcw * Evp) << 2);
 }

@@ -1,10 +1,12 @@
 // Entry point of the kernels module. The JavaScript side (src/kernels/wasm/) stages operands in the
 // shared linear memory, writes a job descriptor at JOB_BASE and has every participating thread call
-// run_tasks(tid); threads grab task indices from the descriptor's atomic counter until none are left.
+// run_tasks(tid); threads grab task indices from the descriptor's atomic counter until none are left,
+// or until a task has failed on some thread (the host then sets J_FAILED; see src/kernels/wasm/runtime.ts).
 
 import {
   CTL_BASE, CTL_WORKER_TASKS, J_KIND, J_NEXT, J_NTASKS, JOB_BASE, K_ATT_BWD, K_ATT_BWD_PREP, K_ATT_FWD, K_MM, K_MM_PACK_B,
 } from "./layout";
+import { jobFailed } from "./job";
 import { attBwdPrepTask, attBwdTask, attFwdTask, bwdScratchFloats, fwdScratchFloats } from "./attention";
 import { mmPackBTask, mmScratchFloats, mmTask, MM_MB, MM_NB } from "./matmul";
 
@@ -13,13 +15,13 @@ export function run_tasks(tid: i32): void {
   const kind = load<i32>(job + (<usize>J_KIND << 2));
   const n = load<i32>(job + (<usize>J_NTASKS << 2));
   const next = job + (<usize>J_NEXT << 2);
-  while (true) {
+  while (!jobFailed(job)) {
     const t = atomic.add<i32>(next, 1);
     if (t >= n) break;
     if (tid > 0) atomic.add<i32>(<usize>CTL_BASE + (<usize>CTL_WORKER_TASKS << 2), 1);
     if (kind == K_ATT_FWD) attFwdTask(job, t, tid);
     else if (kind == K_ATT_BWD) attBwdTask(job, t, tid);
-    else if (kind == K_ATT_BWD_PREP) attBwdPrepTask(job, t);
+    else if (kind == K_ATT_BWD_PREP) attBwdPrepTask(job, t, tid);
     else if (kind == K_MM) mmTask(job, t, tid);
     else if (kind == K_MM_PACK_B) mmPackBTask(job, t);
   }

@@ -6,25 +6,13 @@
 //   4x8 register tile over the block. k is summed in increasing order inside one task, so results do not
 //   depend on the thread count.
 
-import {
-  J_PARAMS, J_SCRATCH, J_SCRATCH_STRIDE, MM_A, MM_ABATCH, MM_ACC, MM_B, MM_BATCH, MM_BBATCH, MM_BP, MM_C, MM_K,
-  MM_M, MM_MBLOCKS, MM_MP, MM_N, MM_NBLOCKS, MM_NP, MM_TRANSA, MM_TRANSB,
-} from "./layout";
+import { imin, mmJob, scratchOf } from "./job";
 import { tile4x8 } from "./simd";
 
 export const MM_MB: i32 = 64; // rows per task
 export const MM_NB: i32 = 256; // columns per task
 export const MM_KC: i32 = 256; // k block
 const PANELS_PER_PACK_TASK: i32 = 8;
-
-// @ts-ignore: decorator
-@inline function prm(job: usize, slot: i32): i32 {
-  return load<i32>(job + (<usize>(J_PARAMS + slot) << 2));
-}
-// @ts-ignore: decorator
-@inline function imin(a: i32, b: i32): i32 {
-  return a < b ? a : b;
-}
 
 /** Scratch floats one K_MM task needs (its packed rows of a). */
 export function mmScratchFloats(): i32 {
@@ -33,14 +21,15 @@ export function mmScratchFloats(): i32 {
 
 /** Task (b index, group of 8 panels): pack columns of b into [panel][k][8]. */
 export function mmPackBTask(job: usize, t: i32): void {
-  const n = prm(job, MM_N), np = prm(job, MM_NP), k = prm(job, MM_K);
-  const transB = prm(job, MM_TRANSB) != 0;
+  const mm = mmJob(job);
+  const n = mm.n, np = mm.np, k = mm.k;
+  const transB = mm.transB != 0;
   const panels = np >> 3;
   const groups = (panels + PANELS_PER_PACK_TASK - 1) / PANELS_PER_PACK_TASK;
   const bi = t / groups;
   const pg = t - bi * groups;
-  const src = <usize>prm(job, MM_B) + (<usize>bi * <usize>n * <usize>k << 2);
-  const dstBase = <usize>prm(job, MM_BP) + (<usize>bi * <usize>np * <usize>k << 2);
+  const src = <usize>mm.b + (<usize>bi * <usize>n * <usize>k << 2);
+  const dstBase = <usize>mm.bp + (<usize>bi * <usize>np * <usize>k << 2);
   const pEnd = imin(panels, (pg + 1) * PANELS_PER_PACK_TASK);
   for (let pn = pg * PANELS_PER_PACK_TASK; pn < pEnd; pn++) {
     const c0 = pn << 3;
@@ -114,10 +103,11 @@ function packA(ap: usize, a: usize, transA: bool, m: i32, k: i32, i0: i32, rows:
 }
 
 export function mmTask(job: usize, t: i32, tid: i32): void {
-  const m = prm(job, MM_M), mp = prm(job, MM_MP), np = prm(job, MM_NP), k = prm(job, MM_K);
-  const mb = prm(job, MM_MBLOCKS), nb = prm(job, MM_NBLOCKS);
-  const transA = prm(job, MM_TRANSA) != 0;
-  const acc = prm(job, MM_ACC) != 0;
+  const mm = mmJob(job);
+  const m = mm.m, mp = mm.mp, np = mm.np, k = mm.k;
+  const mb = mm.mBlocks, nb = mm.nBlocks;
+  const transA = mm.transA != 0;
+  const acc = mm.acc != 0;
   const per = mb * nb;
   const bi = t / per;
   const rem = t - bi * per;
@@ -125,13 +115,12 @@ export function mmTask(job: usize, t: i32, tid: i32): void {
   const ib = rem - jb * mb;
   const i0 = ib * MM_MB, n0 = jb * MM_NB;
   const Mw = imin(MM_MB, mp - i0), Nw = imin(MM_NB, np - n0);
-  void prm(job, MM_BATCH);
 
-  const a = <usize>prm(job, MM_A) + (<usize>(prm(job, MM_ABATCH) * bi) * <usize>m * <usize>k << 2);
-  const bp = <usize>prm(job, MM_BP) + (<usize>(prm(job, MM_BBATCH) * bi) * <usize>k * <usize>np << 2);
-  const c = <usize>prm(job, MM_C) + ((<usize>bi * <usize>mp * <usize>np + <usize>i0 * <usize>np + <usize>n0) << 2);
+  const a = <usize>mm.a + (<usize>(mm.aBatch * bi) * <usize>m * <usize>k << 2);
+  const bp = <usize>mm.bp + (<usize>(mm.bBatch * bi) * <usize>k * <usize>np << 2);
+  const c = <usize>mm.c + ((<usize>bi * <usize>mp * <usize>np + <usize>i0 * <usize>np + <usize>n0) << 2);
   const ldc = <usize>np << 2;
-  const ap = <usize>load<u32>(job + (<usize>J_SCRATCH << 2)) + <usize>tid * <usize>load<u32>(job + (<usize>J_SCRATCH_STRIDE << 2));
+  const ap = scratchOf(job, tid);
   for (let p0 = 0; p0 < k; p0 += MM_KC) {
     const kw = imin(MM_KC, k - p0);
     packA(ap, a, transA, m, k, i0, Mw, p0, kw);

@@ -75,7 +75,7 @@ export function gemm(
 
 // ---------------------------------------------------------------------------------------------
 // vexp: e^x per lane, within ~2 ulp for x in [-87, 88]; lanes below -87 (including -Infinity) give
-// exactly 0. e^x = 2^n * e^r with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2] (ln 2 split in
+// exactly 0, NaN lanes give NaN. e^x = 2^n * e^r with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2] (ln 2 split in
 // a high and a low part so r stays exact), e^r by a degree-6 polynomial fitted (least squares on
 // Chebyshev nodes, relative error) for this interval, 2^n built in the exponent bits.
 // ---------------------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ export function gemm(
 // @ts-ignore: decorator
 @inline export function vexp(x: v128): v128 {
   const lo = f32x4.splat(-87.0);
-  const valid = f32x4.ge(x, lo);
+  const under = f32x4.lt(x, lo); // false for NaN, which then runs through as NaN
   const xc = f32x4.pmin(f32x4.pmax(x, lo), f32x4.splat(88.0));
   // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits
   const magic = f32x4.splat(12582912.0);
@@ -100,7 +100,7 @@ export function gemm(
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
   // t's bits are 0x4B400000 + n; (n + 127) << 23 is 2^n
   const pow2n = i32x4.shl(i32x4.add(t, i32x4.splat(127 - 0x4b400000)), 23);
-  return v128.and(f32x4.mul(p, pow2n), valid);
+  return v128.andnot(f32x4.mul(p, pow2n), under);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@
  * "wasm" is the default wherever WebAssembly SIMD validates (probed synchronously with a tiny module);
  * its module is compiled synchronously on the first kernel call. If that fails (e.g. a browser that
  * refuses synchronous compilation on the main thread: Chromium before 114 capped it at 4 KB, the
- * module is about 9 KB), its calls fall back to the reference kernels; `await initWasm()` compiles
+ * module is about 13 KB), its calls fall back to the reference kernels; `await initWasm()` compiles
  * asynchronously instead. float64 calls always run the reference kernels.
  *
  * The wasm module comes in two variants (wasmVariant(), setWasmVariant()): "relaxed" (relaxed SIMD:
@@ -21,7 +21,7 @@ import { registerBackend } from "./registry.js";
 import { refBackend } from "./ref/index.js";
 import { wasmBackend, wasmTuning } from "./wasm/backend.js";
 import {
-  getNumThreads as runtimeGetNumThreads, getRuntime, initRuntimeAsync, relaxedSimdSupported, runtimeFailure,
+  getNumThreads as runtimeGetNumThreads, getRuntime, initRuntimeAsync, relaxedSimdSupported,
   setNumThreads as runtimeSetNumThreads, setWasmVariant, simdSupported, wasmVariant, type WasmVariant,
 } from "./wasm/runtime.js";
 
@@ -65,11 +65,6 @@ export function wasmRuntimeInfo(): WasmRuntimeInfo | null {
     variant: rt.variant, threaded: rt.threaded, workersStarted: rt.workerCount, workersReady: rt.readyWorkers,
     workerTasks: rt.workerTasks, memoryBytes: rt.memoryBytes,
   };
-}
-
-/** Why the wasm module could not be instantiated, if it could not. */
-export function wasmFailure(): unknown {
-  return runtimeFailure();
 }
 
 /** Compiles the wasm kernels asynchronously (for pages that refuse synchronous compilation). */

@@ -13,7 +13,9 @@ import { dropoutThreshold } from "../dropoutHash.js";
 import { refAttentionBackward, refAttentionForward } from "../ref/attention.js";
 import { refMatmul } from "../ref/matmul.js";
 import * as Lay from "./build/layout.js";
-import { getNumThreads, getRuntime, type WasmRuntime } from "./runtime.js";
+import { getNumThreads, getRuntime, type JobFields, type WasmRuntime } from "./runtime.js";
+
+type AttFields = JobFields<typeof Lay.AttJob>;
 
 /** Tunables (exported for tests and benchmarks; results never depend on the thread count). */
 export const wasmTuning = {
@@ -104,29 +106,15 @@ function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulPara
   const threads = flops < wasmTuning.minParallelFlops ? 1 : getNumThreads();
   const mb = Math.ceil(mp / rt.exports.mm_row_block());
   const nb = Math.ceil(np / rt.exports.mm_col_block());
-  const prm: number[] = new Array(20).fill(0);
-  prm[Lay.MM_A] = aP;
-  prm[Lay.MM_BP] = bpP;
-  prm[Lay.MM_B] = bP;
-  prm[Lay.MM_C] = cP;
-  prm[Lay.MM_BATCH] = batch;
-  prm[Lay.MM_MP] = mp;
-  prm[Lay.MM_NP] = np;
-  prm[Lay.MM_K] = k;
-  prm[Lay.MM_ABATCH] = nA === 1 ? 0 : 1;
-  prm[Lay.MM_BBATCH] = nB === 1 ? 0 : 1;
-  prm[Lay.MM_TRANSA] = transA ? 1 : 0;
-  prm[Lay.MM_TRANSB] = transB ? 1 : 0;
-  prm[Lay.MM_ACC] = accumulate ? 1 : 0;
-  prm[Lay.MM_M] = m;
-  prm[Lay.MM_N] = n;
-  prm[Lay.MM_MBLOCKS] = mb;
-  prm[Lay.MM_NBLOCKS] = nb;
+  const prm: JobFields<typeof Lay.MmJob> = {
+    a: aP, bp: bpP, b: bP, c: cP, m, n, k, mp, np, aBatch: nA === 1 ? 0 : 1, bBatch: nB === 1 ? 0 : 1,
+    transA: transA ? 1 : 0, transB: transB ? 1 : 0, acc: accumulate ? 1 : 0, mBlocks: mb, nBlocks: nb,
+  };
   const packTasks = nB * Math.ceil(np / 64);
-  rt.setJob(Lay.K_MM_PACK_B, packTasks, scratch, stride, prm);
+  rt.setJob(Lay.K_MM_PACK_B, packTasks, scratch, stride, Lay.MmJob, prm);
   rt.runJob(threads, packTasks);
   const tasks = batch * mb * nb;
-  rt.setJob(Lay.K_MM, tasks, scratch, stride, prm);
+  rt.setJob(Lay.K_MM, tasks, scratch, stride, Lay.MmJob, prm);
   rt.runJob(threads, tasks);
   const res = rt.f32;
   for (let i = 0; i < batch; i++) unstageRows(out, i * m * n, res, (cP >> 2) + i * mp * np, m, n, np);
@@ -158,36 +146,23 @@ function geometry(p: AttentionParams): AttGeometry {
 }
 
 
-/** Parameter slots shared by forward and backward jobs (pointers filled in by the caller). */
-function attParams(p: AttentionParams, g: AttGeometry, g0: number, ng: number): number[] {
-  const prm: number[] = new Array(48).fill(0);
-  prm[Lay.A_G0] = g0;
-  prm[Lay.A_NG] = ng;
-  prm[Lay.A_H] = p.H;
-  prm[Lay.A_HKV] = p.Hkv;
-  prm[Lay.A_L] = p.L;
-  prm[Lay.A_S] = p.S;
-  prm[Lay.A_LP] = g.Lp;
-  prm[Lay.A_SP] = g.Sp;
-  prm[Lay.A_EP] = g.Ep;
-  prm[Lay.A_EVP] = g.Evp;
-  prm[Lay.A_BR] = g.Br;
-  prm[Lay.A_BC] = g.Bc;
-  prm[Lay.A_CAUSAL_OFF] = causalOffset(p.causal, p.L, p.S); // the rule of ../causal.ts: key s visible from query l iff s <= l + off
-  prm[Lay.A_SCALE] = p.scale;
+/** Parameters shared by forward and backward jobs (buffers filled in by the caller). */
+function attParams(p: AttentionParams, g: AttGeometry, g0: number, ng: number): AttFields {
   const drop = p.dropoutP > 0;
-  prm[Lay.A_DROP_ON] = drop ? 1 : 0;
-  prm[Lay.A_DROP_THR] = drop ? dropoutThreshold(p.dropoutP) | 0 : 0;
-  prm[Lay.A_DROP_INV] = drop && p.dropoutP < 1 ? 1 / (1 - p.dropoutP) : 0;
-  prm[Lay.A_DROP_SEED] = p.dropoutSeed | 0;
-  return prm;
+  return {
+    G0: g0, NG: ng, H: p.H, Hkv: p.Hkv, L: p.L, S: p.S, Lp: g.Lp, Sp: g.Sp, Ep: g.Ep, Evp: g.Evp, Br: g.Br, Bc: g.Bc,
+    causalOff: causalOffset(p.causal, p.L, p.S), scale: p.scale, // the rule of ../causal.ts: key s visible from query l iff s <= l + off
+    dropOn: drop ? 1 : 0,
+    dropThr: drop ? dropoutThreshold(p.dropoutP) : 0,
+    dropInv: drop && p.dropoutP < 1 ? 1 / (1 - p.dropoutP) : 0,
+    dropSeed: p.dropoutSeed,
+  };
 }
-const ATT_F32_SLOTS = [Lay.A_SCALE, Lay.A_DROP_INV];
 
-/** Stages the part of the mask that kv groups [g0, g0 + ng) read; fills the mask slots of prm. */
-function stageMask(rt: WasmRuntime, p: AttentionParams, g0: number, ng: number, prm: number[]): void {
+/** Stages the part of the mask that kv groups [g0, g0 + ng) read; returns the mask's job fields. */
+function stageMask(rt: WasmRuntime, p: AttentionParams, g0: number, ng: number): AttFields {
   const mk = p.mask;
-  if (mk === null) return;
+  if (mk === null) return {};
   const [sb, sh, sl, ss] = mk.strides;
   const G = p.H / p.Hkv;
   let lo = Infinity, hi = -Infinity;
@@ -210,13 +185,7 @@ function stageMask(rt: WasmRuntime, p: AttentionParams, g0: number, ng: number, 
     at = rt.allocF32(n);
     rt.f32.set(mk.data.subarray(lo, hi), at >> 2);
   }
-  prm[Lay.A_MASK_KIND] = mk.kind === "bool" ? 1 : 2;
-  prm[Lay.A_MASK_PTR] = at;
-  prm[Lay.A_MASK_LO] = lo;
-  prm[Lay.A_MASK_SB] = sb;
-  prm[Lay.A_MASK_SH] = sh;
-  prm[Lay.A_MASK_SL] = sl;
-  prm[Lay.A_MASK_SS] = ss;
+  return { maskKind: mk.kind === "bool" ? 1 : 2, mask: at, maskLo: lo, maskSb: sb, maskSh: sh, maskSl: sl, maskSs: ss };
 }
 
 function maskRoundBytes(p: AttentionParams, ngroups: number): number {
@@ -257,7 +226,7 @@ function wasmAttentionForward(
   // lse may be float32 or float64 storage: the kernels write m and l, and lse = m + log(l) is formed below
   const rt = isF32(q, k, v, out) && S > 0 && E > 0 && Ev > 0 ? getRuntime() : null;
   if (rt === null) {
-    refAttentionForward(p, q, k, v, out, lse);
+    refAttentionForward(p, q, k, v, out, lse, lseLo);
     return;
   }
   const g = geometry(p);
@@ -276,8 +245,7 @@ function wasmAttentionForward(
     const oP = rt.allocF32(NG * G * Lp * Evp);
     const maxP = rt.allocF32(NG * G * Lp);
     const sumP = rt.allocF64(NG * G * Lp);
-    const prm = attParams(p, g, g0, NG);
-    stageMask(rt, p, g0, NG, prm);
+    const mask = stageMask(rt, p, g0, NG);
     const f32 = rt.f32;
     for (let gl = 0; gl < NG; gl++) {
       const gg = g0 + gl;
@@ -289,14 +257,10 @@ function wasmAttentionForward(
       stageRows(f32, (kP >> 2) + gl * Sp * Ep, k, gg * S * E, S, E, E, Ep, Sp);
       stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
     }
-    prm[Lay.A_Q] = qP;
-    prm[Lay.A_K] = kP;
-    prm[Lay.A_V] = vP;
-    prm[Lay.A_O] = oP;
-    prm[Lay.A_ROW_MAX] = maxP;
-    prm[Lay.A_ROW_SUM] = sumP;
     const tasks = NG * G * nI;
-    rt.setJob(Lay.K_ATT_FWD, tasks, scratch, stride, prm, ATT_F32_SLOTS);
+    rt.setJob(Lay.K_ATT_FWD, tasks, scratch, stride, Lay.AttJob, {
+      ...attParams(p, g, g0, NG), ...mask, q: qP, k: kP, v: vP, o: oP, rowMax: maxP, rowSum: sumP,
+    });
     rt.runJob(threads, tasks);
     const res = rt.f32, res64 = rt.f64;
     for (let gl = 0; gl < NG; gl++) {
@@ -305,11 +269,11 @@ function wasmAttentionForward(
         const head = b * H + h0 + hh;
         const hl = gl * G + hh;
         unstageRows(out, head * L * Ev, res, (oP >> 2) + hl * Lp * Evp, L, Ev, Evp);
-        // lse = m + log(l) in float64 (a fully masked row has m = -Infinity)
+        // lse = m + log(l) in float64; l = 0 for a row that sees no key, NaN for a row with a NaN score
         const mAt = (maxP >> 2) + hl * Lp, lAt = (sumP >> 3) + hl * Lp;
         for (let l = 0; l < L; l++) {
-          const m = res[mAt + l];
-          lse[head * L + l] = m === -Infinity ? -Infinity : m + Math.log(res64[lAt + l]);
+          const sum = res64[lAt + l];
+          lse[head * L + l] = sum === 0 ? -Infinity : res[mAt + l] + Math.log(sum);
         }
       }
     }
@@ -328,7 +292,7 @@ function wasmAttentionBackward(
   const rt = isF32(q, k, v, out, dout, dq, dk, dv) && B * H * L > 0 && S > 0 && E > 0 && Ev > 0
     ? getRuntime() : null;
   if (rt === null) {
-    refAttentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv);
+    refAttentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo);
     return;
   }
   const g = geometry(p);
@@ -356,8 +320,7 @@ function wasmAttentionBackward(
     const dkP = rt.allocF32(NG * Sp * Ep);
     const dvP = rt.allocF32(NG * Sp * Evp);
     const cntP = rt.alloc(4 * nh * nI);
-    const prm = attParams(p, g, g0, NG);
-    stageMask(rt, p, g0, NG, prm);
+    const mask = stageMask(rt, p, g0, NG);
     const f32 = rt.f32, f64 = rt.f64;
     for (let gl = 0; gl < NG; gl++) {
       const gg = g0 + gl;
@@ -369,7 +332,8 @@ function wasmAttentionBackward(
         stageRows(f32, (doP >> 2) + hl * Lp * Evp, dout, head * L * Ev, L, Ev, Ev, Evp, Lp);
         const hi = (hiP >> 2) + hl * Lp, lo = (loP >> 2) + hl * Lp, dlo = (dP >> 3) + hl * Lp;
         for (let l = 0; l < L; l++) {
-          // lse = hi + lo, two float32s (P = exp((s - hi) - lo)); fully masked row: P = exp(s - inf) = 0
+          // lse = hi + lo, two float32s (P = exp((s - hi) - lo)); fully masked row: P = exp(s - inf) = 0.
+          // Where |lse| is too large for that (a huge finite mask), the prep tasks put m and log(l) there.
           const x = lse[head * L + l];
           const xh = x === -Infinity ? Infinity : Math.fround(x);
           f32[hi + l] = xh;
@@ -389,24 +353,15 @@ function wasmAttentionBackward(
     }
     f32.fill(0, dqP >> 2, (dqP >> 2) + nh * Lp * Ep);
     rt.i32.fill(0, cntP >> 2, (cntP >> 2) + nh * nI);
-    prm[Lay.A_Q] = qP;
-    prm[Lay.A_K] = kP;
-    prm[Lay.A_V] = vP;
-    prm[Lay.A_LSE] = hiP;
-    prm[Lay.A_LSE_LO] = loP;
-    prm[Lay.A_DO] = doP;
-    prm[Lay.A_D] = dP;
-    prm[Lay.A_QT] = qtP;
-    prm[Lay.A_DOT] = dotP;
-    prm[Lay.A_DQ] = dqP;
-    prm[Lay.A_DK] = dkP;
-    prm[Lay.A_DV] = dvP;
-    prm[Lay.A_CNT] = cntP;
+    const prm: AttFields = {
+      ...attParams(p, g, g0, NG), ...mask,
+      q: qP, k: kP, v: vP, lseHi: hiP, lseLo: loP, dO: doP, D: dP, qt: qtP, dOt: dotP, dq: dqP, dk: dkP, dv: dvP, cnt: cntP,
+    };
     const prepTasks = nh * nI;
-    rt.setJob(Lay.K_ATT_BWD_PREP, prepTasks, scratch, stride, prm, ATT_F32_SLOTS);
+    rt.setJob(Lay.K_ATT_BWD_PREP, prepTasks, scratch, stride, Lay.AttJob, prm);
     rt.runJob(threads, prepTasks);
     const tasks = NG * nJ;
-    rt.setJob(Lay.K_ATT_BWD, tasks, scratch, stride, prm, ATT_F32_SLOTS);
+    rt.setJob(Lay.K_ATT_BWD, tasks, scratch, stride, Lay.AttJob, prm);
     rt.runJob(threads, tasks);
     const res = rt.f32;
     for (let gl = 0; gl < NG; gl++) {

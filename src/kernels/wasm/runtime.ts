@@ -23,6 +23,16 @@ export interface KernelExports {
   mm_scratch_floats(): number;
 }
 
+/** A job parameter block as generated from assembly/layout.ts: field -> [slot from J_PARAMS, type]. */
+export type JobStruct = Readonly<Record<string, readonly [number, "i32" | "u32" | "f32"]>>;
+/** Values for (some of) a parameter block's fields, by name. */
+export type JobFields<S extends JobStruct> = { [K in keyof S]?: number };
+
+const JOB_NAMES: Record<number, string> = {
+  [Lay.K_MM_PACK_B]: "matmul, packing b", [Lay.K_MM]: "matmul", [Lay.K_ATT_FWD]: "attention forward",
+  [Lay.K_ATT_BWD_PREP]: "attention backward, prep", [Lay.K_ATT_BWD]: "attention backward",
+};
+
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit (address space is reserved, not committed)
 const CTL_WORDS = (Lay.JOB_BASE - Lay.CTL_BASE) >> 2;
@@ -322,19 +332,26 @@ export class WasmRuntime {
 
   // --- jobs -------------------------------------------------------------------------------------
 
-  /** Writes a job descriptor; `params` go to the kind-specific slots (numbers as i32, use f32Slots for floats). */
-  setJob(kind: number, ntasks: number, scratch: number, scratchStride: number, params: number[], f32Slots: number[] = []): void {
-    const i32 = this.i32;
+  /**
+   * Writes a job descriptor: `fields` by name into the parameter block `struct` (a table generated
+   * from assembly/layout.ts); fields not given are 0.
+   */
+  setJob<S extends JobStruct>(kind: number, ntasks: number, scratch: number, scratchStride: number, struct: S, fields: JobFields<S>): void {
+    const i32 = this.i32, f32 = this.f32;
     const base = Lay.JOB_BASE >> 2;
     i32[base + Lay.J_KIND] = kind;
     i32[base + Lay.J_NTASKS] = ntasks;
     i32[base + Lay.J_NEXT] = 0;
     i32[base + Lay.J_SCRATCH] = scratch;
     i32[base + Lay.J_SCRATCH_STRIDE] = scratchStride;
-    const f32 = this.f32;
-    for (let i = 0; i < params.length; i++) {
-      if (f32Slots.includes(i)) f32[base + Lay.J_PARAMS + i] = params[i];
-      else i32[base + Lay.J_PARAMS + i] = params[i] | 0;
+    i32[base + Lay.J_FAILED] = 0;
+    const p = base + Lay.J_PARAMS;
+    i32.fill(0, p, p + Object.keys(struct).length);
+    for (const name in fields) {
+      const x = fields[name] as number;
+      const [slot, type] = struct[name];
+      if (type === "f32") f32[p + slot] = x;
+      else i32[p + slot] = x | 0;
     }
   }
 
@@ -347,13 +364,16 @@ export class WasmRuntime {
 
   /**
    * Runs the published job's tasks on up to `threads` threads (the caller plus ready workers) and
-   * returns when all are done.
+   * returns when all are done. If a task fails on any thread, every thread stops (none waits for a
+   * task that will never finish) and this throws, naming the job, the thread and the cause.
    */
   runJob(threads: number, ntasks: number): void {
     const want = this.threaded ? Math.min(threads, ntasks) - 1 : 0;
     if (want > 0) this.spawn(want);
     const ctl = this.i32; // word CTL_BASE/4 + i is control word i (a fresh view: an unshared memory detaches on growth)
-    const C = Lay.CTL_BASE >> 2;
+    const C = Lay.CTL_BASE >> 2, J = Lay.JOB_BASE >> 2;
+    // the memory the job reaches: a worker that sees less refreshes its view first (see worker.ts)
+    Atomics.store(ctl, J + Lay.J_MEM_PAGES, this.memory.buffer.byteLength / PAGE);
     const gen = this.gen + 1;
     this.gen = gen;
     let part = 0;
@@ -364,24 +384,35 @@ export class WasmRuntime {
       }
     }
     Atomics.store(ctl, C + Lay.CTL_DONE, 0);
-    Atomics.store(ctl, C + Lay.CTL_ERROR, 0);
     Atomics.store(ctl, C + Lay.CTL_GEN, gen);
     if (part > 0) Atomics.notify(ctl, C + Lay.CTL_GEN);
-    let err: unknown = null;
+    let own: unknown = null;
     try {
       this.exports.run_tasks(0);
     } catch (e) {
-      err = e;
-      // let the others run out of tasks: mark all taken
-      Atomics.store(this.i32, (Lay.JOB_BASE >> 2) + Lay.J_NEXT, 0x3fffffff);
+      own = e;
+      Atomics.compareExchange(ctl, J + Lay.J_FAILED, 0, 1); // the others stop taking tasks and waiting
     }
     for (;;) {
       const d = Atomics.load(ctl, C + Lay.CTL_DONE);
       if (d >= part) break;
       Atomics.wait(ctl, C + Lay.CTL_DONE, d, 1000);
     }
-    if (err !== null) throw err;
-    if (Atomics.load(ctl, C + Lay.CTL_ERROR) !== 0) throw new Error("attend: a wasm kernel task failed in a worker");
+    const failed = Atomics.load(ctl, J + Lay.J_FAILED);
+    if (failed === 0) return;
+    const kind = JOB_NAMES[ctl[J + Lay.J_KIND]] ?? `kind ${ctl[J + Lay.J_KIND]}`;
+    const where = failed === 1 ? "on the calling thread" : `in worker ${failed - 2}`;
+    const why = failed === 1 ? String(own) : this.workerErrorText();
+    throw new Error(`attend: a wasm kernel task (${kind}) failed ${where}: ${why}; the call's outputs are not valid`, { cause: own ?? undefined });
+  }
+
+  /** The message a failed worker task left in the control block. */
+  private workerErrorText(): string {
+    const ctl = this.i32, t = (Lay.CTL_BASE >> 2) + Lay.CTL_ERROR_TEXT;
+    const n = Math.min(Atomics.load(ctl, t), Lay.ERROR_TEXT_CHARS - 1);
+    let s = "";
+    for (let i = 0; i < n; i++) s += String.fromCharCode(ctl[t + 1 + i]);
+    return s;
   }
 
   /** Workers that have instantiated the module and can take part in jobs. */
@@ -406,18 +437,31 @@ export class WasmRuntime {
     while (this.workers.length < Math.min(want, Lay.MAX_WORKERS)) {
       const index = this.workers.length;
       const data = {
-        module: this.module, memory: this.memory, index, ctlBase: Lay.CTL_BASE, ctlWords: CTL_WORDS,
-        GEN: Lay.CTL_GEN, DONE: Lay.CTL_DONE, ERROR: Lay.CTL_ERROR, PART: Lay.CTL_PART, READY: Lay.CTL_READY,
-        spin: WORKER_SPIN,
+        module: this.module, memory: this.memory, index, spin: WORKER_SPIN,
+        ctlBase: Lay.CTL_BASE, ctlWords: CTL_WORDS, jobBase: Lay.JOB_BASE, jobWords: Lay.J_PARAMS,
+        GEN: Lay.CTL_GEN, DONE: Lay.CTL_DONE, PART: Lay.CTL_PART, READY: Lay.CTL_READY,
+        TEXT: Lay.CTL_ERROR_TEXT, TEXT_CHARS: Lay.ERROR_TEXT_CHARS, FAILED: Lay.J_FAILED, MEM_PAGES: Lay.J_MEM_PAGES,
       };
       try {
         this.workers.push(startWorker(data));
-      } catch {
+      } catch (e) {
         this.spawnFailed = true;
+        warnOnce(`attend: could not start a wasm worker thread (${String(e)}); the kernels run on ${1 + this.workers.length} thread(s)`);
         return;
       }
     }
   }
+}
+
+let warned = false;
+
+/** One warning per process (a worker that cannot start must not go unnoticed, nor flood the log). */
+function warnOnce(message: string): void {
+  if (warned) return;
+  warned = true;
+  const proc = (globalThis as { process?: { emitWarning?: (m: string) => void } }).process;
+  if (typeof proc?.emitWarning === "function") proc.emitWarning(message);
+  else console.warn(message);
 }
 
 interface NodeWorkerThreads {
@@ -428,18 +472,20 @@ function startWorker(data: Record<string, unknown>): WorkerHandle {
   const wt = nodeBuiltin<NodeWorkerThreads>("node:worker_threads");
   if (wt !== null) {
     const w = new wt.Worker(workerSource, { eval: true, workerData: data });
-    w.on("error", () => { /* never ready: it simply takes no part */ });
+    // it never becomes ready and so takes no part; say so once
+    w.on("error", (e) => warnOnce(`attend: a wasm worker thread failed (${String(e)}); the kernels run on fewer threads`));
     w.unref?.();
     return w;
   }
   const g = globalThis as unknown as {
-    Worker?: new (url: string) => WorkerHandle;
+    Worker?: new (url: string) => WorkerHandle & { onerror?: (e: { message?: string }) => void };
     Blob?: new (parts: string[], opts: { type: string }) => unknown;
     URL?: { createObjectURL(b: unknown): string };
   };
   if (g.Worker === undefined || g.Blob === undefined || g.URL === undefined) throw new Error("no workers here");
   const url = g.URL.createObjectURL(new g.Blob([workerSource], { type: "text/javascript" }));
   const w = new g.Worker(url);
+  w.onerror = (e) => warnOnce(`attend: a wasm worker thread failed (${e.message ?? "error"}); the kernels run on fewer threads`);
   w.postMessage!(data);
   return w;
 }
@@ -473,11 +519,6 @@ export function resetRuntime(opts: { unshared?: boolean } = {}): WasmRuntime {
   runtime = new WasmRuntime(wasmVariant(), undefined, opts);
   runtimeError = null;
   return runtime;
-}
-
-/** Why the runtime could not be created (null if it was, or was not tried yet). */
-export function runtimeFailure(): unknown {
-  return runtimeError;
 }
 
 /**

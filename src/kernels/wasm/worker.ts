@@ -1,19 +1,40 @@
 /**
  * The source of a pool worker, as a string: it starts from `new Worker(source, { eval: true })` in Node
  * and from a Blob URL in browsers, so no worker file has to be found next to the library at run time.
+ * It is valid as a script and as a module (no require, no import), so a host whose NODE_OPTIONS make
+ * evaluated code an ES module (--input-type=module) runs it the same.
  *
  * A worker instantiates the kernels module on the shared memory, marks itself ready, then sleeps on
  * the generation word. When the caller publishes a job (generation g) and has named this worker a
  * participant (PART[w] == g), the worker grabs tasks through run_tasks until none are left, then
  * counts itself done and wakes the caller. It spins briefly before sleeping so that back-to-back
  * jobs (the two phases of a backward pass, successive rounds) do not pay a wake-up each.
+ *
+ * Before it touches the job's buffers the worker makes sure it sees all the memory the job reaches:
+ * V8 tells other threads of a shared memory's growth by an interrupt, and a worker that was starting
+ * while the calling thread grew the memory can miss it and keep the older, smaller size (its accesses
+ * above it then trap). grow(0) makes V8 refresh this thread's view of the memory.
+ *
+ * A task that throws (a trap) sets the job's failure flag, which makes every other thread stop taking
+ * tasks and stop waiting for dQ turns; the first failure's message goes to the control block, and the
+ * calling thread throws it.
  */
 export const workerSource = `"use strict";
 function start(d) {
-  var inst = new WebAssembly.Instance(d.module, { env: { memory: d.memory, abort: function () { throw new Error("wasm abort"); } } });
+  var memory = d.memory;
+  var inst = new WebAssembly.Instance(d.module, { env: { memory: memory, abort: function () { throw new Error("wasm abort"); } } });
   var run = inst.exports.run_tasks;
-  var ctl = new Int32Array(d.memory.buffer, d.ctlBase, d.ctlWords);
-  var me = d.index, GEN = d.GEN, DONE = d.DONE, ERR = d.ERROR, PART = d.PART + me;
+  var ctl = new Int32Array(memory.buffer, d.ctlBase, d.ctlWords);
+  var job = new Int32Array(memory.buffer, d.jobBase, d.jobWords);
+  var me = d.index, GEN = d.GEN, DONE = d.DONE, PART = d.PART + me;
+  var FAILED = d.FAILED, MEM_PAGES = d.MEM_PAGES, TEXT = d.TEXT, TEXT_CHARS = d.TEXT_CHARS;
+  function fail(e) {
+    if (Atomics.compareExchange(job, FAILED, 0, me + 2) !== 0) return;
+    var s = String(e && e.message !== undefined ? (e.name || "Error") + ": " + e.message : e);
+    var n = Math.min(s.length, TEXT_CHARS - 1);
+    for (var i = 0; i < n; i++) ctl[TEXT + 1 + i] = s.charCodeAt(i);
+    Atomics.store(ctl, TEXT, n);
+  }
   Atomics.store(ctl, d.READY + me, 1);
   var seen = 0;
   for (;;) {
@@ -24,12 +45,22 @@ function start(d) {
     }
     seen = g;
     if (Atomics.load(ctl, PART) !== g) continue;
-    try { run(me + 1); } catch (e) { Atomics.store(ctl, ERR, 1); }
+    try {
+      var need = Atomics.load(job, MEM_PAGES) * 65536;
+      if (memory.buffer.byteLength < need) memory.grow(0);
+      if (memory.buffer.byteLength < need) throw new Error("worker " + me + " sees " + memory.buffer.byteLength + " bytes of memory, the job reaches " + need);
+      run(me + 1);
+    } catch (e) {
+      fail(e);
+    }
     Atomics.add(ctl, DONE, 1);
     Atomics.notify(ctl, DONE);
   }
 }
-if (typeof require === "function") {
+var proc = typeof process === "object" && process !== null ? process : null;
+if (proc !== null && typeof proc.getBuiltinModule === "function") {
+  start(proc.getBuiltinModule("node:worker_threads").workerData);
+} else if (typeof require === "function") {
   start(require("node:worker_threads").workerData);
 } else {
   self.onmessage = function (e) { self.onmessage = null; start(e.data); };

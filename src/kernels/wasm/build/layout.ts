@@ -5,78 +5,85 @@ export const JOB_BASE = 20480;
 export const HEAP_BASE = 65536;
 export const CTL_GEN = 0; // job generation, bumped by the caller to publish a job
 export const CTL_DONE = 1; // participating workers that finished the current job
-export const CTL_ERROR = 2; // set to 1 by a worker whose tasks threw (the caller then throws)
 export const CTL_WORKER_TASKS = 3; // tasks run by workers so far (diagnostics and tests)
 export const CTL_PART = 16; // CTL_PART + w: generation in which worker w takes part
 export const CTL_READY = 272; // CTL_READY + w: 1 once worker w has instantiated the module
+export const CTL_ERROR_TEXT = 600; // CTL_ERROR_TEXT + i: char i of the failed task's error message
+export const ERROR_TEXT_CHARS = 256;
 export const MAX_WORKERS = 256;
 export const J_KIND = 0;
 export const J_NTASKS = 1;
 export const J_NEXT = 2; // next task to grab (atomic)
 export const J_SCRATCH = 3; // byte address of thread 0's scratch
 export const J_SCRATCH_STRIDE = 4; // bytes of scratch per thread
+export const J_FAILED = 5; // 0, or 1 + the thread whose task threw first: every thread stops taking tasks and waiting
+export const J_MEM_PAGES = 6; // pages of memory the job's buffers reach (a worker whose view is smaller refreshes it)
 export const J_PARAMS = 8; // first kind-specific slot
 export const K_MM_PACK_B = 1;
 export const K_MM = 2;
 export const K_ATT_FWD = 3;
 export const K_ATT_BWD_PREP = 4;
 export const K_ATT_BWD = 5;
-export const MM_A = 0; // a as given: [nA][m][k], or with transA [nA][k][m]
-export const MM_BP = 1; // b packed by K_MM_PACK_B: [nB][np / 8][k][8]
-export const MM_B = 2; // b as given: [nB][k][n], or with transB [nB][n][k]
-export const MM_C = 3; // staged out: [batch][mp][np]
-export const MM_BATCH = 4;
-export const MM_MP = 5; // rows padded to a multiple of 4
-export const MM_NP = 6; // columns padded to a multiple of 8
-export const MM_K = 7;
-export const MM_ABATCH = 8; // 0 when a is broadcast, else 1
-export const MM_BBATCH = 9; // 0 when b is broadcast, else 1
-export const MM_TRANSA = 10;
-export const MM_ACC = 11; // accumulate into the staged out
-export const MM_N = 12;
-export const MM_MBLOCKS = 13; // row blocks per product
-export const MM_NBLOCKS = 14; // column blocks per product
-export const MM_M = 15;
-export const MM_TRANSB = 16;
-export const MM_NB_PACKS = 17; // number of distinct b (1 when broadcast)
-export const A_G0 = 0;
-export const A_NG = 1;
-export const A_H = 2;
-export const A_HKV = 3;
-export const A_L = 4;
-export const A_S = 5;
-export const A_LP = 6; // L rounded up to a multiple of 8
-export const A_SP = 7; // S rounded up to a multiple of 8
-export const A_EP = 8; // E rounded up to a multiple of 8
-export const A_EVP = 9; // Ev rounded up to a multiple of 8
-export const A_BR = 10; // query block (multiple of 8)
-export const A_BC = 11; // key block (multiple of 8)
-export const A_CAUSAL_OFF = 12; // key s visible from query l iff s <= l + off (and s < S)
-export const A_SCALE = 13; // f32
-export const A_MASK_KIND = 14; // 0 none, 1 bool (u8, nonzero = attend), 2 float (f32, added)
-export const A_MASK_PTR = 15;
-export const A_MASK_LO = 16; // element offset of the staged mask's first element
-export const A_MASK_SB = 17;
-export const A_MASK_SH = 18;
-export const A_MASK_SL = 19;
-export const A_MASK_SS = 20;
-export const A_DROP_ON = 21;
-export const A_DROP_THR = 22; // u32: keep iff bits >= thr
-export const A_DROP_INV = 23; // f32: 1 / (1 - p), or 0 when p >= 1
-export const A_DROP_SEED = 24;
-export const A_Q = 25; // [NG][G][Lp][Ep]
-export const A_K = 26; // [NG][Sp][Ep]
-export const A_V = 27; // [NG][Sp][Evp]
-export const A_O = 28; // [NG][G][Lp][Evp] (forward output)
-export const A_LSE = 29; // backward: [NG][G][Lp] f32(lse), +inf for a fully masked row
-export const A_DO = 30; // [NG][G][Lp][Evp]
-export const A_D = 31; // [NG][G][Lp] f64 rowsum(dO * O), computed while staging
-export const A_QT = 32; // [NG][G][Lp * Ep]: per query block [Ep][block rows]
-export const A_DOT = 33; // [NG][G][Lp * Evp]: per query block [Evp][block rows]
-export const A_DQ = 34; // [NG][G][Lp][Ep]
-export const A_DK = 35; // [NG][Sp][Ep]
-export const A_DV = 36; // [NG][Sp][Evp]
-export const A_CNT = 37; // i32 [NG][G][nI]: key blocks that have added into each dq block
-export const A_LSE_LO = 38; // backward: [NG][G][Lp] f32(lse - f32(lse)), 0 for a fully masked row
-export const A_ROW_MAX = 39; // forward: [NG][G][Lp] row max m of the scores (-inf for a fully masked row)
-export const A_ROW_SUM = 40; // forward: [NG][G][Lp] row sum l of exp(score - m); the host forms lse = m + log(l)
+/** MmJob of assembly/layout.ts: field -> [slot from J_PARAMS, type]. */
+export const MmJob = {
+  a: [0, "u32"], // a as given: [nA][m][k], or with transA [nA][k][m]
+  bp: [1, "u32"], // b packed by K_MM_PACK_B: [nB][np / 8][k][8]
+  b: [2, "u32"], // b as given: [nB][k][n], or with transB [nB][n][k]
+  c: [3, "u32"], // staged out: [batch][mp][np]
+  m: [4, "i32"],
+  n: [5, "i32"],
+  k: [6, "i32"],
+  mp: [7, "i32"], // rows padded to a multiple of 4
+  np: [8, "i32"], // columns padded to a multiple of 8
+  aBatch: [9, "i32"], // 0 when a is broadcast, else 1
+  bBatch: [10, "i32"], // 0 when b is broadcast, else 1
+  transA: [11, "i32"],
+  transB: [12, "i32"],
+  acc: [13, "i32"], // accumulate into the staged out
+  mBlocks: [14, "i32"], // row blocks per product
+  nBlocks: [15, "i32"], // column blocks per product
+} as const;
+/** AttJob of assembly/layout.ts: field -> [slot from J_PARAMS, type]. */
+export const AttJob = {
+  G0: [0, "i32"],
+  NG: [1, "i32"],
+  H: [2, "i32"],
+  Hkv: [3, "i32"],
+  L: [4, "i32"],
+  S: [5, "i32"],
+  Lp: [6, "i32"], // L rounded up to a multiple of 8
+  Sp: [7, "i32"], // S rounded up to a multiple of 8
+  Ep: [8, "i32"], // E rounded up to a multiple of 8
+  Evp: [9, "i32"], // Ev rounded up to a multiple of 8
+  Br: [10, "i32"], // query block (multiple of 8)
+  Bc: [11, "i32"], // key block (multiple of 8)
+  causalOff: [12, "i32"], // key s visible from query l iff s <= l + causalOff (and s < S)
+  scale: [13, "f32"],
+  maskKind: [14, "i32"], // 0 none, 1 bool (u8, nonzero = attend), 2 float (f32, added)
+  mask: [15, "u32"],
+  maskLo: [16, "i32"], // element offset of the staged mask's first element
+  maskSb: [17, "i32"], // mask strides (elements) over b, h, l, s
+  maskSh: [18, "i32"],
+  maskSl: [19, "i32"],
+  maskSs: [20, "i32"],
+  dropOn: [21, "i32"],
+  dropThr: [22, "u32"], // keep iff bits >= dropThr
+  dropInv: [23, "f32"], // 1 / (1 - p), or 0 when p >= 1
+  dropSeed: [24, "u32"],
+  q: [25, "u32"], // [NG][G][Lp][Ep]
+  k: [26, "u32"], // [NG][Sp][Ep]
+  v: [27, "u32"], // [NG][Sp][Evp]
+  o: [28, "u32"], // forward: [NG][G][Lp][Evp]
+  rowMax: [29, "u32"], // forward: [NG][G][Lp] f32 row max m of the scores (-inf for a fully masked row)
+  rowSum: [30, "u32"], // forward: [NG][G][Lp] f64 row sum l of exp(score - m) (0 for a fully masked row)
+  lseHi: [31, "u32"], // backward: [NG][G][Lp] f32: lse = lseHi + lseLo; +inf for a fully masked row
+  lseLo: [32, "u32"], // backward: [NG][G][Lp] f32
+  dO: [33, "u32"], // [NG][G][Lp][Evp]
+  D: [34, "u32"], // [NG][G][Lp] f64 rowsum(dO * out), computed while staging
+  qt: [35, "u32"], // [NG][G][Lp * Ep]: per query block [Ep][block rows], scaled
+  dOt: [36, "u32"], // [NG][G][Lp * Evp]: per query block [Evp][block rows]
+  dq: [37, "u32"], // [NG][G][Lp][Ep]
+  dk: [38, "u32"], // [NG][Sp][Ep]
+  dv: [39, "u32"], // [NG][Sp][Evp]
+  cnt: [40, "u32"], // i32 [NG][G][nI]: key blocks that have added into each dq block
+} as const;
