@@ -21,7 +21,7 @@
  * Also printed: the wasm matmul at 1024³ (the ceiling the attention kernel is measured against),
  * causal attention through MultiheadAttention against scaledDotProductAttention alone (module
  * overhead), training throughput of the `small` GPT preset (tokens/s of forward + backward + AdamW),
- * and the KV cache's speed-up when generating 256 tokens with `small`.
+ * the KV cache's speed-up when generating 256 tokens with `small`, and cached greedy decoding's ms/token.
  */
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -218,6 +218,16 @@ function generationSpeedup(threads: number, tokens: number): GenerationSpeed {
   return { cachedMs, uncachedMs, speedup: uncachedMs / cachedMs, tokens };
 }
 
+/** Cached greedy decoding with `small` (the KV cache's one-token steps): median ms per new token. */
+function cachedDecodeMsPerToken(threads: number, tokens: number, quick: boolean): { msPerToken: number; reps: number } {
+  setBackend("wasm");
+  setNumThreads(threads);
+  const model = new GPT("small", { seed: 0 });
+  const prompt = [[3, 10, 17, 24, 31, 38, 45, 52]];
+  const { ms, reps } = timeCalls(() => { generate(model, prompt, { maxNewTokens: tokens, greedy: true }); }, quick ? 3000 : 10_000, quick ? 3 : 9);
+  return { msPerToken: ms / tokens, reps };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The run
 
@@ -366,6 +376,8 @@ async function main(): Promise<void> {
     say(`Training throughput: **${fmt(t.tokensPerSecond, 0)} tokens/s** (${t.params} parameters; batch ${t.batch} × ${t.T} tokens; forward + cross-entropy + backward + AdamW, median ${fmt(t.msPerStep, 0)} ms per step).`);
     const tokens = Number(a["gen-tokens"] ?? 256);
     const gsp = generationSpeedup(all, tokens);
+    const dec = cachedDecodeMsPerToken(all, tokens, quick);
+    say(`Cached greedy decoding (${tokens} tokens after an 8-token prompt, median of ${dec.reps} runs, prefill included): **${fmt(dec.msPerToken, 2)} ms/token** (target ≤ 0.5).`);
     say(`Generation of ${tokens} tokens after an 8-token prompt (greedy, same tokens both ways): KV cache ${fmt(gsp.cachedMs, 0)} ms, recomputing the whole sequence each step ${fmt(gsp.uncachedMs, 0)} ms: **${fmt(gsp.speedup, 1)}× faster with the cache**.`);
     say();
   }

@@ -84,25 +84,27 @@ describe("cached decoding equals full recomputation", () => {
     });
   }
 
-  test("EncoderDecoder decoder: cached self- and cross-attention match decode() of the whole prefix", () => {
-    const m = new EncoderDecoder("tiny", { seed: 2 });
-    m.eval();
-    noGrad(() => {
-      const srcPaddingMask = new Tensor(Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 1]), [2, 4], "bool"); // row 1's last token is padding
-      const memory = m.encode([[3, 4, 5, 6], [7, 8, 9, 0]], { srcPaddingMask });
-      const rows = [[1, 11], [1, 12]];
-      const cache = m.newCache();
-      let worst = lastRowDiff(m.decode(rows, memory, { srcPaddingMask }), m.decode(rows, memory, { srcPaddingMask, cache }));
-      for (let s = 0; s < 12; s++) {
-        const next = [(s * 5 + 3) % 32, (s * 7 + 1) % 32];
-        next.forEach((t, n) => rows[n].push(t));
-        const step = m.decode(next.map((t) => [t]), memory, { srcPaddingMask, cache });
-        worst = Math.max(worst, lastRowDiff(m.decode(rows, memory, { srcPaddingMask }), step));
-      }
-      assert.ok(worst <= 1e-5, `max |cached - full| = ${worst}`);
-      assert.equal(cache.cross(0).length, 4, "the memory's keys/values are projected once");
+  for (const padded of [true, false]) {
+    test(`EncoderDecoder decoder: cached self- and cross-attention match decode() of the whole prefix (${padded ? "padded source" : "no padding: one-token steps run decode.ts"})`, () => {
+      const m = new EncoderDecoder("tiny", { seed: 2 });
+      m.eval();
+      noGrad(() => {
+        const srcPaddingMask = padded ? new Tensor(Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 1]), [2, 4], "bool") : null; // row 1's last token is padding
+        const memory = m.encode([[3, 4, 5, 6], [7, 8, 9, 0]], { srcPaddingMask });
+        const rows = [[1, 11], [1, 12]];
+        const cache = m.newCache();
+        let worst = lastRowDiff(m.decode(rows, memory, { srcPaddingMask }), m.decode(rows, memory, { srcPaddingMask, cache }));
+        for (let s = 0; s < 12; s++) {
+          const next = [(s * 5 + 3) % 32, (s * 7 + 1) % 32];
+          next.forEach((t, n) => rows[n].push(t));
+          const step = m.decode(next.map((t) => [t]), memory, { srcPaddingMask, cache });
+          worst = Math.max(worst, lastRowDiff(m.decode(rows, memory, { srcPaddingMask }), step));
+        }
+        assert.ok(worst <= 1e-5, `max |cached - full| = ${worst}`);
+        assert.equal(cache.cross(0).length, 4, "the memory's keys/values are projected once");
+      });
     });
-  });
+  }
 });
 
 describe("generate", () => {

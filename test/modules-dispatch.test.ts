@@ -98,18 +98,20 @@ describe("the modules pass causality to the kernel as a flag", () => {
     assert.deepEqual(c.mask!.strides, [0, 0, 5, 1]);
   });
 
-  test("a KV cache: bottom-right, one new query against every cached key", () => {
+  test("a KV cache: bottom-right, the new queries against every cached key; a one-token step runs decode.ts, not a kernel", () => {
     const mha = new MultiheadAttention(8, 2, { batchFirst: true });
     const cache = new KVCache();
     const got = calls(() => noGrad(() => {
       mha.forward(x, x, x, { isCausal: true, cache: cache.layer(0), needWeights: false }); // prefill 5
       const y = randn([2, 1, 8], { seed: 2 });
-      mha.forward(y, y, y, { isCausal: true, cache: cache.layer(0), needWeights: false }); // one more
+      mha.forward(y, y, y, { isCausal: true, cache: cache.layer(0), needWeights: false }); // one more: decodeAttention
+      const z = randn([2, 2, 8], { seed: 3 });
+      mha.forward(z, z, z, { isCausal: true, cache: cache.layer(0), needWeights: false }); // two more
     }));
-    assert.deepEqual(got.map((c) => [c.causal, c.L, c.S, c.mask]), [["bottom-right", 5, 5, null], ["bottom-right", 1, 6, null]]);
+    assert.deepEqual(got.map((c) => [c.causal, c.L, c.S, c.mask]), [["bottom-right", 5, 5, null], ["bottom-right", 2, 8, null]]);
   });
 
-  test("GPT (MHA and GQA presets): every layer gets the flag; key padding stays [N, 1, 1, S]; a cache gives bottom-right", () => {
+  test("GPT (MHA and GQA presets): every layer gets the flag; key padding stays [N, 1, 1, S]; a cache gives bottom-right (one-token steps: decode.ts)", () => {
     for (const preset of ["tiny", "tiny-gqa"] as const) {
       const model = new GPT(preset, { seed: 0 });
       model.eval();
@@ -122,10 +124,11 @@ describe("the modules pass causality to the kernel as a flag", () => {
       const cache = model.newCache();
       const cached = calls(() => noGrad(() => {
         model.forward(idx, { cache });
-        model.forward([[9], [10]], { cache });
+        model.forward([[9], [10]], { cache }); // one token: decodeAttention (decode.ts), no kernel call
+        model.forward([[11, 12], [13, 14]], { cache });
       }));
       assert.deepEqual(cached.map((c) => [c.causal, c.L, c.S, c.mask]),
-        [...Array(L).fill(["bottom-right", 4, 4, null]), ...Array(L).fill(["bottom-right", 1, 5, null])], preset);
+        [...Array(L).fill(["bottom-right", 4, 4, null]), ...Array(L).fill(["bottom-right", 2, 7, null])], preset);
     }
   });
 

@@ -17,14 +17,17 @@
  */
 import { ArgumentError } from "../tensor/errors.js";
 import type { Generator } from "../tensor/random.js";
-import type { Tensor } from "../tensor/tensor.js";
+import type { FloatArray } from "../tensor/dtype.js";
+import { Tensor } from "../tensor/tensor.js";
 import { initGenerator } from "../tensor/random.js";
+import { isGradEnabled } from "../autograd/tape.js";
 import { checkPositiveInt } from "../tensor/validate.js";
 import { permute, reshape } from "../ops/shape.js";
 import { Module } from "../nn/module.js";
 import {
-  type AttentionForwardOptions, type Inputs, checkForwardOptions, fromBatchFirst, sdpaMasks, shapeWeights, toBatchFirst,
+  type AttentionForwardOptions, type Inputs, type SdpaMasks, checkForwardOptions, fromBatchFirst, sdpaMasks, shapeWeights, toBatchFirst,
 } from "./moduleCommon.js";
+import { decodeAttention } from "./decode.js";
 import { type QKTransform, applyQKTransform, checkRotary } from "./rope.js";
 import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "./sdpa.js";
 
@@ -46,12 +49,15 @@ export const CORE_OPTIONS = ["dropout", "kdim", "vdim", "batchFirst", "rotary", 
 
 /** [N, T, heads * hd] -> [N, heads, T, hd] */
 function splitHeads(x: Tensor, heads: number, hd: number): Tensor {
-  return permute(reshape(x, [x.shape[0], x.shape[1], heads, hd]), [0, 2, 1, 3]); // [N, T, heads*hd] -> [N, T, heads, hd] -> [N, heads, T, hd]
+  const [N, T] = x.shape;
+  if (T === 1) return reshape(x, [N, heads, 1, hd]); // one position: the same memory order, no copy
+  return permute(reshape(x, [N, T, heads, hd]), [0, 2, 1, 3]); // [N, T, heads*hd] -> [N, T, heads, hd] -> [N, heads, T, hd]
 }
 
 /** [N, H, L, hd] -> [N, L, H * hd] */
 function mergeHeads(y: Tensor): Tensor {
   const [N, H, L, hd] = y.shape;
+  if (L === 1) return reshape(y, [N, 1, H * hd]); // one position: the same memory order, no copy
   return reshape(permute(y, [0, 2, 1, 3]), [N, L, H * hd]); // [N, H, L, hd] -> [N, L, H, hd] -> [N, L, H*hd]
 }
 
@@ -142,20 +148,37 @@ export abstract class AttentionCore extends Module {
     const cache = opts.cache ?? null;
     const past = cache?.kind === "self" ? cache.length : 0; // position of the first new token
     const q = this.rotate(splitHeads(this.projectQuery(x.q), H, hd), past); // [N, L, C] -> [N, L, H*hd] -> [N, H, L, hd]
-    let k: Tensor, v: Tensor;
-    if (cache?.kind === "cross" && cache.filled) [k, v] = cache.keysValues()!; // the memory's keys/values, projected once
-    else {
+    let fresh: [Tensor, Tensor] | null = null; // the new keys/values; null when a filled cross cache holds the memory's
+    if (!(cache?.kind === "cross" && cache.filled)) {
       const [kp, vp] = this.projectKeyValue(x.k, x.v); // [N, S, kdim], [N, S, vdim] -> [N, S, Hkv*hd]
-      [k, v] = this.appendKeys(this.rotate(splitHeads(kp, Hkv, hd), past), splitHeads(vp, Hkv, hd)); // -> [N, Hkv, S (+ extra), hd]
-      if (cache !== null) [k, v] = cache.append(k, v); // -> [N, Hkv, cached, hd]
+      fresh = this.appendKeys(this.rotate(splitHeads(kp, Hkv, hd), past), splitHeads(vp, Hkv, hd)); // -> [N, Hkv, S (+ extra), hd]
     }
     const extra = this.extraKeys();
-    const masks = sdpaMasks(fn, opts, x, k.shape[2] - extra, H, extra);
+    const S = (fresh === null ? 0 : fresh[0].shape[2]) + (cache?.length ?? 0) - extra; // every key position, cached ones included
+    const masks = sdpaMasks(fn, opts, x, S, H, extra);
+    if (cache !== null && this.decodes(x, q, fresh, masks, opts)) {
+      if (fresh !== null) cache.push(fresh[0], fresh[1]);
+      const y = decodeAttention(q.data as FloatArray, cache.storage()!, H, 1 / Math.sqrt(hd), masks.isCausal ? masks.causalAlignment : null);
+      return [this.projectOut(new Tensor(y, [x.N, 1, H * hd], q.dtype)), null]; // [N, H, 1, hd] is [N, 1, H*hd]
+    }
+    let [k, v] = fresh ?? cache!.keysValues()!; // [N, Hkv, S, hd]
+    if (fresh !== null && cache !== null) [k, v] = cache.append(k, v); // -> [N, Hkv, cached, hd]
     const o = { ...masks, enableGqa: Hkv !== H, dropoutP: this.training ? this.dropout : 0, generator: this.gen };
     const [y, w] = (opts.needWeights ?? true)
       ? scaledDotProductAttentionWithWeights(q, k, v, o) // [N, H, L, hd] and the weights [N, H, L, S]: the math path
       : [scaledDotProductAttention(q, k, v, o), null]; // [N, H, L, hd]: the fused kernels
     return [this.projectOut(mergeHeads(y)), w]; // [N, H, L, hd] -> [N, L, H*hd] -> [N, L, C]
+  }
+
+  /**
+   * Whether this call is a decode step for decodeAttention (decode.ts): one new query (L = 1) over a
+   * cache, no mask, no dropout, no weights wanted, nothing that needs a gradient, one dtype.
+   */
+  private decodes(x: Inputs, q: Tensor, fresh: [Tensor, Tensor] | null, masks: SdpaMasks, opts: AttentionForwardOptions): boolean {
+    if (x.L !== 1 || masks.attnMask !== null || (opts.needWeights ?? true) || (this.training && this.dropout > 0)) return false;
+    const dtype = opts.cache!.storage()?.dtype ?? fresh?.[0].dtype;
+    const tensors = fresh === null ? [q] : [q, fresh[0], fresh[1]];
+    return tensors.every((t) => t.dtype === dtype) && !(isGradEnabled() && tensors.some((t) => t.requiresGrad));
   }
 
   private rotate(t: Tensor, past: number): Tensor {

@@ -6,6 +6,9 @@
  * A KVCacheLayer holds one attention layer's keys [N, Hkv, T, E] and values [N, Hkv, T, Ev]. Storage
  * is preallocated as [N, Hkv, capacity, E] and doubles when full, so appends are amortised O(1) per
  * element; append() returns the keys/values of all T cached positions as fresh contiguous tensors.
+ * The one-token decode step (decode.ts) instead pushes its keys/values with push() and reads them in
+ * place through storage(): position s of row r = n * Hkv + h starts at (r * capacity + s) * E, so a
+ * step copies only its own keys/values, never the whole cache.
  * Grouped-query attention caches only its Hkv key/value heads: H / Hkv times fewer bytes than
  * multi-head attention.
  *
@@ -42,6 +45,23 @@ interface Layout {
 }
 
 const BYTES: Record<FloatDType, number> = { float32: 4, float64: 8 };
+
+/**
+ * A layer's storage, read in place: keys [N, Hkv, capacity, E] and values [N, Hkv, capacity, Ev], of
+ * which positions [0, length) are filled. Valid until the next push or append (growing reallocates).
+ */
+export interface KVStorage {
+  readonly keys: FloatArray;
+  readonly values: FloatArray;
+  readonly N: number;
+  /** Hkv */
+  readonly heads: number;
+  readonly E: number;
+  readonly Ev: number;
+  readonly dtype: FloatDType;
+  readonly length: number;
+  readonly capacity: number;
+}
 
 export class KVCacheLayer {
   private layout: Layout | null = null;
@@ -152,21 +172,40 @@ export class KVCacheLayer {
    */
   append(keys: Tensor, values: Tensor): [Tensor, Tensor] {
     const fn = `KVCacheLayer.append`;
-    if (this.kind === "cross" && this.filled) {
-      throw new ArgumentError(`${fn}: ${this.name} is a cross-attention (static) layer that is already filled; read it with keysValues()`);
-    }
-    const l = this.check(fn, keys, values);
-    this.layout = l;
     const past = this.len;
     const needGrad = isGradEnabled() && (keys.requiresGrad || values.requiresGrad);
     const before = needGrad && past > 0 ? this.read(0, past) : null;
-    this.reserve(l, past + keys.shape[2]);
-    this.write(keys, values);
+    this.store(fn, keys, values);
     if (needGrad) {
       if (before === null) return [keys, values];
       return [concat([before[0], keys], 2), concat([before[1], values], 2)]; // [N, Hkv, past + T, E]
     }
     return this.read(0, this.len);
+  }
+
+  /**
+   * Append the new tokens' keys [N, Hkv, T, E] and values [N, Hkv, T, Ev] without reading anything
+   * back (read them in place with storage()). The stored values carry no gradient.
+   */
+  push(keys: Tensor, values: Tensor): void {
+    this.store("KVCacheLayer.push", keys, values);
+  }
+
+  private store(fn: string, keys: Tensor, values: Tensor): void {
+    if (this.kind === "cross" && this.filled) {
+      throw new ArgumentError(`${fn}: ${this.name} is a cross-attention (static) layer that is already filled; read it with keysValues()`);
+    }
+    const l = this.check(fn, keys, values);
+    this.layout = l;
+    this.reserve(l, this.len + keys.shape[2]);
+    this.write(keys, values);
+  }
+
+  /** The storage itself, for stride-aware readers (see KVStorage); null when empty. */
+  storage(): KVStorage | null {
+    const l = this.layout;
+    if (l === null || this.len === 0) return null;
+    return { keys: this.keys!, values: this.values!, ...l, length: this.len, capacity: this.cap };
   }
 
   /** Every cached key and value, [N, Hkv, length, E] and [N, Hkv, length, Ev] (null when empty). */

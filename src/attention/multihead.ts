@@ -8,7 +8,8 @@
  * this library; PyTorch's module uses true = masked), and isCausal works without a mask.
  * Fully masked query rows give zero attention (output = out_proj.bias) instead of NaN.
  */
-import type { Tensor } from "../tensor/tensor.js";
+import { Tensor } from "../tensor/tensor.js";
+import { isGradEnabled } from "../autograd/tape.js";
 import { zeros } from "../tensor/creation.js";
 import { checkOptions } from "../tensor/validate.js";
 import { linear } from "../ops/functional.js";
@@ -16,6 +17,17 @@ import { concat, expand, reshape, slice } from "../ops/shape.js";
 import { Linear } from "../nn/linear.js";
 import { xavierNormal, xavierUniform } from "../nn/init.js";
 import { type AttentionCoreOptions, AttentionCore, CORE_OPTIONS } from "./attentionCore.js";
+
+/**
+ * Rows [from, to) of a parameter (a third of in_proj): a slice op when a gradient must flow back
+ * into it, else a view of the same storage (rows along the first dim are contiguous), which saves
+ * copying the weights at every decode step.
+ */
+function rows(w: Tensor, from: number, to: number): Tensor {
+  if (isGradEnabled() && w.requiresGrad) return slice(w, 0, from, to);
+  const inner = w.size / w.shape[0];
+  return new Tensor(w.data.subarray(from * inner, to * inner), [to - from, ...w.shape.slice(1)], w.dtype);
+}
 
 export interface MultiheadAttentionOptions extends AttentionCoreOptions {
   bias?: boolean;
@@ -64,19 +76,19 @@ export class MultiheadAttention extends AttentionCore {
   /** q [N, L, E] from the query (the first third of in_proj). */
   protected projectQuery(q: Tensor): Tensor {
     const E = this.embedDim;
-    const bq = this.in_proj_bias && slice(this.in_proj_bias, 0, 0, E);
-    return linear(q, this.in_proj_weight ? slice(this.in_proj_weight, 0, 0, E) : this.q_proj_weight!, bq);
+    const bq = this.in_proj_bias && rows(this.in_proj_bias, 0, E);
+    return linear(q, this.in_proj_weight ? rows(this.in_proj_weight, 0, E) : this.q_proj_weight!, bq);
   }
 
   /** k [N, S, E] and v [N, S, E] from key and value (the second and last thirds of in_proj). */
   protected projectKeyValue(k: Tensor, v: Tensor): [Tensor, Tensor] {
     const E = this.embedDim;
     const b = this.in_proj_bias;
-    const bk = b && slice(b, 0, E, 2 * E);
-    const bv = b && slice(b, 0, 2 * E, 3 * E);
+    const bk = b && rows(b, E, 2 * E);
+    const bv = b && rows(b, 2 * E, 3 * E);
     if (this.in_proj_weight) {
       const w = this.in_proj_weight;
-      return [linear(k, slice(w, 0, E, 2 * E), bk), linear(v, slice(w, 0, 2 * E, 3 * E), bv)];
+      return [linear(k, rows(w, E, 2 * E), bk), linear(v, rows(w, 2 * E, 3 * E), bv)];
     }
     return [linear(k, this.k_proj_weight!, bk), linear(v, this.v_proj_weight!, bv)];
   }
