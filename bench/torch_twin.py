@@ -9,7 +9,7 @@ Same architecture as src/models/gpt.ts with the `small` preset of src/models/con
     untied lm_head; nn.MultiheadAttention with a causal mask (the same in_proj/out_proj parameters).
 Same step: batch 8 x T 128 random tokens, forward, cross-entropy over [8*128, V], backward,
 AdamW(lr 3e-4), zero_grad(set_to_none). Median wall time of steps after one warm-up step.
-Prints one JSON line: tokens/s, ms per step, the parameter count, torch's version and the GFLOP/s of
+Prints one JSON line: tokens/s, ms per step (wall and process CPU), the parameter count, torch's version and the GFLOP/s of
 a 1024^3 float32 matmul (a BLAS sanity check: the reference BLAS gives ~2, OpenBLAS tens).
 """
 import argparse
@@ -72,6 +72,12 @@ def matmul_gflops(n=1024):
     return 2 * n**3 / best / 1e9
 
 
+def median(xs):
+    s = sorted(xs)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -93,17 +99,16 @@ def main():
         opt.step()
 
     step()  # warm-up, as timeCalls does
-    times = []
+    times, cpu = [], []
     start = time.perf_counter()
     while len(times) < a.max_reps and (len(times) < 3 or (time.perf_counter() - start) * 1000 < a.budget_ms):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         times.append((time.perf_counter() - t0) * 1000)
-    times.sort()
-    m = len(times) // 2
-    ms = times[m] if len(times) % 2 else (times[m - 1] + times[m]) / 2
+        cpu.append((time.process_time() - c0) * 1000)
+    ms = median(times)
     print(json.dumps({
-        "tokensPerSecond": BATCH * T / (ms / 1000), "msPerStep": ms, "reps": len(times),
+        "tokensPerSecond": BATCH * T / (ms / 1000), "msPerStep": ms, "cpuMsPerStep": median(cpu), "reps": len(times),
         "params": sum(p.numel() for p in model.parameters()), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "matmulGflops": matmul_gflops(),
     }))

@@ -30,7 +30,7 @@ let skipped = "";
 for (let r = 0; r < runs; r++) {
   const t = trainingThroughput(threads, quick);
   ours.push(t.tokensPerSecond);
-  console.log(`attend:  ${t.tokensPerSecond.toFixed(0)} tokens/s (median ${t.msPerStep.toFixed(0)} ms per step over ${t.reps} steps; ${t.params} parameters)`);
+  console.log(`attend:  ${t.tokensPerSecond.toFixed(0)} tokens/s (median ${t.msPerStep.toFixed(0)} ms per step over ${t.reps} steps, CPU ${t.cpuMsPerStep.toFixed(0)} ms; ${t.params} parameters)`);
   if (!withTorch) continue;
   const tw = torchTwinThroughput(threads, quick);
   if ("skipped" in tw) {
@@ -40,7 +40,7 @@ for (let r = 0; r < runs; r++) {
   }
   const twin: TwinSpeed = tw;
   theirs.push(twin.tokensPerSecond);
-  console.log(`PyTorch: ${twin.tokensPerSecond.toFixed(0)} tokens/s (median ${twin.msPerStep.toFixed(0)} ms per step over ${twin.reps} steps; ${twin.params} parameters; torch ${twin.torch}, ${twin.threads} threads, matmul 1024³ ${twin.matmulGflops.toFixed(1)} GFLOP/s)`);
+  console.log(`PyTorch: ${twin.tokensPerSecond.toFixed(0)} tokens/s (median ${twin.msPerStep.toFixed(0)} ms per step over ${twin.reps} steps, CPU ${twin.cpuMsPerStep.toFixed(0)} ms; ${twin.params} parameters; torch ${twin.torch}, ${twin.threads} threads, matmul 1024³ ${twin.matmulGflops.toFixed(1)} GFLOP/s)`);
   console.log(`ratio attend / PyTorch: ${(t.tokensPerSecond / twin.tokensPerSecond).toFixed(3)}`);
 }
 if (runs > 1) {

@@ -8,12 +8,21 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AdamW, GPT, Tensor, crossEntropy, randint, reshape, setBackend, setNumThreads } from "../src/index.js";
-import { timeCalls } from "./peers/common.js";
+import { median, timeCalls } from "./peers/common.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const PYTHON = "/usr/bin/python3";
 
-export interface TrainingSpeed { tokensPerSecond: number; msPerStep: number; reps: number; batch: number; T: number; params: number }
+export interface TrainingSpeed {
+  tokensPerSecond: number;
+  msPerStep: number;
+  /** median CPU time of the process per step (all threads): steadier than wall time on a shared machine */
+  cpuMsPerStep: number;
+  reps: number;
+  batch: number;
+  T: number;
+  params: number;
+}
 
 /** Steps of the `small` GPT preset (forward, cross-entropy, backward, AdamW) on random tokens. */
 export function trainingThroughput(threads: number, quick: boolean): TrainingSpeed {
@@ -33,10 +42,18 @@ export function trainingThroughput(threads: number, quick: boolean): TrainingSpe
     loss.backward();
     opt.step();
   };
-  const { ms, reps } = timeCalls(step, quick ? 3000 : 10_000, quick ? 5 : 20);
+  const cpu: number[] = [];
+  const measured = (): void => {
+    const c0 = process.cpuUsage();
+    step();
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
+  };
+  const { ms, reps } = timeCalls(measured, quick ? 3000 : 10_000, quick ? 5 : 20);
   let params = 0;
   for (const p of model.parameters()) params += p.size;
-  return { tokensPerSecond: (batch * T) / (ms * 1e-3), msPerStep: ms, reps, batch, T, params };
+  const cpuMsPerStep = median(cpu.length > reps ? cpu.slice(1) : cpu); // without the warm-up call
+  return { tokensPerSecond: (batch * T) / (ms * 1e-3), msPerStep: ms, cpuMsPerStep, reps, batch, T, params };
 }
 
 export interface TwinSpeed extends TrainingSpeed { torch: string; threads: number; matmulGflops: number }
