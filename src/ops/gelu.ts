@@ -53,7 +53,7 @@ function form(approximate: GeluApproximate): Form {
   if (f === undefined) {
     const gate = approximate === "none" ? geluGateExact : geluGateTanh;
     const grad = approximate === "none" ? geluGradExact : geluGradTanh;
-    f = { gate, grad, gateTable: piecewise(gate, -4, 9, 0.25), gradTable: piecewise(grad, -4, 9, 0.25) };
+    f = { gate, grad, gateTable: piecewise(gate, -4, 9, 1 / 16), gradTable: piecewise(grad, -4, 9, 1 / 16) };
     forms[approximate] = f;
   }
   return f;
