@@ -92,23 +92,26 @@ export function layerNorm(
     const gx = x.requiresGrad ? allocate(x.dtype, x.size) : null;
     const accW = w !== null && w.requiresGrad ? new Float64Array(D) : null;
     const accB = b !== null && b.requiresGrad ? new Float64Array(D) : null;
+    const wOne = wd === null;
     for (let r = 0, o = 0; r < R; r++, o += D) {
       const mu = mean[r], inv = 1 / std[r];
-      if (gx !== null) {
-        let sumGw = 0, sumGwXhat = 0;
-        for (let j = 0; j < D; j++) {
-          const gw = wd === null ? gd[o + j] : gd[o + j] * wd[j];
-          sumGw += gw;
-          sumGwXhat += gw * (xd[o + j] - mu) * inv;
-        }
-        const m1 = sumGw / D, m2 = sumGwXhat / D;
-        for (let j = 0; j < D; j++) {
-          const gw = wd === null ? gd[o + j] : gd[o + j] * wd[j];
-          gx[o + j] = (gw - m1 - (xd[o + j] - mu) * inv * m2) * inv;
-        }
+      // one pass for the row sums and the weight/bias columns, one more for dx
+      let sumGw = 0, sumGwXhat = 0;
+      for (let j = 0; j < D; j++) {
+        const gj = gd[o + j];
+        const xhat = (xd[o + j] - mu) * inv;
+        const gw = wOne ? gj : gj * wd[j];
+        sumGw += gw;
+        sumGwXhat += gw * xhat;
+        if (accW !== null) accW[j] += gj * xhat;
+        if (accB !== null) accB[j] += gj;
       }
-      if (accW !== null) for (let j = 0; j < D; j++) accW[j] += gd[o + j] * (xd[o + j] - mu) * inv;
-      if (accB !== null) for (let j = 0; j < D; j++) accB[j] += gd[o + j];
+      if (gx === null) continue;
+      const m1 = sumGw / D, m2 = sumGwXhat / D;
+      for (let j = 0; j < D; j++) {
+        const gw = wOne ? gd[o + j] : gd[o + j] * wd[j];
+        gx[o + j] = (gw - m1 - (xd[o + j] - mu) * inv * m2) * inv;
+      }
     }
     const grads = [gx && new Tensor(gx, x.shape, x.dtype)];
     if (w !== null) grads.push(accW && gradLike(accW, w));
@@ -143,18 +146,22 @@ export function rmsNorm(x: Tensor, normalizedShape: number | readonly number[], 
     // x̂ = x / σ, y = x̂ w:  dx = (1/σ)(g·w − x̂·mean(g·w·x̂)),  dw = Σ_rows g·x̂
     const gx = x.requiresGrad ? allocate(x.dtype, x.size) : null;
     const accW = w !== null && w.requiresGrad ? new Float64Array(D) : null;
+    const wOne = wd === null;
     for (let r = 0, o = 0; r < R; r++, o += D) {
       const inv = 1 / rms[r];
-      if (gx !== null) {
-        let sumGwXhat = 0;
-        for (let j = 0; j < D; j++) sumGwXhat += (wd === null ? gd[o + j] : gd[o + j] * wd[j]) * xd[o + j] * inv;
-        const m2 = sumGwXhat / D;
-        for (let j = 0; j < D; j++) {
-          const gw = wd === null ? gd[o + j] : gd[o + j] * wd[j];
-          gx[o + j] = (gw - xd[o + j] * inv * m2) * inv;
-        }
+      let sumGwXhat = 0;
+      for (let j = 0; j < D; j++) {
+        const gj = gd[o + j];
+        const xhat = xd[o + j] * inv;
+        sumGwXhat += (wOne ? gj : gj * wd[j]) * xhat;
+        if (accW !== null) accW[j] += gj * xhat;
       }
-      if (accW !== null) for (let j = 0; j < D; j++) accW[j] += gd[o + j] * xd[o + j] * inv;
+      if (gx === null) continue;
+      const m2 = sumGwXhat / D;
+      for (let j = 0; j < D; j++) {
+        const gw = wOne ? gd[o + j] : gd[o + j] * wd[j];
+        gx[o + j] = (gw - xd[o + j] * inv * m2) * inv;
+      }
     }
     const grads = [gx && new Tensor(gx, x.shape, x.dtype)];
     if (w !== null) grads.push(accW && gradLike(accW, w));
