@@ -5,14 +5,13 @@
  *   per row: -(1 - eps) · logp[y] - eps · mean_c(logp[c])        (eps = labelSmoothing)
  */
 import { allocate } from "../tensor/dtype.js";
-import { ShapeError } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
 import { div, mul } from "./elementwise.js";
 import { sum } from "./reduce.js";
 import { countClassTargets, movedClassesLast } from "./lossShape.js";
 import { reshape } from "./shape.js";
 import { logSoftmax } from "./softmax.js";
-import { assertFloat, assertTensor, result } from "./util.js";
+import { result } from "./util.js";
 
 /** Picks -(1-eps)*logp[y] - eps*mean(logp) per row of logp [M, C]; rows with target ignoreIndex give 0. */
 function nllSmoothed(logp: Tensor, target: Int32Array, ignoreIndex: number, eps: number): Tensor {
@@ -46,18 +45,10 @@ function nllSmoothed(logp: Tensor, target: Int32Array, ignoreIndex: number, eps:
 export function crossEntropyReference(
   input: Tensor, target: Tensor, opts: { reduction?: "mean" | "sum" | "none"; ignoreIndex?: number; labelSmoothing?: number } = {},
 ): Tensor {
-  const fn = "crossEntropyReference";
-  assertTensor(fn, "input", input);
-  assertTensor(fn, "target", target);
-  assertFloat(fn, "input", input);
-  const reduction = opts.reduction ?? "mean";
-  const ignoreIndex = opts.ignoreIndex ?? -100;
-  const eps = opts.labelSmoothing ?? 0;
-  if (input.ndim === 0) throw new ShapeError(`${fn}: input needs a class dim, got a 0-d tensor`);
-  const C = input.ndim === 1 ? input.shape[0] : input.shape[1];
+  const { reduction = "mean", ignoreIndex = -100, labelSmoothing = 0 } = opts;
   const { logits2d, restShape } = movedClassesLast(input); // [N, C, d..] -> [N*d.., C]
-  const counted = countClassTargets(fn, input, target, restShape, C, ignoreIndex);
-  const perRow = nllSmoothed(logSoftmax(logits2d, -1), target.data as Int32Array, ignoreIndex, eps); // [M]
+  const counted = countClassTargets("crossEntropyReference", input, target, restShape, logits2d.shape[1], ignoreIndex);
+  const perRow = nllSmoothed(logSoftmax(logits2d, -1), target.data as Int32Array, ignoreIndex, labelSmoothing); // [M]
   if (reduction === "none") return reshape(perRow, restShape);
   const total = sum(perRow);
   if (reduction === "sum") return total;

@@ -9,8 +9,8 @@
  */
 import { allocate, promote } from "../tensor/dtype.js";
 import { Tensor } from "../tensor/tensor.js";
-import { checkAffine, checkEps, rmsNormEps, trailingAxes } from "./normShape.js";
-import { assertFloat, assertTensor, result } from "./util.js";
+import { checkLayerNormArgs, checkRmsNormArgs } from "./normShape.js";
+import { result } from "./util.js";
 
 /**
  * Σ x[o + i] for i < D, run by run along the last dim (length `run`), each run summed on its own and
@@ -56,12 +56,7 @@ export function layerNorm(
   x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5,
 ): Tensor {
   const fn = "layerNorm";
-  assertTensor(fn, "x", x);
-  assertFloat(fn, "x", x);
-  const axes = trailingAxes(fn, x, normalizedShape);
-  checkAffine(fn, "weight", weight, x, axes);
-  checkAffine(fn, "bias", bias, x, axes);
-  checkEps(fn, eps);
+  const axes = checkLayerNormArgs(fn, x, normalizedShape, weight, bias, eps);
   const w = weight ?? null;
   const b = bias ?? null;
   const { R, D, run } = rowsOf(x, axes);
@@ -123,12 +118,7 @@ export function layerNorm(
 /** eps defaults to the dtype's machine epsilon, as torch.nn.RMSNorm with eps=None. */
 export function rmsNorm(x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, eps?: number): Tensor {
   const fn = "rmsNorm";
-  assertTensor(fn, "x", x);
-  assertFloat(fn, "x", x);
-  const axes = trailingAxes(fn, x, normalizedShape);
-  checkAffine(fn, "weight", weight, x, axes);
-  const e = rmsNormEps(x, eps);
-  checkEps(fn, e);
+  const { axes, eps: e } = checkRmsNormArgs(fn, x, normalizedShape, weight, eps);
   const w = weight ?? null;
   const { R, D, run } = rowsOf(x, axes);
   const dtype = promote(x.dtype, w ? w.dtype : x.dtype);

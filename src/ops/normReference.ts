@@ -7,20 +7,13 @@
  */
 import type { Tensor } from "../tensor/tensor.js";
 import { add, div, mul, sqrt, sub } from "./elementwise.js";
-import { checkAffine, checkEps, rmsNormEps, trailingAxes } from "./normShape.js";
+import { checkLayerNormArgs, checkRmsNormArgs } from "./normShape.js";
 import { mean } from "./reduce.js";
-import { assertFloat, assertTensor } from "./util.js";
 
 export function layerNormReference(
   x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5,
 ): Tensor {
-  const fn = "layerNormReference";
-  assertTensor(fn, "x", x);
-  assertFloat(fn, "x", x);
-  const axes = trailingAxes(fn, x, normalizedShape);
-  checkAffine(fn, "weight", weight, x, axes);
-  checkAffine(fn, "bias", bias, x, axes);
-  checkEps(fn, eps);
+  const axes = checkLayerNormArgs("layerNormReference", x, normalizedShape, weight, bias, eps);
   const mu = mean(x, axes, true);
   const centered = sub(x, mu);
   const variance = mean(mul(centered, centered), axes, true);
@@ -31,13 +24,7 @@ export function layerNormReference(
 }
 
 export function rmsNormReference(x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, eps?: number): Tensor {
-  const fn = "rmsNormReference";
-  assertTensor(fn, "x", x);
-  assertFloat(fn, "x", x);
-  const axes = trailingAxes(fn, x, normalizedShape);
-  checkAffine(fn, "weight", weight, x, axes);
-  const e = rmsNormEps(x, eps);
-  checkEps(fn, e);
+  const { axes, eps: e } = checkRmsNormArgs("rmsNormReference", x, normalizedShape, weight, eps);
   let y = div(x, sqrt(add(mean(mul(x, x), axes, true), e)));
   if (weight) y = mul(y, weight);
   return y;
