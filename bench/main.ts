@@ -276,7 +276,7 @@ async function main(): Promise<void> {
     const twin = a["no-torch"] === true ? { skipped: "--no-torch" } : torchTwinThroughput(all, quick);
     say("skipped" in twin
       ? `PyTorch twin (bench/torch_twin.py): skipped (${twin.skipped}).`
-      : `PyTorch twin (bench/torch_twin.py, torch ${twin.torch}, ${twin.threads} threads, same model and step): ${fmt(twin.tokensPerSecond, 0)} tokens/s; **attend / PyTorch = ${fmt(t.tokensPerSecond / twin.tokensPerSecond, 2)}**.`);
+      : `PyTorch twin (bench/torch_twin.py, torch ${twin.torch}, ${twin.threads} thread${twin.threads === 1 ? "" : "s"}, same model and step): ${fmt(twin.tokensPerSecond, 0)} tokens/s; **attend / PyTorch = ${fmt(t.tokensPerSecond / twin.tokensPerSecond, 2)}**.`);
     const tokens = Number(a["gen-tokens"] ?? 256);
     const gsp = generationSpeedup(all, tokens);
     say(`Generation of ${tokens} tokens after an 8-token prompt (greedy, same tokens both ways): KV cache ${fmt(gsp.cachedMs, 0)} ms, recomputing the whole sequence each step ${fmt(gsp.uncachedMs, 0)} ms: **${fmt(gsp.speedup, 1)}× faster with the cache**.`);
