@@ -20,8 +20,10 @@
  *
  * Also printed: the wasm matmul at 1024³ (the ceiling the attention kernel is measured against),
  * causal attention through MultiheadAttention against scaledDotProductAttention alone (module
- * overhead), training throughput of the `small` GPT preset (tokens/s of forward + backward + AdamW),
- * the KV cache's speed-up when generating 256 tokens with `small`, and cached greedy decoding's ms/token.
+ * overhead), training throughput of the `small` GPT preset (tokens/s of forward + backward + AdamW;
+ * bench/trainingStep.ts) over its PyTorch twin's (bench/torch_twin.py in /usr/bin/python3, skipped
+ * without torch; --no-torch), the KV cache's speed-up when generating 256 tokens with `small`, and
+ * cached greedy decoding's ms/token.
  */
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -29,12 +31,13 @@ import os from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  AdamW, GPT, MultiheadAttention, Tensor, crossEntropy, generate, getBackendName, linear, noGrad, permute, randn, randint, reshape,
+  GPT, MultiheadAttention, Tensor, generate, getBackendName, linear, noGrad, permute, randn, reshape,
   scaledDotProductAttention, setBackend, setNumThreads, slice, matmul,
 } from "../src/index.js";
 import { hardwareThreads } from "../src/kernels/wasm/runtime.js";
 import { type PeerRow, runPeers, parseMode, modeLabel, type Mode, DEFAULT_SIZES } from "./peers/index.js";
-import { median, peakRssMiB } from "./peers/common.js";
+import { median, peakRssMiB, timeCalls } from "./peers/common.js";
+import { torchTwinThroughput, trainingThroughput } from "./trainingStep.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const B = 1, H = 8, E = 64;
@@ -60,22 +63,6 @@ interface Timed {
 
 function flops(N: number, pass: "fwd" | "fwd+bwd"): number {
   return (pass === "fwd" ? 4 : 12) * B * H * N * N * E;
-}
-
-/** Median wall time after one untimed warm-up call (skipped when the call is slow: its time counts). */
-function timeCalls(run: () => void, budgetMs: number, maxReps: number): { ms: number; reps: number } {
-  let t0 = performance.now();
-  run();
-  const first = performance.now() - t0;
-  if (first > 10_000 || budgetMs <= 0) return { ms: first, reps: 1 };
-  const times: number[] = [];
-  const start = performance.now();
-  while (times.length < maxReps && (times.length < 3 || performance.now() - start < budgetMs)) {
-    t0 = performance.now();
-    run();
-    times.push(performance.now() - t0);
-  }
-  return { ms: median(times), reps: times.length };
 }
 
 function runAttendCase(c: AttendCase): Timed {
@@ -172,32 +159,6 @@ function moduleOverhead(threads: number, reps: number): ModuleOverhead {
     }
   }
   return { moduleMs: median(times.module), sdpaMs: median(times.sdpa), handMs: median(times.hand), reps };
-}
-
-interface TrainingSpeed { tokensPerSecond: number; msPerStep: number; batch: number; T: number; params: number }
-
-/** Steps of the `small` GPT preset (forward, cross-entropy, backward, AdamW) on random tokens. */
-function trainingThroughput(threads: number, quick: boolean): TrainingSpeed {
-  setBackend("wasm");
-  setNumThreads(threads);
-  const model = new GPT("small", { seed: 0 });
-  const opt = new AdamW(model.parameters(), { lr: 3e-4 });
-  const batch = 8, T = 128;
-  const idx = randint(0, model.config.vocabSize, [batch, T + 1], { seed: 5 });
-  const data = idx.dataSync();
-  const inp = new Tensor(Int32Array.from({ length: batch * T }, (_, i) => data[Math.floor(i / T) * (T + 1) + (i % T)]), [batch, T], "int32");
-  const tgt = new Tensor(Int32Array.from({ length: batch * T }, (_, i) => data[Math.floor(i / T) * (T + 1) + (i % T) + 1]), [batch * T], "int32");
-  const step = (): void => {
-    opt.zeroGrad();
-    const logits = model.forward(inp); // [batch, T, V]
-    const loss = crossEntropy(reshape(logits, [batch * T, model.config.vocabSize]), tgt); // [batch, T, V] -> [batch·T, V]
-    loss.backward();
-    opt.step();
-  };
-  const { ms } = timeCalls(step, quick ? 3000 : 10_000, quick ? 5 : 20);
-  let params = 0;
-  for (const p of model.parameters()) params += p.size;
-  return { tokensPerSecond: (batch * T) / (ms * 1e-3), msPerStep: ms, batch, T, params };
 }
 
 interface GenerationSpeed { cachedMs: number; uncachedMs: number; speedup: number; tokens: number }
@@ -374,6 +335,10 @@ async function main(): Promise<void> {
     say();
     const t = trainingThroughput(all, quick);
     say(`Training throughput: **${fmt(t.tokensPerSecond, 0)} tokens/s** (${t.params} parameters; batch ${t.batch} × ${t.T} tokens; forward + cross-entropy + backward + AdamW, median ${fmt(t.msPerStep, 0)} ms per step).`);
+    const twin = a["no-torch"] === true ? { skipped: "--no-torch" } : torchTwinThroughput(all, quick);
+    say("skipped" in twin
+      ? `PyTorch twin (bench/torch_twin.py): skipped (${twin.skipped}).`
+      : `PyTorch twin (bench/torch_twin.py, torch ${twin.torch}, ${twin.threads} thread${twin.threads === 1 ? "" : "s"}, same model and step): ${fmt(twin.tokensPerSecond, 0)} tokens/s; **attend / PyTorch = ${fmt(t.tokensPerSecond / twin.tokensPerSecond, 2)}**.`);
     const tokens = Number(a["gen-tokens"] ?? 256);
     const gsp = generationSpeedup(all, tokens);
     const dec = cachedDecodeMsPerToken(all, tokens, quick);

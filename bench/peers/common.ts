@@ -333,6 +333,26 @@ export async function timeReps(run: () => unknown, opts: TimingOptions = {}): Pr
   return { medianMs: median(samples), reps, samples, firstMs };
 }
 
+/**
+ * Median wall time of a synchronous call after one untimed warm-up call (skipped when the call is
+ * slow: its time then counts): at least 3 timed calls, then more until budgetMs is spent, at most
+ * maxReps. attend's own rows (bench/main.ts, bench/training.ts) use it.
+ */
+export function timeCalls(run: () => void, budgetMs: number, maxReps: number): { ms: number; reps: number; samples: number[] } {
+  let t0 = performance.now();
+  run();
+  const first = performance.now() - t0;
+  if (first > 10_000 || budgetMs <= 0) return { ms: first, reps: 1, samples: [first] };
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < maxReps && (times.length < 3 || performance.now() - start < budgetMs)) {
+    t0 = performance.now();
+    run();
+    times.push(performance.now() - t0);
+  }
+  return { ms: median(times), reps: times.length, samples: times };
+}
+
 /** Times a prepared case's run() and turns it into a result; release() runs whatever happens. */
 export async function timePrepared(
   c: PeerCase, p: { run(): unknown; release(): unknown }, opts: TimingOptions = {},

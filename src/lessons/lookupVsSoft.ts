@@ -85,7 +85,7 @@ export class RecallBlock extends Module {
       const q = this.query.forward(embedding(this.embed, query)); // [B, 1, E]
       const k = this.key.forward(embedding(this.embed, keys)); // [B, n, E]
       const scores = matmul(q, transpose(k, -2, -1)); // [B, 1, n]
-      return argmax(scores.reshape([scores.shape[0], scores.shape[2]]), -1).data as Int32Array; // [B]
+      return argmax(reshape(scores, [scores.shape[0], scores.shape[2]]), -1).data as Int32Array; // [B]
     });
   }
 

@@ -6,7 +6,6 @@ import { type DType, type TypedArray, allocate, checkDType, isFloatDType, promot
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { type Shape, broadcastShapes, broadcastStrides, sameShape, sizeOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
-import { erf } from "./erf.js";
 import { forEachRun, unbroadcast } from "./broadcast.js";
 import { assertTensor, result, scalarLike } from "./util.js";
 
@@ -42,7 +41,12 @@ function binaryRaw(fn: string, op: Bin, a: Tensor, b: Tensor, outDtype: DType): 
   if (sameShape(a.shape, b.shape)) binLoop(op, out, 0, a.data, 0, 1, b.data, 0, 1, out.length);
   else if (b.size === 1 && sameShape(a.shape, shape)) binLoop(op, out, 0, a.data, 0, 1, b.data, 0, 0, out.length);
   else if (a.size === 1 && sameShape(b.shape, shape)) binLoop(op, out, 0, a.data, 0, 0, b.data, 0, 1, out.length);
-  else {
+  else if (b.size > 0 && sameShape(a.shape, shape) && isTrailing(b.shape, shape)) {
+    // b repeats along a's leading dims (a bias, a positional table): row by row
+    for (let o = 0; o < out.length; o += b.size) binLoop(op, out, o, a.data, o, 1, b.data, 0, 1, b.size);
+  } else if (a.size > 0 && sameShape(b.shape, shape) && isTrailing(a.shape, shape)) {
+    for (let o = 0; o < out.length; o += a.size) binLoop(op, out, o, a.data, 0, 1, b.data, o, 1, a.size);
+  } else {
     const sa = broadcastStrides(a.shape, shape);
     const sb = broadcastStrides(b.shape, shape);
     const ia = sa[shape.length - 1] ?? 0;
@@ -50,6 +54,32 @@ function binaryRaw(fn: string, op: Bin, a: Tensor, b: Tensor, outDtype: DType): 
     forEachRun(shape, [sa, sb], (o, offs, n) => binLoop(op, out, o, a.data, offs[0], ia, b.data, offs[1], ib, n));
   }
   return { data: out, shape };
+}
+
+/** Whether `part`, without its leading 1s, is the trailing dims of `full` ([T, C] in [N, T, C]). */
+function isTrailing(part: readonly number[], full: readonly number[]): boolean {
+  let lead = 0;
+  while (lead < part.length && part[lead] === 1) lead++;
+  const n = part.length - lead;
+  if (n > full.length) return false;
+  for (let i = 0; i < n; i++) if (part[lead + i] !== full[full.length - n + i]) return false;
+  return true;
+}
+
+/**
+ * unbroadcast, with the common case as a plain loop: when `shape` is the trailing dims of g's, the
+ * gradient is a column sum over g's leading rows, in float64 and in row order (as sumAxes adds).
+ */
+function reduceTo(g: Tensor, shape: readonly number[]): Tensor {
+  const n = sizeOf(shape);
+  if (sameShape(g.shape, shape) || n === 0 || !isTrailing(shape, g.shape)) return unbroadcast(g, shape);
+  const acc = new Float64Array(n);
+  const gd = g.data;
+  for (let o = 0; o < gd.length; o += n) for (let j = 0; j < n; j++) acc[j] += gd[o + j];
+  const dtype = isFloatDType(g.dtype) ? g.dtype : "int32";
+  const out = allocate(dtype, n);
+  out.set(acc);
+  return new Tensor(out, shape, dtype);
 }
 
 function operands(fn: string, a: Tensor | number, b: Tensor | number): [Tensor, Tensor] {
@@ -79,7 +109,7 @@ function arithmetic(fn: string, op: Bin, x: Tensor | number, y: Tensor | number,
   let out: Tensor;
   const backward = (g: Tensor): (Tensor | null)[] => {
     const [ga, gb] = grad(g, a, b, out);
-    return [ga && unbroadcast(ga, a.shape), gb && unbroadcast(gb, b.shape)];
+    return [ga && reduceTo(ga, a.shape), gb && reduceTo(gb, b.shape)];
   };
   out = result(fn, data, shape, dtype, [a, b], backward);
   return out;
@@ -152,10 +182,6 @@ export function logicalNot(a: Tensor): Tensor {
 // ---------------------------------------------------------------------------------------------
 // Unary ops: forward as one loop, gradient as a formula in the output and/or input
 
-const SQRT_2_OVER_PI = 0.7978845608028654;
-const INV_SQRT_2 = 0.7071067811865476;
-const INV_SQRT_2PI = 0.3989422804014327;
-
 function unary(fn: string, x: Tensor, f: (v: number) => number, grad: ((g: Tensor, x: Tensor, y: Tensor) => Tensor) | null): Tensor {
   assertTensor(fn, "x", x);
   const dtype: DType = isFloatDType(x.dtype) ? x.dtype : "float32";
@@ -215,30 +241,8 @@ export function pow(x: Tensor, exponent: number): Tensor {
   );
 }
 
-export type GeluApproximate = "none" | "tanh";
-
-/**
- * GELU as PyTorch: "none" = x * Phi(x) with the exact normal CDF (erf);
- * "tanh" = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
- */
-export function gelu(x: Tensor, approximate: GeluApproximate = "none"): Tensor {
-  if (approximate !== "none" && approximate !== "tanh") {
-    throw new ArgumentError(`gelu: approximate must be "none" or "tanh", got ${JSON.stringify(approximate)}`);
-  }
-  if (approximate === "none") {
-    // d/dx [x Phi(x)] = Phi(x) + x phi(x)
-    return unary("gelu", x, (v) => 0.5 * v * (1 + erf(v * INV_SQRT_2)), (g, xx) =>
-      mul(g, mapData(xx, (v) => 0.5 * (1 + erf(v * INV_SQRT_2)) + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v))),
-    );
-  }
-  // u = sqrt(2/pi)(x + 0.044715 x^3); d/dx = 0.5(1 + tanh u) + 0.5 x (1 - tanh^2 u) u'
-  return unary("gelu", x, (v) => 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v))), (g, xx) =>
-    mul(g, mapData(xx, (v) => {
-      const t = Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v));
-      return 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * v * v);
-    })),
-  );
-}
+// GELU has its own file (gelu.ts: its derivative tables), re-exported here beside the other activations.
+export { gelu, type GeluApproximate } from "./gelu.js";
 
 // ---------------------------------------------------------------------------------------------
 // Selection

@@ -1,5 +1,5 @@
 /** The small-network ops: linear, embedding gather, seeded dropout. */
-import { allocate } from "../tensor/dtype.js";
+import { type TypedArray, allocate } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { type Generator, checkGenerator, defaultGenerator } from "../tensor/random.js";
 import { checkOptions, optionKeys } from "../tensor/validate.js";
@@ -12,6 +12,9 @@ import { assertFloat, assertTensor, result } from "./util.js";
 /**
  * y = x @ weightᵀ + bias, x [.., in], weight [out, in], bias [out] (torch.nn.functional.linear).
  *   dx = g @ weight      dweight = gᵀ @ x      dbias = sum of g over all but the last dim
+ * The bias is added to the product's rows in place and its gradient is a column sum in float64 (the
+ * order unbroadcast sums in), so this one op equals add(matmul(x, weightᵀ), bias) without the
+ * broadcast machinery. A bias of another dtype than the product takes that composite path.
  */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   const fn = "linear";
@@ -32,14 +35,31 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const rows = lead.reduce((a, b) => a * b, 1);
   const x2 = reshape(x, [rows, inF]); // [.., in] -> [R, in]
   const y2 = matmulRaw(x2, weight, false, true); // [R, out]
+  const b = bias && bias.dtype === y2.dtype ? bias : null; // fused below; another dtype is added after
+  if (b !== null) addRows(y2.data, b.data, rows, outF);
   const outShape = [...lead, outF];
-  const y = result("linear", y2.data, outShape, y2.dtype, [x, weight], (g) => {
+  const y = result("linear", y2.data, outShape, y2.dtype, b ? [x, weight, b] : [x, weight], (g) => {
     const g2 = reshape(g, [rows, outF]); // [.., out] -> [R, out]
     const gx = x.requiresGrad ? cast(reshape(matmulRaw(g2, weight), x.shape), x.dtype) : null; // [R, in]
     const gw = weight.requiresGrad ? cast(matmulRaw(g2, x2, true, false), weight.dtype) : null; // [out, in]
-    return [gx, gw];
+    if (b === null) return [gx, gw];
+    return [gx, gw, b.requiresGrad ? columnSum(g.data, rows, outF, b) : null]; // [out]
   });
-  return bias ? add(y, bias) : y;
+  return bias && b === null ? add(y, bias) : y;
+}
+
+/** y[r, j] += b[j] for every row r of y [R, n], in place. */
+function addRows(y: TypedArray, b: TypedArray, R: number, n: number): void {
+  for (let r = 0, o = 0; r < R; r++, o += n) for (let j = 0; j < n; j++) y[o + j] += b[j];
+}
+
+/** Σ_r g[r, j] for g [R, n], accumulated in float64 row by row, as a tensor like `like` [n]. */
+function columnSum(g: TypedArray, R: number, n: number, like: Tensor): Tensor {
+  const acc = new Float64Array(n);
+  for (let r = 0, o = 0; r < R; r++, o += n) for (let j = 0; j < n; j++) acc[j] += g[o + j];
+  const out = allocate(like.dtype, n);
+  out.set(acc);
+  return new Tensor(out, like.shape, like.dtype);
 }
 
 /**
@@ -59,13 +79,20 @@ export function embedding(weight: Tensor, indices: Tensor | readonly number[]): 
     const v = idx.data[i];
     if (v < 0 || v >= V) throw new ArgumentError(`${fn}: index ${v} at position ${i} is out of range for ${V} embeddings (expected 0..${V - 1})`);
   }
-  const out = allocate(weight.dtype, idx.size * D);
-  for (let i = 0; i < idx.size; i++) out.set(weight.data.subarray(idx.data[i] * D, idx.data[i] * D + D), i * D);
+  const n = idx.size;
+  const ids = idx.data;
+  const wd = weight.data;
+  const out = allocate(weight.dtype, n * D);
+  for (let i = 0, o = 0; i < n; i++, o += D) {
+    const r = ids[i] * D;
+    for (let d = 0; d < D; d++) out[o + d] = wd[r + d];
+  }
   return result(fn, out, [...idx.shape, D], weight.dtype, [weight], (g) => {
     const gw = allocate(g.dtype, weight.size);
-    for (let i = 0; i < idx.size; i++) {
-      const r = idx.data[i] * D;
-      for (let d = 0; d < D; d++) gw[r + d] += g.data[i * D + d];
+    const gd = g.data;
+    for (let i = 0, o = 0; i < n; i++, o += D) {
+      const r = ids[i] * D;
+      for (let d = 0; d < D; d++) gw[r + d] += gd[o + d];
     }
     return [new Tensor(gw, weight.shape, g.dtype)];
   });

@@ -13,7 +13,7 @@ import { checkOptions, optionKeys } from "../tensor/validate.js";
 import { add, div, mul, neg } from "./elementwise.js";
 import { reshape } from "./shape.js";
 import { mean, sum } from "./reduce.js";
-import { movedClassesLast } from "./lossShape.js";
+import { countClassTargets, movedClassesLast } from "./lossShape.js";
 import { logSoftmax } from "./softmax.js";
 import { assertFloat, assertTensor, result } from "./util.js";
 
@@ -24,32 +24,62 @@ export interface CrossEntropyOptions {
 }
 export const CROSS_ENTROPY_OPTION_KEYS = optionKeys<CrossEntropyOptions>({ reduction: true, ignoreIndex: true, labelSmoothing: true });
 
-/** Picks -(1-eps)*logp[y] - eps*mean(logp) per row of logp [M, C]; rows with target ignoreIndex give 0. */
-function nllSmoothed(logp: Tensor, target: Int32Array, ignoreIndex: number, eps: number): Tensor {
-  const [M, C] = logp.shape;
-  const out = allocate(logp.dtype, M);
-  const lp = logp.data;
-  for (let r = 0; r < M; r++) {
+/**
+ * The loss over logits [M, C] with int32 targets, fused into one op: per row, in float64,
+ *   lse = m + log Σ_c exp(x_c - m)                        (m = the row's max)
+ *   loss = -(1 - eps)(x[y] - lse) - eps · Σ_c (x_c - lse) / C
+ * then reduced ("none": [M], "sum", "mean" over the `counted` rows that are not ignoreIndex) in the
+ * same pass. Rows with target ignoreIndex give 0; a row of all -Infinity gives Infinity and no
+ * gradient (as logSoftmax's fully masked rows). Backward, per row:
+ *   dx = scale · (softmax(x) - (1 - eps) onehot(y) - eps / C)     scale = g_r, g, or g / counted
+ * No [M, C] array besides the gradient: the row's lse is kept, softmax recomputed from it.
+ */
+function crossEntropyRows(logits: Tensor, target: Int32Array, ignoreIndex: number, eps: number, reduction: "mean" | "sum" | "none", counted: number): Tensor {
+  const [M, C] = logits.shape;
+  const xd = logits.data;
+  const lse = new Float64Array(M);
+  const perRow = reduction === "none" ? allocate(logits.dtype, M) : null;
+  let total = 0;
+  for (let r = 0, o = 0; r < M; r++, o += C) {
     const y = target[r];
     if (y === ignoreIndex) continue;
-    let loss = -(1 - eps) * lp[r * C + y];
-    if (eps > 0) {
+    let m = -Infinity;
+    for (let c = o; c < o + C; c++) { const v = xd[c]; if (v > m || v !== v) m = v; }
+    let loss: number;
+    if (m === -Infinity) {
+      lse[r] = -Infinity;
+      loss = Infinity;
+    } else {
       let s = 0;
-      for (let c = 0; c < C; c++) s += lp[r * C + c];
-      loss -= (eps * s) / C;
+      for (let c = o; c < o + C; c++) s += Math.exp(xd[c] - m);
+      const l = m + Math.log(s);
+      lse[r] = l;
+      loss = -(1 - eps) * (xd[o + y] - l);
+      if (eps > 0) {
+        let sl = 0;
+        for (let c = o; c < o + C; c++) sl += xd[c] - l;
+        loss -= (eps * sl) / C;
+      }
     }
-    out[r] = loss;
+    if (perRow !== null) perRow[r] = loss;
+    else total += loss;
   }
-  return result("crossEntropy", out, [M], logp.dtype, [logp], (g) => {
-    const gl = allocate(g.dtype, M * C);
-    for (let r = 0; r < M; r++) {
+  const data = perRow ?? allocate(logits.dtype, 1);
+  if (perRow === null) data[0] = reduction === "sum" ? total : counted === 0 ? 0 : total / counted;
+  return result("crossEntropy", data, perRow ? [M] : [], logits.dtype, [logits], (g) => {
+    const gd = g.data;
+    const gx = allocate(g.dtype, M * C);
+    const scale0 = reduction === "mean" ? (counted === 0 ? 0 : gd[0] / counted) : gd[0];
+    for (let r = 0, o = 0; r < M; r++, o += C) {
       const y = target[r];
-      if (y === ignoreIndex) continue;
-      const gr = g.data[r];
-      if (eps > 0) for (let c = 0; c < C; c++) gl[r * C + c] = (-eps * gr) / C;
-      gl[r * C + y] += -(1 - eps) * gr;
+      const l = lse[r];
+      if (y === ignoreIndex || l === -Infinity) continue;
+      const scale = reduction === "none" ? gd[r] : scale0;
+      const off = (eps * scale) / C;
+      for (let c = o; c < o + C; c++) gx[c] = scale * Math.exp(xd[c] - l) - off;
+      gx[o + y] -= (1 - eps) * scale;
     }
-    return [new Tensor(gl, [M, C], g.dtype)];
+    return [new Tensor(gx, [M, C], g.dtype)];
   });
 }
 
@@ -69,8 +99,6 @@ export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOp
   if (input.ndim === 0) throw new ShapeError(`${fn}: input needs a class dim, got a 0-d tensor`);
   const C = input.ndim === 1 ? input.shape[0] : input.shape[1];
   const { logits2d, restShape } = movedClassesLast(input); // [N, C, d..] -> [N*d.., C]
-  const logp = logSoftmax(logits2d, -1);
-
   if (target.dtype === "float32" || target.dtype === "float64") {
     // class probabilities, same shape as input
     if (target.ndim !== input.ndim || target.shape.some((d, i) => d !== input.shape[i])) {
@@ -78,26 +106,11 @@ export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOp
     }
     const { logits2d: t2d } = movedClassesLast(target);
     const smoothed = eps > 0 ? add(mul(t2d, 1 - eps), eps / C) : t2d;
-    const perRow = neg(sum(mul(smoothed, logp), -1)); // [M]
+    const perRow = neg(sum(mul(smoothed, logSoftmax(logits2d, -1)), -1)); // [M]
     const shaped = reshape(perRow, restShape);
     return reduction === "none" ? shaped : reduction === "sum" ? sum(perRow) : mean(perRow);
   }
-  if (target.dtype !== "int32") throw new ArgumentError(`${fn}: target must be int32 class indices or float probabilities, got ${target.dtype}`);
-  if (target.ndim !== restShape.length || target.shape.some((d, i) => d !== restShape[i])) {
-    throw new ShapeError(
-      `${fn}: target has shape ${fmtShape(target.shape)}, expected ${fmtShape(restShape)} for input ${fmtShape(input.shape)} (classes on dim ${input.ndim === 1 ? 0 : 1})`,
-    );
-  }
-  let counted = 0;
-  for (let i = 0; i < target.size; i++) {
-    const y = target.data[i];
-    if (y === ignoreIndex) continue;
-    if (y < 0 || y >= C) throw new ArgumentError(`${fn}: target ${y} at position ${i} is out of range for ${C} classes (and is not ignoreIndex ${ignoreIndex})`);
-    counted++;
-  }
-  const perRow = nllSmoothed(logp, target.data as Int32Array, ignoreIndex, eps); // [M]
-  if (reduction === "none") return reshape(perRow, restShape);
-  const total = sum(perRow);
-  if (reduction === "sum") return total;
-  return counted === 0 ? mul(total, 0) : div(total, counted);
+  const counted = countClassTargets(fn, input, target, restShape, C, ignoreIndex);
+  const loss = crossEntropyRows(logits2d, target.data as Int32Array, ignoreIndex, eps, reduction, counted); // [M] or []
+  return reduction === "none" ? reshape(loss, restShape) : loss;
 }

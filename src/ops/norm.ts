@@ -1,66 +1,160 @@
 /**
- * Normalisations over the trailing `normalizedShape` dims, written from ops so autograd derives their
- * gradients (the readable version; a fused kernel can replace them later, proven equal).
+ * Normalisations over the trailing `normalizedShape` dims, each one op with a hand-written backward:
  *   layerNorm: (x - mean) / sqrt(var + eps) * weight + bias     (biased variance, as PyTorch)
  *   rmsNorm:   x / sqrt(mean(x^2) + eps) * weight
+ * Rows are the D = prod(normalizedShape) trailing elements; each row's statistics are accumulated
+ * in float64 and the output is written in one pass. The textbook forms, built from ops so that
+ * autograd derives their gradients, are layerNormReference / rmsNormReference in normReference.ts;
+ * test/fastops.test.ts proves the two equal (bitwise in float64, where the arithmetic is the same).
  */
-import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
-import type { Tensor } from "../tensor/tensor.js";
-import { add, div, mul, sqrt, sub } from "./elementwise.js";
-import { mean } from "./reduce.js";
-import { assertFloat, assertTensor } from "./util.js";
+import { allocate, promote } from "../tensor/dtype.js";
+import { Tensor } from "../tensor/tensor.js";
+import { checkLayerNormArgs, checkRmsNormArgs } from "./normShape.js";
+import { result } from "./util.js";
 
-function trailingAxes(fn: string, x: Tensor, normalizedShape: number | readonly number[]): number[] {
-  const ns = typeof normalizedShape === "number" ? [normalizedShape] : [...normalizedShape];
-  const tail = x.shape.slice(x.ndim - ns.length);
-  if (ns.length === 0 || ns.length > x.ndim || ns.some((d, i) => d !== tail[i])) {
-    throw new ShapeError(`${fn}: normalizedShape ${fmtShape(ns)} must match the last dims of x ${fmtShape(x.shape)}`);
+/**
+ * Σ x[o + i] for i < D, run by run along the last dim (length `run`), each run summed on its own and
+ * then added: the order in which sum() over the trailing axes adds, so float64 rows agree bitwise
+ * with the reference. rowSumSq: Σ (x[o + i] - shift)² in the same order.
+ */
+function rowSum(x: ArrayLike<number>, o: number, D: number, run: number): number {
+  let acc = 0;
+  for (let r = o; r < o + D; r += run) {
+    let s = 0;
+    for (let j = r; j < r + run; j++) s += x[j];
+    acc += s;
   }
-  return ns.map((_, i) => x.ndim - ns.length + i);
+  return acc;
 }
 
-function checkAffine(fn: string, name: string, p: Tensor | null | undefined, x: Tensor, axes: number[]): void {
-  if (p === null || p === undefined) return;
-  assertTensor(fn, name, p);
-  const want = axes.map((a) => x.shape[a]);
-  if (p.ndim !== want.length || p.shape.some((d, i) => d !== want[i])) {
-    throw new ShapeError(`${fn}: ${name} has shape ${fmtShape(p.shape)}, expected normalizedShape ${fmtShape(want)}`);
+function rowSumSq(x: ArrayLike<number>, o: number, D: number, run: number, shift: number): number {
+  let acc = 0;
+  for (let r = o; r < o + D; r += run) {
+    let s = 0;
+    for (let j = r; j < r + run; j++) { const c = x[j] - shift; s += c * c; }
+    acc += s;
   }
+  return acc;
 }
 
-function checkEps(fn: string, eps: number): void {
-  if (typeof eps !== "number" || !(eps >= 0)) throw new ArgumentError(`${fn}: eps must be a non-negative number, got ${eps}`);
+/** A float64 accumulator as a gradient of `like`'s shape and dtype. */
+function gradLike(acc: Float64Array, like: Tensor): Tensor {
+  const out = allocate(like.dtype, acc.length);
+  out.set(acc);
+  return new Tensor(out, like.shape, like.dtype);
+}
+
+interface Rows { R: number; D: number; run: number }
+
+function rowsOf(x: Tensor, axes: number[]): Rows {
+  let D = 1;
+  for (const a of axes) D *= x.shape[a];
+  return { R: D === 0 ? 0 : x.size / D, D, run: x.shape[x.ndim - 1] };
 }
 
 export function layerNorm(
   x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5,
 ): Tensor {
   const fn = "layerNorm";
-  assertTensor(fn, "x", x);
-  assertFloat(fn, "x", x);
-  const axes = trailingAxes(fn, x, normalizedShape);
-  checkAffine(fn, "weight", weight, x, axes);
-  checkAffine(fn, "bias", bias, x, axes);
-  checkEps(fn, eps);
-  const mu = mean(x, axes, true);
-  const centered = sub(x, mu);
-  const variance = mean(mul(centered, centered), axes, true);
-  let y = div(centered, sqrt(add(variance, eps)));
-  if (weight) y = mul(y, weight);
-  if (bias) y = add(y, bias);
-  return y;
+  const axes = checkLayerNormArgs(fn, x, normalizedShape, weight, bias, eps);
+  const w = weight ?? null;
+  const b = bias ?? null;
+  const { R, D, run } = rowsOf(x, axes);
+  const dtype = promote(promote(x.dtype, w ? w.dtype : x.dtype), b ? b.dtype : x.dtype);
+  const out = allocate(dtype, x.size);
+  const xd = x.data;
+  const wd = w && w.data;
+  const bd = b && b.data;
+  const mean = new Float64Array(R);
+  const std = new Float64Array(R);
+  for (let r = 0, o = 0; r < R; r++, o += D) {
+    const mu = rowSum(xd, o, D, run) / D;
+    const s = Math.sqrt(rowSumSq(xd, o, D, run, mu) / D + eps);
+    mean[r] = mu;
+    std[r] = s;
+    for (let j = 0; j < D; j++) {
+      let y = (xd[o + j] - mu) / s;
+      if (wd !== null) y *= wd[j];
+      if (bd !== null) y += bd[j];
+      out[o + j] = y;
+    }
+  }
+  const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
+  return result(fn, out, x.shape, dtype, inputs, (g) => {
+    const gd = g.data;
+    // x̂ = (x - mean) / σ, y = x̂ w + b:
+    // dx = (1/σ)(g·w − mean(g·w) − x̂·mean(g·w·x̂)),  dw = Σ_rows g·x̂,  db = Σ_rows g
+    const gx = x.requiresGrad ? allocate(x.dtype, x.size) : null;
+    const accW = w !== null && w.requiresGrad ? new Float64Array(D) : null;
+    const accB = b !== null && b.requiresGrad ? new Float64Array(D) : null;
+    const wOne = wd === null;
+    for (let r = 0, o = 0; r < R; r++, o += D) {
+      const mu = mean[r], inv = 1 / std[r];
+      // one pass for the row sums and the weight/bias columns, one more for dx
+      let sumGw = 0, sumGwXhat = 0;
+      for (let j = 0; j < D; j++) {
+        const gj = gd[o + j];
+        const xhat = (xd[o + j] - mu) * inv;
+        const gw = wOne ? gj : gj * wd[j];
+        sumGw += gw;
+        sumGwXhat += gw * xhat;
+        if (accW !== null) accW[j] += gj * xhat;
+        if (accB !== null) accB[j] += gj;
+      }
+      if (gx === null) continue;
+      const m1 = sumGw / D, m2 = sumGwXhat / D;
+      for (let j = 0; j < D; j++) {
+        const gw = wOne ? gd[o + j] : gd[o + j] * wd[j];
+        gx[o + j] = (gw - m1 - (xd[o + j] - mu) * inv * m2) * inv;
+      }
+    }
+    const grads = [gx && new Tensor(gx, x.shape, x.dtype)];
+    if (w !== null) grads.push(accW && gradLike(accW, w));
+    if (b !== null) grads.push(accB && gradLike(accB, b));
+    return grads;
+  });
 }
 
 /** eps defaults to the dtype's machine epsilon, as torch.nn.RMSNorm with eps=None. */
 export function rmsNorm(x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, eps?: number): Tensor {
   const fn = "rmsNorm";
-  assertTensor(fn, "x", x);
-  assertFloat(fn, "x", x);
-  const axes = trailingAxes(fn, x, normalizedShape);
-  checkAffine(fn, "weight", weight, x, axes);
-  const e = eps ?? (x.dtype === "float64" ? 2.220446049250313e-16 : 1.1920928955078125e-7);
-  checkEps(fn, e);
-  let y = div(x, sqrt(add(mean(mul(x, x), axes, true), e)));
-  if (weight) y = mul(y, weight);
-  return y;
+  const { axes, eps: e } = checkRmsNormArgs(fn, x, normalizedShape, weight, eps);
+  const w = weight ?? null;
+  const { R, D, run } = rowsOf(x, axes);
+  const dtype = promote(x.dtype, w ? w.dtype : x.dtype);
+  const out = allocate(dtype, x.size);
+  const xd = x.data;
+  const wd = w && w.data;
+  const rms = new Float64Array(R);
+  for (let r = 0, o = 0; r < R; r++, o += D) {
+    const s = Math.sqrt(rowSumSq(xd, o, D, run, 0) / D + e);
+    rms[r] = s;
+    for (let j = 0; j < D; j++) out[o + j] = wd === null ? xd[o + j] / s : (xd[o + j] / s) * wd[j];
+  }
+  return result(fn, out, x.shape, dtype, w ? [x, w] : [x], (g) => {
+    const gd = g.data;
+    // x̂ = x / σ, y = x̂ w:  dx = (1/σ)(g·w − x̂·mean(g·w·x̂)),  dw = Σ_rows g·x̂
+    const gx = x.requiresGrad ? allocate(x.dtype, x.size) : null;
+    const accW = w !== null && w.requiresGrad ? new Float64Array(D) : null;
+    const wOne = wd === null;
+    for (let r = 0, o = 0; r < R; r++, o += D) {
+      const inv = 1 / rms[r];
+      let sumGwXhat = 0;
+      for (let j = 0; j < D; j++) {
+        const gj = gd[o + j];
+        const xhat = xd[o + j] * inv;
+        sumGwXhat += (wOne ? gj : gj * wd[j]) * xhat;
+        if (accW !== null) accW[j] += gj * xhat;
+      }
+      if (gx === null) continue;
+      const m2 = sumGwXhat / D;
+      for (let j = 0; j < D; j++) {
+        const gw = wOne ? gd[o + j] : gd[o + j] * wd[j];
+        gx[o + j] = (gw - xd[o + j] * inv * m2) * inv;
+      }
+    }
+    const grads = [gx && new Tensor(gx, x.shape, x.dtype)];
+    if (w !== null) grads.push(accW && gradLike(accW, w));
+    return grads;
+  });
 }

@@ -48,18 +48,26 @@ export class AdamW extends Optimizer<AdamWOptions> {
     const stepSize = lr / (1 - Math.pow(b1, t));
     const bc2Sqrt = Math.sqrt(1 - Math.pow(b2, t));
     const decay = 1 - lr * wd;
-    for (let i = 0; i < p.length; i++) {
-      const gi = maximize ? -grad[i] : grad[i];
-      p[i] *= decay;
-      m[i] = m[i] * b1 + (1 - b1) * gi;
-      v[i] = v[i] * b2 + (1 - b2) * gi * gi;
-      let second = v[i];
-      if (vmax !== null) {
-        vmax[i] = Math.max(vmax[i], v[i]);
-        second = vmax[i];
+    // One pass over the flat arrays; the amsgrad branch and maximize's sign are taken out of the loop
+    // (the same arithmetic, so the same bits).
+    const c1 = 1 - b1, c2 = 1 - b2, sign = maximize ? -1 : 1, n = p.length;
+    if (vmax === null) {
+      for (let i = 0; i < n; i++) {
+        const gi = sign * grad[i];
+        p[i] *= decay;
+        m[i] = m[i] * b1 + c1 * gi;
+        v[i] = v[i] * b2 + c2 * gi * gi;
+        p[i] += -stepSize * (m[i] / (Math.sqrt(v[i]) / bc2Sqrt + eps));
       }
-      const denom = Math.sqrt(second) / bc2Sqrt + eps;
-      p[i] += -stepSize * (m[i] / denom);
+      return;
+    }
+    for (let i = 0; i < n; i++) {
+      const gi = sign * grad[i];
+      p[i] *= decay;
+      m[i] = m[i] * b1 + c1 * gi;
+      v[i] = v[i] * b2 + c2 * gi * gi;
+      vmax[i] = Math.max(vmax[i], v[i]);
+      p[i] += -stepSize * (m[i] / (Math.sqrt(vmax[i]) / bc2Sqrt + eps));
     }
   }
 }

@@ -1,0 +1,370 @@
+/**
+ * The fused fast paths of a transformer training step against their readable forms:
+ *   layerNorm / rmsNorm        vs layerNormReference / rmsNormReference (composites of ops, autograd)
+ *   crossEntropy (int targets) vs crossEntropyReference (logSoftmax + pick + reduce)
+ *   linear (bias in the same op) vs add(matmul(x, wᵀ), b)
+ *   gelu (tables)              vs its formulas (erf / tanh) and a composite of ops
+ *   broadcast rows, embedding, AdamW's loop
+ * Forward bitwise where the arithmetic is the same (float64 rows), within float32 rounding where the
+ * fused op keeps float64 accumulators; backward within rounding; every fused op also passes a float64
+ * gradcheck against central finite differences.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  AdamW, Tensor, add, crossEntropy, div, embedding, gelu, gradcheck, layerNorm, linear, matmul, mul, pow, rand, randn, rmsNorm,
+  sub, sum, tanh, tensor, transpose,
+} from "../src/index.js";
+import { unbroadcast } from "../src/ops/broadcast.js";
+import { erf } from "../src/ops/erf.js";
+import { geluGateExact, geluGradExact, geluGradTanh } from "../src/ops/gelu.js";
+import { crossEntropyReference } from "../src/ops/lossReference.js";
+import { layerNormReference, rmsNormReference } from "../src/ops/normReference.js";
+import { evalPiecewise, piecewise } from "../src/ops/piecewise.js";
+
+type Dt = "float32" | "float64";
+let seed = 9000;
+
+function leaf(shape: number[], dtype: Dt, scale = 1, shift = 0): Tensor {
+  const t = randn(shape, { seed: seed++, dtype });
+  for (let i = 0; i < t.size; i++) t.data[i] = t.data[i] * scale + shift;
+  return t.requiresGrad_();
+}
+
+/** Fresh leaves with the same values, so two forms never share gradients. */
+function copies(xs: (Tensor | null)[]): (Tensor | null)[] {
+  return xs.map((x) => (x === null ? null : new Tensor(x.data.slice(), x.shape, x.dtype).requiresGrad_()));
+}
+
+interface Run { out: Tensor; grads: (Tensor | null)[] }
+
+/** f on fresh copies of the inputs, backward with a fixed random upstream gradient. */
+function run(f: (...xs: (Tensor | null)[]) => Tensor, inputs: (Tensor | null)[], gradSeed = 7): Run {
+  const xs = copies(inputs);
+  const out = f(...xs);
+  const g = randn([...out.shape], { seed: gradSeed, dtype: out.dtype as Dt });
+  out.backward(g);
+  return { out, grads: xs.map((x) => (x === null ? null : x.grad)) };
+}
+
+function assertBitwise(a: Tensor, b: Tensor, what: string): void {
+  assert.deepEqual([...a.shape], [...b.shape], `${what}: shape`);
+  assert.equal(a.dtype, b.dtype, `${what}: dtype`);
+  for (let i = 0; i < a.size; i++) {
+    if (!Object.is(a.data[i], b.data[i])) assert.fail(`${what}: element ${i}: ${a.data[i]} vs ${b.data[i]} (expected the same bits)`);
+  }
+}
+
+/** max |a - b| / max(1, max |b|) <= tol */
+function assertClose(a: Tensor | null, b: Tensor | null, tol: number, what: string): void {
+  assert.ok(a !== null && b !== null, `${what}: missing gradient`);
+  assert.deepEqual([...a.shape], [...b.shape], `${what}: shape`);
+  let scale = 1, worst = 0, at = -1;
+  for (let i = 0; i < b.size; i++) scale = Math.max(scale, Math.abs(b.data[i]));
+  for (let i = 0; i < a.size; i++) {
+    const d = Math.abs(a.data[i] - b.data[i]);
+    if (!(d <= worst)) { worst = d; at = i; }
+  }
+  assert.ok(worst / scale <= tol, `${what}: element ${at}: ${a.data[at]} vs ${b.data[at]} (error ${worst / scale} > ${tol})`);
+}
+
+function assertGradcheck(name: string, f: (...xs: Tensor[]) => Tensor, inputs: Tensor[]): void {
+  const r = gradcheck(f, inputs);
+  assert.ok(r.ok, `${name}: input ${r.at[0]} element ${r.at[1]}: analytical ${r.analytical} vs numerical ${r.numerical}`);
+}
+
+const TOL: Record<Dt, { fwd: number; grad: number }> = { float32: { fwd: 2e-6, grad: 2e-5 }, float64: { fwd: 0, grad: 1e-12 } };
+
+// ---------------------------------------------------------------------------------------------
+
+describe("layerNorm / rmsNorm: fused rows vs the composite of ops", () => {
+  const cases: { shape: number[]; ns: number[] }[] = [
+    { shape: [1, 1], ns: [1] }, { shape: [3, 5], ns: [5] }, { shape: [2, 3, 17], ns: [17] }, { shape: [33], ns: [33] },
+    { shape: [2, 257], ns: [257] }, { shape: [2, 3, 4], ns: [3, 4] }, { shape: [5, 3, 1], ns: [3, 1] },
+  ];
+  for (const dtype of ["float32", "float64"] as const) {
+    for (const { shape, ns } of cases) {
+      for (const affine of ["none", "weight", "weight+bias"] as const) {
+        test(`layerNorm ${dtype} [${shape}] over [${ns}], ${affine}`, () => {
+          const x = leaf(shape, dtype, 2, 0.5);
+          const w = affine === "none" ? null : leaf(ns, dtype, 0.5, 1);
+          const b = affine === "weight+bias" ? leaf(ns, dtype) : null;
+          const fast = run((a, ww, bb) => layerNorm(a!, ns, ww, bb), [x, w, b]);
+          const ref = run((a, ww, bb) => layerNormReference(a!, ns, ww, bb), [x, w, b]);
+          if (dtype === "float64") assertBitwise(fast.out, ref.out, "output"); // same arithmetic, same order
+          else assertClose(fast.out, ref.out, TOL.float32.fwd, "output");
+          fast.grads.forEach((g, i) => inputsGrad(g, ref.grads[i], dtype, ["dx", "dweight", "dbias"][i]));
+        });
+        test(`rmsNorm ${dtype} [${shape}] over [${ns}], ${affine === "none" ? "no weight" : "weight"}`, () => {
+          if (affine === "weight+bias") return;
+          const x = leaf(shape, dtype, 2, 0.5);
+          const w = affine === "none" ? null : leaf(ns, dtype, 0.5, 1);
+          const fast = run((a, ww) => rmsNorm(a!, ns, ww, 1e-6), [x, w]);
+          const ref = run((a, ww) => rmsNormReference(a!, ns, ww, 1e-6), [x, w]);
+          if (dtype === "float64") assertBitwise(fast.out, ref.out, "output");
+          else assertClose(fast.out, ref.out, TOL.float32.fwd, "output");
+          fast.grads.forEach((g, i) => inputsGrad(g, ref.grads[i], dtype, ["dx", "dweight"][i]));
+        });
+      }
+    }
+  }
+
+  test("a weight of float64 with x float32 promotes the output, gradients keep each input's dtype", () => {
+    const x = leaf([3, 4], "float32");
+    const w = leaf([4], "float64");
+    const fast = run((a, ww) => layerNorm(a!, 4, ww), [x, w]);
+    const ref = run((a, ww) => layerNormReference(a!, 4, ww), [x, w]);
+    assert.equal(fast.out.dtype, "float64");
+    assertClose(fast.out, ref.out, 1e-6, "output");
+    assert.equal(fast.grads[0]!.dtype, "float32");
+    assertClose(fast.grads[1], ref.grads[1], 1e-6, "dweight");
+  });
+
+  test("hand-worked row: x = [1, 2, 3, 4] -> mean 2.5, var 1.25, y = (x - 2.5) / sqrt(1.25 + 1e-5)", () => {
+    const y = layerNorm(tensor([1, 2, 3, 4], [1, 4], { dtype: "float64" }), 4);
+    const s = Math.sqrt(1.25 + 1e-5);
+    assert.deepEqual([...y.data], [-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s]);
+    const r = rmsNorm(tensor([3, 4], [1, 2], { dtype: "float64" }), 2, null, 0); // rms = sqrt(12.5)
+    assert.deepEqual([...r.data], [3 / Math.sqrt(12.5), 4 / Math.sqrt(12.5)]);
+  });
+
+  test("gradcheck (float64) on odd shapes, with and without weight/bias", () => {
+    assertGradcheck("layerNorm [3, 17]", (a, w, b) => layerNorm(a, 17, w, b), [leaf([3, 17], "float64"), leaf([17], "float64"), leaf([17], "float64")]);
+    assertGradcheck("layerNorm [2, 3, 5] over [3, 5]", (a) => layerNorm(a, [3, 5]), [leaf([2, 3, 5], "float64")]);
+    assertGradcheck("layerNorm weight only", (a, w) => layerNorm(a, 7, w), [leaf([2, 7], "float64"), leaf([7], "float64")]);
+    assertGradcheck("rmsNorm [3, 17]", (a, w) => rmsNorm(a, 17, w, 1e-6), [leaf([3, 17], "float64"), leaf([17], "float64")]);
+    assertGradcheck("rmsNorm [2, 3, 5] over [3, 5]", (a) => rmsNorm(a, [3, 5], null, 1e-6), [leaf([2, 3, 5], "float64")]);
+  });
+});
+
+function inputsGrad(a: Tensor | null, b: Tensor | null, dtype: Dt, what: string): void {
+  if (b === null) { assert.equal(a, null, `${what}: no gradient expected`); return; }
+  assertClose(a, b, TOL[dtype].grad, what);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe("crossEntropy (int32 targets): fused rows vs logSoftmax + pick + reduce", () => {
+  const targets = (n: number, C: number, ignore: number[] = []): Tensor =>
+    new Tensor(Int32Array.from({ length: n }, (_, i) => (ignore.includes(i) ? -100 : (i * 7 + 3) % C)), [n], "int32");
+  const shapes: [number, number][] = [[1, 1], [1, 3], [5, 7], [3, 17], [4, 257], [8, 33]];
+  for (const dtype of ["float32", "float64"] as const) {
+    for (const [N, C] of shapes) {
+      for (const reduction of ["mean", "sum", "none"] as const) {
+        for (const labelSmoothing of [0, 0.1]) {
+          test(`${dtype} [${N}, ${C}] ${reduction}, labelSmoothing ${labelSmoothing}, one target ignored`, () => {
+            const x = leaf([N, C], dtype, 3);
+            const t = targets(N, C, N > 1 ? [1] : []);
+            const opts = { reduction, labelSmoothing };
+            const fast = run((a) => crossEntropy(a!, t, opts), [x]);
+            const ref = run((a) => crossEntropyReference(a!, t, opts), [x]);
+            if (dtype === "float64" && labelSmoothing === 0) assertBitwise(fast.out, ref.out, "loss");
+            else assertClose(fast.out, ref.out, dtype === "float64" ? 1e-14 : TOL.float32.fwd, "loss");
+            assertClose(fast.grads[0], ref.grads[0], TOL[dtype].grad, "dlogits");
+          });
+        }
+      }
+    }
+  }
+
+  test("[N, C, d] input and 1-D [C] input take the same rows", () => {
+    const x = leaf([2, 5, 3], "float64");
+    const t = new Tensor(Int32Array.from([0, 4, 2, 1, -100, 3]), [2, 3], "int32");
+    for (const reduction of ["mean", "none"] as const) {
+      const fast = run((a) => crossEntropy(a!, t, { reduction }), [x]);
+      const ref = run((a) => crossEntropyReference(a!, t, { reduction }), [x]);
+      assertBitwise(fast.out, ref.out, `[N, C, d] ${reduction}`);
+      assertClose(fast.grads[0], ref.grads[0], 1e-12, `[N, C, d] ${reduction} dlogits`);
+    }
+    const v = leaf([6], "float64");
+    const one = new Tensor(Int32Array.from([2]), [], "int32");
+    assertBitwise(run((a) => crossEntropy(a!, one), [v]).out, run((a) => crossEntropyReference(a!, one), [v]).out, "[C]");
+  });
+
+  test("hand-worked: logits [0, ln 3] target 1 -> loss = -log(3/4); gradient = softmax - onehot = [1/4, -1/4]", () => {
+    const x = tensor([0, Math.log(3)], [1, 2], { dtype: "float64", requiresGrad: true });
+    const loss = crossEntropy(x, new Tensor(Int32Array.from([1]), [1], "int32"));
+    assert.ok(Math.abs(loss.item() + Math.log(0.75)) < 1e-15);
+    loss.backward();
+    assert.ok(Math.abs(x.grad!.data[0] - 0.25) < 1e-15 && Math.abs(x.grad!.data[1] + 0.25) < 1e-15);
+  });
+
+  test("edge cases: every target ignored -> 0 and zero gradient; a row of -Infinity -> Infinity, no gradient; huge logits stay finite", () => {
+    const x = leaf([3, 4], "float64");
+    const none = new Tensor(Int32Array.from([-100, -100, -100]), [3], "int32");
+    const r = run((a) => crossEntropy(a!, none), [x]);
+    assert.equal(r.out.item(), 0);
+    assert.ok([...r.grads[0]!.data].every((g) => g === 0));
+    const masked = tensor([[-Infinity, -Infinity, -Infinity], [1, 2, 3]], undefined, { dtype: "float64", requiresGrad: true });
+    const t = new Tensor(Int32Array.from([0, 2]), [2], "int32");
+    const rows = crossEntropy(masked, t, { reduction: "none" });
+    const refRows = crossEntropyReference(masked, t, { reduction: "none" });
+    assert.equal(rows.data[0], Infinity);
+    assert.equal(refRows.data[0], Infinity);
+    sum(mul(rows, tensor([0, 1], undefined, { dtype: "float64" }))).backward();
+    assert.deepEqual([...masked.grad!.data.subarray(0, 3)], [0, 0, 0]);
+    const huge = tensor([[1e4, 0, -1e4]], undefined, { dtype: "float32" });
+    const l = crossEntropy(huge, new Tensor(Int32Array.from([1]), [1], "int32"));
+    assert.equal(l.item(), 1e4); // logsumexp = 1e4 exactly in float64, minus logit 0
+  });
+
+  test("gradcheck (float64): ignoreIndex, label smoothing, each reduction, [N, C, d]", () => {
+    const t = new Tensor(Int32Array.from([2, -100, 0, 4]), [4], "int32");
+    for (const reduction of ["mean", "sum", "none"] as const) {
+      assertGradcheck(`crossEntropy ${reduction}`, (a) => crossEntropy(a, t, { reduction, labelSmoothing: 0.2 }), [leaf([4, 5], "float64")]);
+    }
+    const t3 = new Tensor(Int32Array.from([0, 2, 1, 1]), [2, 2], "int32");
+    assertGradcheck("crossEntropy [N, C, d]", (a) => crossEntropy(a, t3), [leaf([2, 3, 2], "float64")]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("linear: the bias in the same op vs add(matmul(x, wᵀ), b)", () => {
+  for (const dtype of ["float32", "float64"] as const) {
+    for (const xShape of [[1, 3], [5, 3], [2, 7, 3], [3]]) {
+      test(`${dtype} x [${xShape}] -> 17 features, with and without bias`, () => {
+        const x = leaf(xShape, dtype);
+        const w = leaf([17, 3], dtype);
+        const b = leaf([17], dtype);
+        const fast = run((a, ww, bb) => linear(a!, ww!, bb), [x, w, b]);
+        const ref = run((a, ww, bb) => add(matmul(a!, transpose(ww!)), bb!), [x, w, b]);
+        assertClose(fast.out, ref.out, dtype === "float64" ? 1e-14 : 1e-6, "output");
+        fast.grads.forEach((g, i) => assertClose(g, ref.grads[i], dtype === "float64" ? 1e-13 : 1e-5, ["dx", "dweight", "dbias"][i]));
+        // dbias is the column sum of the upstream gradient, as the general unbroadcast adds it
+        const g = randn([...fast.out.shape], { seed: 7, dtype });
+        assertBitwise(fast.grads[2]!, unbroadcast(g, [17]), "dbias vs unbroadcast");
+        const noBias = run((a, ww) => linear(a!, ww!), [x, w]);
+        assertClose(noBias.out, run((a, ww) => matmul(a!, transpose(ww!)), [x, w]).out, dtype === "float64" ? 1e-14 : 1e-6, "no bias");
+      });
+    }
+  }
+
+  test("a bias of another dtype takes the composite path (float64 bias promotes a float32 product)", () => {
+    const y = linear(leaf([2, 3], "float32"), leaf([4, 3], "float32"), leaf([4], "float64"));
+    assert.equal(y.dtype, "float64");
+  });
+
+  test("gradcheck (float64)", () => {
+    assertGradcheck("linear", (a, w, b) => linear(a, w, b), [leaf([2, 3, 5], "float64"), leaf([4, 5], "float64"), leaf([4], "float64")]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("gelu: one loop each way, tables equal to the formulas", () => {
+  const grid: number[] = [];
+  for (let i = 0; i <= 4000; i++) grid.push(-12 + (24 * i) / 4000);
+  grid.push(-4, 9, -4 - 1e-12, 9 - 1e-12, 0, -0, 1e-300, -1e-300, 0.75, -0.7517915, 100, -100);
+
+  // erf's series itself is good to ~1e-15 near |x| = 2 (cancellation), so the tables are held to that
+  test("exact: forward = x Φ(x), Φ from erf; backward = Φ(x) + x φ(x) (float64)", () => {
+    const x = tensor(grid, [grid.length], { dtype: "float64", requiresGrad: true });
+    const y = gelu(x);
+    y.backward(tensor(grid.map(() => 1), [grid.length], { dtype: "float64" }));
+    grid.forEach((v, i) => {
+      const want = 0.5 * v * (1 + erf(v / Math.SQRT2));
+      assert.ok(Math.abs(y.data[i] - want) <= 2e-15 * Math.max(1, Math.abs(v)), `gelu(${v}) = ${y.data[i]}, formula ${want}`);
+      const dwant = 0.5 * (1 + erf(v / Math.SQRT2)) + (v * Math.exp(-0.5 * v * v)) / Math.sqrt(2 * Math.PI);
+      assert.ok(Math.abs(x.grad!.data[i] - dwant) <= 2e-15, `gelu'(${v}) = ${x.grad!.data[i]}, formula ${dwant}`);
+    });
+    assert.equal(geluGateExact(3), 0.5 * (1 + erf(3 / Math.SQRT2)));
+    assert.equal(geluGradExact(-20), 0.5 * (1 + erf(-20 / Math.SQRT2)) - 20 * Math.exp(-200) / Math.sqrt(2 * Math.PI));
+  });
+
+  test("tanh: forward and backward equal the composite 0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³))) of ops (float64)", () => {
+    const xs = grid.filter((v) => Math.abs(v) <= 12);
+    const x = tensor(xs, [xs.length], { dtype: "float64" });
+    const c = Math.sqrt(2 / Math.PI);
+    const fast = run((a) => gelu(a!, "tanh"), [x]);
+    const ref = run((a) => mul(mul(a!, 0.5), add(tanh(mul(add(a!, mul(pow(a!, 3), 0.044715)), c)), 1)), [x]);
+    assertClose(fast.out, ref.out, 1e-15, "forward");
+    assertClose(fast.grads[0], ref.grads[0], 1e-14, "backward");
+    xs.forEach((v) => assert.ok(Number.isFinite(geluGradTanh(v))));
+  });
+
+  test("float32 matches the float64 formula to float32 rounding; NaN and ±Infinity as PyTorch (gelu(+inf) = inf)", () => {
+    const x = tensor(grid, [grid.length], { dtype: "float32" });
+    const y = gelu(x);
+    for (let i = 0; i < grid.length; i++) {
+      const v = x.data[i];
+      const want = 0.5 * v * (1 + erf(v / Math.SQRT2));
+      assert.ok(Math.abs(y.data[i] - want) <= 1.2e-7 * Math.max(1e-30, Math.abs(want)) + 1e-45, `gelu(${v})`);
+    }
+    const special = gelu(tensor([NaN, Infinity], [2], { dtype: "float64" }));
+    assert.ok(Number.isNaN(special.data[0]));
+    assert.equal(special.data[1], Infinity);
+  });
+
+  test("gradcheck (float64), inside and outside the tables' range", () => {
+    const x = rand([40], { seed: 3, dtype: "float64" });
+    for (let i = 0; i < x.size; i++) x.data[i] = -7 + 17 * x.data[i];
+    x.requiresGrad = true;
+    assertGradcheck("gelu exact", (a) => gelu(a), [x]);
+    assertGradcheck("gelu tanh", (a) => gelu(a, "tanh"), [x]);
+  });
+
+  test("piecewise tables reproduce a known function: sin on [0, 4) to float64 rounding", () => {
+    const p = piecewise(Math.sin, 0, 4, 1 / 16);
+    let worst = 0;
+    for (let i = 0; i < 10000; i++) {
+      const v = (4 * i) / 10000;
+      worst = Math.max(worst, Math.abs(evalPiecewise(p, v) - Math.sin(v)));
+    }
+    assert.ok(worst < 1e-15, `max error ${worst}`);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("broadcast rows, embedding, AdamW", () => {
+  test("b repeating along a's leading dims ([N, T, C] op [T, C], [C] op [N, C]) takes the row loop: values and gradients", () => {
+    const a = leaf([4, 3, 5], "float64");
+    for (const bShape of [[3, 5], [1, 5], [5], [1, 3, 5]]) {
+      const b = leaf(bShape, "float64");
+      const bs = b.size;
+      for (const [name, op, f] of [["add", add, (u: number, v: number) => u + v], ["sub", sub, (u: number, v: number) => u - v],
+        ["mul", mul, (u: number, v: number) => u * v], ["div", div, (u: number, v: number) => u / v]] as const) {
+        const r = run((x, y) => op(x!, y!), [a, b]);
+        const rev = run((x, y) => op(y!, x!), [a, b]);
+        for (let i = 0; i < a.size; i++) {
+          assert.equal(r.out.data[i], f(a.data[i], b.data[i % bs]), `${name} [4,3,5] [${bShape}] at ${i}`);
+          assert.equal(rev.out.data[i], f(b.data[i % bs], a.data[i]), `${name} [${bShape}] [4,3,5] at ${i}`);
+        }
+        if (name === "add") {
+          const g = randn([4, 3, 5], { seed: 7, dtype: "float64" });
+          assertBitwise(r.grads[1]!, unbroadcast(g, bShape), `add [${bShape}] gradient vs unbroadcast`);
+        }
+      }
+    }
+    assertGradcheck("mul rows", (x, y) => mul(x, y), [leaf([2, 3, 4], "float64"), leaf([3, 4], "float64")]);
+    assertGradcheck("div rows", (x, y) => div(y, x), [leaf([2, 3, 4], "float64", 1, 3), leaf([4], "float64")]);
+  });
+
+  test("embedding = one-hot rows @ weight; its gradient = one-hotᵀ @ g (repeated ids add up)", () => {
+    const w = leaf([6, 4], "float64");
+    const ids = new Tensor(Int32Array.from([5, 0, 5, 2, 5, 1]), [2, 3], "int32");
+    const onehot = new Tensor(new Float64Array(6 * 6), [6, 6], "float64");
+    ids.data.forEach((id, i) => { onehot.data[i * 6 + id] = 1; });
+    const fast = run((ww) => embedding(ww!, ids), [w]);
+    const ref = run((ww) => matmul(onehot, ww!).reshape([2, 3, 4]), [w]);
+    assertBitwise(fast.out, ref.out, "rows");
+    assertClose(fast.grads[0], ref.grads[0], 1e-15, "dweight");
+  });
+
+  test("AdamW maximize on g takes the same step as AdamW on -g; amsgrad keeps the running max", () => {
+    for (const amsgrad of [false, true]) {
+      const p1 = tensor([0.5, -1, 2, 0], [4], { dtype: "float32", requiresGrad: true });
+      const p2 = tensor([0.5, -1, 2, 0], [4], { dtype: "float32", requiresGrad: true });
+      const o1 = new AdamW([p1], { lr: 0.1, maximize: true, amsgrad });
+      const o2 = new AdamW([p2], { lr: 0.1, amsgrad });
+      for (const g of [[1, -2, 0.5, 3], [-4, 1, 0, 0.25]]) {
+        p1.grad = tensor(g, [4]);
+        p2.grad = tensor(g.map((v) => -v), [4]);
+        o1.step();
+        o2.step();
+      }
+      assertBitwise(p1, p2, `amsgrad ${amsgrad}`);
+    }
+  });
+});
