@@ -83,7 +83,7 @@ describe("explorer in Chromium", () => {
     const { page, errors } = await openLesson(context, base, "lookup");
     assert.equal(await page.evaluate(() => self.crossOriginIsolated), true, "COOP/COEP reach the page");
     const links = await page.locator("#nav a").evaluateAll((as) => as.map((a) => a.getAttribute("data-page")));
-    assert.deepEqual(links, ["lookup", "mixing", "sdpa", "selfcross", "multihead", "masks", "gqa", "memory", "inspect"]);
+    assert.deepEqual(links, ["lookup", "mixing", "sdpa", "selfcross", "multihead", "masks", "gqa", "memory", "inspect", "flex"]);
     await page.keyboard.press("Tab"); // the skip link comes first
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to the lesson");
     await page.keyboard.press("Enter");
