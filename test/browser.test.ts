@@ -549,6 +549,30 @@ describe("explorer in Chromium", () => {
       const cap = await checkExports(page, "softcap");
       assert.ok(Math.abs(cap.capped.at(-1) - cap.cap * Math.tanh(cap.x.at(-1) / cap.cap)) < 1e-12);
     });
+    // ALiBi, softcap and documents: the rows equal attentionWeights in Node with the same option; documents' density is createBlockMask's
+    for (const [query, option] of [
+      ["?opt=alibi&alibi=default&row=100&head=1", { alibiSlopes: "default" as const }],
+      ["?opt=softcap&cap=1.5&row=100&head=1", { softcap: 1.5 }],
+      ["?opt=documents&docs=5&row=100&head=1", null],
+    ] as const) {
+      await lesson(10, "flex", query, async (page) => {
+        const tiles = JSON.parse((await exportFile(page, "tiles", "json")).toString("utf8"));
+        const rows = JSON.parse((await exportFile(page, "rows", "json")).toString("utf8"));
+        const q = lib.tensor(rows.q.flat(), [2, N, 16]), k = lib.tensor(rows.k.flat(), [2, N, 16]);
+        let opts: object = option ?? {};
+        if (option === null) {
+          const ids: number[] = tiles.documentIds;
+          assert.equal(new Set(ids).size, 5, "five documents");
+          assert.equal(tiles.density, lib.createBlockMask((_b, _h, qi, ki) => ids[qi] === ids[ki], { batch: 1, heads: 1, L: N, S: N }).density());
+          const t = lib.tensor(ids, { dtype: "int32" });
+          opts = { documents: { query: t, key: t } };
+        } else assert.equal(tiles.density, 1, "ALiBi and softcap hide no key");
+        const w = lib.attentionWeights(q, k, { ...opts, rows: [100, 108], heads: [1] });
+        assert.ok(maxNestedDiff(rows.weights, Array.from({ length: 8 }, (_, r) => Array.from(w.data.subarray(r * N, (r + 1) * N)))) < 1e-5, `${query}: rows = attentionWeights in Node`);
+        assert.equal((await readCheck(page, "tiles-agree")).ok, true);
+        assert.equal((await readCheck(page, "row-sums")).ok, true);
+      }, `explorer-10-flex-${query.slice(5, query.indexOf("&"))}`);
+    }
     // a block mask (prefix LM): density equals createBlockMask's in Node; the page fits a phone
     await lesson(10, "flex", "?opt=blockmask&pattern=prefix", async (page) => {
       const width = await page.evaluate(() => document.scrollingElement!.scrollWidth);

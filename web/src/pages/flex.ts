@@ -51,7 +51,8 @@ function patternMod(p: Pattern): MaskMod {
 
 /** Document ids [N]: `docs` documents of random lengths (from the seed), in order. */
 function documentIds(docs: number, g: Generator): Int32Array {
-  const cuts = Array.from({ length: docs - 1 }, () => 1 + g.nextInt(N - 1)).sort((a, b) => a - b);
+  const cuts = new Set<number>();
+  while (cuts.size < docs - 1) cuts.add(1 + g.nextInt(N - 1)); // distinct, so there are exactly `docs` documents
   const ids = new Int32Array(N);
   for (const c of cuts) for (let i = c; i < N; i++) ids[i]++;
   return ids;
@@ -148,7 +149,7 @@ export const flexPage: Page = {
     }
 
     /** The option as the library takes it, and the bool mask [N, N] it amounts to (1 = may attend). */
-    function optionAndMask(): { opts: FlexOptions; mask: Uint8Array; call: string; block?: BlockMask } {
+    function optionAndMask(): { opts: FlexOptions; mask: Uint8Array; call: string; block?: BlockMask; ids?: number[] } {
       const all = new Uint8Array(N * N).fill(1);
       if (opt === "window") {
         return { opts: { slidingWindow: [wl, wr] }, mask: windowMask(N, N, [wl, wr]).data as Uint8Array, call: `slidingWindow: [${wl}, ${wr}]` };
@@ -161,7 +162,7 @@ export const flexPage: Page = {
       if (opt === "sinks") return { opts: { sinks: tensor(Array.from({ length: H }, () => sink)) }, mask: all, call: `sinks: tensor([${Array(H).fill(sink).join(", ")}])` };
       if (opt === "documents") {
         const ids = tensor(documentIds(docs, new Generator(seed + 7)), { dtype: "int32" });
-        return { opts: { documents: { query: ids, key: ids } }, mask: documentMask(ids, ids).data as Uint8Array, call: `documents: { query: ids, key: ids } (${docs} documents)` };
+        return { opts: { documents: { query: ids, key: ids } }, mask: documentMask(ids, ids).data as Uint8Array, call: `documents: { query: ids, key: ids } (${docs} documents)`, ids: arr(ids) };
       }
       const block = createBlockMask(patternMod(pattern), { batch: 1, heads: 1, L: N, S: N, blockSize: TILE });
       return { opts: { blockMask: block }, mask: block.toMask().data as Uint8Array, call: `blockMask: createBlockMask(${pattern}, { batch: 1, heads: 1, L: ${N}, S: ${N} })`, block };
@@ -217,7 +218,7 @@ export const flexPage: Page = {
       tileCheck.set(agree, agree
         ? `the tiles counted from the mask drawn out agree with createBlockMask(…).counts(): ${counts.full} full, ${counts.partial} partial, ${counts.empty} empty`
         : `tiles counted from the mask (${JSON.stringify(mine)}) differ from createBlockMask's counts (${JSON.stringify(counts)})`);
-      tileData = { option: OPTION_NAMES[opt], call: made.call, N, tile: TILE, density, counts, kinds: Array.from({ length: T }, (_, i) => arr(kinds.subarray(i * T, (i + 1) * T))), ms: t1 - t0, msWithout: dense };
+      tileData = { option: OPTION_NAMES[opt], call: made.call, documentIds: made.ids ?? null, N, tile: TILE, density, counts, kinds: Array.from({ length: T }, (_, i) => arr(kinds.subarray(i * T, (i + 1) * T))), ms: t1 - t0, msWithout: dense };
       drawRows();
       drawCap();
     }
