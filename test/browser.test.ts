@@ -83,7 +83,7 @@ describe("explorer in Chromium", () => {
     const { page, errors } = await openLesson(context, base, "lookup");
     assert.equal(await page.evaluate(() => self.crossOriginIsolated), true, "COOP/COEP reach the page");
     const links = await page.locator("#nav a").evaluateAll((as) => as.map((a) => a.getAttribute("data-page")));
-    assert.deepEqual(links, ["lookup", "mixing", "sdpa", "selfcross", "multihead", "masks", "gqa", "memory", "inspect"]);
+    assert.deepEqual(links, ["lookup", "mixing", "sdpa", "selfcross", "multihead", "masks", "gqa", "memory", "inspect", "flex"]);
     await page.keyboard.press("Tab"); // the skip link comes first
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to the lesson");
     await page.keyboard.press("Enter");
@@ -499,4 +499,91 @@ describe("explorer in Chromium", () => {
         rmSync(dir, { recursive: true, force: true });
       }
     }, "explorer-9-inspect-checkpoints"));
+
+  test("10 flexible attention: tile density, fused-path rows and sink row sums agree with the library in Node; fits 390 px", async () => {
+    const lib = await import("../src/index.js");
+    const N = 512, tile = 64;
+    // a sliding window [100, 20]: the page's density and tile counts are createBlockMask's for the same rule
+    await lesson(10, "flex", "?opt=window&wl=100&wr=20&row=300&head=1", async (page) => {
+      const tiles = await checkExports(page, "tiles");
+      const bm = lib.createBlockMask((_b, _h, q, k) => k >= q - 100 && k <= q + 20, { batch: 1, heads: 1, L: N, S: N, blockSize: tile });
+      assert.equal(tiles.density, bm.density(), "density of the window's tiles");
+      assert.deepEqual(tiles.counts, bm.counts());
+      assert.equal((await readCheck(page, "tiles-agree")).ok, true);
+      assert.ok(Number(await page.locator("[data-testid=tile-note]").getAttribute("data-ms")) >= 0, "a time is shown");
+      const rows = await checkExports(page, "rows");
+      assert.deepEqual(rows.rows, [300, 308]);
+      const q = lib.tensor(rows.q.flat(), [2, N, 16]), k = lib.tensor(rows.k.flat(), [2, N, 16]);
+      const w = lib.attentionWeights(q, k, { slidingWindow: [100, 20], rows: [300, 308], heads: [1] });
+      assert.ok(maxNestedDiff(rows.weights, Array.from({ length: 8 }, (_, r) => Array.from(w.data.subarray(r * N, (r + 1) * N)))) < 1e-5, "window rows = attentionWeights in Node");
+      assert.ok(rows.weights.every((r: number[], i: number) => r.every((x, s) => (s >= 300 + i - 100 && s <= 300 + i + 20) || x === 0)), "keys outside the window get exactly 0");
+      // moving the sliders writes the URL
+      await page.locator("[data-testid=wr]").evaluate((e) => { (e as HTMLInputElement).value = "0"; e.dispatchEvent(new Event("input", { bubbles: true })); });
+      assert.match(page.url(), /[?&]wr=0(&|$)/);
+      const causalWindow = JSON.parse((await exportFile(page, "tiles", "json")).toString("utf8"));
+      assert.equal(causalWindow.density, lib.createBlockMask((_b, _h, q2, k2) => k2 >= q2 - 100 && k2 <= q2, { batch: 1, heads: 1, L: N, S: N }).density());
+    });
+    // a sink: each row sums to 1 − e^(sink − lse) < 1, checked against a float64 computation from the exported q and k
+    await lesson(10, "flex", "?opt=sinks&sink=3&row=40&head=0", async (page) => {
+      const rows = await checkExports(page, "rows");
+      assert.equal(rows.sink, 3);
+      const q = lib.tensor(rows.q.flat(), [2, N, 16]), k = lib.tensor(rows.k.flat(), [2, N, 16]);
+      const sinks = lib.tensor([3, 3]);
+      const w = lib.attentionWeights(q, k, { sinks, rows: [40, 48], heads: [0] });
+      assert.ok(maxNestedDiff(rows.weights, Array.from({ length: 8 }, (_, r) => Array.from(w.data.subarray(r * N, (r + 1) * N)))) < 1e-5, "sink rows = attentionWeights in Node");
+      const [, lse] = lib.scaledDotProductAttentionWithLse(q, k, k, { sinks });
+      for (let r = 0; r < 8; r++) {
+        // independent float64: scores q·k/√16 over all 512 keys plus the sink's e^3
+        const l = 40 + r;
+        const scores = Array.from({ length: N }, (_, s) => rows.q[l].reduce((a: number, x: number, e: number) => a + x * rows.k[s][e], 0) / 4);
+        const m = Math.max(3, ...scores);
+        const denom = scores.reduce((a, x) => a + Math.exp(x - m), 0) + Math.exp(3 - m);
+        const sum = scores.reduce((a, x) => a + Math.exp(x - m), 0) / denom; // = 1 − e^(sink − lse)
+        assert.ok(rows.rowSums[r] < 1, `row ${l} sums to ${rows.rowSums[r]}`);
+        assert.ok(Math.abs(rows.rowSums[r] - sum) < 1e-5, `row ${l}: page ${rows.rowSums[r]}, float64 ${sum}`);
+        assert.ok(Math.abs(rows.lse[r] - (m + Math.log(denom))) < 1e-4, `row ${l}: lse ${rows.lse[r]} vs ${m + Math.log(denom)}`);
+        assert.ok(Math.abs(lse.data[l] - rows.lse[r]) < 1e-5, "the page's lse is the library's in Node");
+        assert.ok(Math.abs(rows.expectedSums[r] - (1 - Math.exp(3 - lse.data[l]))) < 1e-6);
+      }
+      assert.equal((await readCheck(page, "row-sums")).ok, true);
+      const cap = await checkExports(page, "softcap");
+      assert.ok(Math.abs(cap.capped.at(-1) - cap.cap * Math.tanh(cap.x.at(-1) / cap.cap)) < 1e-12);
+    });
+    // ALiBi, softcap and documents: the rows equal attentionWeights in Node with the same option; documents' density is createBlockMask's
+    for (const [query, option] of [
+      ["?opt=alibi&alibi=default&row=100&head=1", { alibiSlopes: "default" as const }],
+      ["?opt=softcap&cap=1.5&row=100&head=1", { softcap: 1.5 }],
+      ["?opt=documents&docs=5&row=100&head=1", null],
+    ] as const) {
+      await lesson(10, "flex", query, async (page) => {
+        const tiles = JSON.parse((await exportFile(page, "tiles", "json")).toString("utf8"));
+        const rows = JSON.parse((await exportFile(page, "rows", "json")).toString("utf8"));
+        const q = lib.tensor(rows.q.flat(), [2, N, 16]), k = lib.tensor(rows.k.flat(), [2, N, 16]);
+        let opts: object = option ?? {};
+        if (option === null) {
+          const ids: number[] = tiles.documentIds;
+          assert.equal(new Set(ids).size, 5, "five documents");
+          assert.equal(tiles.density, lib.createBlockMask((_b, _h, qi, ki) => ids[qi] === ids[ki], { batch: 1, heads: 1, L: N, S: N }).density());
+          const t = lib.tensor(ids, { dtype: "int32" });
+          opts = { documents: { query: t, key: t } };
+        } else assert.equal(tiles.density, 1, "ALiBi and softcap hide no key");
+        const w = lib.attentionWeights(q, k, { ...opts, rows: [100, 108], heads: [1] });
+        assert.ok(maxNestedDiff(rows.weights, Array.from({ length: 8 }, (_, r) => Array.from(w.data.subarray(r * N, (r + 1) * N)))) < 1e-5, `${query}: rows = attentionWeights in Node`);
+        assert.equal((await readCheck(page, "tiles-agree")).ok, true);
+        assert.equal((await readCheck(page, "row-sums")).ok, true);
+      }, `explorer-10-flex-${query.slice(5, query.indexOf("&"))}`);
+    }
+    // a block mask (prefix LM): density equals createBlockMask's in Node; the page fits a phone
+    await lesson(10, "flex", "?opt=blockmask&pattern=prefix", async (page) => {
+      const width = await page.evaluate(() => document.scrollingElement!.scrollWidth);
+      assert.ok(width <= PHONE, `flex: the page is ${width} px wide on a ${PHONE} px screen`);
+      const tiles = JSON.parse((await exportFile(page, "tiles", "json")).toString("utf8"));
+      assert.equal(tiles.density, lib.createBlockMask((_b, _h, q, k) => k < 128 || k <= q, { batch: 1, heads: 1, L: N, S: N, blockSize: tile }).density());
+      const silent = await page.locator(".fig").evaluateAll((figs) => figs.filter((f) => {
+        const body = f.querySelector(".fig-body")!;
+        return body.scrollWidth > body.clientWidth + 1 && (f.querySelector(".scroll-hint") as HTMLElement).hidden;
+      }).map((f) => f.getAttribute("data-figure")));
+      assert.deepEqual(silent, [], "flex: figures that scroll sideways without saying so");
+    }, "explorer-phone-10-flex", phone);
+  });
 });
