@@ -82,3 +82,4 @@ export {
   makeData, makeModel, restoreRun, registerModelKind, modelKinds, DATA_NAMES, type RunConfig, type ModelFactory, type RestoredRun,
   checkRunConfig, checkRunState, RUN_LIMITS, type StoredRunConfig, type ModelStateCheck,
 } from "./train/registry.js";
+export type { DeviceBuffer } from "./tensor/storage.js";

@@ -33,8 +33,8 @@ describe("lookup table", () => {
     const v = tensor([[1, 2], [3, 4], [5, 6]], undefined, { requiresGrad: true });
     sum(lookupAttention(q, k, v)).backward();
     assert.deepEqual(v.grad!.arraySync(), [[0, 0], [2, 2], [0, 0]]); // row 1 picked twice
-    assert.ok(q.grad!.data.every((x) => x === 0));
-    assert.ok(k.grad!.data.every((x) => x === 0));
+    assert.ok(q.grad!.values.every((x) => x === 0));
+    assert.ok(k.grad!.values.every((x) => x === 0));
   });
 });
 
@@ -44,7 +44,7 @@ describe("scaled dot-product attention", () => {
     const p0 = Math.exp(Math.SQRT1_2) / (Math.exp(Math.SQRT1_2) + 1);
     const out = scaledDotProductAttention(tensor([[1, 0]], undefined, f64), tensor([[1, 0], [0, 1]], undefined, f64), tensor([[1, 2], [3, 4]], undefined, f64));
     const want = [p0 * 1 + (1 - p0) * 3, p0 * 2 + (1 - p0) * 4];
-    out.data.forEach((x, i) => assert.ok(Math.abs(x - want[i]) < 1e-14));
+    out.values.forEach((x, i) => assert.ok(Math.abs(x - want[i]) < 1e-14));
   });
   test("temperature: a huge scale turns attention into the lookup table", () => {
     const k = randn([5, 4], { seed: 1 });
@@ -57,7 +57,7 @@ describe("scaled dot-product attention", () => {
   test("weights rows sum to 1, masked entries are 0", () => {
     const m = causalMask(3, 3);
     const [, w] = scaledDotProductAttentionWithWeights(randn([2, 3, 4], { seed: 1 }), randn([2, 3, 4], { seed: 2 }), randn([2, 3, 4], { seed: 3 }), { attnMask: m });
-    const rows = sum(w, -1).data;
+    const rows = sum(w, -1).values;
     assert.ok(rows.every((s) => Math.abs(s - 1) < 1e-6));
     assert.equal((w.arraySync() as number[][][])[0][0][1], 0);
   });
@@ -104,11 +104,11 @@ describe("scaled dot-product attention", () => {
     const c = scaledDotProductAttention(q, k, v, { dropoutP: 0.25, dropoutSeed: 6 });
     assert.equal(relError(a, b), 0);
     assert.ok(relError(a, c) > 0);
-    const zeros = a.data.filter((x) => x === 0).length / a.size;
+    const zeros = a.values.filter((x) => x === 0).length / a.size;
     assert.ok(Math.abs(zeros - 0.25) < 0.02, `dropped fraction ${zeros}`);
     const p = attentionWeights(q, k);
     let maxDiff = 0;
-    a.data.forEach((x, i) => { if (x !== 0) maxDiff = Math.max(maxDiff, Math.abs(x - p.data[i] / 0.75)); });
+    a.values.forEach((x, i) => { if (x !== 0) maxDiff = Math.max(maxDiff, Math.abs(x - p.values[i] / 0.75)); });
     assert.ok(maxDiff < 1e-6);
   });
 });
@@ -194,7 +194,7 @@ describe("MultiheadAttention and GroupedQueryAttention", () => {
     const mha = new MultiheadAttention(8, 2, { addBiasKv: true });
     const x = randn([3, 2, 8], { seed: 1 });
     sum(mul(mha.forward(x, x, x)[0], 1)).backward();
-    for (const [name, p] of mha.namedParameters()) assert.ok(p.grad && p.grad.data.some((g) => g !== 0), name);
+    for (const [name, p] of mha.namedParameters()) assert.ok(p.grad && p.grad.values.some((g) => g !== 0), name);
     noGrad(() => mha.zeroGrad());
     assert.ok(mha.parameters().every((p) => p.grad === null));
   });

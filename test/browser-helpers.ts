@@ -219,7 +219,7 @@ export function referenceMaps(file: string, prompt: string): { answer: string; n
     const views = model.attentionMaps!(ids(tokens), context);
     const maps = views.map((v) => {
       const [H, R, C] = v.weights.shape;
-      const w = Array.from(v.weights.data);
+      const w = Array.from(v.weights.values);
       return Array.from({ length: H }, (_, hh) => Array.from({ length: R }, (_, r) => w.slice((hh * R + r) * C, (hh * R + r + 1) * C)));
     });
     return { answer: vocab.decode(generated), names: views.map((v) => v.name), maps };

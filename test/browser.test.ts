@@ -515,7 +515,7 @@ describe("explorer in Chromium", () => {
       assert.deepEqual(rows.rows, [300, 308]);
       const q = lib.tensor(rows.q.flat(), [2, N, 16]), k = lib.tensor(rows.k.flat(), [2, N, 16]);
       const w = lib.attentionWeights(q, k, { slidingWindow: [100, 20], rows: [300, 308], heads: [1] });
-      assert.ok(maxNestedDiff(rows.weights, Array.from({ length: 8 }, (_, r) => Array.from(w.data.subarray(r * N, (r + 1) * N)))) < 1e-5, "window rows = attentionWeights in Node");
+      assert.ok(maxNestedDiff(rows.weights, Array.from({ length: 8 }, (_, r) => Array.from(w.values.subarray(r * N, (r + 1) * N)))) < 1e-5, "window rows = attentionWeights in Node");
       assert.ok(rows.weights.every((r: number[], i: number) => r.every((x, s) => (s >= 300 + i - 100 && s <= 300 + i + 20) || x === 0)), "keys outside the window get exactly 0");
       // moving the sliders writes the URL
       await page.locator("[data-testid=wr]").evaluate((e) => { (e as HTMLInputElement).value = "0"; e.dispatchEvent(new Event("input", { bubbles: true })); });
@@ -530,7 +530,7 @@ describe("explorer in Chromium", () => {
       const q = lib.tensor(rows.q.flat(), [2, N, 16]), k = lib.tensor(rows.k.flat(), [2, N, 16]);
       const sinks = lib.tensor([3, 3]);
       const w = lib.attentionWeights(q, k, { sinks, rows: [40, 48], heads: [0] });
-      assert.ok(maxNestedDiff(rows.weights, Array.from({ length: 8 }, (_, r) => Array.from(w.data.subarray(r * N, (r + 1) * N)))) < 1e-5, "sink rows = attentionWeights in Node");
+      assert.ok(maxNestedDiff(rows.weights, Array.from({ length: 8 }, (_, r) => Array.from(w.values.subarray(r * N, (r + 1) * N)))) < 1e-5, "sink rows = attentionWeights in Node");
       const [, lse] = lib.scaledDotProductAttentionWithLse(q, k, k, { sinks });
       for (let r = 0; r < 8; r++) {
         // independent float64: scores q·k/√16 over all 512 keys plus the sink's e^3
@@ -542,8 +542,8 @@ describe("explorer in Chromium", () => {
         assert.ok(rows.rowSums[r] < 1, `row ${l} sums to ${rows.rowSums[r]}`);
         assert.ok(Math.abs(rows.rowSums[r] - sum) < 1e-5, `row ${l}: page ${rows.rowSums[r]}, float64 ${sum}`);
         assert.ok(Math.abs(rows.lse[r] - (m + Math.log(denom))) < 1e-4, `row ${l}: lse ${rows.lse[r]} vs ${m + Math.log(denom)}`);
-        assert.ok(Math.abs(lse.data[l] - rows.lse[r]) < 1e-5, "the page's lse is the library's in Node");
-        assert.ok(Math.abs(rows.expectedSums[r] - (1 - Math.exp(3 - lse.data[l]))) < 1e-6);
+        assert.ok(Math.abs(lse.values[l] - rows.lse[r]) < 1e-5, "the page's lse is the library's in Node");
+        assert.ok(Math.abs(rows.expectedSums[r] - (1 - Math.exp(3 - lse.values[l]))) < 1e-6);
       }
       assert.equal((await readCheck(page, "row-sums")).ok, true);
       const cap = await checkExports(page, "softcap");
@@ -568,7 +568,7 @@ describe("explorer in Chromium", () => {
           opts = { documents: { query: t, key: t } };
         } else assert.equal(tiles.density, 1, "ALiBi and softcap hide no key");
         const w = lib.attentionWeights(q, k, { ...opts, rows: [100, 108], heads: [1] });
-        assert.ok(maxNestedDiff(rows.weights, Array.from({ length: 8 }, (_, r) => Array.from(w.data.subarray(r * N, (r + 1) * N)))) < 1e-5, `${query}: rows = attentionWeights in Node`);
+        assert.ok(maxNestedDiff(rows.weights, Array.from({ length: 8 }, (_, r) => Array.from(w.values.subarray(r * N, (r + 1) * N)))) < 1e-5, `${query}: rows = attentionWeights in Node`);
         assert.equal((await readCheck(page, "tiles-agree")).ok, true);
         assert.equal((await readCheck(page, "row-sums")).ok, true);
       }, `explorer-10-flex-${query.slice(5, query.indexOf("&"))}`);

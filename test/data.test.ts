@@ -92,7 +92,7 @@ describe("determinism and disjoint splits", () => {
     const c = makeSplits(t, { seed: 4, trainSize: 200, validationSize: 50 });
     assert.deepEqual(a, b);
     assert.notDeepEqual(a.validation, c.validation);
-    const batches = (s: typeof a) => [...batchIterator(s.train, t.vocab, { batchSize: 32, seed: 1, epochs: 2 })].map((x) => [...x.tokens.data]);
+    const batches = (s: typeof a) => [...batchIterator(s.train, t.vocab, { batchSize: 32, seed: 1, epochs: 2 })].map((x) => [...x.tokens.values]);
     assert.deepEqual(batches(a), batches(b));
     const src1 = taskSource(t, { seed: 5, validationSize: 20 });
     const src2 = taskSource(t, { seed: 5, validationSize: 20 });
@@ -121,20 +121,20 @@ describe("batches", () => {
     assert.deepEqual(b.tokens.shape, [2, 8]);
     const row = (x: ArrayLike<number>, r: number) => Array.from(x).slice(r * 8, r * 8 + 8);
     //        <s>  1  2  3 <sep> 3  2  1       -> predicts  1 2 3 <sep> 3 2 1 </s>, scored from <sep> on
-    assert.deepEqual(row(b.tokens.data, 0), [v.bos, ...v.encode("123"), v.sep, ...v.encode("321")]);
-    assert.deepEqual(row(b.targets.data, 0), [-100, -100, -100, -100, ...v.encode("321"), v.eos]);
-    assert.deepEqual(row(b.tokens.data, 1), [v.bos, v.id("9"), v.sep, v.id("9"), v.pad, v.pad, v.pad, v.pad]);
-    assert.deepEqual(row(b.targets.data, 1), [-100, -100, v.id("9"), v.eos, -100, -100, -100, -100]);
+    assert.deepEqual(row(b.tokens.values, 0), [v.bos, ...v.encode("123"), v.sep, ...v.encode("321")]);
+    assert.deepEqual(row(b.targets.values, 0), [-100, -100, -100, -100, ...v.encode("321"), v.eos]);
+    assert.deepEqual(row(b.tokens.values, 1), [v.bos, v.id("9"), v.sep, v.id("9"), v.pad, v.pad, v.pad, v.pad]);
+    assert.deepEqual(row(b.targets.values, 1), [-100, -100, v.id("9"), v.eos, -100, -100, -100, -100]);
     assert.deepEqual(b.promptLengths, [5, 3]);
   });
 
   test("encoder-decoder layout", () => {
     const v = reverseTask().vocab;
     const b = collate([{ source: v.encode("12"), target: v.encode("21") }, { source: v.encode("3"), target: v.encode("3") }], v, "encoder-decoder");
-    assert.deepEqual([...b.source!.data], [v.id("1"), v.id("2"), v.eos, v.id("3"), v.eos, v.pad]);
-    assert.deepEqual([...b.sourcePadding!.data], [0, 0, 0, 0, 0, 1]);
-    assert.deepEqual([...b.tokens.data], [v.bos, v.id("2"), v.id("1"), v.bos, v.id("3"), v.pad]);
-    assert.deepEqual([...b.targets.data], [v.id("2"), v.id("1"), v.eos, v.id("3"), v.eos, IGNORE_INDEX]);
+    assert.deepEqual([...b.source!.values], [v.id("1"), v.id("2"), v.eos, v.id("3"), v.eos, v.pad]);
+    assert.deepEqual([...b.sourcePadding!.values], [0, 0, 0, 0, 0, 1]);
+    assert.deepEqual([...b.tokens.values], [v.bos, v.id("2"), v.id("1"), v.bos, v.id("3"), v.pad]);
+    assert.deepEqual([...b.targets.values], [v.id("2"), v.id("1"), v.eos, v.id("3"), v.eos, IGNORE_INDEX]);
   });
 
   test("the iterator covers every example once per epoch; dropLast", () => {
@@ -178,7 +178,7 @@ describe("names", () => {
     assert.ok(a.train.includes("aaron") || a.validation.includes("aaron"));
     const src = namesSource({ seed: 0 });
     const batch = collate(src.trainBatch(0, 4), src.vocab);
-    assert.equal(batch.tokens.data[0], src.vocab.bos);
+    assert.equal(batch.tokens.values[0], src.vocab.bos);
     assert.deepEqual(src.trainBatch(3, 4), namesSource({ seed: 0 }).trainBatch(3, 4));
   });
 });

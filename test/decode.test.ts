@@ -17,8 +17,8 @@ function filled(k: Tensor, v: Tensor, first: number): KVCacheLayer {
   const [N, Hkv, S, E] = k.shape;
   const Ev = v.shape[3];
   const part = (t: Tensor, D: number, from: number, to: number): Tensor => {
-    const out = new (t.data.constructor as Float32ArrayConstructor)(N * Hkv * (to - from) * D);
-    for (let r = 0; r < N * Hkv; r++) out.set(t.data.subarray((r * S + from) * D, (r * S + to) * D), r * (to - from) * D);
+    const out = new (t.values.constructor as Float32ArrayConstructor)(N * Hkv * (to - from) * D);
+    for (let r = 0; r < N * Hkv; r++) out.set(t.values.subarray((r * S + from) * D, (r * S + to) * D), r * (to - from) * D);
     return new Tensor(out, [N, Hkv, to - from, D], t.dtype);
   };
   if (first > 0) layer.push(part(k, E, 0, first), part(v, Ev, 0, first));
@@ -51,7 +51,7 @@ describe("decodeAttention", () => {
           assert.ok(kv.capacity > kv.length, `capacity ${kv.capacity}, length ${kv.length}`); // rows strided by capacity, not length
           for (const causal of [null, "bottom-right", "top-left"] as const) {
             const scale = 1 / Math.sqrt(E);
-            const got = new Tensor(decodeAttention(q.data as Float32Array, kv, H, scale, causal), [N, H, 1, Ev], dtype);
+            const got = new Tensor(decodeAttention(q.values as Float32Array, kv, H, scale, causal), [N, H, 1, Ev], dtype);
             const want = scaledDotProductAttention(q, k, v, {
               implementation: "math", enableGqa: true, isCausal: causal !== null, causalAlignment: causal ?? undefined,
             });
@@ -66,8 +66,8 @@ describe("decodeAttention", () => {
     const q = randn([1, 2, 1, 4], { seed: 1, dtype: "float64" });
     const k = randn([1, 2, 6, 4], { seed: 2, dtype: "float64" });
     const v = randn([1, 2, 6, 3], { seed: 3, dtype: "float64" });
-    q.data[5] = NaN; // head 1
-    const out = decodeAttention(q.data as Float64Array, filled(k, v, 3).storage()!, 2, 0.5, null);
+    q.values[5] = NaN; // head 1
+    const out = decodeAttention(q.values as Float64Array, filled(k, v, 3).storage()!, 2, 0.5, null);
     assert.ok([0, 1, 2].every((e) => Number.isFinite(out[e])));
     assert.ok([3, 4, 5].every((e) => Number.isNaN(out[e])));
   });
@@ -88,7 +88,7 @@ describe("KVCacheLayer.push / storage", () => {
       assert.deepEqual(Array.from(st.keys.subarray((1 * 4 + s) * 2, (1 * 4 + s) * 2 + 2)), [3, 4]);
     }
     const [kk] = layer.keysValues()!;
-    assert.deepEqual(Array.from(kk.data), [1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4]);
+    assert.deepEqual(Array.from(kk.values), [1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4]);
   });
 
   test("a filled cross layer refuses another push", () => {

@@ -27,13 +27,13 @@ let seed = 9000;
 
 function leaf(shape: number[], dtype: Dt, scale = 1, shift = 0): Tensor {
   const t = randn(shape, { seed: seed++, dtype });
-  for (let i = 0; i < t.size; i++) t.data[i] = t.data[i] * scale + shift;
+  for (let i = 0; i < t.size; i++) t.values[i] = t.values[i] * scale + shift;
   return t.requiresGrad_();
 }
 
 /** Fresh leaves with the same values, so two forms never share gradients. */
 function copies(xs: (Tensor | null)[]): (Tensor | null)[] {
-  return xs.map((x) => (x === null ? null : new Tensor(x.data.slice(), x.shape, x.dtype).requiresGrad_()));
+  return xs.map((x) => (x === null ? null : new Tensor(x.values.slice(), x.shape, x.dtype).requiresGrad_()));
 }
 
 interface Run { out: Tensor; grads: (Tensor | null)[] }
@@ -51,7 +51,7 @@ function assertBitwise(a: Tensor, b: Tensor, what: string): void {
   assert.deepEqual([...a.shape], [...b.shape], `${what}: shape`);
   assert.equal(a.dtype, b.dtype, `${what}: dtype`);
   for (let i = 0; i < a.size; i++) {
-    if (!Object.is(a.data[i], b.data[i])) assert.fail(`${what}: element ${i}: ${a.data[i]} vs ${b.data[i]} (expected the same bits)`);
+    if (!Object.is(a.values[i], b.values[i])) assert.fail(`${what}: element ${i}: ${a.values[i]} vs ${b.values[i]} (expected the same bits)`);
   }
 }
 
@@ -60,12 +60,12 @@ function assertClose(a: Tensor | null, b: Tensor | null, tol: number, what: stri
   assert.ok(a !== null && b !== null, `${what}: missing gradient`);
   assert.deepEqual([...a.shape], [...b.shape], `${what}: shape`);
   let scale = 1, worst = 0, at = -1;
-  for (let i = 0; i < b.size; i++) scale = Math.max(scale, Math.abs(b.data[i]));
+  for (let i = 0; i < b.size; i++) scale = Math.max(scale, Math.abs(b.values[i]));
   for (let i = 0; i < a.size; i++) {
-    const d = Math.abs(a.data[i] - b.data[i]);
+    const d = Math.abs(a.values[i] - b.values[i]);
     if (!(d <= worst)) { worst = d; at = i; }
   }
-  assert.ok(worst / scale <= tol, `${what}: element ${at}: ${a.data[at]} vs ${b.data[at]} (error ${worst / scale} > ${tol})`);
+  assert.ok(worst / scale <= tol, `${what}: element ${at}: ${a.values[at]} vs ${b.values[at]} (error ${worst / scale} > ${tol})`);
 }
 
 function assertGradcheck(name: string, f: (...xs: Tensor[]) => Tensor, inputs: Tensor[]): void {
@@ -123,9 +123,9 @@ describe("layerNorm / rmsNorm: fused rows vs the composite of ops", () => {
   test("hand-worked row: x = [1, 2, 3, 4] -> mean 2.5, var 1.25, y = (x - 2.5) / sqrt(1.25 + 1e-5)", () => {
     const y = layerNorm(tensor([1, 2, 3, 4], [1, 4], { dtype: "float64" }), 4);
     const s = Math.sqrt(1.25 + 1e-5);
-    assert.deepEqual([...y.data], [-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s]);
+    assert.deepEqual([...y.values], [-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s]);
     const r = rmsNorm(tensor([3, 4], [1, 2], { dtype: "float64" }), 2, null, 0); // rms = sqrt(12.5)
-    assert.deepEqual([...r.data], [3 / Math.sqrt(12.5), 4 / Math.sqrt(12.5)]);
+    assert.deepEqual([...r.values], [3 / Math.sqrt(12.5), 4 / Math.sqrt(12.5)]);
   });
 
   test("gradcheck (float64) on odd shapes, with and without weight/bias", () => {
@@ -186,7 +186,7 @@ describe("crossEntropy (int32 targets): fused rows vs logSoftmax + pick + reduce
     const loss = crossEntropy(x, new Tensor(Int32Array.from([1]), [1], "int32"));
     assert.ok(Math.abs(loss.item() + Math.log(0.75)) < 1e-15);
     loss.backward();
-    assert.ok(Math.abs(x.grad!.data[0] - 0.25) < 1e-15 && Math.abs(x.grad!.data[1] + 0.25) < 1e-15);
+    assert.ok(Math.abs(x.grad!.values[0] - 0.25) < 1e-15 && Math.abs(x.grad!.values[1] + 0.25) < 1e-15);
   });
 
   test("edge cases: every target ignored -> 0 and zero gradient; a row of -Infinity -> Infinity, no gradient; huge logits stay finite", () => {
@@ -194,15 +194,15 @@ describe("crossEntropy (int32 targets): fused rows vs logSoftmax + pick + reduce
     const none = new Tensor(Int32Array.from([-100, -100, -100]), [3], "int32");
     const r = run((a) => crossEntropy(a!, none), [x]);
     assert.equal(r.out.item(), 0);
-    assert.ok([...r.grads[0]!.data].every((g) => g === 0));
+    assert.ok([...r.grads[0]!.values].every((g) => g === 0));
     const masked = tensor([[-Infinity, -Infinity, -Infinity], [1, 2, 3]], undefined, { dtype: "float64", requiresGrad: true });
     const t = new Tensor(Int32Array.from([0, 2]), [2], "int32");
     const rows = crossEntropy(masked, t, { reduction: "none" });
     const refRows = crossEntropyReference(masked, t, { reduction: "none" });
-    assert.equal(rows.data[0], Infinity);
-    assert.equal(refRows.data[0], Infinity);
+    assert.equal(rows.values[0], Infinity);
+    assert.equal(refRows.values[0], Infinity);
     sum(mul(rows, tensor([0, 1], undefined, { dtype: "float64" }))).backward();
-    assert.deepEqual([...masked.grad!.data.subarray(0, 3)], [0, 0, 0]);
+    assert.deepEqual([...masked.grad!.values.subarray(0, 3)], [0, 0, 0]);
     const huge = tensor([[1e4, 0, -1e4]], undefined, { dtype: "float32" });
     const l = crossEntropy(huge, new Tensor(Int32Array.from([1]), [1], "int32"));
     assert.equal(l.item(), 1e4); // logsumexp = 1e4 exactly in float64, minus logit 0
@@ -264,9 +264,9 @@ describe("gelu: one loop each way, tables equal to the formulas", () => {
     y.backward(tensor(grid.map(() => 1), [grid.length], { dtype: "float64" }));
     grid.forEach((v, i) => {
       const want = 0.5 * v * (1 + erf(v / Math.SQRT2));
-      assert.ok(Math.abs(y.data[i] - want) <= 2e-15 * Math.max(1, Math.abs(v)), `gelu(${v}) = ${y.data[i]}, formula ${want}`);
+      assert.ok(Math.abs(y.values[i] - want) <= 2e-15 * Math.max(1, Math.abs(v)), `gelu(${v}) = ${y.values[i]}, formula ${want}`);
       const dwant = 0.5 * (1 + erf(v / Math.SQRT2)) + (v * Math.exp(-0.5 * v * v)) / Math.sqrt(2 * Math.PI);
-      assert.ok(Math.abs(x.grad!.data[i] - dwant) <= 2e-15, `gelu'(${v}) = ${x.grad!.data[i]}, formula ${dwant}`);
+      assert.ok(Math.abs(x.grad!.values[i] - dwant) <= 2e-15, `gelu'(${v}) = ${x.grad!.values[i]}, formula ${dwant}`);
     });
     assert.equal(geluGateExact(3), 0.5 * (1 + erf(3 / Math.SQRT2)));
     assert.equal(geluGradExact(-20), 0.5 * (1 + erf(-20 / Math.SQRT2)) - 20 * Math.exp(-200) / Math.sqrt(2 * Math.PI));
@@ -287,18 +287,18 @@ describe("gelu: one loop each way, tables equal to the formulas", () => {
     const x = tensor(grid, [grid.length], { dtype: "float32" });
     const y = gelu(x);
     for (let i = 0; i < grid.length; i++) {
-      const v = x.data[i];
+      const v = x.values[i];
       const want = 0.5 * v * (1 + erf(v / Math.SQRT2));
-      assert.ok(Math.abs(y.data[i] - want) <= 1.2e-7 * Math.max(1e-30, Math.abs(want)) + 1e-45, `gelu(${v})`);
+      assert.ok(Math.abs(y.values[i] - want) <= 1.2e-7 * Math.max(1e-30, Math.abs(want)) + 1e-45, `gelu(${v})`);
     }
     const special = gelu(tensor([NaN, Infinity], [2], { dtype: "float64" }));
-    assert.ok(Number.isNaN(special.data[0]));
-    assert.equal(special.data[1], Infinity);
+    assert.ok(Number.isNaN(special.values[0]));
+    assert.equal(special.values[1], Infinity);
   });
 
   test("gradcheck (float64), inside and outside the tables' range", () => {
     const x = rand([40], { seed: 3, dtype: "float64" });
-    for (let i = 0; i < x.size; i++) x.data[i] = -7 + 17 * x.data[i];
+    for (let i = 0; i < x.size; i++) x.values[i] = -7 + 17 * x.values[i];
     x.requiresGrad = true;
     assertGradcheck("gelu exact", (a) => gelu(a), [x]);
     assertGradcheck("gelu tanh", (a) => gelu(a, "tanh"), [x]);
@@ -328,8 +328,8 @@ describe("broadcast rows, embedding, AdamW", () => {
         const r = run((x, y) => op(x!, y!), [a, b]);
         const rev = run((x, y) => op(y!, x!), [a, b]);
         for (let i = 0; i < a.size; i++) {
-          assert.equal(r.out.data[i], f(a.data[i], b.data[i % bs]), `${name} [4,3,5] [${bShape}] at ${i}`);
-          assert.equal(rev.out.data[i], f(b.data[i % bs], a.data[i]), `${name} [${bShape}] [4,3,5] at ${i}`);
+          assert.equal(r.out.values[i], f(a.values[i], b.values[i % bs]), `${name} [4,3,5] [${bShape}] at ${i}`);
+          assert.equal(rev.out.values[i], f(b.values[i % bs], a.values[i]), `${name} [${bShape}] [4,3,5] at ${i}`);
         }
         if (name === "add") {
           const g = randn([4, 3, 5], { seed: 7, dtype: "float64" });
@@ -345,7 +345,7 @@ describe("broadcast rows, embedding, AdamW", () => {
     const w = leaf([6, 4], "float64");
     const ids = new Tensor(Int32Array.from([5, 0, 5, 2, 5, 1]), [2, 3], "int32");
     const onehot = new Tensor(new Float64Array(6 * 6), [6, 6], "float64");
-    ids.data.forEach((id, i) => { onehot.data[i * 6 + id] = 1; });
+    ids.values.forEach((id, i) => { onehot.values[i * 6 + id] = 1; });
     const fast = run((ww) => embedding(ww!, ids), [w]);
     const ref = run((ww) => matmul(onehot, ww!).reshape([2, 3, 4]), [w]);
     assertBitwise(fast.out, ref.out, "rows");

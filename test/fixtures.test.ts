@@ -64,7 +64,7 @@ describe("lookup fixtures", () => {
         out.backward(input(f.t.grad_out, precision));
         checkGrads(f, x, precision);
         // the teaching point: exactly zero, not merely small
-        assert.ok(x.query.grad!.data.every((v) => v === 0) && x.key.grad!.data.every((v) => v === 0));
+        assert.ok(x.query.grad!.values.every((v) => v === 0) && x.key.grad!.values.every((v) => v === 0));
       });
     }
   }

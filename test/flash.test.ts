@@ -221,9 +221,9 @@ describe("NaN in gives NaN out (as the math path and PyTorch), never a silent 0"
     setBackend("ref");
     try {
       const q0 = randn([2, 5, 4], { seed: 1, dtype: "float64" });
-      q0.data[1 * 20 + 2 * 4 + 1] = NaN; // head 1, query 2: one NaN element
+      q0.values[1 * 20 + 2 * 4 + 1] = NaN; // head 1, query 2: one NaN element
       const maskNaN = randn([5, 6], { seed: 5, dtype: "float64" });
-      maskNaN.data[4 * 6 + 3] = NaN; // query 4's row of the mask
+      maskNaN.values[4 * 6 + 3] = NaN; // query 4's row of the mask
       for (const attnMask of [undefined, maskNaN]) {
         const run = (implementation: "fused" | "math"): Tensor[] => {
           const q = q0.detach(), k = randn([2, 6, 4], { seed: 2, dtype: "float64" }), v = randn([2, 6, 3], { seed: 3, dtype: "float64" });
@@ -234,7 +234,7 @@ describe("NaN in gives NaN out (as the math path and PyTorch), never a silent 0"
         };
         const fused = run("fused"), math = run("math");
         ["out", "dq", "dk", "dv"].forEach((name, i) => {
-          const a = fused[i].data, b = math[i].data;
+          const a = fused[i].values, b = math[i].values;
           for (let j = 0; j < b.length; j++) {
             assert.equal(Number.isNaN(a[j]), Number.isNaN(b[j]), `${name}[${j}] (${attnMask ? "NaN in mask" : "NaN in query"}): ${a[j]} vs ${b[j]}`);
             if (!Number.isNaN(b[j])) assert.ok(Math.abs(a[j] - b[j]) <= 1e-12, `${name}[${j}]: ${a[j]} vs ${b[j]}`);
@@ -282,7 +282,7 @@ describe("a float mask of huge finite values: backward keeps log(l) apart from m
             for (const x of [q, k, v]) x.requiresGrad = true;
             const out = scaledDotProductAttention(q, k, v, { attnMask: cast(tensor([[M, M]]), dtype), implementation });
             out.backward(cast(tensor([[1]]), dtype));
-            return [...out.data, ...q.grad!.data, ...k.grad!.data, ...v.grad!.data];
+            return [...out.values, ...q.grad!.values, ...k.grad!.values, ...v.grad!.values];
           };
           assert.deepEqual(grads("fused"), [2, 0.5, -0.5, 0.5, 0.5, 0.5], `fused, M = ${M}, ${dtype}`);
           assert.deepEqual(grads("math"), [2, 0.5, -0.5, 0.5, 0.5, 0.5], `math, M = ${M}, ${dtype}`);

@@ -86,7 +86,7 @@ interface Inputs {
 function inputs(c: Spec, dtype: DT): Inputs {
   const mk = (shape: number[], seed: number, amp = 1): Tensor => {
     const x = cast(randn(shape, { seed }), dtype);
-    for (let i = 0; i < x.size; i++) x.data[i] *= amp;
+    for (let i = 0; i < x.size; i++) x.values[i] *= amp;
     x.requiresGrad = true;
     return x;
   };
@@ -144,7 +144,7 @@ function runExplicit(c: Spec, dtype: DT): Result {
   const { B, H, L, S } = { B: prod(c.batch), H: c.H, L: c.L, S: c.S };
   const m = new Float64Array(B * H * L * S);
   for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let l = 0; l < L; l++) for (let s = 0; s < S; s++) {
-    const add = bias(c, h, l, s) + (x.floatMask ? x.floatMask.data[l * S + s] : 0);
+    const add = bias(c, h, l, s) + (x.floatMask ? x.floatMask.values[l * S + s] : 0);
     m[((b * H + h) * L + l) * S + s] = visible(c, b, h, l, s) ? add : -Infinity;
   }
   let mask = cast(new Tensor(m, [...c.batch, H, L, S], "float64"), dtype);
@@ -174,20 +174,20 @@ function naiveForward(c: Spec): Float64Array {
     for (let s = 0; s < S; s++) {
       if (!visible(c, b, h, l, s)) continue;
       let dot = 0;
-      for (let e = 0; e < E; e++) dot += x.q.data[((b * H + h) * L + l) * E + e] * x.k.data[((b * (H / G) + Math.floor(h / G)) * S + s) * E + e];
+      for (let e = 0; e < E; e++) dot += x.q.values[((b * H + h) * L + l) * E + e] * x.k.values[((b * (H / G) + Math.floor(h / G)) * S + s) * E + e];
       let sc = scale * dot + bias(c, h, l, s);
       if (c.softcap) sc = c.softcap * Math.tanh(sc / c.softcap);
-      if (x.floatMask) sc += x.floatMask.data[l * S + s];
+      if (x.floatMask) sc += x.floatMask.values[l * S + s];
       xs.push(sc);
       vs.push(s);
     }
-    const sink = x.sinks ? x.sinks.data[h] : -Infinity;
+    const sink = x.sinks ? x.sinks.values[h] : -Infinity;
     const mx = Math.max(sink, ...xs);
     if (mx === -Infinity) continue;
     let den = Math.exp(sink - mx);
     for (const sc of xs) den += Math.exp(sc - mx);
     xs.forEach((sc, i) => {
-      for (let e = 0; e < Ev; e++) out[((b * H + h) * L + l) * Ev + e] += (Math.exp(sc - mx) / den) * x.v.data[((b * (H / G) + Math.floor(h / G)) * S + vs[i]) * Ev + e];
+      for (let e = 0; e < Ev; e++) out[((b * H + h) * L + l) * Ev + e] += (Math.exp(sc - mx) / den) * x.v.values[((b * (H / G) + Math.floor(h / G)) * S + vs[i]) * Ev + e];
     });
   }
   return out;
@@ -273,11 +273,11 @@ describe("rows that see nothing give zeros, never NaN", () => {
         const [out, lse] = scaledDotProductAttentionWithLse(qq, k, v, { documents: docs, sinks, implementation: impl });
         out.backward(randn(out.shape, { seed: 4, dtype: "float64" }));
         for (let h = 0; h < 2; h++) {
-          assert.deepEqual([...out.data.slice((h * 4 + 1) * 2, (h * 4 + 2) * 2)], [0, 0], "row 1: document 9 has no key");
-          assert.equal(lse.data[h * 4 + 1], sinks === null ? -Infinity : sinks.data[h]);
-          assert.deepEqual([...qq.grad!.data.slice((h * 4 + 1) * 3, (h * 4 + 2) * 3)], [0, 0, 0]);
+          assert.deepEqual([...out.values.slice((h * 4 + 1) * 2, (h * 4 + 2) * 2)], [0, 0], "row 1: document 9 has no key");
+          assert.equal(lse.values[h * 4 + 1], sinks === null ? -Infinity : sinks.values[h]);
+          assert.deepEqual([...qq.grad!.values.slice((h * 4 + 1) * 3, (h * 4 + 2) * 3)], [0, 0, 0]);
         }
-        assert.ok([...out.data, ...qq.grad!.data].every((x) => !Number.isNaN(x)));
+        assert.ok([...out.values, ...qq.grad!.values].every((x) => !Number.isNaN(x)));
       }
       const out = scaledDotProductAttention(q, k, v, { slidingWindow: [0, 0], causalAlignment: "bottom-right", isCausal: true, implementation: impl });
       assert.ok(out.dataSync().every((x) => Number.isFinite(x)));
@@ -288,7 +288,7 @@ describe("rows that see nothing give zeros, never NaN", () => {
     const ids = tensor([0, 0, 1, 1, 1], undefined, { dtype: "int32" });
     const a = scaledDotProductAttention(x, y, y, { documents: { query: ids, key: ids } });
     const both = expand(ids, [2, 5]);
-    assert.deepEqual(a.data, scaledDotProductAttention(x, y, y, { documents: { query: both, key: both } }).data);
+    assert.deepEqual(a.values, scaledDotProductAttention(x, y, y, { documents: { query: both, key: both } }).values);
   });
   test("ALiBi \"default\": the paper's slopes (powers of 2, and the rule for 3 and 6 heads)", () => {
     assert.deepEqual(defaultAlibiSlopes(8), [1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64, 1 / 128, 1 / 256]);
@@ -296,14 +296,14 @@ describe("rows that see nothing give zeros, never NaN", () => {
     assert.deepEqual(defaultAlibiSlopes(6), [2 ** -2, 2 ** -4, 2 ** -6, 2 ** -8, 2 ** -1, 2 ** -3]); // slopes(4), then slopes(8)[0::2][:2]
   });
   test("windowMask draws the rule: [1, 0] on 4 x 4, and a causal window of 2 bottom-right on 2 x 4", () => {
-    assert.deepEqual([...windowMask(4, 4, [1, 0]).data], [1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1]);
-    assert.deepEqual([...windowMask(2, 4, 2, "bottom-right").data], [0, 1, 1, 0, 0, 0, 1, 1]); // l' = l + 2: keys l' - 1, l'
+    assert.deepEqual([...windowMask(4, 4, [1, 0]).values], [1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1]);
+    assert.deepEqual([...windowMask(2, 4, 2, "bottom-right").values], [0, 1, 1, 0, 0, 0, 1, 1]); // l' = l + 2: keys l' - 1, l'
   });
 });
 
 /** A float64 problem [B=1, H, L, S] for the kernel directly. */
 function problem(H: number, L: number, S: number, E: number, extra: Partial<AttentionParams>): { p: AttentionParams; q: Float64Array; k: Float64Array; v: Float64Array } {
-  const r = (n: number, seed: number): Float64Array => randn([n], { seed, dtype: "float64" }).data as Float64Array;
+  const r = (n: number, seed: number): Float64Array => randn([n], { seed, dtype: "float64" }).values as Float64Array;
   return {
     p: { B: 1, H, Hkv: H, L, S, E, Ev: E, scale: 0.5, causal: "none", mask: null, dropoutP: 0, dropoutSeed: 0, ...extra },
     q: r(H * L * E, 1), k: r(H * S * E, 2), v: r(H * S * E, 3),
@@ -347,7 +347,7 @@ describe("hidden tiles are never computed", () => {
       const flex: Partial<AttentionParams> = {
         causal: c.isCausal ? c.align ?? "top-left" : "none", alignment: c.align,
         window: c.window === undefined ? null : typeof c.window === "number" ? { left: c.window - 1, right: 0 } : { left: c.window[0], right: c.window[1] },
-        documents: o.documents ? { query: o.documents.query.data as Int32Array, key: o.documents.key.data as Int32Array } : null,
+        documents: o.documents ? { query: o.documents.query.values as Int32Array, key: o.documents.key.values as Int32Array } : null,
         blockMask: o.blockMask?.blocks ?? null,
       };
       const dense = Uint8Array.from({ length: H * L * S }, (_, i) => (visible(c, 0, Math.floor(i / (L * S)), Math.floor(i / S) % L, i % S) ? 1 : 0));
@@ -381,7 +381,7 @@ describe("createBlockMask", () => {
     const mod: MaskMod = (b, h, q, k) => (q * 3 + k + h) % 4 !== 0;
     const m = createBlockMask(mod, { batch: 1, heads: 2, L: 5, S: 7, blockSize: 3 }).toMask();
     assert.deepEqual(m.shape, [1, 2, 5, 7]);
-    for (let h = 0; h < 2; h++) for (let q = 0; q < 5; q++) for (let k = 0; k < 7; k++) assert.equal(m.data[(h * 5 + q) * 7 + k] === 1, mod(0, h, q, k));
+    for (let h = 0; h < 2; h++) for (let q = 0; q < 5; q++) for (let k = 0; k < 7; k++) assert.equal(m.values[(h * 5 + q) * 7 + k] === 1, mod(0, h, q, k));
   });
   test("bad input: not a function, non-boolean results, bad sizes", () => {
     // @ts-expect-error: checking the runtime error for plain-JavaScript callers
@@ -404,13 +404,13 @@ describe("scaledDotProductAttentionWithLse", () => {
     assert.ok(relError(lseF, lseM) < 1e-13 && relError(outF, outM) < 1e-13);
     // row (b=0, h=1, l=3) by hand: keys 0..3 (window 4), scores scale q·k − 0.1 |3 − s|, plus the sink
     const scale = 1 / 2;
-    let sum = Math.exp(x.sinks!.data[1]);
+    let sum = Math.exp(x.sinks!.values[1]);
     for (let s = 0; s <= 3; s++) {
       let dot = 0;
-      for (let e = 0; e < 4; e++) dot += x.q.data[((0 * 2 + 1) * 9 + 3) * 4 + e] * x.k.data[((0 * 2 + 1) * 11 + s) * 4 + e];
+      for (let e = 0; e < 4; e++) dot += x.q.values[((0 * 2 + 1) * 9 + 3) * 4 + e] * x.k.values[((0 * 2 + 1) * 11 + s) * 4 + e];
       sum += Math.exp(scale * dot - 0.1 * (3 - s));
     }
-    assert.ok(Math.abs(lseF.data[(0 * 2 + 1) * 9 + 3] - Math.log(sum)) < 1e-13);
+    assert.ok(Math.abs(lseF.values[(0 * 2 + 1) * 9 + 3] - Math.log(sum)) < 1e-13);
     assert.equal(lseF.requiresGrad, false);
     assert.equal(outF.requiresGrad, true);
   });
@@ -432,7 +432,7 @@ describe("attentionWeights of selected rows and heads", () => {
       assert.deepEqual(part.shape, [2, 2, 7, 27]);
       for (let b = 0; b < 2; b++) heads.forEach((h, hi) => {
         for (let l = 5; l < 12; l++) for (let s = 0; s < 27; s++) {
-          const want = all.data[((b * 4 + h) * 19 + l) * 27 + s], got = part.data[((b * 2 + hi) * 7 + l - 5) * 27 + s];
+          const want = all.values[((b * 4 + h) * 19 + l) * 27 + s], got = part.values[((b * 2 + hi) * 7 + l - 5) * 27 + s];
           assert.ok(Math.abs(want - got) < 1e-14, `(${b}, ${h}, ${l}, ${s}): ${got} vs ${want}`);
         }
       });
@@ -482,8 +482,8 @@ describe("1 and 2 threads give bitwise the same results", () => {
         const saved = getNumThreads();
         try {
           const runs = [1, 2].map((n) => { setNumThreads(n); return runFlex(SPECS[14], "float32", "fused"); });
-          assert.deepEqual(runs[0].out.data, runs[1].out.data);
-          for (const name of Object.keys(runs[0].grads)) assert.deepEqual(runs[0].grads[name].data, runs[1].grads[name].data, name);
+          assert.deepEqual(runs[0].out.values, runs[1].out.values);
+          for (const name of Object.keys(runs[0].grads)) assert.deepEqual(runs[0].grads[name].values, runs[1].grads[name].values, name);
         } finally {
           setNumThreads(saved);
         }

@@ -16,7 +16,7 @@ function lastRowDiff(full: Tensor, step: Tensor): number {
   const S = step.shape[1];
   let m = 0;
   for (let n = 0; n < N; n++) {
-    for (let v = 0; v < V; v++) m = Math.max(m, Math.abs(full.data[(n * T + T - 1) * V + v] - step.data[(n * S + S - 1) * V + v]));
+    for (let v = 0; v < V; v++) m = Math.max(m, Math.abs(full.values[(n * T + T - 1) * V + v] - step.values[(n * S + S - 1) * V + v]));
   }
   return m;
 }
@@ -115,7 +115,7 @@ describe("generate", () => {
     for (let s = 0; s < 8; s++) {
       const logits = noGrad(() => m.forward([row])); // [1, T, V]
       const V = logits.shape[2];
-      const last = Array.from(logits.data.subarray((row.length - 1) * V, row.length * V));
+      const last = Array.from(logits.values.subarray((row.length - 1) * V, row.length * V));
       row.push(last.indexOf(Math.max(...last)));
     }
     for (const seed of [0, 1, 2]) assert.deepEqual(generate(m, [[1, 2, 3]], { maxNewTokens: 8, seed })[0], row, `seed ${seed}`);

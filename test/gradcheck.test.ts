@@ -118,7 +118,7 @@ describe("gradcheck: attention", () => {
 describe("gradcheck itself", () => {
   test("catches a wrong backward", () => {
     // identity whose backward claims d/dx = 2: gradcheck must notice
-    const wrong = (x: Tensor): Tensor => result("wrong", x.data.slice(), x.shape, x.dtype, [x], (g) => [mul(g, 2)]);
+    const wrong = (x: Tensor): Tensor => result("wrong", x.values.slice(), x.shape, x.dtype, [x], (g) => [mul(g, 2)]);
     const res = gradcheck(wrong, [r([3])]);
     assert.equal(res.ok, false);
     assert.ok(Math.abs(res.analytical - 2 * res.numerical) < 1e-6);

@@ -57,13 +57,13 @@ export function relError(actual: Tensor, expected: Tensor): number {
   let num = 0;
   let den = 0;
   for (let i = 0; i < expected.size; i++) {
-    const a = actual.data[i];
-    const b = expected.data[i];
+    const a = actual.values[i];
+    const b = expected.values[i];
     if (Number.isNaN(a) || Number.isNaN(b)) return NaN;
     if (a === b) continue; // equal infinities too
     num = Math.max(num, Math.abs(a - b));
   }
-  for (let i = 0; i < expected.size; i++) if (Number.isFinite(expected.data[i])) den = Math.max(den, Math.abs(expected.data[i]));
+  for (let i = 0; i < expected.size; i++) if (Number.isFinite(expected.values[i])) den = Math.max(den, Math.abs(expected.values[i]));
   return num / Math.max(den, 1e-3);
 }
 

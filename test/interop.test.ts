@@ -87,8 +87,8 @@ describe("checkpoints", () => {
       assert.deepEqual(loaded.config, model.config);
       assert.deepEqual(loaded.metadata, { step: "120", note: "smoke" });
       const idx = [[1, 2, 3, 4, 5]];
-      assert.deepEqual([...logitsOf(loaded.model, { idx: new Tensor(Int32Array.from(idx[0]), [1, 5], "int32") }).data],
-        [...logitsOf(model, { idx: new Tensor(Int32Array.from(idx[0]), [1, 5], "int32") }).data]);
+      assert.deepEqual([...logitsOf(loaded.model, { idx: new Tensor(Int32Array.from(idx[0]), [1, 5], "int32") }).values],
+        [...logitsOf(model, { idx: new Tensor(Int32Array.from(idx[0]), [1, 5], "int32") }).values]);
       // the file's metadata: format, version, family, config
       const { metadata } = loadSafetensors(path);
       assert.equal(metadata.format, "attend-checkpoint");
@@ -104,7 +104,7 @@ describe("checkpoints", () => {
     const bytes = serializeCheckpoint(a);
     const r = deserializeCheckpoint(bytes, b);
     assert.equal(r.model, b);
-    for (const [k, v] of a.namedParameters()) assert.deepEqual([...b.namedParameters().get(k)!.data], [...v.data], k);
+    for (const [k, v] of a.namedParameters()) assert.deepEqual([...b.namedParameters().get(k)!.values], [...v.values], k);
   });
 
   test("a model with another config is refused, naming each differing field", () => {
@@ -140,12 +140,12 @@ describe("checkpoints", () => {
 
   test("a failed load leaves the model unchanged", () => {
     const model = new GPT("tiny", { seed: 5 });
-    const before = [...model.tok_emb.weight.data];
+    const before = [...model.tok_emb.weight.values];
     const other = new GPT("tiny", { seed: 6 });
     const meta = deserializeSafetensors(serializeCheckpoint(other)).metadata;
     const bad = { ...other.stateDict(), "norm.weight": new Tensor(new Float32Array(3), [3]) };
     assert.throws(() => deserializeCheckpoint(serializeSafetensors(bad, meta), model));
-    assert.deepEqual([...model.tok_emb.weight.data], before);
+    assert.deepEqual([...model.tok_emb.weight.values], before);
   });
 });
 
@@ -190,7 +190,7 @@ describe("PyTorch reads attend checkpoints", () => {
           const got = tensors[`param.${k}`];
           assert.equal(got.dtype, "float32", k);
           assert.deepEqual([...got.shape], [...v.shape], k);
-          assert.ok(got.data.every((x, i) => Object.is(x, v.data[i])), `${k}: values differ after the round trip through PyTorch`);
+          assert.ok(got.values.every((x, i) => Object.is(x, v.values[i])), `${k}: values differ after the round trip through PyTorch`);
         }
         const ours = noGrad(() => model.forward(idx));
         const err = relError(ours, tensors.logits);

@@ -19,7 +19,7 @@ const F32_MIN = -3.4028234663852886e38; // torch.finfo(torch.float32).min
 interface Run { out: Tensor; dq: Tensor; dk: Tensor; dv: Tensor }
 
 function run(q0: Tensor, k0: Tensor, v0: Tensor, opts: SdpaOptions, implementation: SdpaImplementation, dout?: Tensor): Run {
-  const [q, k, v] = [q0, k0, v0].map((x) => tensor(x.data, x.shape, { dtype: "float32", requiresGrad: true }));
+  const [q, k, v] = [q0, k0, v0].map((x) => tensor(x.values, x.shape, { dtype: "float32", requiresGrad: true }));
   const out = scaledDotProductAttention(q, k, v, { ...opts, implementation });
   out.backward(dout ?? randn(out.shape, { seed: 9 }));
   return { out, dq: q.grad!, dk: k.grad!, dv: v.grad! };
@@ -28,7 +28,7 @@ function run(q0: Tensor, k0: Tensor, v0: Tensor, opts: SdpaOptions, implementati
 function assertValues(t: Tensor, want: number[], what: string): void {
   assert.equal(t.size, want.length, `${what}: size`);
   for (let i = 0; i < want.length; i++) {
-    assert.ok(Math.abs(t.data[i] - want[i]) <= 1e-6 * Math.max(1, Math.abs(want[i])), `${what}[${i}]: ${t.data[i]}, expected ${want[i]}`);
+    assert.ok(Math.abs(t.values[i] - want[i]) <= 1e-6 * Math.max(1, Math.abs(want[i])), `${what}[${i}]: ${t.values[i]}, expected ${want[i]}`);
   }
 }
 
@@ -36,9 +36,9 @@ function assertValues(t: Tensor, want: number[], what: string): void {
 function assertSameWithNaN(a: Tensor, b: Tensor, tol: number, what: string): void {
   assert.deepEqual([...a.shape], [...b.shape], `${what}: shape`);
   for (let i = 0; i < b.size; i++) {
-    assert.equal(Number.isNaN(a.data[i]), Number.isNaN(b.data[i]), `${what}[${i}]: ${a.data[i]} (fused) vs ${b.data[i]} (math)`);
+    assert.equal(Number.isNaN(a.values[i]), Number.isNaN(b.values[i]), `${what}[${i}]: ${a.values[i]} (fused) vs ${b.values[i]} (math)`);
   }
-  const keep = (t: Tensor): Tensor => tensor(Array.from(t.data, (x) => (Number.isNaN(x) ? 0 : x)), t.shape);
+  const keep = (t: Tensor): Tensor => tensor(Array.from(t.values, (x) => (Number.isNaN(x) ? 0 : x)), t.shape);
   assert.ok(relError(keep(a), keep(b)) <= tol, `${what}: relative error ${relError(keep(a), keep(b))}`);
 }
 
@@ -46,7 +46,7 @@ function nanRows(t: Tensor, rowLen: number): number[] {
   const rows: number[] = [];
   for (let r = 0; r < t.size / rowLen; r++) {
     let n = 0;
-    for (let c = 0; c < rowLen; c++) if (Number.isNaN(t.data[r * rowLen + c])) n++;
+    for (let c = 0; c < rowLen; c++) if (Number.isNaN(t.values[r * rowLen + c])) n++;
     if (n === rowLen) rows.push(r);
     else assert.equal(n, 0, `row ${r} is partly NaN`);
   }
@@ -95,7 +95,7 @@ describe("wasm fused attention edge cases", { skip: !wasmAvailable() && "WebAsse
 
   test("NaN in a query row: that row's out and dq are NaN, dk and dv of its head NaN, the rest as on the math path", () => {
     const q = randn([1, 2, 5, 8], { seed: 4 }), k = randn([1, 2, 7, 8], { seed: 5 }), v = randn([1, 2, 7, 8], { seed: 6 });
-    q.data.fill(NaN, (1 * 5 + 2) * 8, (1 * 5 + 3) * 8); // head 1, row 2
+    q.values.fill(NaN, (1 * 5 + 2) * 8, (1 * 5 + 3) * 8); // head 1, row 2
     const fused = run(q, k, v, {}, "fused"), math = run(q, k, v, {}, "math");
     assert.deepEqual(nanRows(math.out, 8), [7], "math: out rows");
     assert.deepEqual(nanRows(math.dq, 8), [7], "math: dq rows");
@@ -106,13 +106,13 @@ describe("wasm fused attention edge cases", { skip: !wasmAvailable() && "WebAsse
   test("NaN in a float mask row, or in one key: NaN where the math path has it", () => {
     const q = randn([2, 2, 5, 8], { seed: 7 }), k = randn([2, 2, 7, 8], { seed: 8 }), v = randn([2, 2, 7, 8], { seed: 9 });
     const m = randn([5, 7], { seed: 10 });
-    m.data.fill(NaN, 3 * 7, 4 * 7); // query row 3 of every batch and head
+    m.values.fill(NaN, 3 * 7, 4 * 7); // query row 3 of every batch and head
     const fused = run(q, k, v, { attnMask: m }, "fused"), math = run(q, k, v, { attnMask: m }, "math");
     assert.deepEqual(nanRows(math.out, 8), [3, 8, 13, 18], "math: out rows");
     for (const key of ["out", "dq", "dk", "dv"] as const) assertSameWithNaN(fused[key], math[key], 1e-5, `mask: ${key}`);
 
     const kn = randn([2, 2, 7, 8], { seed: 8 });
-    kn.data[(2 * 7 + 4) * 8 + 1] = NaN; // batch 1, head 0, key 4
+    kn.values[(2 * 7 + 4) * 8 + 1] = NaN; // batch 1, head 0, key 4
     const f2 = run(q, kn, v, {}, "fused"), m2 = run(q, kn, v, {}, "math");
     assert.deepEqual(nanRows(m2.out, 8), [10, 11, 12, 13, 14], "math: out rows");
     for (const key of ["out", "dq", "dk", "dv"] as const) assertSameWithNaN(f2[key], m2[key], 1e-5, `key: ${key}`);

@@ -14,9 +14,9 @@ describe("lookup vs soft", () => {
       const block = new RecallBlock(kind, { vocabSize: task.vocab.size, dModel: 8, dKey: 8, dValue: 8, seed: 3 });
       crossEntropy(block.forward(t.keys, t.values, t.query), t.answer).backward();
       const allZero = (xs: ArrayLike<number>) => Array.from(xs).every((x) => x === 0);
-      assert.equal(allZero(block.query.weight.grad!.data), kind === "lookup");
-      assert.equal(allZero(block.key.weight.grad!.data), kind === "lookup");
-      assert.equal(allZero(block.value.weight.grad!.data), false);
+      assert.equal(allZero(block.query.weight.grad!.values), kind === "lookup");
+      assert.equal(allZero(block.key.weight.grad!.values), kind === "lookup");
+      assert.equal(allZero(block.value.weight.grad!.values), false);
       assert.equal(block.qkGradNorm() === 0, kind === "lookup");
     }
   });

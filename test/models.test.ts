@@ -18,7 +18,7 @@ import { ArgumentError } from "../src/tensor/errors.js";
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   assert.deepEqual([...a.shape], [...b.shape], "shape");
   let m = 0;
-  for (let i = 0; i < a.size; i++) m = Math.max(m, Math.abs(a.data[i] - b.data[i]));
+  for (let i = 0; i < a.size; i++) m = Math.max(m, Math.abs(a.values[i] - b.values[i]));
   return m;
 }
 
@@ -33,7 +33,7 @@ function sgdStep(model: Model, lr: number): void {
   noGrad(() => {
     for (const p of model.parameters()) {
       if (p.grad === null) continue;
-      for (let i = 0; i < p.size; i++) p.data[i] -= lr * p.grad.data[i];
+      for (let i = 0; i < p.size; i++) p.values[i] -= lr * p.grad.values[i];
     }
   });
   model.zeroGrad();
@@ -118,8 +118,8 @@ describe("GPT", () => {
         const l = r % 4;
         let s = 0;
         for (let c = 0; c < 4; c++) {
-          s += weights.data[r * 4 + c];
-          if (c > l) assert.equal(weights.data[r * 4 + c], 0);
+          s += weights.values[r * 4 + c];
+          if (c > l) assert.equal(weights.values[r * 4 + c], 0);
         }
         assert.ok(Math.abs(s - 1) < 1e-6);
       }
@@ -189,7 +189,7 @@ describe("EncoderDecoder", () => {
     assert.deepEqual(attention.map((x) => `${x.kind}:${x.layer}`), ["encoder:0", "encoder:1", "self:0", "cross:0", "self:1", "cross:1"]);
     const cross = attention[3].weights; // [N, H, T, S]
     assert.deepEqual([...cross.shape], [2, 4, 3, 5]);
-    for (let h = 0; h < 4; h++) for (let t = 0; t < 3; t++) for (const s of [3, 4]) assert.equal(cross.data[(((1 * 4 + h) * 3 + t) * 5) + s], 0);
+    for (let h = 0; h < 4; h++) for (let t = 0; t < 3; t++) for (const s of [3, 4]) assert.equal(cross.values[(((1 * 4 + h) * 3 + t) * 5) + s], 0);
   });
 
   test("the decoder is causal", () => {

@@ -16,7 +16,7 @@ import {
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   assert.deepEqual([...a.shape], [...b.shape], "shape");
   let m = 0;
-  for (let i = 0; i < a.size; i++) m = Math.max(m, Math.abs(a.data[i] - b.data[i]));
+  for (let i = 0; i < a.size; i++) m = Math.max(m, Math.abs(a.values[i] - b.values[i]));
   return m;
 }
 
@@ -31,15 +31,15 @@ describe("Embedding", () => {
     const ids = new Tensor(Int32Array.from([3, 7, 3, 0]), [2, 2], "int32");
     const y = e.forward(ids);
     assert.deepEqual([...y.shape], [2, 2, 6]);
-    assert.deepEqual([...y.data.subarray(0, 6)], [...e.weight.data.subarray(18, 24)]);
+    assert.deepEqual([...y.values.subarray(0, 6)], [...e.weight.values.subarray(18, 24)]);
     // init statistics of 300 N(0, 1) draws
-    const w = [...e.weight.data];
+    const w = [...e.weight.values];
     const mean = w.reduce((a, b) => a + b, 0) / w.length;
     const std = Math.sqrt(w.reduce((a, b) => a + (b - mean) ** 2, 0) / w.length);
     assert.ok(Math.abs(mean) < 0.15 && Math.abs(std - 1) < 0.15, `mean ${mean}, std ${std}`);
     sum(y).backward();
-    assert.equal(e.weight.grad!.data[3 * 6], 2); // id 3 used twice
-    assert.equal(e.weight.grad!.data[1 * 6], 0);
+    assert.equal(e.weight.grad!.values[3 * 6], 2); // id 3 used twice
+    assert.equal(e.weight.grad!.values[1 * 6], 0);
   });
 });
 
@@ -47,8 +47,8 @@ describe("LayerNorm and RMSNorm", () => {
   test("LayerNorm equals layerNorm with its weight and bias; names weight, bias", () => {
     const ln = new LayerNorm(8, { eps: 1e-6 });
     assert.deepEqual(names(ln), ["weight", "bias"]);
-    ln.weight!.data.set(randn([8], { seed: 2 }).data);
-    ln.bias!.data.set(randn([8], { seed: 3 }).data);
+    ln.weight!.values.set(randn([8], { seed: 2 }).values);
+    ln.bias!.values.set(randn([8], { seed: 3 }).values);
     const x = randn([2, 3, 8], { seed: 4 });
     assert.equal(maxAbsDiff(ln.forward(x), layerNorm(x, 8, ln.weight, ln.bias, 1e-6)), 0);
     assert.deepEqual(names(new LayerNorm(8, { bias: false })), ["weight"]);
@@ -60,8 +60,8 @@ describe("LayerNorm and RMSNorm", () => {
     assert.deepEqual(names(rms), ["weight"]);
     // x = [1, 2, 2, 4]: mean(x²) = 25/4, rms = 2.5 -> [0.4, 0.8, 0.8, 1.6]
     const y = rms.forward(tensor([[1, 2, 2, 4]]));
-    [0.4, 0.8, 0.8, 1.6].forEach((v, i) => assert.ok(Math.abs(y.data[i] - v) < 1e-6));
-    rms.weight!.data.set([1, -1, 2, 0.5]);
+    [0.4, 0.8, 0.8, 1.6].forEach((v, i) => assert.ok(Math.abs(y.values[i] - v) < 1e-6));
+    rms.weight!.values.set([1, -1, 2, 0.5]);
     const x = randn([3, 4], { seed: 5 });
     assert.equal(maxAbsDiff(rms.forward(x), rmsNorm(x, 4, rms.weight, 0)), 0);
   });
@@ -79,11 +79,11 @@ describe("Dropout", () => {
     const y = d.forward(x);
     let zeros = 0;
     for (let i = 0; i < x.size; i++) {
-      if (y.data[i] === 0) zeros++;
-      else assert.ok(Math.abs(y.data[i] - x.data[i] / 0.75) < 1e-5);
+      if (y.values[i] === 0) zeros++;
+      else assert.ok(Math.abs(y.values[i] - x.values[i] / 0.75) < 1e-5);
     }
     assert.ok(Math.abs(zeros / x.size - 0.25) < 0.04, `dropped ${zeros / x.size}`);
-    assert.deepEqual([...new Dropout(0.25, { seed: 9 }).forward(x).data], [...y.data], "same seed, same mask");
+    assert.deepEqual([...new Dropout(0.25, { seed: 9 }).forward(x).values], [...y.values], "same seed, same mask");
     d.eval();
     assert.equal(d.forward(x), x);
     assert.equal(new Dropout(0).forward(x), x);
@@ -117,12 +117,12 @@ describe("sinusoidal and learned positions", () => {
     const pe = new SinusoidalPositionalEncoding(4);
     const P = pe.encoding(3, 0, "float64");
     // pos 0: [sin 0, cos 0, sin 0, cos 0]; pos 1: [sin 1, cos 1, sin 0.01, cos 0.01] (10000^(2/4) = 100)
-    assert.deepEqual([...P.data.subarray(0, 4)], [0, 1, 0, 1]);
+    assert.deepEqual([...P.values.subarray(0, 4)], [0, 1, 0, 1]);
     const want1 = [Math.sin(1), Math.cos(1), Math.sin(0.01), Math.cos(0.01)];
-    want1.forEach((v, i) => assert.ok(Math.abs(P.data[4 + i] - v) < 1e-15));
+    want1.forEach((v, i) => assert.ok(Math.abs(P.values[4 + i] - v) < 1e-15));
     const x = randn([2, 2, 4], { seed: 1, dtype: "float64" });
     const y = pe.forward(x, 1); // positions 1, 2
-    for (let i = 0; i < 4; i++) assert.ok(Math.abs(y.data[i] - x.data[i] - P.data[4 + i]) < 1e-15);
+    for (let i = 0; i < 4; i++) assert.ok(Math.abs(y.values[i] - x.values[i] - P.values[4 + i]) < 1e-15);
     assert.equal(names(pe).length, 0, "fixed: nothing to learn or save");
   });
 
@@ -131,7 +131,7 @@ describe("sinusoidal and learned positions", () => {
     assert.deepEqual(names(pe), ["weight"]);
     const x = randn([1, 2, 3], { seed: 3 });
     const y = pe.forward(x, 3);
-    for (let i = 0; i < 6; i++) assert.ok(Math.abs(y.data[i] - x.data[i] - pe.weight.data[9 + i]) < 1e-6);
+    for (let i = 0; i < 6; i++) assert.ok(Math.abs(y.values[i] - x.values[i] - pe.weight.values[9 + i]) < 1e-6);
     assert.throws(() => pe.forward(x, 4), /positions 4\.\.5 go past the 5 learned positions/);
   });
 });
@@ -142,9 +142,9 @@ describe("RoPE", () => {
     const x = tensor([[1, 0], [0, 1], [0, 1]], undefined, { dtype: "float64" }); // [T = 3, E = 2], positions 0, 1, 2
     const y = rope.forward(x);
     const want = [1, 0, -Math.sin(1), Math.cos(1), -Math.sin(2), Math.cos(2)];
-    want.forEach((v, i) => assert.ok(Math.abs(y.data[i] - v) < 1e-15, `${i}: ${y.data[i]} vs ${v}`));
+    want.forEach((v, i) => assert.ok(Math.abs(y.values[i] - v) < 1e-15, `${i}: ${y.values[i]} vs ${v}`));
     const z = rope.forward(tensor([[1, 0]], undefined, { dtype: "float64" }), 1); // offset 1
-    assert.ok(Math.abs(z.data[0] - Math.cos(1)) < 1e-15 && Math.abs(z.data[1] - Math.sin(1)) < 1e-15);
+    assert.ok(Math.abs(z.values[0] - Math.cos(1)) < 1e-15 && Math.abs(z.values[1] - Math.sin(1)) < 1e-15);
   });
 
   test("half-split pairs: E = 4 rotates dims (0, 2) by p·1 and (1, 3) by p·0.01", () => {
@@ -152,7 +152,7 @@ describe("RoPE", () => {
     const x = tensor([[[0, 0, 0, 0], [1, 1, 0, 0]]], undefined, { dtype: "float64" }); // position 1 in row 1
     const y = rope.forward(x);
     const want = [Math.cos(1), Math.cos(0.01), Math.sin(1), Math.sin(0.01)];
-    want.forEach((v, i) => assert.ok(Math.abs(y.data[4 + i] - v) < 1e-15));
+    want.forEach((v, i) => assert.ok(Math.abs(y.values[4 + i] - v) < 1e-15));
   });
 
   test("q_m · k_n depends only on m - n (and norms are kept)", () => {
@@ -161,8 +161,8 @@ describe("RoPE", () => {
     const q = randn([1, E], { seed: 1, dtype: "float64" });
     const k = randn([1, E], { seed: 2, dtype: "float64" });
     const dot = (m: number, n: number): number => {
-      const a = rope.forward(q, m).data;
-      const b = rope.forward(k, n).data;
+      const a = rope.forward(q, m).values;
+      const b = rope.forward(k, n).values;
       let s = 0;
       for (let i = 0; i < E; i++) s += a[i] * b[i];
       return s;
@@ -170,7 +170,7 @@ describe("RoPE", () => {
     const d3 = dot(3, 0);
     for (const [m, n] of [[5, 2], [13, 10], [103, 100]]) assert.ok(Math.abs(dot(m, n) - d3) < 1e-12, `(${m}, ${n})`);
     assert.ok(Math.abs(dot(4, 0) - d3) > 1e-3, "another distance gives another score");
-    const norm = (t: Tensor): number => Math.hypot(...t.data);
+    const norm = (t: Tensor): number => Math.hypot(...t.values);
     assert.ok(Math.abs(norm(rope.forward(q, 7)) - norm(q)) < 1e-12);
   });
 
@@ -215,7 +215,7 @@ describe("KVCache", () => {
         const T1 = piece.shape[2];
         for (let r = 0; r < 6; r++) {
           for (let t = 0; t < T1; t++) {
-            for (let e = 0; e < 4; e++) assert.equal(K.data[(r * total + t0 + t) * 4 + e], piece.data[(r * T1 + t) * 4 + e]);
+            for (let e = 0; e < 4; e++) assert.equal(K.values[(r * total + t0 + t) * 4 + e], piece.values[(r * T1 + t) * 4 + e]);
           }
         }
         t0 += T1;
@@ -300,7 +300,7 @@ describe("attention modules with a KV cache and RoPE", () => {
     const y = randn([1, 1, 4], { seed: 9 });
     const [out] = m.forward(y, y, y, { cache: cache.layer(0), isCausal: true });
     sum(mul(out, out)).backward();
-    assert.ok(m.in_proj_weight!.grad!.data.some((v) => v !== 0));
+    assert.ok(m.in_proj_weight!.grad!.values.some((v) => v !== 0));
     assert.equal(cache.length, 4);
   });
 

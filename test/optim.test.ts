@@ -55,7 +55,7 @@ function runCase(c: any, make: Make): { params: Tensor[]; opt: Optimizer<{ lr: n
     const id = order.indexOf(i);
     for (const [k, v] of Object.entries(st)) {
       if (k === "step") assert.equal(mine.state[id].step, v, `${c.name} param ${i} step`);
-      else closeTo(mine.state[id].buffers[k].data, (v as Flat).data, `${c.name} param ${i} ${k}`);
+      else closeTo(mine.state[id].buffers[k].values, (v as Flat).data, `${c.name} param ${i} ${k}`);
     }
   });
   return { params, opt };
@@ -102,7 +102,7 @@ describe("clipGradNorm matches torch.nn.utils.clip_grad_norm_", () => {
     const p = tensor([0, 0], undefined, { dtype: "float64", requiresGrad: true });
     p.grad = tensor([3, 4], undefined, { dtype: "float64" });
     assert.equal(clipGradNorm([p], 1), 5);
-    closeTo(p.grad!.data, [3 / (5 + 1e-6), 4 / (5 + 1e-6)], "clipped", 1e-15);
+    closeTo(p.grad!.values, [3 / (5 + 1e-6), 4 / (5 + 1e-6)], "clipped", 1e-15);
     assert.equal(gradNorm([p]), 5 / (5 + 1e-6));
   });
 
@@ -193,8 +193,8 @@ describe("state dicts: a resumed run continues bit for bit", () => {
       const schedC = new LRScheduler(optC, warmupCosine({ warmupSteps: 3, totalSteps: 12 }));
       schedC.loadStateDict(schedB.stateDict());
       trainSteps(c.model, c.loss, optC, 5, schedC);
-      assert.deepEqual([...c.model.weight.data], [...a.model.weight.data]);
-      assert.deepEqual([...c.model.bias!.data], [...a.model.bias!.data]);
+      assert.deepEqual([...c.model.weight.values], [...a.model.weight.values]);
+      assert.deepEqual([...c.model.bias!.values], [...a.model.bias!.values]);
     });
   }
 
@@ -203,9 +203,9 @@ describe("state dicts: a resumed run continues bit for bit", () => {
     const opt = new AdamW(a.model.parameters(), { lr: 0.01 });
     trainSteps(a.model, a.loss, opt, 2);
     const sd = opt.stateDict();
-    const snap = [...sd.state[0].buffers.exp_avg.data];
+    const snap = [...sd.state[0].buffers.exp_avg.values];
     trainSteps(a.model, a.loss, opt, 1);
-    assert.deepEqual([...sd.state[0].buffers.exp_avg.data], snap);
+    assert.deepEqual([...sd.state[0].buffers.exp_avg.values], snap);
     const bad: OptimizerStateDict = { ...sd, paramGroups: [{ ...sd.paramGroups[0], params: [0] }] };
     assert.throws(() => opt.loadStateDict(bad), /AdamW.loadStateDict: param group 0 has 1 parameters in the state dict, 2 here/);
     const wrongShape: OptimizerStateDict = { ...sd, state: { 0: { step: 1, buffers: { exp_avg: tensor([1, 2]) } } } };
@@ -222,8 +222,8 @@ describe("optimizer API", () => {
     const opt = new SGD([p, q], { lr: 0.5 });
     p.grad = tensor([1, -1], undefined, { dtype: "float64" });
     opt.step();
-    assert.deepEqual([...view.data], [0.5, 2.5]); // 1 - 0.5·1, 2 - 0.5·(-1)
-    assert.deepEqual([...q.data], [5]);
+    assert.deepEqual([...view.values], [0.5, 2.5]); // 1 - 0.5·1, 2 - 0.5·(-1)
+    assert.deepEqual([...q.values], [5]);
     opt.zeroGrad();
     assert.equal(p.grad, null);
   });
@@ -236,15 +236,15 @@ describe("optimizer API", () => {
       { name: "no_decay", params: [named.get("bias")!], weightDecay: 0 },
     ], { lr: 0.1, weightDecay: 0.5 });
     assert.deepEqual(opt.paramGroups.map((g) => [g.name, g.weightDecay, g.lr]), [["decay", 0.5, 0.1], ["no_decay", 0, 0.1]]);
-    const bias0 = [...m.bias!.data];
-    const w0 = [...m.weight.data];
+    const bias0 = [...m.bias!.values];
+    const w0 = [...m.weight.values];
     noGrad(() => {
       m.weight.grad = tensor(new Float32Array(6), [2, 3]);
       m.bias!.grad = tensor(new Float32Array(2), [2]);
     });
     opt.step(); // zero gradients: only decay moves anything
-    assert.deepEqual([...m.bias!.data], bias0);
-    m.weight.data.forEach((w, i) => assert.ok(Math.abs(w - Math.fround(w0[i] * 0.95)) < 1e-7));
+    assert.deepEqual([...m.bias!.values], bias0);
+    m.weight.values.forEach((w, i) => assert.ok(Math.abs(w - Math.fround(w0[i] * 0.95)) < 1e-7));
   });
 
   test("errors name the optimizer and the argument", () => {

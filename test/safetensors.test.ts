@@ -53,13 +53,13 @@ function assertSameTensor(actual: RawTensor | undefined, expected: RawTensor, la
   assert.ok(actual, `${label}: missing`);
   assert.equal(actual.dtype, expected.dtype, `${label}: dtype`);
   assert.deepEqual([...actual.shape], [...expected.shape], `${label}: shape`);
-  assert.equal(actual.data.constructor, expected.data.constructor, `${label}: array type`);
-  assert.deepEqual(bytesOf(actual.data), bytesOf(expected.data), `${label}: bits`);
+  assert.equal(actual.values.constructor, expected.values.constructor, `${label}: array type`);
+  assert.deepEqual(bytesOf(actual.values), bytesOf(expected.values), `${label}: bits`);
 }
 
 function t(dtype: RawTensor["dtype"], shape: number[], values: number[]): RawTensor {
   const Ctor = { float32: Float32Array, float64: Float64Array, int32: Int32Array, bool: Uint8Array }[dtype];
-  return { dtype, shape, data: Ctor.from(values) };
+  return { dtype, shape, values: Ctor.from(values) };
 }
 
 /** decodeSafetensors must throw a SafetensorsError that says what it saw and what it expected. */
@@ -155,16 +155,16 @@ test("round trip: a Map, no metadata, and no tensors at all", () => {
 });
 
 test("round trip: bool data other than 0/1 is written as 1; output arrays are copies", () => {
-  const bytes = encodeSafetensors({ m: { dtype: "bool", shape: [3], data: Uint8Array.from([0, 2, 255]) } });
+  const bytes = encodeSafetensors({ m: { dtype: "bool", shape: [3], values: Uint8Array.from([0, 2, 255]) } });
   const first = decodeSafetensors(bytes).tensors.get("m")!;
-  assert.deepEqual([...first.data], [0, 1, 1]);
-  (first.data as Uint8Array)[0] = 9;
-  assert.deepEqual([...decodeSafetensors(bytes).tensors.get("m")!.data], [0, 1, 1]);
+  assert.deepEqual([...first.values], [0, 1, 1]);
+  (first.values as Uint8Array)[0] = 9;
+  assert.deepEqual([...decodeSafetensors(bytes).tensors.get("m")!.values], [0, 1, 1]);
 });
 
 test("round trip: tensors whose data is a view into a larger buffer", () => {
   const big = new Float64Array([9, 1, 2, 3, 9]);
-  const x: RawTensor = { dtype: "float64", shape: [3], data: big.subarray(1, 4) };
+  const x: RawTensor = { dtype: "float64", shape: [3], values: big.subarray(1, 4) };
   assertSameTensor(decodeSafetensors(encodeSafetensors({ x })).tensors.get("x"), t("float64", [3], [1, 2, 3]), "x");
 });
 
@@ -441,7 +441,7 @@ test(`hostile: more than SAFETENSORS_MAX_TENSORS (${SAFETENSORS_MAX_TENSORS}) te
   refuses(rawFile(many(SAFETENSORS_MAX_TENSORS + 1)), /more than 262144 tensors; expected at most 262144/);
   refuses(rawFile(many(SAFETENSORS_MAX_TENSORS + 1, true)), /more than 262144 tensors; expected at most 262144/);
   refuses(rawFile(`${many(3 * SAFETENSORS_MAX_TENSORS).slice(0, -1)},"bad`), /more than 262144 tensors/);
-  const empty = { dtype: "float32" as const, shape: [0], data: new Float32Array(0) };
+  const empty = { dtype: "float32" as const, shape: [0], values: new Float32Array(0) };
   encodeRejects(
     () => encodeSafetensors(new Map(Array.from({ length: SAFETENSORS_MAX_TENSORS + 1 }, (_, i) => [`t${i}`, empty]))),
     /262145 tensors; expected at most 262144 in one file/,
@@ -456,10 +456,10 @@ test("encoding rejects invalid input with a SafetensorsError", () => {
   encodeRejects(() => encodeSafetensors({ ["\ud800"]: ok }), /unpaired UTF-16 surrogate/);
   encodeRejects(() => encodeSafetensors({ x: ok }, { k: 3 as unknown as string }), /metadata "k" is number 3; expected a string/);
   encodeRejects(() => encodeSafetensors({ x: ok }, null as unknown as Record<string, string>), /metadata is null/);
-  encodeRejects(() => encodeSafetensors({ x: { dtype: "float32", shape: [1], data: new Float64Array(1) } }), /holds a Float64Array; expected a Float32Array/);
-  encodeRejects(() => encodeSafetensors({ x: { dtype: "int64" as "int32", shape: [1], data: new Int32Array(1) } }), /dtype string "int64"/);
+  encodeRejects(() => encodeSafetensors({ x: { dtype: "float32", shape: [1], values: new Float64Array(1) } }), /holds a Float64Array; expected a Float32Array/);
+  encodeRejects(() => encodeSafetensors({ x: { dtype: "int64" as "int32", shape: [1], values: new Int32Array(1) } }), /dtype string "int64"/);
   encodeRejects(() => encodeSafetensors({ x: t("float32", [-1], []) }), /non-negative integer dimensions/);
-  encodeRejects(() => encodeSafetensors({ x: { dtype: "float32", shape: [2 ** 26, 2 ** 26], data: new Float32Array(0) } }), /expected 4503599627370496/);
+  encodeRejects(() => encodeSafetensors({ x: { dtype: "float32", shape: [2 ** 26, 2 ** 26], values: new Float32Array(0) } }), /expected 4503599627370496/);
   encodeRejects(() => encodeSafetensors(new Map([[3 as unknown as string, ok]])), /name is number 3; expected a string/);
 });
 
@@ -648,7 +648,7 @@ test("interop: a file written here is read by Python (torch.frombuffer) to the s
     const tensors = sampleTensors();
     const random = new Float32Array(257);
     for (let i = 0; i < random.length; i++) random[i] = (Math.random() - 0.5) * 10 ** ((i % 20) - 10);
-    tensors["random"] = { dtype: "float32", shape: [257], data: random };
+    tensors["random"] = { dtype: "float32", shape: [257], values: random };
     const metadata = { format: "pt", note: "héllo 🙂" };
     writeSafetensorsFile(path, tensors, metadata);
 
@@ -665,7 +665,7 @@ test("interop: a file written here is read by Python (torch.frombuffer) to the s
       const py = result.tensors[name]!;
       assert.equal(py.dtype, torchName[tensor.dtype], name);
       assert.deepEqual(py.shape, [...tensor.shape], name);
-      assert.deepEqual(py.values.map(fromPython), [...tensor.data], name);
+      assert.deepEqual(py.values.map(fromPython), [...tensor.values], name);
     }
   });
 });
@@ -689,8 +689,8 @@ test("interop: a file written by Python is read here; every F16 and BF16 bit pat
       assert.deepEqual(got.shape, [65536]);
       let mismatches = 0;
       for (let i = 0; i < 65536; i++) {
-        const a = got.data[i]!;
-        const b = want.data[i]!;
+        const a = got.values[i]!;
+        const b = want.values[i]!;
         if (!(Number.isNaN(a) ? Number.isNaN(b) : Object.is(a, b))) mismatches++;
       }
       assert.equal(mismatches, 0, `${half}: ${mismatches} of 65536 bit patterns differ from torch`);

@@ -19,7 +19,7 @@ describe("creation", () => {
     assert.equal(tensor(new Float64Array(6), [2, 3]).dtype, "float64");
     const b = tensor([[true, false]]);
     assert.equal(b.dtype, "bool");
-    assert.ok(b.data instanceof Uint8Array);
+    assert.ok(b.values instanceof Uint8Array);
     assert.deepEqual(b.arraySync(), [[true, false]]);
     assert.equal(tensor(3.5).item(), 3.5);
     assert.deepEqual(tensor(3.5).shape, []);
@@ -28,10 +28,10 @@ describe("creation", () => {
     const src = new Float32Array([1, 2]);
     const t = tensor(src);
     src[0] = 9;
-    assert.equal(t.data[0], 1);
+    assert.equal(t.values[0], 1);
     const d = t.dataSync();
     d[1] = 7;
-    assert.equal(t.data[1], 2);
+    assert.equal(t.values[1], 2);
   });
   test("zeros, ones, full, arange", () => {
     assert.deepEqual(zeros([2]).arraySync(), [0, 0]);
@@ -104,9 +104,9 @@ describe("seeded random numbers", () => {
     const v = sum(mul(x, x)).item() / x.size - m * m;
     assert.ok(Math.abs(m) < 0.03 && Math.abs(v - 1) < 0.05, `mean ${m} var ${v}`);
     const u = rand([1000], { seed: 2 });
-    assert.ok(u.data.every((e) => e >= 0 && e < 1));
+    assert.ok(u.values.every((e) => e >= 0 && e < 1));
     const k = randint(2, 5, [1000], { seed: 4 });
-    assert.ok(k.data.every((e) => e >= 2 && e < 5));
+    assert.ok(k.values.every((e) => e >= 2 && e < 5));
     assert.equal(k.dtype, "int32");
   });
 });
@@ -119,17 +119,17 @@ describe("ops: hand-worked values", () => {
     assert.deepEqual(matmul(tensor([[1, 2], [3, 4]]), tensor([[5], [6]])).arraySync(), [[17], [39]]);
   });
   test("softmax of [0.5, 0] is [0.622, 0.378]; large logits do not overflow", () => {
-    const p = softmax(tensor([0.5, 0], undefined, { dtype: "float64" })).data;
+    const p = softmax(tensor([0.5, 0], undefined, { dtype: "float64" })).values;
     assert.ok(Math.abs(p[0] - 0.6224593312018546) < 1e-12 && Math.abs(p[1] - 0.3775406687981454) < 1e-12);
     const big = softmax(tensor([1000, 1000, -1000])).arraySync();
     assert.deepEqual(big, [0.5, 0.5, 0]);
-    assert.ok(logSoftmax(tensor([1000, 0])).data.every(Number.isFinite));
+    assert.ok(logSoftmax(tensor([1000, 0])).values.every(Number.isFinite));
   });
   test("softmax of an all -Infinity row is zeros (not NaN)", () => {
     assert.deepEqual(softmax(tensor([-Infinity, -Infinity])).arraySync(), [0, 0]);
   });
   test("NaN propagates through softmax and max", () => {
-    assert.ok(softmax(tensor([1, NaN])).data.every(Number.isNaN));
+    assert.ok(softmax(tensor([1, NaN])).values.every(Number.isNaN));
     assert.ok(Number.isNaN(max(tensor([1, NaN, 3])).item()));
   });
   test("gelu(1) = Phi(1) = 0.8413447460685429 (erf accuracy)", () => {
@@ -151,7 +151,7 @@ describe("ops: hand-worked values", () => {
   });
   test("reshape shares storage; other views copy", () => {
     const x = arange(4);
-    assert.equal(reshape(x, [2, 2]).data, x.data);
+    assert.equal(reshape(x, [2, 2]).values, x.values);
   });
 });
 

@@ -19,7 +19,7 @@ const task = reverseTask({ maxLength: 4 });
 const tiny = (seed = 0): TinyAttentionModel => new TinyAttentionModel({ vocabSize: task.vocab.size, dModel: 16, heads: 2, maxLength: 16, seed });
 const source = (seed = 0): DataSource => taskSource(task, { seed, validationSize: 32 });
 const base = { batchSize: 8, lr: 3e-3, evalEvery: 0 } as const;
-const bits = (m: SequenceModel): number[][] => m.parameters().map((p) => [...p.data]);
+const bits = (m: SequenceModel): number[][] => m.parameters().map((p) => [...p.values]);
 /** fn throws an ArgumentError whose message matches pattern */
 const refuses = (fn: () => unknown, pattern: RegExp): void => {
   assert.throws(fn, (e: unknown) => (e instanceof ArgumentError && pattern.test(e.message) ? true : assert.fail(`got ${String(e)}; expected ${pattern}`)));
@@ -48,7 +48,7 @@ describe("TinyAttentionModel", () => {
       for (let l = 0; l < 4; l++) {
         let s = 0;
         for (let k = 0; k < 4; k++) {
-          const x = w.data[(h * 4 + l) * 4 + k];
+          const x = w.values[(h * 4 + l) * 4 + k];
           if (k > l) assert.equal(x, 0, "no weight on future keys");
           s += x;
         }
@@ -225,7 +225,7 @@ describe("sampling and evaluation", () => {
         const [B, T] = tokens.shape;
         const out = new Float64Array(B * T * v.size);
         for (let i = 0; i < B * T; i++) {
-          const y = batch.targets.data[i];
+          const y = batch.targets.values[i];
           out[i * v.size + (y === IGNORE_INDEX ? 0 : y)] = 50;
         }
         return new Tensor(out, [B, T, v.size], "float64");

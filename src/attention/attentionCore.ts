@@ -158,7 +158,7 @@ export abstract class AttentionCore extends Module {
     const masks = sdpaMasks(fn, opts, x, S, H, extra);
     if (cache !== null && this.decodes(x, q, fresh, masks, opts)) {
       if (fresh !== null) cache.push(fresh[0], fresh[1]);
-      const y = decodeAttention(q.data as FloatArray, cache.storage()!, H, 1 / Math.sqrt(hd), masks.isCausal ? masks.causalAlignment : null);
+      const y = decodeAttention(q.values as FloatArray, cache.storage()!, H, 1 / Math.sqrt(hd), masks.isCausal ? masks.causalAlignment : null);
       return [this.projectOut(new Tensor(y, [x.N, 1, H * hd], q.dtype)), null]; // [N, H, 1, hd] is [N, 1, H*hd]
     }
     let [k, v] = fresh ?? cache!.keysValues()!; // [N, Hkv, S, hd]

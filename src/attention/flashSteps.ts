@@ -57,7 +57,7 @@ export function flashAttentionSteps(query: Tensor, key: Tensor, value: Tensor, o
   const p: AttentionParams = {
     B: 1, H: 1, Hkv: 1, L, S, E, Ev, scale: plan.scale, causal: plan.causal ?? "none", mask: null, dropoutP: 0, dropoutSeed: 0,
   };
-  const data = (t: Tensor): FloatArray => (t.dtype === plan.dtype ? t : cast(t, plan.dtype)).data as FloatArray;
+  const data = (t: Tensor): FloatArray => (t.dtype === plan.dtype ? t : cast(t, plan.dtype)).values as FloatArray;
   const tiles = { Br: opts.Br ?? FLASH_BR, Bc: opts.Bc ?? FLASH_BC };
   const st = flashForwardSteps(p, data(query), data(key), data(value), steps, tiles);
   return {

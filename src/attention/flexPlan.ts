@@ -62,7 +62,7 @@ function slopes(fn: string, x: NonNullable<FlexOptions["alibiSlopes"]>, H: numbe
   if (x instanceof Tensor) {
     if (x.dtype !== "float32" && x.dtype !== "float64") throw new ArgumentError(`${fn}: alibiSlopes must be float32 or float64, got ${x.dtype}`);
     if (!sameShape(x.shape, [H])) throw new ShapeError(`${fn}: alibiSlopes must have one slope per query head, shape [${H}]; got ${fmtShape(x.shape)}`);
-    values = x.data;
+    values = x.values;
   } else if (Array.isArray(x)) {
     if (x.length !== H) throw new ShapeError(`${fn}: alibiSlopes must have one slope per query head (${H}); got ${x.length}`);
     values = x as readonly number[];
@@ -89,7 +89,7 @@ function documentIds(fn: string, name: string, t: unknown, batch: number[], n: n
     }
   }
   if (!fits) throw new ShapeError(`${fn}: documents.${name} of shape ${fmtShape(t.shape)} does not broadcast to ${fmtShape(want)} ([N.., ${letter}])`);
-  return Int32Array.from(expand(t, want).data); // [N.., n] -> [B, n]
+  return Int32Array.from(expand(t, want).values); // [N.., n] -> [B, n]
 }
 
 export function planFlex(fn: string, opts: FlexOptions, d: Dims): FlexPlan {

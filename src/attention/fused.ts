@@ -63,8 +63,8 @@ function maskView(mask: Tensor, p: SdpaPlan, dtype: "float32" | "float64"): Atte
   }
   const strides: [number, number, number, number] = [sb, st[nb], st[nb + 1], st[nb + 2]];
   return m.dtype === "bool"
-    ? { kind: "bool", data: m.data as Uint8Array, strides }
-    : { kind: "float", data: m.data as Float32Array | Float64Array, strides };
+    ? { kind: "bool", data: m.values as Uint8Array, strides }
+    : { kind: "float", data: m.values as Float32Array | Float64Array, strides };
 }
 
 /** q, k, v as the kernels read them ([B, H, L, E], [B, Hkv, S, E], [B, Hkv, S, Ev], the plan's dtype) and the call's parameters. */
@@ -93,7 +93,7 @@ function kernelCall(query: Tensor, key: Tensor, value: Tensor, p: SdpaPlan, drop
     window: p.window,
     alibiSlopes: p.alibiSlopes,
     softcap: p.softcap ?? 0,
-    sinks: p.sinks === null ? null : Float64Array.from(p.sinks.data),
+    sinks: p.sinks === null ? null : Float64Array.from(p.sinks.values),
     documents: p.documents,
     blockMask: p.blockMask === null ? null : p.blockMask.blocks,
   };
@@ -112,7 +112,7 @@ export function fusedAttention(query: Tensor, key: Tensor, value: Tensor, p: Sdp
   const out = allocate(dtype, B * H * L * Ev) as FloatArray;
   const lse = new Float64Array(B * H * L); // per query row: log of the softmax denominator (float64 whatever dtype)
   const lseLo = new Float64Array(B * H * L); // what lse's rounding dropped (see Backend.attentionForward)
-  kernels.forward(params, q.data as FloatArray, k.data as FloatArray, v.data as FloatArray, out, lse, lseLo);
+  kernels.forward(params, q.values as FloatArray, k.values as FloatArray, v.values as FloatArray, out, lse, lseLo);
 
   const outShape = p.hasHeads ? [...p.batch, H, L, Ev] : [...p.batch, L, Ev];
   const sinks = p.sinks === null ? [] : [p.sinks.dtype === dtype ? p.sinks : cast(p.sinks, dtype)];
@@ -121,8 +121,8 @@ export function fusedAttention(query: Tensor, key: Tensor, value: Tensor, p: Sdp
     const dq = allocate(dtype, q.size) as FloatArray;
     const dk = allocate(dtype, k.size) as FloatArray;
     const dv = allocate(dtype, v.size) as FloatArray;
-    const gd = (g.dtype === dtype ? g.data : cast(g, dtype).data) as FloatArray;
-    kernels.backward(params, q.data as FloatArray, k.data as FloatArray, v.data as FloatArray, out, gd, lse, dq, dk, dv, lseLo);
+    const gd = (g.dtype === dtype ? g.values : cast(g, dtype).values) as FloatArray;
+    kernels.backward(params, q.values as FloatArray, k.values as FloatArray, v.values as FloatArray, out, gd, lse, dq, dk, dv, lseLo);
     const grads = [new Tensor(dq, q.shape, dtype), new Tensor(dk, k.shape, dtype), new Tensor(dv, v.shape, dtype)];
     if (params.sinks) grads.push(new Tensor(sinkGrad(params, params.sinks, out, gd, lse, lseLo, dtype), [H], dtype));
     return grads;
@@ -168,7 +168,7 @@ export function fusedWeightRows(query: Tensor, key: Tensor, p: SdpaPlan, r0: num
   const w = new Float64Array(sizeOf(shape));
   if (w.length > 0) {
     const { q, k, params } = kernelCall(query, key, key, p, 0);
-    flashAttentionRows(params, q.data as FloatArray, k.data as FloatArray, r0, r1, heads, w);
+    flashAttentionRows(params, q.values as FloatArray, k.values as FloatArray, r0, r1, heads, w);
   }
   return new Tensor(p.dtype === "float64" ? w : Float32Array.from(w), shape, p.dtype);
 }

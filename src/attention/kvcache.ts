@@ -160,8 +160,8 @@ export class KVCacheLayer {
     const T = k.shape[2];
     const rows = l.N * l.heads;
     for (let r = 0; r < rows; r++) {
-      this.keys!.set(k.data.subarray(r * T * l.E, (r + 1) * T * l.E), (r * this.cap + this.len) * l.E); // [N, Hkv, T, E] row r
-      this.values!.set(v.data.subarray(r * T * l.Ev, (r + 1) * T * l.Ev), (r * this.cap + this.len) * l.Ev);
+      this.keys!.set(k.values.subarray(r * T * l.E, (r + 1) * T * l.E), (r * this.cap + this.len) * l.E); // [N, Hkv, T, E] row r
+      this.values!.set(v.values.subarray(r * T * l.Ev, (r + 1) * T * l.Ev), (r * this.cap + this.len) * l.Ev);
     }
     this.len += T;
   }

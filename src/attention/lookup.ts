@@ -86,10 +86,10 @@ export function lookupAttention(query: Tensor, key: Tensor, value: Tensor, opts:
       vo += idx[d] * sv[d];
     }
     for (let l = 0; l < L; l++) {
-      const i = choose(query.data as Float64Array, (qo * L + l) * E, key.data as Float64Array, ko * S * E, S, E, match === "exact", tol);
+      const i = choose(query.values as Float64Array, (qo * L + l) * E, key.values as Float64Array, ko * S * E, S, E, match === "exact", tol);
       const row = i < 0 ? -1 : vo * S + i;
       chosen[b * L + l] = row;
-      if (row >= 0) for (let e = 0; e < Ev; e++) out[(b * L + l) * Ev + e] = value.data[row * Ev + e];
+      if (row >= 0) for (let e = 0; e < Ev; e++) out[(b * L + l) * Ev + e] = value.values[row * Ev + e];
     }
     for (let d = batch.length - 1; d >= 0; d--) {
       if (++idx[d] < batch[d]) break;
@@ -102,7 +102,7 @@ export function lookupAttention(query: Tensor, key: Tensor, value: Tensor, opts:
     for (let r = 0; r < chosen.length; r++) {
       const row = chosen[r];
       if (row < 0) continue;
-      for (let e = 0; e < Ev; e++) gv[row * Ev + e] += g.data[r * Ev + e];
+      for (let e = 0; e < Ev; e++) gv[row * Ev + e] += g.values[r * Ev + e];
     }
     const zq = allocate(query.dtype, query.size);
     const zk = allocate(key.dtype, key.size);

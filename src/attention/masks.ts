@@ -104,7 +104,7 @@ export function documentMask(queryIds: Tensor, keyIds: Tensor): Tensor {
   }
   const L = queryIds.shape[queryIds.ndim - 1], S = keyIds.shape[keyIds.ndim - 1];
   const batch = broadcastShapes(fn, queryIds.shape.slice(0, -1), keyIds.shape.slice(0, -1), "queryIds' batch dims", "keyIds' batch dims");
-  const q = expand(queryIds, [...batch, L]).data, k = expand(keyIds, [...batch, S]).data;
+  const q = expand(queryIds, [...batch, L]).values, k = expand(keyIds, [...batch, S]).values;
   const B = batch.reduce((a, b) => a * b, 1);
   const m = new Uint8Array(B * L * S);
   for (let b = 0; b < B; b++) {

@@ -26,7 +26,7 @@ import { type AttentionCoreOptions, AttentionCore, CORE_OPTIONS } from "./attent
 function rows(w: Tensor, from: number, to: number): Tensor {
   if (isGradEnabled() && w.requiresGrad) return slice(w, 0, from, to);
   const inner = w.size / w.shape[0];
-  return new Tensor(w.data.subarray(from * inner, to * inner), [to - from, ...w.shape.slice(1)], w.dtype);
+  return new Tensor(w.values.subarray(from * inner, to * inner), [to - from, ...w.shape.slice(1)], w.dtype);
 }
 
 export interface MultiheadAttentionOptions extends AttentionCoreOptions {
@@ -70,7 +70,7 @@ export class MultiheadAttention extends AttentionCore {
     this.bias_k = this.registerParameter("bias_k", addBiasKv ? xavierNormal([1, 1, E], g, dtype) : null);
     this.bias_v = this.registerParameter("bias_v", addBiasKv ? xavierNormal([1, 1, E], g, dtype) : null);
     this.out_proj = this.registerModule("out_proj", new Linear(E, E, { bias: opts.bias !== false, generator: g, dtype }));
-    if (this.out_proj.bias) this.out_proj.bias.data.fill(0);
+    if (this.out_proj.bias) this.out_proj.bias.values.fill(0);
   }
 
   /** q [N, L, E] from the query (the first third of in_proj). */

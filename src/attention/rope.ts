@@ -98,10 +98,10 @@ export function applyRotary(x: Tensor, cos: Float64Array, sin: Float64Array): Te
     throw new ShapeError(`${fn}: cos and sin must hold T * E/2 = ${(T * E) / 2} angles for x ${fmtShape(x.shape)}, got ${cos.length} and ${sin.length}`);
   }
   const out = allocate(x.dtype, x.size) as FloatArray;
-  rotatePairs(out, x.data as FloatArray, cos, sin, T, E, 1);
+  rotatePairs(out, x.values as FloatArray, cos, sin, T, E, 1);
   return result(fn, out, x.shape, x.dtype, [x], (g) => {
     const gx = allocate(g.dtype, g.size) as FloatArray;
-    rotatePairs(gx, g.data as FloatArray, cos, sin, T, E, -1); // dx = R(-pθ) g
+    rotatePairs(gx, g.values as FloatArray, cos, sin, T, E, -1); // dx = R(-pθ) g
     return [new Tensor(gx, x.shape, g.dtype)];
   });
 }

@@ -211,7 +211,7 @@ function weightsFromLogits(logits: Tensor, p: SdpaPlan): Tensor {
 /** The natural log of each row's softmax denominator (the sink included), -Infinity for a row that sees nothing. */
 function rowLogSumExp(logits: Tensor): Float64Array {
   const n = logits.shape[logits.ndim - 1];
-  const x = logits.data;
+  const x = logits.values;
   const lse = new Float64Array(logits.shape.slice(0, -1).reduce((a, d) => a * d, 1)).fill(-Infinity);
   for (let r = 0; r < lse.length; r++) {
     let m = -Infinity;

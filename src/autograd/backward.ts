@@ -14,14 +14,14 @@ import { noGrad, topoOrder } from "./tape.js";
 function asDtype(t: Tensor, dtype: DType): Tensor {
   if (t.dtype === dtype) return t;
   const out = allocate(dtype, t.size);
-  out.set(t.data as ArrayLike<number> as TypedArray);
+  out.set(t.values as ArrayLike<number> as TypedArray);
   return new Tensor(out, t.shape, dtype);
 }
 
 /** a + b for two tensors of one shape and dtype (gradients meeting at a tensor). */
 function sumOf(a: Tensor, b: Tensor): Tensor {
   const out = allocate(a.dtype, a.size);
-  const x = a.data, y = b.data;
+  const x = a.values, y = b.values;
   for (let i = 0; i < out.length; i++) out[i] = x[i] + y[i];
   return new Tensor(out, a.shape, a.dtype);
 }

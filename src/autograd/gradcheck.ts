@@ -39,23 +39,23 @@ export function gradcheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opts
   const objective = (): number => noGrad(() => {
     const y = f(...inputs);
     let s = 0;
-    for (let i = 0; i < y.size; i++) s += y.data[i] * w.data[i];
+    for (let i = 0; i < y.size; i++) s += y.values[i] * w.values[i];
     return s;
   });
   for (const x of inputs) x.grad = null;
-  backward(out0, out0.dtype === "float64" ? w : new Tensor(Float32Array.from(w.data), w.shape, "float32"));
+  backward(out0, out0.dtype === "float64" ? w : new Tensor(Float32Array.from(w.values), w.shape, "float32"));
   const res: GradcheckResult = { ok: true, worst: -Infinity, at: [-1, -1], analytical: 0, numerical: 0 };
   inputs.forEach((x, xi) => {
     if (!x.requiresGrad) return;
     for (let i = 0; i < x.size; i++) {
-      const orig = x.data[i];
-      x.data[i] = orig + eps;
+      const orig = x.values[i];
+      x.values[i] = orig + eps;
       const plus = objective();
-      x.data[i] = orig - eps;
+      x.values[i] = orig - eps;
       const minus = objective();
-      x.data[i] = orig;
+      x.values[i] = orig;
       const numerical = (plus - minus) / (2 * eps);
-      const analytical = x.grad ? x.grad.data[i] : 0;
+      const analytical = x.grad ? x.grad.values[i] : 0;
       const excess = Math.abs(analytical - numerical) - (atol + rtol * Math.abs(numerical));
       if (!(excess <= res.worst) || Number.isNaN(excess)) {
         res.worst = Number.isNaN(excess) ? Infinity : excess;

@@ -41,12 +41,12 @@ export function accuracy(logits: Tensor, targets: Tensor, ignoreIndex = IGNORE_I
   const B = lead[0];
   const T = lead.length > 1 ? lead.slice(1).reduce((a, b) => a * b, 1) : 1;
   const c: AccuracyCounts = { correctTokens: 0, tokens: 0, correctSequences: 0, sequences: 0 };
-  const x = logits.data;
+  const x = logits.values;
   for (let b = 0; b < B; b++) {
     let scored = 0;
     let right = 0;
     for (let t = 0; t < T; t++) {
-      const y = targets.data[b * T + t];
+      const y = targets.values[b * T + t];
       if (y === ignoreIndex) continue;
       const base = (b * T + t) * V;
       let best = 0;

@@ -127,8 +127,8 @@ export function encodeSafetensors(
     if (name.length === 0) fail(`a tensor name is empty; expected a non-empty name`);
     if (name === METADATA_KEY) fail(`a tensor is named "${METADATA_KEY}"; expected any other name (that key holds the metadata)`);
     if (!isWellFormed(name)) fail(`tensor name ${JSON.stringify(name)} contains an unpaired UTF-16 surrogate; expected text that UTF-8 can hold`);
-    if (t === null || typeof t !== "object") fail(`tensor "${name}" is ${describe(t)}; expected an object with dtype, shape and data`);
-    const { dtype, shape, data } = t as RawTensor;
+    if (t === null || typeof t !== "object") fail(`tensor "${name}" is ${describe(t)}; expected an object with dtype, shape and values`);
+    const { dtype, shape, values: data } = t as RawTensor;
     if (typeof dtype !== "string" || !Object.hasOwn(WRITE_DTYPES, dtype)) {
       fail(`tensor "${name}" has dtype ${describe(dtype)}; expected float32, float64, int32 or bool`);
     }
@@ -403,25 +403,25 @@ export function decodeSafetensorsTensor(entry: SafetensorsEntry, bytes: Uint8Arr
       const out = new Float64Array(n);
       if (HOST_LITTLE_ENDIAN) new Uint8Array(out.buffer).set(bytes);
       else for (let i = 0; i < n; i++) out[i] = view.getFloat64(8 * i, true);
-      return { dtype: "float64", shape, data: out };
+      return { dtype: "float64", shape, values: out };
     }
     case "F32": {
       const out = new Float32Array(n);
       if (HOST_LITTLE_ENDIAN) new Uint8Array(out.buffer).set(bytes);
       else for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
-      return { dtype: "float32", shape, data: out };
+      return { dtype: "float32", shape, values: out };
     }
     case "F16": {
       const out = new Float32Array(n);
       for (let i = 0; i < n; i++) out[i] = halfToNumber(view.getUint16(2 * i, true));
-      return { dtype: "float32", shape, data: out };
+      return { dtype: "float32", shape, values: out };
     }
     case "BF16": {
       // A bfloat16 is the top half of a float32: shift its bits into place in the host's own order.
       const out = new Float32Array(n);
       const bits = new Uint32Array(out.buffer);
       for (let i = 0; i < n; i++) bits[i] = view.getUint16(2 * i, true) << 16;
-      return { dtype: "float32", shape, data: out };
+      return { dtype: "float32", shape, values: out };
     }
     case "I64": {
       const out = new Int32Array(n);
@@ -436,33 +436,33 @@ export function decodeSafetensorsTensor(entry: SafetensorsEntry, bytes: Uint8Arr
         }
         out[i] = lo;
       }
-      return { dtype: "int32", shape, data: out };
+      return { dtype: "int32", shape, values: out };
     }
     case "I32": {
       const out = new Int32Array(n);
       if (HOST_LITTLE_ENDIAN) new Uint8Array(out.buffer).set(bytes);
       else for (let i = 0; i < n; i++) out[i] = view.getInt32(4 * i, true);
-      return { dtype: "int32", shape, data: out };
+      return { dtype: "int32", shape, values: out };
     }
     case "I16": {
       const out = new Int32Array(n);
       for (let i = 0; i < n; i++) out[i] = view.getInt16(2 * i, true);
-      return { dtype: "int32", shape, data: out };
+      return { dtype: "int32", shape, values: out };
     }
     case "I8": {
       const out = new Int32Array(n);
       for (let i = 0; i < n; i++) out[i] = (bytes[i]! << 24) >> 24;
-      return { dtype: "int32", shape, data: out };
+      return { dtype: "int32", shape, values: out };
     }
     case "U8": {
       const out = new Int32Array(n);
       for (let i = 0; i < n; i++) out[i] = bytes[i]!;
-      return { dtype: "int32", shape, data: out };
+      return { dtype: "int32", shape, values: out };
     }
     case "BOOL": {
       const out = new Uint8Array(n);
       for (let i = 0; i < n; i++) out[i] = bytes[i] !== 0 ? 1 : 0;
-      return { dtype: "bool", shape, data: out };
+      return { dtype: "bool", shape, values: out };
     }
   }
 }

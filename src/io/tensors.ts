@@ -14,7 +14,7 @@ export interface SafetensorsContents {
 /** The tensors as a record without a prototype, so any name (even "__proto__") is an ordinary key. */
 export function toTensors(m: Map<string, RawTensor>): Record<string, Tensor> {
   const out = Object.create(null) as Record<string, Tensor>;
-  for (const [k, r] of m) out[k] = new Tensor(r.data, r.shape, r.dtype);
+  for (const [k, r] of m) out[k] = new Tensor(r.values, r.shape, r.dtype);
   return out;
 }
 

@@ -85,7 +85,7 @@ export class RecallBlock extends Module {
       const q = this.query.forward(embedding(this.embed, query)); // [B, 1, E]
       const k = this.key.forward(embedding(this.embed, keys)); // [B, n, E]
       const scores = matmul(q, transpose(k, -2, -1)); // [B, 1, n]
-      return argmax(reshape(scores, [scores.shape[0], scores.shape[2]]), -1).data as Int32Array; // [B]
+      return argmax(reshape(scores, [scores.shape[0], scores.shape[2]]), -1).values as Int32Array; // [B]
     });
   }
 
@@ -125,7 +125,7 @@ export function keyAccuracy(block: RecallBlock, t: ReturnType<typeof recallTenso
   const n = t.keys.shape[1];
   let right = 0;
   chosen.forEach((i, b) => {
-    if (t.keys.data[b * n + i] === t.query.data[b]) right++;
+    if (t.keys.values[b * n + i] === t.query.values[b]) right++;
   });
   return right / chosen.length;
 }

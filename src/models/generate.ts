@@ -125,7 +125,7 @@ function pickToken(fn: string, logits: ArrayLike<number>, opts: SamplingOptions,
 function lastRow(logits: Tensor, n: number): ArrayLike<number> {
   const [, T, V] = logits.shape;
   const at = (n * T + T - 1) * V;
-  return logits.data.subarray(at, at + V);
+  return logits.values.subarray(at, at + V);
 }
 
 interface Loop {
@@ -207,7 +207,7 @@ export function generate(model: GPT, prompt: TokenInput, opts: GenerateOptions):
   const [N, T] = tokens.shape;
   const maxLength = maxLengthOf(fn, opts.maxLength, c.maxSeqLen);
   if (T > maxLength) throw new ArgumentError(`${fn}: the prompt has ${T} tokens, more than maxLength ${maxLength}`);
-  const rows = Array.from({ length: N }, (_, n) => Array.from(tokens.data.subarray(n * T, (n + 1) * T)));
+  const rows = Array.from({ length: N }, (_, n) => Array.from(tokens.values.subarray(n * T, (n + 1) * T)));
   const useCache = opts.useCache ?? true;
   const cache = useCache ? model.newCache() : null;
   return decodeLoop({ fn, model, rows, maxLength, opts, useCache, step: (x) => model.forward(x, { cache }) });

@@ -30,7 +30,7 @@ export function tokenTensor(fn: string, name: string, x: TokenInput, vocabSize: 
   }
   if (t.shape[1] === 0) throw new ShapeError(`${fn}: ${name} has no tokens (shape ${fmtShape(t.shape)})`);
   for (let i = 0; i < t.size; i++) {
-    const v = t.data[i];
+    const v = t.values[i];
     if (v < 0 || v >= vocabSize) {
       throw new ArgumentError(`${fn}: ${name} holds token id ${v} at [${Math.floor(i / t.shape[1])}, ${i % t.shape[1]}], outside the vocabulary 0..${vocabSize - 1}`);
     }

@@ -126,7 +126,7 @@ export class Module {
     noGrad(() => {
       for (const [k, v] of given) {
         const t = targets.get(k);
-        if (t !== undefined) t.data.set(v.data);
+        if (t !== undefined) t.values.set(v.values);
       }
     });
   }

@@ -44,7 +44,7 @@ export function sumAxes(x: Tensor, axes: readonly number[]): { acc: Float64Array
   const inStrides = stridesOf(x.shape);
   const last = x.ndim - 1;
   const os = outStrides[last] ?? 0;
-  const xd = x.data;
+  const xd = x.values;
   forEachRun(x.shape, [inStrides, outStrides], (_o, offs, n) => {
     const xi = offs[0];
     const oi = offs[1];
@@ -69,7 +69,7 @@ export function unbroadcast(g: Tensor, shape: Shape): Tensor {
   for (let i = 0; i < g.shape.length; i++) {
     if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
   }
-  if (axes.length === 0) return new Tensor(g.data, shape, g.dtype); // only size-1 dims added or dropped
+  if (axes.length === 0) return new Tensor(g.values, shape, g.dtype); // only size-1 dims added or dropped
   const { acc } = sumAxes(g, axes);
   const dtype = isFloatDType(g.dtype) ? g.dtype : "int32";
   const out = allocate(dtype, acc.length);

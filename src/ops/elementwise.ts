@@ -38,20 +38,20 @@ function binLoop(op: Bin, out: TypedArray, o: number, a: TypedArray, ai: number,
 function binaryRaw(fn: string, op: Bin, a: Tensor, b: Tensor, outDtype: DType): { data: TypedArray; shape: number[] } {
   const shape = broadcastShapes(fn, a.shape, b.shape);
   const out = allocate(outDtype, sizeOf(shape));
-  if (sameShape(a.shape, b.shape)) binLoop(op, out, 0, a.data, 0, 1, b.data, 0, 1, out.length);
-  else if (b.size === 1 && sameShape(a.shape, shape)) binLoop(op, out, 0, a.data, 0, 1, b.data, 0, 0, out.length);
-  else if (a.size === 1 && sameShape(b.shape, shape)) binLoop(op, out, 0, a.data, 0, 0, b.data, 0, 1, out.length);
+  if (sameShape(a.shape, b.shape)) binLoop(op, out, 0, a.values, 0, 1, b.values, 0, 1, out.length);
+  else if (b.size === 1 && sameShape(a.shape, shape)) binLoop(op, out, 0, a.values, 0, 1, b.values, 0, 0, out.length);
+  else if (a.size === 1 && sameShape(b.shape, shape)) binLoop(op, out, 0, a.values, 0, 0, b.values, 0, 1, out.length);
   else if (b.size > 0 && sameShape(a.shape, shape) && isTrailing(b.shape, shape)) {
     // b repeats along a's leading dims (a bias, a positional table): row by row
-    for (let o = 0; o < out.length; o += b.size) binLoop(op, out, o, a.data, o, 1, b.data, 0, 1, b.size);
+    for (let o = 0; o < out.length; o += b.size) binLoop(op, out, o, a.values, o, 1, b.values, 0, 1, b.size);
   } else if (a.size > 0 && sameShape(b.shape, shape) && isTrailing(a.shape, shape)) {
-    for (let o = 0; o < out.length; o += a.size) binLoop(op, out, o, a.data, 0, 1, b.data, o, 1, a.size);
+    for (let o = 0; o < out.length; o += a.size) binLoop(op, out, o, a.values, 0, 1, b.values, o, 1, a.size);
   } else {
     const sa = broadcastStrides(a.shape, shape);
     const sb = broadcastStrides(b.shape, shape);
     const ia = sa[shape.length - 1] ?? 0;
     const ib = sb[shape.length - 1] ?? 0;
-    forEachRun(shape, [sa, sb], (o, offs, n) => binLoop(op, out, o, a.data, offs[0], ia, b.data, offs[1], ib, n));
+    forEachRun(shape, [sa, sb], (o, offs, n) => binLoop(op, out, o, a.values, offs[0], ia, b.values, offs[1], ib, n));
   }
   return { data: out, shape };
 }
@@ -74,7 +74,7 @@ function reduceTo(g: Tensor, shape: readonly number[]): Tensor {
   const n = sizeOf(shape);
   if (sameShape(g.shape, shape) || n === 0 || !isTrailing(shape, g.shape)) return unbroadcast(g, shape);
   const acc = new Float64Array(n);
-  const gd = g.data;
+  const gd = g.values;
   for (let o = 0; o < gd.length; o += n) for (let j = 0; j < n; j++) acc[j] += gd[o + j];
   const dtype = isFloatDType(g.dtype) ? g.dtype : "int32";
   const out = allocate(dtype, n);
@@ -147,8 +147,8 @@ function tieSplit(g: Tensor, x: Tensor, y: Tensor, wins: Bin): [Tensor, Tensor] 
   const ib = sb[shape.length - 1] ?? 0;
   forEachRun(shape, [sa, sb], (o, offs, n) => {
     for (let j = 0; j < n; j++) {
-      const u = x.data[offs[0] + j * ia];
-      const v = y.data[offs[1] + j * ib];
+      const u = x.values[offs[0] + j * ia];
+      const v = y.values[offs[1] + j * ib];
       wa[o + j] = u === v ? 0.5 : (wins === Bin.Gt ? u > v : u < v) ? 1 : 0;
     }
   });
@@ -175,7 +175,7 @@ export const logicalOr = (a: Tensor, b: Tensor): Tensor => compare("logicalOr", 
 export function logicalNot(a: Tensor): Tensor {
   assertTensor("logicalNot", "a", a);
   const out = new Uint8Array(a.size);
-  for (let i = 0; i < out.length; i++) out[i] = a.data[i] ? 0 : 1;
+  for (let i = 0; i < out.length; i++) out[i] = a.values[i] ? 0 : 1;
   return new Tensor(out, a.shape, "bool");
 }
 
@@ -186,7 +186,7 @@ function unary(fn: string, x: Tensor, f: (v: number) => number, grad: ((g: Tenso
   assertTensor(fn, "x", x);
   const dtype: DType = isFloatDType(x.dtype) ? x.dtype : "float32";
   const out = allocate(dtype, x.size);
-  const xd = x.data;
+  const xd = x.values;
   for (let i = 0; i < out.length; i++) out[i] = f(xd[i]);
   let y: Tensor;
   y = result(fn, out, x.shape, dtype, [x], grad && ((g) => [grad(g, x, y)]));
@@ -196,7 +196,7 @@ function unary(fn: string, x: Tensor, f: (v: number) => number, grad: ((g: Tenso
 /** A gradient-free elementwise map used inside backward formulas. */
 function mapData(x: Tensor, f: (v: number) => number): Tensor {
   const out = allocate(x.dtype, x.size);
-  for (let i = 0; i < out.length; i++) out[i] = f(x.data[i]);
+  for (let i = 0; i < out.length; i++) out[i] = f(x.values[i]);
   return new Tensor(out, x.shape, x.dtype);
 }
 
@@ -266,7 +266,7 @@ export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
   const [ic, ix, iy] = [sc[last] ?? 0, sx[last] ?? 0, sy[last] ?? 0];
   forEachRun(shape, [sc, sx, sy], (o, offs, n) => {
     for (let j = 0; j < n; j++) {
-      out[o + j] = cond.data[offs[0] + j * ic] ? x.data[offs[1] + j * ix] : y.data[offs[2] + j * iy];
+      out[o + j] = cond.values[offs[0] + j * ic] ? x.values[offs[1] + j * ix] : y.values[offs[2] + j * iy];
     }
   });
   return result(fn, out, shape, dtype, [x, y], (g) => {
@@ -297,16 +297,16 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   checkDType("cast", "dtype", dtype);
   if (x.dtype === dtype) return x;
   const out = allocate(dtype, x.size);
-  if (dtype === "bool") for (let i = 0; i < out.length; i++) out[i] = x.data[i] ? 1 : 0;
-  else if (dtype === "int32") for (let i = 0; i < out.length; i++) out[i] = Math.trunc(x.data[i]);
-  else out.set(x.data);
+  if (dtype === "bool") for (let i = 0; i < out.length; i++) out[i] = x.values[i] ? 1 : 0;
+  else if (dtype === "int32") for (let i = 0; i < out.length; i++) out[i] = Math.trunc(x.values[i]);
+  else out.set(x.values);
   const back = isFloatDType(x.dtype) && isFloatDType(dtype);
   return result("cast", out, x.shape, dtype, [x], back ? (g) => [cast(g, x.dtype)] : null);
 }
 
 export function clone(x: Tensor): Tensor {
   assertTensor("clone", "x", x);
-  return result("clone", x.data.slice(), x.shape, x.dtype, [x], (g) => [g]);
+  return result("clone", x.values.slice(), x.shape, x.dtype, [x], (g) => [g]);
 }
 
 export function fullLike(x: Tensor, value: number, dtype: DType = x.dtype): Tensor {

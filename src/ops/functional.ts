@@ -36,14 +36,14 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const x2 = reshape(x, [rows, inF]); // [.., in] -> [R, in]
   const y2 = matmulRaw(x2, weight, false, true); // [R, out]
   const b = bias && bias.dtype === y2.dtype ? bias : null; // fused below; another dtype is added after
-  if (b !== null) addRows(y2.data, b.data, rows, outF);
+  if (b !== null) addRows(y2.values, b.values, rows, outF);
   const outShape = [...lead, outF];
-  const y = result("linear", y2.data, outShape, y2.dtype, b ? [x, weight, b] : [x, weight], (g) => {
+  const y = result("linear", y2.values, outShape, y2.dtype, b ? [x, weight, b] : [x, weight], (g) => {
     const g2 = reshape(g, [rows, outF]); // [.., out] -> [R, out]
     const gx = x.requiresGrad ? cast(reshape(matmulRaw(g2, weight), x.shape), x.dtype) : null; // [R, in]
     const gw = weight.requiresGrad ? cast(matmulRaw(g2, x2, true, false), weight.dtype) : null; // [out, in]
     if (b === null) return [gx, gw];
-    return [gx, gw, b.requiresGrad ? columnSum(g.data, rows, outF, b) : null]; // [out]
+    return [gx, gw, b.requiresGrad ? columnSum(g.values, rows, outF, b) : null]; // [out]
   });
   return bias && b === null ? add(y, bias) : y;
 }
@@ -76,12 +76,12 @@ export function embedding(weight: Tensor, indices: Tensor | readonly number[]): 
   if (idx.dtype !== "int32") throw new ArgumentError(`${fn}: indices must be an int32 tensor, got ${idx.dtype}`);
   const [V, D] = weight.shape;
   for (let i = 0; i < idx.size; i++) {
-    const v = idx.data[i];
+    const v = idx.values[i];
     if (v < 0 || v >= V) throw new ArgumentError(`${fn}: index ${v} at position ${i} is out of range for ${V} embeddings (expected 0..${V - 1})`);
   }
   const n = idx.size;
-  const ids = idx.data;
-  const wd = weight.data;
+  const ids = idx.values;
+  const wd = weight.values;
   const out = allocate(weight.dtype, n * D);
   for (let i = 0, o = 0; i < n; i++, o += D) {
     const r = ids[i] * D;
@@ -89,7 +89,7 @@ export function embedding(weight: Tensor, indices: Tensor | readonly number[]): 
   }
   return result(fn, out, [...idx.shape, D], weight.dtype, [weight], (g) => {
     const gw = allocate(g.dtype, weight.size);
-    const gd = g.data;
+    const gd = g.values;
     for (let i = 0, o = 0; i < n; i++, o += D) {
       const r = ids[i] * D;
       for (let d = 0; d < D; d++) gw[r + d] += gd[o + d];

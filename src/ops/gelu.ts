@@ -74,12 +74,12 @@ export function gelu(x: Tensor, approximate: GeluApproximate = "none"): Tensor {
   const dtype: DType = isFloatDType(x.dtype) ? x.dtype : "float32";
   const n = x.size;
   const out = allocate(dtype, n);
-  const xd = x.data;
+  const xd = x.values;
   for (let i = 0; i < n; i++) { const v = xd[i]; out[i] = v * lookup(gateTable, gate, v); }
   // dx = g · gelu'(x), the derivative in float64 and one rounding per element
   return result(fn, out, x.shape, dtype, [x], (g) => {
     const gx = allocate(g.dtype, n);
-    const gd = g.data;
+    const gd = g.values;
     for (let i = 0; i < n; i++) gx[i] = gd[i] * lookup(gradTable, grad, xd[i]);
     return [new Tensor(gx, x.shape, g.dtype)];
   });

@@ -36,7 +36,7 @@ export const CROSS_ENTROPY_OPTION_KEYS = optionKeys<CrossEntropyOptions>({ reduc
  */
 function crossEntropyRows(logits: Tensor, target: Int32Array, ignoreIndex: number, eps: number, reduction: "mean" | "sum" | "none", counted: number): Tensor {
   const [M, C] = logits.shape;
-  const xd = logits.data;
+  const xd = logits.values;
   const lse = new Float64Array(M);
   const perRow = reduction === "none" ? allocate(logits.dtype, M) : null;
   let total = 0;
@@ -67,7 +67,7 @@ function crossEntropyRows(logits: Tensor, target: Int32Array, ignoreIndex: numbe
   const data = perRow ?? allocate(logits.dtype, 1);
   if (perRow === null) data[0] = reduction === "sum" ? total : counted === 0 ? 0 : total / counted;
   return result("crossEntropy", data, perRow ? [M] : [], logits.dtype, [logits], (g) => {
-    const gd = g.data;
+    const gd = g.values;
     const gx = allocate(g.dtype, M * C);
     const scale0 = reduction === "mean" ? (counted === 0 ? 0 : gd[0] / counted) : gd[0];
     for (let r = 0, o = 0; r < M; r++, o += C) {
@@ -111,6 +111,6 @@ export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOp
     return reduction === "none" ? shaped : reduction === "sum" ? sum(perRow) : mean(perRow);
   }
   const counted = countClassTargets(fn, input, target, restShape, C, ignoreIndex);
-  const loss = crossEntropyRows(logits2d, target.data as Int32Array, ignoreIndex, eps, reduction, counted); // [M] or []
+  const loss = crossEntropyRows(logits2d, target.values as Int32Array, ignoreIndex, eps, reduction, counted); // [M] or []
   return reduction === "none" ? reshape(loss, restShape) : loss;
 }

@@ -17,7 +17,7 @@ import { result } from "./util.js";
 function nllSmoothed(logp: Tensor, target: Int32Array, ignoreIndex: number, eps: number): Tensor {
   const [M, C] = logp.shape;
   const out = allocate(logp.dtype, M);
-  const lp = logp.data;
+  const lp = logp.values;
   for (let r = 0; r < M; r++) {
     const y = target[r];
     if (y === ignoreIndex) continue;
@@ -34,7 +34,7 @@ function nllSmoothed(logp: Tensor, target: Int32Array, ignoreIndex: number, eps:
     for (let r = 0; r < M; r++) {
       const y = target[r];
       if (y === ignoreIndex) continue;
-      const gr = g.data[r];
+      const gr = g.values[r];
       if (eps > 0) for (let c = 0; c < C; c++) gl[r * C + c] = (-eps * gr) / C;
       gl[r * C + y] += -(1 - eps) * gr;
     }
@@ -48,7 +48,7 @@ export function crossEntropyReference(
   const { reduction = "mean", ignoreIndex = -100, labelSmoothing = 0 } = opts;
   const { logits2d, restShape } = movedClassesLast(input); // [N, C, d..] -> [N*d.., C]
   const counted = countClassTargets("crossEntropyReference", input, target, restShape, logits2d.shape[1], ignoreIndex);
-  const perRow = nllSmoothed(logSoftmax(logits2d, -1), target.data as Int32Array, ignoreIndex, labelSmoothing); // [M]
+  const perRow = nllSmoothed(logSoftmax(logits2d, -1), target.values as Int32Array, ignoreIndex, labelSmoothing); // [M]
   if (reduction === "none") return reshape(perRow, restShape);
   const total = sum(perRow);
   if (reduction === "sum") return total;

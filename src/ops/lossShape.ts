@@ -25,7 +25,7 @@ export function countClassTargets(fn: string, input: Tensor, target: Tensor, res
   }
   let counted = 0;
   for (let i = 0; i < target.size; i++) {
-    const y = target.data[i];
+    const y = target.values[i];
     if (y === ignoreIndex) continue;
     if (y < 0 || y >= C) throw new ArgumentError(`${fn}: target ${y} at position ${i} is out of range for ${C} classes (and is not ignoreIndex ${ignoreIndex})`);
     counted++;

@@ -37,8 +37,8 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
   const aMat = a.shape[ar - 2] * a.shape[ar - 1];
   const bMat = b.shape[br - 2] * b.shape[br - 1];
   const out = allocate(dtype, nb * m * n) as FloatArray;
-  const ad = a.data as FloatArray;
-  const bd = b.data as FloatArray;
+  const ad = a.values as FloatArray;
+  const bd = b.values as FloatArray;
   const p = { batch: nb, m, n, k, aBatchStride: 0, bBatchStride: 0, transA, transB, accumulate: false };
   // The common layouts need one kernel call: a side's batch is either all ones (stride 0) or the full
   // batch (contiguous stride). Partial broadcasting (GQA's [Hkv, 1] against [Hkv, G]) walks the
@@ -86,7 +86,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   let outShape = [...prod.shape];
   if (a.ndim === 1) outShape.splice(outShape.length - 2, 1);
   if (b.ndim === 1) outShape = outShape.slice(0, outShape.length - 1);
-  return result(fn, prod.data, outShape, prod.dtype, [a, b], (g) => {
+  return result(fn, prod.values, outShape, prod.dtype, [a, b], (g) => {
     const g2 = reshape(g, prod.shape); // [batch.., m, n]
     const ga = a.requiresGrad ? unbroadcast(matmulRaw(g2, b2, false, true), a2.shape) : null; // g @ bᵀ
     const gb = b.requiresGrad ? unbroadcast(matmulRaw(a2, g2, true, false), b2.shape) : null; // aᵀ @ g

@@ -62,9 +62,9 @@ export function layerNorm(
   const { R, D, run } = rowsOf(x, axes);
   const dtype = promote(promote(x.dtype, w ? w.dtype : x.dtype), b ? b.dtype : x.dtype);
   const out = allocate(dtype, x.size);
-  const xd = x.data;
-  const wd = w && w.data;
-  const bd = b && b.data;
+  const xd = x.values;
+  const wd = w && w.values;
+  const bd = b && b.values;
   const mean = new Float64Array(R);
   const std = new Float64Array(R);
   for (let r = 0, o = 0; r < R; r++, o += D) {
@@ -81,7 +81,7 @@ export function layerNorm(
   }
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
   return result(fn, out, x.shape, dtype, inputs, (g) => {
-    const gd = g.data;
+    const gd = g.values;
     // x̂ = (x - mean) / σ, y = x̂ w + b:
     // dx = (1/σ)(g·w − mean(g·w) − x̂·mean(g·w·x̂)),  dw = Σ_rows g·x̂,  db = Σ_rows g
     const gx = x.requiresGrad ? allocate(x.dtype, x.size) : null;
@@ -123,8 +123,8 @@ export function rmsNorm(x: Tensor, normalizedShape: number | readonly number[], 
   const { R, D, run } = rowsOf(x, axes);
   const dtype = promote(x.dtype, w ? w.dtype : x.dtype);
   const out = allocate(dtype, x.size);
-  const xd = x.data;
-  const wd = w && w.data;
+  const xd = x.values;
+  const wd = w && w.values;
   const rms = new Float64Array(R);
   for (let r = 0, o = 0; r < R; r++, o += D) {
     const s = Math.sqrt(rowSumSq(xd, o, D, run, 0) / D + e);
@@ -132,7 +132,7 @@ export function rmsNorm(x: Tensor, normalizedShape: number | readonly number[], 
     for (let j = 0; j < D; j++) out[o + j] = wd === null ? xd[o + j] / s : (xd[o + j] / s) * wd[j];
   }
   return result(fn, out, x.shape, dtype, w ? [x, w] : [x], (g) => {
-    const gd = g.data;
+    const gd = g.values;
     // x̂ = x / σ, y = x̂ w:  dx = (1/σ)(g·w − x̂·mean(g·w·x̂)),  dw = Σ_rows g·x̂
     const gx = x.requiresGrad ? allocate(x.dtype, x.size) : null;
     const accW = w !== null && w.requiresGrad ? new Float64Array(D) : null;

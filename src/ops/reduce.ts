@@ -49,12 +49,12 @@ function maxRaw(fn: string, x: Tensor, axis: number | undefined): { values: Floa
   const flat = axis === undefined;
   const shape = flat ? [x.size] : [...x.shape];
   const ax = flat ? 0 : normAxis(fn, axis, x.ndim);
-  if (x.ndim === 0) return { values: Float64Array.of(x.data[0]), index: Int32Array.of(0), shape: [1], ax: 0, flat: true };
+  if (x.ndim === 0) return { values: Float64Array.of(x.values[0]), index: Int32Array.of(0), shape: [1], ax: 0, flat: true };
   const [outer, n, inner] = aroundAxis(shape, ax);
   if (n === 0) throw new ShapeError(`${fn}: cannot take the max over an empty axis of shape ${fmtShape(x.shape)}`);
   const values = new Float64Array(outer * inner);
   const index = new Int32Array(outer * inner);
-  const xd = x.data;
+  const xd = x.values;
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {
       const base = o * n * inner + i;
@@ -89,7 +89,7 @@ export function max(x: Tensor, axis?: number, keepdim = false): Tensor {
     const [outer, n, inner] = aroundAxis(shape, ax);
     const gx = allocate(g.dtype, x.size);
     for (let o = 0; o < outer; o++) {
-      for (let i = 0; i < inner; i++) gx[o * n * inner + index[o * inner + i] * inner + i] = g.data[o * inner + i];
+      for (let i = 0; i < inner; i++) gx[o * n * inner + index[o * inner + i] * inner + i] = g.values[o * inner + i];
     }
     return [new Tensor(gx, x.shape, g.dtype)];
   });

@@ -29,7 +29,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
     throw new ShapeError(`${fn}: cannot reshape ${fmtShape(x.shape)} (${x.size} elements) to ${fmtShape(dims)} (${sizeOf(dims)} elements)`);
   }
   if (sameShape(dims, x.shape)) return x;
-  return result(fn, x.data, dims, x.dtype, [x], (g) => [reshape(g, x.shape)]);
+  return result(fn, x.values, dims, x.dtype, [x], (g) => [reshape(g, x.shape)]);
 }
 
 export function flatten(x: Tensor, startAxis = 0, endAxis = -1): Tensor {
@@ -56,7 +56,7 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   const inStrides = stridesOf(x.shape);
   const readStrides = perm.map((p) => inStrides[p]);
   const out = allocate(x.dtype, x.size);
-  const xd = x.data;
+  const xd = x.values;
   const last = outShape.length - 1;
   const rs = readStrides[last];
   forEachRun(outShape, [readStrides], (o, offs, n) => {
@@ -108,7 +108,7 @@ export function expand(x: Tensor, shape: Shape): Tensor {
   if (sameShape(target, x.shape)) return x;
   const st = broadcastStrides(x.shape, target);
   const out = allocate(x.dtype, sizeOf(target));
-  const xd = x.data;
+  const xd = x.values;
   const is = st[target.length - 1] ?? 0;
   forEachRun(target, [st], (o, offs, n) => {
     for (let j = 0; j < n; j++) out[o + j] = xd[offs[0] + j * is];
@@ -143,11 +143,11 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
   const inner = x.shape.slice(a + 1).reduce((p, d) => p * d, 1);
   const out = allocate(x.dtype, outer * (e - s) * inner);
   for (let o = 0; o < outer; o++) {
-    out.set(x.data.subarray((o * n + s) * inner, (o * n + e) * inner), o * (e - s) * inner);
+    out.set(x.values.subarray((o * n + s) * inner, (o * n + e) * inner), o * (e - s) * inner);
   }
   return result(fn, out, outShape, x.dtype, [x], (g) => {
     const gx = allocate(g.dtype, x.size);
-    for (let o = 0; o < outer; o++) gx.set(g.data.subarray(o * (e - s) * inner, (o + 1) * (e - s) * inner), (o * n + s) * inner);
+    for (let o = 0; o < outer; o++) gx.set(g.values.subarray(o * (e - s) * inner, (o + 1) * (e - s) * inner), (o * n + s) * inner);
     return [new Tensor(gx, x.shape, g.dtype)];
   });
 }
@@ -175,7 +175,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   let off = 0;
   for (const x of xs) {
     const w = x.shape[a] * inner;
-    for (let o = 0; o < outer; o++) out.set(x.data.subarray(o * w, (o + 1) * w), o * total * inner + off);
+    for (let o = 0; o < outer; o++) out.set(x.values.subarray(o * w, (o + 1) * w), o * total * inner + off);
     off += w;
   }
   return result(fn, out, outShape, first.dtype, xs, (g) => {

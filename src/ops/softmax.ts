@@ -17,7 +17,7 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   assertTensor(fn, "x", x);
   assertFloat(fn, "x", x);
   const [outer, n, inner] = rows(x, axis, fn);
-  const xd = x.data;
+  const xd = x.values;
   const out = allocate(x.dtype, x.size);
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {
@@ -35,8 +35,8 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   // softmax: dx = y * (dy - sum(dy * y))
   y = result(fn, out, x.shape, x.dtype, [x], (g) => {
     const gx = allocate(g.dtype, x.size);
-    const yd = y.data;
-    const gd = g.data;
+    const yd = y.values;
+    const gd = g.values;
     for (let o = 0; o < outer; o++) {
       for (let i = 0; i < inner; i++) {
         const base = o * n * inner + i;
@@ -55,7 +55,7 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
   assertTensor(fn, "x", x);
   assertFloat(fn, "x", x);
   const [outer, n, inner] = rows(x, axis, fn);
-  const xd = x.data;
+  const xd = x.values;
   const out = allocate(x.dtype, x.size);
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {
@@ -76,8 +76,8 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
   // logSoftmax: dx = dy - exp(y) * sum(dy)
   y = result(fn, out, x.shape, x.dtype, [x], (g) => {
     const gx = allocate(g.dtype, x.size);
-    const yd = y.data;
-    const gd = g.data;
+    const yd = y.values;
+    const gd = g.values;
     for (let o = 0; o < outer; o++) {
       for (let i = 0; i < inner; i++) {
         const base = o * n * inner + i;

@@ -34,7 +34,7 @@ function pNorm(data: ArrayLike<number>, p: number): number {
 /** The total p-norm of the gradients of `params` (those without a gradient count as absent). */
 export function gradNorm(params: Iterable<Tensor> | Map<string, Tensor>, normType = 2): number {
   const list = params instanceof Map ? [...params.values()] : [...params];
-  const norms = list.filter((p) => p.grad !== null).map((p) => pNorm(p.grad!.data, normType));
+  const norms = list.filter((p) => p.grad !== null).map((p) => pNorm(p.grad!.values, normType));
   return norms.length === 0 ? 0 : pNorm(norms, normType);
 }
 
@@ -56,7 +56,7 @@ export function clipGradNorm(params: Iterable<Tensor> | Map<string, Tensor>, max
     if (g === null) continue;
     // A fresh tensor, never written in place: backward may hand the same gradient tensor to two leaves.
     const out = allocate(g.dtype, g.size) as FloatArray;
-    for (let i = 0; i < out.length; i++) out[i] = g.data[i] * coef;
+    for (let i = 0; i < out.length; i++) out[i] = g.values[i] * coef;
     p.grad = new Tensor(out, g.shape, g.dtype);
   }
   return total;

@@ -141,18 +141,18 @@ export abstract class Optimizer<H extends { lr: number }> {
   private context(p: Tensor, st: ParamState): UpdateContext {
     const grad = p.grad!;
     return {
-      param: p.data as FloatArray,
-      grad: (grad.dtype === p.dtype ? grad.data : Float64Array.from(grad.data)) as FloatArray,
+      param: p.values as FloatArray,
+      grad: (grad.dtype === p.dtype ? grad.values : Float64Array.from(grad.values)) as FloatArray,
       state: st,
       hasBuffer: (name) => name in st.buffers,
       buffer: (name, init) => {
         let b = st.buffers[name];
         if (b === undefined) {
           b = new Tensor(allocate(p.dtype, p.size), p.shape, p.dtype);
-          if (init) init(b.data as FloatArray);
+          if (init) init(b.values as FloatArray);
           st.buffers[name] = b;
         }
-        return b.data as FloatArray;
+        return b.values as FloatArray;
       },
     };
   }
@@ -215,7 +215,7 @@ export abstract class Optimizer<H extends { lr: number }> {
         if (!(b instanceof Tensor)) throw new ArgumentError(`${fn}: state ${key}.${name} is not a Tensor`);
         if (!sameShape(b.shape, p.shape)) throw new ShapeError(`${fn}: state ${key}.${name} has shape ${fmtShape(b.shape)}, the parameter has ${fmtShape(p.shape)}`);
         const data = allocate(p.dtype, p.size);
-        data.set(b.data);
+        data.set(b.values);
         buffers[name] = new Tensor(data, p.shape, p.dtype);
       }
       restored.set(p, { step: st.step, buffers });

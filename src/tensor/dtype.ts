@@ -15,7 +15,7 @@ export type FloatArray = Float32Array | Float64Array;
 export interface RawTensor {
   readonly dtype: DType;
   readonly shape: readonly number[];
-  readonly data: TypedArray;
+  readonly values: TypedArray;
 }
 
 export function isFloatDType(d: DType): d is FloatDType {

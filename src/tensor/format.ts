@@ -154,7 +154,7 @@ function withSuffixes(text: string, suffixes: string[]): string {
 
 /** The PyTorch-style repr of a tensor (see the file comment). */
 export function formatTensor(t: RawTensor, extras: FormatExtras): string {
-  const size = t.data.length;
+  const size = t.values.length;
   const suffixes: string[] = [];
   let text: string;
   if (size === 0) {
@@ -166,8 +166,8 @@ export function formatTensor(t: RawTensor, extras: FormatExtras): string {
     const summarize = size > THRESHOLD;
     const whole: Block = { offset: 0, shape: t.shape };
     const shown: number[] = [];
-    shownValues(t.data, whole, summarize, shown);
-    text = body(t.data, whole, PREFIX.length, summarize, new Formatter(t.dtype, shown));
+    shownValues(t.values, whole, summarize, shown);
+    text = body(t.values, whole, PREFIX.length, summarize, new Formatter(t.dtype, shown));
   }
   if (extras.gradOp !== null) suffixes.push(`grad_fn=<${extras.gradOp}>`);
   else if (extras.requiresGrad) suffixes.push("requires_grad=True");

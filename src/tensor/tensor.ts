@@ -1,7 +1,9 @@
 /**
- * Tensor: a flat row-major typed array, a shape and a dtype, plus what autograd needs
- * (requiresGrad, grad, and the GradNode that produced it). Storage is always contiguous; reshape
- * shares it, every other view op copies. Tensors are immutable by convention: ops never write into
+ * Tensor: flat row-major values, a shape and a dtype, plus what autograd needs (requiresGrad, grad,
+ * and the GradNode that produced it). The values live on the host (a typed array, `t.values`: the
+ * ref and wasm backends) or in a device backend's buffer (a DeviceBuffer, src/tensor/storage.ts),
+ * read back on demand: `await t.data()` / `await t.array()` work for both. Storage is always
+ * contiguous; reshape shares it, every other view op copies. Tensors are immutable by convention: ops never write into
  * their inputs (optimizers update parameters in place under noGrad, as in PyTorch).
  *
  * This file sits at the bottom of the layers: it imports nothing above src/tensor. The method forms
@@ -11,6 +13,7 @@
 import { type DType, type TypedArray, allocate, checkDType, dtypeOfArray, isFloatDType } from "./dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "./errors.js";
 import { formatTensor } from "./format.js";
+import { type DeviceBuffer, isDeviceBuffer } from "./storage.js";
 import { type Shape, checkShape, sizeOf } from "./shape.js";
 import { checkOptions, describeValue, optionKeys } from "./validate.js";
 
@@ -36,7 +39,10 @@ export interface TensorOptions {
 export const TENSOR_OPTION_KEYS = optionKeys<TensorOptions>({ dtype: true, requiresGrad: true });
 
 export class Tensor {
-  readonly data: TypedArray;
+  /** the host copy (null until a device tensor is read back) */
+  private _host: TypedArray | null;
+  /** the device buffer, for a tensor a device backend made (null for host tensors) */
+  readonly device: DeviceBuffer | null;
   readonly shape: readonly number[];
   readonly dtype: DType;
   /** The accumulated gradient of a leaf after backward(); null before. */
@@ -45,14 +51,60 @@ export class Tensor {
   gradNode: GradNode | null = null;
   private _requiresGrad = false;
 
-  /** Low-level constructor: takes ownership of `data` (no copy). Use tensor() for user data. */
-  constructor(data: TypedArray, shape: Shape, dtype: DType = dtypeOfArray(data)) {
-    if (data.length !== sizeOf(shape)) {
-      throw new ShapeError(`Tensor: data has ${data.length} elements but shape ${fmtShape(shape)} needs ${sizeOf(shape)}`);
+  /**
+   * Low-level constructor: takes ownership of `values` (no copy), a host typed array or a device
+   * backend's buffer (then `dtype` is required). Use tensor() for user data.
+   */
+  constructor(values: TypedArray | DeviceBuffer, shape: Shape, dtype?: DType) {
+    const onDevice = isDeviceBuffer(values);
+    if (onDevice && dtype === undefined) {
+      throw new ArgumentError(`Tensor: a tensor on the "${values.backend}" backend needs its dtype (new Tensor(buffer, shape, dtype))`);
     }
-    this.data = data;
+    if (values.length !== sizeOf(shape)) {
+      throw new ShapeError(`Tensor: values has ${values.length} elements but shape ${fmtShape(shape)} needs ${sizeOf(shape)}`);
+    }
+    this._host = onDevice ? null : values;
+    this.device = onDevice ? values : null;
     this.shape = Object.freeze([...shape]);
-    this.dtype = dtype;
+    this.dtype = dtype ?? dtypeOfArray(values as TypedArray);
+  }
+
+  /**
+   * The values as a flat row-major typed array, shared, not copied (ops read and write through it).
+   * For a device tensor this reads back synchronously where its backend can, and otherwise asks you
+   * to `await t.data()` first.
+   */
+  get values(): TypedArray {
+    const h = this._host;
+    return h !== null ? h : this.readBackSync();
+  }
+
+  private readBackSync(): TypedArray {
+    const d = this.device!;
+    if (d.readSync === undefined) {
+      throw new ArgumentError(
+        `Tensor.values: this tensor lives on the "${d.backend}" backend, which cannot read synchronously; use \`await t.data()\` or \`await t.array()\` (after that the values are on the host too)`,
+      );
+    }
+    this._host = d.readSync();
+    return this._host;
+  }
+
+  /** Whether the values live in a device backend's buffer (false for the host backends ref and wasm). */
+  get isOnDevice(): boolean {
+    return this.device !== null;
+  }
+
+  /** A flat row-major copy of the values, wherever they live (tfjs's and PyTorch's async read). */
+  async data(): Promise<TypedArray> {
+    if (this._host === null) this._host = await this.device!.read();
+    return this._host.slice();
+  }
+
+  /** The values as nested arrays, wherever they live (see arraySync). */
+  async array<T extends NestedArray = NestedArray>(): Promise<T> {
+    if (this._host === null) this._host = await this.device!.read();
+    return this.arraySync<T>();
   }
 
   get requiresGrad(): boolean {
@@ -73,7 +125,7 @@ export class Tensor {
   }
 
   get size(): number {
-    return this.data.length;
+    return this._host !== null ? this._host.length : this.device!.length;
   }
 
   get ndim(): number {
@@ -85,9 +137,9 @@ export class Tensor {
     return this.gradNode === null;
   }
 
-  /** A flat row-major copy of the data. */
+  /** A flat row-major copy of the values (synchronous: host tensors, or devices that can read synchronously). */
   dataSync(): TypedArray {
-    return this.data.slice();
+    return this.values.slice();
   }
 
   /**
@@ -97,7 +149,7 @@ export class Tensor {
    */
   arraySync<T extends NestedArray = NestedArray>(): T {
     const isBool = this.dtype === "bool";
-    const data = this.data;
+    const data = this.values;
     const shape = this.shape;
     if (shape.length === 0) return (isBool ? data[0] !== 0 : data[0]) as T;
     const build = (dim: number, offset: number, stride: number): NestedArray[] => {
@@ -117,16 +169,19 @@ export class Tensor {
   /** The single value of a one-element tensor. */
   item(): number {
     if (this.size !== 1) throw new ShapeError(`Tensor.item: needs a tensor with one element, this one has shape ${fmtShape(this.shape)}`);
-    return this.data[0];
+    return this.values[0];
   }
 
-  /** The same data, cut from the graph. */
+  /** The same values, cut from the graph. */
   detach(): Tensor {
-    return new Tensor(this.data, this.shape, this.dtype);
+    return new Tensor(this._host ?? this.device!, this.shape, this.dtype);
   }
 
   /** PyTorch's repr: `tensor([[1.0000, 2.5000], [3.0000, 4.0000]], requires_grad=True)` (see format.ts). */
   toString(): string {
+    if (this._host === null && this.device!.readSync === undefined) {
+      return `tensor(<${this.size} values on the "${this.device!.backend}" backend: await t.data() to read>, shape=${fmtShape(this.shape)}, dtype=${this.dtype})`;
+    }
     return formatTensor(this, { requiresGrad: this.requiresGrad, gradOp: this.gradNode?.op ?? null });
   }
 

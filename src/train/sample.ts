@@ -75,7 +75,7 @@ export function sampleTokens(model: SequenceModel, prefix: readonly number[], vo
       const tokens = new Tensor(Int32Array.from(seq), [1, seq.length], "int32");
       const logits = model.forward(tokens, src); // [1, T, V]
       const V = logits.shape[2];
-      const next = pick(logits.data, (seq.length - 1) * V, V, temperature, topK, opts.generator);
+      const next = pick(logits.values, (seq.length - 1) * V, V, temperature, topK, opts.generator);
       seq.push(next);
       out.push(next);
       if (next === stop) break;

@@ -83,7 +83,7 @@ export function toMaps(fn: string, weights: HeatmapInput): Maps {
     }
     const [H, L, S] = shape;
     if (H * L * S === 0) throw new ShapeError(`${fn}: weights ${fmtShape(weights.shape)} are empty`);
-    return { H, L, S, data: Float64Array.from(weights.data) };
+    return { H, L, S, data: Float64Array.from(weights.values) };
   }
   if (!Array.isArray(weights) || weights.length === 0) throw new ArgumentError(`${fn}: weights must be a Tensor or non-empty nested arrays`);
   const heads = (Array.isArray(weights[0]) && Array.isArray((weights[0] as unknown[])[0]) ? weights : [weights]) as number[][][];

@@ -1,23 +1,23 @@
 /** Small helpers between attend tensors and pictures. Only the public API is imported. */
-import { type Tensor, Generator } from "attend";
+import { Generator, Tensor } from "attend";
 
 /** A 2-D tensor as rows of numbers. */
 export function rowsOf(t: Tensor): number[][] {
   const [r, c] = t.shape.length === 2 ? t.shape : [1, t.size];
-  return Array.from({ length: r }, (_, i) => Array.from(t.data.subarray(i * c, (i + 1) * c)));
+  return Array.from({ length: r }, (_, i) => Array.from(t.values.subarray(i * c, (i + 1) * c)));
 }
 
 /** Largest |a - b| over two tensors of the same size. */
 export function maxAbsDiff(a: Tensor, b: Tensor): number {
   if (a.size !== b.size) throw new Error(`maxAbsDiff: sizes differ (${a.shape} vs ${b.shape})`);
   let m = 0;
-  for (let i = 0; i < a.size; i++) m = Math.max(m, Math.abs(a.data[i] - b.data[i]));
+  for (let i = 0; i < a.size; i++) m = Math.max(m, Math.abs(a.values[i] - b.values[i]));
   return m;
 }
 
 /** A plain number array (for JSON export). */
 export function arr(t: Tensor | ArrayLike<number>): number[] {
-  return Array.from("data" in t ? t.data : t);
+  return Array.from(t instanceof Tensor ? t.values : t);
 }
 
 /** Word tokens from a sentence (lower-case, split on spaces). */

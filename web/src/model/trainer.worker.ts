@@ -101,7 +101,7 @@ function probeOnWire(text: string): { value: WireProbe; transfer: Transferable[]
   const r = current();
   const p = probe(r, text);
   const views = p.views.map((v) => {
-    const weights = v.weights.data.slice() as Float32Array | Float64Array; // a copy of its own, to transfer
+    const weights = v.weights.values.slice() as Float32Array | Float64Array; // a copy of its own, to transfer
     return { name: v.name, rows: v.rows, cols: v.cols, shape: [...v.weights.shape], data: weights };
   });
   return { value: { ...p, step: r.step, views }, transfer: views.map((v) => v.data.buffer) };

@@ -152,7 +152,7 @@ export const flexPage: Page = {
     function optionAndMask(): { opts: FlexOptions; mask: Uint8Array; call: string; block?: BlockMask; ids?: number[] } {
       const all = new Uint8Array(N * N).fill(1);
       if (opt === "window") {
-        return { opts: { slidingWindow: [wl, wr] }, mask: windowMask(N, N, [wl, wr]).data as Uint8Array, call: `slidingWindow: [${wl}, ${wr}]` };
+        return { opts: { slidingWindow: [wl, wr] }, mask: windowMask(N, N, [wl, wr]).values as Uint8Array, call: `slidingWindow: [${wl}, ${wr}]` };
       }
       if (opt === "alibi") {
         const slopes = alibi === "default" ? "default" : Array.from({ length: H }, () => Number(alibi));
@@ -162,10 +162,10 @@ export const flexPage: Page = {
       if (opt === "sinks") return { opts: { sinks: tensor(Array.from({ length: H }, () => sink)) }, mask: all, call: `sinks: tensor([${Array(H).fill(sink).join(", ")}])` };
       if (opt === "documents") {
         const ids = tensor(documentIds(docs, new Generator(seed + 7)), { dtype: "int32" });
-        return { opts: { documents: { query: ids, key: ids } }, mask: documentMask(ids, ids).data as Uint8Array, call: `documents: { query: ids, key: ids } (${docs} documents)`, ids: arr(ids) };
+        return { opts: { documents: { query: ids, key: ids } }, mask: documentMask(ids, ids).values as Uint8Array, call: `documents: { query: ids, key: ids } (${docs} documents)`, ids: arr(ids) };
       }
       const block = createBlockMask(patternMod(pattern), { batch: 1, heads: 1, L: N, S: N, blockSize: TILE });
-      return { opts: { blockMask: block }, mask: block.toMask().data as Uint8Array, call: `blockMask: createBlockMask(${pattern}, { batch: 1, heads: 1, L: ${N}, S: ${N} })`, block };
+      return { opts: { blockMask: block }, mask: block.toMask().values as Uint8Array, call: `blockMask: createBlockMask(${pattern}, { batch: 1, heads: 1, L: ${N}, S: ${N} })`, block };
     }
 
     function drawAll(): void {
@@ -229,16 +229,16 @@ export const flexPage: Page = {
       state.set({ row, head });
       const rows: [number, number] = [row, row + R];
       const w = attentionWeights(q, k, { ...flexOpts, rows, heads: [head] }); // [1, R, N]
-      const sums = Array.from({ length: R }, (_, r) => { let s = 0; for (let c = 0; c < N; c++) s += w.data[r * N + c]; return s; });
-      const lse = Array.from({ length: R }, (_, r) => lastLse!.data[head * N + row + r]);
+      const sums = Array.from({ length: R }, (_, r) => { let s = 0; for (let c = 0; c < N; c++) s += w.values[r * N + c]; return s; });
+      const lse = Array.from({ length: R }, (_, r) => lastLse!.values[head * N + row + r]);
       const sinkLogit = opt === "sinks" ? sink : null;
       const expected = lse.map((l) => (sinkLogit === null ? 1 : 1 - Math.exp(sinkLogit - l)));
       const hidden = new Uint8Array(R * N);
       for (let r = 0; r < R; r++) for (let c = 0; c < N; c++) hidden[r * N + c] = mask[(row + r) * N + c] ? 0 : 1;
       let peak = 0;
-      for (let i = 0; i < w.size; i++) peak = Math.max(peak, w.data[i]);
+      for (let i = 0; i < w.size; i++) peak = Math.max(peak, w.values[i]);
       const fitWidth = (x: number): number => Math.min(x, rowFig.body.clientWidth || x);
-      const map = new HeatMap({ rows: R, cols: N, values: w.data, scale: weightScale(peak || 1), masked: hidden, rowLabels: Array.from({ length: R }, (_, r) => `q${row + r}`) }, {
+      const map = new HeatMap({ rows: R, cols: N, values: w.values, scale: weightScale(peak || 1), masked: hidden, rowLabels: Array.from({ length: R }, (_, r) => `q${row + r}`) }, {
         label: "attention weights", axes: ["query", "key"], stretch: true, minRowHeight: 14, maxWidth: fitWidth(680), showValues: false,
         describe: (c, val, m) => `query ${row + c.r}, key ${c.c}: ${m ? "hidden, weight exactly 0" : fmt(val)}`,
       });

@@ -147,7 +147,7 @@ export const gqaPage: Page = {
       mapsData = Array.from({ length: H }, (_, i) => rowsOf(reshape(slice(w!, 0, i, i + 1), [L, L])));
       const maps = Array.from({ length: H }, (_, i) => {
         const colour = HEAD_COLOURS[Math.floor(i / G) % HEAD_COLOURS.length];
-        const map = new HeatMap({ rows: L, cols: L, values: slice(w!, 0, i, i + 1).data, scale: weightScale(1) }, { label: `query head ${i} (KV head ${Math.floor(i / G)})`, axes: ["query", "key"], maxCell: 14, maxWidth: 126, showValues: false });
+        const map = new HeatMap({ rows: L, cols: L, values: slice(w!, 0, i, i + 1).values, scale: weightScale(1) }, { label: `query head ${i} (KV head ${Math.floor(i / G)})`, axes: ["query", "key"], maxCell: 14, maxWidth: 126, showValues: false });
         return h("div", { class: "col" }, h("span", { class: "part-title", "data-export": "text", style: `color:${colour}` }, `q${i} → kv${Math.floor(i / G)}`), map.el);
       });
       replace(mapsFig.body, sharingDiagram(Hkv, mapsFig.body.clientWidth || 560), h("div", { class: "row", style: "margin-top:8px" }, ...maps));

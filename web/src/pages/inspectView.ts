@@ -40,7 +40,7 @@ export function mapGrid(p: Probe, layer: number, head: number, pick: (layer: num
     const [H, R, C] = v.weights.shape;
     const panels = Array.from({ length: H }, (_, hh) => {
       const map = new HeatMap({
-        rows: R, cols: C, values: headOf(v.weights, hh).data, scale: weightScale(1), rowLabels: rows, colLabels: cols,
+        rows: R, cols: C, values: headOf(v.weights, hh).values, scale: weightScale(1), rowLabels: rows, colLabels: cols,
         highlights: l === layer && hh === head ? [{ r0: 0, r1: R, c0: 0, c1: C, colour: "#d97706" }] : [],
       }, { label: `${v.name} head ${hh}`, axes: ["query", "key"], maxCell: 20, maxWidth: 300, showValues: false });
       map.el.dataset.testid = `map-${l}-${hh}`;
@@ -61,7 +61,7 @@ export function focusView(p: Probe, layer: number, head: number): Child[] {
   const v = p.views[layer];
   const { rows, cols } = axisLabels(p, v);
   const [, R, C] = v.weights.shape;
-  const w = headOf(v.weights, head).data;
+  const w = headOf(v.weights, head).values;
   const big = new HeatMap({ rows: R, cols: C, values: w, scale: weightScale(1), rowLabels: rows, colLabels: cols }, { label: `${v.name} head ${head}`, axes: ["query", "key"], maxCell: 32, maxWidth: 420 });
   const lines = tokenLines({ queries: rows, keys: cols, weights: w, width: Math.min(760, Math.max(420, 32 * Math.max(R, C))), label: `${v.name} head ${head} as lines`, colour: HEAD_COLOURS[head % HEAD_COLOURS.length] });
   return [h("p", { class: "part-title", "data-export": "text" }, `${v.name}, head ${head}`), h("div", { class: "row" }, big.el, lines)];

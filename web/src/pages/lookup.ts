@@ -39,8 +39,8 @@ function forwardBackward(q: Tensor, K: Tensor, V: Tensor, target: Tensor): Step 
   const out = lookupAttention(q, K, V, { match: "exact" }); // [1, E] [S, E] [S, Ev] -> [1, Ev]
   const loss = mean(pow(sub(out, target), 2));
   loss.backward();
-  const chosen = matchOf(Array.from(q.data), rowsOf(K));
-  return { out: Array.from(out.data), chosen, loss: loss.item(), gq: q.grad!, gK: K.grad!, gV: V.grad! };
+  const chosen = matchOf(Array.from(q.values), rowsOf(K));
+  return { out: Array.from(out.values), chosen, loss: loss.item(), gq: q.grad!, gK: K.grad!, gV: V.grad! };
 }
 
 /** The index of the first key equal to the query (what lookupAttention picks), or -1. */
@@ -198,12 +198,12 @@ export const lookupPage: Page = {
 
     function showGrads(st: Step): void {
       grads = st;
-      const bound = Math.max(1e-9, ...Array.from(st.gV.data, Math.abs));
-      gMaps.q.update({ values: st.gq.data, scale: signedScale([], bound) });
-      gMaps.K.update({ values: st.gK.data, scale: signedScale([], bound) });
-      gMaps.V.update({ values: st.gV.data, scale: signedScale([], bound) });
-      const maxQK = Math.max(...Array.from(st.gq.data, Math.abs), ...Array.from(st.gK.data, Math.abs));
-      const exact = [...st.gq.data, ...st.gK.data].every((g) => g === 0);
+      const bound = Math.max(1e-9, ...Array.from(st.gV.values, Math.abs));
+      gMaps.q.update({ values: st.gq.values, scale: signedScale([], bound) });
+      gMaps.K.update({ values: st.gK.values, scale: signedScale([], bound) });
+      gMaps.V.update({ values: st.gV.values, scale: signedScale([], bound) });
+      const maxQK = Math.max(...Array.from(st.gq.values, Math.abs), ...Array.from(st.gK.values, Math.abs));
+      const exact = [...st.gq.values, ...st.gK.values].every((g) => g === 0);
       checkZero.set(exact, `every entry of ∇q and ∇K is exactly 0 (largest |g| = ${maxQK}); |∇V| is largest on row ${st.chosen >= 0 ? st.chosen : "–"} (${fmt(bound)})`);
       replace(lossBox, losses.length > 1
         ? lineChart({ width: chartWidth(lossBox, 360), height: 190, label: "loss per step", series: [{ name: "loss", colour: "#1d4ed8", points: losses.map((l, i) => [i, l] as const) }], x: { label: "step", format: (v) => String(v) }, y: { label: "loss", format: (v) => fmt(v, 2) } })
@@ -230,7 +230,7 @@ export const lookupPage: Page = {
         const st = forwardBackward(tq, tK, tV, tt);
         losses.push(st.loss);
         noGrad(() => {
-          for (const p of [tq, tK, tV]) for (let i = 0; i < p.size; i++) p.data[i] -= lr * p.grad!.data[i];
+          for (const p of [tq, tK, tV]) for (let i = 0; i < p.size; i++) p.values[i] -= lr * p.grad!.values[i];
         });
         q = rowsOf(tq);
         K = rowsOf(tK);

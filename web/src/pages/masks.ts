@@ -84,18 +84,18 @@ export const masksPage: Page = {
       allowed = logicalAnd(causal ? causalMask(L, L) : full([L, L], true), notPad); // broadcast [L, L] & [1, L]
       scores = mul(matmul(Q, transpose(K)), 1 / Math.sqrt(D)); // [L, L]
       [, P] = scaledDotProductAttentionWithWeights(Q, K, V, { attnMask: allowed }); // [L, L]
-      const masked = Uint8Array.from(allowed.data, (a) => 1 - a);
+      const masked = Uint8Array.from(allowed.values, (a) => 1 - a);
       const opts = { maxCell: 36, maxWidth: fitWidth(420), axes: ["query", "key"] as [string, string] };
-      const sMap = new HeatMap({ rows: L, cols: L, values: scores.data, scale: signedScale(scores.data), masked, rowLabels: words, colLabels: words }, { label: "masked scores", ...opts });
-      const mMap = new HeatMap({ rows: L, cols: L, values: allowed.data, scale: weightScale(1), rowLabels: words, colLabels: words }, { label: "mask (1 = may attend)", ...opts, maxWidth: fitWidth(300), showValues: true, legendLabels: ["0 = masked", "1 = may attend"] });
-      const pMap = new HeatMap({ rows: L, cols: L, values: P.data, scale: weightScale(1), masked, rowLabels: words, colLabels: words }, { label: "weights P", ...opts, describe: (c, v, m) => `query ${c.r} (${words[c.r]}) → key ${c.c} (${words[c.c]}): ${m ? "masked, weight exactly 0" : fmt(v)}` });
+      const sMap = new HeatMap({ rows: L, cols: L, values: scores.values, scale: signedScale(scores.values), masked, rowLabels: words, colLabels: words }, { label: "masked scores", ...opts });
+      const mMap = new HeatMap({ rows: L, cols: L, values: allowed.values, scale: weightScale(1), rowLabels: words, colLabels: words }, { label: "mask (1 = may attend)", ...opts, maxWidth: fitWidth(300), showValues: true, legendLabels: ["0 = masked", "1 = may attend"] });
+      const pMap = new HeatMap({ rows: L, cols: L, values: P.values, scale: weightScale(1), masked, rowLabels: words, colLabels: words }, { label: "weights P", ...opts, describe: (c, v, m) => `query ${c.r} (${words[c.r]}) → key ${c.c} (${words[c.c]}): ${m ? "masked, weight exactly 0" : fmt(v)}` });
       replace(maskFig.body,
         h("div", { class: "row" }, matrixPart("mask", [L, L], mMap), op("on"), matrixPart("QKᵀ/√d", [L, L], sMap), op("softmax →"), matrixPart("P", [L, L], pMap)));
 
       let maskedMax = 0;
-      for (let i = 0; i < P.size; i++) if (!allowed.data[i]) maskedMax = Math.max(maskedMax, Math.abs(P.data[i]));
+      for (let i = 0; i < P.size; i++) if (!allowed.values[i]) maskedMax = Math.max(maskedMax, Math.abs(P.values[i]));
       checks.zero.set(maskedMax === 0, `every masked weight is exactly 0 (largest = ${maskedMax})`);
-      const sums = sum(P, -1).data;
+      const sums = sum(P, -1).values;
       let worst = 0;
       for (const v of sums) worst = Math.max(worst, Math.abs(v - 1));
       checks.sums.set(worst < 1e-12, `every row sums to 1 (largest |Σ − 1| = ${fmt(worst, 2)})`);
@@ -113,7 +113,7 @@ export const masksPage: Page = {
       [, stepRow] = scaledDotProductAttentionWithWeights(q, kc, vc, { attnMask: logicalAnd(causalMask(1, t + 1, "bottom-right"), padKeys) }); // [1, t+1]
       const full = slice(P, 0, t, t + 1); // row t of the full map, [1, L]
       const values = new Float64Array(L);
-      values.set(stepRow.data);
+      values.set(stepRow.values);
       const future = Uint8Array.from({ length: L }, (_, s) => (s > t ? 1 : 0));
       const rowMap = new HeatMap({ rows: 1, cols: L, values, scale: weightScale(1), masked: future, rowLabels: [words[t]], colLabels: words.map((w, s) => (s > t ? "·" : w)) }, { label: `step ${t}: query "${words[t]}"`, axes: ["query", "key"], maxCell: 46, maxWidth: fitWidth(560) });
       const prev = button("← Previous", () => { step = Math.max(0, step - 1); update(); }, { class: "secondary", "data-testid": "gen-prev" });

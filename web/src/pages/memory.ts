@@ -31,10 +31,10 @@ function positional(N: number, d: number, g: Generator): [Tensor, Tensor] {
   for (let i = 0; i < N; i++) {
     for (let f = 0; f < d / 2; f++) {
       const angle = i / (6 * 16 ** (f / (d / 2)));
-      q.data[i * d + 2 * f] += AMP * Math.cos(angle);
-      q.data[i * d + 2 * f + 1] += AMP * Math.sin(angle);
-      k.data[i * d + 2 * f] += AMP * Math.cos(angle);
-      k.data[i * d + 2 * f + 1] += AMP * Math.sin(angle);
+      q.values[i * d + 2 * f] += AMP * Math.cos(angle);
+      q.values[i * d + 2 * f + 1] += AMP * Math.sin(angle);
+      k.values[i * d + 2 * f] += AMP * Math.cos(angle);
+      k.values[i * d + 2 * f + 1] += AMP * Math.sin(angle);
     }
   }
   return [q, k];
@@ -150,8 +150,8 @@ export const memoryPage: Page = {
       mapP = softmax(mul(matmul(q, transpose(k)), 1 / 4), -1); // [N, N]
       const t1 = performance.now();
       // Colour tops out at the typical row peak, not the single largest weight, so the band is visible at every N.
-      const peak = meanRowMax(mapP.data, mapN);
-      bigMap.update({ rows: mapN, cols: mapN, values: mapP.data, scale: weightScale(peak) });
+      const peak = meanRowMax(mapP.values, mapN);
+      bigMap.update({ rows: mapN, cols: mapN, values: mapP.values, scale: weightScale(peak) });
       const t2 = performance.now();
       mapNote.dataset.drawMs = String(t2 - t1);
       mapNote.textContent = `${mapN} × ${mapN} = ${(mapN * mapN).toLocaleString("en")} weights (${fmtBytes(mapN * mapN * 4)} in float32): computed in ${fmt(t1 - t0, 3)} ms, drawn in ${fmt(t2 - t1, 3)} ms. The colour scale tops out at ${fmt(peak, 2)}, the mean of the rows' largest weights. Hover or use the arrow keys to read a weight.`;
@@ -178,11 +178,11 @@ export const memoryPage: Page = {
       const cur = last ? [{ ...last, colour: "#d97706" }] : [];
       const labels = (p: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${p}${i}`);
       const o = { maxCell: 30, showValues: false };
-      const sMap = new HeatMap({ rows: TILE_N, cols: TILE_N, values: scores.data, scale: signedScale(scores.data), masked: unseen, highlights: cur, rowLabels: labels("q", TILE_N), colLabels: labels("k", TILE_N) }, { label: "scores seen so far", axes: ["query", "key"], ...o, maxWidth: 330 });
-      const mMap = new HeatMap({ rows: TILE_N, cols: 1, values: st.m.map((v) => (Number.isFinite(v) ? v : 0)), scale: signedScale(scores.data), masked: notStarted }, { label: "running max m", axes: ["query", ""], ...o, maxWidth: 30, legend: false, describe: (c) => `row ${c.r}: m = ${fmt(st.m[c.r])}` });
+      const sMap = new HeatMap({ rows: TILE_N, cols: TILE_N, values: scores.values, scale: signedScale(scores.values), masked: unseen, highlights: cur, rowLabels: labels("q", TILE_N), colLabels: labels("k", TILE_N) }, { label: "scores seen so far", axes: ["query", "key"], ...o, maxWidth: 330 });
+      const mMap = new HeatMap({ rows: TILE_N, cols: 1, values: st.m.map((v) => (Number.isFinite(v) ? v : 0)), scale: signedScale(scores.values), masked: notStarted }, { label: "running max m", axes: ["query", ""], ...o, maxWidth: 30, legend: false, describe: (c) => `row ${c.r}: m = ${fmt(st.m[c.r])}` });
       const lMap = new HeatMap({ rows: TILE_N, cols: 1, values: st.l, scale: weightScale(Math.max(1, ...st.l)), masked: notStarted }, { label: "running sum ℓ", axes: ["query", ""], ...o, maxWidth: 30, legend: false, describe: (c) => `row ${c.r}: ℓ = ${fmt(st.l[c.r])}` });
-      const oMap = new HeatMap({ rows: TILE_N, cols: TILE_EV, values: out.data, scale: signedScale(reference.data), masked: notStartedOut }, { label: "O / ℓ so far", axes: ["query", "dim"], ...o, maxWidth: 90 });
-      const refMap = new HeatMap({ rows: TILE_N, cols: TILE_EV, values: reference.data, scale: signedScale(reference.data) }, { label: "materialised softmax(QKᵀ/√d)V", axes: ["query", "dim"], ...o, maxWidth: 90 });
+      const oMap = new HeatMap({ rows: TILE_N, cols: TILE_EV, values: out.values, scale: signedScale(reference.values), masked: notStartedOut }, { label: "O / ℓ so far", axes: ["query", "dim"], ...o, maxWidth: 90 });
+      const refMap = new HeatMap({ rows: TILE_N, cols: TILE_EV, values: reference.values, scale: signedScale(reference.values) }, { label: "materialised softmax(QKᵀ/√d)V", axes: ["query", "dim"], ...o, maxWidth: 90 });
       replace(tileFig.body, h("div", { class: "row" },
         matrixPart("S tiles", [TILE_N, TILE_N], sMap), matrixPart("m", [TILE_N], mMap), matrixPart("ℓ", [TILE_N], lMap),
         matrixPart("O / ℓ", [TILE_N, TILE_EV], oMap), op("vs"), matrixPart("reference", [TILE_N, TILE_EV], refMap)));

@@ -37,11 +37,11 @@ function mix(q: [number, number], T: number, pots: string[]): Mix {
     const qt: Tensor = tensor([q], undefined, { dtype: "float64", requiresGrad: true });
     const [o, w] = scaledDotProductAttentionWithWeights(qt, K, V, { scale: 1 / T }); // [1, 3], [1, 4]
     const seed = tensor([[0, 0, 0]], undefined, { dtype: "float64" });
-    seed.data[c] = 1;
+    seed.values[c] = 1;
     o.backward(seed); // d out[c] / d q
-    jacobian.push(Array.from(qt.grad!.data));
-    weights = Array.from(w.data);
-    out = Array.from(o.data);
+    jacobian.push(Array.from(qt.grad!.values));
+    weights = Array.from(w.values);
+    out = Array.from(o.values);
   }
   return { weights, out, jacobian };
 }

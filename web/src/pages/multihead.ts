@@ -104,8 +104,8 @@ export const multiheadPage: Page = {
       const maps = Array.from({ length: H }, (_, i) => {
         const w = slice(r.weights, 0, i, i + 1);
         let top = 0;
-        for (const v of w.data) top = Math.max(top, v);
-        const map = new HeatMap({ rows: L, cols: L, values: w.data, scale: weightScale(top), rowLabels: words, colLabels: words }, { label: `head ${i + 1} weights`, axes: ["query", "key"], maxCell: 22, maxWidth: H <= 2 ? 360 : 250, showValues: false });
+        for (const v of w.values) top = Math.max(top, v);
+        const map = new HeatMap({ rows: L, cols: L, values: w.values, scale: weightScale(top), rowLabels: words, colLabels: words }, { label: `head ${i + 1} weights`, axes: ["query", "key"], maxCell: 22, maxWidth: H <= 2 ? 360 : 250, showValues: false });
         return h("div", { class: "col" },
           h("span", { class: "part-title", "data-export": "text", style: `color:${HEAD_COLOURS[i % HEAD_COLOURS.length]}` }, `head ${i + 1}`), map.el);
       });
@@ -114,13 +114,13 @@ export const multiheadPage: Page = {
       const small = { maxCell: 14, maxHeight: 240, showValues: false };
       const headParts = Array.from({ length: H }, (_, i) => {
         const t = slice(r.headOut, 0, i, i + 1);
-        const map = new HeatMap({ rows: L, cols: hd, values: t.data, scale: signedScale(r.concat.data) }, { label: `head ${i + 1} output`, axes: ["token", "dim"], ...small, maxWidth: 14 * hd, legend: false }); // coloured as the concatenation, whose legend they share
+        const map = new HeatMap({ rows: L, cols: hd, values: t.values, scale: signedScale(r.concat.values) }, { label: `head ${i + 1} output`, axes: ["token", "dim"], ...small, maxWidth: 14 * hd, legend: false }); // coloured as the concatenation, whose legend they share
         return matrixPart(`h${i + 1}`, [L, hd], map);
       });
       const colours = Array.from({ length: H }, (_, i) => ({ r0: 0, r1: L, c0: i * hd, c1: (i + 1) * hd, colour: HEAD_COLOURS[i % HEAD_COLOURS.length] }));
-      const concatMap = new HeatMap({ rows: L, cols: E, values: r.concat.data, scale: signedScale(r.concat.data), highlights: colours }, { label: "concatenated heads", axes: ["token", "dim"], ...small, maxCell: 9, maxWidth: 9 * E });
-      const woMap = new HeatMap({ rows: E, cols: E, values: r.wo.data, scale: signedScale(r.wo.data) }, { label: "W_O", axes: ["out dim", "in dim"], ...small, maxWidth: 7 * E, maxCell: 7 });
-      const outMap = new HeatMap({ rows: L, cols: E, values: r.out.data, scale: signedScale(r.out.data) }, { label: "output", axes: ["token", "dim"], ...small, maxCell: 9, maxWidth: 9 * E });
+      const concatMap = new HeatMap({ rows: L, cols: E, values: r.concat.values, scale: signedScale(r.concat.values), highlights: colours }, { label: "concatenated heads", axes: ["token", "dim"], ...small, maxCell: 9, maxWidth: 9 * E });
+      const woMap = new HeatMap({ rows: E, cols: E, values: r.wo.values, scale: signedScale(r.wo.values) }, { label: "W_O", axes: ["out dim", "in dim"], ...small, maxWidth: 7 * E, maxCell: 7 });
+      const outMap = new HeatMap({ rows: L, cols: E, values: r.out.values, scale: signedScale(r.out.values) }, { label: "output", axes: ["token", "dim"], ...small, maxCell: 9, maxWidth: 9 * E });
       replace(concatFig.body,
         h("div", { class: "row" }, ...headParts.flatMap((p, i) => (i ? [op("‖"), p] : [p]))),
         h("div", { class: "row", style: "margin-top:12px" }, op("concat →"), matrixPart("[h1 ‖ … ‖ hH]", [L, E], concatMap), op("· W_Oᵀ"), matrixPart("W_O", [E, E], woMap), op("="), matrixPart("output", [L, E], outMap)));

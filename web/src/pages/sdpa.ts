@@ -45,7 +45,7 @@ function compute(seed: number, L: number, S: number, d: number, Ev: number, scal
 function meanRowMax(P: Tensor): number {
   const [L, S] = P.shape;
   let total = 0;
-  for (let l = 0; l < L; l++) total += Math.max(...P.data.subarray(l * S, (l + 1) * S));
+  for (let l = 0; l < L; l++) total += Math.max(...P.values.subarray(l * S, (l + 1) * S));
   return total / L;
 }
 
@@ -97,7 +97,7 @@ export const sdpaPage: Page = {
     const ssMap = new HeatMap(mapData(r.scaledScores, "q", "k"), { label: "scores ÷ √d", axes: ["query", "key"], ...small, maxWidth: 260 });
     const onP = (c: Cell | null): void => link(c);
     const pMap = new HeatMap({ ...mapData(r.P, "q", "k"), scale: weightScale(1) }, { label: "P = softmax", axes: ["query", "key"], ...small, maxWidth: 260, onHover: onP });
-    const sumMap = new HeatMap({ rows: L, cols: 1, values: r.rowSums.data, scale: weightScale(1) }, { label: "row sums Σₛ P", axes: ["query", ""], maxCell: 30, maxWidth: 44, maxHeight: 360, digits: 12, legend: false, describe: (c, v) => `row ${c.r}: Σₛ P = ${v.toPrecision(17)}` });
+    const sumMap = new HeatMap({ rows: L, cols: 1, values: r.rowSums.values, scale: weightScale(1) }, { label: "row sums Σₛ P", axes: ["query", ""], maxCell: 30, maxWidth: 44, maxHeight: 360, digits: 12, legend: false, describe: (c, v) => `row ${c.r}: Σₛ P = ${v.toPrecision(17)}` });
     const vMap = new HeatMap(mapData(r.V, "key", "dim"), { label: "V", axes: ["key", "dim"], ...small, maxWidth: 120 });
     const oMap = new HeatMap(mapData(r.out, "query", "dim"), { label: "output P·V", axes: ["query", "dim"], ...small, maxWidth: 120 });
     const sumsPart = h("div", { class: "col" }, h("span", { class: "part-title", "data-export": "text" }, "Σₛ"), sumMap.el);
@@ -113,7 +113,7 @@ export const sdpaPage: Page = {
     function mapData(t: Tensor, rowName: string, colName: string) {
       const [rows, cols] = t.shape;
       return {
-        rows, cols, values: t.data, scale: signedScale(t.data),
+        rows, cols, values: t.values, scale: signedScale(t.values),
         rowLabels: rows <= 32 ? Array.from({ length: rows }, (_, i) => `${rowName[0]}${i}`) : undefined,
         colLabels: cols <= 16 ? Array.from({ length: cols }, (_, i) => `${colName[0]}${i}`) : undefined,
       };
@@ -141,7 +141,7 @@ export const sdpaPage: Page = {
       sMap.update(mapData(r.scores, "q", "k"));
       ssMap.update(mapData(r.scaledScores, "q", "k"));
       pMap.update({ ...mapData(r.P, "q", "k"), scale: weightScale(1) });
-      sumMap.update({ rows: L, cols: 1, values: r.rowSums.data });
+      sumMap.update({ rows: L, cols: 1, values: r.rowSums.values });
       vMap.update(mapData(r.V, "key", "dim"));
       oMap.update(mapData(r.out, "query", "dim"));
       const shapes: [HTMLElement, number[]][] = [[badges.q, [L, d]], [badges.k, [d, S]], [badges.s, [L, S]], [badges.ss, [L, S]], [badges.p, [L, S]], [badges.v, [S, Ev]], [badges.o, [L, Ev]]];
@@ -149,7 +149,7 @@ export const sdpaPage: Page = {
       ssMap.el.previousElementSibling!.querySelector(".part-title")!.textContent = scaled ? "÷ √d" : "÷ 1 (no scaling)";
 
       let worst = 0;
-      for (const v of r.rowSums.data) worst = Math.max(worst, Math.abs(v - 1));
+      for (const v of r.rowSums.values) worst = Math.max(worst, Math.abs(v - 1));
       checks.sums.set(worst < 1e-12, `every row of P sums to 1 (largest |Σₛ P − 1| = ${fmt(worst, 2)})`);
       checks.lib.set(r.libDiff < 1e-12, `these steps match scaledDotProductAttentionWithWeights (largest difference ${fmt(r.libDiff, 2)})`);
       const withScale = meanRowMax(compute(seed, L, S, d, Ev, true).P);

@@ -91,14 +91,14 @@ export const selfCrossPage: Page = {
       const m = mul(embed(ms, seed + 1, E), gain); // [S, E]
       selfW = mha.forward(x, x, x)[1]!; // [L, L]
       crossW = mha.forward(x, m, m)[1]!; // [L, S]
-      selfMap.update({ rows: xs.length, cols: xs.length, values: selfW.data, rowLabels: xs, colLabels: xs });
-      crossMap.update({ rows: xs.length, cols: ms.length, values: crossW.data, rowLabels: xs, colLabels: ms });
+      selfMap.update({ rows: xs.length, cols: xs.length, values: selfW.values, rowLabels: xs, colLabels: xs });
+      crossMap.update({ rows: xs.length, cols: ms.length, values: crossW.values, rowLabels: xs, colLabels: ms });
       replace(selfPart, matrixPart("softmax(XW_Q (XW_K)ᵀ/√d)", [xs.length, xs.length], selfMap));
       replace(crossPart, matrixPart("softmax(XW_Q (MW_K)ᵀ/√d)", [xs.length, ms.length], crossMap));
       const width = (el: HTMLElement): number => Math.max(260, Math.min(640, el.clientWidth || 480));
-      replace(selfLines, tokenLines({ queries: xs, keys: xs, weights: selfW.data, width: width(selfLines), label: "self-attention lines" }));
-      replace(crossLines, tokenLines({ queries: xs, keys: ms, weights: crossW.data, width: width(crossLines), label: "cross-attention lines", colour: "#b45309" }));
-      const rowSums = [...sum(selfW, -1).data, ...sum(crossW, -1).data];
+      replace(selfLines, tokenLines({ queries: xs, keys: xs, weights: selfW.values, width: width(selfLines), label: "self-attention lines" }));
+      replace(crossLines, tokenLines({ queries: xs, keys: ms, weights: crossW.values, width: width(crossLines), label: "cross-attention lines", colour: "#b45309" }));
+      const rowSums = [...sum(selfW, -1).values, ...sum(crossW, -1).values];
       const worst = Math.max(...rowSums.map((v) => Math.abs(v - 1)));
       sums.set(worst < 1e-12, `self map ${xs.length} × ${xs.length}, cross map ${xs.length} × ${ms.length}; every row sums to 1 (largest |Σ − 1| = ${fmt(worst, 2)})`);
     }
