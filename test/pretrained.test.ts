@@ -18,6 +18,8 @@ interface Expected {
   ids: number[][];
   shape: number[];
   logits: number[];
+  /** each layer's attention weights [B, H, T, T], flattened */
+  attention: number[][];
 }
 
 const expected = (name: string): Expected => JSON.parse(readFileSync(join(HF, name, "expected.json"), "utf8")) as Expected;
@@ -75,6 +77,23 @@ describe("fromPretrained: logits equal the PyTorch twin's", () => {
     const ids = new Tensor(Int32Array.from(e.ids.flat()), [e.ids.length, e.ids[0].length], "int32");
     assert.ok(maxDiff(noGrad(() => model.forward(ids)).data, e.logits) < 1e-4);
   });
+});
+
+describe("fromPretrained: attention weights", () => {
+  for (const name of ["gpt2", "llama", "mistral"]) {
+    test(`${name}: forwardWithAttention gives each layer's weights as the twin's softmax`, () => {
+      const e = expected(name);
+      const { model } = fromPretrained(join(HF, name));
+      const { logits, attention } = noGrad(() => model.forwardWithAttention(e.ids));
+      assert.ok(maxDiff(logits.data, e.logits) < 1e-4);
+      assert.equal(attention.length, e.attention.length);
+      attention.forEach((a, i) => {
+        assert.deepEqual(a.weights.shape, [2, 4, 10, 10]);
+        assert.equal(a.name, name === "gpt2" ? `transformer.h.${i}.attn` : `model.layers.${i}.self_attn`);
+        assert.ok(maxDiff(a.weights.data, e.attention[i]) < 1e-5, `${name} layer ${i}`);
+      });
+    });
+  }
 });
 
 describe("fromPretrained: decoding with the KV cache", () => {

@@ -26,7 +26,8 @@ import { Linear } from "../nn/linear.js";
 import { LayerNorm, RMSNorm } from "../nn/norm.js";
 import { RotaryEmbedding } from "../attention/rope.js";
 import { KVCache, type KVCacheLayer } from "../attention/kvcache.js";
-import { scaledDotProductAttention } from "../attention/sdpa.js";
+import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "../attention/sdpa.js";
+import type { AttentionMap, ForwardWithAttention } from "../models/index.js";
 import { type TokenInput, tokenTensor } from "../models/tokens.js";
 import type { PretrainedArch } from "./config.js";
 
@@ -42,13 +43,21 @@ function attend(a: PretrainedArch, q: Tensor, k: Tensor, v: Tensor, ctx: LayerCo
     kh = ctx.rotary.forward(kh, ctx.offset);
   }
   if (ctx.cache) [kh, vh] = ctx.cache.append(kh, vh);
-  const y = scaledDotProductAttention(qh, kh, vh, {
-    isCausal: true, causalAlignment: "bottom-right", enableGqa: a.numKvHeads !== a.numHeads, slidingWindow: window,
-  });
+  const opts = { isCausal: true, causalAlignment: "bottom-right", enableGqa: a.numKvHeads !== a.numHeads, slidingWindow: window } as const;
+  let y: Tensor;
+  if (ctx.weights) {
+    let w: Tensor;
+    [y, w] = scaledDotProductAttentionWithWeights(qh, kh, vh, opts);
+    ctx.weights.push(w);
+  } else {
+    y = scaledDotProductAttention(qh, kh, vh, opts);
+  }
   return reshape(transpose(y, 1, 2), [N, T, a.numHeads * a.headDim]);
 }
 
 interface LayerContext {
+  /** when given, each layer's attention weights [N, H, T, S] are pushed here */
+  weights: Tensor[] | null;
   offset: number;
   cache: KVCacheLayer | null;
   rotary: RotaryEmbedding | null;
@@ -216,7 +225,20 @@ export class PretrainedLM extends Module {
 
   /** ids [N, T] -> logits [N, T, vocab]. */
   forward(ids: TokenInput, opts: PretrainedForwardOptions = {}): Tensor {
-    const fn = "PretrainedLM.forward";
+    return this.run("PretrainedLM.forward", ids, opts, null);
+  }
+
+  /** The logits and every layer's per-head attention weights [N, H, T, S] (for pictures and head scores). */
+  forwardWithAttention(ids: TokenInput, opts: PretrainedForwardOptions = {}): ForwardWithAttention {
+    const weights: Tensor[] = [];
+    const logits = this.run("PretrainedLM.forwardWithAttention", ids, opts, weights);
+    const prefix = this.transformer ? "transformer.h" : "model.layers";
+    const name = this.transformer ? "attn" : "self_attn";
+    const attention: AttentionMap[] = weights.map((w, layer) => ({ name: `${prefix}.${layer}.${name}`, kind: "self", layer, weights: w }));
+    return { logits, attention };
+  }
+
+  private run(fn: string, ids: TokenInput, opts: PretrainedForwardOptions, weights: Tensor[] | null): Tensor {
     const a = this.config;
     const tokens = tokenTensor(fn, "ids", ids, a.vocabSize);
     const cache = opts.cache ?? null;
@@ -226,7 +248,7 @@ export class PretrainedLM extends Module {
     if (offset + T > a.maxSeqLen) {
       throw new ShapeError(`${fn}: positions ${offset}..${offset + T - 1} go past the model's ${a.maxSeqLen} positions (${offset} cached + ${T} new tokens)`);
     }
-    const ctx = (i: number): LayerContext => ({ offset, cache: cache && cache.layer(i), rotary: this.rotary });
+    const ctx = (i: number): LayerContext => ({ weights, offset, cache: cache && cache.layer(i), rotary: this.rotary });
     let x: Tensor;
     let embed: Tensor;
     if (this.transformer) {
