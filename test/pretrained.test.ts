@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Tensor, deserializeSafetensors, fromPretrained, fromPretrainedFiles, generate, noGrad, serializeSafetensors } from "../src/index.js";
+import { Tensor, archFromConfig, deserializeSafetensors, fromPretrained, fromPretrainedFiles, generate, noGrad, serializeSafetensors } from "../src/index.js";
 
 const HF = join(fileURLToPath(new URL(".", import.meta.url)), "fixtures", "hf");
 const VARIANTS = ["gpt2", "llama", "llama-bf16", "qwen2", "mistral"];
@@ -182,6 +182,36 @@ describe("fromPretrained: broken folders", () => {
     const on = fromPretrainedFiles(config("qwen2", (c) => (c.use_sliding_window = true)));
     assert.deepEqual(on.model.config.slidingWindows, [null, 2]); // max_window_layers = 1
     assert.ok(maxDiff(noGrad(() => on.model.forward(e.ids)).data, e.logits) > 1e-3);
+  });
+});
+
+describe("archFromConfig: transformers' defaults for absent keys", () => {
+  // LlamaConfig(), MistralConfig(), Qwen2Config(), GPT2Config() as transformers documents them
+  test("llama", () => {
+    const a = archFromConfig({ model_type: "llama" });
+    assert.deepEqual([a.vocabSize, a.dModel, a.dFF, a.numLayers, a.numHeads, a.numKvHeads, a.headDim, a.maxSeqLen], [32000, 4096, 11008, 32, 32, 32, 128, 2048]);
+    assert.deepEqual([a.normEps, a.ropeTheta, a.tieWordEmbeddings, a.qkvBias, a.oBias], [1e-6, 10000, false, false, false]);
+    assert.ok(a.slidingWindows.every((w) => w === null));
+    assert.equal(archFromConfig({ model_type: "llama", num_key_value_heads: null, num_attention_heads: 8, hidden_size: 64 }).numKvHeads, 8);
+  });
+  test("mistral: window 4096 unless sliding_window is null", () => {
+    const a = archFromConfig({ model_type: "mistral" });
+    assert.deepEqual([a.vocabSize, a.dFF, a.numKvHeads, a.maxSeqLen], [32000, 14336, 8, 131072]);
+    assert.ok(a.slidingWindows.every((w) => w === 4096));
+    assert.ok(archFromConfig({ model_type: "mistral", sliding_window: null }).slidingWindows.every((w) => w === null));
+  });
+  test("qwen2: biases on q/k/v only; the window only with use_sliding_window, from max_window_layers or layer_types", () => {
+    const a = archFromConfig({ model_type: "qwen2" });
+    assert.deepEqual([a.vocabSize, a.dFF, a.numKvHeads, a.maxSeqLen, a.qkvBias, a.oBias], [151936, 22016, 32, 32768, true, false]);
+    assert.ok(a.slidingWindows.every((w) => w === null));
+    const on = archFromConfig({ model_type: "qwen2", use_sliding_window: true, num_hidden_layers: 30 });
+    assert.deepEqual(on.slidingWindows.slice(26), [null, null, 4096, 4096]);
+    const typed = archFromConfig({ model_type: "qwen2", use_sliding_window: true, sliding_window: 8, num_hidden_layers: 2, layer_types: ["sliding_attention", "full_attention"] });
+    assert.deepEqual(typed.slidingWindows, [8, null]);
+  });
+  test("gpt2", () => {
+    const a = archFromConfig({ model_type: "gpt2" });
+    assert.deepEqual([a.vocabSize, a.dModel, a.dFF, a.numLayers, a.numHeads, a.maxSeqLen, a.normEps, a.tieWordEmbeddings], [50257, 768, 3072, 12, 12, 1024, 1e-5, true]);
   });
 });
 

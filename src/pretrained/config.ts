@@ -107,9 +107,15 @@ function ropeTheta(c: HFConfig): number {
 }
 
 function llama(c: HFConfig, modelType: string): PretrainedArch {
+  // LlamaConfig, MistralConfig and Qwen2Config defaults for absent keys
+  const D = {
+    llama: { vocab: 32000, ff: 11008, kv: null, ctx: 2048 },
+    mistral: { vocab: 32000, ff: 14336, kv: 8, ctx: 4096 * 32 },
+    qwen2: { vocab: 151936, ff: 22016, kv: 32, ctx: 32768 },
+  }[modelType as "llama" | "mistral" | "qwen2"];
   const dModel = int(c, "hidden_size", 4096);
   const numHeads = int(c, "num_attention_heads", 32);
-  const numKvHeads = c.num_key_value_heads === null || c.num_key_value_heads === undefined ? numHeads : int(c, "num_key_value_heads");
+  const numKvHeads = int(c, "num_key_value_heads", D.kv ?? numHeads); // null in a Llama config: multi-head
   if (numHeads % numKvHeads !== 0) {
     throw new ArgumentError(`${FN}: config.json num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
   }
@@ -118,14 +124,13 @@ function llama(c: HFConfig, modelType: string): PretrainedArch {
   const act = c.hidden_act ?? "silu";
   if (act !== "silu") unsupported("hidden_act", act, 'expected "silu"');
   const numLayers = int(c, "num_hidden_layers", 32);
-  const defaults: Record<string, { ctx: number; eps: number }> = { llama: { ctx: 2048, eps: 1e-6 }, mistral: { ctx: 4096 * 32, eps: 1e-6 }, qwen2: { ctx: 32768, eps: 1e-6 } };
   // sliding windows: Mistral whenever sliding_window is set; Qwen2 only with use_sliding_window, on layers >= max_window_layers
   let windows: (number | null)[] = new Array<null>(numLayers).fill(null);
   const sw = modelType !== "llama" && !Object.hasOwn(c, "sliding_window") ? 4096 : (c.sliding_window ?? null); // MistralConfig / Qwen2Config default
   const windowOn = modelType === "mistral" ? sw !== null : modelType === "qwen2" ? bool(c, "use_sliding_window", false) && sw !== null : false;
   if (modelType === "llama" && sw !== null) unsupported("sliding_window", sw, "Llama has no sliding window");
   if (windowOn) {
-    const W = int(c, "sliding_window");
+    const W = int({ sliding_window: sw }, "sliding_window");
     if (Array.isArray(c.layer_types)) {
       if (c.layer_types.length !== numLayers) throw new ArgumentError(`${FN}: config.json layer_types has ${c.layer_types.length} entries for ${numLayers} layers`);
       windows = c.layer_types.map((t, i) => {
@@ -140,9 +145,9 @@ function llama(c: HFConfig, modelType: string): PretrainedArch {
   }
   const attentionBias = bool(c, "attention_bias", false);
   return {
-    modelType, family: "llama", vocabSize: int(c, "vocab_size", 32000), maxSeqLen: int(c, "max_position_embeddings", defaults[modelType].ctx),
-    dModel, numLayers, numHeads, numKvHeads, headDim, dFF: int(c, "intermediate_size", 11008),
-    normEps: num(c, "rms_norm_eps", defaults[modelType].eps), ropeTheta: ropeTheta(c),
+    modelType, family: "llama", vocabSize: int(c, "vocab_size", D.vocab), maxSeqLen: int(c, "max_position_embeddings", D.ctx),
+    dModel, numLayers, numHeads, numKvHeads, headDim, dFF: int(c, "intermediate_size", D.ff),
+    normEps: num(c, "rms_norm_eps", 1e-6), ropeTheta: ropeTheta(c),
     qkvBias: modelType === "qwen2" ? true : attentionBias, oBias: modelType === "qwen2" ? false : attentionBias,
     mlpBias: modelType === "llama" ? bool(c, "mlp_bias", false) : false,
     slidingWindows: windows, tieWordEmbeddings: bool(c, "tie_word_embeddings", false), torchDtype: dtypeOf(c),
