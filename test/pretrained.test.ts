@@ -149,6 +149,19 @@ describe("fromPretrained: broken folders", () => {
   test("an untied config without lm_head.weight says so", () => {
     assert.throws(() => fromPretrainedFiles(config("qwen2", (c) => (c.tie_word_embeddings = false))), /missing .*lm_head\.weight.*tie_word_embeddings/);
   });
+  test("a stored lm_head.weight equal to the tied embedding is accepted; a different one is refused", () => {
+    const withHead = (scale: number): Map<string, Uint8Array | string> => {
+      const files = filesOf("qwen2");
+      const { tensors } = deserializeSafetensors(files.get("model.safetensors") as Uint8Array);
+      const e = tensors["model.embed_tokens.weight"];
+      tensors["lm_head.weight"] = new Tensor(Float32Array.from(e.data, (v) => v * scale), e.shape);
+      files.set("model.safetensors", serializeSafetensors(tensors));
+      return files;
+    };
+    const e = expected("qwen2");
+    assert.ok(maxDiff(noGrad(() => fromPretrainedFiles(withHead(1)).model.forward(e.ids)).data, e.logits) < 1e-4);
+    assert.throws(() => fromPretrainedFiles(withHead(2)), /its own lm_head\.weight but config\.json says tie_word_embeddings/);
+  });
   test("an unexpected tensor is named", () => {
     assert.throws(() => fromPretrainedFiles(config("llama", (c) => (c.num_hidden_layers = 1))), /does not have: model\.layers\.1\./);
   });

@@ -34,15 +34,15 @@ import type { PretrainedArch } from "./config.js";
 /** q [N, T, H·hd], k and v [N, T, Hkv·hd] -> causal attention output [N, T, H·hd]. */
 function attend(a: PretrainedArch, q: Tensor, k: Tensor, v: Tensor, ctx: LayerContext, window: number | null): Tensor {
   const [N, T] = q.shape;
-  const heads = (x: Tensor, h: number): Tensor => transpose(reshape(x, [N, T, h, a.headDim]), 1, 2); // [N, h, T, hd]
-  let qh = heads(q, a.numHeads);
-  let kh = heads(k, a.numKvHeads);
+  const heads = (x: Tensor, h: number): Tensor => transpose(reshape(x, [N, T, h, a.headDim]), 1, 2); // [N, T, h·hd] -> [N, h, T, hd]
+  let qh = heads(q, a.numHeads); // [N, H, T, hd]
+  let kh = heads(k, a.numKvHeads); // [N, Hkv, T, hd]
   let vh = heads(v, a.numKvHeads);
   if (ctx.rotary) {
     qh = ctx.rotary.forward(qh, ctx.offset);
     kh = ctx.rotary.forward(kh, ctx.offset);
   }
-  if (ctx.cache) [kh, vh] = ctx.cache.append(kh, vh);
+  if (ctx.cache) [kh, vh] = ctx.cache.append(kh, vh); // [N, Hkv, S, hd], S = cached + T
   const opts = { isCausal: true, causalAlignment: "bottom-right", enableGqa: a.numKvHeads !== a.numHeads, slidingWindow: window } as const;
   let y: Tensor;
   if (ctx.weights) {
@@ -52,7 +52,7 @@ function attend(a: PretrainedArch, q: Tensor, k: Tensor, v: Tensor, ctx: LayerCo
   } else {
     y = scaledDotProductAttention(qh, kh, vh, opts);
   }
-  return reshape(transpose(y, 1, 2), [N, T, a.numHeads * a.headDim]);
+  return reshape(transpose(y, 1, 2), [N, T, a.numHeads * a.headDim]); // [N, H, T, hd] -> [N, T, H·hd]
 }
 
 interface LayerContext {
@@ -74,7 +74,7 @@ class GPT2Attention extends Module {
     this.c_proj = this.registerModule("c_proj", new Linear(a.dModel, a.dModel));
   }
   forward(x: Tensor, ctx: LayerContext): Tensor {
-    const [q, k, v] = split(this.c_attn.forward(x), this.a.dModel, -1);
+    const [q, k, v] = split(this.c_attn.forward(x), this.a.dModel, -1); // [N, T, 3C] -> 3 × [N, T, C]
     return this.c_proj.forward(attend(this.a, q, k, v, ctx, null));
   }
 }
