@@ -71,6 +71,17 @@ describe("fromPretrained: logits equal the PyTorch twin's", () => {
     assert.ok(maxDiff(logits.data, e.logits) < 1e-4);
   });
 
+  test("Llama keys without the model. prefix (a base model's save) and with old rotary_emb.inv_freq buffers", () => {
+    const files = filesOf("llama-bf16"); // tied head: the base model's tensors are all it needs
+    const { tensors } = deserializeSafetensors(files.get("model.safetensors") as Uint8Array);
+    const renamed: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(tensors)) renamed[k.replace(/^model\./, "")] = t;
+    renamed["layers.0.self_attn.rotary_emb.inv_freq"] = new Tensor(new Float32Array(8), [8]);
+    files.set("model.safetensors", serializeSafetensors(renamed));
+    const e = expected("llama-bf16");
+    assert.ok(maxDiff(noGrad(() => fromPretrainedFiles(files).model.forward(e.ids)).data, e.logits) < 1e-4);
+  });
+
   test("the ids may be an int32 tensor [B, T]", () => {
     const e = expected("qwen2");
     const { model } = fromPretrained(join(HF, "qwen2"));

@@ -6,7 +6,8 @@
  * The checkpoint must match the architecture config.json describes, tensor for tensor: a missing
  * tensor, an unexpected one, or a wrong shape is an error naming it (never a silently wrong model).
  * Recognised and skipped: GPT-2's attn.bias / attn.masked_bias buffers, Llama's rotary_emb.inv_freq,
- * and a stored lm_head.weight equal to the tied embedding. GPT-2's Conv1D weights ([in, out]) are
+ * and a stored lm_head.weight equal to the tied embedding; names without their "transformer." /
+ * "model." prefix (a base model's save) are read as with it. GPT-2's Conv1D weights ([in, out]) are
  * transposed into Linear's [out, in]; F16 and BF16 weights become float32.
  */
 import { Tokenizer } from "@huggingface/tokenizers";
@@ -95,8 +96,9 @@ function canonical(arch: PretrainedArch, weights: Map<string, Tensor>): Map<stri
     if (arch.family === "gpt2") {
       if (k !== "lm_head.weight" && !k.startsWith("transformer.")) k = `transformer.${k}`;
       if (/^transformer\.h\.\d+\.attn\.(bias|masked_bias)$/.test(k)) continue; // the causal-mask buffers
-    } else if (/^model\.(layers\.\d+\.self_attn\.)?rotary_emb\.inv_freq$/.test(k)) {
-      continue; // RoPE frequencies, recomputed from rope_theta
+    } else {
+      if (/^(embed_tokens|layers|norm|rotary_emb)\./.test(k)) k = `model.${k}`; // saved from the base model (LlamaModel)
+      if (/^model\.(layers\.\d+\.self_attn\.)?rotary_emb\.inv_freq$/.test(k)) continue; // RoPE frequencies, recomputed from rope_theta
     }
     if (out.has(k)) throw new ArgumentError(`${FN}: tensor ${k} is stored twice (as ${name} and with or without its prefix)`);
     out.set(k, t);
