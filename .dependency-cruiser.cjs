@@ -11,6 +11,7 @@ const LAYERS = [
   ["io", "viz", "data", "nn", "optim"], // safetensors, pictures, tasks, modules, optimizers
   ["attention"], // lookup, sdpa (textbook and fused), masks, the attention modules, RoPE, KV cache
   ["models"], // transformer blocks, GPT, encoder-decoder, generation, checkpoints
+  ["pretrained"], // Hugging Face folders (GPT-2, Llama, Mistral, Qwen2) as models, with their tokenizers
   ["train", "lessons"], // training runs, the lookup-vs-soft lesson
   ["cli"], // the attend command
 ];

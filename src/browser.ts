@@ -35,3 +35,7 @@ export function saveTrainingCheckpoint(_path: string, _ckpt: unknown): never {
 export function loadTrainingCheckpoint(_path: string): never {
   throw new AttendError("loadTrainingCheckpoint: there is no file system in a browser; use deserializeSafetensors(bytes) and restoreRun on a dropped file");
 }
+
+export function fromPretrained(_dir: string): never {
+  throw new AttendError("fromPretrained: there is no file system in a browser; use fromPretrainedFiles({ \"config.json\": text, \"model.safetensors\": bytes, … }) on fetched or dropped files");
+}

@@ -52,6 +52,7 @@ export {
   RotaryEmbedding, applyRotary, KVCache, KVCacheLayer, kvCacheBytesPerToken, type QKTransform,
 } from "./nnNamespace.js";
 export * from "./models/index.js";
+export * from "./pretrained/index.js";
 
 export {
   setBackend, getBackend, getBackendName, setNumThreads, getNumThreads, initWasm, wasmAvailable, wasmRuntimeInfo, type BackendName,

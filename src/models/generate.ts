@@ -19,7 +19,7 @@ import type { Tensor } from "../tensor/tensor.js";
 import { assertTensor } from "../ops/util.js";
 import type { Module } from "../nn/module.js";
 import type { EncoderDecoder } from "./encoderDecoder.js";
-import type { GPT } from "./gpt.js";
+import type { KVCache } from "../attention/kvcache.js";
 import { type TokenInput, tokenTensor } from "./tokens.js";
 
 export interface SamplingOptions {
@@ -195,11 +195,18 @@ function maxLengthOf(fn: string, requested: number | undefined, modelMax: number
   return requested;
 }
 
+/** What generate() needs of a model: GPT, or a PretrainedLM loaded from a Hugging Face folder. */
+export interface CausalLM extends Module {
+  readonly config: { readonly vocabSize: number; readonly maxSeqLen: number };
+  newCache(): KVCache;
+  forward(idx: TokenInput, opts?: { cache?: KVCache | null }): Tensor;
+}
+
 /**
  * Continue each prompt row ([N, T] ids, or one row): returns every row as prompt + new tokens
  * (stopping after a stop token, at maxNewTokens, or at maxLength).
  */
-export function generate(model: GPT, prompt: TokenInput, opts: GenerateOptions): number[][] {
+export function generate(model: CausalLM, prompt: TokenInput, opts: GenerateOptions): number[][] {
   const fn = "generate";
   checkRequiredOptions(fn, opts, GENERATE_OPTION_KEYS);
   const c = model.config;

@@ -1,0 +1,273 @@
+/**
+ * PretrainedLM: a decoder-only model laid out as Hugging Face's GPT2LMHeadModel or
+ * LlamaForCausalLM (Mistral, Qwen2), built from the library's layers, so the state-dict names are the
+ * checkpoint's own (GPT-2 under "transformer.", the Llama family under "model." plus "lm_head").
+ *
+ *   gpt2   x = wte(ids) + wpe(pos);  x += attn(ln_1(x));  x += mlp(ln_2(x));  logits = ln_f(x) wteᵀ
+ *          attn: c_attn -> q, k, v (split), causal sdpa, c_proj;  mlp: c_proj(gelu_tanh(c_fc(x)))
+ *          (c_attn, c_proj, c_fc are Conv1D in the file, [in, out]; the loader transposes them)
+ *   llama  x = embed_tokens(ids);  x += self_attn(input_layernorm(x));  x += mlp(post_attention_layernorm(x))
+ *          logits = lm_head(norm(x)) (or embed_tokensᵀ when tied)
+ *          self_attn: q/k/v_proj, RoPE on q and k (rotate_half layout), GQA sdpa (sliding window per layer), o_proj
+ *          mlp: down_proj(silu(gate_proj(x)) * up_proj(x))
+ *
+ * forward(ids, { cache }) decodes with a KV cache as GPT does: only the new tokens are passed and
+ * positions continue from cache.length (causal alignment bottom-right), so generate() works on it.
+ */
+import { ShapeError, ArgumentError } from "../tensor/errors.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { add, gelu, mul, sigmoid } from "../ops/elementwise.js";
+import { linear } from "../ops/functional.js";
+import { reshape, split, transpose } from "../ops/shape.js";
+import { Module } from "../nn/module.js";
+import { ModuleList } from "../nn/container.js";
+import { Embedding } from "../nn/embedding.js";
+import { Linear } from "../nn/linear.js";
+import { LayerNorm, RMSNorm } from "../nn/norm.js";
+import { RotaryEmbedding } from "../attention/rope.js";
+import { KVCache, type KVCacheLayer } from "../attention/kvcache.js";
+import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "../attention/sdpa.js";
+import type { AttentionMap, ForwardWithAttention } from "../models/index.js";
+import { type TokenInput, tokenTensor } from "../models/tokens.js";
+import type { PretrainedArch } from "./config.js";
+
+/** q [N, T, H·hd], k and v [N, T, Hkv·hd] -> causal attention output [N, T, H·hd]. */
+function attend(a: PretrainedArch, q: Tensor, k: Tensor, v: Tensor, ctx: LayerContext, window: number | null): Tensor {
+  const [N, T] = q.shape;
+  const heads = (x: Tensor, h: number): Tensor => transpose(reshape(x, [N, T, h, a.headDim]), 1, 2); // [N, T, h·hd] -> [N, h, T, hd]
+  let qh = heads(q, a.numHeads); // [N, H, T, hd]
+  let kh = heads(k, a.numKvHeads); // [N, Hkv, T, hd]
+  let vh = heads(v, a.numKvHeads);
+  if (ctx.rotary) {
+    qh = ctx.rotary.forward(qh, ctx.offset);
+    kh = ctx.rotary.forward(kh, ctx.offset);
+  }
+  if (ctx.cache) [kh, vh] = ctx.cache.append(kh, vh); // [N, Hkv, S, hd], S = cached + T
+  const opts = { isCausal: true, causalAlignment: "bottom-right", enableGqa: a.numKvHeads !== a.numHeads, slidingWindow: window } as const;
+  let y: Tensor;
+  if (ctx.weights) {
+    let w: Tensor;
+    [y, w] = scaledDotProductAttentionWithWeights(qh, kh, vh, opts);
+    ctx.weights.push(w);
+  } else {
+    y = scaledDotProductAttention(qh, kh, vh, opts);
+  }
+  return reshape(transpose(y, 1, 2), [N, T, a.numHeads * a.headDim]); // [N, H, T, hd] -> [N, T, H·hd]
+}
+
+interface LayerContext {
+  /** when given, each layer's attention weights [N, H, T, S] are pushed here */
+  weights: Tensor[] | null;
+  offset: number;
+  cache: KVCacheLayer | null;
+  rotary: RotaryEmbedding | null;
+}
+
+// ---- GPT-2 ----
+
+class GPT2Attention extends Module {
+  c_attn: Linear;
+  c_proj: Linear;
+  constructor(private readonly a: PretrainedArch) {
+    super();
+    this.c_attn = this.registerModule("c_attn", new Linear(a.dModel, 3 * a.dModel));
+    this.c_proj = this.registerModule("c_proj", new Linear(a.dModel, a.dModel));
+  }
+  forward(x: Tensor, ctx: LayerContext): Tensor {
+    const [q, k, v] = split(this.c_attn.forward(x), this.a.dModel, -1); // [N, T, 3C] -> 3 × [N, T, C]
+    return this.c_proj.forward(attend(this.a, q, k, v, ctx, null));
+  }
+}
+
+class GPT2MLP extends Module {
+  c_fc: Linear;
+  c_proj: Linear;
+  constructor(a: PretrainedArch) {
+    super();
+    this.c_fc = this.registerModule("c_fc", new Linear(a.dModel, a.dFF));
+    this.c_proj = this.registerModule("c_proj", new Linear(a.dFF, a.dModel));
+  }
+  forward(x: Tensor): Tensor {
+    return this.c_proj.forward(gelu(this.c_fc.forward(x), "tanh")); // gelu_new
+  }
+}
+
+class GPT2Block extends Module {
+  ln_1: LayerNorm;
+  attn: GPT2Attention;
+  ln_2: LayerNorm;
+  mlp: GPT2MLP;
+  constructor(a: PretrainedArch) {
+    super();
+    this.ln_1 = this.registerModule("ln_1", new LayerNorm(a.dModel, { eps: a.normEps }));
+    this.attn = this.registerModule("attn", new GPT2Attention(a));
+    this.ln_2 = this.registerModule("ln_2", new LayerNorm(a.dModel, { eps: a.normEps }));
+    this.mlp = this.registerModule("mlp", new GPT2MLP(a));
+  }
+  forward(x: Tensor, ctx: LayerContext): Tensor {
+    x = add(x, this.attn.forward(this.ln_1.forward(x), ctx));
+    return add(x, this.mlp.forward(this.ln_2.forward(x)));
+  }
+}
+
+class GPT2Model extends Module {
+  wte: Embedding;
+  wpe: Embedding;
+  h: ModuleList<GPT2Block>;
+  ln_f: LayerNorm;
+  constructor(a: PretrainedArch) {
+    super();
+    this.wte = this.registerModule("wte", new Embedding(a.vocabSize, a.dModel));
+    this.wpe = this.registerModule("wpe", new Embedding(a.maxSeqLen, a.dModel));
+    this.h = this.registerModule("h", new ModuleList(Array.from({ length: a.numLayers }, () => new GPT2Block(a))));
+    this.ln_f = this.registerModule("ln_f", new LayerNorm(a.dModel, { eps: a.normEps }));
+  }
+}
+
+// ---- Llama, Mistral, Qwen2 ----
+
+class LlamaAttention extends Module {
+  q_proj: Linear;
+  k_proj: Linear;
+  v_proj: Linear;
+  o_proj: Linear;
+  constructor(private readonly a: PretrainedArch, private readonly window: number | null) {
+    super();
+    const q = a.numHeads * a.headDim;
+    const kv = a.numKvHeads * a.headDim;
+    this.q_proj = this.registerModule("q_proj", new Linear(a.dModel, q, { bias: a.qkvBias }));
+    this.k_proj = this.registerModule("k_proj", new Linear(a.dModel, kv, { bias: a.qkvBias }));
+    this.v_proj = this.registerModule("v_proj", new Linear(a.dModel, kv, { bias: a.qkvBias }));
+    this.o_proj = this.registerModule("o_proj", new Linear(q, a.dModel, { bias: a.oBias }));
+  }
+  forward(x: Tensor, ctx: LayerContext): Tensor {
+    const y = attend(this.a, this.q_proj.forward(x), this.k_proj.forward(x), this.v_proj.forward(x), ctx, this.window);
+    return this.o_proj.forward(y);
+  }
+}
+
+class LlamaMLP extends Module {
+  gate_proj: Linear;
+  up_proj: Linear;
+  down_proj: Linear;
+  constructor(a: PretrainedArch) {
+    super();
+    const bias = a.mlpBias;
+    this.gate_proj = this.registerModule("gate_proj", new Linear(a.dModel, a.dFF, { bias }));
+    this.up_proj = this.registerModule("up_proj", new Linear(a.dModel, a.dFF, { bias }));
+    this.down_proj = this.registerModule("down_proj", new Linear(a.dFF, a.dModel, { bias }));
+  }
+  forward(x: Tensor): Tensor {
+    const g = this.gate_proj.forward(x);
+    return this.down_proj.forward(mul(mul(g, sigmoid(g)), this.up_proj.forward(x))); // silu(gate) * up
+  }
+}
+
+class LlamaDecoderLayer extends Module {
+  self_attn: LlamaAttention;
+  mlp: LlamaMLP;
+  input_layernorm: RMSNorm;
+  post_attention_layernorm: RMSNorm;
+  constructor(a: PretrainedArch, window: number | null) {
+    super();
+    this.self_attn = this.registerModule("self_attn", new LlamaAttention(a, window));
+    this.mlp = this.registerModule("mlp", new LlamaMLP(a));
+    this.input_layernorm = this.registerModule("input_layernorm", new RMSNorm(a.dModel, { eps: a.normEps }));
+    this.post_attention_layernorm = this.registerModule("post_attention_layernorm", new RMSNorm(a.dModel, { eps: a.normEps }));
+  }
+  forward(x: Tensor, ctx: LayerContext): Tensor {
+    x = add(x, this.self_attn.forward(this.input_layernorm.forward(x), ctx));
+    return add(x, this.mlp.forward(this.post_attention_layernorm.forward(x)));
+  }
+}
+
+class LlamaModel extends Module {
+  embed_tokens: Embedding;
+  layers: ModuleList<LlamaDecoderLayer>;
+  norm: RMSNorm;
+  constructor(a: PretrainedArch) {
+    super();
+    this.embed_tokens = this.registerModule("embed_tokens", new Embedding(a.vocabSize, a.dModel));
+    this.layers = this.registerModule("layers", new ModuleList(a.slidingWindows.map((w) => new LlamaDecoderLayer(a, w))));
+    this.norm = this.registerModule("norm", new RMSNorm(a.dModel, { eps: a.normEps }));
+  }
+}
+
+export interface PretrainedForwardOptions {
+  /** decode with this cache (only the new tokens are passed); model.newCache() */
+  cache?: KVCache | null;
+}
+
+export class PretrainedLM extends Module {
+  static readonly family = "pretrained";
+  readonly family = "pretrained";
+  /** the architecture read from config.json (vocabSize and maxSeqLen as generate() reads them) */
+  readonly config: Readonly<PretrainedArch>;
+  transformer: GPT2Model | null;
+  model: LlamaModel | null;
+  lm_head: Linear | null;
+  private readonly rotary: RotaryEmbedding | null;
+
+  constructor(arch: PretrainedArch) {
+    super();
+    this.config = Object.freeze({ ...arch, slidingWindows: Object.freeze([...arch.slidingWindows]) as (number | null)[] });
+    const gpt2 = arch.family === "gpt2";
+    this.transformer = this.registerModule("transformer", gpt2 ? new GPT2Model(arch) : null);
+    this.model = this.registerModule("model", gpt2 ? null : new LlamaModel(arch));
+    this.lm_head = this.registerModule("lm_head", arch.tieWordEmbeddings ? null : new Linear(arch.dModel, arch.vocabSize, { bias: false }));
+    this.rotary = gpt2 ? null : new RotaryEmbedding(arch.headDim, { base: arch.ropeTheta });
+  }
+
+  /** A cache for forward(…, { cache }) and generate(). */
+  newCache(): KVCache {
+    return new KVCache({ initialCapacity: Math.min(64, this.config.maxSeqLen) });
+  }
+
+  /** ids [N, T] -> logits [N, T, vocab]. */
+  forward(ids: TokenInput, opts: PretrainedForwardOptions = {}): Tensor {
+    return this.run("PretrainedLM.forward", ids, opts, null);
+  }
+
+  /** The logits and every layer's per-head attention weights [N, H, T, S] (for pictures and head scores). */
+  forwardWithAttention(ids: TokenInput, opts: PretrainedForwardOptions = {}): ForwardWithAttention {
+    const weights: Tensor[] = [];
+    const logits = this.run("PretrainedLM.forwardWithAttention", ids, opts, weights);
+    const prefix = this.transformer ? "transformer.h" : "model.layers";
+    const name = this.transformer ? "attn" : "self_attn";
+    const attention: AttentionMap[] = weights.map((w, layer) => ({ name: `${prefix}.${layer}.${name}`, kind: "self", layer, weights: w }));
+    return { logits, attention };
+  }
+
+  private run(fn: string, ids: TokenInput, opts: PretrainedForwardOptions, weights: Tensor[] | null): Tensor {
+    const a = this.config;
+    const tokens = tokenTensor(fn, "ids", ids, a.vocabSize);
+    const cache = opts.cache ?? null;
+    if (cache !== null && !(cache instanceof KVCache)) throw new ArgumentError(`${fn}: cache must be a KVCache (model.newCache())`);
+    const T = tokens.shape[1];
+    const offset = cache === null ? 0 : cache.length;
+    if (offset + T > a.maxSeqLen) {
+      throw new ShapeError(`${fn}: positions ${offset}..${offset + T - 1} go past the model's ${a.maxSeqLen} positions (${offset} cached + ${T} new tokens)`);
+    }
+    const ctx = (i: number): LayerContext => ({ weights, offset, cache: cache && cache.layer(i), rotary: this.rotary });
+    let x: Tensor;
+    let embed: Tensor;
+    if (this.transformer) {
+      const t = this.transformer;
+      x = t.wte.forward(tokens);
+      const pos = Array.from({ length: T }, (_, i) => offset + i);
+      x = add(x, t.wpe.forward(tokenTensor(fn, "positions", [pos], a.maxSeqLen))); // [N, T, C] + [1, T, C]
+      let i = 0;
+      for (const block of t.h) x = block.forward(x, ctx(i++));
+      x = t.ln_f.forward(x);
+      embed = t.wte.weight;
+    } else {
+      const m = this.model as LlamaModel;
+      x = m.embed_tokens.forward(tokens);
+      let i = 0;
+      for (const layer of m.layers) x = layer.forward(x, ctx(i++));
+      x = m.norm.forward(x);
+      embed = m.embed_tokens.weight;
+    }
+    return this.lm_head ? this.lm_head.forward(x) : linear(x, embed);
+  }
+}
