@@ -46,7 +46,7 @@ function runCase(c: any, make: Make): { params: Tensor[]; opt: Optimizer<{ lr: n
       params[i].grad = g === null ? null : f64(g);
     });
     opt.step();
-    c.params[s].forEach((want: Flat, i: number) => closeTo(params[i].data, want.data, `${c.name} step ${s + 1} param ${i}`));
+    c.params[s].forEach((want: Flat, i: number) => closeTo(params[i].values, want.data, `${c.name} step ${s + 1} param ${i}`));
   });
   // the state dict numbers parameters in group order
   const order: number[] = c.groups ? c.groups.flatMap((g: any) => g.params) : params.map((_: Tensor, i: number) => i);
@@ -91,10 +91,10 @@ describe("clipGradNorm matches torch.nn.utils.clip_grad_norm_", () => {
       closeTo([norm], [c.norm], `${c.name} norm`);
       c.clipped.forEach((want: Flat | null, i: number) => {
         if (want === null) assert.equal(params[i].grad, null);
-        else closeTo(params[i].grad.data, want.data, `${c.name} grad ${i}`);
+        else closeTo(params[i].grad.values, want.data, `${c.name} grad ${i}`);
       });
       // the old gradient tensors are untouched (clipping replaces, never writes in place)
-      c.grads.forEach((g: Flat | null, i: number) => g && closeTo(before[i].data, g.data, `${c.name} original grad ${i}`, 0));
+      c.grads.forEach((g: Flat | null, i: number) => g && closeTo(before[i].values, g.data, `${c.name} original grad ${i}`, 0));
     });
   }
 

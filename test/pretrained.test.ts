@@ -44,7 +44,7 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 function rows(t: Tensor, r: number): Float32Array | Float64Array {
   const [, T, V] = t.shape;
-  return t.data.subarray(r * T * V, (r + 1) * T * V) as Float32Array;
+  return t.values.subarray(r * T * V, (r + 1) * T * V) as Float32Array;
 }
 
 describe("fromPretrained: logits equal the PyTorch twin's", () => {
@@ -55,7 +55,7 @@ describe("fromPretrained: logits equal the PyTorch twin's", () => {
       assert.equal(config.model_type, name === "llama-bf16" ? "llama" : name);
       const logits = noGrad(() => model.forward(e.ids));
       assert.deepEqual(logits.shape, e.shape);
-      const d = maxDiff(logits.data, e.logits);
+      const d = maxDiff(logits.values, e.logits);
       assert.ok(d < 1e-4, `${name}: max |logits - twin| = ${d}`);
     });
   }
@@ -68,7 +68,7 @@ describe("fromPretrained: logits equal the PyTorch twin's", () => {
     files.set("model.safetensors", serializeSafetensors(renamed));
     const e = expected("gpt2");
     const logits = noGrad(() => fromPretrainedFiles(files).model.forward(e.ids));
-    assert.ok(maxDiff(logits.data, e.logits) < 1e-4);
+    assert.ok(maxDiff(logits.values, e.logits) < 1e-4);
   });
 
   test("Llama keys without the model. prefix (a base model's save) and with old rotary_emb.inv_freq buffers", () => {
@@ -79,14 +79,14 @@ describe("fromPretrained: logits equal the PyTorch twin's", () => {
     renamed["layers.0.self_attn.rotary_emb.inv_freq"] = new Tensor(new Float32Array(8), [8]);
     files.set("model.safetensors", serializeSafetensors(renamed));
     const e = expected("llama-bf16");
-    assert.ok(maxDiff(noGrad(() => fromPretrainedFiles(files).model.forward(e.ids)).data, e.logits) < 1e-4);
+    assert.ok(maxDiff(noGrad(() => fromPretrainedFiles(files).model.forward(e.ids)).values, e.logits) < 1e-4);
   });
 
   test("the ids may be an int32 tensor [B, T]", () => {
     const e = expected("qwen2");
     const { model } = fromPretrained(join(HF, "qwen2"));
     const ids = new Tensor(Int32Array.from(e.ids.flat()), [e.ids.length, e.ids[0].length], "int32");
-    assert.ok(maxDiff(noGrad(() => model.forward(ids)).data, e.logits) < 1e-4);
+    assert.ok(maxDiff(noGrad(() => model.forward(ids)).values, e.logits) < 1e-4);
   });
 });
 
@@ -96,12 +96,12 @@ describe("fromPretrained: attention weights", () => {
       const e = expected(name);
       const { model } = fromPretrained(join(HF, name));
       const { logits, attention } = noGrad(() => model.forwardWithAttention(e.ids));
-      assert.ok(maxDiff(logits.data, e.logits) < 1e-4);
+      assert.ok(maxDiff(logits.values, e.logits) < 1e-4);
       assert.equal(attention.length, e.attention.length);
       attention.forEach((a, i) => {
         assert.deepEqual(a.weights.shape, [2, 4, 10, 10]);
         assert.equal(a.name, name === "gpt2" ? `transformer.h.${i}.attn` : `model.layers.${i}.self_attn`);
-        assert.ok(maxDiff(a.weights.data, e.attention[i]) < 1e-5, `${name} layer ${i}`);
+        assert.ok(maxDiff(a.weights.values, e.attention[i]) < 1e-5, `${name} layer ${i}`);
       });
     });
   }
@@ -165,12 +165,12 @@ describe("fromPretrained: broken folders", () => {
       const files = filesOf("qwen2");
       const { tensors } = deserializeSafetensors(files.get("model.safetensors") as Uint8Array);
       const e = tensors["model.embed_tokens.weight"];
-      tensors["lm_head.weight"] = new Tensor(Float32Array.from(e.data, (v) => v * scale), e.shape);
+      tensors["lm_head.weight"] = new Tensor(Float32Array.from(e.values, (v) => v * scale), e.shape);
       files.set("model.safetensors", serializeSafetensors(tensors));
       return files;
     };
     const e = expected("qwen2");
-    assert.ok(maxDiff(noGrad(() => fromPretrainedFiles(withHead(1)).model.forward(e.ids)).data, e.logits) < 1e-4);
+    assert.ok(maxDiff(noGrad(() => fromPretrainedFiles(withHead(1)).model.forward(e.ids)).values, e.logits) < 1e-4);
     assert.throws(() => fromPretrainedFiles(withHead(2)), /its own lm_head\.weight but config\.json says tie_word_embeddings/);
   });
   test("an unexpected tensor is named", () => {
@@ -205,7 +205,7 @@ describe("fromPretrained: broken folders", () => {
     const e = expected("qwen2");
     const on = fromPretrainedFiles(config("qwen2", (c) => (c.use_sliding_window = true)));
     assert.deepEqual(on.model.config.slidingWindows, [null, 2]); // max_window_layers = 1
-    assert.ok(maxDiff(noGrad(() => on.model.forward(e.ids)).data, e.logits) > 1e-3);
+    assert.ok(maxDiff(noGrad(() => on.model.forward(e.ids)).values, e.logits) > 1e-3);
   });
 });
 

@@ -3,22 +3,17 @@
  * makes it, and the fused path (fused.ts), which runs it. It lives below both so neither imports
  * the other for it.
  */
+import type { AttentionDims } from "../kernels/backend.js";
 import type { FloatDType } from "../tensor/dtype.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { FlexPlan } from "./flexPlan.js";
 import type { CausalAlignment } from "./masks.js";
 
 /** Everything scaledDotProductAttention works out from its arguments, validated once. */
-export interface SdpaPlan extends FlexPlan {
+export interface SdpaPlan extends FlexPlan, Omit<AttentionDims, "B"> {
   dtype: FloatDType;
-  /** batch dims N.. (broadcast over query, key and value) */
+  /** batch dims N.. (broadcast over query, key and value; the kernels see their product as B) */
   batch: number[];
-  H: number;
-  Hkv: number;
-  L: number;
-  S: number;
-  E: number;
-  Ev: number;
   /** whether the inputs have a head dim (rank >= 3) */
   hasHeads: boolean;
   gqa: boolean;

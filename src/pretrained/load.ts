@@ -108,7 +108,7 @@ function canonical(arch: PretrainedArch, weights: Map<string, Tensor>): Map<stri
 
 function sameValues(a: Tensor, b: Tensor): boolean {
   if (a.size !== b.size) return false;
-  for (let i = 0; i < a.size; i++) if (a.data[i] !== b.data[i]) return false;
+  for (let i = 0; i < a.size; i++) if (a.values[i] !== b.values[i]) return false;
   return true;
 }
 
