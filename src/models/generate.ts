@@ -9,6 +9,9 @@
  *                                         and PyTorch / Hugging Face generate() (do_sample=False) give
  *   temperature τ > 0                     sample from softmax(z / τ)    τ < 1 sharpens, τ > 1 flattens
  *   topK k (with τ > 0)                   ... keeping only the k largest logits (ties with the k-th kept)
+ *   topP p (with τ > 0)                   ... then only the most likely tokens whose probabilities, largest
+ *                                         first, first reach p (nucleus sampling; at least one is kept), as
+ *                                         Hugging Face's TopPLogitsWarper after its top-k
  * Sampling draws from a seeded Generator, so a seed reproduces a run.
  */
 import { noGrad } from "../autograd/tape.js";
@@ -29,12 +32,14 @@ export interface SamplingOptions {
   temperature?: number;
   /** when sampling (temperature > 0): among the k most likely tokens only */
   topK?: number;
+  /** when sampling: among the most likely tokens whose probabilities add up to p (0 < p <= 1; 1 keeps all) */
+  topP?: number;
   /** seed for a fresh Generator (default 0) */
   seed?: number;
   /** or the generator to draw from (advanced by each draw) */
   generator?: Generator;
 }
-const SAMPLING_TABLE: OptionTable<SamplingOptions> = { greedy: true, temperature: true, topK: true, seed: true, generator: true };
+const SAMPLING_TABLE: OptionTable<SamplingOptions> = { greedy: true, temperature: true, topK: true, topP: true, seed: true, generator: true };
 export const SAMPLING_OPTION_KEYS = optionKeys<SamplingOptions>(SAMPLING_TABLE);
 
 export interface GenerateOptions extends SamplingOptions {
@@ -46,8 +51,10 @@ export interface GenerateOptions extends SamplingOptions {
   maxLength?: number;
   /** decode with a KV cache (default true); false re-runs the whole sequence each step */
   useCache?: boolean;
+  /** called with each new token as soon as it is picked (row n of the batch), for streaming */
+  onToken?: (token: number, row: number) => void;
 }
-const GENERATE_TABLE: OptionTable<GenerateOptions> = { ...SAMPLING_TABLE, maxNewTokens: true, stopToken: true, maxLength: true, useCache: true };
+const GENERATE_TABLE: OptionTable<GenerateOptions> = { ...SAMPLING_TABLE, maxNewTokens: true, stopToken: true, maxLength: true, useCache: true, onToken: true };
 export const GENERATE_OPTION_KEYS = optionKeys<GenerateOptions>(GENERATE_TABLE);
 
 export interface Seq2SeqGenerateOptions extends GenerateOptions {
@@ -72,6 +79,9 @@ function checkSampling(fn: string, opts: SamplingOptions): void {
   if (typeof t !== "number" || !(t >= 0) || !Number.isFinite(t)) throw new ArgumentError(`${fn}: temperature must be a finite number >= 0, got ${String(t)}`);
   if (opts.topK !== undefined && (!Number.isInteger(opts.topK) || opts.topK <= 0)) {
     throw new ArgumentError(`${fn}: topK must be a positive integer, got ${String(opts.topK)}`);
+  }
+  if (opts.topP !== undefined && !(typeof opts.topP === "number" && opts.topP > 0 && opts.topP <= 1)) {
+    throw new ArgumentError(`${fn}: topP must be a number in (0, 1], got ${String(opts.topP)}`);
   }
   checkGenerator(fn, "generator", opts.generator);
 }
@@ -108,6 +118,7 @@ function pickToken(fn: string, logits: ArrayLike<number>, opts: SamplingOptions,
   const m = z[argmaxOf(z)];
   let total = 0;
   for (let i = 0; i < V; i++) total += z[i] = Math.exp(z[i] - m);
+  if (opts.topP !== undefined && opts.topP < 1) total = keepNucleus(z, total, opts.topP);
   const g = generator ?? opts.generator ?? new Generator(opts.seed ?? 0);
   const u = g.nextFloat64() * total;
   let acc = 0;
@@ -119,6 +130,28 @@ function pickToken(fn: string, logits: ArrayLike<number>, opts: SamplingOptions,
     if (u < acc) return i;
   }
   return last; // rounding left u just past the total
+}
+
+/**
+ * Nucleus: zero every weight of e (unnormalised probabilities, sum total) outside the smallest set of
+ * largest ones whose share reaches p; returns the kept total. Ties at the boundary are kept together.
+ */
+function keepNucleus(e: Float64Array, total: number, p: number): number {
+  const order = Array.from(e.keys()).sort((a, b) => e[b] - e[a]);
+  let acc = 0;
+  let cut = e[order[0]];
+  for (const i of order) {
+    if (e[i] === 0) break;
+    acc += e[i];
+    cut = e[i];
+    if (acc >= p * total) break;
+  }
+  let kept = 0;
+  for (let i = 0; i < e.length; i++) {
+    if (e[i] < cut) e[i] = 0;
+    else kept += e[i];
+  }
+  return kept;
 }
 
 /** Row n of the last position of logits [N, T, V]. */
@@ -154,6 +187,7 @@ function decodeLoop(l: Loop): number[][] {
     throw new ArgumentError(`${fn}: maxNewTokens must be a non-negative integer, got ${String(opts.maxNewTokens)}`);
   }
   const stops = stopSet(fn, opts.stopToken);
+  if (opts.onToken !== undefined && typeof opts.onToken !== "function") throw new ArgumentError(`${fn}: onToken must be a function (token, row) => void`);
   const g = opts.generator ?? new Generator(opts.seed ?? 0);
   const rows = l.rows;
   const done = rows.map(() => false);
@@ -170,6 +204,7 @@ function decodeLoop(l: Loop): number[][] {
           if (done[n]) return;
           rows[n].push(t);
           if (stops.has(t)) done[n] = true;
+          opts.onToken?.(t, n);
         });
         if (done.every(Boolean) || s === steps - 1) break;
         // finished rows keep feeding their last token so the batch stays rectangular; their output is not kept
