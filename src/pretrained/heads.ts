@@ -48,28 +48,50 @@ function checkModel(fn: string, model: unknown): asserts model is PretrainedLM {
  * (R = end - start rows), from the fused path; the layers after the chosen one are not run.
  */
 export function attentionMaps(model: PretrainedLM, ids: TokenInput, opts: AttentionMapsOptions): Tensor {
-  const fn = "attentionMaps";
+  checkOptions("attentionMaps", "options", opts, ["layer", "heads", "rows"]);
+  const { layer, ...rest } = opts ?? {};
+  return layerMaps("attentionMaps", model, ids, [layer], rest)[0];
+}
+
+export interface LayerAttentionMapsOptions {
+  /** which layers (default all), counting from 0 */
+  layers?: readonly number[];
+  heads?: readonly number[];
+  rows?: readonly [number, number];
+}
+
+/** attentionMaps of several layers from one forward pass: one [N, heads.length, R, T] per layer asked for, in that order. */
+export function layerAttentionMaps(model: PretrainedLM, ids: TokenInput, opts: LayerAttentionMapsOptions = {}): Tensor[] {
+  checkOptions("layerAttentionMaps", "options", opts, ["layers", "heads", "rows"]);
+  const { layers, ...rest } = opts;
+  return layerMaps("layerAttentionMaps", model, ids, layers ?? null, rest);
+}
+
+function layerMaps(fn: string, model: PretrainedLM, ids: TokenInput, layers: readonly number[] | null, opts: Omit<AttentionMapsOptions, "layer">): Tensor[] {
   checkModel(fn, model);
-  checkOptions(fn, "options", opts, ["layer", "heads", "rows"]);
   const { numLayers, numHeads } = model.config;
-  const layer = opts?.layer;
-  if (!Number.isInteger(layer) || layer < 0 || layer >= numLayers) {
-    throw new ArgumentError(`${fn}: layer must be an integer from 0 to ${numLayers - 1} (the model has ${numLayers} layers), got ${String(layer)}`);
+  const wanted = layers ?? Array.from({ length: numLayers }, (_, l) => l);
+  if (!Array.isArray(wanted) || wanted.length === 0) throw new ArgumentError(`${fn}: layers must be a non-empty array of layer indices`);
+  for (const layer of wanted) {
+    if (!Number.isInteger(layer) || layer < 0 || layer >= numLayers) {
+      throw new ArgumentError(`${fn}: layer must be an integer from 0 to ${numLayers - 1} (the model has ${numLayers} layers), got ${String(layer)}`);
+    }
   }
   const heads = opts.heads ?? Array.from({ length: numHeads }, (_, h) => h);
-  let out: Tensor | null = null;
+  const last = Math.max(...wanted);
+  const maps = new Map<number, Tensor>();
   noGrad(() => {
     try {
       model.forwardVisitingAttention(ids, (l, q, k, o) => {
-        if (l !== layer) return;
-        out = attentionWeights(q, k, { ...o, heads, ...(opts.rows === undefined ? {} : { rows: opts.rows }) }); // [N, heads, R, S]
-        throw STOP;
+        // heads given explicitly: always the fused path's rows, never the full [N, H, T, S] of the math path
+        if (wanted.includes(l)) maps.set(l, attentionWeights(q, k, { ...o, heads, ...(opts.rows === undefined ? {} : { rows: opts.rows }) })); // [N, heads, R, S]
+        if (l === last) throw STOP;
       });
     } catch (e) {
       if (e !== STOP) throw e;
     }
   });
-  return out!;
+  return wanted.map((l) => maps.get(l)!);
 }
 
 export interface HeadScoresOptions {

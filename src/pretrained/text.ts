@@ -7,7 +7,8 @@
  * Generator from the same seed), so a batch gives exactly what each prompt gives alone. (A single
  * padded batch would need per-row positions and a padding mask in PretrainedLM; not done.)
  *
- * Streaming decodes all new tokens so far and hands on the part of the text not yet handed on,
+ * Streaming decodes the prompt and all new tokens so far together (so the joining space or word piece
+ * comes out as in the whole text) and hands on the part of the new text not yet handed on,
  * holding back while the text ends in an incomplete character (a byte-level token may carry half of
  * one), so the pieces always join to the final text.
  */
@@ -75,9 +76,17 @@ function promptIds(m: TextModel, prompt: string | readonly number[], i: number):
 /** Decodes a row's tokens so far; returns the text not yet handed on, once its last character is whole. */
 class TextStream {
   private sent = 0;
-  constructor(private readonly tokenizer: Tokenizer) {}
+  private readonly before: string;
+  constructor(private readonly tokenizer: Tokenizer, private readonly prompt: number[]) {
+    this.before = this.decode(prompt);
+  }
+  private decode(ids: number[]): string {
+    return this.tokenizer.decode(ids, { skip_special_tokens: true });
+  }
+  /** The new tokens' text as it reads after the prompt (decoded together, so a joining space or a word piece comes out right). */
   text(tokens: number[]): string {
-    return this.tokenizer.decode(tokens, { skip_special_tokens: true });
+    const all = this.decode([...this.prompt, ...tokens]);
+    return all.startsWith(this.before) ? all.slice(this.before.length) : this.decode(tokens);
   }
   next(tokens: number[]): string {
     const t = this.text(tokens);
@@ -114,7 +123,7 @@ export function generateText(m: TextModel, prompts: string | readonly number[] |
   const ids = list.map((p, i) => promptIds(m, p, i));
   const out = ids.map((prompt, row) => {
     const tokens: number[] = [];
-    const stream = m.tokenizer ? new TextStream(m.tokenizer) : null;
+    const stream = m.tokenizer ? new TextStream(m.tokenizer, prompt) : null;
     const onToken = (t: number): void => {
       tokens.push(t);
       opts.onToken?.(t, row);
