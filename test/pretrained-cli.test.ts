@@ -39,9 +39,14 @@ interface Run {
 }
 
 async function attend(...args: string[]): Promise<Run> {
+  return attendOn(false, ...args);
+}
+
+/** With tty, stderr claims to be a terminal (as process.stderr on one). */
+async function attendOn(tty: boolean, ...args: string[]): Promise<Run> {
   let stdout = "";
   let stderr = "";
-  const io = { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, signal: new AbortController().signal };
+  const io = { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s), isTTY: tty }, signal: new AbortController().signal };
   const code = await runCli(args, io);
   return { code, stdout, stderr };
 }
@@ -129,6 +134,20 @@ describe("attend generate --model", () => {
     const bad = run("generate", "--model", join(dir, "missing"), "--ids", "1");
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /^attend: generate: --model .*missing: no such folder/);
+  });
+});
+
+describe("loading progress", () => {
+  test("on a terminal: each weights file as it is read, redrawn in place, then the total; elsewhere nothing for small files", async () => {
+    const tty = await attendOn(true, "heads", "--model", join(HF, "mistral"), "--length", "2", "--batch", "1");
+    assert.equal(tty.code, 0, tty.stderr);
+    const shown = tty.stderr.split("\r\x1b[2K").filter((s) => s !== "");
+    assert.match(shown[0], /^loading model-00001-of-00002\.safetensors \(0\.1 MB\)…$/);
+    assert.match(shown[1], /^loading model-00002-of-00002\.safetensors \(0\.0 MB\)…$/);
+    assert.match(shown[2], /^loaded .*mistral: 0\.1 MB of weights in [\d.]+ s\n$/);
+    const pipe = await attendOn(false, "heads", "--model", join(HF, "mistral"), "--length", "2", "--batch", "1");
+    assert.equal(pipe.stderr, "");
+    assert.equal(pipe.stdout, tty.stdout);
   });
 });
 

@@ -34,6 +34,7 @@ Options:
   --top-k K              sample among the K most likely tokens only
   --top-p P              sample among the most likely tokens that add up to P (0 < P <= 1)
   --seed N               seed for sampling (default 0)
+  --ignore-eos           do not stop at the end-of-sequence token (for timing)
   --json                 print one JSON object: { model, promptIds, tokens, text, finish, seconds, tokensPerSecond }
 
 On stderr: loading progress for large weights, then the speed.`;
@@ -142,7 +143,7 @@ export function generateCommand(args: string[], io: Io): number {
   const cmd = "generate";
   const v = parse(cmd, args, {
     ...MODEL_OPTIONS, prompt: { type: "string" }, "max-tokens": { type: "string", short: "n" }, temperature: { type: "string" },
-    "top-k": { type: "string" }, "top-p": { type: "string" }, seed: { type: "string" },
+    "top-k": { type: "string" }, "top-p": { type: "string" }, seed: { type: "string" }, "ignore-eos": { type: "boolean" },
   });
   if (flag(v, "help")) {
     say(io, GENERATE_HELP);
@@ -167,7 +168,7 @@ export function generateCommand(args: string[], io: Io): number {
   const times: number[] = [];
   const started = performance.now();
   const r = generateText(p, ids, {
-    maxNewTokens, temperature, topK, topP, seed,
+    maxNewTokens, temperature, topK, topP, seed, ...(flag(v, "ignore-eos") ? { stopToken: null } : {}),
     onToken: (t) => {
       times.push(performance.now());
       if (stream && !fromText) io.stdout.write(` ${t}`);
@@ -181,7 +182,7 @@ export function generateCommand(args: string[], io: Io): number {
     emitJson(io, { model: dir, promptIds: r.promptIds, tokens: r.tokens, text: fromText ? r.text : null, finish: r.finish, seconds, tokensPerSecond });
   } else {
     say(io);
-    note(io, `${r.tokens.length} tokens in ${seconds.toFixed(2)} s${tokensPerSecond === null ? "" : ` (${formatRate(tokensPerSecond)} tokens/s after the first)`}${r.finish === "stop" ? ", stopped at the end-of-sequence token" : ""}`);
+    note(io, `${r.tokens.length} tokens in ${seconds.toFixed(2)} s${tokensPerSecond === null ? "" : ` (${formatRate(tokensPerSecond)} tokens/s after the first)`}${r.finish === "stop" ? ", stopped at the end-of-sequence token" : r.tokens.length < maxNewTokens ? `, stopped at the model's last position (${positions})` : ""}`);
   }
   return 0;
 }
