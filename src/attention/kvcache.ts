@@ -506,18 +506,25 @@ function checkStreaming(fn: string, opts: KVCacheOptions): StreamingWindow | nul
  */
 export function atPositions(x: Tensor, offset: number | readonly number[], f: (x: Tensor, offset: number) => Tensor): Tensor {
   if (typeof offset === "number") return f(x, offset);
-  if (offset.length !== x.shape[0]) throw new ShapeError(`atPositions: ${offset.length} offsets for ${x.shape[0]} batch rows (x ${fmtShape(x.shape)})`);
+  if (offset.length !== x.shape[0]) {
+    throw new ShapeError(`atPositions: ${offset.length} positions (one per selected sequence of a paged cache) for ${x.shape[0]} batch rows (x ${fmtShape(x.shape)}); select() one sequence per row`);
+  }
   if (offset.every((o) => o === offset[0])) return f(x, offset[0]);
   return concat(offset.map((o, n) => f(slice(x, 0, n, n + 1), o)), 0); // [1, ..] per row -> [N, ..]
 }
 
 /**
- * The next token's positions for a model forward of T tokens over `cache`, checked against what the
+ * The next token's positions for a model forward of tokens [N, T] over `cache`, checked against what the
  * model has positions for: maxSeqLen, except that a windowed cache may stream past it when the
  * positions are computed (rotary, sinusoidal), never with learned ones (no embedding exists there).
  */
-export function cachePositions(fn: string, cache: KVCache | null, T: number, model: { maxSeqLen: number; learnedPositions: boolean }): number | readonly number[] {
+export function cachePositions(
+  fn: string, cache: KVCache | null, [N, T]: readonly number[], model: { maxSeqLen: number; learnedPositions: boolean },
+): number | readonly number[] {
   const offset = cache === null ? 0 : cache.positionOffset();
+  if (typeof offset !== "number" && offset.length !== N) {
+    throw new ShapeError(`${fn}: the cache has ${offset.length} selected sequences but the call has ${N} batch rows; select() one sequence per row`);
+  }
   const first = typeof offset === "number" ? offset : Math.max(0, ...offset);
   if (first + T <= model.maxSeqLen) return offset;
   if (cache?.streaming && !model.learnedPositions) return offset;

@@ -82,6 +82,11 @@ export class PagedKVCache extends KVCache {
     return this.numLayers === 0 ? 0 : (this.layer(0) as PagedKVCacheLayer).lengthOf(id);
   }
 
+  /** One position per selected sequence (its length); 0 before anything is selected. */
+  override positionOffset(): number | readonly number[] {
+    return this.active === null ? 0 : this.active.map((id) => this.sequenceLength(id));
+  }
+
   /** Sequence id's block table: its block ids in position order. */
   blockTable(id: number): readonly number[] {
     return [...(this.tables[id] ?? [])];

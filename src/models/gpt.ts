@@ -105,7 +105,7 @@ export class GPT extends Module {
     if (cache !== null && !(cache instanceof KVCache)) throw new ArgumentError(`${fn}: cache must be a KVCache (model.newCache())`);
     const T = tokens.shape[1];
     // position of the first token given (one per row for a paged cache); a windowed cache may stream past maxSeqLen unless positions are learned
-    const offset = cachePositions(fn, cache, T, { maxSeqLen: c.maxSeqLen, learnedPositions: c.positional === "learned" });
+    const offset = cachePositions(fn, cache, tokens.shape, { maxSeqLen: c.maxSeqLen, learnedPositions: c.positional === "learned" });
     let x = this.tok_emb.forward(tokens); // [N, T] -> [N, T, C]
     const { pos_emb, sinusoidal } = this;
     if (pos_emb) x = atPositions(x, offset, (xr, o) => pos_emb.forward(xr, o));
