@@ -21,15 +21,14 @@ import { Tensor } from "../tensor/tensor.js";
 import { checkOptions, checkPositiveInt, describeValue, optionKeys } from "../tensor/validate.js";
 import { concat, slice } from "../ops/shape.js";
 import { assertTensor } from "../ops/util.js";
-import { type CallMasks, KVCache, KVCacheLayer, type KVCacheKind, type KVStorage } from "./kvcache.js";
+import { BYTES, type CallMasks, KVCacheLayer, type KVCacheKind, type KVStorage } from "./kvlayer.js";
+import { KVCache } from "./kvcache.js";
 
 export interface PagedKVCacheOptions {
   /** positions per block (default 16, as vLLM) */
   blockSize?: number;
 }
 export const PAGED_KV_CACHE_OPTION_KEYS = optionKeys<PagedKVCacheOptions>({ blockSize: true });
-
-const BYTES: Record<FloatDType, number> = { float32: 4, float64: 8 };
 
 /** A KVCache whose self layers are paged: per-sequence block tables over a shared pool of blocks. */
 export class PagedKVCache extends KVCache {
