@@ -11,8 +11,10 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Tensor, noGrad } from "../src/index.js";
+import { Tensor, noGrad, randn, scaledDotProductAttention, slice } from "../src/index.js";
 import { KVCache, PagedKVCache } from "../src/nnNamespace.js";
+import { decodeAttention } from "../src/attention/decode.js";
+import { assertClose } from "./harness.js";
 import { GPT, generate, gptConfig } from "../src/models/index.js";
 import type { AttentionForwardOptions } from "../src/attention/moduleCommon.js";
 
@@ -161,6 +163,56 @@ describe("streaming cache { window, sinkTokens }: logits equal the masked full r
     const pad = new Tensor(new Uint8Array(2), [1, 2], "bool");
     assert.throws(() => noGrad(() => attn.forward(x, x, x, { cache: cache.layer(0), isCausal: true, keyPaddingMask: pad, needWeights: false })), /windowed cache, which computes its own mask/);
     assert.throws(() => noGrad(() => attn.forward(x, x, x, { cache: cache.layer(1), needWeights: false })), /windowed cache, for causal self-attention; pass isCausal: true/);
+  });
+});
+
+describe("the layers read directly", () => {
+  test("decodeAttention over paged blocks equals the textbook path per row: lengths 1, 3, 17, 33, blockSize 1, 4, 16, grouped heads", () => {
+    let seed = 100;
+    for (const B of [1, 4, 16]) {
+      for (const [H, Hkv] of [[3, 3], [4, 2], [4, 1]]) {
+        const lens = [17, 1, 33, 3];
+        const [E, Ev] = [5, 7];
+        const cache = new PagedKVCache({ blockSize: B });
+        const layer = cache.layer(0);
+        const k = lens.map((S) => randn([1, Hkv, S, E], { seed: seed++, dtype: "float64" }));
+        const v = lens.map((S) => randn([1, Hkv, S, Ev], { seed: seed++, dtype: "float64" }));
+        // fill in two pushes per sequence, interleaved, so that the sequences' blocks are not in order
+        for (const half of [0, 1]) {
+          lens.forEach((S, n) => {
+            const [a, b] = half === 0 ? [0, S >> 1] : [S >> 1, S];
+            if (a === b) return;
+            cache.select([n]);
+            layer.push(slice(k[n], 2, a, b), slice(v[n], 2, a, b));
+          });
+        }
+        cache.select([0, 1, 2, 3]);
+        const q = randn([4, H, 1, E], { seed: seed++, dtype: "float64" });
+        const got = new Tensor(decodeAttention(q.values as Float64Array, layer.storage()!, H, 0.4, null), [4, H, 1, Ev], "float64");
+        lens.forEach((S, n) => {
+          const want = scaledDotProductAttention(slice(q, 0, n, n + 1), k[n], v[n], { implementation: "math", enableGqa: true, scale: 0.4 });
+          assertClose(slice(got, 0, n, n + 1), want, 1e-12, `blockSize ${B}, H ${H}, Hkv ${Hkv}, row ${n} (length ${S})`);
+        });
+      }
+    }
+  });
+
+  test("WindowKVCacheLayer.append (the plain read): one token sees exactly the held positions; a chunk past the window is refused", () => {
+    const cache = new KVCache({ window: 3, sinkTokens: 1 });
+    const layer = cache.layer(0);
+    const at = (p: number): Tensor => new Tensor(Float64Array.from([p, 0]), [1, 1, 1, 2]); // the key of position p is [p, 0]
+    const held = (k: Tensor): number[] => Array.from({ length: k.shape[2] }, (_, s) => k.values[s * 2]);
+    let k = layer.append(at(0), at(0))[0];
+    for (let p = 1; p < 4; p++) k = layer.append(at(p), at(p))[0];
+    assert.deepEqual(held(k), [0, 1, 2, 3]);
+    k = layer.append(at(4), at(4))[0]; // position 4 sees the sink 0 and 2, 3, 4
+    assert.deepEqual(held(k), [0, 2, 3, 4]);
+    k = layer.append(at(5), at(5))[0];
+    assert.deepEqual(held(k), [0, 3, 4, 5]);
+    assert.equal(layer.length, 4);
+    assert.equal(layer.positionOffset(), 6);
+    const two = new Tensor(Float64Array.from([6, 0, 7, 0]), [1, 1, 2, 2]);
+    assert.throws(() => layer.append(two, two), /2 tokens at positions 6\.\.7 go past the window of layer 0 \(sinkTokens 1 \+ window 3\).*use appendVisible\(\)/);
   });
 });
 

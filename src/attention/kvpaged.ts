@@ -283,7 +283,12 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     return [copy(this.poolKeys!, l.E), copy(this.poolValues!, l.Ev)];
   }
 
+  /** The plain read (no mask of the cache's own): only when every selected sequence holds the same number of positions. */
   override append(keys: Tensor, values: Tensor): [Tensor, Tensor] {
+    const lens = this.rowLengths();
+    if (lens.some((x) => x !== lens[0])) {
+      throw new ArgumentError(`PagedKVCacheLayer.append: the selected sequences hold different lengths (${lens.join(", ")}); their padded keys need the mask of appendVisible() (the attention modules use it)`);
+    }
     const [k, v] = this.appendVisible(keys, values, { attnMask: null, isCausal: true });
     return [k, v];
   }

@@ -96,9 +96,25 @@ export class WindowKVCacheLayer extends KVCacheLayer {
     return this.readSlots(this.heldPositions().map((p) => this.slotOf(p)));
   }
 
+  /**
+   * The plain read (for callers that attend with bottom-right causality and no mask of the cache's
+   * own): append, then return the positions held afterwards, in order. That is exact for one new
+   * token (it sees every held key) and while nothing has left the window; a longer chunk past the
+   * window needs the mask of appendVisible(), so it is refused.
+   */
   override append(keys: Tensor, values: Tensor): [Tensor, Tensor] {
-    const [k, v] = this.appendVisible(keys, values, { attnMask: null, isCausal: true });
-    return [k, v];
+    const fn = "WindowKVCacheLayer.append";
+    assertTensor(fn, "keys", keys);
+    const T = keys.shape[2];
+    if (T > 1 && this.seen + T > this.streaming.sinkTokens + this.streaming.window) {
+      throw new ArgumentError(
+        `${fn}: ${T} tokens at positions ${this.seen}..${this.seen + T - 1} go past the window of ${this.name} (sinkTokens ${this.streaming.sinkTokens} + window ${this.streaming.window}); ` +
+          `each query then needs its own keys: use appendVisible() (the attention modules do), or feed one token at a time`,
+      );
+    }
+    const [k, v, mask] = this.appendVisible(keys, values, { attnMask: null, isCausal: true });
+    if (mask === null) return [k, v]; // nothing left the window: held + new is what causality shows
+    return this.read(0, this.len); // one token: the held positions are exactly the ones it sees
   }
 
   /**
