@@ -90,6 +90,28 @@ describe("streaming cache { window, sinkTokens }: logits equal the masked full r
     }
   }
 
+  test("past maxSeqLen (rope): 100 streamed tokens on a maxSeqLen-64 model equal the masked recomputation on a copy with room for them", () => {
+    const m = new GPT(gptConfig("tiny-gqa"), { seed: 8, dtype: "float64" }); // maxSeqLen 64
+    const ref = new GPT(gptConfig("tiny-gqa", { maxSeqLen: 128 }), { seed: 9, dtype: "float64" });
+    ref.loadStateDict(m.stateDict()); // rotary positions: the same weights, only the limit differs
+    m.eval();
+    ref.eval();
+    const cache = new KVCache({ window: 6, sinkTokens: 2 });
+    const row = [1, 2, 3];
+    let worst = 0;
+    noGrad(() => {
+      let step = m.forward([row], { cache });
+      for (let i = 3; i <= 100; i++) {
+        if (i >= 60) worst = Math.max(worst, rowsDiff(withExplicitMask(ref, streamingMask(6, 2), () => ref.forward([row])), i - 1, step, 0, 1));
+        if (i === 100) break;
+        row.push(tokenAt(i));
+        step = m.forward([[tokenAt(i)]], { cache });
+      }
+    });
+    assert.ok(worst <= 1e-10, `max |streamed - masked full| = ${worst}`);
+    assert.equal(cache.length, 100);
+  });
+
   test("memory is flat once sinkTokens + window positions are held, past maxSeqLen with rotary positions", () => {
     const m = new GPT(gptConfig("tiny-gqa"), { seed: 1 }); // maxSeqLen 64
     m.eval();
