@@ -13,7 +13,7 @@
  * continues from its own position (positionOffset() gives one per row), so generate() can prefill
  * each prompt alone and then decode every unfinished sequence in one batch of one-token rows. The
  * decode step (decode.ts) reads the blocks in place; a multi-token call gathers each row's keys and
- * pads the rows to the longest with a mask (query l of row n sees keys s <= lengths[n] + l).
+ * pads the rows in front to the longest, with a mask that hides the padding and the future.
  */
 import { type FloatArray, type FloatDType, allocate } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
@@ -294,9 +294,12 @@ export class PagedKVCacheLayer extends KVCacheLayer {
   }
 
   /**
-   * Each row's held keys then its new ones, padded with zeros to the longest row: [N, Hkv, S, E]
-   * with S = max(lengths) + T, and the mask [N, 1, T, S] (query l of row n sees s <= lengths[n] + l);
-   * no mask when every row holds the same number (then it is plain causal, bottom-right).
+   * Each row's held keys then its new ones, padded with zeros in front to the longest row:
+   * [N, Hkv, S, E] with S = max(lengths) + T, row n's keys in the last lengths[n] + T columns, and the
+   * mask [N, 1, T, S] (query l of row n sees columns pad_n .. pad_n + lengths[n] + l, pad_n = S -
+   * lengths[n] - T). Padding in front keeps every row bottom-right aligned: column distances to the
+   * queries are position distances, as relative-position options (ALiBi, a sliding window) measure
+   * them. No mask when every row holds the same number (then it is plain causal, bottom-right).
    */
   override appendVisible(keys: Tensor, values: Tensor, masks: CallMasks): [Tensor, Tensor, Tensor | null] {
     const fn = "PagedKVCacheLayer.append";
@@ -314,8 +317,8 @@ export class PagedKVCacheLayer extends KVCacheLayer {
       const pad = S - len - T;
       const cat = (i: 0 | 1): Tensor => {
         const list = [...(held ? [held[i]] : []), fresh[i]];
-        if (pad > 0) list.push(new Tensor(allocate(fresh[i].dtype, fresh[i].shape[1] * pad * fresh[i].shape[3]), [1, fresh[i].shape[1], pad, fresh[i].shape[3]], fresh[i].dtype));
-        return list.length === 1 ? list[0] : concat(list, 2); // [1, Hkv, len + T + pad, ..]
+        if (pad > 0) list.unshift(new Tensor(allocate(fresh[i].dtype, fresh[i].shape[1] * pad * fresh[i].shape[3]), [1, fresh[i].shape[1], pad, fresh[i].shape[3]], fresh[i].dtype));
+        return list.length === 1 ? list[0] : concat(list, 2); // [1, Hkv, pad + len + T, ..]
       };
       return [cat(0), cat(1)];
     });
@@ -324,7 +327,10 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     const v = N === 1 ? parts[0][1] : concat(parts.map((p) => p[1]), 0);
     if (lens.every((x) => x === lens[0])) return [k, v, null];
     const m = new Uint8Array(N * T * S);
-    for (let n = 0; n < N; n++) for (let l = 0; l < T; l++) for (let s = 0; s <= lens[n] + l; s++) m[(n * T + l) * S + s] = 1;
+    for (let n = 0; n < N; n++) {
+      const pad = S - lens[n] - T;
+      for (let l = 0; l < T; l++) for (let s = pad; s <= pad + lens[n] + l; s++) m[(n * T + l) * S + s] = 1;
+    }
     return [k, v, new Tensor(m, [N, 1, T, S], "bool")];
   }
 
