@@ -25,7 +25,7 @@ import {
 } from "../src/models/index.js";
 import { parameterBound } from "../src/models/checkpoint.js";
 import { serializeSafetensors } from "../src/io/tensors.js";
-import { relError } from "./harness.js";
+import { TOL, assertClose, fixtureNames, input, loadFixture, relError } from "./harness.js";
 
 type Attention = MultiheadAttention | GroupedQueryAttention;
 
@@ -234,6 +234,34 @@ describe("modules with flexible options equal attention written out from their w
     const e = relError(cast(out, "float64"), want.out);
     assert.ok(e < 1e-5, `float32 vs float64 reference: relative error ${e}`);
   });
+});
+
+describe("PyTorch fixtures: modules written in plain torch math (make_fixtures.py, flexmod_cases)", () => {
+  const names = fixtureNames("flexmod");
+  test("the fixtures are there", () => assert.ok(names.length >= 2, `flexmod fixtures: ${names.join(", ")}`));
+  for (const name of names) {
+    for (const precision of ["float64", "float32"] as const) {
+      for (const needWeights of [false, true]) {
+        test(`${name} (${precision}, needWeights ${needWeights})`, () => {
+          const f = loadFixture(name);
+          const o = f.options as { embedDim: number; numHeads: number; numKvHeads?: number; isCausal: boolean; slidingWindow: number | [number, number]; alibi: boolean; softcap?: number };
+          const flex = { slidingWindow: o.slidingWindow, alibi: o.alibi, softcap: o.softcap, sinks: true, batchFirst: true, dtype: precision };
+          const m = o.numKvHeads === undefined ? new MultiheadAttention(o.embedDim, o.numHeads, flex) : new GroupedQueryAttention(o.embedDim, o.numHeads, o.numKvHeads, flex);
+          const params: Record<string, Tensor> = {};
+          for (const [k, v] of Object.entries(f.t)) if (k.startsWith("param.")) params[k.slice(6)] = cast(v, precision);
+          m.loadStateDict(params);
+          m.eval();
+          const x = input(f.t.query, precision, true);
+          const [out, w] = m.forward(x, x, x, { isCausal: o.isCausal, keyPaddingMask: f.t.keyPaddingMask ?? null, needWeights, averageAttnWeights: false });
+          assertClose(out, f.t.out, TOL[precision].out, "out");
+          if (needWeights) assertClose(w, f.t.weights, TOL[precision].out, "weights");
+          out.backward(input(f.t.grad_out, precision));
+          assertClose(x.grad, f.t.grad_query, TOL[precision].grad, "grad_query");
+          for (const [pn, p] of m.namedParameters()) assertClose(p.grad, f.t[`grad_param.${pn}`], TOL[precision].grad, `grad_param.${pn}`);
+        });
+      }
+    }
+  }
 });
 
 describe("what the modules hand the fused kernels: each option as a parameter, never a mask", () => {
