@@ -449,6 +449,29 @@ describe("GPT with each option", () => {
     });
   }
 
+  test("forwardWithAttention: the weights the fused path uses (zero outside the window, rows with a sink sum to < 1)", () => {
+    const m = new GPT(gptConfig("tiny", { positional: "alibi", slidingWindow: 3, sinks: true, softcap: 4, numLayers: 1 }), { seed: 6 });
+    m.blocks.at(0).self_attn.sinks!.values.set([1, 0, -1, 2]);
+    m.eval();
+    noGrad(() => {
+      const idx = [[3, 1, 4, 1, 5, 9]];
+      const { logits, attention } = m.forwardWithAttention(idx);
+      const d = lastRowDiff(logits, m.forward(idx));
+      assert.ok(d <= 1e-5, `the logits of forward (the fused path), float32: max |diff| ${d}`);
+      const w = attention[0].weights; // [1, H, 6, 6]
+      assert.deepEqual([...w.shape], [1, 4, 6, 6]);
+      for (let h = 0; h < 4; h++) for (let l = 0; l < 6; l++) {
+        let sum = 0;
+        for (let s = 0; s < 6; s++) {
+          const x = w.values[(h * 6 + l) * 6 + s];
+          if (s > l || s < l - 2) assert.equal(x, 0, `head ${h} row ${l} key ${s} is outside the causal window`);
+          sum += x;
+        }
+        assert.ok(sum > 0 && sum < 1, `head ${h} row ${l}: weights sum to ${sum}, less than 1 with a sink`);
+      }
+    });
+  });
+
   test("the window and ALiBi act on the logits: a token outside the window changes nothing", () => {
     const m = new GPT(gptConfig("tiny", { positional: "alibi", slidingWindow: 3, numLayers: 2 }), { seed: 5 });
     m.eval();
@@ -501,6 +524,11 @@ describe("EncoderDecoder with the options", () => {
       }
       assert.ok(worst <= 1e-5, `cached vs full: ${worst}`);
     });
+    const back = deserializeCheckpoint<EncoderDecoder>(serializeCheckpoint(m));
+    assert.deepEqual(back.config, cfg);
+    assert.deepEqual([...back.model.decoder.layers.at(0).cross_attn!.sinks!.values], [...dec.cross_attn!.sinks!.values]);
+    const n = m.numParameters(), b = parameterBound("encoder-decoder", cfg);
+    assert.ok(b >= n && b <= 2 * n, `bound ${b} for ${n} parameters`);
   });
 });
 
