@@ -127,7 +127,7 @@ export abstract class AttentionCore extends Module {
   /** the ALiBi slopes of the H heads, or null */
   readonly alibiSlopes: readonly number[] | null;
   readonly softcap: number | null;
-  /** [H] learnable sink logits (opts.sinks), registered by the subclass after its projections */
+  /** [H] learnable sink logits (opts.sinks), registered by the subclass once its projections are */
   sinks: Tensor | null = null;
   protected readonly gen: Generator;
   private readonly fn: string;
@@ -171,7 +171,7 @@ export abstract class AttentionCore extends Module {
     this.gen = initGenerator(opts);
   }
 
-  /** Registers `sinks` [H] (zeros) when opts.sinks: called last by each subclass, so it follows the projections in the state dict. */
+  /** Registers `sinks` [H] (zeros) when opts.sinks; each subclass calls it after registering its projections. */
   protected registerSinks(dtype: "float32" | "float64"): void {
     this.sinks = this.registerParameter("sinks", this.wantSinks ? zeros([this.numHeads], { dtype }) : null);
   }
