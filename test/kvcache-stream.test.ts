@@ -186,6 +186,15 @@ describe("streaming cache { window, sinkTokens }: logits equal the masked full r
     assert.throws(() => noGrad(() => attn.forward(x, x, x, { cache: cache.layer(0), isCausal: true, keyPaddingMask: pad, needWeights: false })), /windowed cache, which computes its own mask/);
     assert.throws(() => noGrad(() => attn.forward(x, x, x, { cache: cache.layer(1), needWeights: false })), /windowed cache, for causal self-attention; pass isCausal: true/);
   });
+
+  test("a streaming cache is refused with a model whose attention measures distances (slidingWindow, ALiBi); softcap and sinks stream", () => {
+    for (const extra of [{ slidingWindow: 3 }, { positional: "alibi" as const }]) {
+      const m = new GPT(gptConfig("tiny", { ...extra, numLayers: 1 }), { seed: 2 });
+      assert.throws(() => generate(m, [[1, 2, 3]], { maxNewTokens: 4, window: 4, sinkTokens: 1 }), /streaming KV cache .* cannot be combined with the module's slidingWindow or alibi/, JSON.stringify(extra));
+    }
+    const m = new GPT(gptConfig("tiny", { positional: "rope", softcap: 5, sinks: true, numLayers: 1 }), { seed: 2 });
+    assert.equal(generate(m, [[1, 2, 3]], { maxNewTokens: 4, window: 4, sinkTokens: 1 })[0].length, 7);
+  });
 });
 
 describe("the layers read directly", () => {
