@@ -569,6 +569,7 @@ describe("configs and checkpoints", () => {
     assert.throws(() => gptConfig("tiny", { slidingWindow: -1 }), /GPTConfig: slidingWindow must be a positive integer w .* got -1/);
     assert.throws(() => gptConfig("tiny", { slidingWindow: 0 }), /slidingWindow must be a positive integer/);
     assert.throws(() => gptConfig("tiny", { slidingWindow: [2, -1] }), /slidingWindow must be .* got \[2, -1\]/);
+    assert.throws(() => gptConfig("tiny", { slidingWindow: "4" as never }), /slidingWindow must be .* got "4"$/); // a string is shown as one
     assert.throws(() => gptConfig("tiny", { slidingWindow: [Infinity, 0] }), /slidingWindow must be .*cannot hold Infinity/);
     assert.throws(() => gptConfig("tiny", { softcap: 0 }), /GPTConfig: softcap must be a positive finite number .* got 0/);
     assert.throws(() => gptConfig("tiny", { softcap: -3 }), /softcap must be a positive finite number/);
@@ -583,7 +584,7 @@ describe("module option errors", () => {
   const cases: [string, () => unknown, RegExp][] = [
     ["negative window", () => new MultiheadAttention(8, 2, { slidingWindow: -2 }), /MultiheadAttention: slidingWindow must be a positive integer w .* got -2/],
     ["window with a negative side", () => new GroupedQueryAttention(8, 2, 1, { slidingWindow: [1, -1] }), /GroupedQueryAttention: slidingWindow must be .* got \[1, -1\]/],
-    ["window of the wrong type", () => new MultiheadAttention(8, 2, { slidingWindow: "4" as unknown as number }), /slidingWindow must be a positive integer w .* got 4/],
+    ["window of the wrong type", () => new MultiheadAttention(8, 2, { slidingWindow: "4" as unknown as number }), /slidingWindow must be a positive integer w .* got "4"/],
     ["softcap 0", () => new MultiheadAttention(8, 2, { softcap: 0 }), /MultiheadAttention: softcap must be a positive finite number .* got 0/],
     ["softcap negative", () => new GroupedQueryAttention(8, 2, 2, { softcap: -1 }), /softcap must be a positive finite number .* got -1/],
     ["softcap Infinity", () => new MultiheadAttention(8, 2, { softcap: Infinity }), /softcap must be a positive finite number .* got Infinity/],
