@@ -281,7 +281,7 @@ describe("explorer lesson 9: a Hugging Face folder in Chromium", () => {
         return body.scrollWidth > body.clientWidth + 1 && (f.querySelector(".scroll-hint") as HTMLElement).hidden;
       }).map((f) => f.getAttribute("data-figure")));
       assert.deepEqual(silent, [], "figures that scroll sideways without saying so");
-      const wide = await page.locator("[data-figure^=hf-] .fig-body").evaluateAll((bs) => bs.filter((b) => b.scrollWidth > b.clientWidth + 1).map((b) => b.parentElement!.getAttribute("data-figure")));
+      const wide = await page.locator("[data-figure^=hf-] .fig-body, .hf-table-scroll").evaluateAll((bs) => bs.filter((b) => b.scrollWidth > b.clientWidth + 1).map((b) => b.closest(".fig")!.getAttribute("data-figure")));
       assert.deepEqual(wide, [], "the head view, model view, map and table are drawn at the phone's width");
       await screenshot(page, "explorer-phone-9-inspect-hf");
       assert.deepEqual(errors, []);

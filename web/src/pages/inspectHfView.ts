@@ -65,9 +65,9 @@ export function enlargedMap(p: HfProbe, layer: number, head: number, width: numb
 }
 
 const SCORES = [
-  { key: "previousToken", name: "previous-token", hint: "mean weight on the token before" },
-  { key: "entropy", name: "entropy (nats)", hint: "mean −Σ w ln w of a row: 0 = one key" },
-  { key: "firstToken", name: "first-token", hint: "mean weight on position 0 (a sink)" },
+  { key: "previousToken", name: "prev. token", hint: "mean weight on the token before" },
+  { key: "entropy", name: "entropy", hint: "mean −Σ w ln w of a row: 0 = one key" },
+  { key: "firstToken", name: "first token", hint: "mean weight on position 0 (a sink)" },
 ] as const;
 
 /** The per-head scores: one row per layer and head, each score coloured by its value. */
@@ -84,18 +84,18 @@ export function scoreTable(s: TextHeadScores, T: number): Child[] {
       rows.push(h("tr", { "data-layer": l, "data-head": hh },
         h("th", { scope: "row", "data-export": "box" }, h("span", { class: "hf-swatch", style: `background:${headColour(hh, s.numHeads)}` }), `${l}.${hh}`),
         ...SCORES.map((c) => cell(s[c.key][l][hh], c.key === "entropy" ? maxEntropy : 1, `hf-score-${c.key}-${l}-${hh}`)),
-        h("td", { class: "note", "data-export": "box" }, "after merge")));
+        h("td", { class: "note", "data-export": "box" }, "–")));
     }
   }
   return [
     h("div", { class: "hf-table-scroll" },
       h("table", { class: "numbers", "data-testid": "hf-scores" },
-        h("thead", {}, h("tr", {}, h("th", { scope: "col", title: "layer.head", "data-export": "box" }, "layer.head"),
-          ...SCORES.map((c) => h("th", { scope: "col", title: c.hint, "data-export": "box" }, c.name)), h("th", { scope: "col", title: "needs a repeated random sequence", "data-export": "box" }, "induction"))),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col", title: "layer.head", "data-export": "box" }, "head"),
+          ...SCORES.map((c) => h("th", { scope: "col", title: c.hint, "data-export": "box" }, c.name)), h("th", { scope: "col", title: "needs a repeated random sequence: after the merge of the library's headScores", "data-export": "box" }, "induction*"))),
         h("tbody", {}, ...rows))),
     h("p", { class: "note" }, T < 2
       ? "One token: no row to average over (row 0 can only see itself)."
-      : `Over the ${T - 1} rows after the first of the typed text (row 0 can only see itself). Previous-token and first-token are mean weights (0 to 1); entropy is at most ln ${T} ≈ ${fmt(maxEntropy, 3)} (a uniform row). The induction score needs a repeated random sequence: it comes with the library's headScores.`),
+      : `Over the ${T - 1} rows after the first of the typed text (row 0 can only see itself). Previous token and first token are mean weights (0 to 1); entropy, in nats, is at most ln ${T} ≈ ${fmt(maxEntropy, 3)} (a uniform row). Rows are layer.head. *The induction score needs a repeated random sequence: it comes after the merge of the library's headScores.`),
   ];
 }
 
