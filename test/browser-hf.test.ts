@@ -7,7 +7,7 @@
  * loader must refuse, and the page at 390 px. Every wait is for a condition (no suite time limit).
  */
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -262,6 +262,18 @@ describe("explorer lesson 9: a Hugging Face folder in Chromium", () => {
       assert.match((await page.locator("[data-testid=hf-text-error]").textContent())!, /go past the model's 32 positions/);
       await typeText(page, "1 7 x");
       assert.match((await page.locator("[data-testid=hf-text-error]").textContent())!, /no tokenizer\.json, so type token ids .* "x" is not one/);
+      // files dropped on the box load as picked ones do
+      const dropped = ["config.json", "model.safetensors"].map((name) => ({ name, bytes: [...readFileSync(join(FIXTURE, name))] }));
+      dropped.push({ name: "tokenizer.json", bytes: [...Buffer.from(tokenizerJson())] });
+      const picks = Number(await page.locator("[data-testid=hf-status]").getAttribute("data-picks"));
+      await page.locator("[data-testid=hf-dropzone]").evaluate((zone, files) => {
+        const dt = new DataTransfer();
+        for (const f of files) dt.items.add(new File([new Uint8Array(f.bytes)], f.name));
+        zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }, dropped);
+      await page.waitForFunction((n) => Number(document.querySelector<HTMLElement>("[data-testid=hf-status]")?.dataset.picks) > n, picks);
+      assert.equal(await page.locator("[data-testid=hf-status]").getAttribute("data-loaded"), "true");
+      assert.match((await page.locator("[data-testid=hf-summary]").textContent())!, /tokenizer\.json \(WordLevel\)/);
       assert.deepEqual(errors, [], "console errors");
     } finally {
       await page.close();

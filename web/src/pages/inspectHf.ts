@@ -148,7 +148,10 @@ export function mountHfSection(ctx: PageContext): void {
     info = next;
     ignored = chosen.ignored;
     loadError.hidden = true;
-    if (!info.tokenizer && !/^[\d\s,]+$/.test(text)) text = Array.from({ length: Math.min(10, info.vocabSize) }, (_, i) => i).join(" ");
+    // token ids for a folder without a tokenizer, words for one with
+    const typedIds = /^[\d\s,]*$/.test(text);
+    if (!info.tokenizer && !typedIds) text = Array.from({ length: Math.min(10, info.vocabSize) }, (_, i) => i).join(" ");
+    if (info.tokenizer && typedIds) text = DEFAULT_TEXT;
     setControlValue(textCtl, text);
     shownHeads = Array.from({ length: info.numHeads }, () => true);
     layer = Math.min(layer, info.numLayers - 1);
