@@ -280,6 +280,43 @@ describe("explorer lesson 9: a Hugging Face folder in Chromium", () => {
     }
   });
 
+  test("the Llama family: grouped-query heads (llama, F16) and a sliding window over two shards (mistral) show Node's maps", async () => {
+    const ids = [1, 7, 3, 22, 9, 30, 5, 12];
+    const { page, errors } = await openLesson(desktop, base, "inspect");
+    try {
+      for (const name of ["llama", "mistral"]) {
+        const dir = join(REPO, "test", "fixtures", "hf", name);
+        await pickFolder(page, dir);
+        assert.equal(await page.locator("[data-testid=hf-status]").getAttribute("data-loaded"), "true", `${name}: ${await page.locator("[data-testid=hf-load-error]").textContent()}`);
+        const summary = (await page.locator("[data-testid=hf-summary]").textContent())!;
+        assert.match(summary, /4 heads of 16, 2 key\/value heads \(grouped-query\)/, `${name}: GQA named`);
+        assert.match(summary, /config\.json says float16, computed in float32/);
+        if (name === "mistral") assert.match(summary, /model-00001-of-00002\.safetensors .*, model-00002-of-00002\.safetensors/, "both shards read");
+        await typeText(page, ids.join(" "));
+        const { model } = fromPretrained(dir);
+        const { attention } = noGrad(() => model.forwardWithAttention([ids]));
+        const T = ids.length;
+        const maps = attention.map((a) => {
+          const w = Array.from(a.weights.values);
+          return Array.from({ length: 4 }, (_, h) => Array.from({ length: T }, (_, q) => w.slice((h * T + q) * T, (h * T + q + 1) * T)));
+        });
+        const shown = JSON.parse((await exportFile(page, "hf-model", "json")).toString());
+        assert.deepEqual(shown.names, ["model.layers.0.self_attn", "model.layers.1.self_attn"]);
+        assert.ok(maxNestedDiff(shown.maps, maps) < 1e-5, `${name}: model view = Node's maps`);
+        const minWeight = Number(await page.locator("[data-testid=hf-head-view]").getAttribute("data-min-weight"));
+        const lines = await drawnLines(page);
+        checkLines(lines, maps, Number(await page.locator("[data-testid=hf-layer]").inputValue()), [0, 1, 2, 3], minWeight);
+        if (name === "mistral") {
+          // sliding_window 3: a query sees itself and the two keys before it, so no line reaches further back
+          assert.ok(lines.every(([, q, k]) => k <= q && k >= q - 2), "lines only within the window");
+        }
+      }
+      assert.deepEqual(errors, [], "console errors");
+    } finally {
+      await page.close();
+    }
+  });
+
   test("at 390 px the page with a loaded folder fits without sideways scroll", async () => {
     const dir = makeFolder(folders, "gpt2-phone");
     const { page, errors } = await openLesson(phone, base, "inspect");
