@@ -28,6 +28,7 @@ import {
   type AttentionForwardOptions, type Inputs, type SdpaMasks, checkForwardOptions, fromBatchFirst, sdpaMasks, shapeWeights, toBatchFirst,
 } from "./moduleCommon.js";
 import { decodeAttention } from "./decode.js";
+import { atPositions } from "./kvcache.js";
 import { type QKTransform, applyQKTransform, checkRotary } from "./rope.js";
 import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "./sdpa.js";
 
@@ -146,7 +147,7 @@ export abstract class AttentionCore extends Module {
   protected attend(fn: string, x: Inputs, opts: AttentionForwardOptions): [Tensor, Tensor | null] {
     const [H, Hkv, hd] = [this.numHeads, this.numKvHeads, this.headDim];
     const cache = opts.cache ?? null;
-    const past = cache?.kind === "self" ? cache.length : 0; // position of the first new token
+    const past = cache?.kind === "self" ? cache.positionOffset() : 0; // position of the first new token (one per row for a paged cache)
     const q = this.rotate(splitHeads(this.projectQuery(x.q), H, hd), past); // [N, L, C] -> [N, L, H*hd] -> [N, H, L, hd]
     let fresh: [Tensor, Tensor] | null = null; // the new keys/values; null when a filled cross cache holds the memory's
     if (!(cache?.kind === "cross" && cache.filled)) {
@@ -162,8 +163,9 @@ export abstract class AttentionCore extends Module {
       return [this.projectOut(new Tensor(y, [x.N, 1, H * hd], q.dtype)), null]; // [N, H, 1, hd] is [N, 1, H*hd]
     }
     let [k, v] = fresh ?? cache!.keysValues()!; // [N, Hkv, S, hd]
-    if (fresh !== null && cache !== null) [k, v] = cache.append(k, v); // -> [N, Hkv, cached, hd]
-    const o = { ...masks, enableGqa: Hkv !== H, dropoutP: this.training ? this.dropout : 0, generator: this.gen };
+    let visible: Tensor | null = null; // a windowed or paged cache's own mask [N or 1, 1, L, S] (causality included)
+    if (fresh !== null && cache !== null) [k, v, visible] = cache.appendVisible(k, v, masks); // -> [N, Hkv, cached, hd]
+    const o = { ...masks, ...(visible && { attnMask: visible, isCausal: false }), enableGqa: Hkv !== H, dropoutP: this.training ? this.dropout : 0, generator: this.gen };
     const [y, w] = (opts.needWeights ?? true)
       ? scaledDotProductAttentionWithWeights(q, k, v, o) // [N, H, L, hd] and the weights [N, H, L, S]: the math path
       : [scaledDotProductAttention(q, k, v, o), null]; // [N, H, L, hd]: the fused kernels
@@ -181,7 +183,8 @@ export abstract class AttentionCore extends Module {
     return tensors.every((t) => t.dtype === dtype) && !(isGradEnabled() && tensors.some((t) => t.requiresGrad));
   }
 
-  private rotate(t: Tensor, past: number): Tensor {
-    return this.rotary ? applyQKTransform(this.rotary, t, past) : t;
+  private rotate(t: Tensor, past: number | readonly number[]): Tensor {
+    const rotary = this.rotary;
+    return rotary ? atPositions(t, past, (x, offset) => applyQKTransform(rotary, x, offset)) : t;
   }
 }

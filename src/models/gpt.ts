@@ -13,9 +13,11 @@
  *
  * Decoding with a KV cache: forward(newTokens, { cache }) projects only the new tokens, appends
  * their keys/values to cache.layer(i) and attends over everything cached (causal, bottom-right);
- * positions continue from cache.length.
+ * positions continue from cache.positionOffset(). A windowed cache (new KVCache({ window, sinkTokens }))
+ * streams past maxSeqLen with rotary or sinusoidal positions; a PagedKVCache continues each row
+ * from its own position.
  */
-import { ArgumentError, ShapeError } from "../tensor/errors.js";
+import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { checkOptions, optionKeys } from "../tensor/validate.js";
@@ -27,7 +29,7 @@ import { Embedding } from "../nn/embedding.js";
 import { Linear } from "../nn/linear.js";
 import { LearnedPositionalEmbedding, SinusoidalPositionalEncoding } from "../nn/positional.js";
 import { RotaryEmbedding } from "../attention/rope.js";
-import { KVCache } from "../attention/kvcache.js";
+import { KVCache, atPositions, cachePositions } from "../attention/kvcache.js";
 import { type AttentionMap, MODEL_OPTION_KEYS, type ModelOptions, type Norm, TransformerBlock, makeNorm } from "./blocks.js";
 import { type GPTConfig, type GPTPresetName, gptConfig, validateGPTConfig } from "./config.js";
 import { type TokenInput, tokenTensor } from "./tokens.js";
@@ -102,13 +104,12 @@ export class GPT extends Module {
     const cache = opts.cache ?? null;
     if (cache !== null && !(cache instanceof KVCache)) throw new ArgumentError(`${fn}: cache must be a KVCache (model.newCache())`);
     const T = tokens.shape[1];
-    const offset = cache === null ? 0 : cache.length; // position of the first token given
-    if (offset + T > c.maxSeqLen) {
-      throw new ShapeError(`${fn}: positions ${offset}..${offset + T - 1} go past maxSeqLen ${c.maxSeqLen} (${offset} cached + ${T} new tokens)`);
-    }
+    // position of the first token given (one per row for a paged cache); a windowed cache may stream past maxSeqLen unless positions are learned
+    const offset = cachePositions(fn, cache, tokens.shape, { maxSeqLen: c.maxSeqLen, learnedPositions: c.positional === "learned" });
     let x = this.tok_emb.forward(tokens); // [N, T] -> [N, T, C]
-    if (this.pos_emb) x = this.pos_emb.forward(x, offset);
-    if (this.sinusoidal) x = this.sinusoidal.forward(x, offset);
+    const { pos_emb, sinusoidal } = this;
+    if (pos_emb) x = atPositions(x, offset, (xr, o) => pos_emb.forward(xr, o));
+    if (sinusoidal) x = atPositions(x, offset, (xr, o) => sinusoidal.forward(xr, o));
     x = this.drop.forward(x);
     const attention: AttentionMap[] = [];
     let i = 0;
