@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { serve } from "../web/server.mjs";
-import { fromPretrained, fromPretrainedFiles, noGrad } from "../src/index.js";
+import { fromPretrained, fromPretrainedFiles, headScores, noGrad } from "../src/index.js";
 import {
   PATIENCE_MS, REPO, assertLocalOnly, buildExplorer, checkExports, contrastProblems, exportFile, launch, maxNestedDiff, openLesson, requireChromium, screenshot,
 } from "./browser-helpers.js";
@@ -201,8 +201,18 @@ describe("explorer lesson 9: a Hugging Face folder in Chromium", () => {
           }
         }
       }
+      // the induction column: the library's headScores (a repeated random sequence, its defaults), as in Node
+      await page.locator("[data-figure=hf-scores] .fig-body[data-library=true]").waitFor();
+      const induction = headScores(fromPretrained(dir).model).induction;
+      for (let l = 0; l < 2; l++) {
+        for (let h = 0; h < 4; h++) {
+          const v = Number(await page.locator(`[data-testid=hf-score-induction-${l}-${h}]`).getAttribute("data-value"));
+          assert.ok(Math.abs(v - induction[l][h]) < 1e-5, `induction of ${l}.${h}: page ${v}, Node ${induction[l][h]}`);
+        }
+      }
       const scores = await checkExports(page, "hf-scores");
-      assert.ok(maxNestedDiff(scores.entropy, want.entropy) < 1e-5);
+      assert.ok(maxNestedDiff(scores.text.entropy, want.entropy) < 1e-5);
+      assert.ok(maxNestedDiff(scores.library.induction, induction) < 1e-5);
       assert.ok(want.entropy.flat().some((e) => e > 0.1) && want.previousToken.flat().some((p) => p > 0.05), "scores that a wrong definition would miss");
 
       // too long a text for the page: its message, no maps
@@ -323,6 +333,7 @@ describe("explorer lesson 9: a Hugging Face folder in Chromium", () => {
     try {
       await pickFolder(page, dir);
       await typeText(page, TEXT);
+      await page.locator("[data-figure=hf-scores] .fig-body[data-library=true]").waitFor(); // the table at its widest
       const width = await page.evaluate(() => document.scrollingElement!.scrollWidth);
       assert.ok(width <= PHONE, `the page is ${width} px wide on a ${PHONE} px screen`);
       const silent = await page.locator(".fig").evaluateAll((figs) => figs.filter((f) => {

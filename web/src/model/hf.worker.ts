@@ -4,7 +4,7 @@
  * page's thread only draws. The library's wasm kernels run on its thread pool here, as in the
  * training worker.
  */
-import { type Pretrained, fromPretrainedFiles, noGrad, setNumThreads } from "attend";
+import { type Pretrained, fromPretrainedFiles, headScores, noGrad, setNumThreads } from "attend";
 import type { FromHfWorker, HfFile, HfInfo, HfProbe, HfReplies, ToHfWorker } from "./hfProtocol.js";
 import { textHeadScores } from "./hfScores.js";
 
@@ -103,7 +103,10 @@ scope.onmessage = (e) => {
   const m = e.data;
   try {
     if (m.op === "load") reply<"load">(m.id, load(m.files));
-    else {
+    else if (m.op === "headScores") {
+      if (loaded === null) throw new Error("no model yet: pick a Hugging Face model folder first");
+      reply<"headScores">(m.id, headScores(loaded.model));
+    } else {
       const { value, transfer } = probe(m.text, m.maxTokens);
       reply<"probe">(m.id, value, transfer);
     }

@@ -2,6 +2,7 @@
  * The page's side of lesson 9's Hugging Face worker (hf.worker.ts): one method per request, each a
  * promise of the worker's reply. The worker starts with the first folder picked.
  */
+import type { HeadScores } from "attend";
 import type { FromHfWorker, HfFile, HfInfo, HfProbe, HfReplies, HfRequest } from "./hfProtocol.js";
 
 export class HfModel {
@@ -44,6 +45,11 @@ export class HfModel {
   /** A text's tokens, every layer's attention and the head scores. */
   probe(text: string, maxTokens: number): Promise<HfProbe> {
     return this.call({ op: "probe", text, maxTokens });
+  }
+
+  /** The library's headScores of the loaded model (previous-token, induction, entropy, first-token on a repeated random sequence). */
+  headScores(): Promise<HeadScores> {
+    return this.call({ op: "headScores" });
   }
 
   dispose(): void {

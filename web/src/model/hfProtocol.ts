@@ -5,6 +5,7 @@
  * text with its tokens, every layer's attention weights (forwardWithAttention) and the per-head
  * scores. Every request carries an id and gets one reply.
  */
+import type { HeadScores } from "attend";
 import type { TextHeadScores } from "./hfScores.js";
 
 /** One file of the folder: its name in the folder and its bytes. */
@@ -41,7 +42,9 @@ export interface HfInfo {
 
 export type HfRequest =
   | { op: "load"; files: HfFile[] }
-  | { op: "probe"; text: string; maxTokens: number };
+  | { op: "probe"; text: string; maxTokens: number }
+  /** the library's headScores on a repeated random sequence (its defaults), for the induction column */
+  | { op: "headScores" };
 
 /** An input's tokens and every layer's weights. */
 export interface HfProbe {
@@ -61,6 +64,7 @@ export interface HfProbe {
 export interface HfReplies {
   load: HfInfo;
   probe: HfProbe;
+  headScores: HeadScores;
 }
 
 export type ToHfWorker = HfRequest & { id: number };

@@ -1,8 +1,9 @@
 /**
  * Per-head scores over the attention weights of one typed text, the numbers interpretability work
- * uses to name heads. Kept in this one function so that it can give way to the library's
- * `headScores` (src/pretrained/heads.ts, which reads them on a repeated random sequence through the
- * fused path and adds the induction score) once that is merged: the result has its shape.
+ * uses to name heads. The library's `headScores` reads the same scores (and the induction score) on
+ * a repeated random sequence r ++ r; a typed text is no such sequence, so the page scores the text
+ * with this function and takes only the induction column from the library. The definitions are the
+ * library's, so the two agree on a repeated sequence.
  *
  * For one layer and head, w[l, s] the weight of query l on key s, T tokens:
  *   previousToken   mean over l = 1 … T−1 of w[l, l − 1]
@@ -21,8 +22,6 @@ export interface TextHeadScores {
   previousToken: (number | null)[][];
   entropy: (number | null)[][];
   firstToken: (number | null)[][];
-  /** needs a repeated random sequence: comes with the library's headScores */
-  induction: null;
 }
 
 /** layers[l]: the weights of layer l, [H, T, T] row-major. */
@@ -46,5 +45,5 @@ export function textHeadScores(layers: readonly ArrayLike<number>[], numHeads: n
       }
     });
   }
-  return { numLayers: layers.length, numHeads: H, rows: Math.max(0, T - 1), ...s, induction: null };
+  return { numLayers: layers.length, numHeads: H, rows: Math.max(0, T - 1), ...s };
 }

@@ -6,6 +6,7 @@
  * answers: the head view (as bertviz's), the model view (every layer × head), the enlarged map and
  * the per-head score table.
  */
+import type { HeadScores } from "attend";
 import { HfModel } from "../model/hfClient.js";
 import type { HfFile, HfInfo, HfProbe } from "../model/hfProtocol.js";
 import type { PageContext } from "../page.js";
@@ -60,6 +61,8 @@ export function mountHfSection(ctx: PageContext): void {
   let info: HfInfo | null = null;
   let ignored: string[] = [];
   let shown: HfProbe | null = null;
+  /** the library's headScores of the model on show (null until the worker has them) */
+  let library: HeadScores | null = null;
   /** picks started; the status's data-picks counts those answered (loaded or refused) */
   let loads = 0;
   let probes = 0;
@@ -93,7 +96,7 @@ export function mountHfSection(ctx: PageContext): void {
   });
   const modelFig = ctx.figure({ id: "hf-model", title: "Model view: every layer (rows) × head (columns)", caption: "Queries down, keys across. Click a map (or focus it and press Enter) to enlarge it.", data: () => modelData() });
   const mapFig = ctx.figure({ id: "hf-map", title: "Selected map", data: () => mapData() });
-  const scoresFig = ctx.figure({ id: "hf-scores", title: "Per-head scores on this text", data: () => shown?.scores ?? null });
+  const scoresFig = ctx.figure({ id: "hf-scores", title: "Per-head scores on this text", data: () => (shown ? { text: shown.scores, library } : null) });
   const shownOnLoad = h("div", { hidden: true, "data-testid": "hf-views" },
     controls(textCtl, nextEl), textError,
     controls(layerCtl, headToggles, button("All heads", () => { shownHeads = shownHeads.map(() => true); drawToggles(); drawHeads(); }, { class: "secondary", "data-testid": "hf-all-heads" })),
@@ -104,7 +107,7 @@ export function mountHfSection(ctx: PageContext): void {
       "Real checkpoints work too. Pick a model folder as the Hugging Face hub ships it (", h("code", {}, "config.json"), ", ",
       h("code", {}, "model.safetensors"), " or its shards with ", h("code", {}, "model.safetensors.index.json"), ", and ", h("code", {}, "tokenizer.json"),
       "): GPT-2, or the Llama family (Llama, Mistral, Qwen2, SmolLM, TinyLlama). The library's ", h("code", {}, "fromPretrainedFiles"),
-      " loads it in a worker and ", h("code", {}, "forwardWithAttention"), " gives every layer's weights for the text you type: the head view draws one layer's heads as lines between the tokens, the model view every layer and head at once, and the table scores each head."),
+      " loads it in a worker and ", h("code", {}, "forwardWithAttention"), " gives every layer's weights for the text you type: the head view draws one layer's heads as lines between the tokens, the model view every layer and head at once, and the table scores each head (with the library's ", h("code", {}, "headScores"), ")."),
     drop, status, loadError, infoEl, shownOnLoad);
 
   function save(): void {
@@ -146,6 +149,7 @@ export function mountHfSection(ctx: PageContext): void {
     }
     if (mine !== loads) return;
     info = next;
+    library = null;
     ignored = chosen.ignored;
     loadError.hidden = true;
     // token ids for a folder without a tokenizer, words for one with
@@ -164,6 +168,15 @@ export function mountHfSection(ctx: PageContext): void {
     save();
     await probe();
     if (mine !== loads) return;
+    worker.headScores().then((scores) => {
+      if (mine !== loads) return;
+      library = scores;
+      drawScores();
+    }, (err) => {
+      if (mine !== loads) return;
+      loadError.hidden = false;
+      loadError.textContent = `The induction scores could not be computed: ${messageOf(err)}`;
+    });
     status.textContent = `loaded ${info.modelType}: ${info.numLayers} layers × ${info.numHeads} heads, ${info.parameters.toLocaleString("en")} parameters`;
     answered(true);
   }
@@ -225,7 +238,12 @@ export function mountHfSection(ctx: PageContext): void {
     const p = shown;
     replace(modelFig.body, modelView(p, widthOf(modelFig), selected, (l, hh) => { selected = [l, hh]; save(); drawAll(); }));
     replace(mapFig.body, ...enlargedMap(p, selected[0], selected[1], widthOf(mapFig)));
-    replace(scoresFig.body, ...scoreTable(p.scores, p.ids.length));
+    drawScores();
+  }
+
+  function drawScores(): void {
+    if (shown) replace(scoresFig.body, ...scoreTable(shown.scores, shown.ids.length, library));
+    scoresFig.body.dataset.library = String(library !== null);
   }
 
   function headsData(): unknown {

@@ -3,6 +3,7 @@
  * the enlarged map, the per-head score table and the description of what was loaded. Pure drawing:
  * the numbers come from the worker (../model/hf.worker.ts).
  */
+import type { HeadScores } from "attend";
 import type { HfInfo, HfProbe } from "../model/hfProtocol.js";
 import type { TextHeadScores } from "../model/hfScores.js";
 import { textOn, weightScale } from "../ui/colors.js";
@@ -70,8 +71,11 @@ const SCORES = [
   { key: "firstToken", name: "first token", hint: "mean weight on position 0 (a sink)" },
 ] as const;
 
-/** The per-head scores: one row per layer and head, each score coloured by its value. */
-export function scoreTable(s: TextHeadScores, T: number): Child[] {
+/**
+ * The per-head scores: one row per layer and head, each score coloured by its value; the text's
+ * scores, and the induction score from the library's headScores (null while it is computed).
+ */
+export function scoreTable(s: TextHeadScores, T: number, library: HeadScores | null): Child[] {
   const maxEntropy = Math.log(Math.max(2, T));
   const cell = (v: number | null, max: number, testid: string): HTMLElement => {
     if (v === null) return h("td", { "data-testid": testid, "data-export": "box" }, "–");
@@ -84,18 +88,18 @@ export function scoreTable(s: TextHeadScores, T: number): Child[] {
       rows.push(h("tr", { "data-layer": l, "data-head": hh },
         h("th", { scope: "row", "data-export": "box" }, h("span", { class: "hf-swatch", style: `background:${headColour(hh, s.numHeads)}` }), `${l}.${hh}`),
         ...SCORES.map((c) => cell(s[c.key][l][hh], c.key === "entropy" ? maxEntropy : 1, `hf-score-${c.key}-${l}-${hh}`)),
-        h("td", { class: "note", "data-export": "box" }, "–")));
+        library ? cell(library.induction[l][hh], 1, `hf-score-induction-${l}-${hh}`) : h("td", { class: "note", "data-export": "box" }, "…")));
     }
   }
   return [
     h("div", { class: "hf-table-scroll" },
       h("table", { class: "numbers", "data-testid": "hf-scores" },
         h("thead", {}, h("tr", {}, h("th", { scope: "col", title: "layer.head", "data-export": "box" }, "head"),
-          ...SCORES.map((c) => h("th", { scope: "col", title: c.hint, "data-export": "box" }, c.name)), h("th", { scope: "col", title: "needs a repeated random sequence: after the merge of the library's headScores", "data-export": "box" }, "induction*"))),
+          ...SCORES.map((c) => h("th", { scope: "col", title: c.hint, "data-export": "box" }, c.name)), h("th", { scope: "col", title: "on a repeated random sequence (the library's headScores)", "data-export": "box" }, "induction*"))),
         h("tbody", {}, ...rows))),
     h("p", { class: "note" }, T < 2
       ? "One token: no row to average over (row 0 can only see itself)."
-      : `Over the ${T - 1} rows after the first of the typed text (row 0 can only see itself). Previous token and first token are mean weights (0 to 1); entropy, in nats, is at most ln ${T} ≈ ${fmt(maxEntropy, 3)} (a uniform row). Rows are layer.head. *The induction score needs a repeated random sequence: it comes after the merge of the library's headScores.`),
+      : `Over the ${T - 1} rows after the first of the typed text (row 0 can only see itself). Previous token and first token are mean weights (0 to 1); entropy, in nats, is at most ln ${T} ≈ ${fmt(maxEntropy, 3)} (a uniform row). Rows are layer.head. *Induction needs a repeated sequence, so it is the library's headScores on ${library ? `${library.tokens.length} random sequences of ${library.tokens[0].length} tokens, each read twice` : "random sequences read twice (computing…)"}: the mean weight from a token of the second copy on the token after its first occurrence.`),
   ];
 }
 
