@@ -6,7 +6,8 @@
  * makeModel, AdamW, the schedule) in ../model/run.ts, checkpoints in ../model/checkpoint.ts, the
  * maps (attentionMaps, sampleTokens) in ../model/probe.ts. All of that runs in a worker
  * (../model/trainer.worker.ts, on the library's threaded kernels); this page asks it for results
- * through ../model/trainer.ts and draws them, so it never waits on a training step.
+ * through ../model/trainer.ts and draws them, so it never waits on a training step. Below, a
+ * Hugging Face model folder picked in the page gets the same look inside (./inspectHf.ts).
  */
 import { DATA_NAMES, type Evaluation, modelKinds } from "attend";
 import type { RunInfo, StepProbe } from "../model/protocol.js";
@@ -18,6 +19,7 @@ import { button, controls, seedControl, select, setControlDisabled, setControlVa
 import { h, replace } from "../ui/dom.js";
 import { fmt } from "../ui/format.js";
 import { formula } from "../ui/math.js";
+import { mountHfSection } from "./inspectHf.js";
 import { focusView, mapGrid, mapsAsArrays, modelInfo } from "./inspectView.js";
 
 const WIDTHS = [16, 32, 64] as const;
@@ -131,6 +133,7 @@ export const inspectPage: Page = {
     root.append(lossFig.el, info,
       controls(h("div", { class: "control" }, h("label", { for: "inspect-input" }, "Input"), inputBox), prediction),
       inputError, mapsFig.el, focusFig.el);
+    mountHfSection(ctx);
 
     function save(): void {
       state.set({ task, model: kind, width, heads, layers, seed, lr, batch, steps: target, input, layer, head });
