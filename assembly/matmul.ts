@@ -3,11 +3,12 @@
 //   columns past n), so the product kernel streams 32 contiguous bytes of b per k step.
 //   K_MM tasks each own one (product, column block, row block) of out: per k block they pack their rows
 //   of a into [rows / 4][kc][4] in thread scratch (transposing if transA, zero rows past m), then run the
-//   4x8 register tile over the block. k is summed in increasing order inside one task, so results do not
+//   4x8 register tile over the block; rows past the last full group of 4 (all of them when m < 4: the
+//   matrix-vector products of decoding) go through the one-row kernels instead of a tile 3/4 zeros. k is summed in increasing order inside one task, so results do not
 //   depend on the thread count.
 
 import { imin, mmJob, scratchOf } from "./job";
-import { tile4x8 } from "./simd";
+import { row1x32, row1x8, tile4x8 } from "./simd";
 
 export const MM_MB: i32 = 64; // rows per task
 export const MM_NB: i32 = 256; // columns per task
@@ -121,6 +122,9 @@ export function mmTask(job: usize, t: i32, tid: i32): void {
   const c = <usize>mm.c + ((<usize>bi * <usize>mp * <usize>np + <usize>i0 * <usize>np + <usize>n0) << 2);
   const ldc = <usize>np << 2;
   const ap = scratchOf(job, tid);
+  const rows = imin(Mw, m - i0); // rows of out in this block (the rest is padding, never read)
+  const full = rows & ~3; // rows in full tiles of 4
+  const ps = <usize>k << 5; // bytes from one panel of b to the next
   for (let p0 = 0; p0 < k; p0 += MM_KC) {
     const kw = imin(MM_KC, k - p0);
     packA(ap, a, transA, m, k, i0, Mw, p0, kw);
@@ -128,8 +132,22 @@ export function mmTask(job: usize, t: i32, tid: i32): void {
     for (let j = 0; j < Nw; j += 8) {
       const panel = bp + (((<usize>(n0 + j) >> 3) * <usize>k + <usize>p0) << 5);
       const cj = c + (<usize>j << 2);
-      for (let i = 0; i < Mw; i += 4) {
+      for (let i = 0; i < full; i += 4) {
         tile4x8(cj + <usize>i * ldc, ldc, ap + (<usize>(i * kw) << 2), 4, 16, panel, 32, kw, accum);
+      }
+    }
+    for (let i = full; i < rows; i++) {
+      // row i of the packed a: group i / 4, lane i % 4, 16 bytes per k
+      const ai = ap + (<usize>((i & ~3) * kw + (i & 3)) << 2);
+      const ci = c + <usize>i * ldc;
+      let j = 0;
+      for (; j + 32 <= Nw; j += 32) {
+        const panel = bp + (((<usize>(n0 + j) >> 3) * <usize>k + <usize>p0) << 5);
+        row1x32(ci + (<usize>j << 2), ai, 16, panel, ps, kw, accum);
+      }
+      for (; j < Nw; j += 8) {
+        const panel = bp + (((<usize>(n0 + j) >> 3) * <usize>k + <usize>p0) << 5);
+        row1x8(ci + (<usize>j << 2), ai, 16, panel, kw, accum);
       }
     }
   }

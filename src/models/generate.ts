@@ -12,6 +12,7 @@
  * Sampling draws from a seeded Generator, so a seed reproduces a run.
  */
 import { noGrad } from "../autograd/tape.js";
+import { withFrozenWeights } from "../kernels/dispatch.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator, checkGenerator } from "../tensor/random.js";
 import { type OptionTable, checkOptions, optionKeys } from "../tensor/validate.js";
@@ -162,7 +163,8 @@ function decodeLoop(l: Loop): number[][] {
   const wasTraining = l.model.training;
   l.model.eval();
   try {
-    noGrad(() => {
+    // nothing writes the parameters while decoding: the backend may keep them prepared between steps
+    withFrozenWeights(l.model.parameters(), () => noGrad(() => {
       let logits = l.step(rows); // prefill: the whole prompt
       for (let s = 0; s < steps; s++) {
         const next = rows.map((_, n) => pickToken(fn, lastRow(logits, n), opts, g));
@@ -175,7 +177,7 @@ function decodeLoop(l: Loop): number[][] {
         // finished rows keep feeding their last token so the batch stays rectangular; their output is not kept
         logits = l.useCache ? l.step(next.map((t) => [t])) : l.step(rows.map((r, n) => (done[n] ? padTo(r, rows) : r)));
       }
-    });
+    }));
   } finally {
     l.model.train(wasTraining);
   }
