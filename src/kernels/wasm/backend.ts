@@ -28,6 +28,8 @@ export const wasmTuning = {
   stagingBudget: 32 * 1024 * 1024,
   /** below this many flops a call runs on the calling thread alone */
   minParallelFlops: 4e6,
+  /** below this many floats of b, packing b for a matmul runs on the calling thread alone */
+  minParallelPack: 1 << 18,
   /** below this many flops a matmul goes to the reference kernel */
   minMatmulFlops: 16384,
   /** bytes of packed weights kept in wasm memory while they are frozen (../frozen.ts) */
@@ -153,8 +155,10 @@ function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulPara
   };
   if (!packed) {
     const packTasks = nB * Math.ceil(np / 64);
+    // packing moves each float once: below minParallelPack floats a worker's wake-up costs more than it saves
+    const packThreads = nB * k * np < wasmTuning.minParallelPack ? 1 : threads;
     rt.setJob(Lay.K_MM_PACK_B, packTasks, scratch, stride, Lay.MmJob, prm);
-    rt.runJob(threads, packTasks);
+    rt.runJob(packThreads, packTasks);
   }
   const tasks = batch * mb * nb;
   rt.setJob(Lay.K_MM, tasks, scratch, stride, Lay.MmJob, prm);
