@@ -9,23 +9,23 @@
  * the median wall time of `runs` runs of each, ms per new token (prefill included), tokens/s, the
  * speed-up and the cache's size.
  * Both runs must produce the same tokens (greedy decoding; the logits agree to float32 rounding).
+ *
+ *   node --import tsx bench/generate.ts --stream [--preset small-gqa] [--tokens 4096] [--window 256] [--sinks 4]
+ *
+ * Streaming generation (issue 12's row): a windowed KV cache ({ window, sinkTokens }) over `tokens`
+ * tokens, greedy, one token per step; prints the cache's bytes at sinkTokens + window tokens and at
+ * the end (they must be equal: memory flat), and ms/token over the run and over its first and last
+ * quarters (flat speed too). streamingGeneration() is exported for bench/main.ts.
  */
+import { fileURLToPath } from "node:url";
 import { GPT, type GPTPresetName, GPT_PRESETS, generate } from "../src/models/index.js";
+import { KVCache } from "../src/attention/kvcache.js";
+import { noGrad } from "../src/autograd/tape.js";
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
-
-const preset = arg("preset", "small") as GPTPresetName;
-if (!(preset in GPT_PRESETS)) throw new Error(`bench/generate.ts: unknown preset ${preset} (presets: ${Object.keys(GPT_PRESETS).join(", ")})`);
-const tokens = Number(arg("tokens", "256"));
-const promptLength = Number(arg("prompt", "8"));
-const runs = Number(arg("runs", "3"));
-
-const model = new GPT(preset, { seed: 0 });
-const c = model.config;
-const prompt = [Array.from({ length: promptLength }, (_, i) => (i * 7 + 3) % c.vocabSize)];
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -33,37 +33,129 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-function time(useCache: boolean): { ms: number; out: number[] } {
-  const t0 = performance.now();
-  const out = generate(model, prompt, { maxNewTokens: tokens, greedy: true, useCache })[0];
-  return { ms: performance.now() - t0, out };
+/** The cached vs uncached table (the default run). */
+function cachedVsUncached(): void {
+  const preset = arg("preset", "small") as GPTPresetName;
+  if (!(preset in GPT_PRESETS)) throw new Error(`bench/generate.ts: unknown preset ${preset} (presets: ${Object.keys(GPT_PRESETS).join(", ")})`);
+  const tokens = Number(arg("tokens", "256"));
+  const promptLength = Number(arg("prompt", "8"));
+  const runs = Number(arg("runs", "3"));
+
+  const model = new GPT(preset, { seed: 0 });
+  const c = model.config;
+  const prompt = [Array.from({ length: promptLength }, (_, i) => (i * 7 + 3) % c.vocabSize)];
+
+  function time(useCache: boolean): { ms: number; out: number[] } {
+    const t0 = performance.now();
+    const out = generate(model, prompt, { maxNewTokens: tokens, greedy: true, useCache })[0];
+    return { ms: performance.now() - t0, out };
+  }
+
+  console.log(`preset ${preset}: ${model.numParameters()} parameters, dModel ${c.dModel}, ${c.numLayers} layers, ${c.numHeads} heads (${c.numKvHeads} kv), vocab ${c.vocabSize}`);
+  console.log(`prompt ${promptLength} tokens, ${tokens} new tokens, greedy, median of ${runs} runs, node ${process.version}`);
+  time(true); // warm up the JIT
+  const cached: number[] = [];
+  const uncached: number[] = [];
+  let reference: number[] | null = null;
+  for (let r = 0; r < runs; r++) {
+    for (const useCache of [true, false]) {
+      const { ms, out } = time(useCache);
+      (useCache ? cached : uncached).push(ms);
+      if (reference === null) reference = out;
+      else if (out.join() !== reference.join()) throw new Error("bench/generate.ts: cached and uncached generation produced different tokens");
+      console.log(`  run ${r + 1} ${useCache ? "cached  " : "uncached"} ${ms.toFixed(0)} ms`);
+    }
+  }
+  const mc = median(cached);
+  const mu = median(uncached);
+  const cache = model.newCache();
+  model.forward(prompt, { cache });
+  const perToken = cache.bytesPerToken();
+  console.log("");
+  console.log("| mode | median ms | ms/token | tokens/s |");
+  console.log("|---|---:|---:|---:|");
+  console.log(`| cached | ${mc.toFixed(0)} | ${(mc / tokens).toFixed(2)} | ${((tokens * 1000) / mc).toFixed(1)} |`);
+  console.log(`| uncached | ${mu.toFixed(0)} | ${(mu / tokens).toFixed(2)} | ${((tokens * 1000) / mu).toFixed(1)} |`);
+  console.log("");
+  console.log(`speed-up (uncached / cached): ${(mu / mc).toFixed(1)}x`);
+  console.log(`KV cache: ${perToken} bytes per token (${c.numLayers} layers × 2 × ${c.numKvHeads} kv heads × ${c.dModel / c.numHeads} dims × 4 bytes), ${((perToken * (promptLength + tokens)) / 1024).toFixed(0)} KiB at ${promptLength + tokens} tokens`);
 }
 
-console.log(`preset ${preset}: ${model.numParameters()} parameters, dModel ${c.dModel}, ${c.numLayers} layers, ${c.numHeads} heads (${c.numKvHeads} kv), vocab ${c.vocabSize}`);
-console.log(`prompt ${promptLength} tokens, ${tokens} new tokens, greedy, median of ${runs} runs, node ${process.version}`);
-time(true); // warm up the JIT
-const cached: number[] = [];
-const uncached: number[] = [];
-let reference: number[] | null = null;
-for (let r = 0; r < runs; r++) {
-  for (const useCache of [true, false]) {
-    const { ms, out } = time(useCache);
-    (useCache ? cached : uncached).push(ms);
-    if (reference === null) reference = out;
-    else if (out.join() !== reference.join()) throw new Error("bench/generate.ts: cached and uncached generation produced different tokens");
-    console.log(`  run ${r + 1} ${useCache ? "cached  " : "uncached"} ${ms.toFixed(0)} ms`);
-  }
+export interface StreamingResult {
+  preset: string;
+  tokens: number;
+  window: number;
+  sinkTokens: number;
+  /** KVCache.bytes() (in use) and allocatedBytes() after each checkpoint's number of tokens */
+  bytes: { tokens: number; used: number; allocated: number }[];
+  /** bytes per token of an unbounded cache (what a plain KVCache would hold at `tokens`: × tokens) */
+  bytesPerToken: number;
+  msPerToken: number;
+  /** ms/token over the first and the last quarter of the run */
+  msPerTokenFirstQuarter: number;
+  msPerTokenLastQuarter: number;
 }
-const mc = median(cached);
-const mu = median(uncached);
-const cache = model.newCache();
-model.forward(prompt, { cache });
-const perToken = cache.bytesPerToken();
-console.log("");
-console.log("| mode | median ms | ms/token | tokens/s |");
-console.log("|---|---:|---:|---:|");
-console.log(`| cached | ${mc.toFixed(0)} | ${(mc / tokens).toFixed(2)} | ${((tokens * 1000) / mc).toFixed(1)} |`);
-console.log(`| uncached | ${mu.toFixed(0)} | ${(mu / tokens).toFixed(2)} | ${((tokens * 1000) / mu).toFixed(1)} |`);
-console.log("");
-console.log(`speed-up (uncached / cached): ${(mu / mc).toFixed(1)}x`);
-console.log(`KV cache: ${perToken} bytes per token (${c.numLayers} layers × 2 × ${c.numKvHeads} kv heads × ${c.dModel / c.numHeads} dims × 4 bytes), ${((perToken * (promptLength + tokens)) / 1024).toFixed(0)} KiB at ${promptLength + tokens} tokens`);
+
+/**
+ * Streaming generation with a windowed cache: a `prompt`-token prompt, then greedy one-token steps
+ * until `tokens` tokens, reading the cache's bytes at each checkpoint (default sinkTokens + window
+ * and the end). The preset must compute its positions (rope) to run past its maxSeqLen.
+ */
+export function streamingGeneration(opts: { preset?: GPTPresetName; tokens?: number; window?: number; sinkTokens?: number; prompt?: number; checkpoints?: number[] } = {}): StreamingResult {
+  const preset = opts.preset ?? "small-gqa";
+  const tokens = opts.tokens ?? 4096;
+  const window = opts.window ?? 256;
+  const sinkTokens = opts.sinkTokens ?? 4;
+  const promptLength = opts.prompt ?? 4;
+  const checkpoints = opts.checkpoints ?? [sinkTokens + window, tokens];
+  const model = new GPT(preset, { seed: 0 });
+  model.eval();
+  const V = model.config.vocabSize;
+  const cache = new KVCache({ window, sinkTokens });
+  const bytes: StreamingResult["bytes"] = [];
+  const stamps: number[] = []; // performance.now() after each token count t (index t)
+  const row = Array.from({ length: promptLength }, (_, i) => (i * 7 + 3) % V);
+  const t0 = performance.now();
+  noGrad(() => {
+    let logits = model.forward([row], { cache }); // [1, T, V]
+    for (let t = row.length; ; t++) {
+      stamps[t] = performance.now();
+      if (checkpoints.includes(t)) bytes.push({ tokens: t, used: cache.bytes(), allocated: cache.allocatedBytes() });
+      if (t === tokens) break;
+      const last = logits.values.subarray(logits.values.length - V);
+      let best = 0;
+      for (let v = 1; v < V; v++) if (last[v] > last[best]) best = v;
+      row.push(best);
+      logits = model.forward([[best]], { cache }); // [1, 1] -> [1, 1, V]
+    }
+  });
+  const q = Math.floor(tokens / 4);
+  return {
+    preset, tokens, window, sinkTokens, bytes, bytesPerToken: cache.bytesPerToken(),
+    msPerToken: (stamps[tokens] - t0) / (tokens - promptLength),
+    msPerTokenFirstQuarter: (stamps[q] - stamps[promptLength]) / (q - promptLength),
+    msPerTokenLastQuarter: (stamps[tokens] - stamps[tokens - q]) / q,
+  };
+}
+
+function streamingMain(): void {
+  const r = streamingGeneration({
+    preset: arg("preset", "small-gqa") as GPTPresetName, tokens: Number(arg("tokens", "4096")),
+    window: Number(arg("window", "256")), sinkTokens: Number(arg("sinks", "4")),
+  });
+  console.log(`streaming generation: preset ${r.preset}, window ${r.window}, sinkTokens ${r.sinkTokens}, ${r.tokens} tokens, greedy, node ${process.version}`);
+  console.log("");
+  console.log("| tokens | KV bytes in use | KV bytes allocated | unbounded cache would hold |");
+  console.log("|---:|---:|---:|---:|");
+  for (const b of r.bytes) console.log(`| ${b.tokens} | ${b.used} | ${b.allocated} | ${b.tokens * r.bytesPerToken} |`);
+  console.log("");
+  console.log(`ms/token: ${r.msPerToken.toFixed(2)} overall, ${r.msPerTokenFirstQuarter.toFixed(2)} first quarter, ${r.msPerTokenLastQuarter.toFixed(2)} last quarter`);
+  const flat = r.bytes.every((b) => b.used === r.bytes[0].used && b.allocated === r.bytes[0].allocated);
+  console.log(`KV memory flat after ${r.sinkTokens + r.window} tokens: ${flat ? "yes" : "NO"}`);
+  if (!flat) process.exitCode = 1;
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  if (process.argv.includes("--stream")) streamingMain();
+  else cachedVsUncached();
+}

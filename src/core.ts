@@ -50,6 +50,7 @@ export * as nn from "./nnNamespace.js";
 export {
   Embedding, LayerNorm, RMSNorm, Dropout, MLP, ModuleList, SinusoidalPositionalEncoding, LearnedPositionalEmbedding,
   RotaryEmbedding, applyRotary, KVCache, KVCacheLayer, kvCacheBytesPerToken, type QKTransform,
+  PagedKVCache, type KVCacheOptions, type PagedKVCacheOptions,
 } from "./nnNamespace.js";
 export * from "./models/index.js";
 export * from "./pretrained/index.js";

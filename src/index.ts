@@ -7,5 +7,5 @@ export * from "./core.js";
 export { saveSafetensors, loadSafetensors } from "./io/files.js";
 export { saveCheckpoint, loadCheckpoint } from "./models/checkpointFile.js";
 export { trainModel, type TrainOptions, type TrainResult } from "./train/loop.js";
-export { fromPretrained } from "./pretrained/node.js";
+export { fromPretrained, type FromPretrainedOptions } from "./pretrained/node.js";
 export { saveTrainingCheckpoint, loadTrainingCheckpoint } from "./train/checkpoint.js";

@@ -11,4 +11,7 @@ export {
 export { MultiheadAttention, type MultiheadAttentionOptions } from "./attention/multihead.js";
 export { GroupedQueryAttention, type GroupedQueryAttentionOptions } from "./attention/gqa.js";
 export type { AttentionForwardOptions } from "./attention/moduleCommon.js";
-export { KVCache, KVCacheLayer, kvCacheBytesPerToken, type KVCacheKind, type KVCacheOptions } from "./attention/kvcache.js";
+export {
+  KVCache, KVCacheLayer, WindowKVCacheLayer, kvCacheBytesPerToken, type KVCacheKind, type KVCacheOptions, type StreamingWindow,
+} from "./attention/kvcache.js";
+export { PagedKVCache, PagedKVCacheLayer, type PagedKVCacheOptions } from "./attention/kvpaged.js";

@@ -12,6 +12,13 @@
  * adds in_proj / out_proj and addBiasKv / addZeroAttn; GroupedQueryAttention (gqa.ts) has
  * q_proj / k_proj / v_proj / o_proj.
  *
+ * The flexible options of sdpa (flexPlan.ts) a module can carry, each handed to sdpa as the symbolic
+ * option on every path (fused, weights, KV cache), never as a mask:
+ *   slidingWindow   query l' sees keys l' - left .. l' + right (a number w: [w - 1, 0], Mistral)
+ *   alibi           -slope_h |l' - s| added to the scores, the paper's slopes for H heads (not stored)
+ *   softcap         scores -> softcap · tanh(scores / softcap) (Gemma 2)
+ *   sinks           a learnable logit per query head, the Parameter `sinks` [H] (init 0; gpt-oss)
+ *
  * Shape letters: N batch, L query length, S key length (all cached positions with a KV cache),
  * C = embedDim, H query heads, Hkv key/value heads, hd = C / H head dim.
  */
@@ -22,12 +29,16 @@ import { Tensor } from "../tensor/tensor.js";
 import { initGenerator } from "../tensor/random.js";
 import { isGradEnabled } from "../autograd/tape.js";
 import { checkPositiveInt } from "../tensor/validate.js";
+import { zeros } from "../tensor/creation.js";
 import { permute, reshape } from "../ops/shape.js";
 import { Module } from "../nn/module.js";
 import {
   type AttentionForwardOptions, type Inputs, type SdpaMasks, checkForwardOptions, fromBatchFirst, sdpaMasks, shapeWeights, toBatchFirst,
 } from "./moduleCommon.js";
 import { decodeAttention } from "./decode.js";
+import { atPositions } from "./kvcache.js";
+import { WindowKVCacheLayer } from "./kvwindow.js";
+import { checkWindow, defaultAlibiSlopes } from "./masks.js";
 import { type QKTransform, applyQKTransform, checkRotary } from "./rope.js";
 import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "./sdpa.js";
 
@@ -43,9 +54,48 @@ export interface AttentionCoreOptions {
   seed?: number;
   generator?: Generator;
   dtype?: "float32" | "float64";
+  /** query l' sees keys l' - left .. l' + right; a number w is [w - 1, 0] (w keys up to its own) */
+  slidingWindow?: number | readonly [number, number] | null;
+  /** ALiBi: add -slope_h · |l' - s| to the scores, with the paper's geometric slopes for the H query heads */
+  alibi?: boolean;
+  /** scores become softcap · tanh(scores / softcap) (after scaling and ALiBi) */
+  softcap?: number | null;
+  /** a learnable sink logit per query head (the Parameter `sinks` [H], initialised to 0) */
+  sinks?: boolean;
 }
 
-export const CORE_OPTIONS = ["dropout", "kdim", "vdim", "batchFirst", "rotary", "seed", "generator", "dtype"] as const;
+export const CORE_OPTIONS = [
+  "dropout", "kdim", "vdim", "batchFirst", "rotary", "seed", "generator", "dtype", "slidingWindow", "alibi", "softcap", "sinks",
+] as const;
+
+/** The flexible sdpa options a module passes on every call (see the file comment). */
+interface ModuleFlex {
+  slidingWindow: readonly [number, number] | null;
+  alibiSlopes: readonly number[] | null;
+  softcap: number | null;
+}
+
+function checkFlex(fn: string, opts: AttentionCoreOptions, H: number, extraKeys: boolean): ModuleFlex {
+  for (const k of ["alibi", "sinks"] as const) {
+    if (opts[k] !== undefined && typeof opts[k] !== "boolean") throw new ArgumentError(`${fn}: ${k} must be a boolean, got ${typeof opts[k]}`);
+  }
+  const w = opts.slidingWindow;
+  const slidingWindow = w === undefined || w === null ? null : checkWindow(fn, w);
+  let softcap: number | null = null;
+  if (opts.softcap !== undefined && opts.softcap !== null) {
+    if (typeof opts.softcap !== "number" || !(opts.softcap > 0) || !Number.isFinite(opts.softcap)) {
+      throw new ArgumentError(`${fn}: softcap must be a positive finite number (scores become softcap · tanh(scores / softcap)), got ${String(opts.softcap)}`);
+    }
+    softcap = opts.softcap;
+  }
+  const alibi = opts.alibi === true;
+  if (extraKeys && (slidingWindow !== null || alibi)) {
+    throw new ArgumentError(
+      `${fn}: ${slidingWindow !== null ? "slidingWindow" : "alibi"} cannot be combined with addBiasKv or addZeroAttn (the appended key has no position to measure a window or a distance from)`,
+    );
+  }
+  return { slidingWindow, alibiSlopes: alibi ? defaultAlibiSlopes(H) : null, softcap };
+}
 
 /** [N, T, heads * hd] -> [N, heads, T, hd] */
 function splitHeads(x: Tensor, heads: number, hd: number): Tensor {
@@ -74,8 +124,16 @@ export abstract class AttentionCore extends Module {
   readonly batchFirst: boolean;
   /** applied to q and k after projection */
   rotary: QKTransform | null;
+  /** [left, right], or null: every key (within causality and the masks) */
+  readonly slidingWindow: readonly [number, number] | null;
+  /** the ALiBi slopes of the H heads, or null */
+  readonly alibiSlopes: readonly number[] | null;
+  readonly softcap: number | null;
+  /** [H] learnable sink logits (opts.sinks), registered by the subclass once its projections are */
+  sinks: Tensor | null = null;
   protected readonly gen: Generator;
   private readonly fn: string;
+  private readonly wantSinks: boolean;
 
   /**
    * Validates what both modules share. `names` are the caller's names for H and Hkv (for errors);
@@ -107,7 +165,22 @@ export abstract class AttentionCore extends Module {
     this.dropout = dropout;
     this.batchFirst = opts.batchFirst ?? false;
     this.rotary = checkRotary(fn, opts.rotary ?? null, this.headDim, extraKeys);
+    const flex = checkFlex(fn, opts, heads.H, extraKeys);
+    this.slidingWindow = flex.slidingWindow;
+    this.alibiSlopes = flex.alibiSlopes;
+    this.softcap = flex.softcap;
+    this.wantSinks = opts.sinks === true;
     this.gen = initGenerator(opts);
+  }
+
+  /** Registers `sinks` [H] (zeros) when opts.sinks; each subclass calls it after registering its projections. */
+  protected registerSinks(dtype: "float32" | "float64"): void {
+    this.sinks = this.registerParameter("sinks", this.wantSinks ? zeros([this.numHeads], { dtype }) : null);
+  }
+
+  /** Whether any flexible option is on (the one-token decode loop handles none of them). */
+  private hasFlex(): boolean {
+    return this.slidingWindow !== null || this.alibiSlopes !== null || this.softcap !== null || this.sinks !== null;
   }
 
   /** [N, L, C] -> [N, L, H*hd] */
@@ -146,7 +219,7 @@ export abstract class AttentionCore extends Module {
   protected attend(fn: string, x: Inputs, opts: AttentionForwardOptions): [Tensor, Tensor | null] {
     const [H, Hkv, hd] = [this.numHeads, this.numKvHeads, this.headDim];
     const cache = opts.cache ?? null;
-    const past = cache?.kind === "self" ? cache.length : 0; // position of the first new token
+    const past = cache?.kind === "self" ? cache.positionOffset() : 0; // position of the first new token (one per row for a paged cache)
     const q = this.rotate(splitHeads(this.projectQuery(x.q), H, hd), past); // [N, L, C] -> [N, L, H*hd] -> [N, H, L, hd]
     let fresh: [Tensor, Tensor] | null = null; // the new keys/values; null when a filled cross cache holds the memory's
     if (!(cache?.kind === "cross" && cache.filled)) {
@@ -162,26 +235,38 @@ export abstract class AttentionCore extends Module {
       return [this.projectOut(new Tensor(y, [x.N, 1, H * hd], q.dtype)), null]; // [N, H, 1, hd] is [N, 1, H*hd]
     }
     let [k, v] = fresh ?? cache!.keysValues()!; // [N, Hkv, S, hd]
-    if (fresh !== null && cache !== null) [k, v] = cache.append(k, v); // -> [N, Hkv, cached, hd]
-    const o = { ...masks, enableGqa: Hkv !== H, dropoutP: this.training ? this.dropout : 0, generator: this.gen };
+    let visible: Tensor | null = null; // a windowed or paged cache's own mask [N or 1, 1, L, S] (causality included)
+    if (fresh !== null && cache !== null) {
+      if (cache instanceof WindowKVCacheLayer && (this.slidingWindow !== null || this.alibiSlopes !== null)) {
+        // the ring buffer holds the sink positions and the last window out of order: distances measured
+        // over the held keys would not be the tokens' distances
+        throw new ArgumentError(`${fn}: a streaming KV cache ({ window, sinkTokens }) cannot be combined with the module's slidingWindow or alibi (distances over the ring buffer are not token distances); use a plain KVCache`);
+      }
+      [k, v, visible] = cache.appendVisible(k, v, masks); // -> [N, Hkv, cached, hd]
+    }
+    const o = {
+      ...masks, ...(visible && { attnMask: visible, isCausal: false }), enableGqa: Hkv !== H, dropoutP: this.training ? this.dropout : 0, generator: this.gen,
+      slidingWindow: this.slidingWindow, alibiSlopes: this.alibiSlopes, softcap: this.softcap, sinks: this.sinks,
+    };
     const [y, w] = (opts.needWeights ?? true)
-      ? scaledDotProductAttentionWithWeights(q, k, v, o) // [N, H, L, hd] and the weights [N, H, L, S]: the math path
+      ? scaledDotProductAttentionWithWeights(q, k, v, o) // [N, H, L, hd] and the weights [N, H, L, S] (a sink's row sums to < 1): the math path
       : [scaledDotProductAttention(q, k, v, o), null]; // [N, H, L, hd]: the fused kernels
     return [this.projectOut(mergeHeads(y)), w]; // [N, H, L, hd] -> [N, L, H*hd] -> [N, L, C]
   }
 
   /**
    * Whether this call is a decode step for decodeAttention (decode.ts): one new query (L = 1) over a
-   * cache, no mask, no dropout, no weights wanted, nothing that needs a gradient, one dtype.
+   * cache, no mask, no flexible option, no dropout, no weights wanted, nothing that needs a gradient, one dtype.
    */
   private decodes(x: Inputs, q: Tensor, fresh: [Tensor, Tensor] | null, masks: SdpaMasks, opts: AttentionForwardOptions): boolean {
-    if (x.L !== 1 || masks.attnMask !== null || (opts.needWeights ?? true) || (this.training && this.dropout > 0)) return false;
+    if (x.L !== 1 || masks.attnMask !== null || this.hasFlex() || (opts.needWeights ?? true) || (this.training && this.dropout > 0)) return false;
     const dtype = opts.cache!.storage()?.dtype ?? fresh?.[0].dtype;
     const tensors = fresh === null ? [q] : [q, fresh[0], fresh[1]];
     return tensors.every((t) => t.dtype === dtype) && !(isGradEnabled() && tensors.some((t) => t.requiresGrad));
   }
 
-  private rotate(t: Tensor, past: number): Tensor {
-    return this.rotary ? applyQKTransform(this.rotary, t, past) : t;
+  private rotate(t: Tensor, past: number | readonly number[]): Tensor {
+    const rotary = this.rotary;
+    return rotary ? atPositions(t, past, (x, offset) => applyQKTransform(rotary, x, offset)) : t;
   }
 }

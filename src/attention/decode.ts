@@ -6,6 +6,11 @@
  *   P         = softmax(scores)                    stable: exp(score - max), sums in float64
  *   out       = Σ_s P[s] V[n, kh, s]               [Ev]
  *
+ * The cached keys are read as segments of consecutive slots: one per (n, kh) in the contiguous layout
+ * (position s at slot row * capacity + s), one per block in the paged layout (kvpaged.ts: position s
+ * of row n in block tables[n][s / blockSize]), where each row also has its own length. A windowed
+ * cache (kvcache.ts) is contiguous: its filled slots are exactly the visible positions.
+ *
  * This is scaledDotProductAttention (sdpa.ts) for L = 1 without a mask or dropout, written as a plain
  * loop: for one query the fused kernels' staging (rows padded to 8, a job for the threads) costs more
  * than the arithmetic, and the cache's storage is read where it lies instead of being copied out
@@ -35,53 +40,78 @@ function buffers(S: number, E: number): Scratch {
   return scratch;
 }
 
+/** Segments of consecutive slots holding row (n, kh)'s visible positions: slot starts and counts; returns how many. */
+function segmentsOf(kv: KVStorage, n: number, kh: number, visible: number, starts: Int32Array, counts: Int32Array): number {
+  const p = kv.paged;
+  if (p === undefined) {
+    starts[0] = (n * kv.heads + kh) * kv.capacity; // row (n, kh) starts at slot row * capacity
+    counts[0] = visible;
+    return 1;
+  }
+  const B = p.blockSize;
+  const table = p.tables[n];
+  let k = 0;
+  for (let s = 0; s < visible; s += B, k++) {
+    starts[k] = (table[s / B] * kv.heads + kh) * B; // block table[s / B], head kh
+    counts[k] = Math.min(B, visible - s);
+  }
+  return k;
+}
+
 /**
  * q [N, H, 1, E] (flat) against the cached keys/values -> out [N, H, 1, Ev] (flat, the cache's dtype).
  * `causal`: the alignment when the step is causal (null: every cached key is visible).
  */
 export function decodeAttention(q: FloatArray, kv: KVStorage, H: number, scale: number, causal: CausalAlignment | null): FloatArray {
-  const { N, heads: Hkv, E, Ev, length: S, capacity } = kv;
+  const { N, heads: Hkv, E, Ev } = kv;
   const G = H / Hkv;
-  const last = causal === null ? S - 1 : causalLimit(causal, 0, 1, S); // keys 0..last are visible
   const out = allocate(kv.dtype, N * H * Ev) as FloatArray;
-  const { q: qh, scores } = buffers(S, E);
+  const { q: qh, scores } = buffers(kv.length, E);
+  const blocks = kv.paged === undefined ? 1 : Math.ceil(kv.length / kv.paged.blockSize);
+  const starts = new Int32Array(blocks);
+  const counts = new Int32Array(blocks);
   const K = kv.keys;
   const V = kv.values;
   for (let n = 0; n < N; n++) {
+    const S = kv.paged === undefined ? kv.length : kv.paged.lengths[n]; // this row's cached positions
+    const visible = S === 0 ? 0 : causal === null ? S : causalLimit(causal, 0, 1, S) + 1; // keys 0..visible-1
     for (let h = 0; h < H; h++) {
-      const row = n * Hkv + Math.floor(h / G); // (n, kh): its keys start at row * capacity * E
+      const segs = segmentsOf(kv, n, Math.floor(h / G), visible, starts, counts);
       for (let e = 0; e < E; e++) qh[e] = q[(n * H + h) * E + e];
       // scores = q · K[s] · scale, and their max (NaN once any score is NaN, as softmax gives)
       let max = -Infinity;
-      for (let s = 0, ko = row * capacity * E; s <= last; s++, ko += E) {
-        let d0 = 0, d1 = 0, d2 = 0, d3 = 0;
-        let e = 0;
-        for (; e + 3 < E; e += 4) {
-          d0 += qh[e] * K[ko + e];
-          d1 += qh[e + 1] * K[ko + e + 1];
-          d2 += qh[e + 2] * K[ko + e + 2];
-          d3 += qh[e + 3] * K[ko + e + 3];
+      for (let g = 0, s = 0; g < segs; g++) {
+        for (let c = 0, ko = starts[g] * E; c < counts[g]; c++, s++, ko += E) {
+          let d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+          let e = 0;
+          for (; e + 3 < E; e += 4) {
+            d0 += qh[e] * K[ko + e];
+            d1 += qh[e + 1] * K[ko + e + 1];
+            d2 += qh[e + 2] * K[ko + e + 2];
+            d3 += qh[e + 3] * K[ko + e + 3];
+          }
+          for (; e < E; e++) d0 += qh[e] * K[ko + e];
+          const sc = (d0 + d1 + d2 + d3) * scale;
+          scores[s] = sc;
+          if (sc > max || sc !== sc) max = sc;
         }
-        for (; e < E; e++) d0 += qh[e] * K[ko + e];
-        const sc = (d0 + d1 + d2 + d3) * scale;
-        scores[s] = sc;
-        if (sc > max || sc !== sc) max = sc;
       }
       const o = (n * H + h) * Ev;
-      if (max === -Infinity) continue; // every score -inf: a zero row, as the other paths give
+      if (max === -Infinity) continue; // every score -inf (or no key): a zero row, as the other paths give
       // P[s] = exp(score - max), then out = Σ P[s] V[s] / Σ P[s], four output dims at a time (sums in float64)
       let total = 0;
-      for (let s = 0; s <= last; s++) total += scores[s] = Math.exp(scores[s] - max);
-      const v0 = row * capacity * Ev;
+      for (let s = 0; s < visible; s++) total += scores[s] = Math.exp(scores[s] - max);
       let e = 0;
       for (; e + 3 < Ev; e += 4) {
         let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        for (let s = 0, vo = v0 + e; s <= last; s++, vo += Ev) {
-          const p = scores[s];
-          a0 += p * V[vo];
-          a1 += p * V[vo + 1];
-          a2 += p * V[vo + 2];
-          a3 += p * V[vo + 3];
+        for (let g = 0, s = 0; g < segs; g++) {
+          for (let c = 0, vo = starts[g] * Ev + e; c < counts[g]; c++, s++, vo += Ev) {
+            const p = scores[s];
+            a0 += p * V[vo];
+            a1 += p * V[vo + 1];
+            a2 += p * V[vo + 2];
+            a3 += p * V[vo + 3];
+          }
         }
         out[o + e] = a0 / total;
         out[o + e + 1] = a1 / total;
@@ -90,7 +120,9 @@ export function decodeAttention(q: FloatArray, kv: KVStorage, H: number, scale: 
       }
       for (; e < Ev; e++) {
         let a = 0;
-        for (let s = 0, vo = v0 + e; s <= last; s++, vo += Ev) a += scores[s] * V[vo];
+        for (let g = 0, s = 0; g < segs; g++) {
+          for (let c = 0, vo = starts[g] * Ev + e; c < counts[g]; c++, s++, vo += Ev) a += scores[s] * V[vo];
+        }
         out[o + e] = a / total;
       }
     }

@@ -34,6 +34,7 @@ export class GroupedQueryAttention extends AttentionCore {
     this.k_proj = this.registerModule("k_proj", new Linear(this.kdim, kv, lin));
     this.v_proj = this.registerModule("v_proj", new Linear(this.vdim, kv, lin));
     this.o_proj = this.registerModule("o_proj", new Linear(embedDim, embedDim, lin));
+    this.registerSinks(opts.dtype ?? "float32");
   }
 
   protected projectQuery(x: Tensor): Tensor {

@@ -69,7 +69,8 @@ export function checkWindow(fn: string, w: unknown): [number, number] {
   const side = (x: unknown): boolean => typeof x === "number" && x >= 0 && (Number.isInteger(x) || x === Infinity);
   if (typeof w === "number" && Number.isInteger(w) && w >= 1) return [w - 1, 0];
   if (Array.isArray(w) && w.length === 2 && side(w[0]) && side(w[1])) return [w[0] as number, w[1] as number];
-  const seen = Array.isArray(w) ? `[${w.map(String).join(", ")}]` : String(w);
+  const show = (x: unknown): string => (typeof x === "string" ? JSON.stringify(x) : String(x)); // "4" shows as "4", not 4
+  const seen = Array.isArray(w) ? `[${w.map(show).join(", ")}]` : show(w);
   throw new ArgumentError(
     `${fn}: slidingWindow must be a positive integer w (the query's own key and the w - 1 before it) or [left, right] with non-negative integer sides (or Infinity), got ${seen}`,
   );

@@ -71,6 +71,7 @@ export class MultiheadAttention extends AttentionCore {
     this.bias_v = this.registerParameter("bias_v", addBiasKv ? xavierNormal([1, 1, E], g, dtype) : null);
     this.out_proj = this.registerModule("out_proj", new Linear(E, E, { bias: opts.bias !== false, generator: g, dtype }));
     if (this.out_proj.bias) this.out_proj.bias.values.fill(0);
+    this.registerSinks(dtype);
   }
 
   /** q [N, L, E] from the query (the first third of in_proj). */

@@ -15,6 +15,7 @@ import { heatmapSvg } from "../viz/svg.js";
 import { type OptionSpec, UsageError, type Values, flag, int, num, optStr, parse, str } from "./args.js";
 import { type Io, emitJson, note, pct, say } from "./io.js";
 import { checkOutputPath } from "./output.js";
+import { MODEL_ATTN_MAP_HELP, MODEL_OPTIONS, modelAttnMapCommand } from "./pretrained.js";
 
 export const EVAL_HELP = `attend eval --checkpoint PATH [options]
 
@@ -58,7 +59,9 @@ Options:
   --layer N           which attention module, counting from 0 (default 0)
   --map NAME          or pick it by name (e.g. blocks.1.self_attn, decoder.layers.0.cross_attn)
   --head N            draw only this head, counting from 0 (default: every head)
-  --json              print one JSON object: { out, format, map, maps, heads, rows, cols, warnings }`;
+  --json              print one JSON object: { out, format, map, maps, heads, rows, cols, warnings }
+
+${MODEL_ATTN_MAP_HELP}`;
 
 const CHECKPOINT: OptionSpec = { checkpoint: { type: "string" }, ckpt: { type: "string" } };
 
@@ -175,12 +178,15 @@ export function sampleCommand(args: string[], io: Io): number {
 export function attnMapCommand(args: string[], io: Io): number {
   const cmd = "attn-map";
   const v = parse(cmd, args, {
-    ...CHECKPOINT, prompt: { type: "string" }, input: { type: "string" }, out: { type: "string" }, map: { type: "string" }, layer: { type: "string" }, head: { type: "string" },
+    ...CHECKPOINT, ...MODEL_OPTIONS, prompt: { type: "string" }, input: { type: "string" }, text: { type: "string" }, out: { type: "string" }, map: { type: "string" },
+    layer: { type: "string" }, head: { type: "string" },
   });
   if (flag(v, "help")) {
     say(io, ATTN_MAP_HELP);
     return 0;
   }
+  if (v.model !== undefined) return modelAttnMapCommand(cmd, v, io); // a Hugging Face folder
+  if (v.text !== undefined || v.ids !== undefined) throw new UsageError(`${cmd}: --${v.text !== undefined ? "text" : "ids"} goes with --model DIR (a Hugging Face folder); a checkpoint takes --prompt`);
   const out = str(cmd, v, "out", "attention.svg");
   const format = extname(out).toLowerCase();
   if (format !== ".svg" && format !== ".png") throw new UsageError(`${cmd}: --out must end in .svg or .png, got ${JSON.stringify(out)}`);

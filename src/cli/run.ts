@@ -9,6 +9,7 @@ import { UsageError } from "./args.js";
 import { type Io, note, say } from "./io.js";
 import { LESSON_HELP, lessonCommand } from "./lesson.js";
 import { TRAIN_HELP, trainCommand } from "./train.js";
+import { GENERATE_HELP, HEADS_HELP, generateCommand, headsCommand } from "./pretrained.js";
 import { ATTN_MAP_HELP, EVAL_HELP, SAMPLE_HELP, attnMapCommand, evalCommand, sampleCommand } from "./inspect.js";
 
 interface Command {
@@ -22,7 +23,9 @@ export const COMMANDS: Record<string, Command> = {
   train: { summary: "train a model on a task (progress, validation, checkpoints, Ctrl-C to stop and save)", help: TRAIN_HELP, run: trainCommand },
   eval: { summary: "loss and accuracy of a checkpoint on its validation set", help: EVAL_HELP, run: evalCommand },
   sample: { summary: "let a checkpoint answer prompts (or make up names)", help: SAMPLE_HELP, run: sampleCommand },
-  "attn-map": { summary: "draw a checkpoint's attention weights as an SVG or PNG heat map", help: ATTN_MAP_HELP, run: attnMapCommand },
+  "attn-map": { summary: "draw a checkpoint's (or a Hugging Face model's) attention weights as an SVG or PNG heat map", help: ATTN_MAP_HELP, run: attnMapCommand },
+  generate: { summary: "continue a prompt with a Hugging Face model folder (GPT-2, Llama, Mistral, Qwen2), streaming", help: GENERATE_HELP, run: generateCommand },
+  heads: { summary: "per-head scores of a Hugging Face model: previous-token, induction, entropy, first-token", help: HEADS_HELP, run: headsCommand },
 };
 
 export function usage(): string {

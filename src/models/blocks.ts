@@ -10,6 +10,10 @@
  * attn_norm, self_attn, [cross_norm, cross_attn,] mlp_norm, mlp. The attention is MultiheadAttention
  * when numKvHeads = numHeads (in_proj_weight, out_proj) and GroupedQueryAttention otherwise
  * (q_proj, k_proj, v_proj, o_proj), always batch-first [N, T, C].
+ *
+ * The config's attention options reach the modules as theirs: softcap and sinks in every attention,
+ * slidingWindow and ALiBi (positional "alibi") in the self-attention only (a target position and a
+ * source position are not on one line, so cross-attention has neither).
  */
 import { ArgumentError } from "../tensor/errors.js";
 import type { Generator } from "../tensor/random.js";
@@ -44,15 +48,24 @@ export interface BlockBuild {
   cross?: boolean;
   /** RoPE (or another q/k transform) for the self-attention */
   rotary?: QKTransform | null;
+  /** ALiBi in the self-attention (positional "alibi") */
+  alibi?: boolean;
 }
 
 export function makeNorm(kind: NormKind, dModel: number, eps: number, bias: boolean, dtype: "float32" | "float64"): Norm {
   return kind === "rmsnorm" ? new RMSNorm(dModel, { eps, dtype }) : new LayerNorm(dModel, { eps, bias, dtype });
 }
 
-/** numKvHeads < numHeads -> GroupedQueryAttention, else MultiheadAttention; batch-first. */
-export function makeAttention(c: BlockConfig, b: BlockBuild, rotary: QKTransform | null): Attention {
-  const common = { dropout: c.dropout, bias: c.bias, batchFirst: true, rotary, generator: b.generator, dtype: b.dtype };
+/**
+ * numKvHeads < numHeads -> GroupedQueryAttention, else MultiheadAttention; batch-first. `self`: the
+ * block's self-attention, which also gets the window and ALiBi.
+ */
+export function makeAttention(c: BlockConfig, b: BlockBuild, rotary: QKTransform | null, self = true): Attention {
+  const common = {
+    dropout: c.dropout, bias: c.bias, batchFirst: true, rotary, generator: b.generator, dtype: b.dtype,
+    softcap: c.softcap ?? null, sinks: c.sinks ?? false,
+    ...(self ? { slidingWindow: c.slidingWindow ?? null, alibi: b.alibi ?? false } : {}),
+  };
   return c.numKvHeads < c.numHeads
     ? new GroupedQueryAttention(c.dModel, c.numHeads, c.numKvHeads, common)
     : new MultiheadAttention(c.dModel, c.numHeads, common);
@@ -100,7 +113,7 @@ export class TransformerBlock extends Module {
     this.attn_norm = this.registerModule("attn_norm", norm());
     this.self_attn = this.registerModule("self_attn", makeAttention(c, b, b.rotary ?? null));
     this.cross_norm = this.registerModule("cross_norm", b.cross ? norm() : null);
-    this.cross_attn = this.registerModule("cross_attn", b.cross ? makeAttention(c, b, null) : null);
+    this.cross_attn = this.registerModule("cross_attn", b.cross ? makeAttention(c, b, null, false) : null);
     this.mlp_norm = this.registerModule("mlp_norm", norm());
     this.mlp = this.registerModule("mlp", new MLP(c.dModel, c.dFF, { activation: c.activation, bias: c.bias, generator: g, dtype: b.dtype }));
     this.drop = this.registerModule("drop", new Dropout(c.dropout, { seed: g.nextUint32() }));

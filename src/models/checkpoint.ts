@@ -213,13 +213,14 @@ function layerIndices(tensors: Record<string, Tensor>, prefix: string): Set<numb
 /**
  * An upper bound on the number of parameters of a config's model, computed without building it: at
  * least the true count and at most twice it (every attention counted as multi-head with biases,
- * 4C² + 4C, which grouped-query attention without biases halves at most; each norm as 2C; each MLP
- * as 2CF + F + C). test/models.test.ts checks both sides on every preset and variant.
+ * 4C² + 4C, which grouped-query attention without biases halves at most, plus H sink logits with
+ * config.sinks; each norm as 2C; each MLP as 2CF + F + C). test/models.test.ts checks both sides on
+ * every preset and variant, test/flex-modules.test.ts with sinks.
  */
 export function parameterBound(family: ModelFamily, config: ModelConfig): number {
   const c = config;
   const C = c.dModel, F = c.dFF;
-  const attention = 4 * C * C + 4 * C;
+  const attention = 4 * C * C + 4 * C + (c.sinks ? c.numHeads : 0);
   const block = (cross: boolean): number => (cross ? 2 : 1) * attention + (cross ? 3 : 2) * 2 * C + 2 * C * F + F + C;
   if (family === "gpt") {
     const g = c as GPTConfig;

@@ -6,15 +6,24 @@
  * Architecture choices a config makes:
  *   numKvHeads      = numHeads: multi-head attention (MultiheadAttention, PyTorch's names);
  *                   < numHeads: grouped-query attention (GroupedQueryAttention, Llama's names)
- *   positional      "learned" (GPT-2), "rope" (rotary q/k, GPT-NeoX/Llama), "sinusoidal" (fixed, AIAYN)
+ *   positional      "learned" (GPT-2), "rope" (rotary q/k, GPT-NeoX/Llama), "sinusoidal" (fixed, AIAYN),
+ *                   "alibi" (no position embedding: an ALiBi bias in every self-attention, Press et al.)
  *   norm            "layernorm" or "rmsnorm", applied before each sublayer (pre-norm) and at the end
  *   tieWeights      the output head reuses the (target) token embedding matrix
+ *
+ * and, optionally (absent = off, so configs and checkpoints from before them read unchanged):
+ *   slidingWindow   self-attention sees a window of keys: w (the query's own and the w - 1 before it,
+ *                   Mistral) or [left, right] (for a bidirectional encoder)
+ *   softcap         every attention's scores become softcap · tanh(scores / softcap) (Gemma 2)
+ *   sinks           every attention learns one sink logit per head, `sinks` [numHeads] (gpt-oss)
+ * A validated config holds only the options that are on (sinks: false and null are dropped).
  */
 import { ArgumentError } from "../tensor/errors.js";
 import { closestName } from "../tensor/validate.js";
 import { ACTIVATIONS, type Activation } from "../nn/mlp.js";
+import { checkWindow } from "../attention/masks.js";
 
-export type PositionalKind = "learned" | "rope" | "sinusoidal";
+export type PositionalKind = "learned" | "rope" | "sinusoidal" | "alibi";
 export type NormKind = "layernorm" | "rmsnorm";
 
 /** What every transformer block needs. */
@@ -32,6 +41,12 @@ export interface BlockConfig {
   dropout: number;
   /** biases in the attention projections, MLP and LayerNorm */
   bias: boolean;
+  /** self-attention window: w keys up to the query's own ([w - 1, 0]) or [left, right]; absent: every key */
+  slidingWindow?: number | [number, number];
+  /** scores become softcap · tanh(scores / softcap) in every attention; absent: no cap */
+  softcap?: number;
+  /** a learnable sink logit per head in every attention (parameter `sinks` [numHeads], initialised to 0) */
+  sinks?: boolean;
 }
 
 /** A decoder-only language model (GPT). */
@@ -54,8 +69,8 @@ export interface EncoderDecoderConfig extends BlockConfig {
   maxSeqLen: number;
   numEncoderLayers: number;
   numDecoderLayers: number;
-  /** "sinusoidal" or "learned" (absolute positions added to the embeddings) */
-  positional: "sinusoidal" | "learned";
+  /** "sinusoidal" or "learned" (absolute positions added to the embeddings), or "alibi" (a bias in the encoder's and decoder's self-attention; none in cross-attention) */
+  positional: "sinusoidal" | "learned" | "alibi";
   /** lm_head shares tgt_emb.weight (no lm_head.weight in the state dict) */
   tieWeights: boolean;
 }
@@ -104,21 +119,25 @@ export type EncoderDecoderPresetName = keyof typeof ENCODER_DECODER_PRESETS;
 // ---------------------------------------------------------------------------------------------
 // Validation
 
-type FieldKind = "posint" | "eps" | "prob" | "bool" | "base" | { oneOf: readonly string[] };
+type FieldKind = "posint" | "eps" | "prob" | "bool" | "base" | "window" | "softcap" | { oneOf: readonly string[] };
 
 const BLOCK_FIELDS: Record<keyof BlockConfig, FieldKind> = {
   dModel: "posint", numHeads: "posint", numKvHeads: "posint", dFF: "posint", norm: { oneOf: ["layernorm", "rmsnorm"] },
   normEps: "eps", activation: { oneOf: ACTIVATIONS }, dropout: "prob", bias: "bool",
+  slidingWindow: "window", softcap: "softcap", sinks: "bool",
 };
+
+/** Fields a config may leave out, and the value that means "off" (dropped from a validated config). */
+const OPTIONAL_FIELDS: Record<string, unknown> = { slidingWindow: null, softcap: null, sinks: false };
 
 const GPT_FIELDS: Record<keyof GPTConfig, FieldKind> = {
   vocabSize: "posint", maxSeqLen: "posint", numLayers: "posint", ...BLOCK_FIELDS,
-  positional: { oneOf: ["learned", "rope", "sinusoidal"] }, ropeBase: "base", tieWeights: "bool",
+  positional: { oneOf: ["learned", "rope", "sinusoidal", "alibi"] }, ropeBase: "base", tieWeights: "bool",
 };
 
 const ENCODER_DECODER_FIELDS: Record<keyof EncoderDecoderConfig, FieldKind> = {
   srcVocabSize: "posint", tgtVocabSize: "posint", maxSeqLen: "posint", numEncoderLayers: "posint", numDecoderLayers: "posint",
-  ...BLOCK_FIELDS, positional: { oneOf: ["sinusoidal", "learned"] }, tieWeights: "bool",
+  ...BLOCK_FIELDS, positional: { oneOf: ["sinusoidal", "learned", "alibi"] }, tieWeights: "bool",
 };
 
 function checkField(fn: string, name: string, v: unknown, kind: FieldKind): void {
@@ -135,6 +154,13 @@ function checkField(fn: string, name: string, v: unknown, kind: FieldKind): void
     case "prob": if (typeof v !== "number" || !(v >= 0 && v < 1)) bad("a probability in [0, 1)"); break;
     case "bool": if (typeof v !== "boolean") bad("true or false"); break;
     case "base": if (typeof v !== "number" || !(v > 1) || !Number.isFinite(v)) bad("a finite number > 1 (RoPE uses 10000)"); break;
+    case "softcap": if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) bad("a positive finite number (scores become softcap · tanh(scores / softcap), Gemma 2 uses 50)"); break;
+    case "window": {
+      const sides = Array.isArray(v) ? v : [];
+      if (sides.some((x) => x === Infinity)) bad("a positive integer w or [left, right] of non-negative integers (a config is JSON, which cannot hold Infinity: leave the field out for no window)");
+      checkWindow(fn, v);
+      break;
+    }
   }
 }
 
@@ -149,11 +175,18 @@ function checkFields<T>(fn: string, cfg: unknown, fields: Record<string, FieldKi
     const near = closestName(k, names);
     throw new ArgumentError(`${fn}: unknown field ${JSON.stringify(k)}${near !== null ? `; did you mean ${JSON.stringify(near)}?` : ""} (the fields are ${names.join(", ")})`);
   }
+  const out: Record<string, unknown> = { ...rec };
   for (const k of names) {
+    const optional = Object.hasOwn(OPTIONAL_FIELDS, k);
+    if (optional && (rec[k] === undefined || rec[k] === null || rec[k] === OPTIONAL_FIELDS[k])) {
+      delete out[k]; // off: left out, so the config reads as one written before the option existed
+      continue;
+    }
     if (!(k in rec) || rec[k] === undefined) throw new ArgumentError(`${fn}: missing field ${JSON.stringify(k)} (start from a preset)`);
     checkField(fn, k, rec[k], fields[k]);
   }
-  return { ...rec } as T;
+  if (Array.isArray(out.slidingWindow)) out.slidingWindow = [...out.slidingWindow]; // a copy, not the caller's array
+  return out as T;
 }
 
 function checkHeads(fn: string, c: BlockConfig, rope: boolean): void {

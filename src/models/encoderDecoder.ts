@@ -10,8 +10,9 @@
  *   logits = lm_head(norm(y))                                                          [N, T, Vt]
  *
  * Choices, and where they differ from the paper:
- *   - positions: "sinusoidal" (the paper's fixed table, not stored) or "learned" (src_pos.weight,
- *     tgt_pos.weight [maxSeqLen, C]);
+ *   - positions: "sinusoidal" (the paper's fixed table, not stored), "learned" (src_pos.weight,
+ *     tgt_pos.weight [maxSeqLen, C]) or "alibi" (nothing added to the embeddings: an ALiBi bias in
+ *     the encoder's and the decoder's self-attention, none in cross-attention);
  *   - embeddings are separate for source and target (src_emb, tgt_emb); tieWeights makes the
  *     output head reuse tgt_emb.weight (the paper also shares the source embedding; here src and
  *     tgt vocabularies may differ);
@@ -53,7 +54,8 @@ export class TransformerStack extends Module {
 
   constructor(c: EncoderDecoderConfig, numLayers: number, cross: boolean, g: Generator, dtype: "float32" | "float64") {
     super();
-    this.layers = this.registerModule("layers", new ModuleList(Array.from({ length: numLayers }, () => new TransformerBlock(c, { generator: g, dtype, cross }))));
+    const alibi = c.positional === "alibi";
+    this.layers = this.registerModule("layers", new ModuleList(Array.from({ length: numLayers }, () => new TransformerBlock(c, { generator: g, dtype, cross, alibi }))));
     this.norm = this.registerModule("norm", makeNorm(c.norm, c.dModel, c.normEps, c.bias, dtype));
   }
 }
@@ -105,7 +107,7 @@ export class EncoderDecoder extends Module {
     this.tgt_emb = this.registerModule("tgt_emb", new Embedding(c.tgtVocabSize, c.dModel, { generator: g, dtype }));
     this.src_pos = this.registerModule("src_pos", learned ? new LearnedPositionalEmbedding(c.maxSeqLen, c.dModel, { generator: g, dtype }) : null);
     this.tgt_pos = this.registerModule("tgt_pos", learned ? new LearnedPositionalEmbedding(c.maxSeqLen, c.dModel, { generator: g, dtype }) : null);
-    this.sinusoidal = learned ? null : new SinusoidalPositionalEncoding(c.dModel);
+    this.sinusoidal = c.positional === "sinusoidal" ? new SinusoidalPositionalEncoding(c.dModel) : null;
     this.drop = this.registerModule("drop", new Dropout(c.dropout, { seed: g.nextUint32() }));
     this.encoder = this.registerModule("encoder", new TransformerStack(c, c.numEncoderLayers, false, g, dtype));
     this.decoder = this.registerModule("decoder", new TransformerStack(c, c.numDecoderLayers, true, g, dtype));
@@ -150,7 +152,8 @@ export class EncoderDecoder extends Module {
       throw new ShapeError(`${fn}: positions ${offset}..${offset + T - 1} go past maxSeqLen ${this.config.maxSeqLen}`);
     }
     let x = emb.forward(tokens); // [N, T] -> [N, T, C]
-    x = pos ? pos.forward(x, offset) : this.sinusoidal!.forward(x, offset);
+    if (pos) x = pos.forward(x, offset);
+    if (this.sinusoidal) x = this.sinusoidal.forward(x, offset);
     return this.drop.forward(x);
   }
 

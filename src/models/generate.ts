@@ -9,6 +9,9 @@
  *                                         and PyTorch / Hugging Face generate() (do_sample=False) give
  *   temperature τ > 0                     sample from softmax(z / τ)    τ < 1 sharpens, τ > 1 flattens
  *   topK k (with τ > 0)                   ... keeping only the k largest logits (ties with the k-th kept)
+ *   topP p (with τ > 0)                   ... then only the most likely tokens whose probabilities, largest
+ *                                         first, first reach p (nucleus sampling; at least one is kept), as
+ *                                         Hugging Face's TopPLogitsWarper after its top-k
  * Sampling draws from a seeded Generator, so a seed reproduces a run.
  */
 import { noGrad } from "../autograd/tape.js";
@@ -20,7 +23,8 @@ import type { Tensor } from "../tensor/tensor.js";
 import { assertTensor } from "../ops/util.js";
 import type { Module } from "../nn/module.js";
 import type { EncoderDecoder } from "./encoderDecoder.js";
-import type { KVCache } from "../attention/kvcache.js";
+import { KVCache } from "../attention/kvcache.js";
+import { PAGED_KV_CACHE_OPTION_KEYS, PagedKVCache, type PagedKVCacheOptions } from "../attention/kvpaged.js";
 import { type TokenInput, tokenTensor } from "./tokens.js";
 
 export interface SamplingOptions {
@@ -30,12 +34,14 @@ export interface SamplingOptions {
   temperature?: number;
   /** when sampling (temperature > 0): among the k most likely tokens only */
   topK?: number;
+  /** when sampling: among the most likely tokens whose probabilities add up to p (0 < p <= 1; 1 keeps all) */
+  topP?: number;
   /** seed for a fresh Generator (default 0) */
   seed?: number;
   /** or the generator to draw from (advanced by each draw) */
   generator?: Generator;
 }
-const SAMPLING_TABLE: OptionTable<SamplingOptions> = { greedy: true, temperature: true, topK: true, seed: true, generator: true };
+const SAMPLING_TABLE: OptionTable<SamplingOptions> = { greedy: true, temperature: true, topK: true, topP: true, seed: true, generator: true };
 export const SAMPLING_OPTION_KEYS = optionKeys<SamplingOptions>(SAMPLING_TABLE);
 
 export interface GenerateOptions extends SamplingOptions {
@@ -47,8 +53,25 @@ export interface GenerateOptions extends SamplingOptions {
   maxLength?: number;
   /** decode with a KV cache (default true); false re-runs the whole sequence each step */
   useCache?: boolean;
+  /** called with each new token as soon as it is picked (row n of the batch), for streaming */
+  onToken?: (token: number, row: number) => void;
+  /**
+   * streaming: the cache keeps only the last `window` positions (and the first sinkTokens), so memory
+   * stays flat however long the generation; with rotary or sinusoidal positions it may run past the
+   * model's maxSeqLen (maxLength then has no default cap)
+   */
+  window?: number;
+  /** streaming: positions kept forever at the start (StreamingLLM's attention sinks; default 0; needs window) */
+  sinkTokens?: number;
+  /**
+   * a paged KV cache (fixed-size blocks, a block table per row): rows of different lengths generate
+   * together without padding. Used (with blockSize 16) whenever the prompt rows differ in length.
+   */
+  paged?: PagedKVCacheOptions;
 }
-const GENERATE_TABLE: OptionTable<GenerateOptions> = { ...SAMPLING_TABLE, maxNewTokens: true, stopToken: true, maxLength: true, useCache: true };
+const GENERATE_TABLE: OptionTable<GenerateOptions> = {
+  ...SAMPLING_TABLE, maxNewTokens: true, stopToken: true, maxLength: true, useCache: true, window: true, sinkTokens: true, paged: true, onToken: true,
+};
 export const GENERATE_OPTION_KEYS = optionKeys<GenerateOptions>(GENERATE_TABLE);
 
 export interface Seq2SeqGenerateOptions extends GenerateOptions {
@@ -57,7 +80,8 @@ export interface Seq2SeqGenerateOptions extends GenerateOptions {
   /** [N, S] bool, true = padding in the source */
   srcPaddingMask?: Tensor | null;
 }
-export const SEQ2SEQ_GENERATE_OPTION_KEYS = optionKeys<Seq2SeqGenerateOptions>({ ...GENERATE_TABLE, startToken: true, srcPaddingMask: true });
+export const SEQ2SEQ_GENERATE_OPTION_KEYS = optionKeys<Seq2SeqGenerateOptions>({ ...GENERATE_TABLE, startToken: true, srcPaddingMask: true })
+  .filter((k) => k !== "window" && k !== "sinkTokens" && k !== "paged") as readonly (keyof Seq2SeqGenerateOptions & string)[];
 
 /** generate's options object is required (it holds maxNewTokens); unknown keys are rejected. */
 function checkRequiredOptions(fn: string, opts: unknown, keys: readonly string[]): void {
@@ -73,6 +97,9 @@ function checkSampling(fn: string, opts: SamplingOptions): void {
   if (typeof t !== "number" || !(t >= 0) || !Number.isFinite(t)) throw new ArgumentError(`${fn}: temperature must be a finite number >= 0, got ${String(t)}`);
   if (opts.topK !== undefined && (!Number.isInteger(opts.topK) || opts.topK <= 0)) {
     throw new ArgumentError(`${fn}: topK must be a positive integer, got ${String(opts.topK)}`);
+  }
+  if (opts.topP !== undefined && !(typeof opts.topP === "number" && opts.topP > 0 && opts.topP <= 1)) {
+    throw new ArgumentError(`${fn}: topP must be a number in (0, 1], got ${String(opts.topP)}`);
   }
   checkGenerator(fn, "generator", opts.generator);
 }
@@ -109,6 +136,7 @@ function pickToken(fn: string, logits: ArrayLike<number>, opts: SamplingOptions,
   const m = z[argmaxOf(z)];
   let total = 0;
   for (let i = 0; i < V; i++) total += z[i] = Math.exp(z[i] - m);
+  if (opts.topP !== undefined && opts.topP < 1) total = keepNucleus(z, total, opts.topP);
   const g = generator ?? opts.generator ?? new Generator(opts.seed ?? 0);
   const u = g.nextFloat64() * total;
   let acc = 0;
@@ -120,6 +148,28 @@ function pickToken(fn: string, logits: ArrayLike<number>, opts: SamplingOptions,
     if (u < acc) return i;
   }
   return last; // rounding left u just past the total
+}
+
+/**
+ * Nucleus: zero every weight of e (unnormalised probabilities, sum total) outside the smallest set of
+ * largest ones whose share reaches p; returns the kept total. Ties at the boundary are kept together.
+ */
+function keepNucleus(e: Float64Array, total: number, p: number): number {
+  const order = Array.from(e.keys()).sort((a, b) => e[b] - e[a]);
+  let acc = 0;
+  let cut = e[order[0]];
+  for (const i of order) {
+    if (e[i] === 0) break;
+    acc += e[i];
+    cut = e[i];
+    if (acc >= p * total) break;
+  }
+  let kept = 0;
+  for (let i = 0; i < e.length; i++) {
+    if (e[i] < cut) e[i] = 0;
+    else kept += e[i];
+  }
+  return kept;
 }
 
 /** Row n of the last position of logits [N, T, V]. */
@@ -155,6 +205,7 @@ function decodeLoop(l: Loop): number[][] {
     throw new ArgumentError(`${fn}: maxNewTokens must be a non-negative integer, got ${String(opts.maxNewTokens)}`);
   }
   const stops = stopSet(fn, opts.stopToken);
+  if (opts.onToken !== undefined && typeof opts.onToken !== "function") throw new ArgumentError(`${fn}: onToken must be a function (token, row) => void`);
   const g = opts.generator ?? new Generator(opts.seed ?? 0);
   const rows = l.rows;
   const done = rows.map(() => false);
@@ -172,6 +223,7 @@ function decodeLoop(l: Loop): number[][] {
           if (done[n]) return;
           rows[n].push(t);
           if (stops.has(t)) done[n] = true;
+          opts.onToken?.(t, n);
         });
         if (done.every(Boolean) || s === steps - 1) break;
         // finished rows keep feeding their last token so the batch stays rectangular; their output is not kept
@@ -204,22 +256,107 @@ export interface CausalLM extends Module {
   forward(idx: TokenInput, opts?: { cache?: KVCache | null }): Tensor;
 }
 
+/** Whether the prompt is rows of token ids of different lengths (generated with a paged cache). */
+function isRagged(prompt: TokenInput): prompt is readonly (readonly number[])[] {
+  if (!Array.isArray(prompt) || prompt.length < 2 || !prompt.every((r) => Array.isArray(r))) return false;
+  const rows = prompt as readonly (readonly number[])[];
+  return rows.some((r) => r.length !== rows[0].length);
+}
+
 /**
- * Continue each prompt row ([N, T] ids, or one row): returns every row as prompt + new tokens
- * (stopping after a stop token, at maxNewTokens, or at maxLength).
+ * The cache generate() decodes with: a windowed one for { window, sinkTokens }, else the model's own.
+ * Streaming past maxSeqLen needs computed positions: maxLength is then uncapped unless the model's
+ * positions are learned.
+ */
+function streamingSetup(fn: string, model: CausalLM, opts: GenerateOptions): { cache: KVCache | null; maxLength: number } {
+  const c = model.config;
+  const useCache = opts.useCache ?? true;
+  if (opts.window === undefined && opts.sinkTokens === undefined) return { cache: useCache ? model.newCache() : null, maxLength: maxLengthOf(fn, opts.maxLength, c.maxSeqLen) };
+  if (!useCache) throw new ArgumentError(`${fn}: window and sinkTokens configure the KV cache; they cannot be combined with useCache: false`);
+  const cache = new KVCache({ initialCapacity: 64, window: opts.window, sinkTokens: opts.sinkTokens });
+  const learned = (c as { positional?: string }).positional === "learned";
+  return { cache, maxLength: learned ? maxLengthOf(fn, opts.maxLength, c.maxSeqLen) : maxLengthOf(fn, opts.maxLength, Infinity) };
+}
+
+/**
+ * Continue each prompt row ([N, T] ids, one row, or rows of different lengths): returns every row as
+ * prompt + new tokens (stopping after a stop token, at maxNewTokens, or at maxLength). Rows of
+ * different lengths (or opts.paged) decode with a PagedKVCache: each prompt is prefilled alone, then
+ * every unfinished row takes one step per batch, with no padding; each row's tokens equal those of
+ * generating it alone (greedy). With { window, sinkTokens } the cache streams (KVCache's window).
  */
 export function generate(model: CausalLM, prompt: TokenInput, opts: GenerateOptions): number[][] {
   const fn = "generate";
   checkRequiredOptions(fn, opts, GENERATE_OPTION_KEYS);
   const c = model.config;
+  if (opts.paged !== undefined || isRagged(prompt)) return generatePaged(fn, model, prompt, opts);
   const tokens = tokenTensor(fn, "prompt", prompt, c.vocabSize);
   const [N, T] = tokens.shape;
-  const maxLength = maxLengthOf(fn, opts.maxLength, c.maxSeqLen);
+  const { cache, maxLength } = streamingSetup(fn, model, opts);
   if (T > maxLength) throw new ArgumentError(`${fn}: the prompt has ${T} tokens, more than maxLength ${maxLength}`);
   const rows = Array.from({ length: N }, (_, n) => Array.from(tokens.values.subarray(n * T, (n + 1) * T)));
   const useCache = opts.useCache ?? true;
-  const cache = useCache ? model.newCache() : null;
   return decodeLoop({ fn, model, rows, maxLength, opts, useCache, step: (x) => model.forward(x, { cache }) });
+}
+
+/** generate() over a PagedKVCache: prefill each row alone, then one batch of one-token rows per step. */
+function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: GenerateOptions): number[][] {
+  const c = model.config;
+  checkOptions(fn, "paged", opts.paged, PAGED_KV_CACHE_OPTION_KEYS);
+  if (opts.useCache === false) throw new ArgumentError(`${fn}: a paged KV cache (prompt rows of different lengths, or paged) needs useCache: true`);
+  if (opts.window !== undefined || opts.sinkTokens !== undefined) {
+    throw new ArgumentError(`${fn}: window/sinkTokens (a streaming cache) and a paged cache (prompt rows of different lengths, or paged) cannot be combined yet`);
+  }
+  let rows: number[][];
+  if (isRagged(prompt)) rows = prompt.map((r, n) => Array.from(tokenTensor(fn, `prompt[${n}]`, r, c.vocabSize).values));
+  else {
+    const tokens = tokenTensor(fn, "prompt", prompt, c.vocabSize); // [N, T]
+    const [N, T] = tokens.shape;
+    rows = Array.from({ length: N }, (_, n) => Array.from(tokens.values.subarray(n * T, (n + 1) * T)));
+  }
+  const maxLength = maxLengthOf(fn, opts.maxLength, c.maxSeqLen);
+  rows.forEach((r, n) => {
+    if (r.length > maxLength) throw new ArgumentError(`${fn}: prompt row ${n} has ${r.length} tokens, more than maxLength ${maxLength}`);
+  });
+  checkSampling(fn, opts);
+  if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
+    throw new ArgumentError(`${fn}: maxNewTokens must be a non-negative integer, got ${String(opts.maxNewTokens)}`);
+  }
+  if (opts.onToken !== undefined && typeof opts.onToken !== "function") throw new ArgumentError(`${fn}: onToken must be a function (token, row) => void`);
+  const stops = stopSet(fn, opts.stopToken);
+  const g = opts.generator ?? new Generator(opts.seed ?? 0);
+  const cache = new PagedKVCache(opts.paged);
+  const budget = rows.map((r) => Math.min(opts.maxNewTokens, maxLength - r.length)); // new tokens each row may add
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    noGrad(() => {
+      const logits: ArrayLike<number>[] = rows.map((r, n) => {
+        if (budget[n] <= 0) return [];
+        cache.select([n]);
+        return lastRow(model.forward([r], { cache }), 0); // prefill row n alone: [1, T_n] -> [1, T_n, V]
+      });
+      let active = rows.map((_, n) => n).filter((n) => budget[n] > 0);
+      while (active.length > 0) {
+        for (const n of active) {
+          const t = pickToken(fn, logits[n], opts, g);
+          rows[n].push(t);
+          opts.onToken?.(t, n);
+          budget[n]--;
+          if (stops.has(t)) budget[n] = 0;
+          if (budget[n] === 0) cache.free(n); // its blocks go back to the pool
+        }
+        active = active.filter((n) => budget[n] > 0);
+        if (active.length === 0) break;
+        cache.select(active);
+        const out = model.forward(active.map((n) => [rows[n][rows[n].length - 1]]), { cache }); // [A, 1] -> [A, 1, V]
+        active.forEach((n, i) => (logits[n] = lastRow(out, i)));
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  return rows;
 }
 
 /**

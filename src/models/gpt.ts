@@ -2,20 +2,26 @@
  * A decoder-only language model in the manner of GPT-2 (and, with the "-gqa" presets, Llama):
  *
  *   x      = tok_emb(idx) (+ pos_emb(positions) when learned/sinusoidal)     [N, T] -> [N, T, C]
+ *            (RoPE and ALiBi add nothing here: they act inside each attention)
  *   x      = dropout(x)
  *   x      = blocks[i](x), causal self-attention (RoPE rotates q, k inside)  [N, T, C]
  *   logits = lm_head(norm(x))                                               [N, T, V]
  *
  * State-dict names: tok_emb.weight [V, C], pos_emb.weight [maxSeqLen, C] (learned positions only),
  * blocks.{i}.{attn_norm, self_attn, mlp_norm, mlp}.*, norm.*, lm_head.weight [V, C] (absent when
- * tieWeights: the head is then tok_emb.weight). Sinusoidal tables and RoPE angles are computed, not
- * stored. Every module keeps PyTorch's default initialisation.
+ * tieWeights: the head is then tok_emb.weight), blocks.{i}.self_attn.sinks [H] (config.sinks).
+ * Sinusoidal tables, RoPE angles and ALiBi slopes are computed, not stored. Every module keeps PyTorch's default initialisation.
  *
  * Decoding with a KV cache: forward(newTokens, { cache }) projects only the new tokens, appends
  * their keys/values to cache.layer(i) and attends over everything cached (causal, bottom-right);
- * positions continue from cache.length.
+ * positions continue from cache.positionOffset(). A windowed cache (new KVCache({ window, sinkTokens }))
+ * streams past maxSeqLen with rotary or sinusoidal positions; a PagedKVCache continues each row
+ * from its own position. A sliding window, ALiBi, softcap and sinks live in the attention modules
+ * and apply the same way with a cache (window and ALiBi distances are measured from each new query's
+ * position, bottom-right, over every cached key; so those two need a plain or paged cache, not a
+ * streaming one).
  */
-import { ArgumentError, ShapeError } from "../tensor/errors.js";
+import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { checkOptions, optionKeys } from "../tensor/validate.js";
@@ -27,7 +33,7 @@ import { Embedding } from "../nn/embedding.js";
 import { Linear } from "../nn/linear.js";
 import { LearnedPositionalEmbedding, SinusoidalPositionalEncoding } from "../nn/positional.js";
 import { RotaryEmbedding } from "../attention/rope.js";
-import { KVCache } from "../attention/kvcache.js";
+import { KVCache, atPositions, cachePositions } from "../attention/kvcache.js";
 import { type AttentionMap, MODEL_OPTION_KEYS, type ModelOptions, type Norm, TransformerBlock, makeNorm } from "./blocks.js";
 import { type GPTConfig, type GPTPresetName, gptConfig, validateGPTConfig } from "./config.js";
 import { type TokenInput, tokenTensor } from "./tokens.js";
@@ -74,7 +80,8 @@ export class GPT extends Module {
     this.sinusoidal = c.positional === "sinusoidal" ? new SinusoidalPositionalEncoding(c.dModel) : null;
     this.rotary = c.positional === "rope" ? new RotaryEmbedding(c.dModel / c.numHeads, { base: c.ropeBase }) : null;
     this.drop = this.registerModule("drop", new Dropout(c.dropout, { seed: g.nextUint32() }));
-    const blocks = Array.from({ length: c.numLayers }, () => new TransformerBlock(c, { generator: g, dtype, rotary: this.rotary }));
+    const alibi = c.positional === "alibi";
+    const blocks = Array.from({ length: c.numLayers }, () => new TransformerBlock(c, { generator: g, dtype, rotary: this.rotary, alibi }));
     this.blocks = this.registerModule("blocks", new ModuleList(blocks));
     this.norm = this.registerModule("norm", makeNorm(c.norm, c.dModel, c.normEps, c.bias, dtype));
     this.lm_head = this.registerModule("lm_head", c.tieWeights ? null : new Linear(c.dModel, c.vocabSize, { bias: false, generator: g, dtype }));
@@ -102,13 +109,12 @@ export class GPT extends Module {
     const cache = opts.cache ?? null;
     if (cache !== null && !(cache instanceof KVCache)) throw new ArgumentError(`${fn}: cache must be a KVCache (model.newCache())`);
     const T = tokens.shape[1];
-    const offset = cache === null ? 0 : cache.length; // position of the first token given
-    if (offset + T > c.maxSeqLen) {
-      throw new ShapeError(`${fn}: positions ${offset}..${offset + T - 1} go past maxSeqLen ${c.maxSeqLen} (${offset} cached + ${T} new tokens)`);
-    }
+    // position of the first token given (one per row for a paged cache); a windowed cache may stream past maxSeqLen unless positions are learned
+    const offset = cachePositions(fn, cache, tokens.shape, { maxSeqLen: c.maxSeqLen, learnedPositions: c.positional === "learned" });
     let x = this.tok_emb.forward(tokens); // [N, T] -> [N, T, C]
-    if (this.pos_emb) x = this.pos_emb.forward(x, offset);
-    if (this.sinusoidal) x = this.sinusoidal.forward(x, offset);
+    const { pos_emb, sinusoidal } = this;
+    if (pos_emb) x = atPositions(x, offset, (xr, o) => pos_emb.forward(xr, o));
+    if (sinusoidal) x = atPositions(x, offset, (xr, o) => sinusoidal.forward(xr, o));
     x = this.drop.forward(x);
     const attention: AttentionMap[] = [];
     let i = 0;

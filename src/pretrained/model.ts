@@ -44,6 +44,7 @@ function attend(a: PretrainedArch, q: Tensor, k: Tensor, v: Tensor, ctx: LayerCo
   }
   if (ctx.cache) [kh, vh] = ctx.cache.append(kh, vh); // [N, Hkv, S, hd], S = cached + T
   const opts = { isCausal: true, causalAlignment: "bottom-right", enableGqa: a.numKvHeads !== a.numHeads, slidingWindow: window } as const;
+  ctx.visit?.(qh, kh, opts);
   let y: Tensor;
   if (ctx.weights) {
     let w: Tensor;
@@ -58,6 +59,8 @@ function attend(a: PretrainedArch, q: Tensor, k: Tensor, v: Tensor, ctx: LayerCo
 interface LayerContext {
   /** when given, each layer's attention weights [N, H, T, S] are pushed here */
   weights: Tensor[] | null;
+  /** when given, sees this layer's query and key and the sdpa options (see PretrainedLM.forwardVisitingAttention) */
+  visit: ((query: Tensor, key: Tensor, opts: LayerAttentionOptions) => void) | null;
   offset: number;
   cache: KVCacheLayer | null;
   rotary: RotaryEmbedding | null;
@@ -193,6 +196,21 @@ class LlamaModel extends Module {
   }
 }
 
+/** How a layer attends: causal (bottom-right), GQA when Hkv < H, its sliding window or null; as sdpa takes them. */
+export interface LayerAttentionOptions {
+  readonly isCausal: true;
+  readonly causalAlignment: "bottom-right";
+  readonly enableGqa: boolean;
+  readonly slidingWindow: number | null;
+}
+
+/**
+ * Called once per layer, in order, with the layer's query [N, H, T, hd] and key [N, Hkv, S, hd]
+ * (after RoPE; S includes cached positions) and its sdpa options: attentionWeights(query, key,
+ * { ...opts, rows, heads }) gives any of the layer's weights without forming the others.
+ */
+export type AttentionVisitor = (layer: number, query: Tensor, key: Tensor, opts: LayerAttentionOptions) => void;
+
 export interface PretrainedForwardOptions {
   /** decode with this cache (only the new tokens are passed); model.newCache() */
   cache?: KVCache | null;
@@ -225,20 +243,26 @@ export class PretrainedLM extends Module {
 
   /** ids [N, T] -> logits [N, T, vocab]. */
   forward(ids: TokenInput, opts: PretrainedForwardOptions = {}): Tensor {
-    return this.run("PretrainedLM.forward", ids, opts, null);
+    return this.run("PretrainedLM.forward", ids, opts, null, null);
+  }
+
+  /** forward(ids), handing every layer's attention query and key to visit (for head pictures and scores). */
+  forwardVisitingAttention(ids: TokenInput, visit: AttentionVisitor, opts: PretrainedForwardOptions = {}): Tensor {
+    if (typeof visit !== "function") throw new ArgumentError("PretrainedLM.forwardVisitingAttention: visit must be a function (layer, query, key, opts) => void");
+    return this.run("PretrainedLM.forwardVisitingAttention", ids, opts, null, visit);
   }
 
   /** The logits and every layer's per-head attention weights [N, H, T, S] (for pictures and head scores). */
   forwardWithAttention(ids: TokenInput, opts: PretrainedForwardOptions = {}): ForwardWithAttention {
     const weights: Tensor[] = [];
-    const logits = this.run("PretrainedLM.forwardWithAttention", ids, opts, weights);
+    const logits = this.run("PretrainedLM.forwardWithAttention", ids, opts, weights, null);
     const prefix = this.transformer ? "transformer.h" : "model.layers";
     const name = this.transformer ? "attn" : "self_attn";
     const attention: AttentionMap[] = weights.map((w, layer) => ({ name: `${prefix}.${layer}.${name}`, kind: "self", layer, weights: w }));
     return { logits, attention };
   }
 
-  private run(fn: string, ids: TokenInput, opts: PretrainedForwardOptions, weights: Tensor[] | null): Tensor {
+  private run(fn: string, ids: TokenInput, opts: PretrainedForwardOptions, weights: Tensor[] | null, visit: AttentionVisitor | null): Tensor {
     const a = this.config;
     const tokens = tokenTensor(fn, "ids", ids, a.vocabSize);
     const cache = opts.cache ?? null;
@@ -248,7 +272,9 @@ export class PretrainedLM extends Module {
     if (offset + T > a.maxSeqLen) {
       throw new ShapeError(`${fn}: positions ${offset}..${offset + T - 1} go past the model's ${a.maxSeqLen} positions (${offset} cached + ${T} new tokens)`);
     }
-    const ctx = (i: number): LayerContext => ({ weights, offset, cache: cache && cache.layer(i), rotary: this.rotary });
+    const ctx = (i: number): LayerContext => ({
+      weights, offset, cache: cache && cache.layer(i), rotary: this.rotary, visit: visit && ((q, k, o) => visit(i, q, k, o)),
+    });
     let x: Tensor;
     let embed: Tensor;
     if (this.transformer) {

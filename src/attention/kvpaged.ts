@@ -1,0 +1,358 @@
+/**
+ * The paged KV cache (vLLM's PagedAttention layout): keys and values live in fixed-size blocks of
+ * blockSize positions taken from one pool, and each sequence has a block table, the list of its
+ * blocks in order. A sequence of length T holds ceil(T / blockSize) blocks, so sequences of different
+ * lengths share one cache without padding, and a finished sequence's blocks go back to the pool.
+ *
+ *   pool (one per layer)    keys [numBlocks, Hkv, blockSize, E], values [numBlocks, Hkv, blockSize, Ev]
+ *   block table (shared)    tables[seq] = [b0, b1, ..]: position s of seq is in block tables[seq][s / blockSize],
+ *                           slot s mod blockSize (every layer uses the same table)
+ *
+ * A forward over the cache runs on the selected sequences (select([ids]); by default the first
+ * call's batch rows become sequences 0..N-1): batch row n of the call is sequence ids[n]. Each row
+ * continues from its own position (positionOffset() gives one per row), so generate() can prefill
+ * each prompt alone and then decode every unfinished sequence in one batch of one-token rows. The
+ * decode step (decode.ts) reads the blocks in place; a multi-token call gathers each row's keys and
+ * pads the rows in front to the longest, with a mask that hides the padding and the future.
+ */
+import { type FloatArray, type FloatDType, allocate } from "../tensor/dtype.js";
+import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
+import { Tensor } from "../tensor/tensor.js";
+import { checkOptions, checkPositiveInt, describeValue, optionKeys } from "../tensor/validate.js";
+import { concat, slice } from "../ops/shape.js";
+import { assertTensor } from "../ops/util.js";
+import { BYTES, type CallMasks, KVCacheLayer, type KVCacheKind, type KVStorage } from "./kvlayer.js";
+import { KVCache } from "./kvcache.js";
+
+export interface PagedKVCacheOptions {
+  /** positions per block (default 16, as vLLM) */
+  blockSize?: number;
+}
+export const PAGED_KV_CACHE_OPTION_KEYS = optionKeys<PagedKVCacheOptions>({ blockSize: true });
+
+/** A KVCache whose self layers are paged: per-sequence block tables over a shared pool of blocks. */
+export class PagedKVCache extends KVCache {
+  readonly blockSize: number;
+  /** block ids of each sequence, in position order */
+  private readonly tables: number[][] = [];
+  /** block ids given back by free() */
+  private readonly freeList: number[] = [];
+  /** block ids handed out so far (the pools hold at least this many blocks) */
+  private issued = 0;
+  /** the sequences the next forward's batch rows are; null until the first call or select() */
+  private active: number[] | null = null;
+
+  constructor(opts: PagedKVCacheOptions = {}) {
+    super({});
+    const fn = "PagedKVCache";
+    checkOptions(fn, "options", opts, PAGED_KV_CACHE_OPTION_KEYS);
+    this.blockSize = checkPositiveInt(fn, "blockSize", opts.blockSize ?? 16);
+  }
+
+  protected override makeLayer(kind: KVCacheKind, name: string): KVCacheLayer {
+    return kind === "self" ? new PagedKVCacheLayer(name, this) : super.makeLayer(kind, name);
+  }
+
+  /** Make the next forward's batch rows the sequences `ids` (row n is sequence ids[n]); new ids start empty. */
+  select(ids: readonly number[]): void {
+    const fn = "PagedKVCache.select";
+    if (!Array.isArray(ids) || ids.length === 0) throw new ArgumentError(`${fn}: ids must be a non-empty array of sequence ids, got ${describeValue(ids)}`);
+    ids.forEach((id, i) => {
+      if (!Number.isInteger(id) || id < 0) throw new ArgumentError(`${fn}: ids[${i}] must be a non-negative integer sequence id, got ${describeValue(id)}`);
+      if (ids.indexOf(id) !== i) throw new ArgumentError(`${fn}: sequence ${id} is selected twice (ids[${ids.indexOf(id)}] and ids[${i}])`);
+    });
+    while (this.tables.length <= Math.max(...ids)) this.tables.push([]);
+    this.active = [...ids];
+  }
+
+  /** The selected sequences (batch row n is sequence selected()[n]); null before the first call or select(). */
+  get selection(): readonly number[] | null {
+    return this.active;
+  }
+
+  /** The selected sequences; a call of N rows with none selected selects 0..N-1. */
+  selected(N: number): readonly number[] {
+    if (this.active === null) this.select(Array.from({ length: N }, (_, n) => n));
+    return this.active!;
+  }
+
+  /** Positions held for sequence id. */
+  sequenceLength(id: number): number {
+    return this.numLayers === 0 ? 0 : (this.layer(0) as PagedKVCacheLayer).lengthOf(id);
+  }
+
+  /** One position per selected sequence (its length); 0 before anything is selected. */
+  override positionOffset(): number | readonly number[] {
+    return this.active === null ? 0 : this.active.map((id) => this.sequenceLength(id));
+  }
+
+  /** Sequence id's block table: its block ids in position order. */
+  blockTable(id: number): readonly number[] {
+    return [...(this.tables[id] ?? [])];
+  }
+
+  /** Blocks holding positions now (every layer has this many in its pool in use). */
+  get blocksInUse(): number {
+    return this.issued - this.freeList.length;
+  }
+
+  /** Blocks the pools have been grown to. */
+  get numBlocks(): number {
+    return this.issued;
+  }
+
+  /** Give sequence id's blocks back to the pool; the sequence is empty afterwards. */
+  free(id: number): void {
+    const table = this.tables[id];
+    if (table === undefined) return;
+    this.freeList.push(...table.reverse());
+    this.tables[id] = [];
+    for (let i = 0; i < this.numLayers; i++) (this.layer(i) as PagedKVCacheLayer).forget(id);
+  }
+
+  /** Sequence id's block table, grown so that it covers `positions` positions (taking free blocks first). */
+  tableFor(id: number, positions: number): readonly number[] {
+    const table = this.tables[id];
+    while (table.length * this.blockSize < positions) table.push(this.freeList.length > 0 ? this.freeList.pop()! : this.issued++);
+    return table;
+  }
+
+  override clear(): void {
+    super.clear();
+    this.tables.length = 0;
+    this.freeList.length = 0;
+    this.issued = 0;
+    this.active = null;
+  }
+}
+
+interface PoolLayout {
+  heads: number;
+  E: number;
+  Ev: number;
+  dtype: FloatDType;
+}
+
+/** One self-attention layer of a PagedKVCache: its pool of blocks, and how many positions each sequence holds. */
+export class PagedKVCacheLayer extends KVCacheLayer {
+  private pool: PoolLayout | null = null;
+  private poolKeys: FloatArray | null = null;
+  private poolValues: FloatArray | null = null;
+  private poolBlocks = 0;
+  /** positions held per sequence id */
+  private lens: number[] = [];
+
+  constructor(name: string, private readonly owner: PagedKVCache) {
+    super("self", name);
+  }
+
+  lengthOf(id: number): number {
+    return this.lens[id] ?? 0;
+  }
+
+  /** free(id) of the owner: the sequence holds nothing now. */
+  forget(id: number): void {
+    if (id < this.lens.length) this.lens[id] = 0;
+  }
+
+  /** Positions held by each selected sequence (batch row); empty before anything is selected. */
+  private rowLengths(): number[] {
+    return (this.owner.selection ?? []).map((id) => this.lengthOf(id));
+  }
+
+  /** The longest selected sequence (the key length S of a call, padded rows included). */
+  override get length(): number {
+    return Math.max(0, ...this.rowLengths());
+  }
+
+  override get capacity(): number {
+    return this.poolBlocks * this.owner.blockSize;
+  }
+
+  override get filled(): boolean {
+    return this.length > 0;
+  }
+
+  /** One position per selected sequence (batch row); 0 before anything is selected. */
+  override positionOffset(): number | readonly number[] {
+    return this.owner.selection === null ? 0 : this.rowLengths();
+  }
+
+  /** Bytes of keys and values per position of one sequence. */
+  override bytesPerToken(): number {
+    const l = this.pool;
+    return l === null ? 0 : l.heads * (l.E + l.Ev) * BYTES[l.dtype];
+  }
+
+  /** Bytes in the blocks in use (whole blocks: a block is allocated whole). */
+  override bytes(): number {
+    return this.owner.blocksInUse * this.owner.blockSize * this.bytesPerToken();
+  }
+
+  override allocatedBytes(): number {
+    return this.poolBlocks * this.owner.blockSize * this.bytesPerToken();
+  }
+
+  override clear(): void {
+    [this.pool, this.poolKeys, this.poolValues, this.poolBlocks, this.lens] = [null, null, null, 0, []];
+  }
+
+  private checkPaged(fn: string, k: Tensor, v: Tensor): PoolLayout {
+    assertTensor(fn, "keys", k);
+    assertTensor(fn, "values", v);
+    if (k.ndim !== 4 || v.ndim !== 4 || v.shape[0] !== k.shape[0] || v.shape[1] !== k.shape[1] || v.shape[2] !== k.shape[2]) {
+      throw new ShapeError(`${fn}: keys and values must be [N, Hkv, T, E] and [N, Hkv, T, Ev], got ${fmtShape(k.shape)} and ${fmtShape(v.shape)}`);
+    }
+    if (k.dtype !== v.dtype || (k.dtype !== "float32" && k.dtype !== "float64")) {
+      throw new ArgumentError(`${fn}: keys and values must share a float dtype, got ${k.dtype} and ${v.dtype}`);
+    }
+    const got: PoolLayout = { heads: k.shape[1], E: k.shape[3], Ev: v.shape[3], dtype: k.dtype };
+    const l = this.pool;
+    if (l !== null && (l.heads !== got.heads || l.E !== got.E || l.Ev !== got.Ev || l.dtype !== got.dtype)) {
+      throw new ShapeError(`${fn}: ${this.name} holds blocks of [Hkv=${l.heads}, E=${l.E}] keys and Ev=${l.Ev} values (${l.dtype}), got keys ${fmtShape(k.shape)} (${k.dtype})`);
+    }
+    const rows = this.owner.selected(k.shape[0]);
+    if (rows.length !== k.shape[0]) {
+      throw new ShapeError(`${fn}: ${this.name} has ${rows.length} selected sequences (${rows.join(", ")}) but the call has ${k.shape[0]} batch rows; select() one sequence per row`);
+    }
+    return got;
+  }
+
+  /** Grow the pools (doubling) to hold every block the owner has issued. */
+  private reservePool(l: PoolLayout): void {
+    const need = this.owner.numBlocks;
+    if (need <= this.poolBlocks) return;
+    let blocks = Math.max(this.poolBlocks, 4);
+    while (blocks < need) blocks *= 2;
+    const B = this.owner.blockSize;
+    const grow = (old: FloatArray | null, D: number): FloatArray => {
+      const buf = allocate(l.dtype, blocks * l.heads * B * D) as FloatArray;
+      if (old !== null) buf.set(old);
+      return buf;
+    };
+    this.poolKeys = grow(this.poolKeys, l.E);
+    this.poolValues = grow(this.poolValues, l.Ev);
+    this.poolBlocks = blocks;
+  }
+
+  /** Slot (block * Hkv + kh) * blockSize + j of sequence `id`'s position s, head kh. */
+  private slot(table: readonly number[], s: number, kh: number, Hkv: number): number {
+    const B = this.owner.blockSize;
+    return (table[Math.floor(s / B)] * Hkv + kh) * B + (s % B);
+  }
+
+  protected override store(fn: string, k: Tensor, v: Tensor): void {
+    const l = this.checkPaged(fn, k, v);
+    this.pool = l;
+    const [N, Hkv, T] = k.shape;
+    const rows = this.owner.selected(N);
+    const tables = rows.map((id) => this.owner.tableFor(id, this.lengthOf(id) + T));
+    this.reservePool(l);
+    const K = this.poolKeys!;
+    const V = this.poolValues!;
+    for (let n = 0; n < N; n++) {
+      const id = rows[n];
+      const start = this.lengthOf(id);
+      for (let kh = 0; kh < Hkv; kh++) {
+        for (let t = 0; t < T; t++) {
+          const src = (n * Hkv + kh) * T + t; // [N, Hkv, T, ..] row (n, kh), token t
+          const dst = this.slot(tables[n], start + t, kh, Hkv);
+          K.set(k.values.subarray(src * l.E, (src + 1) * l.E), dst * l.E);
+          V.set(v.values.subarray(src * l.Ev, (src + 1) * l.Ev), dst * l.Ev);
+        }
+      }
+      this.lens[id] = start + T;
+    }
+  }
+
+  override push(keys: Tensor, values: Tensor): void {
+    this.store("PagedKVCacheLayer.push", keys, values);
+  }
+
+  /** Positions [0, T) of sequence id as [1, Hkv, T, E] and [1, Hkv, T, Ev]. */
+  private gather(id: number, T: number): [Tensor, Tensor] {
+    const l = this.pool!;
+    const table = this.owner.blockTable(id);
+    const copy = (buf: FloatArray, D: number): Tensor => {
+      const out = allocate(l.dtype, l.heads * T * D) as FloatArray;
+      for (let kh = 0; kh < l.heads; kh++) {
+        for (let s = 0; s < T; s++) out.set(buf.subarray(this.slot(table, s, kh, l.heads) * D, (this.slot(table, s, kh, l.heads) + 1) * D), (kh * T + s) * D);
+      }
+      return new Tensor(out, [1, l.heads, T, D], l.dtype);
+    };
+    return [copy(this.poolKeys!, l.E), copy(this.poolValues!, l.Ev)];
+  }
+
+  /** The plain read (no mask of the cache's own): only when every selected sequence holds the same number of positions. */
+  override append(keys: Tensor, values: Tensor): [Tensor, Tensor] {
+    const lens = this.rowLengths();
+    if (lens.some((x) => x !== lens[0])) {
+      throw new ArgumentError(`PagedKVCacheLayer.append: the selected sequences hold different lengths (${lens.join(", ")}); their padded keys need the mask of appendVisible() (the attention modules use it)`);
+    }
+    const [k, v] = this.appendVisible(keys, values, { attnMask: null, isCausal: true });
+    return [k, v];
+  }
+
+  /**
+   * Each row's held keys then its new ones, padded with zeros in front to the longest row:
+   * [N, Hkv, S, E] with S = max(lengths) + T, row n's keys in the last lengths[n] + T columns, and the
+   * mask [N, 1, T, S] (query l of row n sees columns pad_n .. pad_n + lengths[n] + l, pad_n = S -
+   * lengths[n] - T). Padding in front keeps every row bottom-right aligned: column distances to the
+   * queries are position distances, as relative-position options (ALiBi, a sliding window) measure
+   * them. No mask when every row holds the same number (then it is plain causal, bottom-right).
+   */
+  override appendVisible(keys: Tensor, values: Tensor, masks: CallMasks): [Tensor, Tensor, Tensor | null] {
+    const fn = "PagedKVCacheLayer.append";
+    if (masks.attnMask !== null && masks.attnMask !== undefined) {
+      throw new ArgumentError(`${fn}: ${this.name} is a paged cache, which computes its own mask; attnMask and keyPaddingMask cannot be combined with it`);
+    }
+    if (!masks.isCausal) throw new ArgumentError(`${fn}: ${this.name} is a paged cache, for causal self-attention; pass isCausal: true`);
+    this.checkPaged(fn, keys, values);
+    const [N, , T] = keys.shape;
+    const lens = this.rowLengths();
+    const S = Math.max(...lens) + T;
+    const parts: [Tensor, Tensor][] = lens.map((len, n) => {
+      const fresh: [Tensor, Tensor] = N === 1 ? [keys, values] : [slice(keys, 0, n, n + 1), slice(values, 0, n, n + 1)]; // [1, Hkv, T, ..]
+      const held = len > 0 ? this.gather(this.owner.selected(N)[n], len) : null;
+      const pad = S - len - T;
+      const cat = (i: 0 | 1): Tensor => {
+        const list = [...(held ? [held[i]] : []), fresh[i]];
+        if (pad > 0) list.unshift(new Tensor(allocate(fresh[i].dtype, fresh[i].shape[1] * pad * fresh[i].shape[3]), [1, fresh[i].shape[1], pad, fresh[i].shape[3]], fresh[i].dtype));
+        return list.length === 1 ? list[0] : concat(list, 2); // [1, Hkv, pad + len + T, ..]
+      };
+      return [cat(0), cat(1)];
+    });
+    this.store(fn, keys, values);
+    const k = N === 1 ? parts[0][0] : concat(parts.map((p) => p[0]), 0); // [N, Hkv, S, E]
+    const v = N === 1 ? parts[0][1] : concat(parts.map((p) => p[1]), 0);
+    if (lens.every((x) => x === lens[0])) return [k, v, null];
+    const m = new Uint8Array(N * T * S);
+    for (let n = 0; n < N; n++) {
+      const pad = S - lens[n] - T;
+      for (let l = 0; l < T; l++) for (let s = pad; s <= pad + lens[n] + l; s++) m[(n * T + l) * S + s] = 1;
+    }
+    return [k, v, new Tensor(m, [N, 1, T, S], "bool")];
+  }
+
+  /** The pool and the selected rows' block tables, for the decode step (decode.ts). */
+  override storage(): KVStorage | null {
+    const l = this.pool;
+    const lens = this.rowLengths();
+    if (l === null || lens.every((x) => x === 0)) return null;
+    const tables = this.owner.selected(lens.length).map((id) => Int32Array.from(this.owner.blockTable(id)));
+    return {
+      keys: this.poolKeys!, values: this.poolValues!, N: lens.length, heads: l.heads, E: l.E, Ev: l.Ev, dtype: l.dtype,
+      length: Math.max(...lens), capacity: this.owner.blockSize,
+      paged: { blockSize: this.owner.blockSize, tables, lengths: Int32Array.from(lens) },
+    };
+  }
+
+  /** Every held key and value of the selected sequences, when they all hold the same number. */
+  override keysValues(): [Tensor, Tensor] | null {
+    const lens = this.rowLengths();
+    if (lens.length === 0 || lens[0] === 0) return null;
+    if (!lens.every((x) => x === lens[0])) throw new ArgumentError(`PagedKVCacheLayer.keysValues: the selected sequences hold different lengths (${lens.join(", ")})`);
+    const parts = this.owner.selected(lens.length).map((id) => this.gather(id, lens[0]));
+    return [concat(parts.map((p) => p[0]), 0), concat(parts.map((p) => p[1]), 0)]; // [N, Hkv, length, ..]
+  }
+}
