@@ -53,7 +53,10 @@ export interface GenerateOptions extends SamplingOptions {
   maxLength?: number;
   /** decode with a KV cache (default true); false re-runs the whole sequence each step */
   useCache?: boolean;
-  /** called with each new token as soon as it is picked (row n of the batch), for streaming */
+  /**
+   * called with each new token as soon as it is picked (row n of the batch), for streaming; it must
+   * not write the model's parameters (they are frozen while decoding: see withFrozenWeights)
+   */
   onToken?: (token: number, row: number) => void;
   /**
    * streaming: the cache keeps only the last `window` positions (and the first sinkTokens), so memory
