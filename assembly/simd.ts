@@ -61,6 +61,55 @@
   v128.store(c3, c30); v128.store(c3, c31, 16);
 }
 
+/**
+ * One row of C (+)= A . B over 32 columns: c[0..32) (+)= sum over k of A(k) * B(k, 0..32), where A(k)
+ * is read at a + k * csA and B's 32 columns are 4 panels of 8 (panel q row k at b + q * ps + k * 32).
+ * Each element is summed in the same order, with the same madd, as tile4x8: a row computed here is
+ * bitwise the row tile4x8 computes, without the three other rows (the matrix-vector case).
+ */
+// @ts-ignore: decorator
+@inline export function row1x32(c: usize, a: usize, csA: usize, b: usize, ps: usize, K: i32, acc: bool): void {
+  let c0: v128, c1: v128, c2: v128, c3: v128, c4: v128, c5: v128, c6: v128, c7: v128;
+  if (acc) {
+    c0 = v128.load(c); c1 = v128.load(c, 16); c2 = v128.load(c, 32); c3 = v128.load(c, 48);
+    c4 = v128.load(c, 64); c5 = v128.load(c, 80); c6 = v128.load(c, 96); c7 = v128.load(c, 112);
+  } else {
+    c0 = f32x4.splat(0); c1 = c0; c2 = c0; c3 = c0; c4 = c0; c5 = c0; c6 = c0; c7 = c0;
+  }
+  let pa = a, p0 = b, p1 = b + ps, p2 = b + 2 * ps, p3 = b + 3 * ps;
+  for (let k = 0; k < K; k++) {
+    const x = v128.load32_splat(pa);
+    c0 = madd(x, v128.load(p0), c0); c1 = madd(x, v128.load(p0, 16), c1);
+    c2 = madd(x, v128.load(p1), c2); c3 = madd(x, v128.load(p1, 16), c3);
+    c4 = madd(x, v128.load(p2), c4); c5 = madd(x, v128.load(p2, 16), c5);
+    c6 = madd(x, v128.load(p3), c6); c7 = madd(x, v128.load(p3, 16), c7);
+    pa += csA;
+    p0 += 32; p1 += 32; p2 += 32; p3 += 32;
+  }
+  v128.store(c, c0); v128.store(c, c1, 16); v128.store(c, c2, 32); v128.store(c, c3, 48);
+  v128.store(c, c4, 64); v128.store(c, c5, 80); v128.store(c, c6, 96); v128.store(c, c7, 112);
+}
+
+/** row1x32 over one panel (8 columns). */
+// @ts-ignore: decorator
+@inline export function row1x8(c: usize, a: usize, csA: usize, b: usize, K: i32, acc: bool): void {
+  let c0: v128, c1: v128;
+  if (acc) {
+    c0 = v128.load(c); c1 = v128.load(c, 16);
+  } else {
+    c0 = f32x4.splat(0); c1 = c0;
+  }
+  let pa = a, pb = b;
+  for (let k = 0; k < K; k++) {
+    const x = v128.load32_splat(pa);
+    c0 = madd(x, v128.load(pb), c0);
+    c1 = madd(x, v128.load(pb, 16), c1);
+    pa += csA;
+    pb += 32;
+  }
+  v128.store(c, c0); v128.store(c, c1, 16);
+}
+
 export function gemm(
   c: usize, ldc: usize, a: usize, rsA: usize, csA: usize, b: usize, ldb: usize,
   M: i32, N: i32, K: i32, acc: bool,

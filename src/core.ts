@@ -57,6 +57,7 @@ export * from "./pretrained/index.js";
 
 export {
   setBackend, getBackend, getBackendName, setNumThreads, getNumThreads, initWasm, wasmAvailable, wasmRuntimeInfo, type BackendName,
+  withFrozenWeights,
   registerBackend, listBackends, findBackend, type BackendFactory, type RegisterBackendOptions,
 } from "./kernels/index.js";
 export type {

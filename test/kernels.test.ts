@@ -193,8 +193,9 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
 
   test("matmul: odd sizes, transposes, accumulate, broadcast batch; 2 threads bitwise = 1", async () => {
     await warmPool();
-    const saved = wasmTuning.minParallelFlops;
+    const saved = wasmTuning.minParallelFlops, savedPack = wasmTuning.minParallelPack;
     wasmTuning.minParallelFlops = 0;
+    wasmTuning.minParallelPack = 0; // workers pack b too
     try {
       let seed = 1;
       for (const [m, n, k] of [[1, 1, 1], [3, 5, 7], [17, 33, 9], [64, 64, 64], [65, 257, 300], [130, 31, 513]]) {
@@ -212,6 +213,7 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
       if (rt.threaded) assert.ok(rt.workerTasks > 0, "workers took part in 2-thread runs");
     } finally {
       wasmTuning.minParallelFlops = saved;
+      wasmTuning.minParallelPack = savedPack;
     }
   });
 

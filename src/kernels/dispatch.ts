@@ -7,6 +7,8 @@ import type { FloatArray } from "../tensor/dtype.js";
 import type { AttentionParams, Backend, MatmulParams } from "./backend.js";
 import { getBackend } from "./index.js"; // index.ts registers the built-in backends
 
+export { withFrozenWeights } from "./frozen.js";
+
 /** out = op(a) @ op(b) on the selected backend. */
 export function kernelMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulParams): void {
   getBackend().matmul(out, a, b, p);

@@ -4,6 +4,7 @@
  *   setBackend("ref" | "wasm" | a registered name)   getBackend(): Backend   getBackendName()
  *   registerBackend(name, factory, { priority })      listBackends()
  *   setNumThreads(n)             getNumThreads()           (default: the available cores)
+ *   withFrozenWeights(tensors, fn)   fn with those tensors read-only: a backend may keep them prepared
  *
  * The two built-in backends register here like any other (registry.ts): "ref" (priority 0, runs
  * everywhere) and "wasm" (priority 1, where WebAssembly SIMD validates), so "wasm" is the default
@@ -78,4 +79,5 @@ export {
   findBackend, getBackend, getBackendName, listBackends, registerBackend, setBackend, type BackendFactory, type RegisterBackendOptions,
 } from "./registry.js";
 export type { WasmVariant };
+export { withFrozenWeights } from "./frozen.js";
 export { refBackend, relaxedSimdSupported, setWasmVariant, wasmBackend, wasmTuning, wasmVariant };

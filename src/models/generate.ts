@@ -15,6 +15,7 @@
  * Sampling draws from a seeded Generator, so a seed reproduces a run.
  */
 import { noGrad } from "../autograd/tape.js";
+import { withFrozenWeights } from "../kernels/dispatch.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator, checkGenerator } from "../tensor/random.js";
 import { type OptionTable, checkOptions, optionKeys } from "../tensor/validate.js";
@@ -52,7 +53,10 @@ export interface GenerateOptions extends SamplingOptions {
   maxLength?: number;
   /** decode with a KV cache (default true); false re-runs the whole sequence each step */
   useCache?: boolean;
-  /** called with each new token as soon as it is picked (row n of the batch), for streaming */
+  /**
+   * called with each new token as soon as it is picked (row n of the batch), for streaming; it must
+   * not write the model's parameters (they are frozen while decoding: see withFrozenWeights)
+   */
   onToken?: (token: number, row: number) => void;
   /**
    * streaming: the cache keeps only the last `window` positions (and the first sinkTokens), so memory
@@ -213,7 +217,8 @@ function decodeLoop(l: Loop): number[][] {
   const wasTraining = l.model.training;
   l.model.eval();
   try {
-    noGrad(() => {
+    // nothing writes the parameters while decoding: the backend may keep them prepared between steps
+    withFrozenWeights(l.model.parameters(), () => noGrad(() => {
       let logits = l.step(rows); // prefill: the whole prompt
       for (let s = 0; s < steps; s++) {
         const next = rows.map((_, n) => pickToken(fn, lastRow(logits, n), opts, g));
@@ -227,7 +232,7 @@ function decodeLoop(l: Loop): number[][] {
         // finished rows keep feeding their last token so the batch stays rectangular; their output is not kept
         logits = l.useCache ? l.step(next.map((t) => [t])) : l.step(rows.map((r, n) => (done[n] ? padTo(r, rows) : r)));
       }
-    });
+    }));
   } finally {
     l.model.train(wasTraining);
   }

@@ -10,6 +10,7 @@ import type { FloatArray } from "../../tensor/dtype.js";
 import { type AttentionParams, type Backend, type MatmulParams, hasFlexOptions } from "../backend.js";
 import { causalOffset } from "../causal.js";
 import { dropoutThreshold } from "../dropoutHash.js";
+import { isFrozen, onFrozenScopeEnd } from "../frozen.js";
 import { refAttentionBackward, refAttentionForward } from "../ref/attention.js";
 import { refMatmul } from "../ref/matmul.js";
 import * as Lay from "./build/layout.js";
@@ -27,8 +28,12 @@ export const wasmTuning = {
   stagingBudget: 32 * 1024 * 1024,
   /** below this many flops a call runs on the calling thread alone */
   minParallelFlops: 4e6,
+  /** below this many floats of b, packing b for a matmul runs on the calling thread alone */
+  minParallelPack: 1 << 18,
   /** below this many flops a matmul goes to the reference kernel */
   minMatmulFlops: 16384,
+  /** bytes of packed weights kept in wasm memory while they are frozen (../frozen.ts) */
+  residentBudget: 256 * 1024 * 1024,
 };
 
 const up4 = (x: number): number => (x + 3) & ~3;
@@ -74,6 +79,42 @@ function unstageRows(
 // matmul
 // ----------------------------------------------------------------------------------------------
 
+/**
+ * Packed right operands kept across calls while they are frozen (../frozen.ts): by the buffer b lies
+ * in, then by its byte range and the way it is read (transB, n, k, batch), the resident address of
+ * its packed panels. At most `wasmTuning.residentBudget` bytes are kept.
+ */
+const resident = { rt: null as WasmRuntime | null, packs: new Map<ArrayBufferLike, Map<string, number>>() };
+
+onFrozenScopeEnd(() => {
+  resident.rt?.releaseResident();
+  resident.rt = null;
+  resident.packs.clear();
+});
+
+/**
+ * Where b's packed panels are for this call: [address, true] when they are already there, [address,
+ * false] when they are to be packed there now (kept from now on), or null when b is not frozen or
+ * the budget is spent (pack into staging as usual). Call right after rt.reset().
+ */
+function residentPackOf(rt: WasmRuntime, b: FloatArray, p: MatmulParams, bytes: number): [number, boolean] | null {
+  if (!isFrozen(b)) return null;
+  if (resident.rt !== rt) { // first use in this scope, or the runtime was replaced: start over
+    resident.rt?.releaseResident();
+    resident.rt = rt;
+    resident.packs.clear();
+  }
+  const key = `${b.byteOffset},${b.length},${p.transB ? 1 : 0},${p.n},${p.k},${p.batch},${p.bBatchStride}`;
+  let byKey = resident.packs.get(b.buffer);
+  const at = byKey?.get(key);
+  if (at !== undefined) return [at, true];
+  if (rt.residentBytes + bytes > wasmTuning.residentBudget) return null;
+  const addr = rt.allocResident(bytes);
+  if (byKey === undefined) resident.packs.set(b.buffer, (byKey = new Map()));
+  byKey.set(key, addr);
+  return [addr, false];
+}
+
 function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulParams): void {
   const { batch, m, n, k, aBatchStride, bBatchStride, transA, transB, accumulate } = p;
   if (batch * m * n === 0) return;
@@ -91,15 +132,17 @@ function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulPara
   const nA = aBatchStride === 0 ? 1 : batch;
   const nB = bBatchStride === 0 ? 1 : batch;
   rt.reset();
+  const kept = residentPackOf(rt, b, p, 4 * nB * k * np);
   const [scratch, stride] = rt.allocScratch(rt.exports.mm_scratch_floats());
   const aP = rt.allocF32(nA * m * k);
-  const bP = rt.allocF32(nB * n * k);
-  const bpP = rt.allocF32(nB * k * np);
+  const packed = kept !== null && kept[1];
+  const bP = packed ? 0 : rt.allocF32(nB * n * k);
+  const bpP = kept !== null ? kept[0] : rt.allocF32(nB * k * np);
   const cP = rt.allocF32(batch * mp * np);
   const f32 = rt.f32;
   // a and b go in as given (the kernels pack them); out is staged with padded rows and columns
   for (let i = 0; i < nA; i++) f32.set(a.subarray(i * aBatchStride, i * aBatchStride + m * k), (aP >> 2) + i * m * k);
-  for (let i = 0; i < nB; i++) f32.set(b.subarray(i * bBatchStride, i * bBatchStride + n * k), (bP >> 2) + i * n * k);
+  if (!packed) for (let i = 0; i < nB; i++) f32.set(b.subarray(i * bBatchStride, i * bBatchStride + n * k), (bP >> 2) + i * n * k);
   if (accumulate) {
     for (let i = 0; i < batch; i++) stageRows(f32, (cP >> 2) + i * mp * np, out, i * m * n, m, n, n, np, m);
   }
@@ -110,9 +153,13 @@ function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulPara
     a: aP, bp: bpP, b: bP, c: cP, m, n, k, mp, np, aBatch: nA === 1 ? 0 : 1, bBatch: nB === 1 ? 0 : 1,
     transA: transA ? 1 : 0, transB: transB ? 1 : 0, acc: accumulate ? 1 : 0, mBlocks: mb, nBlocks: nb,
   };
-  const packTasks = nB * Math.ceil(np / 64);
-  rt.setJob(Lay.K_MM_PACK_B, packTasks, scratch, stride, Lay.MmJob, prm);
-  rt.runJob(threads, packTasks);
+  if (!packed) {
+    const packTasks = nB * Math.ceil(np / 64);
+    // packing moves each float once: below minParallelPack floats a worker's wake-up costs more than it saves
+    const packThreads = nB * k * np < wasmTuning.minParallelPack ? 1 : threads;
+    rt.setJob(Lay.K_MM_PACK_B, packTasks, scratch, stride, Lay.MmJob, prm);
+    rt.runJob(packThreads, packTasks);
+  }
   const tasks = batch * mb * nb;
   rt.setJob(Lay.K_MM, tasks, scratch, stride, Lay.MmJob, prm);
   rt.runJob(threads, tasks);

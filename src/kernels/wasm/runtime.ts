@@ -2,7 +2,8 @@
  * The WebAssembly runtime behind the wasm backend: the kernels module (embedded as base64, compiled
  * synchronously on first use), one WebAssembly.Memory shared by every thread, a bump allocator for
  * the per-call staging buffers, and a pool of workers that run tasks of a job together with the
- * calling thread.
+ * calling thread. Blocks that must outlive one call (a weight matrix packed once for a decoding loop,
+ * see ../frozen.ts) sit below the staging area, from HEAP_BASE up to `base`, until released.
  *
  * Synchronous by design: a kernel call publishes a job, does tasks itself, and blocks with
  * Atomics.wait until the workers it enlisted are done (allowed on Node's main thread and in workers).
@@ -220,6 +221,8 @@ export class WasmRuntime {
   /** memory is a SharedArrayBuffer and this thread may block: workers can be used */
   readonly threaded: boolean;
   private top = Lay.HEAP_BASE;
+  /** start of the per-call staging area: resident blocks lie in [HEAP_BASE, base) */
+  private base = Lay.HEAP_BASE;
   private buf: ArrayBuffer | SharedArrayBuffer;
   private f32v: Float32Array;
   private f64v: Float64Array;
@@ -270,9 +273,31 @@ export class WasmRuntime {
 
   // --- memory ---------------------------------------------------------------------------------
 
-  /** Frees every staging buffer (call at the start of each kernel call). */
+  /** Frees every staging buffer (call at the start of each kernel call); resident blocks stay. */
   reset(): void {
+    this.top = this.base;
+  }
+
+  /**
+   * Reserves `bytes` that survive reset() until releaseResident(): call right after reset(), before
+   * this call's staging buffers, so that the block ends where staging begins.
+   */
+  allocResident(bytes: number): number {
+    if (this.top !== this.base) throw new Error("attend: WasmRuntime.allocResident must come right after reset()");
+    const at = this.alloc(bytes);
+    this.base = this.top;
+    return at;
+  }
+
+  /** Frees every resident block (and with them every staging buffer). */
+  releaseResident(): void {
+    this.base = Lay.HEAP_BASE;
     this.top = Lay.HEAP_BASE;
+  }
+
+  /** Bytes held by resident blocks. */
+  get residentBytes(): number {
+    return this.base - Lay.HEAP_BASE;
   }
 
   /** Reserves `bytes` (64-byte aligned) and returns the byte address. Contents are unspecified. */
