@@ -4,7 +4,8 @@
  *   reverse   "3141"          -> "1413"
  *   sort      "3141"          -> "1134"
  *   addition  "57+68"         -> "125"        (operands of 1..digits digits)
- *   recall    "a3c7e1?c"      -> "7"          (key-value pairs, "?", a query key; answer = its value)
+ *   recall    "a3c7e1?c"      -> "7"          (key-value pairs, "?", a query key; answer = its value;
+ *                                               with echoKey the key, then its value: "c7")
  * Examples hold token ids without special tokens; batch.ts adds start/separator/end and padding.
  */
 import { ArgumentError } from "../tensor/errors.js";
@@ -71,10 +72,10 @@ export interface RecallOptions {
   /** values differ within an example (default true), so a wrong pair is always a wrong answer */
   distinctValues?: boolean;
   /**
-   * Training only: queries per training example (default 1). Past the first, each is appended to the
-   * target as "?", the key and <sep> (given: not scored) and its value (scored), so one sequence answers
-   * several questions about the same pairs (only the values and the final </s> are scored): "a3c7e1?c" -> "7?a<sep>3?e<sep>1" (fewer when the example has
-   * fewer pairs: each query asks a different key).
+   * Training only: queries per training example (default 1; fewer when the example has fewer pairs,
+   * as each asks a different key). Past the first, each is appended to the target as "?", the key and
+   * <sep> (given: not scored), then its answer (scored), so one sequence answers several questions
+   * about the same pairs: "a3c7e1?c" -> "7?a<sep>3?e<sep>1" (with echoKey "c7?a<sep>a3?e<sep>e1").
    */
   trainingQueries?: number;
   /**
@@ -216,7 +217,7 @@ export function recallTask(opts: RecallOptions = {}): Task {
   };
   return {
     name: "recall",
-    description: `associative recall: ${pairs} key-value pairs, then "?" and one of the keys; answer its value`,
+    description: `associative recall: ${pairs} key-value pairs, then "?" and one of the keys; answer ${echoKey ? "the key, then its value" : "its value"}`,
     vocab,
     maxSourceLength: 2 * pairs + 2,
     maxTargetLength: 1,
