@@ -65,14 +65,14 @@ earlier "c", copy what follows) in a few hundred steps instead of thousands.
 Held-out examples are the task itself (--pairs pairs, one question each).
 Training examples ask ${R.trainingQueries} of their keys each ("a3c7e1?c" -> "c7?a<sep>a3?e<sep>e1",
 the given "?a<sep>" not scored), and a curriculum starts them at ${R.trainingMinPairs}-${R.trainingMinPairs! + 1} pairs,
-widening to ${R.trainingMinPairs}-${R.pairs} by step ${R.curriculumSteps}. The model is the GPT with one head of
-width 32, rotary positions and RMSNorm (GPT_PRESETS["tiny-gqa"]).
+widening to ${R.trainingMinPairs}-${R.pairs} by step ${R.curriculumSteps}. The model is the GPT, Llama-style
+(rotary positions, RMSNorm, no biases), with one head of width 32.
 
 Options:
   --task NAME            what to learn (required unless --resume)
   --model KIND           block (one attention block), gpt (decoder-only transformer,
                          2 layers by default: the library's GPT_PRESETS.tiny, for
-                         recall its tiny-gqa) or encdec (encoder-decoder);
+                         recall its Llama-style variant) or encdec (encoder-decoder);
                          default per task (above);
                          registered: ${modelKinds().join(", ")}
   --steps N              total training steps (default per task)
