@@ -171,6 +171,20 @@ describe("recall: training examples", () => {
   });
 });
 
+describe("recall: without training options", () => {
+  test("training draws the task's own examples (8 pairs, one question, the value alone)", () => {
+    const task = recallTask();
+    assert.equal(task.sampleTraining, undefined);
+    for (const e of taskSource(task, { seed: 1, validationSize: 16 }).trainBatch(0, 64)) {
+      const { source, target } = text(task, e);
+      const m = /^((?:[a-p][0-9]){8})\?([a-p])$/.exec(source);
+      assert.ok(m, `source ${source}`);
+      assert.equal(target, valueOf(m[1], m[2]));
+      assert.equal(e.unscored, undefined);
+    }
+  });
+});
+
 describe("recall: the defaults", () => {
   test("a checkpoint's config with the recall options is accepted; bad ones are named", () => {
     const good = { task: "recall", model: "gpt", taskOptions: D.taskOptions };

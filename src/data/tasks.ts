@@ -215,7 +215,7 @@ export function recallTask(opts: RecallOptions = {}): Task {
       : Array.from({ length: n }, () => valueIds[g.nextInt(valueIds.length)]);
     return ks.flatMap((k, i) => [k, vs[i]]);
   };
-  return {
+  const task: Task = {
     name: "recall",
     description: `associative recall: ${pairs} key-value pairs, then "?" and one of the keys; answer ${echoKey ? "the key, then its value" : "its value"}`,
     vocab,
@@ -227,6 +227,12 @@ export function recallTask(opts: RecallOptions = {}): Task {
       source.push(ask, source[2 * asked]);
       return { source, target: answer(source[2 * asked], source[2 * asked + 1]) };
     },
+    solve,
+  };
+  // without training options, training draws the task's own examples (sample), as before they existed
+  if (trainingQueries === 1 && trainingMinPairs === pairs) return task;
+  return {
+    ...task,
     sampleTraining(g, step) {
       const most = curriculumSteps > 0 ? Math.min(pairs, trainingMinPairs + 1 + Math.floor(((pairs - trainingMinPairs) * Math.max(0, step)) / curriculumSteps)) : pairs;
       const n = trainingMinPairs + g.nextInt(most - trainingMinPairs + 1);
@@ -247,12 +253,11 @@ export function recallTask(opts: RecallOptions = {}): Task {
       const size = echoKey ? 2 : 1;
       const out: Example[] = [{ source: [...e.source], target: e.target.slice(0, size) }];
       // the extra questions: "?", key, <sep>, answer, from target index `size` on
-      for (let j = size; j + 2 + size < e.target.length + 1; j += 3 + size) {
+      for (let j = size; j + 3 + size <= e.target.length; j += 3 + size) {
         out.push({ source: [...pairsPart, ask, e.target[j + 1]], target: e.target.slice(j + 3, j + 3 + size) });
       }
       return out;
     },
-    solve,
   };
 }
 
