@@ -29,7 +29,7 @@
  *                  Seeds 0-11, 600 steps: lr 5e-3 with the curriculum from 1 pair reached >= 95.7%
  *                  with 11 of 12 (10 of them 100%; the circuit at step ~240, seed 6 at ~480); seed 9
  *                  stayed at chance. Starting it at 2 pairs lost seeds 2 and 6 (at chance), lr 1e-2
- *                  lost seed 0. The plain command (seed 0): 100% in 25-36 s on the loaded 2-core machine.
+ *                  lost seed 0. The plain command (seed 0): 100% in 20-36 s on the loaded 2-core machine.
  *   names          a character model; the one-block model is enough for 2.1 nats/char.
  */
 import { ArgumentError } from "../tensor/errors.js";
