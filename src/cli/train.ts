@@ -42,6 +42,8 @@ function describeDefaults(d: TaskDefaults): string {
   return `${data.padEnd(12)}${model.padEnd(13)}${`${d.steps} x ${d.batchSize}, lr ${d.lr}`.padEnd(23)}${d.target}`;
 }
 
+const R = TASK_DEFAULTS.recall.taskOptions;
+
 export const TRAIN_HELP = `attend train --task NAME [options]
 
 Train a model on a task, showing progress (a live bar on a terminal), a
@@ -52,20 +54,26 @@ continues it exactly. The same seed gives the same run, bit for bit.
 Tasks: ${DATA_NAMES.join(", ")}   (add = addition)
 
 Each task has its own defaults, chosen so that the plain command reaches the
-target on held-out data in well under 3 minutes on a 2-core machine (all but
-recall, see below):
+target on held-out data in well under 3 minutes on a 2-core machine:
   task      data        model        steps x batch, lr      target
 ${Object.entries(TASK_DEFAULTS).map(([name, d]) => `  ${name.padEnd(10)}${describeDefaults(d)}`).join("\n")}
 (model: kind, layers x width / heads; block is one attention block)
-recall needs an induction circuit over two layers, which forms only after a
-long plateau (thousands of steps); attend lookup-vs-soft shows attention doing
-recall in seconds when the keys and values come paired.
+recall ("a3c7e1?c": ${R.pairs} key-value pairs, "?", a key) answers with the key,
+then its value: "c7". An exact answer (sequence accuracy) needs the right value;
+the echoed key lets a 2-layer model find the induction circuit (find the
+earlier "c", copy what follows) in a few hundred steps instead of thousands.
+Held-out examples are the task itself (--pairs pairs, one question each).
+Training examples ask ${R.trainingQueries} of their keys each ("a3c7e1?c" -> "c7?a<sep>a3?e<sep>e1",
+the given "?a<sep>" not scored), and a curriculum starts them at ${R.trainingMinPairs}-${R.trainingMinPairs! + 1} pairs,
+widening to ${R.trainingMinPairs}-${R.pairs} by step ${R.curriculumSteps}. The model is the GPT, Llama-style
+(rotary positions, RMSNorm, no biases), with one head of width 32.
 
 Options:
   --task NAME            what to learn (required unless --resume)
   --model KIND           block (one attention block), gpt (decoder-only transformer,
-                         2 layers by default: the library's GPT_PRESETS.tiny) or
-                         encdec (encoder-decoder); default per task (above);
+                         2 layers by default: the library's GPT_PRESETS.tiny, for
+                         recall its Llama-style variant) or encdec (encoder-decoder);
+                         default per task (above);
                          registered: ${modelKinds().join(", ")}
   --steps N              total training steps (default per task)
   --batch-size N         examples per step (default per task)

@@ -6,6 +6,7 @@
  *   tokens   = sequence[0 .. n-2]                    [B, T]   padded with <pad>
  *   targets  = sequence[1 .. n-1]                    [B, T]   IGNORE_INDEX except where the next
  *                                                              token is part of target </s>
+ *                                                              (and not in the example's `unscored`)
  * so the loss and accuracy count only the answer. promptLengths[b] = tokens up to and including
  * <sep>: what a model is given at generation time.
  *
@@ -51,9 +52,10 @@ export function collate(examples: readonly Example[], vocab: Vocab, layout: Batc
     const tokens = new Int32Array(B * T).fill(vocab.pad);
     const targets = new Int32Array(B * T).fill(IGNORE_INDEX);
     seqs.forEach(({ sequence, promptLength }, b) => {
+      const unscored = new Set(examples[b].unscored ?? []);
       for (let t = 0; t < sequence.length - 1; t++) {
         tokens[b * T + t] = sequence[t];
-        if (t + 1 >= promptLength) targets[b * T + t] = sequence[t + 1];
+        if (t + 1 >= promptLength && !unscored.has(t + 1 - promptLength)) targets[b * T + t] = sequence[t + 1];
       }
     });
     return {
@@ -75,7 +77,10 @@ export function collate(examples: readonly Example[], vocab: Vocab, layout: Batc
       padding[b * S + s] = 0;
     });
     [vocab.bos, ...e.target].forEach((id, t) => (tokens[b * T + t] = id));
-    [...e.target, vocab.eos].forEach((id, t) => (targets[b * T + t] = id));
+    const unscored = new Set(e.unscored ?? []);
+    [...e.target, vocab.eos].forEach((id, t) => {
+      if (!unscored.has(t)) targets[b * T + t] = id;
+    });
   });
   return {
     tokens: new Tensor(tokens, [B, T], "int32"),

@@ -71,11 +71,18 @@ export interface DataSource {
   trainBatch(step: number, batchSize: number): Example[];
 }
 
-/** Fresh training examples every step (never a validation example), for a synthetic task. */
+/**
+ * Fresh training examples every step, for a synthetic task. The validation set is the task itself
+ * (`task.sample`); training examples come from `task.sampleTraining` where the task has one (extra
+ * supervision, a curriculum) and are redrawn when any question they answer (`task.questionsOf`) is a
+ * validation example.
+ */
 export function taskSource(task: Task, opts: { seed?: number; validationSize?: number } = {}): DataSource {
   const seed = opts.seed ?? 0;
   const { validation } = makeSplits(task, { seed, trainSize: 0, validationSize: opts.validationSize ?? 256 });
   const exclude = new Set(validation.map(exampleKey));
+  const sampleTraining = (g: Generator, step: number): Example => (task.sampleTraining ? task.sampleTraining(g, step) : task.sample(g));
+  const leaks = (e: Example): boolean => (task.questionsOf ? task.questionsOf(e) : [e]).some((q) => exclude.has(exampleKey(q)));
   return {
     name: task.name,
     vocab: task.vocab,
@@ -84,8 +91,8 @@ export function taskSource(task: Task, opts: { seed?: number; validationSize?: n
       const g = streamOf(seed, `train/${step}`);
       const out: Example[] = [];
       for (let misses = 0; out.length < batchSize; ) {
-        const e = task.sample(g);
-        if (!exclude.has(exampleKey(e))) out.push(e);
+        const e = sampleTraining(g, step);
+        if (!leaks(e)) out.push(e);
         else if (++misses > 1000 + 20 * batchSize) throw new ArgumentError(`taskSource: the ${task.name} task has too few examples outside the validation set`);
       }
       return out;

@@ -4,7 +4,8 @@
  *   reverse   "3141"          -> "1413"
  *   sort      "3141"          -> "1134"
  *   addition  "57+68"         -> "125"        (operands of 1..digits digits)
- *   recall    "a3c7e1?c"      -> "7"          (key-value pairs, "?", a query key; answer = its value)
+ *   recall    "a3c7e1?c"      -> "7"          (key-value pairs, "?", a query key; answer = its value;
+ *                                               with echoKey the key, then its value: "c7")
  * Examples hold token ids without special tokens; batch.ts adds start/separator/end and padding.
  */
 import { ArgumentError } from "../tensor/errors.js";
@@ -15,6 +16,12 @@ import { Vocab } from "./vocab.js";
 export interface Example {
   source: number[];
   target: number[];
+  /**
+   * Indices into `target` that are not scored (neither loss nor accuracy): tokens of a training
+   * example that are given, not predicted, such as the keys a multi-query recall example asks.
+   * Absent (the tasks' own examples): every target token is scored.
+   */
+  unscored?: number[];
 }
 
 export const TASK_NAMES = ["copy", "reverse", "sort", "addition", "recall"] as const;
@@ -31,6 +38,16 @@ export interface Task {
   sample(g: Generator): Example;
   /** the right target for a source (also what a prompt typed by hand is checked against) */
   solve(source: number[]): number[];
+  /**
+   * A training example for training step `step`, when training may see more than the task itself
+   * (extra supervision, a curriculum); absent: `sample`. Evaluation always uses `sample`.
+   */
+  sampleTraining?(g: Generator, step: number): Example;
+  /**
+   * The task's own examples (as `sample` makes them) that a `sampleTraining` example answers: what
+   * must not be in the validation set. Absent: the example itself.
+   */
+  questionsOf?(e: Example): Example[];
 }
 
 export interface SequenceTaskOptions {
@@ -54,6 +71,29 @@ export interface RecallOptions {
   values?: string;
   /** values differ within an example (default true), so a wrong pair is always a wrong answer */
   distinctValues?: boolean;
+  /**
+   * Training only: queries per training example (default 1; fewer when the example has fewer pairs,
+   * as each asks a different key). Past the first, each is appended to the target as "?", the key and
+   * <sep> (given: not scored), then its answer (scored), so one sequence answers several questions
+   * about the same pairs: "a3c7e1?c" -> "7?a<sep>3?e<sep>1" (with echoKey "c7?a<sep>a3?e<sep>e1").
+   */
+  trainingQueries?: number;
+  /**
+   * Training only, a curriculum: the fewest pairs of a training example (default `pairs`: none; more
+   * than `pairs` counts as `pairs`). At step s a training example has from this many to
+   * min(pairs, trainingMinPairs + 1 + floor((pairs - trainingMinPairs) * s / curriculumSteps)) pairs,
+   * evenly: a few pairs at first, where the induction circuit is found quickly, up to `pairs`.
+   */
+  trainingMinPairs?: number;
+  /** Training only: the steps over which the curriculum widens to `pairs` (default 0: at once) */
+  curriculumSteps?: number;
+  /**
+   * The answer repeats the query key before its value: "a3c7e1?c" -> "c7" (default false: "7").
+   * Both are scored, so an exact answer still needs the right value; the value is then predicted
+   * where the model reads the key itself, the step an induction head does (find the earlier "c",
+   * copy what follows it), which two layers learn far sooner than reading the key one position back.
+   */
+  echoKey?: boolean;
 }
 
 export type TaskOptions = SequenceTaskOptions & AdditionOptions & RecallOptions;
@@ -141,6 +181,10 @@ export function recallTask(opts: RecallOptions = {}): Task {
   const keys = opts.keys ?? "abcdefghijklmnop";
   const values = opts.values ?? DIGITS;
   const distinctValues = opts.distinctValues ?? true;
+  const echoKey = opts.echoKey ?? false;
+  const trainingQueries = positiveInt(fn, "trainingQueries", opts.trainingQueries ?? 1);
+  const trainingMinPairs = Math.min(positiveInt(fn, "trainingMinPairs", opts.trainingMinPairs ?? pairs), pairs);
+  const curriculumSteps = positiveInt(fn, "curriculumSteps", opts.curriculumSteps ?? 0, 0);
   if (pairs > [...keys].length) throw new ArgumentError(`${fn}: ${pairs} pairs need at least ${pairs} distinct keys, got ${keys.length} ("${keys}")`);
   if (distinctValues && pairs > [...values].length) {
     throw new ArgumentError(`${fn}: ${pairs} pairs with distinct values need at least ${pairs} values, got ${values.length}; pass distinctValues: false`);
@@ -152,32 +196,68 @@ export function recallTask(opts: RecallOptions = {}): Task {
   const keyIds = [...keys].map((c) => vocab.id(c));
   const valueIds = [...values].map((c) => vocab.id(c));
   const ask = vocab.id("?");
+  /** the target for query key k whose value is v */
+  const answer = (k: number, v: number): number[] => (echoKey ? [k, v] : [v]);
   const solve = (source: number[]): number[] => {
     const n = source.length;
     if (n < 4 || n % 2 !== 0 || source[n - 2] !== ask) {
       throw new ArgumentError(`${fn}: a source must look like "a3c7?c" (pairs, "?", a key), got ${JSON.stringify(vocab.decode(source))}`);
     }
     const q = source[n - 1];
-    for (let i = 0; i < n - 2; i += 2) if (source[i] === q) return [source[i + 1]];
+    for (let i = 0; i < n - 2; i += 2) if (source[i] === q) return answer(q, source[i + 1]);
     throw new ArgumentError(`${fn}: the query key ${JSON.stringify(vocab.decode([q]))} is not among the pairs of ${JSON.stringify(vocab.decode(source))}`);
   };
-  return {
+  /** n random pairs (distinct keys) as [key, value, key, value, ...] */
+  const randomPairs = (g: Generator, n: number): number[] => {
+    const ks = sampleDistinct(keyIds.length, n, g).map((i) => keyIds[i]);
+    const vs = distinctValues
+      ? sampleDistinct(valueIds.length, n, g).map((i) => valueIds[i])
+      : Array.from({ length: n }, () => valueIds[g.nextInt(valueIds.length)]);
+    return ks.flatMap((k, i) => [k, vs[i]]);
+  };
+  const task: Task = {
     name: "recall",
-    description: `associative recall: ${pairs} key-value pairs, then "?" and one of the keys; answer its value`,
+    description: `associative recall: ${pairs} key-value pairs, then "?" and one of the keys; answer ${echoKey ? "the key, then its value" : "its value"}`,
     vocab,
     maxSourceLength: 2 * pairs + 2,
     maxTargetLength: 1,
     sample(g) {
-      const ks = sampleDistinct(keyIds.length, pairs, g).map((i) => keyIds[i]);
-      const vs = distinctValues
-        ? sampleDistinct(valueIds.length, pairs, g).map((i) => valueIds[i])
-        : Array.from({ length: pairs }, () => valueIds[g.nextInt(valueIds.length)]);
+      const source = randomPairs(g, pairs);
       const asked = g.nextInt(pairs);
-      const source = ks.flatMap((k, i) => [k, vs[i]]);
-      source.push(ask, ks[asked]);
-      return { source, target: [vs[asked]] };
+      source.push(ask, source[2 * asked]);
+      return { source, target: answer(source[2 * asked], source[2 * asked + 1]) };
     },
     solve,
+  };
+  // without training options, training draws the task's own examples (sample), as before they existed
+  if (trainingQueries === 1 && trainingMinPairs === pairs) return task;
+  return {
+    ...task,
+    sampleTraining(g, step) {
+      const most = curriculumSteps > 0 ? Math.min(pairs, trainingMinPairs + 1 + Math.floor(((pairs - trainingMinPairs) * Math.max(0, step)) / curriculumSteps)) : pairs;
+      const n = trainingMinPairs + g.nextInt(most - trainingMinPairs + 1);
+      const kv = randomPairs(g, n);
+      const asked = sampleDistinct(n, Math.min(trainingQueries, n), g);
+      const source = [...kv, ask, kv[2 * asked[0]]];
+      const target = answer(kv[2 * asked[0]], kv[2 * asked[0] + 1]);
+      const unscored: number[] = [];
+      for (const i of asked.slice(1)) {
+        // "?", the key and <sep> are given (not scored), as in the first question's prompt; the answer is scored
+        unscored.push(target.length, target.length + 1, target.length + 2);
+        target.push(ask, kv[2 * i], vocab.sep, ...answer(kv[2 * i], kv[2 * i + 1]));
+      }
+      return asked.length > 1 ? { source, target, unscored } : { source, target };
+    },
+    questionsOf(e) {
+      const pairsPart = e.source.slice(0, e.source.length - 2);
+      const size = echoKey ? 2 : 1;
+      const out: Example[] = [{ source: [...e.source], target: e.target.slice(0, size) }];
+      // the extra questions: "?", key, <sep>, answer, from target index `size` on
+      for (let j = size; j + 3 + size <= e.target.length; j += 3 + size) {
+        out.push({ source: [...pairsPart, ask, e.target[j + 1]], target: e.target.slice(j + 3, j + 3 + size) });
+      }
+      return out;
+    },
   };
 }
 

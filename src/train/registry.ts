@@ -194,11 +194,14 @@ export function checkRunConfig(raw: unknown, where = "checkpoint"): StoredRunCon
     int(o, "taskOptions.", "maxLength", 1, RUN_LIMITS.sequenceLength);
     int(o, "taskOptions.", "digits", 1, 15);
     int(o, "taskOptions.", "pairs", 1, RUN_LIMITS.alphabet);
+    int(o, "taskOptions.", "trainingQueries", 1, RUN_LIMITS.alphabet);
+    int(o, "taskOptions.", "trainingMinPairs", 1, RUN_LIMITS.alphabet);
+    int(o, "taskOptions.", "curriculumSteps", 0);
     for (const key of ["symbols", "keys", "values"]) {
       const v = o[key];
       if (v !== undefined && (typeof v !== "string" || v.length > RUN_LIMITS.alphabet)) bad(`taskOptions.${key}`, typeof v === "string" ? `${v.slice(0, 20)}...` : v, `a string of at most ${RUN_LIMITS.alphabet} characters`);
     }
-    for (const key of ["reverseAnswer", "distinctValues"]) if (o[key] !== undefined && typeof o[key] !== "boolean") bad(`taskOptions.${key}`, o[key], "true or false");
+    for (const key of ["reverseAnswer", "distinctValues", "echoKey"]) if (o[key] !== undefined && typeof o[key] !== "boolean") bad(`taskOptions.${key}`, o[key], "true or false");
   }
   if (c.modelConfig !== undefined && !isRecord(c.modelConfig)) bad("modelConfig", c.modelConfig, "an object");
   int(c, "", "dataSeed", 0);
