@@ -273,7 +273,7 @@ function flexTables(fn: string, p: AttentionParams, g: AttGeometry): FlexTables 
 
 /** Stages the flexible options' tables (for every batch element and head: they are small); returns their job fields. */
 function stageFlex(rt: WasmRuntime, p: AttentionParams, t: FlexTables): AttFields {
-  const f: AttFields = {};
+  const f: { -readonly [K in keyof AttFields]: AttFields[K] } = {};
   const i32 = (x: Int32Array | Float32Array): number => {
     const at = rt.alloc(4 * x.length);
     if (x instanceof Float32Array) rt.f32.set(x, at >> 2);
