@@ -11,7 +11,7 @@
 // vector and every row max / row sum is a vertical SIMD operation. No L x S matrix exists: the
 // per-thread scratch is a few tiles. Tiles that causality, the sliding window, the documents or the
 // block mask hide entirely are never computed (tileKind), and a visible tile runs only the element
-// passes it needs (maskTile).
+// passes it needs (scoreTile).
 // The flexible options, as in src/kernels/ref/flash.ts:
 //   window     each row's keys are first..last = l + firstOff .. l + lastOff (clamped to 0..S-1), one
 //              rule with causality; the key tiles a query tile visits and the query tiles a key tile
@@ -251,11 +251,16 @@ function applyBlocks(a: AttJob, st: usize, Brw: i32, Bcw: i32, i0: i32, j0: i32,
         for (; s < runEnd; s++) store<f32>(col + (<usize>((s - j0) * Brw) << 2), -Infinity);
       } else if (kind == 1) {
         const bit0 = load<i32>(<usize>a.bmBitStart + (<usize>(at0 + bj) << 2)) + inRow - bj * bs; // + s
-        for (; s < runEnd; s++) {
+        while (s < runEnd) {
           const bit = bit0 + s;
-          if (((load<u8>(<usize>a.bmBits + <usize>(bit >>> 3)) >> <u8>(bit & 7)) & 1) == 0) {
-            store<f32>(col + (<usize>((s - j0) * Brw) << 2), -Infinity);
+          const byte = load<u8>(<usize>a.bmBits + <usize>(bit >>> 3));
+          if ((bit & 7) == 0 && s + 8 <= runEnd && (byte == 0xff || byte == 0)) { // 8 keys at once
+            if (byte == 0) for (let x = 0; x < 8; x++) store<f32>(col + (<usize>((s + x - j0) * Brw) << 2), -Infinity);
+            s += 8;
+            continue;
           }
+          if (((byte >> <u8>(bit & 7)) & 1) == 0) store<f32>(col + (<usize>((s - j0) * Brw) << 2), -Infinity);
+          s++;
         }
       } else s = runEnd;
     }

@@ -114,6 +114,7 @@ const SPECS: FlexSpec[] = [
   { name: "unrelated query and key ids (some rows see nothing)", B: 2, H: 2, Hkv: 2, L: 17, S: 65, E: 8, Ev: 8, docs: "odd" },
   { name: "block mask, blockSize 64, causal with holes", B: 1, H: 2, Hkv: 2, L: 130, S: 130, E: 24, Ev: 24, block: { mod: causalWithHoles } },
   { name: "block mask per head, blockSize 16 (not the tile)", B: 2, H: 2, Hkv: 1, L: 65, S: 130, E: 8, Ev: 8, block: { mod: (b, h, q, k) => (q * 3 + k + h) % 7 !== 0 && Math.abs(q - k) < 40, perHead: true, blockSize: 16 } },
+  { name: "block mask band 100, blockSize 64 (whole bytes of bits 0 or 1)", B: 1, H: 2, Hkv: 2, L: 130, S: 130, E: 8, Ev: 8, block: { mod: band(100) } },
   { name: "block mask band 32, blockSize 5", B: 1, H: 2, Hkv: 2, L: 65, S: 65, E: 8, Ev: 8, block: { mod: band(32), blockSize: 5 } },
   {
     name: "everything: GQA, causal bottom-right L < S, window, ALiBi, softcap, sinks, documents, block mask, bool mask, dropout",
