@@ -162,8 +162,46 @@ export function attentionFlops(c: AttentionCase): number {
 export function measureAttention(
   backend: KernelBackendName, threads: number, c: AttentionCase, opts: MeasureOptions = {},
 ): Measurement {
-  const B = c.B ?? 1, H = c.H ?? 8, E = c.E ?? 64, N = c.N;
   setNumThreads(threads);
+  const times = timeIt(attentionCall(backend, c), opts);
+  return measurement(backend, threads, c, times);
+}
+
+function measurement(backend: KernelBackendName, threads: number, c: AttentionCase, times: number[]): Measurement {
+  const ms = median(times);
+  return {
+    impl: backend === "ref" ? "ref" : `wasm x${threads}`,
+    ms, gflops: attentionFlops(c) / (ms * 1e6), reps: times.length, times, peakRssMiB: peakRssMiB(),
+  };
+}
+
+/**
+ * Two attention cases timed in turns (a, b, a, b, ... after a warm-up call of each), so that a loaded
+ * machine's drift falls on both alike: for ratios such as window on / off. Stops after `maxReps`
+ * pairs or once the budget is spent (at least one pair; a first call over `coldLimitMs` is the only one).
+ */
+export function measureAttentionPair(
+  backend: KernelBackendName, threads: number, a: AttentionCase, b: AttentionCase, opts: MeasureOptions = {},
+): [Measurement, Measurement] {
+  setNumThreads(threads);
+  const fa = attentionCall(backend, a), fb = attentionCall(backend, b);
+  const ta: number[] = [], tb: number[] = [];
+  const time = (fn: () => void): number => { const t0 = performance.now(); fn(); return performance.now() - t0; };
+  const first = time(fa) + time(fb); // warm-up (V8 tiers up, workers start)
+  const cold = first > 2 * (opts.coldLimitMs ?? 15000);
+  let spent = 0;
+  while (ta.length < (cold ? 1 : opts.maxReps ?? 15) && (ta.length < 1 || spent < (opts.budgetMs ?? 3000))) {
+    const x = time(fa), y = time(fb);
+    ta.push(x);
+    tb.push(y);
+    spent += x + y;
+  }
+  return [measurement(backend, threads, a, ta), measurement(backend, threads, b, tb)];
+}
+
+/** One call (forward, or forward then backward) of a case on its own inputs. */
+function attentionCall(backend: KernelBackendName, c: AttentionCase): () => void {
+  const B = c.B ?? 1, H = c.H ?? 8, E = c.E ?? 64, N = c.N;
   const be = backendOf(backend);
   const p: AttentionParams = {
     B, H, Hkv: H, L: N, S: N, E, Ev: E, scale: 1 / Math.sqrt(E),
@@ -177,15 +215,9 @@ export function measureAttention(
     dout = fillRandom(new Float32Array(size), 4);
     dq = new Float32Array(size); dk = new Float32Array(size); dv = new Float32Array(size);
   }
-  const fn = (): void => {
+  return (): void => {
     be.attentionForward(p, q, k, v, out, lse);
     if (dout !== null) be.attentionBackward(p, q, k, v, out, dout, lse, dq!, dk!, dv!);
-  };
-  const times = timeIt(fn, opts);
-  const ms = median(times);
-  return {
-    impl: backend === "ref" ? "ref" : `wasm x${threads}`,
-    ms, gflops: attentionFlops(c) / (ms * 1e6), reps: times.length, times, peakRssMiB: peakRssMiB(),
   };
 }
 
@@ -237,7 +269,7 @@ export function flexBenchmark(
   sizes: number[], threads: number, opts: MeasureOptions, only: string[] | null = null, log: (s: string) => void = console.log,
 ): { name: string; N: number; pass: AttentionPass; a: Measurement; b: Measurement; ratio: number }[] {
   const rows: { name: string; N: number; pass: AttentionPass; a: Measurement; b: Measurement; ratio: number }[] = [];
-  log(`flexible options, wasm x${threads}, B=1 H=8 E=64 float32 (median ms; ratio = first / second)`);
+  log(`flexible options, wasm x${threads}, B=1 H=8 E=64 float32 (median ms of calls taken in turns; ratio = first / second)`);
   log(`${"pair".padEnd(44)}${"pass".padEnd(9)}${"N".padStart(6)}${"first".padStart(12)}${"second".padStart(12)}${"ratio".padStart(9)}`);
   for (const N of sizes) {
     const pairs: [string, string, AttentionCase, AttentionCase][] = [];
@@ -255,7 +287,7 @@ export function flexBenchmark(
     for (const pass of ["fwd+bwd", "fwd"] as AttentionPass[]) {
       for (const [key, name, x, y] of pairs) {
         if (only !== null && !only.includes(key)) continue;
-        const a = measureAttention("wasm", threads, { ...x, pass }, opts), b = measureAttention("wasm", threads, { ...y, pass }, opts);
+        const [a, b] = measureAttentionPair("wasm", threads, { ...x, pass }, { ...y, pass }, opts);
         const ratio = a.ms / b.ms;
         rows.push({ name, N, pass, a, b, ratio });
         const ms = (m: Measurement): string => `${m.ms.toFixed(1)}`.padStart(12);
