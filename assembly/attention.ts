@@ -9,7 +9,20 @@
 //             every output element has one fixed summation order whatever the thread count.
 // Scores are kept transposed, S^T[key][query], so the softmax statistics of 4 queries sit in one
 // vector and every row max / row sum is a vertical SIMD operation. No L x S matrix exists: the
-// per-thread scratch is a few tiles. Tiles that causality hides entirely are never computed.
+// per-thread scratch is a few tiles. Tiles that causality, the sliding window, the documents or the
+// block mask hide entirely are never computed (tileKind), and a visible tile runs only the element
+// passes it needs (scoreTile).
+// The flexible options, as in src/kernels/ref/flash.ts:
+//   window     each row's keys are first..last = l + firstOff .. l + lastOff (clamped to 0..S-1), one
+//              rule with causality; the key tiles a query tile visits and the query tiles a key tile
+//              visits come from it; where a tile is cut, whole runs of a key's queries are set to -inf
+//   ALiBi      -slope_h |l' - s| added to the scaled scores, 4 queries per vector (biasAndCap)
+//   softcap    cap tanh(s / cap) after it, vector tanh; backward keeps 1 - tanh^2 per score (dcap)
+//   sinks      each row's online softmax starts at m = sink_h, l = 1 (startRows); nothing else changes
+//   documents  tiles whose query and key id ranges are disjoint are skipped, tiles of one document
+//              read no ids, the rest compare ids 4 queries per vector (applyDocs)
+//   blockMask  tiles over empty blocks are skipped, over full blocks read no bits, the rest read
+//              each element's bit (applyBlocks); the host gives each tile's kind (bmTiles)
 // Precision: scores, P and the products are float32; the few places where float32 would cost accuracy
 // that float32 storage could keep (nearly one-hot rows, |scores| in the hundreds) use float64: the row
 // sums l and the final division, lse (staged as two float32s), D, and dP - D where P > 1/4. Where
@@ -21,9 +34,106 @@ import { AttJob } from "./layout";
 import { attJob, imin, jobFailed, scratchOf } from "./job";
 import { gemm, rowState, vexp, vkeep } from "./simd";
 
-/** Key limits per query row of a block: key s is visible from row i0 + ii iff s <= lim[ii]. */
-function fillLimits(lim: usize, i0: i32, rows: i32, S: i32, off: i32): void {
-  for (let ii = 0; ii < rows; ii++) store<i32>(lim + (<usize>ii << 2), imin(S - 1, i0 + ii + off));
+// ---------------------------------------------------------------------------------------------
+// Which tiles are computed. Query row l sees keys first..last, first = max(0, l + firstOff),
+// last = min(S - 1, l + lastOff) (causality and the window); both ends grow with l, so the key tiles
+// query tile i can see are a run, and so are the query tiles key tile j can be seen from.
+// ---------------------------------------------------------------------------------------------
+
+// @ts-ignore: decorator
+@inline function imax(a: i32, b: i32): i32 {
+  return a > b ? a : b;
+}
+
+/** The first key tile query rows i0.. can see (its first row sees the earliest key). */
+function firstKeyTile(a: AttJob, i0: i32): i32 {
+  return imax(0, i0 + a.firstOff) / a.Bc;
+}
+
+/** The last key tile real query rows i0 .. i0 + rows - 1 can see (-1: none); its last row sees the latest key. */
+function lastKeyTile(a: AttJob, i0: i32, rows: i32): i32 {
+  const k = imin(a.S - 1, i0 + rows - 1 + a.lastOff);
+  return k < 0 ? -1 : k / a.Bc;
+}
+
+/** The first query tile that can see keys j0.. . */
+function firstQueryTile(a: AttJob, j0: i32): i32 {
+  return imax(0, j0 - a.lastOff) / a.Br;
+}
+
+/** The last query tile that can see real keys j0 .. j0 + cols - 1 (-1: none). */
+function lastQueryTile(a: AttJob, j0: i32, cols: i32): i32 {
+  const l = imin(a.L - 1, j0 + cols - 1 - a.firstOff);
+  return l < 0 ? -1 : l / a.Br;
+}
+
+/** Tile kinds: TILE_HIDDEN (never computed), or TILE_SEEN plus the element passes it needs. */
+const TILE_HIDDEN: i32 = 0, TILE_SEEN: i32 = 1, TILE_DOCS: i32 = 2, TILE_BLOCKS: i32 = 4;
+
+/**
+ * What query tile i (rows i0 ..) of head (b, h) sees of key tile j, from its real rows and keys:
+ * hidden when no row's first..last meets the keys, when the tile's query and key document ids cannot
+ * meet (disjoint ranges), or when every block-mask block it touches is empty; else which element
+ * passes it needs (documents: unless every id is the same; block mask: unless every block is full).
+ * ref/flash.ts tileKind says the same of the same tile; backward visits exactly these tiles too.
+ */
+function tileKind(a: AttJob, b: i32, h: i32, i: i32, j: i32): i32 {
+  const Br = a.Br, Bc = a.Bc;
+  const i0 = i * Br, j0 = j * Bc;
+  const i1 = imin(i0 + Br, a.L) - 1, j1 = imin(j0 + Bc, a.S) - 1;
+  // some row l in i0..i1 with l + firstOff <= j1 and l + lastOff >= j0 (and rows that see anything)
+  if (a.firstOff > a.lastOff || imax(i0, j0 - a.lastOff) > imin(i1, j1 - a.firstOff)) return TILE_HIDDEN;
+  let kind = TILE_SEEN;
+  if (a.qDocTiles != 0) {
+    const nI = (a.Lp + Br - 1) / Br, nJ = (a.Sp + Bc - 1) / Bc;
+    const qd = <usize>a.qDocTiles + (<usize>(b * nI + i) << 3);
+    const kd = <usize>a.kDocTiles + (<usize>(b * nJ + j) << 3);
+    const qLo = load<i32>(qd), qHi = load<i32>(qd, 4), kLo = load<i32>(kd), kHi = load<i32>(kd, 4);
+    if (qHi < kLo || kHi < qLo) return TILE_HIDDEN;
+    if (qLo != qHi || kLo != kHi || qLo != kLo) kind |= TILE_DOCS;
+  }
+  if (a.bmTiles != 0) {
+    const nI = (a.Lp + Br - 1) / Br, nJ = (a.Sp + Bc - 1) / Bc;
+    const bb = a.bmB == 1 ? 0 : b, hb = a.bmH == 1 ? 0 : h;
+    const x = load<u8>(<usize>a.bmTiles + <usize>(((bb * a.bmH + hb) * nI + i) * nJ + j));
+    if (x == 0) return TILE_HIDDEN;
+    if (x == 1) kind |= TILE_BLOCKS;
+  }
+  return kind;
+}
+
+/** The first key tile from j on that query tile i of head (b, h) sees; nJ if none (the dQ turns, see flushDq). */
+function nextKeyTile(a: AttJob, b: i32, h: i32, i: i32, j: i32): i32 {
+  const nJ = (a.Sp + a.Bc - 1) / a.Bc;
+  const i0 = i * a.Br;
+  const last = lastKeyTile(a, i0, imin(a.Br, a.L - i0));
+  for (let jj = imax(j, firstKeyTile(a, i0)); jj <= last; jj++) {
+    if (tileKind(a, b, h, i, jj) != TILE_HIDDEN) return jj;
+  }
+  return nJ;
+}
+
+/** (b, h) of local head hl (kv group gl = hl / G of the round, its head hl % G). */
+// @ts-ignore: decorator
+@inline function batchOf(a: AttJob, hl: i32): i32 {
+  return (a.G0 + hl / (a.H / a.Hkv)) / a.Hkv;
+}
+
+// @ts-ignore: decorator
+@inline function headOf(a: AttJob, hl: i32): i32 {
+  const G = a.H / a.Hkv;
+  const g = a.G0 + hl / G;
+  return (g - (g / a.Hkv) * a.Hkv) * G + (hl - (hl / G) * G);
+}
+
+/** Each row's online softmax before any key: m = -inf, l = 0; with a sink, its column first (m = sink_h, l = 1). */
+function startRows(a: AttJob, mrow: usize, lrow: usize, Brw: i32, h: i32): void {
+  const sink: f32 = a.sinks != 0 ? load<f32>(<usize>a.sinks + (<usize>h << 2)) : -Infinity;
+  const l: f64 = a.sinks != 0 ? 1 : 0; // exp(sink - m) with m = sink; the sink's value is zero
+  for (let ii = 0; ii < Brw; ii++) {
+    store<f32>(mrow + (<usize>ii << 2), sink);
+    store<f64>(lrow + (<usize>ii << 3), l);
+  }
 }
 
 function fillRowStates(rs: usize, seed: u32, rowBase: i32, rows: i32): void {
@@ -82,13 +192,116 @@ function applyMask(a: AttJob, st: usize, Brw: i32, Bcw: i32, i0: i32, j0: i32, b
   return i32x4.shuffle(f32x4.demote_f64x2_zero(a), f32x4.demote_f64x2_zero(b), 0, 1, 4, 5);
 }
 
-/** Scalar pass: -Infinity where key j0 + jj is beyond the row's limit (causality, padded keys). */
-function applyLimits(st: usize, Brw: i32, Bcw: i32, j0: i32, lim: usize): void {
+/**
+ * -Infinity where causality or the window hide a key from a row, and for padded keys. Key s is seen by
+ * the rows l with s - lastOff <= l <= s - firstOff: a run, so each key's row of S^T is cut at both ends.
+ */
+function applyRanges(a: AttJob, st: usize, Brw: i32, Bcw: i32, i0: i32, j0: i32): void {
   for (let jj = 0; jj < Bcw; jj++) {
     const s = j0 + jj;
     const row = st + (<usize>(jj * Brw) << 2);
-    for (let ii = 0; ii < Brw; ii++) {
-      if (s > load<i32>(lim + (<usize>ii << 2))) store<f32>(row + (<usize>ii << 2), -Infinity);
+    const lo = s >= a.S ? Brw : imin(Brw, imax(0, s - a.lastOff - i0)); // rows before lo do not see s yet
+    const hi = s >= a.S ? Brw : imax(lo, imin(Brw, s - a.firstOff - i0 + 1)); // rows from hi on no longer
+    for (let ii = 0; ii < lo; ii++) store<f32>(row + (<usize>ii << 2), -Infinity);
+    for (let ii = hi; ii < Brw; ii++) store<f32>(row + (<usize>ii << 2), -Infinity);
+  }
+}
+
+/** Whether some element of the tile (rows i0 .. i0 + Brw - 1, padded ones too) is cut by applyRanges. */
+// @ts-ignore: decorator
+@inline function rangesCut(a: AttJob, Brw: i32, Bcw: i32, i0: i32, j0: i32): bool {
+  return j0 + Bcw > a.S || j0 + Bcw - 1 - a.lastOff > i0 || j0 - a.firstOff < i0 + Brw - 1;
+}
+
+/** -Infinity where a query's document id differs from the key's: 4 queries per vector. */
+function applyDocs(a: AttJob, st: usize, Brw: i32, Bcw: i32, i0: i32, j0: i32, b: i32): void {
+  const ninf = f32x4.splat(-Infinity);
+  const qd = <usize>a.qDoc + (<usize>(b * a.Lp + i0) << 2);
+  const cols = imin(Bcw, a.S - j0);
+  for (let jj = 0; jj < cols; jj++) {
+    const kd = i32x4.splat(load<i32>(<usize>a.kDoc + (<usize>(b * a.S + j0 + jj) << 2)));
+    const row = st + (<usize>(jj * Brw) << 2);
+    for (let ii = 0; ii < Brw; ii += 4) {
+      const at = row + (<usize>ii << 2);
+      v128.store(at, v128.bitselect(ninf, v128.load(at), i32x4.ne(v128.load(qd + (<usize>ii << 2)), kd)));
+    }
+  }
+}
+
+/**
+ * -Infinity where the block mask says no (causal.ts blockAllows): each real row's keys go by runs
+ * of one block; an empty block hides its run, a full one leaves it, a partial one reads a bit per key.
+ */
+function applyBlocks(a: AttJob, st: usize, Brw: i32, Bcw: i32, i0: i32, j0: i32, b: i32, h: i32): void {
+  const bs = a.bmSize;
+  const blocks = ((a.bmB == 1 ? 0 : b) * a.bmH + (a.bmH == 1 ? 0 : h)) * a.bmRows;
+  const rows = imin(Brw, a.L - i0), sEnd = imin(j0 + Bcw, a.S);
+  for (let ii = 0; ii < rows; ii++) {
+    const l = i0 + ii;
+    const bi = l / bs;
+    const at0 = (blocks + bi) * a.bmCols;
+    const inRow = (l - bi * bs) * bs; // the row's first bit within its block
+    const col = st + (<usize>ii << 2);
+    let s = j0;
+    while (s < sEnd) {
+      const bj = s / bs;
+      const runEnd = imin(sEnd, (bj + 1) * bs);
+      const kind = load<u8>(<usize>a.bmKinds + <usize>(at0 + bj));
+      if (kind == 0) {
+        for (; s < runEnd; s++) store<f32>(col + (<usize>((s - j0) * Brw) << 2), -Infinity);
+      } else if (kind == 1) {
+        const bit0 = load<i32>(<usize>a.bmBitStart + (<usize>(at0 + bj) << 2)) + inRow - bj * bs; // + s
+        while (s < runEnd) {
+          const bit = bit0 + s;
+          const byte = load<u8>(<usize>a.bmBits + <usize>(bit >>> 3));
+          if ((bit & 7) == 0 && s + 8 <= runEnd && (byte == 0xff || byte == 0)) { // 8 keys at once
+            if (byte == 0) for (let x = 0; x < 8; x++) store<f32>(col + (<usize>((s + x - j0) * Brw) << 2), -Infinity);
+            s += 8;
+            continue;
+          }
+          if (((byte >> <u8>(bit & 7)) & 1) == 0) store<f32>(col + (<usize>((s - j0) * Brw) << 2), -Infinity);
+          s++;
+        }
+      } else s = runEnd;
+    }
+  }
+}
+
+/** tanh per lane: sign(y) (1 - e) / (1 + e), e = exp(-2|y|) (within ~1e-7 absolute); NaN stays NaN. */
+// @ts-ignore: decorator
+@inline function vtanh(y: v128): v128 {
+  const e = vexp(f32x4.mul(f32x4.abs(y), f32x4.splat(-2)));
+  const one = f32x4.splat(1);
+  const t = f32x4.div(f32x4.sub(one, e), f32x4.add(one, e));
+  return v128.or(t, v128.and(y, i32x4.splat(0x80000000))); // t >= 0: copy the sign of y
+}
+
+/**
+ * The scores before any mask, 4 queries per vector: -slope_h |l' - s| added (ALiBi), then
+ * cap tanh(x / cap) (softcap), with 1 - tanh^2 kept in dcap where given (backward's chain rule).
+ */
+function biasAndCap(a: AttJob, st: usize, dcap: usize, Brw: i32, Bcw: i32, i0: i32, j0: i32, h: i32): void {
+  const alibi = a.slopes != 0;
+  const slope = f32x4.splat(alibi ? load<f32>(<usize>a.slopes + (<usize>h << 2)) : 0);
+  const capOn = a.cap != 0;
+  const cap = f32x4.splat(a.cap), invCap = f32x4.splat(capOn ? 1 / a.cap : 0), one = f32x4.splat(1);
+  const lanes = i32x4(0, 1, 2, 3);
+  for (let jj = 0; jj < Bcw; jj++) {
+    const row = <usize>(jj * Brw) << 2;
+    const base = i0 + a.shift - (j0 + jj); // l' - s for ii = 0
+    for (let ii = 0; ii < Brw; ii += 4) {
+      const at = <usize>ii << 2;
+      let x = v128.load(st + row + at);
+      if (alibi) {
+        const dist = f32x4.convert_i32x4_s(i32x4.abs(i32x4.add(i32x4.splat(base + ii), lanes)));
+        x = f32x4.sub(x, f32x4.mul(slope, dist));
+      }
+      if (capOn) {
+        const t = vtanh(f32x4.mul(x, invCap));
+        x = f32x4.mul(cap, t);
+        if (dcap != 0) v128.store(dcap + row + at, f32x4.sub(one, f32x4.mul(t, t)));
+      }
+      v128.store(st + row + at, x);
     }
   }
 }
@@ -103,20 +316,21 @@ function packScaledTranspose(dst: usize, src: usize, rows: i32, cols: i32, scale
 
 /**
  * One tile of scores, transposed: st[Bcw][Brw] = K_j . Q_i^T (kb: the key block's first row; qt: the
- * query block packed transposed and scaled), the mask added, and -Infinity for keys past each row's
- * limit (lim, see fillLimits). Forward, backward and splitLargeLse all form their scores here.
+ * query block packed transposed and scaled), ALiBi and the softcap (1 - tanh^2 into dcap where
+ * given), the mask added, and -Infinity where causality, the window, the documents or the block mask
+ * hide a key (`kind` from tileKind says which passes the tile needs), and for padded keys.
+ * Forward, backward and splitLargeLse all form their scores here.
  */
-function scoreTile(a: AttJob, st: usize, kb: usize, qt: usize, Brw: i32, Bcw: i32, i0: i32, j0: i32, b: i32, h: i32, lim: usize): void {
+function scoreTile(
+  a: AttJob, st: usize, kb: usize, qt: usize, Brw: i32, Bcw: i32, i0: i32, j0: i32, b: i32, h: i32, kind: i32, dcap: usize,
+): void {
   const rowBytes = <usize>Brw << 2;
   gemm(st, rowBytes, kb, <usize>a.Ep << 2, 4, qt, rowBytes, Bcw, Brw, a.Ep, false);
+  if (a.slopes != 0 || a.cap != 0) biasAndCap(a, st, dcap, Brw, Bcw, i0, j0, h);
   if (a.maskKind != 0) applyMask(a, st, Brw, Bcw, i0, j0, b, h);
-  if (j0 + Bcw - 1 > load<i32>(lim)) applyLimits(st, Brw, Bcw, j0, lim);
-}
-
-/** Key blocks a query block with limits `lim` (Brw rows) sees: the last row sees the most keys. */
-function keyBlocks(lim: usize, Brw: i32, Bc: i32): i32 {
-  const limMax = load<i32>(lim + (<usize>(Brw - 1) << 2));
-  return limMax < 0 ? 0 : limMax / Bc + 1;
+  if (rangesCut(a, Brw, Bcw, i0, j0)) applyRanges(a, st, Brw, Bcw, i0, j0);
+  if (kind & TILE_DOCS) applyDocs(a, st, Brw, Bcw, i0, j0, b);
+  if (kind & TILE_BLOCKS) applyBlocks(a, st, Brw, Bcw, i0, j0, b, h);
 }
 
 /**
@@ -201,32 +415,32 @@ function softmaxTile(
   return at;
 }
 
-// forward: qt [Ep][Br] | st [Bc][Br] | oa [Br][Evp] | m [Br] | l [Br] f64 | alpha [Br] | rs [Br] | lim [Br]
-const F_QT: i32 = 0, F_ST: i32 = 1, F_OA: i32 = 2, F_M: i32 = 3, F_L: i32 = 4, F_ALPHA: i32 = 5, F_RS: i32 = 6, F_LIM: i32 = 7, F_END: i32 = 8;
+// forward: qt [Ep][Br] | st [Bc][Br] | oa [Br][Evp] | m [Br] | l [Br] f64 | alpha [Br] | rs [Br]
+const F_QT: i32 = 0, F_ST: i32 = 1, F_OA: i32 = 2, F_M: i32 = 3, F_L: i32 = 4, F_ALPHA: i32 = 5, F_RS: i32 = 6, F_END: i32 = 7;
 
 // @ts-ignore: decorator
 @inline function fwdPart(part: i32, Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
-  return partAt(part, Ep * Br, Bc * Br, Br * Evp, Br, 2 * Br, Br, Br, Br);
+  return partAt(part, Ep * Br, Bc * Br, Br * Evp, Br, 2 * Br, Br, Br);
 }
 
 /** The DQ_RING pending dQ tiles of a backward task (see flushDq). */
 const DQ_RING: i32 = 8;
 
-// backward: st [Bc][Br] | dpt [Bc][Br] | dk [Bc][Ep] | dv [Bc][Evp] | rs [Br] | lim [Br] |
+// backward: st [Bc][Br] | dpt [Bc][Br] | dk [Bc][Ep] | dv [Bc][Evp] | rs [Br] | dcap [Bc][Br] |
 //           ring [DQ_RING][Br][Ep] | meta [DQ_RING] x 2 i32 | exact 4 f64
-const B_ST: i32 = 0, B_DPT: i32 = 1, B_DK: i32 = 2, B_DV: i32 = 3, B_RS: i32 = 4, B_LIM: i32 = 5, B_RING: i32 = 6, B_META: i32 = 7, B_EXACT: i32 = 8, B_END: i32 = 9;
+const B_ST: i32 = 0, B_DPT: i32 = 1, B_DK: i32 = 2, B_DV: i32 = 3, B_RS: i32 = 4, B_DCAP: i32 = 5, B_RING: i32 = 6, B_META: i32 = 7, B_EXACT: i32 = 8, B_END: i32 = 9;
 
 // @ts-ignore: decorator
 @inline function bwdPart(part: i32, Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
-  return partAt(part, Bc * Br, Bc * Br, Bc * Ep, Bc * Evp, Br, Br, DQ_RING * Br * Ep, 2 * DQ_RING, 8);
+  return partAt(part, Bc * Br, Bc * Br, Bc * Ep, Bc * Evp, Br, Bc * Br, DQ_RING * Br * Ep, 2 * DQ_RING, 8);
 }
 
-// backward prep (splitLargeLse): st [Bc][Br] | lim [Br] | m [Br] | l [Br] f64 | alpha [Br]
-const P_ST: i32 = 0, P_LIM: i32 = 1, P_M: i32 = 2, P_L: i32 = 3, P_ALPHA: i32 = 4, P_END: i32 = 5;
+// backward prep (splitLargeLse): st [Bc][Br] | m [Br] | l [Br] f64 | alpha [Br]
+const P_ST: i32 = 0, P_M: i32 = 1, P_L: i32 = 2, P_ALPHA: i32 = 3, P_END: i32 = 4;
 
 // @ts-ignore: decorator
 @inline function prepPart(part: i32, Br: i32, Bc: i32): i32 {
-  return partAt(part, Bc * Br, Br, Br, 2 * Br, Br);
+  return partAt(part, Bc * Br, Br, 2 * Br, Br);
 }
 
 /** Scratch floats one forward task needs. */
@@ -277,31 +491,30 @@ export function attFwdTask(job: usize, t: i32, tid: i32): void {
   const lrow = sc + (<usize>fwdPart(F_L, Br, Bc, Ep, Evp) << 2); // float64
   const alpha = sc + (<usize>fwdPart(F_ALPHA, Br, Bc, Ep, Evp) << 2);
   const rs = sc + (<usize>fwdPart(F_RS, Br, Bc, Ep, Evp) << 2);
-  const lim = sc + (<usize>fwdPart(F_LIM, Br, Bc, Ep, Evp) << 2);
 
   // Q block transposed and scaled: qt[e][ii] = scale * q[ii][e], so the scores come out scaled
   packScaledTranspose(qt, q, Brw, Ep, a.scale);
-  for (let ii = 0; ii < Brw; ii++) {
-    store<f32>(mrow + (<usize>ii << 2), -Infinity);
-    store<f64>(lrow + (<usize>ii << 3), 0);
-  }
+  startRows(a, mrow, lrow, Brw, h);
   memory.fill(oa, 0, <usize>(Brw * Evp) << 2);
-  fillLimits(lim, i0, Brw, S, a.causalOff);
   if (dropOn) fillRowStates(rs, a.dropSeed, (b * H + h) * L + i0, Brw);
   const thr = i32x4.splat(<i32>a.dropThr);
 
-  const nJ = keyBlocks(lim, Brw, Bc);
+  // the key tiles the block's rows can see: a run (causality and the window), less the hidden ones
+  const jLast = lastKeyTile(a, i0, imin(Brw, L - i0));
   const rowBytes = <usize>Brw << 2;
+  let first = true;
 
-  for (let j = 0; j < nJ; j++) {
+  for (let j = firstKeyTile(a, i0); j <= jLast; j++) {
+    const kind = tileKind(a, b, h, i, j);
+    if (kind == TILE_HIDDEN) continue;
     const j0 = j * Bc;
     const Bcw = imin(Bc, Sp - j0);
     // S^T = K_j . Q_i^T  (Bcw x Brw)
-    scoreTile(a, st, kbase + (<usize>(j0 * Ep) << 2), qt, Brw, Bcw, i0, j0, b, h, lim);
+    scoreTile(a, st, kbase + (<usize>(j0 * Ep) << 2), qt, Brw, Bcw, i0, j0, b, h, kind, 0);
 
     softmaxTile(st, Brw, Bcw, j0, mrow, lrow, alpha, dropOn, rs, thr);
-    // O = diag(alpha) O + P V_j
-    if (j > 0) {
+    // O = diag(alpha) O + P V_j (O is still 0 before the first tile)
+    if (!first) {
       for (let ii = 0; ii < Brw; ii++) {
         const al = v128.load32_splat(alpha + (<usize>ii << 2));
         const row = oa + (<usize>(ii * Evp) << 2);
@@ -312,6 +525,7 @@ export function attFwdTask(job: usize, t: i32, tid: i32): void {
       }
     }
     gemm(oa, <usize>Evp << 2, st, 4, rowBytes, vbase + (<usize>(j0 * Evp) << 2), <usize>Evp << 2, Brw, Evp, Bcw, true);
+    first = false;
   }
 
   // out = O / l (times 1 / (1 - p) with dropout), divided in float64. m and l go out apart: the host
@@ -319,7 +533,7 @@ export function attFwdTask(job: usize, t: i32, tid: i32): void {
   // |m| ~ 300). l is summed in float64 and out rounded once: backward's D = rowsum(dO * out) must be
   // as exact as float32 storage allows, since where a row's softmax is nearly one-hot every error in
   // D goes straight into the (small) gradients dq and dk. l = 0 exactly when the row sees no key
-  // (then out = 0); a NaN score makes l NaN, and out NaN with it.
+  // (then out = 0; with a sink l >= 1 and O = 0: out = 0 too); a NaN score makes l NaN, and out NaN with it.
   const inv = dropOn ? <f64>a.dropInv : 1.0;
   memory.copy(rowMax, mrow, rowBytes);
   memory.copy(rowSum, lrow, rowBytes << 1);
@@ -376,20 +590,18 @@ function splitLargeLse(a: AttJob, sc: usize, hl: i32, i0: i32, Brw: i32): void {
   const kbase = <usize>a.k + (<usize>(gl * Sp * Ep) << 2);
   const qt = <usize>a.qt + (<usize>((hl * Lp + i0) * Ep) << 2);
   const st = sc + (<usize>prepPart(P_ST, Br, Bc) << 2);
-  const lim = sc + (<usize>prepPart(P_LIM, Br, Bc) << 2);
   const mrow = sc + (<usize>prepPart(P_M, Br, Bc) << 2);
   const lrow = sc + (<usize>prepPart(P_L, Br, Bc) << 2); // float64
   const alpha = sc + (<usize>prepPart(P_ALPHA, Br, Bc) << 2);
-  fillLimits(lim, i0, Brw, a.S, a.causalOff);
-  const nJ = keyBlocks(lim, Brw, Bc);
-  for (let ii = 0; ii < Brw; ii++) {
-    store<f32>(mrow + (<usize>ii << 2), -Infinity);
-    store<f64>(lrow + (<usize>ii << 3), 0);
-  }
-  for (let j = 0; j < nJ; j++) {
+  const i = i0 / Br;
+  const jLast = lastKeyTile(a, i0, imin(Brw, a.L - i0));
+  startRows(a, mrow, lrow, Brw, h);
+  for (let j = firstKeyTile(a, i0); j <= jLast; j++) { // the forward's tiles, in its order
+    const kind = tileKind(a, b, h, i, j);
+    if (kind == TILE_HIDDEN) continue;
     const j0 = j * Bc;
     const Bcw = imin(Bc, Sp - j0);
-    scoreTile(a, st, kbase + (<usize>(j0 * Ep) << 2), qt, Brw, Bcw, i0, j0, b, h, lim);
+    scoreTile(a, st, kbase + (<usize>(j0 * Ep) << 2), qt, Brw, Bcw, i0, j0, b, h, kind, 0);
     softmaxTile(st, Brw, Bcw, j0, mrow, lrow, alpha, false, 0, i32x4.splat(0));
   }
   for (let ii = 0; ii < Brw; ii++) {
@@ -403,8 +615,8 @@ function splitLargeLse(a: AttJob, sc: usize, hl: i32, i0: i32, Brw: i32): void {
 }
 
 /**
- * Backward prep, task (head, query block): Q^T (scaled) and dO^T of the block, and m, l again for
- * its rows with a huge lse (splitLargeLse).
+ * Backward prep, task (head, query block): Q^T (scaled) and dO^T of the block, m, l again for its
+ * rows with a huge lse (splitLargeLse), and the block's dQ turn: the first key block that sees it.
  */
 export function attBwdPrepTask(job: usize, t: i32, tid: i32): void {
   const a = attJob(job);
@@ -421,6 +633,7 @@ export function attBwdPrepTask(job: usize, t: i32, tid: i32): void {
   packScaledTranspose(qt, q, Brw, Ep, a.scale);
   packScaledTranspose(dOt, dO, Brw, Evp, 1);
   splitLargeLse(a, scratchOf(job, tid), hl, i0, Brw);
+  atomic.store<i32>(<usize>a.cnt + (<usize>(hl * nI + i) << 2), nextKeyTile(a, batchOf(a, hl), headOf(a, hl), i, 0));
 }
 
 /**
@@ -442,8 +655,9 @@ function exactDp(dst: usize, dOt: usize, rowBytes: usize, v: usize, Evp: i32): v
 }
 
 /**
- * Waits until `j` earlier key blocks have added into the dQ block behind counter `cnt`, spinning;
- * false if a task of the job failed meanwhile (that block's turn may never come).
+ * Waits until it is key block j's turn to add into the dQ block behind counter `cnt` (the counter
+ * holds the key block whose turn it is), spinning; false if a task of the job failed meanwhile (that
+ * block's turn may never come).
  * Not memory.atomic.wait32: in V8 11 (Node 20) its Liftoff (baseline-tier) code made later dQ
  * additions land out of order now and then (test/kernels-stress.test.ts reproduced lost updates with
  * Liftoff only, never with TurboFan only, and never without the wait). The ring below keeps waits rare.
@@ -483,17 +697,18 @@ function flushDq(job: usize, ring: usize, meta: usize, head: i32, j: i32, block:
     const at = dst + (<usize>e << 2);
     v128.store(at, f32x4.add(v128.load(at), v128.load(src + (<usize>e << 2))));
   }
-  atomic.store<i32>(cnt, j + 1);
+  // the turn passes to the next key block that sees this query block (tiles hidden by causality, the
+  // window, the documents or the block mask add nothing, and are passed over)
+  atomic.store<i32>(cnt, nextKeyTile(a, batchOf(a, hl), headOf(a, hl), i, j + 1));
   return true;
 }
 
 export function attBwdTask(job: usize, t: i32, tid: i32): void {
   const a = attJob(job);
   const H = a.H, Hkv = a.Hkv, L = a.L, S = a.S;
-  const Lp = a.Lp, Sp = a.Sp, Ep = a.Ep, Evp = a.Evp, Br = a.Br, Bc = a.Bc, off = a.causalOff;
+  const Lp = a.Lp, Sp = a.Sp, Ep = a.Ep, Evp = a.Evp, Br = a.Br, Bc = a.Bc;
   const dropOn = a.dropOn != 0;
   const G = H / Hkv;
-  const nI = (Lp + Br - 1) / Br;
   const nJ = (Sp + Bc - 1) / Bc;
 
   const gl = t / nJ;
@@ -512,7 +727,7 @@ export function attBwdTask(job: usize, t: i32, tid: i32): void {
   const dk = sc + (<usize>bwdPart(B_DK, Br, Bc, Ep, Evp) << 2);
   const dv = sc + (<usize>bwdPart(B_DV, Br, Bc, Ep, Evp) << 2);
   const rs = sc + (<usize>bwdPart(B_RS, Br, Bc, Ep, Evp) << 2);
-  const lim = sc + (<usize>bwdPart(B_LIM, Br, Bc, Ep, Evp) << 2);
+  const dcap = a.cap != 0 ? sc + (<usize>bwdPart(B_DCAP, Br, Bc, Ep, Evp) << 2) : 0; // 1 - tanh^2 per score
   const ring = sc + (<usize>bwdPart(B_RING, Br, Bc, Ep, Evp) << 2);
   const meta = sc + (<usize>bwdPart(B_META, Br, Bc, Ep, Evp) << 2);
   const exact = sc + (<usize>bwdPart(B_EXACT, Br, Bc, Ep, Evp) << 2); // 4 float64s
@@ -525,22 +740,23 @@ export function attBwdTask(job: usize, t: i32, tid: i32): void {
   const invV = f64x2.splat(<f64>a.dropInv);
   const scaleV = f32x4.splat(a.scale);
   const peakV = f32x4.splat(0.25);
-  const lFirst = j0 - off > 0 ? j0 - off : 0;
-  const iStart = lFirst / Br;
+  // the query tiles that can see the block's keys: a run (causality and the window), less the hidden ones
+  const iFirst = firstQueryTile(a, j0), iLast = lastQueryTile(a, j0, imin(Bcw, S - j0));
 
   for (let hh = 0; hh < G; hh++) {
     const h = kvh * G + hh;
     const hl = gl * G + hh;
-    for (let i = iStart; i < nI; i++) {
+    for (let i = iFirst; i <= iLast; i++) {
+      const kind = tileKind(a, b, h, i, j);
+      if (kind == TILE_HIDDEN) continue;
       const i0 = i * Br;
       const Brw = imin(Br, Lp - i0);
       const rowBytes = <usize>Brw << 2;
-      fillLimits(lim, i0, Brw, S, off);
       if (dropOn) fillRowStates(rs, a.dropSeed, (b * H + h) * L + i0, Brw);
 
       // S^T = K_j . Q_i^T and dP^T = V_j . dO_i^T  (Bcw x Brw each)
       const dOt = <usize>a.dOt + (<usize>((hl * Lp + i0) * Evp) << 2);
-      scoreTile(a, st, kb, <usize>a.qt + (<usize>((hl * Lp + i0) * Ep) << 2), Brw, Bcw, i0, j0, b, h, lim);
+      scoreTile(a, st, kb, <usize>a.qt + (<usize>((hl * Lp + i0) * Ep) << 2), Brw, Bcw, i0, j0, b, h, kind, dcap);
       gemm(dpt, rowBytes, vb, <usize>Evp << 2, 4, dOt, rowBytes, Bcw, Brw, Evp, false);
 
       // P = exp((s - lseHi) - lseLo); dS = scale * P * (dP - D); st <- dropped P, dpt <- dS.
@@ -586,6 +802,12 @@ export function attBwdTask(job: usize, t: i32, tid: i32): void {
             ps += rowBytes;
             pd += rowBytes;
           }
+        }
+      }
+      if (dcap != 0) { // through the softcap: d(cap tanh(x / cap)) = (1 - tanh^2) dx, so dS *= dcap
+        for (let x = 0; x < Bcw * Brw; x += 4) {
+          const at = <usize>x << 2;
+          v128.store(dpt + at, f32x4.mul(v128.load(dpt + at), v128.load(dcap + at)));
         }
       }
       // dV_j += P^T dO_i ; dK_j += dS^T Q_i

@@ -61,7 +61,8 @@ export const K_ATT_BWD: i32 = 5;
 
 // Attention parameters (K_ATT_FWD, K_ATT_BWD_PREP, K_ATT_BWD), from slot J_PARAMS on. One job covers
 // the kv groups g = b * Hkv + kvh in [G0, G0 + NG); staged tensors are laid out by local group
-// gl = g - G0. Shapes use the letters of src/kernels/backend.ts.
+// gl = g - G0. Shapes use the letters of src/kernels/backend.ts. The flexible options' tables (from
+// shift on; pointers 0 = off) are indexed by absolute b and h, not by the round's groups.
 // @ts-ignore: decorator
 @unmanaged export class AttJob {
   G0: i32;
@@ -76,7 +77,8 @@ export const K_ATT_BWD: i32 = 5;
   Evp: i32; // Ev rounded up to a multiple of 8
   Br: i32; // query block (multiple of 8)
   Bc: i32; // key block (multiple of 8)
-  causalOff: i32; // key s visible from query l iff s <= l + causalOff (and s < S)
+  firstOff: i32; // row l sees keys max(0, l + firstOff) .. min(S - 1, l + lastOff): causality and the window
+  lastOff: i32; // (visibleOffsets of src/kernels/causal.ts), both clamped to +-(Lp + Sp + 8)
   scale: f32;
   maskKind: i32; // 0 none, 1 bool (u8, nonzero = attend), 2 float (f32, added)
   mask: u32;
@@ -104,5 +106,22 @@ export const K_ATT_BWD: i32 = 5;
   dq: u32; // [NG][G][Lp][Ep]
   dk: u32; // [NG][Sp][Ep]
   dv: u32; // [NG][Sp][Evp]
-  cnt: u32; // i32 [NG][G][nI]: key blocks that have added into each dq block
+  cnt: u32; // i32 [NG][G][nI]: the key block whose turn it is to add into each dq block (nJ: none left)
+  shift: i32; // l' - l: where query row l sits among the keys (ALiBi measures |l' - s|)
+  slopes: u32; // f32 [H] ALiBi slopes: scores get -slope_h |l' - s|
+  cap: f32; // softcap: scores become cap tanh(score / cap); 0 = off
+  sinks: u32; // f32 [H] sink logits: each row's softmax starts at m = sink_h, l = 1
+  qDoc: u32; // i32 [B][Lp] document id of each query row
+  kDoc: u32; // i32 [B][S] document id of each key
+  qDocTiles: u32; // i32 [B][nI][2] least and greatest document id of each query tile (real rows)
+  kDocTiles: u32; // i32 [B][nJ][2] the same for each key tile
+  bmTiles: u32; // u8 [bmB][bmH][nI][nJ] each tile's kind under the block mask: 0 empty, 1 partial, 2 full
+  bmKinds: u32; // u8 [bmB][bmH][bmRows][bmCols] the block mask's blocks (backend.ts AttentionBlockMask)
+  bmBitStart: u32; // i32, the same shape: first bit of a partial block in bmBits
+  bmBits: u32; // u8: partial blocks' bits, bmSize^2 each, row-major, 8 to a byte
+  bmB: i32; // 1 or B
+  bmH: i32; // 1 or H
+  bmRows: i32;
+  bmCols: i32;
+  bmSize: i32;
 }

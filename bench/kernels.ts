@@ -5,6 +5,12 @@
  *   node --import tsx bench/kernels.ts --sizes 1024,4096 --threads 2 --passes fwd
  *   node --import tsx bench/kernels.ts --rss 16384       one fwd+bwd case in a fresh process: peak RSS
  *   node --import tsx bench/kernels.ts --huge 65536      one forward at N = 65536 (minutes)
+ *   node --import tsx bench/kernels.ts --flex 4096       the flexible options on wasm (2 threads unless
+ *                                                        --threads): causal vs causal + window 256, no
+ *                                                        documents vs 16 packed, built-in window vs the
+ *                                                        same window as a createBlockMask predicate,
+ *                                                        softcap / ALiBi / sinks on vs off; fwd and fwd+bwd
+ *                                                        (--flex 4096,16384 --flex-cases window,docs)
  *   ... --variant relaxed | simd                         force a wasm variant ("relaxed": fused multiply-add;
  *                                                        on Node 20 the command reruns itself with
  *                                                        --experimental-wasm-relaxed-simd)
@@ -19,7 +25,8 @@
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import type { AttentionParams, Backend, MatmulParams } from "../src/kernels/backend.js";
+import { createBlockMask } from "../src/index.js";
+import type { AttentionBlockMask, AttentionParams, Backend, MatmulParams } from "../src/kernels/backend.js";
 import {
   refBackend, relaxedSimdSupported, setNumThreads, setWasmVariant, wasmBackend, wasmVariant,
 } from "../src/kernels/index.js";
@@ -35,6 +42,45 @@ export interface AttentionCase {
   B?: number;
   H?: number;
   E?: number;
+  /** flexible options (AttentionParams), all off by default */
+  flex?: FlexBenchOptions;
+}
+
+/** The flexible options of a benchmark case, as the kernels take them. */
+export interface FlexBenchOptions {
+  /** a causal sliding window of this many keys ([w - 1, 0]) */
+  window?: number;
+  /** N / docs packed documents of equal length (ids per query and key position) */
+  docs?: number;
+  /** a block mask from a createBlockMask predicate, made once per case (not timed) */
+  blockMask?: AttentionBlockMask;
+  softcap?: number;
+  /** ALiBi with the paper's slopes 2^-(8(h+1)/H) */
+  alibi?: boolean;
+  /** sink logits (0.5 per head) */
+  sinks?: boolean;
+}
+
+/** AttentionParams fields for the flexible options of a case. */
+function flexFields(c: AttentionCase, H: number): Partial<AttentionParams> {
+  const f = c.flex ?? {}, N = c.N, B = c.B ?? 1;
+  const out: Partial<AttentionParams> = {};
+  if (f.window !== undefined) out.window = { left: f.window - 1, right: 0 };
+  if (f.docs !== undefined) {
+    const len = Math.ceil(N / f.docs);
+    const ids = Int32Array.from({ length: B * N }, (_, i) => Math.floor((i % N) / len));
+    out.documents = { query: ids, key: ids };
+  }
+  if (f.blockMask !== undefined) out.blockMask = f.blockMask;
+  if (f.softcap !== undefined) out.softcap = f.softcap;
+  if (f.alibi) out.alibiSlopes = Float64Array.from({ length: H }, (_, h) => 2 ** (-8 * (h + 1) / H));
+  if (f.sinks) out.sinks = new Float64Array(H).fill(0.5);
+  return out;
+}
+
+/** A block mask of a causal window of w keys over N x N (the same rule as window: w), from a predicate. */
+export function windowBlockMask(N: number, w: number): AttentionBlockMask {
+  return createBlockMask((b, h, q, k) => k <= q && q - k < w, { batch: 1, heads: 1, L: N, S: N }).blocks;
 }
 
 export interface Measurement {
@@ -116,12 +162,50 @@ export function attentionFlops(c: AttentionCase): number {
 export function measureAttention(
   backend: KernelBackendName, threads: number, c: AttentionCase, opts: MeasureOptions = {},
 ): Measurement {
-  const B = c.B ?? 1, H = c.H ?? 8, E = c.E ?? 64, N = c.N;
   setNumThreads(threads);
+  const times = timeIt(attentionCall(backend, c), opts);
+  return measurement(backend, threads, c, times);
+}
+
+function measurement(backend: KernelBackendName, threads: number, c: AttentionCase, times: number[]): Measurement {
+  const ms = median(times);
+  return {
+    impl: backend === "ref" ? "ref" : `wasm x${threads}`,
+    ms, gflops: attentionFlops(c) / (ms * 1e6), reps: times.length, times, peakRssMiB: peakRssMiB(),
+  };
+}
+
+/**
+ * Two attention cases timed in turns (a, b, a, b, ... after a warm-up call of each), so that a loaded
+ * machine's drift falls on both alike: for ratios such as window on / off. Stops after `maxReps`
+ * pairs or once the budget is spent (at least one pair; a first call over `coldLimitMs` is the only one).
+ */
+export function measureAttentionPair(
+  backend: KernelBackendName, threads: number, a: AttentionCase, b: AttentionCase, opts: MeasureOptions = {},
+): [Measurement, Measurement] {
+  setNumThreads(threads);
+  const fa = attentionCall(backend, a), fb = attentionCall(backend, b);
+  const ta: number[] = [], tb: number[] = [];
+  const time = (fn: () => void): number => { const t0 = performance.now(); fn(); return performance.now() - t0; };
+  const first = time(fa) + time(fb); // warm-up (V8 tiers up, workers start)
+  const cold = first > 2 * (opts.coldLimitMs ?? 15000);
+  let spent = 0;
+  while (ta.length < (cold ? 1 : opts.maxReps ?? 15) && (ta.length < 1 || spent < (opts.budgetMs ?? 3000))) {
+    const x = time(fa), y = time(fb);
+    ta.push(x);
+    tb.push(y);
+    spent += x + y;
+  }
+  return [measurement(backend, threads, a, ta), measurement(backend, threads, b, tb)];
+}
+
+/** One call (forward, or forward then backward) of a case on its own inputs. */
+function attentionCall(backend: KernelBackendName, c: AttentionCase): () => void {
+  const B = c.B ?? 1, H = c.H ?? 8, E = c.E ?? 64, N = c.N;
   const be = backendOf(backend);
   const p: AttentionParams = {
     B, H, Hkv: H, L: N, S: N, E, Ev: E, scale: 1 / Math.sqrt(E),
-    causal: c.causal ? "top-left" : "none", mask: null, dropoutP: 0, dropoutSeed: 0,
+    causal: c.causal ? "top-left" : "none", mask: null, dropoutP: 0, dropoutSeed: 0, ...flexFields(c, H),
   };
   const size = B * H * N * E;
   const q = fillRandom(new Float32Array(size), 1), k = fillRandom(new Float32Array(size), 2), v = fillRandom(new Float32Array(size), 3);
@@ -131,15 +215,9 @@ export function measureAttention(
     dout = fillRandom(new Float32Array(size), 4);
     dq = new Float32Array(size); dk = new Float32Array(size); dv = new Float32Array(size);
   }
-  const fn = (): void => {
+  return (): void => {
     be.attentionForward(p, q, k, v, out, lse);
     if (dout !== null) be.attentionBackward(p, q, k, v, out, dout, lse, dq!, dk!, dv!);
-  };
-  const times = timeIt(fn, opts);
-  const ms = median(times);
-  return {
-    impl: backend === "ref" ? "ref" : `wasm x${threads}`,
-    ms, gflops: attentionFlops(c) / (ms * 1e6), reps: times.length, times, peakRssMiB: peakRssMiB(),
   };
 }
 
@@ -183,6 +261,43 @@ function fmt(m: Measurement | null): string {
   return `${m.ms.toFixed(m.ms < 10 ? 2 : 1).padStart(9)} ms ${m.gflops.toFixed(1).padStart(6)} GF/s`;
 }
 
+/**
+ * The flexible options' benchmark (--flex): pairs of cases on wasm, each pair's median ms and their
+ * ratio, for fwd+bwd and fwd, at each N. Returns the rows printed.
+ */
+export function flexBenchmark(
+  sizes: number[], threads: number, opts: MeasureOptions, only: string[] | null = null, log: (s: string) => void = console.log,
+): { name: string; N: number; pass: AttentionPass; a: Measurement; b: Measurement; ratio: number }[] {
+  const rows: { name: string; N: number; pass: AttentionPass; a: Measurement; b: Measurement; ratio: number }[] = [];
+  log(`flexible options, wasm x${threads}, B=1 H=8 E=64 float32 (median ms of calls taken in turns; ratio = first / second)`);
+  log(`${"pair".padEnd(44)}${"pass".padEnd(9)}${"N".padStart(6)}${"first".padStart(12)}${"second".padStart(12)}${"ratio".padStart(9)}`);
+  for (const N of sizes) {
+    const pairs: [string, string, AttentionCase, AttentionCase][] = [];
+    const base = (causal: boolean, flex?: FlexBenchOptions): AttentionCase => ({ N, causal, pass: "fwd", flex });
+    pairs.push(["window", "causal / causal + window 256", base(true), base(true, { window: 256 })]);
+    pairs.push(["docs", "no documents / 16 packed documents", base(false), base(false, { docs: 16 })]);
+    if (only === null || only.includes("block")) {
+      const bm = windowBlockMask(N, 256); // maskMod runs N² times here, once
+      pairs.push(["block", "block mask of window 256 / built-in window", base(false, { blockMask: bm }), base(true, { window: 256 })]);
+    }
+    pairs.push(["softcap", "softcap 30 / off", base(false, { softcap: 30 }), base(false)]);
+    pairs.push(["alibi", "ALiBi / off", base(false, { alibi: true }), base(false)]);
+    pairs.push(["sinks", "sinks / off", base(false, { sinks: true }), base(false)]);
+    pairs.push(["all3", "softcap + ALiBi + sinks / off", base(false, { softcap: 30, alibi: true, sinks: true }), base(false)]);
+    for (const pass of ["fwd+bwd", "fwd"] as AttentionPass[]) {
+      for (const [key, name, x, y] of pairs) {
+        if (only !== null && !only.includes(key)) continue;
+        const [a, b] = measureAttentionPair("wasm", threads, { ...x, pass }, { ...y, pass }, opts);
+        const ratio = a.ms / b.ms;
+        rows.push({ name, N, pass, a, b, ratio });
+        const ms = (m: Measurement): string => `${m.ms.toFixed(1)}`.padStart(12);
+        log(`${name.padEnd(44)}${pass.padEnd(9)}${String(N).padStart(6)}${ms(a)}${ms(b)}${ratio.toFixed(2).padStart(9)}`);
+      }
+    }
+  }
+  return rows;
+}
+
 function main(): void {
   const child = arg("--child");
   if (child !== undefined) {
@@ -218,6 +333,13 @@ function main(): void {
       const m = measureAttentionIsolated("wasm", all, c, { budgetMs: 0, maxReps: 1, coldLimitMs: 0 });
       console.log(`fused attention fwd B=1 H=8 E=64 N=${c.N} ${causal ? "causal" : "non-causal"}, wasm x${all}: ${fmt(m)}, peak RSS ${m.peakRssMiB.toFixed(0)} MiB`);
     }
+    return;
+  }
+
+  const flex = arg("--flex");
+  if (flex !== undefined) {
+    const only = arg("--flex-cases");
+    flexBenchmark(flex.split(",").map(Number), Number(arg("--threads") ?? 2), opts, only === undefined ? null : only.split(","));
     return;
   }
 

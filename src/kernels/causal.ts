@@ -1,8 +1,8 @@
 /**
  * Which keys a query may see: the causal rule and the sliding-window rule beside it, and how a block
  * mask is read, each defined once. Every backend, the masks of src/attention and the textbook path
- * derive from these (the AssemblyScript kernels, which cannot import TypeScript, receive causalOffset
- * as the job parameter A_CAUSAL_OFF from wasm/backend.ts).
+ * derive from these (the AssemblyScript kernels, which cannot import TypeScript, receive
+ * visibleOffsets as the job parameters firstOff, lastOff from wasm/backend.ts).
  *
  *   query row l (of L) may see key s (of S)  iff  s <= l + causalOffset(alignment, L, S)
  *
@@ -36,19 +36,31 @@ export function positionShift(alignment: PositionAlignment, L: number, S: number
 }
 
 /**
+ * Causality and a sliding window as two offsets: query row l may see keys
+ * max(0, l + firstOff) .. min(S - 1, l + lastOff) (visibleKeys). firstOff is −Infinity without a
+ * window (or with left = Infinity).
+ */
+export function visibleOffsets(
+  causal: CausalKind, alignment: PositionAlignment, window: AttentionWindow | null, L: number, S: number,
+): [number, number] {
+  let firstOff = -Infinity, lastOff = causalOffset(causal, L, S);
+  if (window !== null) {
+    const shift = positionShift(alignment, L, S); // l' - l
+    firstOff = shift - window.left; // l' − left
+    lastOff = Math.min(lastOff, shift + window.right); // l' + right
+  }
+  return [firstOff, lastOff];
+}
+
+/**
  * The keys query row l may see under causality and a sliding window: first..last (last < first:
  * none). Both ends never decrease as l grows, which is what lets the kernels skip whole tiles.
  */
 export function visibleKeys(
   causal: CausalKind, alignment: PositionAlignment, window: AttentionWindow | null, l: number, L: number, S: number,
 ): [number, number] {
-  let first = 0, last = causalLimit(causal, l, L, S);
-  if (window !== null) {
-    const at = l + positionShift(alignment, L, S); // l'
-    first = Math.max(first, at - window.left);
-    last = Math.min(last, at + window.right);
-  }
-  return [first, last];
+  const [firstOff, lastOff] = visibleOffsets(causal, alignment, window, L, S);
+  return [Math.max(0, l + firstOff), Math.min(S - 1, l + lastOff)];
 }
 
 /** Block kinds of an AttentionBlockMask. */

@@ -7,8 +7,9 @@
  * small to be worth staging, go to the reference kernels.
  */
 import type { FloatArray } from "../../tensor/dtype.js";
-import { type AttentionParams, type Backend, type MatmulParams, hasFlexOptions } from "../backend.js";
-import { causalOffset } from "../causal.js";
+import type { AttentionParams, Backend, MatmulParams, PositionAlignment } from "../backend.js";
+import { blockKind, positionShift, visibleOffsets } from "../causal.js";
+import { ArgumentError } from "../../tensor/errors.js";
 import { dropoutThreshold } from "../dropoutHash.js";
 import { isFrozen, onFrozenScopeEnd } from "../frozen.js";
 import { refAttentionBackward, refAttentionForward } from "../ref/attention.js";
@@ -193,12 +194,23 @@ function geometry(p: AttentionParams): AttGeometry {
 }
 
 
+/** Where query row l sits among the keys for windows and ALiBi (AttentionParams.alignment). */
+function alignmentOf(p: AttentionParams): PositionAlignment {
+  return p.alignment ?? (p.causal === "none" ? "top-left" : p.causal);
+}
+
 /** Parameters shared by forward and backward jobs (buffers filled in by the caller). */
 function attParams(p: AttentionParams, g: AttGeometry, g0: number, ng: number): AttFields {
   const drop = p.dropoutP > 0;
+  // the rule of ../causal.ts: row l sees keys max(0, l + firstOff) .. min(S - 1, l + lastOff); the
+  // offsets are clamped to +-big (beyond it every row sees all keys, or none), which keeps them i32
+  const big = g.Lp + g.Sp + 8;
+  const [firstOff, lastOff] = visibleOffsets(p.causal, alignmentOf(p), p.window ?? null, p.L, p.S)
+    .map((x) => Math.max(-big, Math.min(big, x)));
   return {
     G0: g0, NG: ng, H: p.H, Hkv: p.Hkv, L: p.L, S: p.S, Lp: g.Lp, Sp: g.Sp, Ep: g.Ep, Evp: g.Evp, Br: g.Br, Bc: g.Bc,
-    causalOff: causalOffset(p.causal, p.L, p.S), scale: p.scale, // the rule of ../causal.ts: key s visible from query l iff s <= l + off
+    firstOff, lastOff, scale: p.scale,
+    shift: positionShift(alignmentOf(p), p.L, p.S), cap: p.softcap ?? 0,
     dropOn: drop ? 1 : 0,
     dropThr: drop ? dropoutThreshold(p.dropoutP) : 0,
     dropInv: drop && p.dropoutP < 1 ? 1 / (1 - p.dropoutP) : 0,
@@ -235,6 +247,109 @@ function stageMask(rt: WasmRuntime, p: AttentionParams, g0: number, ng: number):
   return { maskKind: mk.kind === "bool" ? 1 : 2, mask: at, maskLo: lo, maskSb: sb, maskSh: sh, maskSl: sl, maskSs: ss };
 }
 
+/**
+ * What the flexible options need beyond the job's numbers, computed once per call: document ids
+ * (query ids padded to Lp rows) and each tile's least and greatest id, and the block mask with each
+ * tile's kind (causal.ts blockKind over the tile's real rows and keys, in the wasm tiles' geometry).
+ */
+interface FlexTables {
+  slopes: Float32Array | null;
+  sinks: Float32Array | null;
+  qDoc: Int32Array | null;
+  kDoc: Int32Array | null;
+  qDocTiles: Int32Array | null;
+  kDocTiles: Int32Array | null;
+  bmTiles: Uint8Array | null;
+}
+
+/** [min, max] of each run of `size` ids of each row of ids [B, n]: per tile. */
+function docTiles(ids: Int32Array, B: number, n: number, size: number, tiles: number): Int32Array {
+  const r = new Int32Array(2 * B * tiles);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < tiles; t++) {
+      let lo = 2147483647, hi = -2147483648;
+      for (let i = t * size; i < Math.min(n, (t + 1) * size); i++) {
+        lo = Math.min(lo, ids[b * n + i]);
+        hi = Math.max(hi, ids[b * n + i]);
+      }
+      r[2 * (b * tiles + t)] = lo;
+      r[2 * (b * tiles + t) + 1] = hi;
+    }
+  }
+  return r;
+}
+
+function flexTables(fn: string, p: AttentionParams, g: AttGeometry): FlexTables {
+  const { B, L, S } = p;
+  const docs = p.documents ?? null, bm = p.blockMask ?? null;
+  if (bm !== null && (bm.L !== L || bm.S !== S || (bm.B !== 1 && bm.B !== B) || (bm.H !== 1 && bm.H !== p.H))) {
+    throw new ArgumentError(
+      `${fn}: the block mask is for [B, H, L, S] = [${bm.B}, ${bm.H}, ${bm.L}, ${bm.S}] but the call is [${B}, ${p.H}, ${L}, ${S}] (B and H may be 1)`,
+    );
+  }
+  let qDoc: Int32Array | null = null;
+  if (docs !== null) {
+    qDoc = new Int32Array(B * g.Lp); // padded rows: id 0 (their results are dropped)
+    for (let b = 0; b < B; b++) qDoc.set(docs.query.subarray(b * L, (b + 1) * L), b * g.Lp);
+  }
+  let bmTiles: Uint8Array | null = null;
+  if (bm !== null) {
+    bmTiles = new Uint8Array(bm.B * bm.H * g.nI * g.nJ);
+    for (let b = 0; b < bm.B; b++) {
+      for (let h = 0; h < bm.H; h++) {
+        for (let i = 0; i < g.nI; i++) {
+          const r0 = i * g.Br, r1 = Math.min(r0 + g.Br, L) - 1;
+          for (let j = 0; j < g.nJ; j++) {
+            const c0 = j * g.Bc, c1 = Math.min(c0 + g.Bc, S) - 1;
+            bmTiles[((b * bm.H + h) * g.nI + i) * g.nJ + j] = blockKind(bm, b, h, r0, r1, c0, c1);
+          }
+        }
+      }
+    }
+  }
+  return {
+    slopes: p.alibiSlopes ? Float32Array.from(p.alibiSlopes) : null,
+    sinks: p.sinks ? Float32Array.from(p.sinks) : null,
+    qDoc,
+    kDoc: docs === null ? null : docs.key,
+    qDocTiles: docs === null ? null : docTiles(docs.query, B, L, g.Br, g.nI),
+    kDocTiles: docs === null ? null : docTiles(docs.key, B, S, g.Bc, g.nJ),
+    bmTiles,
+  };
+}
+
+/** Stages the flexible options' tables (for every batch element and head: they are small); returns their job fields. */
+function stageFlex(rt: WasmRuntime, p: AttentionParams, t: FlexTables): AttFields {
+  const f: { -readonly [K in keyof AttFields]: AttFields[K] } = {};
+  const i32 = (x: Int32Array | Float32Array): number => {
+    const at = rt.alloc(4 * x.length);
+    if (x instanceof Float32Array) rt.f32.set(x, at >> 2);
+    else rt.i32.set(x, at >> 2);
+    return at;
+  };
+  const u8 = (x: Uint8Array): number => {
+    const at = rt.alloc(x.length);
+    rt.u8.set(x, at);
+    return at;
+  };
+  if (t.slopes) f.slopes = i32(t.slopes);
+  if (t.sinks) f.sinks = i32(t.sinks);
+  if (t.qDoc && t.kDoc && t.qDocTiles && t.kDocTiles) {
+    f.qDoc = i32(t.qDoc);
+    f.kDoc = i32(t.kDoc);
+    f.qDocTiles = i32(t.qDocTiles);
+    f.kDocTiles = i32(t.kDocTiles);
+  }
+  const bm = p.blockMask ?? null;
+  if (bm !== null && t.bmTiles) {
+    Object.assign(f, {
+      bmTiles: u8(t.bmTiles), bmKinds: u8(bm.kinds), bmBitStart: i32(bm.bitStart), bmBits: u8(bm.bits),
+      bmB: bm.B, bmH: bm.H, bmRows: bm.nRows, bmCols: bm.nCols, bmSize: bm.blockSize,
+    });
+  }
+  return f;
+}
+
 function maskRoundBytes(p: AttentionParams, ngroups: number): number {
   const mk = p.mask;
   if (mk === null) return 0;
@@ -264,10 +379,6 @@ function kvGroupHeads(p: AttentionParams, g: number, G: number): { b: number; h0
 function wasmAttentionForward(
   p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray, lseLo?: FloatArray,
 ): void {
-  if (hasFlexOptions(p)) { // windows, ALiBi, softcap, sinks, documents, block masks: not in assembly/ yet
-    refAttentionForward(p, q, k, v, out, lse, lseLo);
-    return;
-  }
   const { B, H, L, S, E, Ev } = p;
   if (B * H * L === 0) return;
   // lse may be float32 or float64 storage: the kernels write m and l, and lse = m + log(l) is formed below
@@ -278,6 +389,7 @@ function wasmAttentionForward(
   }
   const g = geometry(p);
   const { G, Lp, Sp, Ep, Evp, Br, Bc, nI } = g;
+  const flex = flexTables("wasmAttentionForward", p, g);
   const perGroup = G * Lp * (Ep + Evp + 3) + Sp * (Ep + Evp);
   const NGmax = groupsPerRound(p, perGroup);
   const threads = attThreads(p, 2);
@@ -293,6 +405,7 @@ function wasmAttentionForward(
     const maxP = rt.allocF32(NG * G * Lp);
     const sumP = rt.allocF64(NG * G * Lp);
     const mask = stageMask(rt, p, g0, NG);
+    const flexFields = stageFlex(rt, p, flex);
     const f32 = rt.f32;
     for (let gl = 0; gl < NG; gl++) {
       const gg = g0 + gl;
@@ -306,7 +419,7 @@ function wasmAttentionForward(
     }
     const tasks = NG * G * nI;
     rt.setJob(Lay.K_ATT_FWD, tasks, scratch, stride, Lay.AttJob, {
-      ...attParams(p, g, g0, NG), ...mask, q: qP, k: kP, v: vP, o: oP, rowMax: maxP, rowSum: sumP,
+      ...attParams(p, g, g0, NG), ...mask, ...flexFields, q: qP, k: kP, v: vP, o: oP, rowMax: maxP, rowSum: sumP,
     });
     rt.runJob(threads, tasks);
     const res = rt.f32, res64 = rt.f64;
@@ -316,7 +429,8 @@ function wasmAttentionForward(
         const head = b * H + h0 + hh;
         const hl = gl * G + hh;
         unstageRows(out, head * L * Ev, res, (oP >> 2) + hl * Lp * Evp, L, Ev, Evp);
-        // lse = m + log(l) in float64; l = 0 for a row that sees no key, NaN for a row with a NaN score
+        // lse = m + log(l) in float64; l = 0 for a row that sees no key (with a sink: l >= 1, m >= the
+        // sink's float32 value), NaN for a row with a NaN score
         const mAt = (maxP >> 2) + hl * Lp, lAt = (sumP >> 3) + hl * Lp;
         for (let l = 0; l < L; l++) {
           const sum = res64[lAt + l];
@@ -331,10 +445,6 @@ function wasmAttentionBackward(
   p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, dout: FloatArray,
   lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, lseLo?: FloatArray,
 ): void {
-  if (hasFlexOptions(p)) { // as in forward: the ref kernels until assembly/ has the flexible options
-    refAttentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo);
-    return;
-  }
   const { B, H, Hkv, L, S, E, Ev } = p;
   const rt = isF32(q, k, v, out, dout, dq, dk, dv) && B * H * L > 0 && S > 0 && E > 0 && Ev > 0
     ? getRuntime() : null;
@@ -344,6 +454,7 @@ function wasmAttentionBackward(
   }
   const g = geometry(p);
   const { G, Lp, Sp, Ep, Evp, Br, Bc, nI, nJ } = g;
+  const flex = flexTables("wasmAttentionBackward", p, g);
   // floats per kv group: q, qt, dq, dO, dOt, lse hi and lo, D (float64); k, v, dk, dv; counters
   const perGroup = G * Lp * (3 * Ep + 2 * Evp + 4) + Sp * (2 * Ep + 2 * Evp) + G * nI;
   const NGmax = groupsPerRound(p, perGroup);
@@ -368,6 +479,7 @@ function wasmAttentionBackward(
     const dvP = rt.allocF32(NG * Sp * Evp);
     const cntP = rt.alloc(4 * nh * nI);
     const mask = stageMask(rt, p, g0, NG);
+    const flexFields = stageFlex(rt, p, flex);
     const f32 = rt.f32, f64 = rt.f64;
     for (let gl = 0; gl < NG; gl++) {
       const gg = g0 + gl;
@@ -399,9 +511,9 @@ function wasmAttentionBackward(
       stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
     }
     f32.fill(0, dqP >> 2, (dqP >> 2) + nh * Lp * Ep);
-    rt.i32.fill(0, cntP >> 2, (cntP >> 2) + nh * nI);
+    // cnt (each dQ block's turn) is set by the prep tasks
     const prm: AttFields = {
-      ...attParams(p, g, g0, NG), ...mask,
+      ...attParams(p, g, g0, NG), ...mask, ...flexFields,
       q: qP, k: kP, v: vP, lseHi: hiP, lseLo: loP, dO: doP, D: dP, qt: qtP, dOt: dotP, dq: dqP, dk: dkP, dv: dvP, cnt: cntP,
     };
     const prepTasks = nh * nI;

@@ -57,33 +57,51 @@ export const AttJob = {
   Evp: [9, "i32"], // Ev rounded up to a multiple of 8
   Br: [10, "i32"], // query block (multiple of 8)
   Bc: [11, "i32"], // key block (multiple of 8)
-  causalOff: [12, "i32"], // key s visible from query l iff s <= l + causalOff (and s < S)
-  scale: [13, "f32"],
-  maskKind: [14, "i32"], // 0 none, 1 bool (u8, nonzero = attend), 2 float (f32, added)
-  mask: [15, "u32"],
-  maskLo: [16, "i32"], // element offset of the staged mask's first element
-  maskSb: [17, "i32"], // mask strides (elements) over b, h, l, s
-  maskSh: [18, "i32"],
-  maskSl: [19, "i32"],
-  maskSs: [20, "i32"],
-  dropOn: [21, "i32"],
-  dropThr: [22, "u32"], // keep iff bits >= dropThr
-  dropInv: [23, "f32"], // 1 / (1 - p), or 0 when p >= 1
-  dropSeed: [24, "u32"],
-  q: [25, "u32"], // [NG][G][Lp][Ep]
-  k: [26, "u32"], // [NG][Sp][Ep]
-  v: [27, "u32"], // [NG][Sp][Evp]
-  o: [28, "u32"], // forward: [NG][G][Lp][Evp]
-  rowMax: [29, "u32"], // forward: [NG][G][Lp] f32 row max m of the scores (-inf for a fully masked row)
-  rowSum: [30, "u32"], // forward: [NG][G][Lp] f64 row sum l of exp(score - m) (0 for a fully masked row)
-  lseHi: [31, "u32"], // backward: [NG][G][Lp] f32: lse = lseHi + lseLo; +inf for a fully masked row
-  lseLo: [32, "u32"], // backward: [NG][G][Lp] f32
-  dO: [33, "u32"], // [NG][G][Lp][Evp]
-  D: [34, "u32"], // [NG][G][Lp] f64 rowsum(dO * out), computed while staging
-  qt: [35, "u32"], // [NG][G][Lp * Ep]: per query block [Ep][block rows], scaled
-  dOt: [36, "u32"], // [NG][G][Lp * Evp]: per query block [Evp][block rows]
-  dq: [37, "u32"], // [NG][G][Lp][Ep]
-  dk: [38, "u32"], // [NG][Sp][Ep]
-  dv: [39, "u32"], // [NG][Sp][Evp]
-  cnt: [40, "u32"], // i32 [NG][G][nI]: key blocks that have added into each dq block
+  firstOff: [12, "i32"], // row l sees keys max(0, l + firstOff) .. min(S - 1, l + lastOff): causality and the window
+  lastOff: [13, "i32"], // (visibleOffsets of src/kernels/causal.ts), both clamped to +-(Lp + Sp + 8)
+  scale: [14, "f32"],
+  maskKind: [15, "i32"], // 0 none, 1 bool (u8, nonzero = attend), 2 float (f32, added)
+  mask: [16, "u32"],
+  maskLo: [17, "i32"], // element offset of the staged mask's first element
+  maskSb: [18, "i32"], // mask strides (elements) over b, h, l, s
+  maskSh: [19, "i32"],
+  maskSl: [20, "i32"],
+  maskSs: [21, "i32"],
+  dropOn: [22, "i32"],
+  dropThr: [23, "u32"], // keep iff bits >= dropThr
+  dropInv: [24, "f32"], // 1 / (1 - p), or 0 when p >= 1
+  dropSeed: [25, "u32"],
+  q: [26, "u32"], // [NG][G][Lp][Ep]
+  k: [27, "u32"], // [NG][Sp][Ep]
+  v: [28, "u32"], // [NG][Sp][Evp]
+  o: [29, "u32"], // forward: [NG][G][Lp][Evp]
+  rowMax: [30, "u32"], // forward: [NG][G][Lp] f32 row max m of the scores (-inf for a fully masked row)
+  rowSum: [31, "u32"], // forward: [NG][G][Lp] f64 row sum l of exp(score - m) (0 for a fully masked row)
+  lseHi: [32, "u32"], // backward: [NG][G][Lp] f32: lse = lseHi + lseLo; +inf for a fully masked row
+  lseLo: [33, "u32"], // backward: [NG][G][Lp] f32
+  dO: [34, "u32"], // [NG][G][Lp][Evp]
+  D: [35, "u32"], // [NG][G][Lp] f64 rowsum(dO * out), computed while staging
+  qt: [36, "u32"], // [NG][G][Lp * Ep]: per query block [Ep][block rows], scaled
+  dOt: [37, "u32"], // [NG][G][Lp * Evp]: per query block [Evp][block rows]
+  dq: [38, "u32"], // [NG][G][Lp][Ep]
+  dk: [39, "u32"], // [NG][Sp][Ep]
+  dv: [40, "u32"], // [NG][Sp][Evp]
+  cnt: [41, "u32"], // i32 [NG][G][nI]: the key block whose turn it is to add into each dq block (nJ: none left)
+  shift: [42, "i32"], // l' - l: where query row l sits among the keys (ALiBi measures |l' - s|)
+  slopes: [43, "u32"], // f32 [H] ALiBi slopes: scores get -slope_h |l' - s|
+  cap: [44, "f32"], // softcap: scores become cap tanh(score / cap); 0 = off
+  sinks: [45, "u32"], // f32 [H] sink logits: each row's softmax starts at m = sink_h, l = 1
+  qDoc: [46, "u32"], // i32 [B][Lp] document id of each query row
+  kDoc: [47, "u32"], // i32 [B][S] document id of each key
+  qDocTiles: [48, "u32"], // i32 [B][nI][2] least and greatest document id of each query tile (real rows)
+  kDocTiles: [49, "u32"], // i32 [B][nJ][2] the same for each key tile
+  bmTiles: [50, "u32"], // u8 [bmB][bmH][nI][nJ] each tile's kind under the block mask: 0 empty, 1 partial, 2 full
+  bmKinds: [51, "u32"], // u8 [bmB][bmH][bmRows][bmCols] the block mask's blocks (backend.ts AttentionBlockMask)
+  bmBitStart: [52, "u32"], // i32, the same shape: first bit of a partial block in bmBits
+  bmBits: [53, "u32"], // u8: partial blocks' bits, bmSize^2 each, row-major, 8 to a byte
+  bmB: [54, "i32"], // 1 or B
+  bmH: [55, "i32"], // 1 or H
+  bmRows: [56, "i32"],
+  bmCols: [57, "i32"],
+  bmSize: [58, "i32"],
 } as const;
