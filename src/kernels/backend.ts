@@ -104,12 +104,6 @@ export interface AttentionParams extends AttentionDims {
   blockMask?: AttentionBlockMask | null;
 }
 
-/** Whether a call sets any of the flexible options (window, ALiBi, softcap, sinks, documents, block mask). */
-export function hasFlexOptions(p: AttentionParams): boolean {
-  return (p.window ?? null) !== null || (p.alibiSlopes ?? null) !== null || (p.softcap ?? 0) !== 0
-    || (p.sinks ?? null) !== null || (p.documents ?? null) !== null || (p.blockMask ?? null) !== null;
-}
-
 export interface Backend {
   readonly name: string;
   /** out[B, m, n] = op(a) @ op(b) (see MatmulParams) */

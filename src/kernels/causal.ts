@@ -98,3 +98,24 @@ export function blockKind(m: AttentionBlockMask, b: number, h: number, r0: numbe
   }
   return empty ? BLOCK_EMPTY : full ? BLOCK_FULL : BLOCK_PARTIAL;
 }
+
+/**
+ * [min, max] document id of each run of `size` positions of each row of ids [B, n], `tiles` runs per
+ * row (default: enough to cover n; runs past n are empty: [2^31 - 1, -2^31], which overlaps nothing).
+ * Two tiles can share a document only if their ranges overlap, so disjoint ranges skip a tile.
+ */
+export function documentRanges(ids: Int32Array, B: number, n: number, size: number, tiles = Math.ceil(n / size)): Int32Array {
+  const r = new Int32Array(2 * B * tiles);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < tiles; t++) {
+      let lo = 2147483647, hi = -2147483648;
+      for (let i = t * size; i < Math.min(n, (t + 1) * size); i++) {
+        lo = Math.min(lo, ids[b * n + i]);
+        hi = Math.max(hi, ids[b * n + i]);
+      }
+      r[2 * (b * tiles + t)] = lo;
+      r[2 * (b * tiles + t) + 1] = hi;
+    }
+  }
+  return r;
+}

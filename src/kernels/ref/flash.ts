@@ -32,7 +32,7 @@
 import type { FloatArray } from "../../tensor/dtype.js";
 import { ArgumentError } from "../../tensor/errors.js";
 import {
-  BLOCK_EMPTY, BLOCK_FULL, blockAllows, blockKind, causalOffset as causalRuleOffset, positionShift, visibleKeys,
+  BLOCK_EMPTY, BLOCK_FULL, blockAllows, blockKind, causalOffset as causalRuleOffset, documentRanges, positionShift, visibleKeys,
 } from "../causal.js";
 import type {
   AttentionBlockMask, AttentionDocuments, AttentionParams, AttentionWindow, PositionAlignment,
@@ -93,24 +93,6 @@ interface Ctx {
   dcap: Float64Array;
 }
 
-/** [min, max] document id of each run of `size` positions of each row of ids [B, n]. */
-function docRanges(ids: Int32Array, B: number, n: number, size: number): Int32Array {
-  const tiles = Math.ceil(n / size);
-  const r = new Int32Array(2 * B * tiles);
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < tiles; t++) {
-      let lo = Infinity, hi = -Infinity;
-      for (let i = t * size; i < Math.min(n, (t + 1) * size); i++) {
-        lo = Math.min(lo, ids[b * n + i]);
-        hi = Math.max(hi, ids[b * n + i]);
-      }
-      r[2 * (b * tiles + t)] = lo;
-      r[2 * (b * tiles + t) + 1] = hi;
-    }
-  }
-  return r;
-}
-
 function context(fn: string, p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, tiles: FlashTiles): Ctx {
   for (const name of ["Br", "Bc"] as const) {
     const x = tiles[name];
@@ -136,8 +118,8 @@ function context(fn: string, p: AttentionParams, q: FloatArray, k: FloatArray, v
     cap: p.softcap ?? 0,
     sinks: p.sinks ?? null,
     docs,
-    qDocs: docs === null ? new Int32Array(0) : docRanges(docs.query, p.B, p.L, tiles.Br),
-    kDocs: docs === null ? new Int32Array(0) : docRanges(docs.key, p.B, p.S, tiles.Bc),
+    qDocs: docs === null ? new Int32Array(0) : documentRanges(docs.query, p.B, p.L, tiles.Br),
+    kDocs: docs === null ? new Int32Array(0) : documentRanges(docs.key, p.B, p.S, tiles.Bc),
     blockMask: bm,
     S: new Float64Array(tiles.Br * tiles.Bc),
     dcap: new Float64Array(p.softcap ? tiles.Br * tiles.Bc : 0),

@@ -8,7 +8,7 @@
  */
 import type { FloatArray } from "../../tensor/dtype.js";
 import type { AttentionParams, Backend, MatmulParams, PositionAlignment } from "../backend.js";
-import { blockKind, positionShift, visibleOffsets } from "../causal.js";
+import { blockKind, documentRanges, positionShift, visibleOffsets } from "../causal.js";
 import { ArgumentError } from "../../tensor/errors.js";
 import { dropoutThreshold } from "../dropoutHash.js";
 import { isFrozen, onFrozenScopeEnd } from "../frozen.js";
@@ -262,23 +262,6 @@ interface FlexTables {
   bmTiles: Uint8Array | null;
 }
 
-/** [min, max] of each run of `size` ids of each row of ids [B, n]: per tile. */
-function docTiles(ids: Int32Array, B: number, n: number, size: number, tiles: number): Int32Array {
-  const r = new Int32Array(2 * B * tiles);
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < tiles; t++) {
-      let lo = 2147483647, hi = -2147483648;
-      for (let i = t * size; i < Math.min(n, (t + 1) * size); i++) {
-        lo = Math.min(lo, ids[b * n + i]);
-        hi = Math.max(hi, ids[b * n + i]);
-      }
-      r[2 * (b * tiles + t)] = lo;
-      r[2 * (b * tiles + t) + 1] = hi;
-    }
-  }
-  return r;
-}
-
 function flexTables(fn: string, p: AttentionParams, g: AttGeometry): FlexTables {
   const { B, L, S } = p;
   const docs = p.documents ?? null, bm = p.blockMask ?? null;
@@ -312,8 +295,8 @@ function flexTables(fn: string, p: AttentionParams, g: AttGeometry): FlexTables 
     sinks: p.sinks ? Float32Array.from(p.sinks) : null,
     qDoc,
     kDoc: docs === null ? null : docs.key,
-    qDocTiles: docs === null ? null : docTiles(docs.query, B, L, g.Br, g.nI),
-    kDocTiles: docs === null ? null : docTiles(docs.key, B, S, g.Bc, g.nJ),
+    qDocTiles: docs === null ? null : documentRanges(docs.query, B, L, g.Br, g.nI),
+    kDocTiles: docs === null ? null : documentRanges(docs.key, B, S, g.Bc, g.nJ),
     bmTiles,
   };
 }
