@@ -6,6 +6,9 @@
  *   options: --threads N, --budget-ms MS, --ref-max-n N (1024), --single-max-n N (4096), --max-rep-s S (60, peers), --attend-max-rep-s S (300)
  *   npm run bench -- --quick                       N ∈ {128, 1024}, shorter timing budgets
  *   npm run bench -- --sizes 1024,4096 --modes fwd,causal-fwd --no-peers --no-training --no-write
+ *   npm run bench -- --only matmul,flex,gpt2        some sections (ceiling, attention, matmul, flex, gpt2,
+ *                                                  training); prints only, unless --write
+ *   flex: --flex-n N (16384), --flex-opt-n N (4096), --flex-max-call-s S (30); gpt2: --gpt2-runs R (1)
  *
  * Problem: B = 1, H = 8, E = 64, float32, N = L = S; non-causal and causal; forward, and forward +
  * backward (dQ, dK, dV for an upstream gradient). Flops: forward 4·B·H·N²·E, forward + backward
@@ -24,6 +27,11 @@
  * bench/trainingStep.ts) over its PyTorch twin's (bench/torch_twin.py in /usr/bin/python3, skipped
  * without torch; --no-torch), the KV cache's speed-up when generating 256 tokens with `small`, and
  * cached greedy decoding's ms/token.
+ *
+ * And the issues' comparison rows: matmul per core against tfjs-wasm's 2-D matMul (XNNPACK), the
+ * flexible-attention options against the same calls without them (bench/flex.ts), and GPT-2 small
+ * loaded with fromPretrained against a PyTorch twin: prefill, KV-cache decode, peak RSS of loading
+ * (bench/pretrained.ts, bench/gpt2_twin.py). bench/README.md describes each.
  */
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -412,7 +420,7 @@ async function main(): Promise<void> {
     say();
     const flex = await flexRows(runChild, {
       threads: all, longN: Number(a["flex-n"] ?? 16384), optN: Number(a["flex-opt-n"] ?? 4096),
-      maxCallMs: Number(a["flex-max-call-s"] ?? 60) * 1000, budgetMs: quick ? 1500 : budgetMs,
+      maxCallMs: Number(a["flex-max-call-s"] ?? 30) * 1000, budgetMs: quick ? 1500 : budgetMs,
     }, log);
     for (const l of flex) say(l);
     say();
