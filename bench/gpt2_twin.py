@@ -108,34 +108,37 @@ def main():
     V = cfg["vocab_size"]
     prompt = torch.tensor([[(7919 * i + 13) % V for i in range(a.prompt)]])
     with torch.no_grad():
-        prefill, last = [], None
+        prefill, prefill_cpu, last = [], [], None
         for r in range(a.runs + 2):  # a warm-up, then runs + 1 timed
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             logits, _ = model.forward(prompt)
             ms = (time.perf_counter() - t0) * 1000
             if r > 0:
                 prefill.append(ms)
+                prefill_cpu.append((time.process_time() - c0) * 1000)
             if last is None:
                 last = logits[0, -1].contiguous()
         logits_file = os.path.join(a.dir, "torch_logits.f32")
         with open(logits_file, "wb") as f:
             f.write(last.numpy().tobytes())
-        decode, tokens = [], []
+        decode, decode_cpu, tokens = [], [], []
         for _ in range(a.runs):
             logits, cache = model.forward(prompt)  # not timed
             nxt = int(logits[0, -1].argmax())
             out = [nxt]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(a.decode - 1):
                 logits, cache = model.forward(torch.tensor([[nxt]]), cache)
                 nxt = int(logits[0, -1].argmax())
                 out.append(nxt)
             decode.append((a.decode - 1) / (time.perf_counter() - t0))
+            decode_cpu.append((time.process_time() - c0) * 1000 / (a.decode - 1))
             tokens = out
     with open("/proc/self/maps") as f:  # the BLAS actually loaded (Debian's torch uses the libblas.so.3 alternative)
         libs = sorted({os.path.basename(l.split()[-1]) for l in f if "blas" in l.lower() and "/" in l})
     print(json.dumps({
-        "prefillMs": median(prefill), "prefillReps": len(prefill), "decodeTokensPerSecond": median(decode), "decodeRuns": decode,
+        "prefillMs": median(prefill), "prefillReps": len(prefill), "prefillCpuMs": median(prefill_cpu),
+        "decodeTokensPerSecond": median(decode), "decodeRuns": decode, "decodeCpuMsPerToken": median(decode_cpu),
         "tokens": tokens, "logitsFile": logits_file, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "matmulGflops": matmul_gflops(), "blas": ", ".join(libs) or "no BLAS library mapped",
     }))

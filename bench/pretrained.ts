@@ -147,8 +147,12 @@ export function childLoad(dir: string): LoadResult {
 export interface SpeedResult {
   prefillMs: number;
   prefillReps: number;
+  /** process CPU time (all threads) of a prefill, median: steadier than wall time on a shared machine */
+  prefillCpuMs: number;
   decodeTokensPerSecond: number;
   decodeRuns: number[];
+  /** process CPU time per decoded token, median over runs */
+  decodeCpuMsPerToken: number;
   tokens: number[];
   /** file with the last prompt position's logits (float32) */
   logitsFile: string;
@@ -164,25 +168,26 @@ export function childSpeed(dir: string, threads: number, runs: number): SpeedRes
   const loadMs = performance.now() - t0;
   const V = GPT2_SMALL.vocab_size;
   const prompt = [promptIds()];
-  const prefillTimes: number[] = [];
+  const prefillTimes: number[] = [], prefillCpu: number[] = [];
+  const cpuMs = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
   let last: Float32Array | null = null;
   for (let r = 0; r < 1 + runs + 1; r++) { // a warm-up, then runs + 1 timed
-    const t = performance.now();
+    const t = performance.now(), c = process.cpuUsage();
     const logits = noGrad(() => model.forward(prompt)); // [1, PROMPT, V]
     const ms = performance.now() - t;
-    if (r > 0) prefillTimes.push(ms);
+    if (r > 0) { prefillTimes.push(ms); prefillCpu.push(cpuMs(process.cpuUsage(c))); }
     last ??= Float32Array.from(logits.values.subarray((PROMPT - 1) * V, PROMPT * V));
   }
   const logitsFile = join(dir, "attend_logits.f32");
   writeFileSync(logitsFile, new Uint8Array(last!.buffer));
-  const decodeRuns: number[] = [];
+  const decodeRuns: number[] = [], decodeCpu: number[] = [];
   let tokens: number[] = [];
   for (let r = 0; r < runs; r++) {
     const cache = model.newCache();
     let logits = noGrad(() => model.forward(prompt, { cache })); // [1, PROMPT, V], not timed
     let next = argmax(logits.values, (PROMPT - 1) * V, PROMPT * V);
     const out = [next];
-    const t = performance.now();
+    const t = performance.now(), c = process.cpuUsage();
     for (let i = 1; i < DECODE; i++) {
       logits = noGrad(() => model.forward([[next]], { cache })); // [1, 1, V]
       next = argmax(logits.values, 0, V);
@@ -190,17 +195,21 @@ export function childSpeed(dir: string, threads: number, runs: number): SpeedRes
     }
     // DECODE tokens: the first comes from the prefill's logits, the other DECODE - 1 from one-token steps
     decodeRuns.push(((DECODE - 1) * 1000) / (performance.now() - t));
+    decodeCpu.push(cpuMs(process.cpuUsage(c)) / (DECODE - 1));
     tokens = out;
   }
-  return { prefillMs: median(prefillTimes), prefillReps: prefillTimes.length, decodeTokensPerSecond: median(decodeRuns), decodeRuns, tokens, logitsFile, loadMs };
+  return {
+    prefillMs: median(prefillTimes), prefillReps: prefillTimes.length, prefillCpuMs: median(prefillCpu),
+    decodeTokensPerSecond: median(decodeRuns), decodeRuns, decodeCpuMsPerToken: median(decodeCpu), tokens, logitsFile, loadMs,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 // The parent side
 
 export interface TwinResult {
-  prefillMs: number; prefillReps: number; decodeTokensPerSecond: number; decodeRuns: number[]; tokens: number[];
-  logitsFile: string; torch: string; threads: number; matmulGflops: number; blas: string;
+  prefillMs: number; prefillReps: number; prefillCpuMs: number; decodeTokensPerSecond: number; decodeRuns: number[];
+  decodeCpuMsPerToken: number; tokens: number[]; logitsFile: string; torch: string; threads: number; matmulGflops: number; blas: string;
 }
 
 function twin(dir: string, threads: number, runs: number): TwinResult | { skipped: string } {
@@ -254,7 +263,7 @@ export function pretrainedRows(o: { threads: number; runs: number; torch: boolea
     if ("error" in sp) {
       lines.push(`| prefill ${PROMPT} tokens | — | | — | ≤ 1.0× | ${sp.error} |`);
     } else if ("skipped" in tw) {
-      lines.push(`| prefill ${PROMPT} tokens, ms | ${fmt(sp.prefillMs, 0)} | skipped | — | ≤ 1.0× the twin's time | twin ${tw.skipped} |`);
+      lines.push(`| prefill ${PROMPT} tokens, ms | ${fmt(sp.prefillMs, 0)} (CPU ${fmt(sp.prefillCpuMs, 0)}) | skipped | — | ≤ 1.0× the twin's time | twin ${tw.skipped} |`);
       lines.push(`| KV-cache decode of ${DECODE} tokens after it, tokens/s | ${fmt(sp.decodeTokensPerSecond, 1)} | skipped | — | ≥ 0.8× the twin | twin ${tw.skipped} |`);
     } else {
       const a = new Float32Array(readFileSync(sp.logitsFile).buffer.slice(0));
@@ -264,7 +273,7 @@ export function pretrainedRows(o: { threads: number; runs: number; torch: boolea
       const firstDiff = sp.tokens.findIndex((t, i) => t !== tw.tokens[i]);
       const same = firstDiff < 0 ? `same ${DECODE} greedy tokens` : `greedy tokens differ from token ${firstDiff}`;
       lines.push(`| prefill ${PROMPT} tokens, ms (median of ${sp.prefillReps} / ${tw.prefillReps}) | ${fmt(sp.prefillMs, 0)} | ${fmt(tw.prefillMs, 0)} | **${fmt(sp.prefillMs / tw.prefillMs, 2)}× the time** | ≤ 1.0× | ` +
-        `last position's logits: max \\|attend − torch\\| ${diff.toExponential(1)} (max \\|logit\\| ${fmt(scale, 2)}); torch ${tw.torch}, ${tw.threads} threads, ${tw.blas}, its matmul 1024³ ${fmt(tw.matmulGflops, 1)} GFLOP/s |`);
+        `CPU time (all threads) ${fmt(sp.prefillCpuMs, 0)} / ${fmt(tw.prefillCpuMs, 0)} ms: ${fmt(sp.prefillCpuMs / tw.prefillCpuMs, 2)}×; last position's logits: max \\|attend − torch\\| ${diff.toExponential(1)} (max \\|logit\\| ${fmt(scale, 2)}); torch ${tw.torch}, ${tw.threads} threads, ${tw.blas}, its matmul 1024³ ${fmt(tw.matmulGflops, 1)} GFLOP/s |`);
       lines.push(`| KV-cache decode of ${DECODE} tokens after it, tokens/s (median of ${sp.decodeRuns.length} runs) | ${fmt(sp.decodeTokensPerSecond, 1)} | ${fmt(tw.decodeTokensPerSecond, 1)} | **${fmt(sp.decodeTokensPerSecond / tw.decodeTokensPerSecond, 2)}×** | ≥ 0.8× | ${same} |`);
     }
     return lines;
