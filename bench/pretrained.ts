@@ -264,7 +264,7 @@ export function pretrainedRows(o: { threads: number; runs: number; torch: boolea
       lines.push(`| prefill ${PROMPT} tokens | — | | — | ≤ 1.0× | ${sp.error} |`);
     } else if ("skipped" in tw) {
       lines.push(`| prefill ${PROMPT} tokens, ms | ${fmt(sp.prefillMs, 0)} (CPU ${fmt(sp.prefillCpuMs, 0)}) | skipped | — | ≤ 1.0× the twin's time | twin ${tw.skipped} |`);
-      lines.push(`| KV-cache decode of ${DECODE} tokens after it, tokens/s | ${fmt(sp.decodeTokensPerSecond, 1)} | skipped | — | ≥ 0.8× the twin | twin ${tw.skipped} |`);
+      lines.push(`| KV-cache decode of ${DECODE} tokens after it, tokens/s | ${fmt(sp.decodeTokensPerSecond, 1)} (CPU ${fmt(sp.decodeCpuMsPerToken, 0)} ms/token) | skipped | — | ≥ 0.8× the twin | twin ${tw.skipped} |`);
     } else {
       const a = new Float32Array(readFileSync(sp.logitsFile).buffer.slice(0));
       const b = new Float32Array(readFileSync(tw.logitsFile).buffer.slice(0));
@@ -274,7 +274,7 @@ export function pretrainedRows(o: { threads: number; runs: number; torch: boolea
       const same = firstDiff < 0 ? `same ${DECODE} greedy tokens` : `greedy tokens differ from token ${firstDiff}`;
       lines.push(`| prefill ${PROMPT} tokens, ms (median of ${sp.prefillReps} / ${tw.prefillReps}) | ${fmt(sp.prefillMs, 0)} | ${fmt(tw.prefillMs, 0)} | **${fmt(sp.prefillMs / tw.prefillMs, 2)}× the time** | ≤ 1.0× | ` +
         `CPU time (all threads) ${fmt(sp.prefillCpuMs, 0)} / ${fmt(tw.prefillCpuMs, 0)} ms: ${fmt(sp.prefillCpuMs / tw.prefillCpuMs, 2)}×; last position's logits: max \\|attend − torch\\| ${diff.toExponential(1)} (max \\|logit\\| ${fmt(scale, 2)}); torch ${tw.torch}, ${tw.threads} threads, ${tw.blas}, its matmul 1024³ ${fmt(tw.matmulGflops, 1)} GFLOP/s |`);
-      lines.push(`| KV-cache decode of ${DECODE} tokens after it, tokens/s (median of ${sp.decodeRuns.length} runs) | ${fmt(sp.decodeTokensPerSecond, 1)} | ${fmt(tw.decodeTokensPerSecond, 1)} | **${fmt(sp.decodeTokensPerSecond / tw.decodeTokensPerSecond, 2)}×** | ≥ 0.8× | ${same} |`);
+      lines.push(`| KV-cache decode of ${DECODE} tokens after it, tokens/s (median of ${sp.decodeRuns.length} run${sp.decodeRuns.length === 1 ? "" : "s"}) | ${fmt(sp.decodeTokensPerSecond, 1)} | ${fmt(tw.decodeTokensPerSecond, 1)} | **${fmt(sp.decodeTokensPerSecond / tw.decodeTokensPerSecond, 2)}×** | ≥ 0.8× | ${same}; CPU ms per token (all threads) ${fmt(sp.decodeCpuMsPerToken, 0)} / ${fmt(tw.decodeCpuMsPerToken, 0)} |`);
     }
     return lines;
   } finally {
