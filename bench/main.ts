@@ -6,6 +6,9 @@
  *   options: --threads N, --budget-ms MS, --ref-max-n N (1024), --single-max-n N (4096), --max-rep-s S (60, peers), --attend-max-rep-s S (300)
  *   npm run bench -- --quick                       N ∈ {128, 1024}, shorter timing budgets
  *   npm run bench -- --sizes 1024,4096 --modes fwd,causal-fwd --no-peers --no-training --no-write
+ *   npm run bench -- --only matmul,flex,gpt2        some sections (ceiling, attention, matmul, flex, gpt2,
+ *                                                  training); prints only, unless --write
+ *   flex: --flex-n N (16384), --flex-opt-n N (4096), --flex-max-call-s S (30); gpt2: --gpt2-runs R (1)
  *
  * Problem: B = 1, H = 8, E = 64, float32, N = L = S; non-causal and causal; forward, and forward +
  * backward (dQ, dK, dV for an upstream gradient). Flops: forward 4·B·H·N²·E, forward + backward
@@ -24,6 +27,11 @@
  * bench/trainingStep.ts) over its PyTorch twin's (bench/torch_twin.py in /usr/bin/python3, skipped
  * without torch; --no-torch), the KV cache's speed-up when generating 256 tokens with `small`, and
  * cached greedy decoding's ms/token.
+ *
+ * And the issues' comparison rows: matmul per core against tfjs-wasm's 2-D matMul (XNNPACK), the
+ * flexible-attention options against the same calls without them (bench/flex.ts), and GPT-2 small
+ * loaded with fromPretrained against a PyTorch twin: prefill, KV-cache decode, peak RSS of loading
+ * (bench/pretrained.ts, bench/gpt2_twin.py). bench/README.md describes each.
  */
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -36,8 +44,10 @@ import {
 } from "../src/index.js";
 import { hardwareThreads } from "../src/kernels/wasm/runtime.js";
 import { type PeerRow, runPeers, parseMode, modeLabel, type Mode, DEFAULT_SIZES } from "./peers/index.js";
-import { median, peakRssMiB, timeCalls } from "./peers/common.js";
+import { median, peakRssMiB, randn as randnF32, timeCalls } from "./peers/common.js";
 import { torchTwinThroughput, trainingThroughput } from "./trainingStep.js";
+import { type FlexSpec, flexRows, runFlexCase } from "./flex.js";
+import { pretrainedRows } from "./pretrained.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const B = 1, H = 8, E = 64;
@@ -90,7 +100,7 @@ function runAttendCase(c: AttendCase): Timed {
 
 const MARK = "@@attend-bench ";
 
-function runChild(spec: object, timeoutMs: number): Promise<Timed | { error: string }> {
+function runChild<T = Timed>(spec: object, timeoutMs: number): Promise<T | { error: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), "--child", JSON.stringify(spec)], {
       stdio: ["ignore", "pipe", "pipe"],
@@ -118,6 +128,51 @@ function matmulGflops(threads: number, quick: boolean): number {
   const a = randn([n, n], { seed: 1 }), b = randn([n, n], { seed: 2 });
   const { ms } = timeCalls(() => { noGrad(() => matmul(a, b)); }, quick ? 1000 : 3000, 30);
   return (2 * n ** 3) / (ms * 1e-3) / 1e9;
+}
+
+interface MatmulPerCore { n: number; attendMs: number; tfjsMs: number; reps: number; maxDiff: number; refDiff: number; tfjs: string }
+
+/**
+ * The child side of the matmul-per-core rows: attend's matmul (wasm, setNumThreads(1)) against
+ * tfjs-wasm's 2-D tf.matMul (XNNPACK; one thread, as it runs in Node) on the same n × n × n float32
+ * inputs, interleaved rep by rep, medians; both include reading the product on the host. Checked
+ * first: the two products agree, and 64 of attend's entries equal a float64 dot product.
+ */
+async function runMatmulCase(spec: { sizes: number[]; budgetMs: number; maxReps: number }): Promise<MatmulPerCore[]> {
+  setBackend("wasm");
+  setNumThreads(1);
+  const { prepareMatmul2d, setup } = await import("./peers/tfjs.js");
+  const tfjs = await setup();
+  const out: MatmulPerCore[] = [];
+  for (const n of spec.sizes) {
+    const av = randnF32(n * n, 11), bv = randnF32(n * n, 12);
+    const a = new Tensor(av, [n, n]), b = new Tensor(bv, [n, n]);
+    const tf = await prepareMatmul2d(av, bv, n, n, n);
+    const ours = (): Float32Array => noGrad(() => matmul(a, b)).values as Float32Array;
+    const c1 = ours(), c2 = tf.run(); // warm-up and check
+    let maxDiff = 0, refDiff = 0;
+    for (let i = 0; i < n * n; i++) maxDiff = Math.max(maxDiff, Math.abs(c1[i] - c2[i]));
+    for (let t = 0; t < 64; t++) {
+      const i = (t * 7919) % n, j = (t * 104729) % n;
+      let dot = 0;
+      for (let p = 0; p < n; p++) dot += av[i * n + p] * bv[p * n + j];
+      refDiff = Math.max(refDiff, Math.abs(c1[i * n + j] - dot));
+    }
+    if (!(maxDiff < 1e-3 * Math.sqrt(n)) || !(refDiff < 1e-3 * Math.sqrt(n))) throw new Error(`bench: matmul ${n}³ check failed: attend vs tfjs ${maxDiff}, attend vs float64 ${refDiff}`);
+    const ta: number[] = [], tt: number[] = [];
+    const start = performance.now();
+    while (ta.length < spec.maxReps && (ta.length < 5 || performance.now() - start < spec.budgetMs)) {
+      let t0 = performance.now();
+      ours();
+      ta.push(performance.now() - t0);
+      t0 = performance.now();
+      tf.run();
+      tt.push(performance.now() - t0);
+    }
+    tf.dispose();
+    out.push({ n, attendMs: median(ta), tfjsMs: median(tt), reps: ta.length, maxDiff, refDiff, tfjs });
+  }
+  return out;
 }
 
 interface ModuleOverhead { moduleMs: number; sdpaMs: number; handMs: number; reps: number }
@@ -205,6 +260,10 @@ function parseArgs(argv: readonly string[]): Record<string, string | true> {
   return out;
 }
 
+/** What --only can select (default: all of them, in this order). */
+const SECTIONS = ["ceiling", "attention", "matmul", "flex", "gpt2", "training"] as const;
+type Section = (typeof SECTIONS)[number];
+
 const fmt = (x: number, d: number): string => (Number.isFinite(x) ? x.toFixed(d) : "—");
 
 interface Row {
@@ -226,8 +285,11 @@ const HEAD = "| impl | form | N | mode | median ms | GFLOP/s | peak RSS MiB | no
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   if (typeof a.child === "string") {
-    const spec = JSON.parse(a.child) as AttendCase;
-    console.log(MARK + JSON.stringify(runAttendCase(spec)));
+    const spec = JSON.parse(a.child) as { kind?: string };
+    const result = spec.kind === "flex" ? runFlexCase(spec as FlexSpec)
+      : spec.kind === "matmul" ? await runMatmulCase(spec as Parameters<typeof runMatmulCase>[0])
+      : runAttendCase(spec as AttendCase);
+    process.stdout.write(MARK + JSON.stringify(result) + "\n", () => process.exit(0)); // tfjs may hold the loop open
     return;
   }
   const quick = a.quick === true;
@@ -241,6 +303,9 @@ async function main(): Promise<void> {
   const singleMaxN = Number(a["single-max-n"] ?? 4096);
   // attend's own rows may take longer than a peer's: N = 16384 forward + backward is a target (memory)
   const attendMaxRepMs = Number(a["attend-max-rep-s"] ?? 300) * 1000;
+  const only = list(a.only);
+  for (const o of only ?? []) if (!(SECTIONS as readonly string[]).includes(o)) throw new Error(`bench: unknown section "${o}" in --only (sections: ${SECTIONS.join(", ")})`);
+  const want = (s: Section): boolean => only === undefined || only.includes(s);
   const lines: string[] = [];
   const say = (l = ""): void => { console.log(l); lines.push(l); };
   const log = (l: string): void => { process.stderr.write(l + "\n"); };
@@ -253,7 +318,7 @@ async function main(): Promise<void> {
   say(`Scaled dot-product attention, B = ${B}, H = ${H}, E = ${E}, float32, N = L = S. GFLOP/s counts 4·B·H·N²·E (fwd) or 12·B·H·N²·E (fwd+bwd); causal is counted as non-causal, so skipped tiles show as speed. Median of repeated calls after a warm-up; each attend case in a fresh process (peak RSS = that process's VmHWM). Reproduce: \`npm run bench\` (\`node --import tsx bench/main.ts\`).`);
   say();
 
-  if (a["no-extras"] !== true) {
+  if (a["no-extras"] !== true && want("ceiling")) {
     const mm1 = matmulGflops(1, quick), mmAll = all > 1 ? matmulGflops(all, quick) : mm1;
     say(`**Ceiling**: wasm matmul 1024³ float32: ${fmt(mm1, 1)} GFLOP/s on 1 thread, ${fmt(mmAll, 1)} GFLOP/s on ${all} threads.`);
     say();
@@ -265,72 +330,112 @@ async function main(): Promise<void> {
     say();
   }
 
-  const rows: Row[] = [];
-  const attendImpls: Array<{ backend: "ref" | "wasm"; threads: number; impl: string }> = [
-    { backend: "ref", threads: 1, impl: "attend ref" },
-    { backend: "wasm", threads: 1, impl: "attend wasm x1" },
-    ...(all > 1 ? [{ backend: "wasm" as const, threads: all, impl: `attend wasm x${all}` }] : []),
-  ];
-  for (const m of modes) {
-    for (const im of attendImpls) {
-      let tooSlow = false;
-      for (const N of sizes) {
-        const mode = modeLabel(m);
-        const base = { impl: im.impl, form: "scaledDotProductAttention", N, mode };
-        if (im.backend === "ref" && N > refMaxN) { rows.push({ ...base, medianMs: NaN, gflops: NaN, peakRssMiB: NaN, note: `not run above N = ${refMaxN} (--ref-max-n)` }); continue; }
-        if (im.backend === "wasm" && im.threads === 1 && all > 1 && N > singleMaxN) { rows.push({ ...base, medianMs: NaN, gflops: NaN, peakRssMiB: NaN, note: `not run above N = ${singleMaxN} (--single-max-n)` }); continue; }
-        if (tooSlow) { rows.push({ ...base, medianMs: NaN, gflops: NaN, peakRssMiB: NaN, note: `skipped: a call would take over ${attendMaxRepMs / 1000} s` }); continue; }
-        log(`bench: ${im.impl} ${mode} N=${N}`);
-        const r = await runChild({ backend: im.backend, threads: im.threads, N, causal: m.causal, pass: m.pass, budgetMs, maxReps: 15 }, 15 * 60_000);
-        if ("error" in r) { rows.push({ ...base, medianMs: NaN, gflops: NaN, peakRssMiB: NaN, note: r.error }); tooSlow = true; continue; }
-        rows.push({ ...base, medianMs: r.medianMs, gflops: flops(N, m.pass) / (r.medianMs * 1e-3) / 1e9, peakRssMiB: r.peakRssMiB, note: `${r.reps} reps` });
-        if (r.medianMs * 4 > attendMaxRepMs) tooSlow = true; // the next size is ~4x the work
+  if (want("attention")) {
+    const rows: Row[] = [];
+    const attendImpls: Array<{ backend: "ref" | "wasm"; threads: number; impl: string }> = [
+      { backend: "ref", threads: 1, impl: "attend ref" },
+      { backend: "wasm", threads: 1, impl: "attend wasm x1" },
+      ...(all > 1 ? [{ backend: "wasm" as const, threads: all, impl: `attend wasm x${all}` }] : []),
+    ];
+    for (const m of modes) {
+      for (const im of attendImpls) {
+        let tooSlow = false;
+        for (const N of sizes) {
+          const mode = modeLabel(m);
+          const base = { impl: im.impl, form: "scaledDotProductAttention", N, mode };
+          if (im.backend === "ref" && N > refMaxN) { rows.push({ ...base, medianMs: NaN, gflops: NaN, peakRssMiB: NaN, note: `not run above N = ${refMaxN} (--ref-max-n)` }); continue; }
+          if (im.backend === "wasm" && im.threads === 1 && all > 1 && N > singleMaxN) { rows.push({ ...base, medianMs: NaN, gflops: NaN, peakRssMiB: NaN, note: `not run above N = ${singleMaxN} (--single-max-n)` }); continue; }
+          if (tooSlow) { rows.push({ ...base, medianMs: NaN, gflops: NaN, peakRssMiB: NaN, note: `skipped: a call would take over ${attendMaxRepMs / 1000} s` }); continue; }
+          log(`bench: ${im.impl} ${mode} N=${N}`);
+          const r = await runChild({ backend: im.backend, threads: im.threads, N, causal: m.causal, pass: m.pass, budgetMs, maxReps: 15 }, 15 * 60_000);
+          if ("error" in r) { rows.push({ ...base, medianMs: NaN, gflops: NaN, peakRssMiB: NaN, note: r.error }); tooSlow = true; continue; }
+          rows.push({ ...base, medianMs: r.medianMs, gflops: flops(N, m.pass) / (r.medianMs * 1e-3) / 1e9, peakRssMiB: r.peakRssMiB, note: `${r.reps} reps` });
+          if (r.medianMs * 4 > attendMaxRepMs) tooSlow = true; // the next size is ~4x the work
+        }
       }
     }
-  }
 
-  const peerRows: PeerRow[] = [];
-  if (a["no-peers"] !== true) {
-    for await (const r of runPeers({ sizes, modes, log, maxRepMs, timing: { budgetMs } })) peerRows.push(r);
-    for (const r of peerRows) {
-      rows.push({ impl: r.peer, form: r.form, N: r.N, mode: modeLabel(r), medianMs: r.ok ? r.medianMs : NaN, gflops: r.ok ? r.gflops : NaN, peakRssMiB: r.peakRssMiB, note: r.note || (r.reps ? `${r.reps} reps` : "") });
+    const peerRows: PeerRow[] = [];
+    if (a["no-peers"] !== true) {
+      for await (const r of runPeers({ sizes, modes, log, maxRepMs, timing: { budgetMs } })) peerRows.push(r);
+      for (const r of peerRows) {
+        rows.push({ impl: r.peer, form: r.form, N: r.N, mode: modeLabel(r), medianMs: r.ok ? r.medianMs : NaN, gflops: r.ok ? r.gflops : NaN, peakRssMiB: r.peakRssMiB, note: r.note || (r.reps ? `${r.reps} reps` : "") });
+      }
     }
-  }
 
-  say(`## Attention`);
-  say();
-  say(HEAD);
-  const order = (r: Row): string => `${modes.findIndex((m) => modeLabel(m) === r.mode)}|${String(r.N).padStart(6, "0")}`;
-  for (const r of [...rows].sort((x, y) => (order(x) < order(y) ? -1 : order(x) > order(y) ? 1 : 0))) say(rowLine(r));
-  say();
+    say(`## Attention`);
+    say();
+    say(HEAD);
+    const order = (r: Row): string => `${modes.findIndex((m) => modeLabel(m) === r.mode)}|${String(r.N).padStart(6, "0")}`;
+    for (const r of [...rows].sort((x, y) => (order(x) < order(y) ? -1 : order(x) > order(y) ? 1 : 0))) say(rowLine(r));
+    say();
 
-  // Ratios the issue asks about: attend (all threads) against the best JavaScript peer, and onnxruntime-node.
-  const best = `attend wasm x${all}`;
-  say(`## Ratios (attend wasm x${all} over the peer; > 1 means attend is faster)`);
-  say();
-  say("| mode | N | attend GFLOP/s | best JS peer | its GFLOP/s | ratio | onnxruntime-node best | ratio |");
-  say("|---|---:|---:|---|---:|---:|---:|---:|");
-  for (const m of modes) {
-    const mode = modeLabel(m);
-    for (const N of sizes) {
-      const ours = rows.find((r) => r.impl === best && r.N === N && r.mode === mode);
-      if (!ours || !Number.isFinite(ours.gflops)) continue;
-      const js = rows.filter((r) => r.N === N && r.mode === mode && (r.impl === "tfjs-wasm" || r.impl === "jax-js") && Number.isFinite(r.gflops));
-      const top = js.sort((x, y) => y.gflops - x.gflops)[0];
-      const ort = rows.filter((r) => r.N === N && r.mode === mode && r.impl === "onnxruntime-node" && Number.isFinite(r.gflops)).sort((x, y) => y.gflops - x.gflops)[0];
-      say(`| ${mode} | ${N} | ${fmt(ours.gflops, 1)} | ${top ? `${top.impl} (${top.form})` : "—"} | ${top ? fmt(top.gflops, 1) : "—"} | ${top ? fmt(ours.gflops / top.gflops, 2) : "—"} | ${ort ? `${fmt(ort.gflops, 1)} (${ort.form})` : "—"} | ${ort ? fmt(ours.gflops / ort.gflops, 2) : "—"} |`);
+    // Ratios the issue asks about: attend (all threads) against the best JavaScript peer, and onnxruntime-node.
+    const best = `attend wasm x${all}`;
+    say(`## Ratios (attend wasm x${all} over the peer; > 1 means attend is faster)`);
+    say();
+    say("| mode | N | attend GFLOP/s | best JS peer | its GFLOP/s | ratio | onnxruntime-node best | ratio |");
+    say("|---|---:|---:|---|---:|---:|---:|---:|");
+    for (const m of modes) {
+      const mode = modeLabel(m);
+      for (const N of sizes) {
+        const ours = rows.find((r) => r.impl === best && r.N === N && r.mode === mode);
+        if (!ours || !Number.isFinite(ours.gflops)) continue;
+        const js = rows.filter((r) => r.N === N && r.mode === mode && (r.impl === "tfjs-wasm" || r.impl === "jax-js") && Number.isFinite(r.gflops));
+        const top = js.sort((x, y) => y.gflops - x.gflops)[0];
+        const ort = rows.filter((r) => r.N === N && r.mode === mode && r.impl === "onnxruntime-node" && Number.isFinite(r.gflops)).sort((x, y) => y.gflops - x.gflops)[0];
+        say(`| ${mode} | ${N} | ${fmt(ours.gflops, 1)} | ${top ? `${top.impl} (${top.form})` : "—"} | ${top ? fmt(top.gflops, 1) : "—"} | ${top ? fmt(ours.gflops / top.gflops, 2) : "—"} | ${ort ? `${fmt(ort.gflops, 1)} (${ort.form})` : "—"} | ${ort ? fmt(ours.gflops / ort.gflops, 2) : "—"} |`);
+      }
     }
+    say();
+    const causalRatio = (N: number, pass: string): string => {
+      const full = rows.find((r) => r.impl === best && r.N === N && r.mode === pass);
+      const causal = rows.find((r) => r.impl === best && r.N === N && r.mode === `causal-${pass}`);
+      return full && causal && Number.isFinite(full.medianMs) && Number.isFinite(causal.medianMs) ? fmt(causal.medianMs / full.medianMs, 2) : "—";
+    };
+    if (sizes.includes(4096)) say(`Causal / non-causal time at N = 4096 (attend wasm x${all}): forward ${causalRatio(4096, "fwd")}, forward + backward ${causalRatio(4096, "fwd+bwd")}.`);
+    say();
   }
-  say();
-  const causalRatio = (N: number, pass: string): string => {
-    const full = rows.find((r) => r.impl === best && r.N === N && r.mode === pass);
-    const causal = rows.find((r) => r.impl === best && r.N === N && r.mode === `causal-${pass}`);
-    return full && causal && Number.isFinite(full.medianMs) && Number.isFinite(causal.medianMs) ? fmt(causal.medianMs / full.medianMs, 2) : "—";
-  };
-  if (sizes.includes(4096)) say(`Causal / non-causal time at N = 4096 (attend wasm x${all}): forward ${causalRatio(4096, "fwd")}, forward + backward ${causalRatio(4096, "fwd+bwd")}.`);
-  say();
 
-  if (a["no-training"] !== true) {
+  if (want("matmul")) {
+    say(`## Matmul per core (attend wasm x1 vs tfjs-wasm's 2-D tf.matMul, XNNPACK, 1 thread)`);
+    say();
+    const r = await runChild<MatmulPerCore[]>({ kind: "matmul", sizes: [512, 1024], budgetMs: quick ? 1500 : 4000, maxReps: 30 }, 10 * 60_000);
+    if ("error" in r) say(`skipped: ${r.error}`);
+    else {
+      say("| n × n × n | attend ms | attend GFLOP/s | tfjs-wasm ms | tfjs-wasm GFLOP/s | attend ÷ tfjs-wasm (rate) | target | note |");
+      say("|---:|---:|---:|---:|---:|---:|---|---|");
+      for (const m of r) {
+        const gf = (ms: number): number => (2 * m.n ** 3) / (ms * 1e-3) / 1e9;
+        say(`| ${m.n} | ${fmt(m.attendMs, 2)} | ${fmt(gf(m.attendMs), 1)} | ${fmt(m.tfjsMs, 2)} | ${fmt(gf(m.tfjsMs), 1)} | **${fmt(m.tfjsMs / m.attendMs, 2)}** | ≥ 0.9 | median of ${m.reps} interleaved reps, product read on the host both ways; max \\|attend − tfjs\\| ${m.maxDiff.toExponential(1)} |`);
+      }
+      say();
+      say(`tfjs-wasm: ${r[0]?.tfjs ?? "?"}.`);
+    }
+    say();
+  }
+
+  if (want("flex")) {
+    say(`## Flexible attention (scaledDotProductAttention options vs the same call without them)`);
+    say();
+    const flex = await flexRows(runChild, {
+      threads: all, longN: Number(a["flex-n"] ?? 16384), optN: Number(a["flex-opt-n"] ?? 4096),
+      maxCallMs: Number(a["flex-max-call-s"] ?? 30) * 1000, budgetMs: quick ? 1500 : budgetMs,
+    }, log);
+    for (const l of flex) say(l);
+    say();
+    say(`Ratios: "faster" = time without ÷ time with the option; "the time" = time with ÷ time without. Ideal = the ratio of visible (query, key) pairs. Options the SIMD kernels lack run on the reference kernels (one thread, scalar); such rows may run at a smaller N (the note says so).`);
+    say();
+  }
+
+  if (want("gpt2")) {
+    say(`## GPT-2 small through fromPretrained`);
+    say();
+    for (const l of pretrainedRows({ threads: all, runs: Number(a["gpt2-runs"] ?? 1), torch: a["no-torch"] !== true }, log)) say(l);
+    say();
+  }
+
+  if (a["no-training"] !== true && want("training")) {
     say(`## Training and generation (GPT preset \`small\`, wasm x${all})`);
     say();
     const t = trainingThroughput(all, quick);
@@ -348,7 +453,7 @@ async function main(): Promise<void> {
   }
   say(`Backend after the run: ${getBackendName()}. Load average at the end: ${os.loadavg()[0].toFixed(2)}.`);
 
-  if (a["no-write"] !== true) {
+  if (a["no-write"] !== true && (only === undefined || a.write === true)) {
     writeFileSync(join(HERE, "RESULTS.md"), lines.join("\n") + "\n");
     log("bench: wrote bench/RESULTS.md");
   }

@@ -256,3 +256,27 @@ export function estimateBytes(c: PeerCase): number {
 }
 
 export const peer: PeerModule = { name, forms, passes, heapLimitBytes, setup, estimateBytes, check, time };
+
+/**
+ * A 2-D tf.matMul of [m, k] × [k, n] float32 (the wasm backend's XNNPACK fully-connected path: the
+ * ceiling attend's own matmul is measured against, one thread as tfjs-wasm runs in Node). run()
+ * returns the product read back to the host (dataSync), as every tfjs row here does.
+ */
+export async function prepareMatmul2d(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Promise<{ run(): Float32Array; dispose(): void }> {
+  await setup();
+  const t = lib();
+  if (a.length !== m * k || b.length !== k * n) throw new Error(`tfjs prepareMatmul2d: expected ${m}×${k} and ${k}×${n} values, got ${a.length} and ${b.length}`);
+  const ta = t.tensor2d(a, [m, k]), tb = t.tensor2d(b, [k, n]);
+  return {
+    run() {
+      const c = t.matMul(ta, tb);
+      const out = c.dataSync() as Float32Array;
+      c.dispose();
+      return out;
+    },
+    dispose() {
+      ta.dispose();
+      tb.dispose();
+    },
+  };
+}
