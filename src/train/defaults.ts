@@ -13,7 +13,7 @@
  *                  each by step 70 (most by 50); a step of 16 costs about two thirds of one of 32
  *                  (per-op overhead dominates at these shapes). Batch 8 (100 steps) lost seed 11
  *                  (35%), lr 2e-2 stayed near chance, 60 steps of 32 left seed 3 at 86%. The plain
- *                  command: about 1.5 s of training on the loaded 2-core machine (was 10-19 s).
+ *                  command: 1.5-4 s of training on the 2-core machine at load 6-8 (was 10-21 s).
  *   sort           content, not position: the one-block model, more steps.
  *   addition       the carry needs the digits of both operands lined up by place value, two hops of
  *                  attention (find "+", then the digits), so a 2-layer GPT; 2-digit operands, since
