@@ -115,6 +115,23 @@ describe("trainModel", () => {
     assert.match(tty.text, /\r\x1b\[2K\[#{20}\] 3\/3 {2}loss/);
   });
 
+  test("evalExamples: validation at intervals on the first N held-out examples, labelled; the final one on all", async () => {
+    const plain = { text: "", isTTY: false, write(x: string) { plain.text += x; return true; } };
+    const r = await trainModel(tiny(), source(), { ...base, steps: 6, evalEvery: 3, evalExamples: 5, progress: plain });
+    assert.deepEqual(r.history.map((h) => [h.step, h.examples, h.sequences]), [[3, 5, 5], [6, 32, 32]]);
+    assert.match(plain.text, /^validation @ 3 \(5 of 32 examples\): loss \d+\.\d{4} {2}token acc/m);
+    assert.match(plain.text, /^done at step 6: validation loss/m);
+    // the same run stopped after step 3 (the same weights, bit for bit), evaluated on those 5 examples
+    const m = tiny();
+    const stop = new AbortController();
+    const stopAt3: DataSource = { ...source(), trainBatch: (s, n) => (s === 2 && stop.abort(), source().trainBatch(s, n)) };
+    assert.equal((await trainModel(m, stopAt3, { ...base, steps: 6, signal: stop.signal })).steps, 3);
+    const ev = evaluateModel(m, source().validation.slice(0, 5), task.vocab);
+    assert.equal(r.history[0].loss, ev.loss);
+    assert.equal(r.history[0].correctTokens, ev.correctTokens);
+    await assert.rejects(trainModel(tiny(), source(), { ...base, steps: 1, evalExamples: 0 }), /train: evalExamples must be an integer >= 1, got 0/);
+  });
+
   test("bad options are refused by name", async () => {
     await assert.rejects(trainModel(tiny(), source(), { steps: 0 }), /train: steps must be an integer >= 1, got 0/);
     const ckpt = { step: 20, config: {}, model: tiny().stateDict() };

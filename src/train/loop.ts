@@ -38,7 +38,10 @@ export interface TrainOptions {
   seed?: number;
   /** validate every this many steps (default steps / 5; 0 = only at the end) */
   evalEvery?: number;
-  /** validation examples used at intervals (default all); the final validation uses all */
+  /**
+   * validation examples used at intervals: the first this many (default all), a cheaper look at
+   * progress, its line labelled "(N of M examples)"; the final validation always uses all
+   */
   evalExamples?: number;
   /** where checkpoints go (at the end, on interrupt, and every checkpointEvery steps) */
   checkpointPath?: string;
@@ -98,7 +101,9 @@ export async function trainModel(model: SequenceModel, data: DataSource, opts: T
   }
   const vocab = data.vocab;
   const validation = data.validation;
-  const evalSubset = validation.slice(0, opts.evalExamples ?? validation.length);
+  const evalSubset = validation.slice(0, positiveInt("evalExamples", opts.evalExamples ?? Math.max(1, validation.length)));
+  const subsetNote = evalSubset.length < validation.length ? ` (${evalSubset.length} of ${validation.length} examples)` : "";
+  const params = model.parameters();
   const progress = opts.progress ? new Progress(opts.progress, steps, step, opts.logEvery ?? 50) : null;
   const history: TrainResult["history"] = [];
   const started = performance.now();
@@ -125,7 +130,7 @@ export async function trainModel(model: SequenceModel, data: DataSource, opts: T
     const { loss, logits } = batchLoss(model, batch);
     opt.zeroGrad();
     backward(loss);
-    if (clipNorm > 0) clipGradNorm(model.parameters(), clipNorm);
+    if (clipNorm > 0) clipGradNorm(params, clipNorm);
     opt.step();
     sched.step();
     step++;
@@ -136,7 +141,7 @@ export async function trainModel(model: SequenceModel, data: DataSource, opts: T
     if (evalEvery > 0 && step % evalEvery === 0 && step < steps) {
       const ev = evaluateModel(model, evalSubset, vocab);
       history.push({ step, ...ev });
-      progress?.line(`validation @ ${step}: loss ${ev.loss.toFixed(4)}  token acc ${(100 * ev.tokenAccuracy).toFixed(1)}%  sequence acc ${(100 * ev.sequenceAccuracy).toFixed(1)}%`);
+      progress?.line(`validation @ ${step}${subsetNote}: loss ${ev.loss.toFixed(4)}  token acc ${(100 * ev.tokenAccuracy).toFixed(1)}%  sequence acc ${(100 * ev.sequenceAccuracy).toFixed(1)}%`);
     }
     if (opts.checkpointEvery && step % opts.checkpointEvery === 0 && step < steps) save();
     await yieldToEventLoop();
