@@ -360,6 +360,13 @@ export class WasmRuntime {
   /**
    * Writes a job descriptor: `fields` by name into the parameter block `struct` (a table generated
    * from assembly/layout.ts); fields not given are 0.
+   *
+   * Readable form of what it does for the parameter block:
+   *   zero the struct's slots; for each given field: slot, type = struct[name]; write it as f32 or i32
+   * The per-struct layout (its names, slots and types as flat arrays) is worked out once (writerOf),
+   * so a call walks arrays instead of looking names up and listing the struct's keys: this runs
+   * several times per generated token (one job per small matmul), where that cost showed. A name the
+   * struct lacks is not written (JobFields<S> makes it a type error).
    */
   setJob<S extends JobStruct>(kind: number, ntasks: number, scratch: number, scratchStride: number, struct: S, fields: JobFields<S>): void {
     const i32 = this.i32, f32 = this.f32;
@@ -371,12 +378,14 @@ export class WasmRuntime {
     i32[base + Lay.J_SCRATCH_STRIDE] = scratchStride;
     i32[base + Lay.J_FAILED] = 0;
     const p = base + Lay.J_PARAMS;
-    i32.fill(0, p, p + Object.keys(struct).length);
-    for (const name in fields) {
-      const x = fields[name] as number;
-      const [slot, type] = struct[name];
-      if (type === "f32") f32[p + slot] = x;
-      else i32[p + slot] = x | 0;
+    const w = writerOf(struct);
+    i32.fill(0, p, p + w.words);
+    const f = fields as Readonly<Record<string, number | undefined>>;
+    for (let i = 0; i < w.names.length; i++) {
+      const x = f[w.names[i]];
+      if (x === undefined) continue;
+      if (w.isF32[i] === 1) f32[p + w.slots[i]] = x;
+      else i32[p + w.slots[i]] = x | 0;
     }
   }
 
@@ -476,6 +485,32 @@ export class WasmRuntime {
       }
     }
   }
+}
+
+/** A parameter block's layout as flat arrays (see setJob): field i is names[i] at slots[i], f32 when isF32[i]. */
+interface JobWriter {
+  names: readonly string[];
+  slots: Int32Array;
+  isF32: Uint8Array;
+  /** slots to zero: as many as the struct has fields */
+  words: number;
+}
+
+const writers = new WeakMap<JobStruct, JobWriter>();
+
+function writerOf(struct: JobStruct): JobWriter {
+  let w = writers.get(struct);
+  if (w === undefined) {
+    const names = Object.keys(struct);
+    w = {
+      names,
+      slots: Int32Array.from(names, (n) => struct[n][0]),
+      isF32: Uint8Array.from(names, (n) => (struct[n][1] === "f32" ? 1 : 0)),
+      words: names.length,
+    };
+    writers.set(struct, w);
+  }
+  return w;
 }
 
 let warned = false;
