@@ -35,8 +35,9 @@ import { Module } from "../nn/module.js";
 import {
   type AttentionForwardOptions, type Inputs, type SdpaMasks, checkForwardOptions, fromBatchFirst, sdpaMasks, shapeWeights, toBatchFirst,
 } from "./moduleCommon.js";
-import { decodeAttention } from "./decode.js";
+import { type DecodeFlex, decodeAttention } from "./decode.js";
 import { atPositions } from "./kvcache.js";
+import { PagedKVCacheLayer } from "./kvpaged.js";
 import { WindowKVCacheLayer } from "./kvwindow.js";
 import { checkWindow, defaultAlibiSlopes } from "./masks.js";
 import { type QKTransform, applyQKTransform, checkRotary } from "./rope.js";
@@ -178,9 +179,9 @@ export abstract class AttentionCore extends Module {
     this.sinks = this.registerParameter("sinks", this.wantSinks ? zeros([this.numHeads], { dtype }) : null);
   }
 
-  /** Whether any flexible option is on (the one-token decode loop handles none of them). */
-  private hasFlex(): boolean {
-    return this.slidingWindow !== null || this.alibiSlopes !== null || this.softcap !== null || this.sinks !== null;
+  /** Whether an option that measures distances between positions is on (slidingWindow, ALiBi). */
+  private measuresDistance(): boolean {
+    return this.slidingWindow !== null || this.alibiSlopes !== null;
   }
 
   /** [N, L, C] -> [N, L, H*hd] */
@@ -231,7 +232,12 @@ export abstract class AttentionCore extends Module {
     const masks = sdpaMasks(fn, opts, x, S, H, extra);
     if (cache !== null && this.decodes(x, q, fresh, masks, opts)) {
       if (fresh !== null) cache.push(fresh[0], fresh[1]);
-      const y = decodeAttention(q.values as FloatArray, cache.storage()!, H, 1 / Math.sqrt(hd), masks.isCausal ? masks.causalAlignment : null);
+      const w = this.slidingWindow;
+      const flex: DecodeFlex = {
+        alignment: masks.causalAlignment, window: w && { left: w[0], right: w[1] }, alibiSlopes: this.alibiSlopes, softcap: this.softcap,
+        sinks: this.sinks && (this.sinks.values as FloatArray),
+      };
+      const y = decodeAttention(q.values as FloatArray, cache.storage()!, H, 1 / Math.sqrt(hd), masks.isCausal ? masks.causalAlignment : null, flex);
       return [this.projectOut(new Tensor(y, [x.N, 1, H * hd], q.dtype)), null]; // [N, H, 1, hd] is [N, 1, H*hd]
     }
     let [k, v] = fresh ?? cache!.keysValues()!; // [N, Hkv, S, hd]
@@ -256,12 +262,21 @@ export abstract class AttentionCore extends Module {
 
   /**
    * Whether this call is a decode step for decodeAttention (decode.ts): one new query (L = 1) over a
-   * cache, no mask, no flexible option, no dropout, no weights wanted, nothing that needs a gradient, one dtype.
+   * cache, no mask, no dropout, no weights wanted, nothing that needs a gradient, one dtype. The
+   * flexible options go along (decode.ts applies each per key), except that slidingWindow and ALiBi
+   * take the slow path where it refuses them (a streaming cache) or where its padded rows place the
+   * query differently (a paged cache with top-left alignment).
    */
   private decodes(x: Inputs, q: Tensor, fresh: [Tensor, Tensor] | null, masks: SdpaMasks, opts: AttentionForwardOptions): boolean {
-    if (x.L !== 1 || masks.attnMask !== null || this.hasFlex() || (opts.needWeights ?? true) || (this.training && this.dropout > 0)) return false;
-    const dtype = opts.cache!.storage()?.dtype ?? fresh?.[0].dtype;
+    if (x.L !== 1 || masks.attnMask !== null || (opts.needWeights ?? true) || (this.training && this.dropout > 0)) return false;
+    const cache = opts.cache!;
+    if (this.measuresDistance()) {
+      if (cache instanceof WindowKVCacheLayer) return false;
+      if (masks.causalAlignment !== "bottom-right" && cache instanceof PagedKVCacheLayer) return false;
+    }
+    const dtype = cache.storage()?.dtype ?? fresh?.[0].dtype;
     const tensors = fresh === null ? [q] : [q, fresh[0], fresh[1]];
+    if (this.sinks !== null && isGradEnabled() && this.sinks.requiresGrad) return false;
     return tensors.every((t) => t.dtype === dtype) && !(isGradEnabled() && tensors.some((t) => t.requiresGrad));
   }
 
