@@ -119,25 +119,39 @@ export function decodeAttention(
       const segs = segmentsOf(kv, n, Math.floor(h / G), first, first + visible, starts, counts);
       const slope = alibiSlopes === null ? 0 : alibiSlopes[h];
       for (let e = 0; e < E; e++) qh[e] = q[(n * H + h) * E + e];
-      // scores = q · K[s] · scale, and their max (NaN once any score is NaN, as softmax gives)
+      // scores = q · K[s] · scale
       let max = -Infinity;
       for (let g = 0, s = 0; g < segs; g++) {
-        for (let c = 0, ko = starts[g] * E; c < counts[g]; c++, s++, ko += E) {
+        const count = counts[g];
+        let c = 0, ko = starts[g] * E;
+        // four keys at a time: each q[e] is read once for all four (their dot products in d0..d3)
+        for (; c + 3 < count; c += 4, s += 4, ko += 4 * E) {
           let d0 = 0, d1 = 0, d2 = 0, d3 = 0;
-          let e = 0;
-          for (; e + 3 < E; e += 4) {
-            d0 += qh[e] * K[ko + e];
-            d1 += qh[e + 1] * K[ko + e + 1];
-            d2 += qh[e + 2] * K[ko + e + 2];
-            d3 += qh[e + 3] * K[ko + e + 3];
+          for (let e = 0, k1 = ko + E, k2 = ko + 2 * E, k3 = ko + 3 * E; e < E; e++) {
+            const qe = qh[e];
+            d0 += qe * K[ko + e];
+            d1 += qe * K[k1 + e];
+            d2 += qe * K[k2 + e];
+            d3 += qe * K[k3 + e];
           }
-          for (; e < E; e++) d0 += qh[e] * K[ko + e];
-          let sc = (d0 + d1 + d2 + d3) * scale;
-          if (slope !== 0) sc -= slope * Math.abs(at - (first + s)); // ALiBi: key s is position first + s
-          if (softcap !== null) sc = softcap * Math.tanh(sc / softcap);
-          scores[s] = sc;
-          if (sc > max || sc !== sc) max = sc;
+          scores[s] = d0 * scale;
+          scores[s + 1] = d1 * scale;
+          scores[s + 2] = d2 * scale;
+          scores[s + 3] = d3 * scale;
         }
+        for (; c < count; c++, s++, ko += E) {
+          let d0 = 0;
+          for (let e = 0; e < E; e++) d0 += qh[e] * K[ko + e];
+          scores[s] = d0 * scale;
+        }
+      }
+      // the options' per-key rules, then the max (NaN once any score is NaN, as softmax gives)
+      for (let s = 0; s < visible; s++) {
+        let sc = scores[s];
+        if (slope !== 0) sc -= slope * Math.abs(at - (first + s)); // ALiBi: key s is position first + s
+        if (softcap !== null) sc = softcap * Math.tanh(sc / softcap);
+        scores[s] = sc;
+        if (sc > max || sc !== sc) max = sc;
       }
       const sink = sinks === null ? -Infinity : sinks[h];
       if (sink > max || sink !== sink) max = sink; // the sink's column takes part in the max and the sum
