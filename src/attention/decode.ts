@@ -157,12 +157,12 @@ export function decodeAttention(
       if (sink > max || sink !== sink) max = sink; // the sink's column takes part in the max and the sum
       const o = (n * H + h) * Ev;
       if (max === -Infinity) continue; // every score -inf (or no key): a zero row, as the other paths give
-      // P[s] = exp(score - max), then out = Σ P[s] V[s] / Σ P[s], four output dims at a time (sums in float64)
+      // P[s] = exp(score - max), then out = Σ P[s] V[s] / Σ P[s], eight output dims at a time (sums in float64)
       let total = sinks === null ? 0 : Math.exp(sink - max); // the sink's value is zero: it adds only to the sum
       for (let s = 0; s < visible; s++) total += scores[s] = Math.exp(scores[s] - max);
       let e = 0;
-      for (; e + 3 < Ev; e += 4) {
-        let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      for (; e + 7 < Ev; e += 8) {
+        let a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
         for (let g = 0, s = 0; g < segs; g++) {
           for (let c = 0, vo = starts[g] * Ev + e; c < counts[g]; c++, s++, vo += Ev) {
             const p = scores[s];
@@ -170,12 +170,20 @@ export function decodeAttention(
             a1 += p * V[vo + 1];
             a2 += p * V[vo + 2];
             a3 += p * V[vo + 3];
+            a4 += p * V[vo + 4];
+            a5 += p * V[vo + 5];
+            a6 += p * V[vo + 6];
+            a7 += p * V[vo + 7];
           }
         }
         out[o + e] = a0 / total;
         out[o + e + 1] = a1 / total;
         out[o + e + 2] = a2 / total;
         out[o + e + 3] = a3 / total;
+        out[o + e + 4] = a4 / total;
+        out[o + e + 5] = a5 / total;
+        out[o + e + 6] = a6 / total;
+        out[o + e + 7] = a7 / total;
       }
       for (; e < Ev; e++) {
         let a = 0;
