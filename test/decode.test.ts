@@ -300,3 +300,18 @@ describe("cached one-token steps with the flexible options take the decode loop 
     });
   }
 });
+
+describe("MultiheadAttention self-attention without a gradient: q, k, v from one in_proj product", () => {
+  test("equals the three separate products (taken when a gradient flows): batched rows, one row, float32 and float64", () => {
+    for (const dtype of ["float32", "float64"] as const) {
+      for (const [N, L] of [[2, 5], [1, 1], [3, 1]]) {
+        const m = new MultiheadAttention(12, 3, { batchFirst: true, seed: 9, dtype });
+        m.in_proj_bias!.values.set(Array.from({ length: 36 }, (_, i) => 0.05 * i - 0.6)); // a bias that matters
+        const x = randn([N, L, 12], { seed: N * 10 + L, dtype });
+        const [apart] = m.forward(x, x, x, { isCausal: true, needWeights: false }); // parameters require grad: projectQuery + projectKeyValue
+        const [fused] = noGrad(() => m.forward(x, x, x, { isCausal: true, needWeights: false }));
+        assertClose(fused, apart.detach(), dtype === "float32" ? 1e-6 : 1e-14, `${dtype}, N ${N}, L ${L}`);
+      }
+    }
+  });
+});

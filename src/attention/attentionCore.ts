@@ -190,6 +190,13 @@ export abstract class AttentionCore extends Module {
   protected abstract projectKeyValue(k: Tensor, v: Tensor): [Tensor, Tensor];
   /** [N, L, H*hd] -> [N, L, C] */
   protected abstract projectOut(y: Tensor): Tensor;
+  /**
+   * Self-attention's projections at once where the subclass can do better than projectQuery and
+   * projectKeyValue apart (the same values): x [N, L, C] -> q [N, L, H*hd], k and v [N, L, Hkv*hd]; null: apart.
+   */
+  protected projectSelf(_x: Tensor): [Tensor, Tensor, Tensor] | null {
+    return null;
+  }
   /** Key/value positions the subclass appends after the S given ones (always attendable). */
   protected extraKeys(): number {
     return 0;
@@ -221,10 +228,12 @@ export abstract class AttentionCore extends Module {
     const [H, Hkv, hd] = [this.numHeads, this.numKvHeads, this.headDim];
     const cache = opts.cache ?? null;
     const past = cache?.kind === "self" ? cache.positionOffset() : 0; // position of the first new token (one per row for a paged cache)
-    const q = this.rotate(splitHeads(this.projectQuery(x.q), H, hd), past); // [N, L, C] -> [N, L, H*hd] -> [N, H, L, hd]
+    const needKV = !(cache?.kind === "cross" && cache.filled);
+    const qkv = needKV && x.q === x.k && x.k === x.v ? this.projectSelf(x.q) : null; // self-attention: maybe one product
+    const q = this.rotate(splitHeads(qkv?.[0] ?? this.projectQuery(x.q), H, hd), past); // [N, L, C] -> [N, L, H*hd] -> [N, H, L, hd]
     let fresh: [Tensor, Tensor] | null = null; // the new keys/values; null when a filled cross cache holds the memory's
-    if (!(cache?.kind === "cross" && cache.filled)) {
-      const [kp, vp] = this.projectKeyValue(x.k, x.v); // [N, S, kdim], [N, S, vdim] -> [N, S, Hkv*hd]
+    if (needKV) {
+      const [kp, vp] = qkv === null ? this.projectKeyValue(x.k, x.v) : [qkv[1], qkv[2]]; // [N, S, kdim], [N, S, vdim] -> [N, S, Hkv*hd]
       fresh = this.appendKeys(this.rotate(splitHeads(kp, Hkv, hd), past), splitHeads(vp, Hkv, hd)); // -> [N, Hkv, S (+ extra), hd]
     }
     const extra = this.extraKeys();
