@@ -105,8 +105,9 @@ describe("KVCacheLayer.push / storage", () => {
   });
 });
 
-/** The options one at a time and together (window [left, right]; sinks away from 0 so that they matter). */
+/** No option, the options one at a time and together (window [left, right]; sinks away from 0 so that they matter). */
 const FLEX: [string, (H: number) => Omit<DecodeFlex, "alignment">][] = [
+  ["no option", () => ({ window: null, alibiSlopes: null, softcap: null, sinks: null })],
   ["window [3, 0]", () => ({ window: { left: 3, right: 0 }, alibiSlopes: null, softcap: null, sinks: null })],
   ["window [2, 1]", () => ({ window: { left: 2, right: 1 }, alibiSlopes: null, softcap: null, sinks: null })],
   ["ALiBi", (H) => ({ window: null, alibiSlopes: Array.from({ length: H }, (_, h) => 0.5 / (h + 1)), softcap: null, sinks: null })],
@@ -148,7 +149,7 @@ describe("decodeAttention with the flexible options", () => {
       let seed = 300;
       for (const S of [1, 3, 17, 33]) {
         for (const [H, Hkv] of [[3, 3], [4, 2]]) {
-          const [N, E, Ev] = [2, 5, 7];
+          const [N, E, Ev] = [2, 9, 17]; // Ev 17: two blocks of eight output dims and one more
           const q = randn([N, H, 1, E], { seed: seed++, dtype: "float64" });
           const k = randn([N, Hkv, S, E], { seed: seed++, dtype: "float64" });
           const v = randn([N, Hkv, S, Ev], { seed: seed++, dtype: "float64" });
