@@ -2,14 +2,20 @@
  * The decode step's attention (src/attention/decode.ts): one query per head read against a KV
  * cache's storage in place. Checked against a hand-worked example and against the textbook path
  * (scaledDotProductAttention, implementation "math") on odd sizes, grouped heads, both dtypes, each
- * causal alignment, and a cache whose capacity exceeds its length (rows strided by capacity).
+ * causal alignment, and a cache whose capacity exceeds its length (rows strided by capacity); with
+ * the flexible options (sliding window, ALiBi, softcap, sinks) against the textbook path's own
+ * drawing of them, contiguous and paged; and modules/GPTs whose cached one-token steps take this
+ * path (no fused kernel call, seen by a spy backend) equal recomputing the whole sequence.
  */
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Tensor, randn, scaledDotProductAttention } from "../src/index.js";
-import { KVCacheLayer } from "../src/nnNamespace.js";
-import { decodeAttention } from "../src/attention/decode.js";
-import { assertClose } from "./harness.js";
+import {
+  type Backend, Tensor, cast, findBackend, getBackendName, noGrad, randn, registerBackend, scaledDotProductAttention, setBackend, slice,
+} from "../src/index.js";
+import { GroupedQueryAttention, KVCache, KVCacheLayer, MultiheadAttention, PagedKVCache } from "../src/nnNamespace.js";
+import { GPT, type GPTConfig, gptConfig } from "../src/models/index.js";
+import { type DecodeFlex, decodeAttention } from "../src/attention/decode.js";
+import { assertClose, relError } from "./harness.js";
 
 /** A self-attention cache layer holding keys [N, Hkv, S, E] and values [N, Hkv, S, Ev], pushed in two parts so it grows. */
 function filled(k: Tensor, v: Tensor, first: number): KVCacheLayer {
@@ -96,5 +102,217 @@ describe("KVCacheLayer.push / storage", () => {
     const k = randn([1, 1, 3, 2], { seed: 1 });
     layer.push(k, k);
     assert.throws(() => layer.push(k, k), /KVCacheLayer\.push: cross 0 is a cross-attention \(static\) layer that is already filled/);
+  });
+});
+
+/** No option, the options one at a time and together (window [left, right]; sinks away from 0 so that they matter). */
+const FLEX: [string, (H: number) => Omit<DecodeFlex, "alignment">][] = [
+  ["no option", () => ({ window: null, alibiSlopes: null, softcap: null, sinks: null })],
+  ["window [3, 0]", () => ({ window: { left: 3, right: 0 }, alibiSlopes: null, softcap: null, sinks: null })],
+  ["window [2, 1]", () => ({ window: { left: 2, right: 1 }, alibiSlopes: null, softcap: null, sinks: null })],
+  ["ALiBi", (H) => ({ window: null, alibiSlopes: Array.from({ length: H }, (_, h) => 0.5 / (h + 1)), softcap: null, sinks: null })],
+  ["softcap 0.7", () => ({ window: null, alibiSlopes: null, softcap: 0.7, sinks: null })],
+  ["sinks", (H) => ({ window: null, alibiSlopes: null, softcap: null, sinks: Array.from({ length: H }, (_, h) => 1 - 0.6 * h) })],
+  ["everything", (H) => ({
+    window: { left: 4, right: 0 }, alibiSlopes: Array.from({ length: H }, (_, h) => 0.3 * (h + 1)), softcap: 1.5, sinks: Array.from({ length: H }, (_, h) => 0.5 * h - 1),
+  })],
+];
+
+/** The textbook path's reading of the same options (flexPlan.ts draws each out as a mask, bias or column). */
+function textbook(q: Tensor, k: Tensor, v: Tensor, scale: number, causal: "top-left" | "bottom-right" | null, f: DecodeFlex): Tensor {
+  const w = f.window;
+  return scaledDotProductAttention(q, k, v, {
+    implementation: "math", enableGqa: true, scale, isCausal: causal !== null, causalAlignment: f.alignment,
+    slidingWindow: w && [w.left, w.right], alibiSlopes: f.alibiSlopes && Array.from(f.alibiSlopes), softcap: f.softcap,
+    sinks: f.sinks && new Tensor(Float64Array.from(f.sinks), [f.sinks.length], "float64"),
+  });
+}
+
+describe("decodeAttention with the flexible options", () => {
+  test("hand-worked: softcap 1 turns scores 2, 0 into tanh 2 ≈ 0.964, 0; a sink of logit 0 adds e^0 to the sum", () => {
+    const k = new Tensor(Float64Array.from([2, 0]), [1, 1, 2, 1]); // keys 2 and 0
+    const v = new Tensor(Float64Array.from([1, 0]), [1, 1, 2, 1]); // values 1 and 0
+    const kv = filled(k, v, 1).storage()!;
+    const f: DecodeFlex = { alignment: "bottom-right", window: null, alibiSlopes: null, softcap: 1, sinks: [0] };
+    const got = decodeAttention(Float64Array.from([1]), kv, 1, 1, null, f)[0];
+    const a = Math.exp(Math.tanh(2)); // out = e^tanh2 · 1 / (e^tanh2 + e^0 + e^0 (the sink))
+    assert.ok(Math.abs(got - a / (a + 2)) < 1e-15, `got ${got}, expected ${a / (a + 2)}`);
+    // ALiBi slope 1, bottom-right: the query is position 1; key 0 is 1 away: scores 2 - 1, 0 -> out = e / (e + 1)
+    const g2 = decodeAttention(Float64Array.from([1]), kv, 1, 1, null, { ...f, softcap: null, sinks: null, alibiSlopes: [1] })[0];
+    assert.ok(Math.abs(g2 - Math.E / (Math.E + 1)) < 1e-15, `got ${g2}`);
+    // a window [0, 0] (bottom-right): only the query's own position 1 (value 0) -> out = 0
+    assert.equal(decodeAttention(Float64Array.from([1]), kv, 1, 1, null, { ...f, softcap: null, sinks: null, window: { left: 0, right: 0 } })[0], 0);
+  });
+
+  for (const [name, make] of FLEX) {
+    test(`${name}: equals the textbook path, contiguous cache, S ∈ {1, 3, 17, 33}, grouped heads, both alignments, causal or not`, () => {
+      let seed = 300;
+      for (const S of [1, 3, 17, 33]) {
+        for (const [H, Hkv] of [[3, 3], [4, 2]]) {
+          const [N, E, Ev] = [2, 9, 17]; // Ev 17: two blocks of eight output dims and one more
+          const q = randn([N, H, 1, E], { seed: seed++, dtype: "float64" });
+          const k = randn([N, Hkv, S, E], { seed: seed++, dtype: "float64" });
+          const v = randn([N, Hkv, S, Ev], { seed: seed++, dtype: "float64" });
+          const kv = filled(k, v, S >> 1).storage()!;
+          for (const alignment of ["bottom-right", "top-left"] as const) {
+            for (const causal of [null, alignment]) {
+              const f: DecodeFlex = { alignment, ...make(H) };
+              const got = new Tensor(decodeAttention(q.values as Float64Array, kv, H, 0.45, causal, f), [N, H, 1, Ev], "float64");
+              assertClose(got, textbook(q, k, v, 0.45, causal, f), 1e-12, `S ${S}, H ${H}, Hkv ${Hkv}, ${alignment}, causal ${causal}`);
+            }
+          }
+        }
+      }
+    });
+  }
+
+  test("paged blocks, rows of different lengths: each row measured from its own last position (bottom-right), blockSize 1, 4", () => {
+    let seed = 500;
+    for (const B of [1, 4]) {
+      for (const [name, make] of FLEX) {
+        const lens = [17, 1, 9, 3];
+        const [H, Hkv, E, Ev] = [4, 2, 5, 3];
+        const cache = new PagedKVCache({ blockSize: B });
+        const layer = cache.layer(0);
+        const k = lens.map((S) => randn([1, Hkv, S, E], { seed: seed++, dtype: "float64" }));
+        const v = lens.map((S) => randn([1, Hkv, S, Ev], { seed: seed++, dtype: "float64" }));
+        lens.forEach((_, n) => {
+          cache.select([n]);
+          layer.push(k[n], v[n]);
+        });
+        cache.select([0, 1, 2, 3]);
+        const q = randn([4, H, 1, E], { seed: seed++, dtype: "float64" });
+        const f: DecodeFlex = { alignment: "bottom-right", ...make(H) };
+        const got = new Tensor(decodeAttention(q.values as Float64Array, layer.storage()!, H, 0.4, "bottom-right", f), [4, H, 1, Ev], "float64");
+        lens.forEach((S, n) => {
+          assertClose(slice(got, 0, n, n + 1), textbook(slice(q, 0, n, n + 1), k[n], v[n], 0.4, "bottom-right", f), 1e-12, `${name}, blockSize ${B}, row ${n} (length ${S})`);
+        });
+      }
+    }
+  });
+});
+
+describe("cached one-token steps with the flexible options take the decode loop and equal recomputation", () => {
+  // a spy backend counts fused attention calls: a step through decodeAttention makes none
+  let fused = 0;
+  let saved = "";
+  before(() => {
+    const ref = findBackend("ref")!;
+    const spy: Backend = {
+      name: "decode-spy",
+      matmul: (out, a, b, p) => ref.matmul(out, a, b, p),
+      attentionForward(p, q, k, v, out, lse, lseLo) {
+        fused++;
+        ref.attentionForward(p, q, k, v, out, lse, lseLo);
+      },
+      attentionBackward: (...a) => ref.attentionBackward(...a),
+    };
+    registerBackend("decode-spy", () => spy, { priority: -1 });
+    saved = getBackendName();
+    setBackend("decode-spy");
+  });
+  after(() => setBackend(saved));
+
+  const OPTIONS: [string, { slidingWindow?: number | [number, number]; alibi?: boolean; softcap?: number; sinks?: boolean }][] = [
+    ["slidingWindow 3", { slidingWindow: 3 }],
+    ["slidingWindow [2, 0]", { slidingWindow: [2, 0] }],
+    ["alibi", { alibi: true }],
+    ["softcap 1.2", { softcap: 1.2 }],
+    ["sinks", { sinks: true }],
+    ["everything", { slidingWindow: 4, alibi: true, softcap: 1.5, sinks: true }],
+  ];
+  for (const kind of ["mha", "gqa"] as const) {
+    for (const [name, o] of OPTIONS) {
+      test(`${kind}, ${name}: prefill 3, then 7 one-token steps`, () => {
+        const opts = { ...o, batchFirst: true, seed: 3, dtype: "float64" as const };
+        const m = kind === "mha" ? new MultiheadAttention(16, 4, opts) : new GroupedQueryAttention(16, 4, 2, opts);
+        if (m.sinks) m.sinks.values.set([0.9, -0.4, 0.2, 1.3]); // away from their initial 0, so that they matter
+        m.eval();
+        const x = cast(randn([2, 10, 16], { seed: 31 }), "float64");
+        noGrad(() => {
+          const [full] = m.forward(x, x, x, { isCausal: true, needWeights: false }); // [N, 10, C]: the whole sequence, recomputed
+          const cache = new KVCache();
+          m.forward(slice(x, 1, 0, 3), slice(x, 1, 0, 3), slice(x, 1, 0, 3), { isCausal: true, needWeights: false, cache: cache.layer(0) });
+          for (let t = 3; t < 10; t++) {
+            const step = slice(x, 1, t, t + 1); // [N, 1, C]
+            fused = 0;
+            const [y] = m.forward(step, step, step, { isCausal: true, needWeights: false, cache: cache.layer(0) });
+            assert.equal(fused, 0, `step ${t}: the decode loop, not the kernels`);
+            assert.ok(relError(y, slice(full, 1, t, t + 1)) < 1e-12, `step ${t}: ${relError(y, slice(full, 1, t, t + 1))}`);
+          }
+        });
+      });
+    }
+  }
+
+  const GPTS: [string, Partial<GPTConfig>][] = [
+    ["slidingWindow 3", { slidingWindow: 3 }],
+    ["positional alibi", { positional: "alibi" }],
+    ["softcap 2", { softcap: 2 }],
+    ["sinks", { sinks: true }],
+    ["everything, grouped-query", { positional: "alibi", slidingWindow: [4, 0], softcap: 3, sinks: true, numKvHeads: 2 }],
+  ];
+  for (const [name, over] of GPTS) {
+    test(`GPT, ${name}: each cached step's logits equal the full recomputation's last row (contiguous and paged, rows of different lengths)`, () => {
+      const m = new GPT(gptConfig("tiny", { ...over, numLayers: 2 }), { seed: 5 });
+      m.eval();
+      for (const p of m.parameters()) if (p.shape.length === 1 && p.shape[0] === m.config.numHeads) p.values.set(p.values.map((_, h) => 0.7 - 0.4 * h)); // sinks away from 0
+      const V = m.config.vocabSize;
+      noGrad(() => {
+        // contiguous: one sequence
+        const seq = [5, 1, 7];
+        const cache = m.newCache();
+        let logits = m.forward([seq], { cache });
+        for (let t = 0; t < 8; t++) {
+          const next = (seq[seq.length - 1] * 3 + t) % V;
+          seq.push(next);
+          fused = 0;
+          logits = m.forward([[next]], { cache }); // [1, 1, V]
+          assert.equal(fused, 0, `step ${t}: the decode loop`);
+          const full = m.forward([seq]); // [1, T, V]
+          const want = full.values.subarray(full.values.length - V);
+          let worst = 0;
+          for (let i = 0; i < V; i++) worst = Math.max(worst, Math.abs(logits.values[i] - want[i]));
+          assert.ok(worst <= 1e-5, `step ${t}: max |diff| ${worst}`);
+        }
+        // paged: two prompts of different lengths stepping together, each row as if alone
+        const rows = [[2, 9, 4, 4, 1], [6]];
+        const paged = new PagedKVCache({ blockSize: 2 });
+        rows.forEach((r, n) => {
+          paged.select([n]);
+          m.forward([r], { cache: paged });
+        });
+        paged.select([0, 1]);
+        for (let t = 0; t < 5; t++) {
+          const next = rows.map((r) => (r[r.length - 1] * 5 + t) % V);
+          rows.forEach((r, n) => r.push(next[n]));
+          fused = 0;
+          const step = m.forward(next.map((x) => [x]), { cache: paged }); // [2, 1, V]
+          assert.equal(fused, 0, `paged step ${t}: the decode loop`);
+          rows.forEach((r, n) => {
+            const full = m.forward([r]);
+            const want = full.values.subarray(full.values.length - V);
+            let worst = 0;
+            for (let i = 0; i < V; i++) worst = Math.max(worst, Math.abs(step.values[n * V + i] - want[i]));
+            assert.ok(worst <= 1e-5, `paged step ${t}, row ${n}: max |diff| ${worst}`);
+          });
+        }
+      });
+    });
+  }
+});
+
+describe("MultiheadAttention self-attention without a gradient: q, k, v from one in_proj product", () => {
+  test("equals the three separate products (taken when a gradient flows): batched rows, one row, float32 and float64", () => {
+    for (const dtype of ["float32", "float64"] as const) {
+      for (const [N, L] of [[2, 5], [1, 1], [3, 1]]) {
+        const m = new MultiheadAttention(12, 3, { batchFirst: true, seed: 9, dtype });
+        m.in_proj_bias!.values.set(Array.from({ length: 36 }, (_, i) => 0.05 * i - 0.6)); // a bias that matters
+        const x = randn([N, L, 12], { seed: N * 10 + L, dtype });
+        const [apart] = m.forward(x, x, x, { isCausal: true, needWeights: false }); // parameters require grad: projectQuery + projectKeyValue
+        const [fused] = noGrad(() => m.forward(x, x, x, { isCausal: true, needWeights: false }));
+        assertClose(fused, apart.detach(), dtype === "float32" ? 1e-6 : 1e-14, `${dtype}, N ${N}, L ${L}`);
+      }
+    }
   });
 });

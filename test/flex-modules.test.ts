@@ -306,18 +306,18 @@ describe("what the modules hand the fused kernels: each option as a parameter, n
     assertRuns(run, runReference(c), "through the spy");
   });
 
-  test("a GPT with a window, ALiBi, softcap and sinks decoding with a cache: the same parameters, bottom-right", () => {
+  test("a GPT with a window, ALiBi, softcap and sinks taking a 2-token step with a cache: the same parameters, bottom-right", () => {
     const m = new GPT(gptConfig("tiny", { positional: "alibi", slidingWindow: 4, softcap: 5, sinks: true, numLayers: 1 }), { seed: 1 });
     m.eval();
     const cache = m.newCache();
     noGrad(() => {
       m.forward([[1, 2, 3]], { cache });
       seen.length = 0;
-      m.forward([[4]], { cache });
+      m.forward([[4, 5]], { cache }); // two tokens: one token would take the decode loop (decode.ts), not the kernels
     });
     assert.equal(seen.length, 1);
     const p = seen[0];
-    assert.deepEqual([p.L, p.S, p.causal, p.alignment], [1, 4, "bottom-right", "bottom-right"]);
+    assert.deepEqual([p.L, p.S, p.causal, p.alignment], [2, 5, "bottom-right", "bottom-right"]);
     assert.deepEqual(p.window, { left: 3, right: 0 });
     assert.deepEqual([...p.alibiSlopes!], paperSlopes(4));
     assert.equal(p.softcap, 5);

@@ -35,8 +35,9 @@ import { Module } from "../nn/module.js";
 import {
   type AttentionForwardOptions, type Inputs, type SdpaMasks, checkForwardOptions, fromBatchFirst, sdpaMasks, shapeWeights, toBatchFirst,
 } from "./moduleCommon.js";
-import { decodeAttention } from "./decode.js";
+import { type DecodeFlex, decodeAttention } from "./decode.js";
 import { atPositions } from "./kvcache.js";
+import { PagedKVCacheLayer } from "./kvpaged.js";
 import { WindowKVCacheLayer } from "./kvwindow.js";
 import { checkWindow, defaultAlibiSlopes } from "./masks.js";
 import { type QKTransform, applyQKTransform, checkRotary } from "./rope.js";
@@ -178,9 +179,9 @@ export abstract class AttentionCore extends Module {
     this.sinks = this.registerParameter("sinks", this.wantSinks ? zeros([this.numHeads], { dtype }) : null);
   }
 
-  /** Whether any flexible option is on (the one-token decode loop handles none of them). */
-  private hasFlex(): boolean {
-    return this.slidingWindow !== null || this.alibiSlopes !== null || this.softcap !== null || this.sinks !== null;
+  /** Whether an option that measures distances between positions is on (slidingWindow, ALiBi). */
+  private measuresDistance(): boolean {
+    return this.slidingWindow !== null || this.alibiSlopes !== null;
   }
 
   /** [N, L, C] -> [N, L, H*hd] */
@@ -189,6 +190,13 @@ export abstract class AttentionCore extends Module {
   protected abstract projectKeyValue(k: Tensor, v: Tensor): [Tensor, Tensor];
   /** [N, L, H*hd] -> [N, L, C] */
   protected abstract projectOut(y: Tensor): Tensor;
+  /**
+   * Self-attention's projections at once where the subclass can do better than projectQuery and
+   * projectKeyValue apart (the same values): x [N, L, C] -> q [N, L, H*hd], k and v [N, L, Hkv*hd]; null: apart.
+   */
+  protected projectSelf(_x: Tensor): [Tensor, Tensor, Tensor] | null {
+    return null;
+  }
   /** Key/value positions the subclass appends after the S given ones (always attendable). */
   protected extraKeys(): number {
     return 0;
@@ -220,10 +228,12 @@ export abstract class AttentionCore extends Module {
     const [H, Hkv, hd] = [this.numHeads, this.numKvHeads, this.headDim];
     const cache = opts.cache ?? null;
     const past = cache?.kind === "self" ? cache.positionOffset() : 0; // position of the first new token (one per row for a paged cache)
-    const q = this.rotate(splitHeads(this.projectQuery(x.q), H, hd), past); // [N, L, C] -> [N, L, H*hd] -> [N, H, L, hd]
+    const needKV = !(cache?.kind === "cross" && cache.filled);
+    const qkv = needKV && x.q === x.k && x.k === x.v ? this.projectSelf(x.q) : null; // self-attention: maybe one product
+    const q = this.rotate(splitHeads(qkv?.[0] ?? this.projectQuery(x.q), H, hd), past); // [N, L, C] -> [N, L, H*hd] -> [N, H, L, hd]
     let fresh: [Tensor, Tensor] | null = null; // the new keys/values; null when a filled cross cache holds the memory's
-    if (!(cache?.kind === "cross" && cache.filled)) {
-      const [kp, vp] = this.projectKeyValue(x.k, x.v); // [N, S, kdim], [N, S, vdim] -> [N, S, Hkv*hd]
+    if (needKV) {
+      const [kp, vp] = qkv === null ? this.projectKeyValue(x.k, x.v) : [qkv[1], qkv[2]]; // [N, S, kdim], [N, S, vdim] -> [N, S, Hkv*hd]
       fresh = this.appendKeys(this.rotate(splitHeads(kp, Hkv, hd), past), splitHeads(vp, Hkv, hd)); // -> [N, Hkv, S (+ extra), hd]
     }
     const extra = this.extraKeys();
@@ -231,7 +241,12 @@ export abstract class AttentionCore extends Module {
     const masks = sdpaMasks(fn, opts, x, S, H, extra);
     if (cache !== null && this.decodes(x, q, fresh, masks, opts)) {
       if (fresh !== null) cache.push(fresh[0], fresh[1]);
-      const y = decodeAttention(q.values as FloatArray, cache.storage()!, H, 1 / Math.sqrt(hd), masks.isCausal ? masks.causalAlignment : null);
+      const w = this.slidingWindow;
+      const flex: DecodeFlex = {
+        alignment: masks.causalAlignment, window: w && { left: w[0], right: w[1] }, alibiSlopes: this.alibiSlopes, softcap: this.softcap,
+        sinks: this.sinks && (this.sinks.values as FloatArray),
+      };
+      const y = decodeAttention(q.values as FloatArray, cache.storage()!, H, 1 / Math.sqrt(hd), masks.isCausal ? masks.causalAlignment : null, flex);
       return [this.projectOut(new Tensor(y, [x.N, 1, H * hd], q.dtype)), null]; // [N, H, 1, hd] is [N, 1, H*hd]
     }
     let [k, v] = fresh ?? cache!.keysValues()!; // [N, Hkv, S, hd]
@@ -256,12 +271,21 @@ export abstract class AttentionCore extends Module {
 
   /**
    * Whether this call is a decode step for decodeAttention (decode.ts): one new query (L = 1) over a
-   * cache, no mask, no flexible option, no dropout, no weights wanted, nothing that needs a gradient, one dtype.
+   * cache, no mask, no dropout, no weights wanted, nothing that needs a gradient, one dtype. The
+   * flexible options go along (decode.ts applies each per key), except that slidingWindow and ALiBi
+   * take the slow path where it refuses them (a streaming cache) or where its padded rows place the
+   * query differently (a paged cache with top-left alignment).
    */
   private decodes(x: Inputs, q: Tensor, fresh: [Tensor, Tensor] | null, masks: SdpaMasks, opts: AttentionForwardOptions): boolean {
-    if (x.L !== 1 || masks.attnMask !== null || this.hasFlex() || (opts.needWeights ?? true) || (this.training && this.dropout > 0)) return false;
-    const dtype = opts.cache!.storage()?.dtype ?? fresh?.[0].dtype;
+    if (x.L !== 1 || masks.attnMask !== null || (opts.needWeights ?? true) || (this.training && this.dropout > 0)) return false;
+    const cache = opts.cache!;
+    if (this.measuresDistance()) {
+      if (cache instanceof WindowKVCacheLayer) return false;
+      if (masks.causalAlignment !== "bottom-right" && cache instanceof PagedKVCacheLayer) return false;
+    }
+    const dtype = cache.storage()?.dtype ?? fresh?.[0].dtype;
     const tensors = fresh === null ? [q] : [q, fresh[0], fresh[1]];
+    if (this.sinks !== null && isGradEnabled() && this.sinks.requiresGrad) return false;
     return tensors.every((t) => t.dtype === dtype) && !(isGradEnabled() && tensors.some((t) => t.requiresGrad));
   }
 

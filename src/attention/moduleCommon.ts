@@ -71,8 +71,8 @@ export function toBatchFirst(
   const unbatched = rank === 2;
   const norm = (t: Tensor): Tensor => (unbatched ? unsqueeze(t, 0) : batchFirst ? t : transpose(t, 0, 1)); // -> [N, T, C]
   const q = norm(query);
-  const k = norm(key);
-  const v = norm(value);
+  const k = key === query ? q : norm(key); // self-attention keeps one tensor (projectSelf looks for it)
+  const v = value === query ? q : value === key ? k : norm(value);
   if (k.shape[0] !== q.shape[0] || v.shape[0] !== q.shape[0]) {
     throw new ShapeError(`${fn}: batch sizes differ: query ${q.shape[0]}, key ${k.shape[0]}, value ${v.shape[0]} (batchFirst = ${batchFirst})`);
   }

@@ -30,6 +30,13 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
   if (k !== k2) {
     throw new ShapeError(`matmul: inner dims differ: a ${fmtShape(a.shape)} has ${k} columns, b ${fmtShape(b.shape)} has ${k2} rows`);
   }
+  if (ar === 2 && br === 2) {
+    // two matrices (linear's case): the general path below with no batch dims, without its bookkeeping
+    const out2 = allocate(dtype, m * n) as FloatArray;
+    const p2 = { batch: 1, m, n, k, aBatchStride: 0, bBatchStride: 0, transA, transB, accumulate: false };
+    kernelMatmul(out2, a.values as FloatArray, b.values as FloatArray, p2);
+    return new Tensor(out2, [m, n], dtype);
+  }
   const aBatch = a.shape.slice(0, ar - 2);
   const bBatch = b.shape.slice(0, br - 2);
   const batch = broadcastShapes("matmul", aBatch, bBatch, "a's batch dims", "b's batch dims");

@@ -85,12 +85,30 @@ function unstageRows(
  * in, then by its byte range and the way it is read (transB, n, k, batch), the resident address of
  * its packed panels. At most `wasmTuning.residentBudget` bytes are kept.
  */
-const resident = { rt: null as WasmRuntime | null, packs: new Map<ArrayBufferLike, Map<string, number>>() };
+const resident = { rt: null as WasmRuntime | null, packs: new Map<ArrayBufferLike, Map<string, number>>(), last: new WeakMap<FloatArray, LastPack>() };
+
+/**
+ * The last answer for one array object, checked before the key is built: a weight's values are the
+ * same object at every decode step, and building the string key cost more than the lookup it serves.
+ */
+interface LastPack {
+  transB: boolean;
+  n: number;
+  k: number;
+  batch: number;
+  bBatchStride: number;
+  at: number;
+}
+
+function dropResident(): void {
+  resident.packs.clear();
+  resident.last = new WeakMap();
+}
 
 onFrozenScopeEnd(() => {
   resident.rt?.releaseResident();
   resident.rt = null;
-  resident.packs.clear();
+  dropResident();
 });
 
 /**
@@ -103,17 +121,24 @@ function residentPackOf(rt: WasmRuntime, b: FloatArray, p: MatmulParams, bytes: 
   if (resident.rt !== rt) { // first use in this scope, or the runtime was replaced: start over
     resident.rt?.releaseResident();
     resident.rt = rt;
-    resident.packs.clear();
+    dropResident();
+  }
+  const last = resident.last.get(b);
+  if (last !== undefined && last.transB === p.transB && last.n === p.n && last.k === p.k && last.batch === p.batch && last.bBatchStride === p.bBatchStride) {
+    return [last.at, true];
   }
   const key = `${b.byteOffset},${b.length},${p.transB ? 1 : 0},${p.n},${p.k},${p.batch},${p.bBatchStride}`;
   let byKey = resident.packs.get(b.buffer);
-  const at = byKey?.get(key);
-  if (at !== undefined) return [at, true];
-  if (rt.residentBytes + bytes > wasmTuning.residentBudget) return null;
-  const addr = rt.allocResident(bytes);
-  if (byKey === undefined) resident.packs.set(b.buffer, (byKey = new Map()));
-  byKey.set(key, addr);
-  return [addr, false];
+  let at = byKey?.get(key);
+  const had = at !== undefined;
+  if (at === undefined) {
+    if (rt.residentBytes + bytes > wasmTuning.residentBudget) return null;
+    at = rt.allocResident(bytes);
+    if (byKey === undefined) resident.packs.set(b.buffer, (byKey = new Map()));
+    byKey.set(key, at);
+  }
+  resident.last.set(b, { transB: p.transB, n: p.n, k: p.k, batch: p.batch, bBatchStride: p.bBatchStride, at });
+  return [at, had];
 }
 
 function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulParams): void {

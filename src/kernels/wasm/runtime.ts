@@ -224,6 +224,12 @@ export class WasmRuntime {
   /** start of the per-call staging area: resident blocks lie in [HEAP_BASE, base) */
   private base = Lay.HEAP_BASE;
   private buf: ArrayBuffer | SharedArrayBuffer;
+  /**
+   * The memory's byte length as of the last grow: only alloc() grows it (the kernels never do), so
+   * the views and this size change there and nowhere else. Reading memory.buffer instead costs about
+   * 0.1 µs a time, a dozen times per kernel call, which showed in one-token decode steps.
+   */
+  private bytes: number;
   private f32v: Float32Array;
   private f64v: Float64Array;
   private u8v: Uint8Array;
@@ -265,6 +271,7 @@ export class WasmRuntime {
     this.exports = instance.exports as unknown as KernelExports;
     this.threaded = shared && callerCanBlock();
     this.buf = memory.buffer;
+    this.bytes = this.buf.byteLength;
     this.f32v = new Float32Array(this.buf);
     this.f64v = new Float64Array(this.buf);
     this.u8v = new Uint8Array(this.buf);
@@ -305,8 +312,11 @@ export class WasmRuntime {
     const at = this.top;
     const end = at + Math.ceil(bytes / 64) * 64;
     if (end > MAX_PAGES * PAGE) throw new RangeError(`attend: wasm kernels need ${end} bytes of memory, over 4 GiB`);
-    const have = this.memory.buffer.byteLength;
-    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    if (end > this.bytes) {
+      const have = this.memory.buffer.byteLength;
+      if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+      this.remap();
+    }
     this.top = end;
     return at;
   }
@@ -319,15 +329,22 @@ export class WasmRuntime {
     return this.alloc(n * 8);
   }
 
-  private refresh(): void {
+  /** New views over the memory's current buffer (after a grow: an unshared memory detaches the old one). */
+  private remap(): void {
     const b = this.memory.buffer;
-    if (b !== this.buf && b.byteLength !== this.buf.byteLength) {
+    if (b !== this.buf || b.byteLength !== this.bytes) {
       this.buf = b;
       this.f32v = new Float32Array(b);
       this.f64v = new Float64Array(b);
       this.u8v = new Uint8Array(b);
       this.i32v = new Int32Array(b);
     }
+    this.bytes = b.byteLength;
+  }
+
+  /** A view detached by a grow that did not come through alloc() (someone else's memory.grow) is remapped. */
+  private refresh(): void {
+    if (this.u8v.byteLength === 0) this.remap();
   }
 
   get f32(): Float32Array {
@@ -360,6 +377,13 @@ export class WasmRuntime {
   /**
    * Writes a job descriptor: `fields` by name into the parameter block `struct` (a table generated
    * from assembly/layout.ts); fields not given are 0.
+   *
+   * Readable form of what it does for the parameter block:
+   *   zero the struct's slots; for each given field: slot, type = struct[name]; write it as f32 or i32
+   * The per-struct layout (its names, slots and types as flat arrays) is worked out once (writerOf),
+   * so a call walks arrays instead of looking names up and listing the struct's keys: this runs
+   * several times per generated token (one job per small matmul), where that cost showed. A name the
+   * struct lacks is not written (JobFields<S> makes it a type error).
    */
   setJob<S extends JobStruct>(kind: number, ntasks: number, scratch: number, scratchStride: number, struct: S, fields: JobFields<S>): void {
     const i32 = this.i32, f32 = this.f32;
@@ -371,12 +395,14 @@ export class WasmRuntime {
     i32[base + Lay.J_SCRATCH_STRIDE] = scratchStride;
     i32[base + Lay.J_FAILED] = 0;
     const p = base + Lay.J_PARAMS;
-    i32.fill(0, p, p + Object.keys(struct).length);
-    for (const name in fields) {
-      const x = fields[name] as number;
-      const [slot, type] = struct[name];
-      if (type === "f32") f32[p + slot] = x;
-      else i32[p + slot] = x | 0;
+    const w = writerOf(struct);
+    i32.fill(0, p, p + w.words);
+    const f = fields as Readonly<Record<string, number | undefined>>;
+    for (let i = 0; i < w.names.length; i++) {
+      const x = f[w.names[i]];
+      if (x === undefined) continue;
+      if (w.isF32[i] === 1) f32[p + w.slots[i]] = x;
+      else i32[p + w.slots[i]] = x | 0;
     }
   }
 
@@ -398,7 +424,7 @@ export class WasmRuntime {
     const ctl = this.i32; // word CTL_BASE/4 + i is control word i (a fresh view: an unshared memory detaches on growth)
     const C = Lay.CTL_BASE >> 2, J = Lay.JOB_BASE >> 2;
     // the memory the job reaches: a worker that sees less refreshes its view first (see worker.ts)
-    Atomics.store(ctl, J + Lay.J_MEM_PAGES, this.memory.buffer.byteLength / PAGE);
+    Atomics.store(ctl, J + Lay.J_MEM_PAGES, this.bytes / PAGE);
     const gen = this.gen + 1;
     this.gen = gen;
     let part = 0;
@@ -476,6 +502,32 @@ export class WasmRuntime {
       }
     }
   }
+}
+
+/** A parameter block's layout as flat arrays (see setJob): field i is names[i] at slots[i], f32 when isF32[i]. */
+interface JobWriter {
+  names: readonly string[];
+  slots: Int32Array;
+  isF32: Uint8Array;
+  /** slots to zero: as many as the struct has fields */
+  words: number;
+}
+
+const writers = new WeakMap<JobStruct, JobWriter>();
+
+function writerOf(struct: JobStruct): JobWriter {
+  let w = writers.get(struct);
+  if (w === undefined) {
+    const names = Object.keys(struct);
+    w = {
+      names,
+      slots: Int32Array.from(names, (n) => struct[n][0]),
+      isF32: Uint8Array.from(names, (n) => (struct[n][1] === "f32" ? 1 : 0)),
+      words: names.length,
+    };
+    writers.set(struct, w);
+  }
+  return w;
 }
 
 let warned = false;
