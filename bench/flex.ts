@@ -8,15 +8,11 @@
  *   block mask       the window as a createBlockMask predicate vs slidingWindow       (target ≤ 1.3× the time)
  *   softcap, ALiBi, sinks  on vs off, isCausal, fwd+bwd, N = 4096                    (target ≤ 1.25× the time)
  *
- * Options the SIMD kernels do not have yet run on the reference kernels (scalar JavaScript, one
- * thread), which can be a hundred times slower. So that such a fallback cannot stall the whole
- * bench, each option row first times one call at a small size (the probe), predicts the call at the
- * target size (linear in N for a window, quadratic otherwise), and runs at the largest power-of-two
- * N ≤ target whose predicted call fits in --flex-max-call-s (default 30); its baseline then runs
- * at that same N, and the row says so. Repetitions are capped (a call over 10 s is timed once).
+ * Each row runs in one child process that times the call with the option and the call without it
+ * in turns (a warm-up of each, then A, B, A, B, ...), so a shared machine's drift falls on both
+ * sides of the ratio. A call over 10 s is timed once per side (its warm-up counts as the timing).
  */
 import { Tensor, createBlockMask, noGrad, randn, scaledDotProductAttention, setBackend, setNumThreads, zeros } from "../src/index.js";
-import { timeCalls } from "./peers/common.js";
 
 const B = 1, H = 8, E = 64;
 export const WINDOW = 256;
@@ -28,36 +24,14 @@ export type FlexVariant =
   | "plain" | "documents" // fwd
   | "softcap" | "alibi" | "sinks"; // fwd+bwd, with isCausal
 
-export interface FlexSpec {
-  kind: "flex";
+/** What prepare() needs of a case. */
+interface CaseSpec {
   variant: FlexVariant;
   pass: "fwd" | "fwd+bwd";
-  threads: number;
-  /** the size to run at; with maxCallMs, the largest size to try (see adaptN) */
-  N: number;
-  /** when set: probe at a small N and run at the largest N ≤ this whose predicted call fits */
-  maxCallMs?: number;
-  budgetMs: number;
-  maxReps: number;
-}
-
-export interface FlexResult {
-  N: number;
-  medianMs: number;
-  reps: number;
-  /** createBlockMask's time for the blockmask variant (not in medianMs) */
-  setupMs?: number;
-  /** the probe's call (ms at probeN) when the size was chosen by prediction */
-  probe?: { N: number; ms: number };
-}
-
-/** How a variant's cost grows with N (banded masks linearly, everything else quadratically). */
-function growth(v: FlexVariant): number {
-  return v === "window" || v === "blockmask" ? 1 : 2;
 }
 
 /** A call of the variant at size N, ready to time; setupMs is the time its inputs took (block mask). */
-function prepare(spec: FlexSpec, N: number): { run: () => void; setupMs: number } {
+function prepare(spec: CaseSpec, N: number): { run: () => void; setupMs: number } {
   const shape = [B, H, N, E];
   const q = randn(shape, { seed: 1 }), k = randn(shape, { seed: 2 }), v = randn(shape, { seed: 3 });
   const g = randn(shape, { seed: 4 });
@@ -96,42 +70,55 @@ function prepare(spec: FlexSpec, N: number): { run: () => void; setupMs: number 
   };
 }
 
-/**
- * The size to run at: spec.N, or with maxCallMs the largest N = spec.N / 2^j (not below the probe's
- * size) whose call, predicted from one probe call, fits in maxCallMs.
- */
-function adaptN(spec: FlexSpec): { N: number; probe?: { N: number; ms: number } } {
-  if (spec.maxCallMs === undefined) return { N: spec.N };
-  const probeN = Math.min(spec.N, 1024);
-  const p = prepare(spec, probeN);
-  let ms = Infinity;
-  for (let i = 0; i < 2; i++) { // the second call when the first (which includes warm-up) was short
-    const t0 = performance.now();
-    p.run();
-    ms = Math.min(ms, performance.now() - t0);
-    if (ms > 2000) break;
-  }
-  let N = spec.N;
-  while (N > probeN && ms * (N / probeN) ** growth(spec.variant) > spec.maxCallMs) N /= 2;
-  return { N, probe: { N: probeN, ms } };
+export interface FlexPairSpec {
+  kind: "flexpair";
+  /** the call with the option, and the call it is compared with */
+  a: FlexVariant;
+  b: FlexVariant;
+  pass: "fwd" | "fwd+bwd";
+  threads: number;
+  N: number;
+  budgetMs: number;
+  maxReps: number;
 }
 
-/** The child side: one variant, timed. */
-export function runFlexCase(spec: FlexSpec): FlexResult {
+export interface FlexPairResult {
+  N: number;
+  aMs: number;
+  bMs: number;
+  reps: number;
+  /** createBlockMask's time when a side is the blockmask variant (not in the medians) */
+  setupMs?: number;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** The child side: two variants at one size, timed in turns. */
+export function runFlexPair(spec: FlexPairSpec): FlexPairResult {
   setBackend("wasm");
   setNumThreads(spec.threads);
-  const { N, probe } = adaptN(spec);
-  // a probe over 10 s at the chosen size is that size's one timed call already (timeCalls would time just one)
-  if (probe && probe.N === N && probe.ms > 10_000) return { N, medianMs: probe.ms, reps: 1, probe };
-  const { run, setupMs } = prepare(spec, N);
-  const { ms, reps } = timeCalls(run, spec.budgetMs, spec.maxReps);
-  return { N, medianMs: ms, reps, ...(spec.variant === "blockmask" ? { setupMs } : {}), ...(probe ? { probe } : {}) };
+  const pa = prepare({ ...spec, variant: spec.a }, spec.N), pb = prepare({ ...spec, variant: spec.b }, spec.N);
+  const time = (run: () => void): number => { const t0 = performance.now(); run(); return performance.now() - t0; };
+  const wa = time(pa.run), wb = time(pb.run); // warm-up: V8 tiers up, workers start
+  const ta: number[] = [], tb: number[] = [];
+  if (wa > 10_000 || wb > 10_000) { ta.push(wa); tb.push(wb); } // long calls: the warm-up is the timing
+  const start = performance.now();
+  while (ta.length < spec.maxReps && (ta.length < 3 || performance.now() - start < spec.budgetMs)) {
+    ta.push(time(pa.run));
+    tb.push(time(pb.run));
+    if (wa > 10_000 || wb > 10_000) break;
+  }
+  const setupMs = pa.setupMs + pb.setupMs;
+  return { N: spec.N, aMs: median(ta), bMs: median(tb), reps: ta.length, ...(setupMs > 0 ? { setupMs } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------
 // The parent side: the rows
 
-export type ChildRunner = (spec: object, timeoutMs: number) => Promise<FlexResult | { error: string }>;
+export type ChildRunner = (spec: object, timeoutMs: number) => Promise<FlexPairResult | { error: string }>;
 
 export interface FlexOptionsForRun {
   threads: number;
@@ -139,7 +126,6 @@ export interface FlexOptionsForRun {
   longN: number;
   /** the softcap / ALiBi / sinks rows' N (4096) */
   optN: number;
-  maxCallMs: number;
   budgetMs: number;
 }
 
@@ -155,62 +141,30 @@ function pairs(kind: "causal" | "window" | "full" | "documents", N: number): num
 
 /**
  * Runs the flex rows and returns the markdown lines of their table: case, N, median ms with and
- * without the option, the ratio (time without / time with for the "faster" rows, time with / time
- * without for the overhead rows), the ideal and the target.
+ * without the option (timed in turns in one process), the ratio (time without / time with for the
+ * "faster" rows, time with / time without for the overhead rows), the ideal and the target.
  */
 export async function flexRows(runChild: ChildRunner, o: FlexOptionsForRun, log: (s: string) => void): Promise<string[]> {
-  const base = { kind: "flex", threads: o.threads, budgetMs: o.budgetMs, maxReps: 5 };
-  const cache = new Map<string, FlexResult | { error: string }>();
-  const run = async (variant: FlexVariant, pass: "fwd" | "fwd+bwd", N: number, adapt: boolean): Promise<FlexResult | { error: string }> => {
-    const key = `${variant}|${pass}|${N}|${adapt}`;
-    const hit = cache.get(key);
-    if (hit) return hit;
-    log(`bench: flex ${variant} ${pass} N=${N}${adapt ? " (size chosen by a probe)" : ""}`);
-    const spec: FlexSpec = { ...base, kind: "flex", variant, pass, N, ...(adapt ? { maxCallMs: o.maxCallMs } : {}) };
-    // a call may take maxCallMs (and the warm-up another), so the child's limit is generous
-    const r = await runChild(spec, Math.max(10 * 60_000, 6 * o.maxCallMs));
-    cache.set(key, r);
-    return r;
-  };
   const lines = [
     `| case (B = ${B}, H = ${H}, E = ${E}, wasm x${o.threads}) | N | pass | with option ms | without ms | ratio | ideal | target | note |`,
     "|---|---:|---|---:|---:|---:|---:|---|---|",
   ];
-  const note = (w: FlexResult, target: number): string => {
-    const parts: string[] = [`${w.reps} rep${w.reps === 1 ? "" : "s"}`];
-    if (w.N < target) parts.push(`run at N = ${w.N}, not ${target}: the probe (${fmt(w.probe?.ms ?? NaN, 0)} ms at N = ${w.probe?.N}) predicts over ${o.maxCallMs / 1000} s a call at ${target} (--flex-max-call-s)`);
-    if (w.setupMs !== undefined) parts.push(`createBlockMask ${fmt(w.setupMs, 0)} ms, not timed`);
-    return parts.join("; ");
+  const row = async (label: string, a: FlexVariant, b: FlexVariant, pass: "fwd" | "fwd+bwd", N: number, mode: "speedup" | "overhead", ideal: number, target: string): Promise<void> => {
+    log(`bench: flex ${a} vs ${b} ${pass} N=${N}`);
+    const spec: FlexPairSpec = { kind: "flexpair", a, b, pass, N, threads: o.threads, budgetMs: o.budgetMs, maxReps: 5 };
+    const r = await runChild(spec, 20 * 60_000);
+    if ("error" in r) { lines.push(`| ${label} | ${N} | ${pass} | — | — | — | ${fmt(ideal, 1)} | ${target} | ${r.error.replace(/\|/g, "\\|")} |`); return; }
+    const ratio = mode === "speedup" ? r.bMs / r.aMs : r.aMs / r.bMs;
+    const shown = mode === "speedup" ? `**${fmt(ratio, ratio < 10 ? 2 : 1)}× faster**` : `**${fmt(ratio, 2)}× the time**`;
+    const note = [`${r.reps} rep${r.reps === 1 ? "" : "s"} each, in turns`];
+    if (r.setupMs !== undefined) note.push(`createBlockMask ${fmt(r.setupMs, 0)} ms, not timed`);
+    lines.push(`| ${label} | ${N} | ${pass} | ${fmt(r.aMs, 1)} | ${fmt(r.bMs, 1)} | ${shown} | ${fmt(ideal, mode === "speedup" ? 1 : 2)} | ${target} | ${note.join("; ")} |`);
   };
-  const row = (label: string, pass: string, w: FlexResult | { error: string }, wo: FlexResult | { error: string } | null, mode: "speedup" | "overhead", ideal: number, target: string, targetN: number): void => {
-    if ("error" in w) { lines.push(`| ${label} | ${targetN} | ${pass} | — | — | — | ${fmt(ideal, 1)} | ${target} | ${w.error.replace(/\|/g, "\\|")} |`); return; }
-    if (wo === null || "error" in wo) { lines.push(`| ${label} | ${w.N} | ${pass} | ${fmt(w.medianMs, 1)} | — | — | ${fmt(ideal, 1)} | ${target} | baseline: ${wo ? wo.error.replace(/\|/g, "\\|") : "not run"} |`); return; }
-    const ratio = mode === "speedup" ? wo.medianMs / w.medianMs : w.medianMs / wo.medianMs;
-    const label2 = mode === "speedup" ? `**${fmt(ratio, ratio < 10 ? 2 : 1)}× faster**` : `**${fmt(ratio, 2)}× the time**`;
-    lines.push(`| ${label} | ${w.N} | ${pass} | ${fmt(w.medianMs, 1)} | ${fmt(wo.medianMs, 1)} | ${label2} | ${fmt(ideal, mode === "speedup" ? 1 : 2)} | ${target} | ${note(w, targetN)} |`);
-  };
-
-  // sliding window vs causal
-  const win = await run("window", "fwd+bwd", o.longN, true);
-  const winN = "error" in win ? o.longN : win.N;
-  const causal = "error" in win ? null : await run("causal", "fwd+bwd", winN, false);
-  row(`isCausal + slidingWindow: ${WINDOW} vs isCausal`, "fwd+bwd", win, causal, "speedup", pairs("causal", winN) / pairs("window", winN), "≥ 15× (at 16384)", o.longN);
-
-  // the same window as a block mask vs the built-in window, at the window row's N
-  const bm = "error" in win ? win : await run("blockmask", "fwd+bwd", winN, false);
-  row(`createBlockMask window predicate vs slidingWindow: ${WINDOW}`, "fwd+bwd", bm, "error" in win ? null : win, "overhead", 1, "≤ 1.3×", winN);
-
-  // packed documents vs the same call without them
-  const docs = await run("documents", "fwd", o.longN, true);
-  const docsN = "error" in docs ? o.longN : docs.N;
-  const plain = "error" in docs ? null : await run("plain", "fwd", docsN, false);
-  row(`${DOCUMENTS} packed documents of N/${DOCUMENTS} vs none`, "fwd", docs, plain, "speedup", pairs("full", docsN) / pairs("documents", docsN), "≥ 10×", o.longN);
-
-  // per-score options: on vs off
+  await row(`isCausal + slidingWindow: ${WINDOW} vs isCausal`, "window", "causal", "fwd+bwd", o.longN, "speedup", pairs("causal", o.longN) / pairs("window", o.longN), "≥ 15×");
+  await row(`createBlockMask window predicate vs slidingWindow: ${WINDOW}`, "blockmask", "window", "fwd+bwd", o.longN, "overhead", 1, "≤ 1.3×");
+  await row(`${DOCUMENTS} packed documents of N/${DOCUMENTS} vs none`, "documents", "plain", "fwd", o.longN, "speedup", pairs("full", o.longN) / pairs("documents", o.longN), "≥ 10×");
   for (const [variant, label] of [["softcap", `softcap: ${SOFTCAP}`], ["alibi", `alibiSlopes: "default"`], ["sinks", "sinks (zeros [H], with grad)"]] as const) {
-    const on = await run(variant, "fwd+bwd", o.optN, true);
-    const off = "error" in on ? null : await run("causal", "fwd+bwd", on.N, false);
-    row(`isCausal + ${label} vs isCausal`, "fwd+bwd", on, off, "overhead", 1, "≤ 1.25×", o.optN);
+    await row(`isCausal + ${label} vs isCausal`, variant, "causal", "fwd+bwd", o.optN, "overhead", 1, "≤ 1.25×");
   }
   return lines;
 }
