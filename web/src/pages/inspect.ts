@@ -9,7 +9,7 @@
  * through ../model/trainer.ts and draws them, so it never waits on a training step. Below, a
  * Hugging Face model folder picked in the page gets the same look inside (./inspectHf.ts).
  */
-import { DATA_NAMES, type Evaluation, modelKinds } from "attend";
+import { DATA_NAMES, type Evaluation, modelKinds, taskDefaults } from "attend";
 import type { RunInfo, StepProbe } from "../model/protocol.js";
 import { modelSizes } from "../model/run.js";
 import { type Progress, Trainer } from "../model/trainer.js";
@@ -44,8 +44,9 @@ export const inspectPage: Page = {
     let heads: number = state.choice("heads", 2, HEADS);
     let layers = state.num("layers", 2, { min: 1, max: 4, int: true });
     let seed = state.num("seed", 0, { min: 0, int: true });
-    let lr = state.num("lr", 0.003, { min: 1e-4, max: 0.05 });
-    let batch: number = state.choice("batch", 32, BATCHES);
+    // the learning rate and batch start at the task's own defaults, as attend train's do
+    let lr = state.num("lr", taskDefaults(task).lr, { min: 1e-4, max: 0.05 });
+    let batch: number = state.choice("batch", taskDefaults(task).batchSize, BATCHES);
     let target = state.num("steps", 200, { min: 10, max: 2000, int: true });
     let input: string | null = state.has("input") ? state.str("input", "") : null;
     let layer = state.num("layer", 0, { min: 0, int: true });
@@ -97,7 +98,7 @@ export const inspectPage: Page = {
     drop.addEventListener("dragleave", () => drop.classList.remove("over"));
     drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); const f = e.dataTransfer?.files[0]; if (f) void loadFile(f); });
     const ctl = {
-      task: select({ label: "Task", options: DATA_NAMES, value: task as (typeof DATA_NAMES)[number], onChange: (v) => { task = v; input = null; rebuild(); }, testid: "task" }),
+      task: select({ label: "Task", options: DATA_NAMES, value: task as (typeof DATA_NAMES)[number], onChange: (v) => { task = v; input = null; taskSettings(); rebuild(); }, testid: "task" }),
       model: select({ label: "Model", options: modelKinds(), names: (k) => KIND_NAMES[k] ?? k, value: kind, onChange: (v) => { kind = v; rebuild(); }, testid: "model" }),
       width: select({ label: "Width", options: WIDTHS as readonly number[], value: width, onChange: (v) => { width = v; rebuild(); }, testid: "width" }),
       heads: select({ label: "Heads", options: HEADS as readonly number[], value: heads, onChange: (v) => { heads = v; rebuild(); }, testid: "heads" }),
@@ -362,6 +363,13 @@ export const inspectPage: Page = {
       a.click();
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    }
+
+    /** A new task brings its own learning rate and batch size (attend train's defaults for it). */
+    function taskSettings(): void {
+      ({ lr, batchSize: batch } = taskDefaults(task));
+      setControlValue(ctl.lr, Math.log10(lr), fmt(lr, 2));
+      setControlValue(ctl.batch, batch);
     }
 
     /** Show a run's settings in the controls (a loaded checkpoint's may be outside the usual choices). */
