@@ -152,6 +152,10 @@ export interface SpeedResult {
   /** file with the last prompt position's logits (float32) */
   logitsFile: string;
   loadMs: number;
+  /** RSS just before the first generateText and just after the last, and the process's peak: what keeping the weights prepared costs */
+  rssBeforeDecodeMiB: number;
+  rssAfterDecodeMiB: number;
+  maxRssMiB: number;
 }
 
 /** Prefill and cached greedy decoding with the loaded model; writes the last prefill logits beside the weights. */
@@ -177,6 +181,7 @@ export function childSpeed(dir: string, threads: number, runs: number): SpeedRes
   writeFileSync(logitsFile, new Uint8Array(last!.buffer));
   const decodeRuns: number[] = [], decodeCpu: number[] = [];
   let tokens: number[] = [];
+  const rssBeforeDecodeMiB = process.memoryUsage().rss / MiB;
   for (let r = 0; r < runs; r++) {
     // as a user runs it: generateText (generate(): prefill, then one-token KV-cache steps, greedy, with the
     // weights frozen so the backend keeps them prepared between steps); timed from the first token (which
@@ -198,6 +203,7 @@ export function childSpeed(dir: string, threads: number, runs: number): SpeedRes
   return {
     prefillMs: median(prefillTimes), prefillReps: prefillTimes.length, prefillCpuMs: median(prefillCpu),
     decodeTokensPerSecond: median(decodeRuns), decodeRuns, decodeCpuMsPerToken: median(decodeCpu), tokens, logitsFile, loadMs,
+    rssBeforeDecodeMiB, rssAfterDecodeMiB: process.memoryUsage().rss / MiB, maxRssMiB: process.resourceUsage().maxRSS / 1024,
   };
 }
 
@@ -271,7 +277,7 @@ export function pretrainedRows(o: { threads: number; runs: number; torch: boolea
       const same = firstDiff < 0 ? `same ${DECODE} greedy tokens` : `greedy tokens differ from token ${firstDiff}`;
       lines.push(`| prefill ${PROMPT} tokens, ms (median of ${sp.prefillReps} / ${tw.prefillReps}) | ${fmt(sp.prefillMs, 0)} | ${fmt(tw.prefillMs, 0)} | **${fmt(sp.prefillMs / tw.prefillMs, 2)}× the time** | ≤ 1.0× | ` +
         `CPU time (all threads) ${fmt(sp.prefillCpuMs, 0)} / ${fmt(tw.prefillCpuMs, 0)} ms: ${fmt(sp.prefillCpuMs / tw.prefillCpuMs, 2)}×; last position's logits: max \\|attend − torch\\| ${diff.toExponential(1)} (max \\|logit\\| ${fmt(scale, 2)}); torch ${tw.torch}, ${tw.threads} threads, ${tw.blas}, its matmul 1024³ ${fmt(tw.matmulGflops, 1)} GFLOP/s |`);
-      lines.push(`| KV-cache decode of ${DECODE} tokens after it, tokens/s (median of ${sp.decodeRuns.length} run${sp.decodeRuns.length === 1 ? "" : "s"}) | ${fmt(sp.decodeTokensPerSecond, 1)} | ${fmt(tw.decodeTokensPerSecond, 1)} | **${fmt(sp.decodeTokensPerSecond / tw.decodeTokensPerSecond, 2)}×** | ≥ 0.8× | ${same}; CPU ms per token (all threads) ${fmt(sp.decodeCpuMsPerToken, 0)} / ${fmt(tw.decodeCpuMsPerToken, 0)} |`);
+      lines.push(`| KV-cache decode of ${DECODE} tokens after it, tokens/s (median of ${sp.decodeRuns.length} run${sp.decodeRuns.length === 1 ? "" : "s"}) | ${fmt(sp.decodeTokensPerSecond, 1)} | ${fmt(tw.decodeTokensPerSecond, 1)} | **${fmt(sp.decodeTokensPerSecond / tw.decodeTokensPerSecond, 2)}×** | ≥ 0.8× | ${same}; CPU ms per token (all threads) ${fmt(sp.decodeCpuMsPerToken, 0)} / ${fmt(tw.decodeCpuMsPerToken, 0)}; through generateText (weights kept prepared): RSS ${fmt(sp.rssBeforeDecodeMiB, 0)} → ${fmt(sp.rssAfterDecodeMiB, 0)} MiB, peak ${fmt(sp.maxRssMiB, 0)} MiB |`);
     }
     return lines;
   } finally {
