@@ -6,7 +6,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  Tensor, gelu, gradcheck, layerNorm, linear, noGrad, randn, rmsNorm, tensor, sum, mul,
+  Generator, Tensor, gelu, gradcheck, layerNorm, linear, noGrad, randn, rmsNorm, tensor, sum, mul,
 } from "../src/index.js";
 import {
   Dropout, Embedding, GroupedQueryAttention, KVCache, LayerNorm, LearnedPositionalEmbedding, Linear, MLP, Module, ModuleList,
@@ -308,5 +308,45 @@ describe("attention modules with a KV cache and RoPE", () => {
     const m = new MultiheadAttention(4, 1, { addBiasKv: true });
     const x = randn([2, 1, 4]);
     assert.throws(() => m.forward(x, x, x, { cache: new KVCache().layer(0) }), /a KV cache cannot be combined with addBiasKv or addZeroAttn/);
+  });
+});
+
+/** FNV-1a over the bytes of float32 arrays: a fingerprint of initial weights. */
+function fnv(arrays: ArrayLike<number>[]): string {
+  let h = 0x811c9dc5;
+  for (const a of arrays) {
+    const u = new Uint8Array(Float32Array.from(a).buffer);
+    for (let i = 0; i < u.length; i++) h = Math.imul(h ^ u[i], 0x01000193) >>> 0;
+  }
+  return h.toString(16);
+}
+
+describe("skipInit", () => {
+  test("Linear and Embedding with skipInit: zeros, shapes and dtype as usual, nothing drawn from the generator", () => {
+    const g = new Generator(5);
+    const lin = new Linear(5, 3, { skipInit: true, generator: g, dtype: "float64" });
+    assert.deepEqual([...lin.weight.shape], [3, 5]);
+    assert.deepEqual([...(lin.bias as Tensor).shape], [3]);
+    assert.equal(lin.weight.dtype, "float64");
+    assert.ok([...lin.weight.values, ...(lin.bias as Tensor).values].every((v) => v === 0));
+    const emb = new Embedding(6, 4, { skipInit: true, generator: g });
+    assert.deepEqual([...emb.weight.shape], [6, 4]);
+    assert.ok(emb.weight.values.every((v) => v === 0));
+    assert.equal(g.nextFloat64(), new Generator(5).nextFloat64(), "skipInit draws nothing");
+    assert.equal(new Linear(2, 2, { skipInit: true, bias: false }).bias, null);
+    // the parameters are ordinary: trainable, and a later load fills them
+    assert.equal(lin.weight.requiresGrad, true);
+  });
+
+  test("default init unchanged: the same seeded weights as before skipInit existed", () => {
+    // fingerprints recorded from the library before the skipInit option was added (same seeds)
+    assert.equal(fnv([new Linear(5, 3, { seed: 7 }).weight.values, (new Linear(5, 3, { seed: 7 }).bias as Tensor).values]), "a1a456e6");
+    assert.equal(fnv([new Embedding(6, 4, { seed: 3 }).weight.values]), "a0f35fc9");
+    assert.equal(fnv([new Linear(5, 3, { seed: 7, skipInit: false }).weight.values, (new Linear(5, 3, { seed: 7 }).bias as Tensor).values]), "a1a456e6");
+  });
+
+  test("errors: skipInit must be a boolean", () => {
+    assert.throws(() => new Linear(2, 2, { skipInit: 1 as unknown as boolean }), /Linear: skipInit must be true or false, got 1/);
+    assert.throws(() => new Embedding(2, 2, { skipInit: "yes" as unknown as boolean }), /Embedding: skipInit must be true or false, got "yes"/);
   });
 });

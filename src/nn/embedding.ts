@@ -6,7 +6,7 @@ import { FLOAT_DTYPES, checkDType } from "../tensor/dtype.js";
 import type { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { embedding } from "../ops/functional.js";
-import { normal } from "./init.js";
+import { checkSkipInit, normal, zerosOf } from "./init.js";
 import { checkOptions, checkPositiveInt, optionKeys } from "../tensor/validate.js";
 import { initGenerator } from "../tensor/random.js";
 import { Module } from "./module.js";
@@ -15,8 +15,10 @@ export interface EmbeddingOptions {
   seed?: number;
   generator?: Generator;
   dtype?: "float32" | "float64";
+  /** true: the table starts as zeros, nothing is drawn (for loading a checkpoint over it); default false */
+  skipInit?: boolean;
 }
-export const EMBEDDING_OPTION_KEYS = optionKeys<EmbeddingOptions>({ seed: true, generator: true, dtype: true });
+export const EMBEDDING_OPTION_KEYS = optionKeys<EmbeddingOptions>({ seed: true, generator: true, dtype: true, skipInit: true });
 
 export class Embedding extends Module {
   weight: Tensor;
@@ -26,9 +28,9 @@ export class Embedding extends Module {
     checkOptions("Embedding", "options", opts, EMBEDDING_OPTION_KEYS);
     checkPositiveInt("Embedding", "numEmbeddings", numEmbeddings);
     checkPositiveInt("Embedding", "embeddingDim", embeddingDim);
-    const g = initGenerator(opts, "Embedding");
     const dtype = checkDType("Embedding", "dtype", opts.dtype ?? "float32", FLOAT_DTYPES);
-    this.weight = this.registerParameter("weight", normal([numEmbeddings, embeddingDim], 1, g, dtype));
+    const shape = [numEmbeddings, embeddingDim];
+    this.weight = this.registerParameter("weight", checkSkipInit("Embedding", opts.skipInit) ? zerosOf(shape, dtype) : normal(shape, 1, initGenerator(opts, "Embedding"), dtype));
   }
 
   /** indices [..] int32 (or a plain array of ids) -> [.., C] */

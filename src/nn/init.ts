@@ -6,6 +6,7 @@ import { type DType, allocate } from "../tensor/dtype.js";
 import type { Generator } from "../tensor/random.js";
 import { sizeOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
+import { ArgumentError } from "../tensor/errors.js";
 
 export function fans(shape: readonly number[]): [number, number] {
   if (shape.length < 2) return [shape[0] ?? 1, shape[0] ?? 1];
@@ -42,4 +43,19 @@ export function xavierNormal(shape: readonly number[], g: Generator, dtype: DTyp
 export function linearWeight(shape: readonly number[], g: Generator, dtype: DType = "float32"): Tensor {
   const bound = 1 / Math.sqrt(Math.max(fans(shape)[0], 1));
   return uniform(shape, -bound, bound, g, dtype);
+}
+
+/**
+ * A module's skipInit option (default false). With it the parameters are allocated as zeros and no
+ * number is drawn: for a module whose weights are about to be loaded (fromPretrained), where drawing
+ * them would cost time and, once written, memory that the checkpoint overwrites anyway.
+ */
+export function checkSkipInit(fn: string, skipInit: unknown): boolean {
+  if (skipInit !== undefined && typeof skipInit !== "boolean") throw new ArgumentError(`${fn}: skipInit must be true or false, got ${JSON.stringify(skipInit)}`);
+  return skipInit === true;
+}
+
+/** A zero-filled parameter (what skipInit gives). */
+export function zerosOf(shape: readonly number[], dtype: DType = "float32"): Tensor {
+  return new Tensor(allocate(dtype, sizeOf(shape)), shape, dtype);
 }

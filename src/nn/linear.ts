@@ -3,7 +3,7 @@ import { checkOptions, checkPositiveInt, optionKeys } from "../tensor/validate.j
 import { FLOAT_DTYPES, checkDType } from "../tensor/dtype.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { linear } from "../ops/functional.js";
-import { linearWeight, uniform } from "./init.js";
+import { checkSkipInit, linearWeight, uniform, zerosOf } from "./init.js";
 import { Module } from "./module.js";
 
 export interface LinearOptions {
@@ -12,8 +12,10 @@ export interface LinearOptions {
   seed?: number;
   generator?: Generator;
   dtype?: "float32" | "float64";
+  /** true: weight and bias start as zeros, nothing is drawn (for loading a checkpoint over them); default false */
+  skipInit?: boolean;
 }
-export const LINEAR_OPTION_KEYS = optionKeys<LinearOptions>({ bias: true, seed: true, generator: true, dtype: true });
+export const LINEAR_OPTION_KEYS = optionKeys<LinearOptions>({ bias: true, seed: true, generator: true, dtype: true, skipInit: true });
 
 /** y = x Wᵀ + b, weight [out, in], bias [out]; initialised as torch.nn.Linear. */
 export class Linear extends Module {
@@ -24,8 +26,13 @@ export class Linear extends Module {
     checkOptions("Linear", "options", opts, LINEAR_OPTION_KEYS);
     checkPositiveInt("Linear", "inFeatures", inFeatures);
     checkPositiveInt("Linear", "outFeatures", outFeatures);
-    const g = initGenerator(opts, "Linear");
     const dtype = checkDType("Linear", "dtype", opts.dtype ?? "float32", FLOAT_DTYPES);
+    if (checkSkipInit("Linear", opts.skipInit)) {
+      this.weight = this.registerParameter("weight", zerosOf([outFeatures, inFeatures], dtype));
+      this.bias = this.registerParameter("bias", opts.bias === false ? null : zerosOf([outFeatures], dtype));
+      return;
+    }
+    const g = initGenerator(opts, "Linear");
     this.weight = this.registerParameter("weight", linearWeight([outFeatures, inFeatures], g, dtype));
     const bound = 1 / Math.sqrt(inFeatures);
     this.bias = this.registerParameter("bias", opts.bias === false ? null : uniform([outFeatures], -bound, bound, g, dtype));

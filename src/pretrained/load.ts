@@ -9,12 +9,16 @@
  * and a stored lm_head.weight equal to the tied embedding; names without their "transformer." /
  * "model." prefix (a base model's save) are read as with it. GPT-2's Conv1D weights ([in, out]) are
  * transposed into Linear's [out, in]; F16 and BF16 weights become float32.
+ *
+ * Memory: the model is built with zeros (no random init), and each tensor is read from its file a
+ * chunk at a time, converted and (Conv1D) transposed straight into its parameter's own array, so the
+ * peak is about the float32 weights plus one 4 MiB chunk (a file given as bytes is only viewed).
  */
 import { Tokenizer } from "@huggingface/tokenizers";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { transpose } from "../ops/shape.js";
-import { deserializeSafetensors } from "../io/tensors.js";
+import { sizeOf } from "../tensor/shape.js";
+import { type SafetensorsDType, type SafetensorsEntry, parseSafetensorsHeader, readSafetensorsHeaderLength } from "../io/safetensors.js";
 import { type HFConfig, type PretrainedArch, archFromConfig } from "./config.js";
 import { PretrainedLM } from "./model.js";
 
@@ -28,8 +32,21 @@ export interface Pretrained {
   config: HFConfig;
 }
 
-/** A file's contents: bytes, or text for the JSON files. */
-export type PretrainedFile = Uint8Array | ArrayBuffer | string;
+/**
+ * A file read by byte ranges, so a large checkpoint is never held whole: fromPretrained (Node) gives
+ * the weights so, reading each range with fs.readSync.
+ */
+export interface RandomAccessFile {
+  /** the file's length in bytes */
+  readonly byteLength: number;
+  /** fills dst with the file's bytes from position on (exactly dst.length of them) */
+  read(dst: Uint8Array, position: number): void;
+  /** called once the loader has read all it needs */
+  close?(): void;
+}
+
+/** A file's contents: bytes, text for the JSON files, or a file read by ranges. */
+export type PretrainedFile = Uint8Array | ArrayBuffer | string | RandomAccessFile;
 /** File name (as in the folder, e.g. "config.json") -> contents. */
 export type PretrainedFiles = Record<string, PretrainedFile> | Map<string, PretrainedFile>;
 
@@ -38,8 +55,17 @@ const FN = "fromPretrained";
 /** Reads one file of the folder by name, or null when it is absent. */
 export type FileReader = (name: string) => PretrainedFile | null;
 
+function isRandomAccess(f: PretrainedFile): f is RandomAccessFile {
+  return typeof f === "object" && !(f instanceof Uint8Array) && !(f instanceof ArrayBuffer) && typeof (f as RandomAccessFile).read === "function";
+}
+
 function bytesOf(f: PretrainedFile): Uint8Array {
   if (typeof f === "string") return new TextEncoder().encode(f);
+  if (isRandomAccess(f)) {
+    const out = new Uint8Array(f.byteLength);
+    f.read(out, 0);
+    return out;
+  }
   return f instanceof Uint8Array ? f : new Uint8Array(f);
 }
 
@@ -52,12 +78,59 @@ function jsonOf(name: string, f: PretrainedFile): unknown {
   }
 }
 
-/** Every tensor of the checkpoint, by its name in the files. */
-function readWeights(read: FileReader): Map<string, Tensor> {
-  const out = new Map<string, Tensor>();
+/** Bytes of a weights file by range: a view of bytes in memory, or a read into the caller's scratch buffer. */
+interface ByteSource {
+  readonly length: number;
+  /** the `length` bytes at `position`: a view, valid until the next call with the same scratch */
+  bytes(position: number, length: number, scratch: Uint8Array): Uint8Array;
+  close(): void;
+}
+
+function byteSource(f: PretrainedFile): ByteSource {
+  if (isRandomAccess(f)) {
+    return {
+      length: f.byteLength,
+      bytes: (position, length, scratch) => {
+        const dst = scratch.subarray(0, length);
+        f.read(dst, position);
+        return dst;
+      },
+      close: () => f.close?.(),
+    };
+  }
+  const all = bytesOf(f);
+  return { length: all.length, bytes: (position, length) => all.subarray(position, position + length), close: () => {} };
+}
+
+/** One tensor of the checkpoint: where its bytes are (not read yet). */
+interface StoredTensor {
+  source: ByteSource;
+  /** the data section's first byte in the file */
+  dataStart: number;
+  entry: SafetensorsEntry;
+}
+
+/** The header's tensors of one safetensors file (only the 8-byte length and the JSON header are read). */
+function readHeader(source: ByteSource, scratch: Uint8Array): { dataStart: number; entries: SafetensorsEntry[] } {
+  const prefix = source.bytes(0, Math.min(8, source.length), scratch);
+  const headerLength = readSafetensorsHeaderLength(prefix, source.length);
+  const dataStart = 8 + headerLength;
+  const headerBytes = headerLength <= scratch.length ? source.bytes(8, headerLength, scratch) : source.bytes(8, headerLength, new Uint8Array(headerLength));
+  return { dataStart, entries: parseSafetensorsHeader(headerBytes, source.length - dataStart).entries };
+}
+
+/** Every tensor of the checkpoint, by its name in the files (headers read, data not). */
+function readWeights(read: FileReader, sources: ByteSource[], scratch: Uint8Array): Map<string, StoredTensor> {
+  const out = new Map<string, StoredTensor>();
+  const open = (f: PretrainedFile): { source: ByteSource; dataStart: number; entries: SafetensorsEntry[] } => {
+    const source = byteSource(f);
+    sources.push(source);
+    return { source, ...readHeader(source, scratch) };
+  };
   const single = read("model.safetensors");
   if (single !== null) {
-    for (const [k, t] of Object.entries(deserializeSafetensors(bytesOf(single)).tensors)) out.set(k, t);
+    const { source, dataStart, entries } = open(single);
+    for (const entry of entries) out.set(entry.name, { source, dataStart, entry });
     return out;
   }
   const indexFile = read("model.safetensors.index.json");
@@ -74,10 +147,12 @@ function readWeights(read: FileReader): Map<string, Tensor> {
   for (const shard of shards as string[]) {
     const f = read(shard);
     if (f === null) throw new ArgumentError(`${FN}: shard ${shard} (named in model.safetensors.index.json) is missing`);
-    for (const [k, t] of Object.entries(deserializeSafetensors(bytesOf(f)).tensors)) {
+    const { source, dataStart, entries } = open(f);
+    for (const entry of entries) {
+      const k = entry.name;
       if (weightMap[k] !== shard) throw new ArgumentError(`${FN}: tensor ${k} is in ${shard} but model.safetensors.index.json places it in ${String(weightMap[k] ?? "no shard")}`);
       if (out.has(k)) throw new ArgumentError(`${FN}: tensor ${k} is stored twice`);
-      out.set(k, t);
+      out.set(k, { source, dataStart, entry });
     }
   }
   for (const k of Object.keys(weightMap)) {
@@ -89,8 +164,8 @@ function readWeights(read: FileReader): Map<string, Tensor> {
 const CONV1D = /^transformer\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
 
 /** The checkpoint's names as the module names them; buffers the model recomputes are dropped. */
-function canonical(arch: PretrainedArch, weights: Map<string, Tensor>): Map<string, Tensor> {
-  const out = new Map<string, Tensor>();
+function canonical(arch: PretrainedArch, weights: Map<string, StoredTensor>): Map<string, StoredTensor> {
+  const out = new Map<string, StoredTensor>();
   for (const [name, t] of weights) {
     let k = name;
     if (arch.family === "gpt2") {
@@ -106,24 +181,95 @@ function canonical(arch: PretrainedArch, weights: Map<string, Tensor>): Map<stri
   return out;
 }
 
-function sameValues(a: Tensor, b: Tensor): boolean {
-  if (a.size !== b.size) return false;
-  for (let i = 0; i < a.size; i++) if (a.values[i] !== b.values[i]) return false;
-  return true;
+/** Bytes per element of the floating-point file dtypes the loader reads; the others are refused. */
+const FLOAT_ITEM: Partial<Record<SafetensorsDType, number>> = { F16: 2, BF16: 2, F32: 4, F64: 8 };
+
+/** IEEE 754 binary16 bits -> their value (exact in float32). */
+function halfValue(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exponent = (h >> 10) & 0x1f;
+  const mantissa = h & 0x3ff;
+  if (exponent === 0) return sign * mantissa * 2 ** -24; // zero and subnormals
+  if (exponent === 0x1f) return mantissa === 0 ? sign * Infinity : NaN;
+  return sign * (1024 + mantissa) * 2 ** (exponent - 25);
 }
 
-/** Check names and shapes against the model and load (Conv1D transposed). */
-function loadInto(model: PretrainedLM, arch: PretrainedArch, weights: Map<string, Tensor>): void {
+/** Bytes read per step: the loader's only buffer besides the parameters (plus one chunk of float32 values). */
+const CHUNK_BYTES = 1 << 22;
+
+/**
+ * Streams a stored tensor's values, a chunk at a time, as float32: each(values, first) gets the
+ * elements first .. first + values.length - 1 (row-major, as stored). F16 and BF16 widen exactly;
+ * F64 rounds to float32 as storing it in a float32 parameter would.
+ */
+function eachChunk(t: StoredTensor, scratch: Uint8Array, floats: Float32Array, each: (values: Float32Array, first: number) => void): void {
+  const { entry, source, dataStart } = t;
+  const item = FLOAT_ITEM[entry.fileDType] as number;
+  const n = (entry.end - entry.begin) / item;
+  const perChunk = Math.floor(scratch.length / item);
+  const bits = new Uint32Array(floats.buffer, floats.byteOffset, floats.length);
+  for (let first = 0; first < n; first += perChunk) {
+    const m = Math.min(perChunk, n - first);
+    const b = source.bytes(dataStart + entry.begin + first * item, m * item, scratch);
+    const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    switch (entry.fileDType) {
+      case "BF16": // the top half of a float32
+        for (let j = 0; j < m; j++) bits[j] = view.getUint16(2 * j, true) << 16;
+        break;
+      case "F16":
+        for (let j = 0; j < m; j++) floats[j] = halfValue(view.getUint16(2 * j, true));
+        break;
+      case "F32":
+        for (let j = 0; j < m; j++) floats[j] = view.getFloat32(4 * j, true);
+        break;
+      default: // F64
+        for (let j = 0; j < m; j++) floats[j] = view.getFloat64(8 * j, true);
+    }
+    each(floats.subarray(0, m), first);
+  }
+}
+
+/**
+ * Writes a stored tensor into a parameter's own array, converting as it goes: as is, or (conv, a
+ * GPT-2 Conv1D weight stored [in, out]) transposed into Linear's [out, in].
+ *   readable form: param = conv ? transpose(decode(bytes), 0, 1) : decode(bytes)
+ */
+function readInto(t: StoredTensor, p: Tensor, conv: boolean, scratch: Uint8Array, floats: Float32Array): void {
+  const dst = p.values;
+  if (!conv) {
+    eachChunk(t, scratch, floats, (v, first) => dst.set(v, first));
+    return;
+  }
+  const [rows, cols] = t.entry.shape; // stored [in, out]; dst is [out, in]: dst[c * rows + r] = stored[r, c]
+  eachChunk(t, scratch, floats, (v, first) => {
+    let r = Math.floor(first / cols);
+    let c = first - r * cols;
+    for (let j = 0; j < v.length; j++) {
+      dst[c * rows + r] = v[j];
+      if (++c === cols) {
+        c = 0;
+        r++;
+      }
+    }
+  });
+}
+
+/** Whether a stored tensor holds exactly a parameter's values (a stored lm_head against the tied embedding). */
+function sameValues(t: StoredTensor, p: Tensor, scratch: Uint8Array, floats: Float32Array): boolean {
+  if (sizeOf(t.entry.shape) !== p.size) return false;
+  let same = true;
+  eachChunk(t, scratch, floats, (v, first) => {
+    for (let j = 0; j < v.length && same; j++) if (v[j] !== p.values[first + j]) same = false;
+  });
+  return same;
+}
+
+/** Check names, shapes and dtypes against the model, then read each tensor straight into its parameter. */
+function loadInto(model: PretrainedLM, arch: PretrainedArch, weights: Map<string, StoredTensor>, scratch: Uint8Array): void {
   const given = canonical(arch, weights);
   const embedName = arch.family === "gpt2" ? "transformer.wte.weight" : "model.embed_tokens.weight";
   const head = given.get("lm_head.weight");
-  if (arch.tieWordEmbeddings && head !== undefined) {
-    const embed = given.get(embedName);
-    if (embed === undefined || !sameValues(head, embed)) {
-      throw new ArgumentError(`${FN}: the checkpoint has its own lm_head.weight but config.json says tie_word_embeddings (the head is ${embedName}); set tie_word_embeddings to false if the head is separate`);
-    }
-    given.delete("lm_head.weight");
-  }
+  if (arch.tieWordEmbeddings && head !== undefined) given.delete("lm_head.weight"); // checked against the embedding once it is read
   const params = model.namedParameters();
   const missing = [...params.keys()].filter((k) => !given.has(k));
   if (missing.length > 0) {
@@ -134,18 +280,23 @@ function loadInto(model: PretrainedLM, arch: PretrainedArch, weights: Map<string
   if (extra.length > 0) {
     throw new ArgumentError(`${FN}: the checkpoint has ${extra.length} tensor(s) a ${arch.modelType} model with this config.json does not have: ${extra.slice(0, 8).join(", ")}${extra.length > 8 ? ", …" : ""}`);
   }
-  const state = new Map<string, Tensor>();
   for (const [k, p] of params) {
-    const t = given.get(k) as Tensor;
+    const t = given.get(k) as StoredTensor;
     const conv = arch.family === "gpt2" && CONV1D.test(k);
     const want = conv ? [p.shape[1], p.shape[0]] : p.shape;
-    if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
-      throw new ShapeError(`${FN}: tensor ${k} has shape ${fmtShape(t.shape)}, expected ${fmtShape(want)}${conv ? " (Conv1D, [in, out])" : ""} for this config.json`);
+    const shape = t.entry.shape;
+    if (shape.length !== want.length || shape.some((d, i) => d !== want[i])) {
+      throw new ShapeError(`${FN}: tensor ${k} has shape ${fmtShape(shape)}, expected ${fmtShape(want)}${conv ? " (Conv1D, [in, out])" : ""} for this config.json`);
     }
-    if (t.dtype !== "float32" && t.dtype !== "float64") throw new ArgumentError(`${FN}: tensor ${k} holds ${t.dtype}, expected floating-point weights`);
-    state.set(k, conv ? transpose(t, 0, 1) : t);
+    if (FLOAT_ITEM[t.entry.fileDType] === undefined) throw new ArgumentError(`${FN}: tensor ${k} holds ${t.entry.fileDType}, expected floating-point weights (F16, BF16, F32 or F64)`);
   }
-  model.loadStateDict(state);
+  const floats = new Float32Array(scratch.length / 2); // the widest chunk: BF16 or F16 bytes as float32
+  for (const [k, p] of params) readInto(given.get(k) as StoredTensor, p, arch.family === "gpt2" && CONV1D.test(k), scratch, floats);
+  if (head !== undefined && arch.tieWordEmbeddings) {
+    if (FLOAT_ITEM[head.entry.fileDType] === undefined || !sameValues(head, params.get(embedName) as Tensor, scratch, floats)) {
+      throw new ArgumentError(`${FN}: the checkpoint has its own lm_head.weight but config.json says tie_word_embeddings (the head is ${embedName}); set tie_word_embeddings to false if the head is separate`);
+    }
+  }
 }
 
 /** fromPretrained's work on a folder given by a reader of its files. */
@@ -154,8 +305,14 @@ export function loadPretrained(read: FileReader): Pretrained {
   if (configFile === null) throw new ArgumentError(`${FN}: the folder has no config.json`);
   const config = jsonOf("config.json", configFile) as HFConfig;
   const arch = archFromConfig(config);
-  const model = new PretrainedLM(arch);
-  loadInto(model, arch, readWeights(read));
+  const model = new PretrainedLM(arch, { skipInit: true }); // zeros, each overwritten by the checkpoint
+  const sources: ByteSource[] = [];
+  try {
+    const scratch = new Uint8Array(CHUNK_BYTES);
+    loadInto(model, arch, readWeights(read, sources, scratch), scratch);
+  } finally {
+    for (const s of sources) s.close();
+  }
   model.eval();
   const tok = read("tokenizer.json");
   const tokConfig = read("tokenizer_config.json");

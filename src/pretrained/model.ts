@@ -20,6 +20,8 @@ import { add, gelu, mul, sigmoid } from "../ops/elementwise.js";
 import { linear } from "../ops/functional.js";
 import { reshape, split, transpose } from "../ops/shape.js";
 import { Module } from "../nn/module.js";
+import { checkSkipInit } from "../nn/init.js";
+import { checkOptions } from "../tensor/validate.js";
 import { ModuleList } from "../nn/container.js";
 import { Embedding } from "../nn/embedding.js";
 import { Linear } from "../nn/linear.js";
@@ -66,15 +68,18 @@ interface LayerContext {
   rotary: RotaryEmbedding | null;
 }
 
+/** What the Linear and Embedding layers are built with: { skipInit } (see PretrainedLMOptions). */
+interface Init { skipInit: boolean }
+
 // ---- GPT-2 ----
 
 class GPT2Attention extends Module {
   c_attn: Linear;
   c_proj: Linear;
-  constructor(private readonly a: PretrainedArch) {
+  constructor(private readonly a: PretrainedArch, init: Init) {
     super();
-    this.c_attn = this.registerModule("c_attn", new Linear(a.dModel, 3 * a.dModel));
-    this.c_proj = this.registerModule("c_proj", new Linear(a.dModel, a.dModel));
+    this.c_attn = this.registerModule("c_attn", new Linear(a.dModel, 3 * a.dModel, init));
+    this.c_proj = this.registerModule("c_proj", new Linear(a.dModel, a.dModel, init));
   }
   forward(x: Tensor, ctx: LayerContext): Tensor {
     const [q, k, v] = split(this.c_attn.forward(x), this.a.dModel, -1); // [N, T, 3C] -> 3 × [N, T, C]
@@ -85,10 +90,10 @@ class GPT2Attention extends Module {
 class GPT2MLP extends Module {
   c_fc: Linear;
   c_proj: Linear;
-  constructor(a: PretrainedArch) {
+  constructor(a: PretrainedArch, init: Init) {
     super();
-    this.c_fc = this.registerModule("c_fc", new Linear(a.dModel, a.dFF));
-    this.c_proj = this.registerModule("c_proj", new Linear(a.dFF, a.dModel));
+    this.c_fc = this.registerModule("c_fc", new Linear(a.dModel, a.dFF, init));
+    this.c_proj = this.registerModule("c_proj", new Linear(a.dFF, a.dModel, init));
   }
   forward(x: Tensor): Tensor {
     return this.c_proj.forward(gelu(this.c_fc.forward(x), "tanh")); // gelu_new
@@ -100,12 +105,12 @@ class GPT2Block extends Module {
   attn: GPT2Attention;
   ln_2: LayerNorm;
   mlp: GPT2MLP;
-  constructor(a: PretrainedArch) {
+  constructor(a: PretrainedArch, init: Init) {
     super();
     this.ln_1 = this.registerModule("ln_1", new LayerNorm(a.dModel, { eps: a.normEps }));
-    this.attn = this.registerModule("attn", new GPT2Attention(a));
+    this.attn = this.registerModule("attn", new GPT2Attention(a, init));
     this.ln_2 = this.registerModule("ln_2", new LayerNorm(a.dModel, { eps: a.normEps }));
-    this.mlp = this.registerModule("mlp", new GPT2MLP(a));
+    this.mlp = this.registerModule("mlp", new GPT2MLP(a, init));
   }
   forward(x: Tensor, ctx: LayerContext): Tensor {
     x = add(x, this.attn.forward(this.ln_1.forward(x), ctx));
@@ -118,11 +123,11 @@ class GPT2Model extends Module {
   wpe: Embedding;
   h: ModuleList<GPT2Block>;
   ln_f: LayerNorm;
-  constructor(a: PretrainedArch) {
+  constructor(a: PretrainedArch, init: Init) {
     super();
-    this.wte = this.registerModule("wte", new Embedding(a.vocabSize, a.dModel));
-    this.wpe = this.registerModule("wpe", new Embedding(a.maxSeqLen, a.dModel));
-    this.h = this.registerModule("h", new ModuleList(Array.from({ length: a.numLayers }, () => new GPT2Block(a))));
+    this.wte = this.registerModule("wte", new Embedding(a.vocabSize, a.dModel, init));
+    this.wpe = this.registerModule("wpe", new Embedding(a.maxSeqLen, a.dModel, init));
+    this.h = this.registerModule("h", new ModuleList(Array.from({ length: a.numLayers }, () => new GPT2Block(a, init))));
     this.ln_f = this.registerModule("ln_f", new LayerNorm(a.dModel, { eps: a.normEps }));
   }
 }
@@ -134,14 +139,14 @@ class LlamaAttention extends Module {
   k_proj: Linear;
   v_proj: Linear;
   o_proj: Linear;
-  constructor(private readonly a: PretrainedArch, private readonly window: number | null) {
+  constructor(private readonly a: PretrainedArch, private readonly window: number | null, init: Init) {
     super();
     const q = a.numHeads * a.headDim;
     const kv = a.numKvHeads * a.headDim;
-    this.q_proj = this.registerModule("q_proj", new Linear(a.dModel, q, { bias: a.qkvBias }));
-    this.k_proj = this.registerModule("k_proj", new Linear(a.dModel, kv, { bias: a.qkvBias }));
-    this.v_proj = this.registerModule("v_proj", new Linear(a.dModel, kv, { bias: a.qkvBias }));
-    this.o_proj = this.registerModule("o_proj", new Linear(q, a.dModel, { bias: a.oBias }));
+    this.q_proj = this.registerModule("q_proj", new Linear(a.dModel, q, { bias: a.qkvBias, ...init }));
+    this.k_proj = this.registerModule("k_proj", new Linear(a.dModel, kv, { bias: a.qkvBias, ...init }));
+    this.v_proj = this.registerModule("v_proj", new Linear(a.dModel, kv, { bias: a.qkvBias, ...init }));
+    this.o_proj = this.registerModule("o_proj", new Linear(q, a.dModel, { bias: a.oBias, ...init }));
   }
   forward(x: Tensor, ctx: LayerContext): Tensor {
     const y = attend(this.a, this.q_proj.forward(x), this.k_proj.forward(x), this.v_proj.forward(x), ctx, this.window);
@@ -153,12 +158,12 @@ class LlamaMLP extends Module {
   gate_proj: Linear;
   up_proj: Linear;
   down_proj: Linear;
-  constructor(a: PretrainedArch) {
+  constructor(a: PretrainedArch, init: Init) {
     super();
     const bias = a.mlpBias;
-    this.gate_proj = this.registerModule("gate_proj", new Linear(a.dModel, a.dFF, { bias }));
-    this.up_proj = this.registerModule("up_proj", new Linear(a.dModel, a.dFF, { bias }));
-    this.down_proj = this.registerModule("down_proj", new Linear(a.dFF, a.dModel, { bias }));
+    this.gate_proj = this.registerModule("gate_proj", new Linear(a.dModel, a.dFF, { bias, ...init }));
+    this.up_proj = this.registerModule("up_proj", new Linear(a.dModel, a.dFF, { bias, ...init }));
+    this.down_proj = this.registerModule("down_proj", new Linear(a.dFF, a.dModel, { bias, ...init }));
   }
   forward(x: Tensor): Tensor {
     const g = this.gate_proj.forward(x);
@@ -171,10 +176,10 @@ class LlamaDecoderLayer extends Module {
   mlp: LlamaMLP;
   input_layernorm: RMSNorm;
   post_attention_layernorm: RMSNorm;
-  constructor(a: PretrainedArch, window: number | null) {
+  constructor(a: PretrainedArch, window: number | null, init: Init) {
     super();
-    this.self_attn = this.registerModule("self_attn", new LlamaAttention(a, window));
-    this.mlp = this.registerModule("mlp", new LlamaMLP(a));
+    this.self_attn = this.registerModule("self_attn", new LlamaAttention(a, window, init));
+    this.mlp = this.registerModule("mlp", new LlamaMLP(a, init));
     this.input_layernorm = this.registerModule("input_layernorm", new RMSNorm(a.dModel, { eps: a.normEps }));
     this.post_attention_layernorm = this.registerModule("post_attention_layernorm", new RMSNorm(a.dModel, { eps: a.normEps }));
   }
@@ -188,10 +193,10 @@ class LlamaModel extends Module {
   embed_tokens: Embedding;
   layers: ModuleList<LlamaDecoderLayer>;
   norm: RMSNorm;
-  constructor(a: PretrainedArch) {
+  constructor(a: PretrainedArch, init: Init) {
     super();
-    this.embed_tokens = this.registerModule("embed_tokens", new Embedding(a.vocabSize, a.dModel));
-    this.layers = this.registerModule("layers", new ModuleList(a.slidingWindows.map((w) => new LlamaDecoderLayer(a, w))));
+    this.embed_tokens = this.registerModule("embed_tokens", new Embedding(a.vocabSize, a.dModel, init));
+    this.layers = this.registerModule("layers", new ModuleList(a.slidingWindows.map((w) => new LlamaDecoderLayer(a, w, init))));
     this.norm = this.registerModule("norm", new RMSNorm(a.dModel, { eps: a.normEps }));
   }
 }
@@ -216,6 +221,15 @@ export interface PretrainedForwardOptions {
   cache?: KVCache | null;
 }
 
+export interface PretrainedLMOptions {
+  /**
+   * true: every parameter starts as zeros instead of being drawn at random (as nn's skipInit), for
+   * weights that are loaded next; fromPretrained builds its model so. Default false: the layers'
+   * own seeded initialisation.
+   */
+  skipInit?: boolean;
+}
+
 export class PretrainedLM extends Module {
   static readonly family = "pretrained";
   readonly family = "pretrained";
@@ -226,13 +240,15 @@ export class PretrainedLM extends Module {
   lm_head: Linear | null;
   private readonly rotary: RotaryEmbedding | null;
 
-  constructor(arch: PretrainedArch) {
+  constructor(arch: PretrainedArch, opts: PretrainedLMOptions = {}) {
     super();
+    checkOptions("PretrainedLM", "options", opts, ["skipInit"]);
+    const init: Init = { skipInit: checkSkipInit("PretrainedLM", opts.skipInit) };
     this.config = Object.freeze({ ...arch, slidingWindows: Object.freeze([...arch.slidingWindows]) as (number | null)[] });
     const gpt2 = arch.family === "gpt2";
-    this.transformer = this.registerModule("transformer", gpt2 ? new GPT2Model(arch) : null);
-    this.model = this.registerModule("model", gpt2 ? null : new LlamaModel(arch));
-    this.lm_head = this.registerModule("lm_head", arch.tieWordEmbeddings ? null : new Linear(arch.dModel, arch.vocabSize, { bias: false }));
+    this.transformer = this.registerModule("transformer", gpt2 ? new GPT2Model(arch, init) : null);
+    this.model = this.registerModule("model", gpt2 ? null : new LlamaModel(arch, init));
+    this.lm_head = this.registerModule("lm_head", arch.tieWordEmbeddings ? null : new Linear(arch.dModel, arch.vocabSize, { bias: false, ...init }));
     this.rotary = gpt2 ? null : new RotaryEmbedding(arch.headDim, { base: arch.ropeTheta });
   }
 
