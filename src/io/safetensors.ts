@@ -468,7 +468,7 @@ export function decodeSafetensorsTensor(entry: SafetensorsEntry, bytes: Uint8Arr
 }
 
 /** IEEE 754 binary16 bits to their exact value. */
-function halfToNumber(h: number): number {
+export function halfToNumber(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exponent = (h >> 10) & 0x1f;
   const mantissa = h & 0x3ff;

@@ -18,7 +18,7 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { sizeOf } from "../tensor/shape.js";
-import { type SafetensorsDType, type SafetensorsEntry, parseSafetensorsHeader, readSafetensorsHeaderLength } from "../io/safetensors.js";
+import { type SafetensorsDType, type SafetensorsEntry, halfToNumber, parseSafetensorsHeader, readSafetensorsHeaderLength } from "../io/safetensors.js";
 import { type HFConfig, type PretrainedArch, archFromConfig } from "./config.js";
 import { PretrainedLM } from "./model.js";
 
@@ -184,16 +184,6 @@ function canonical(arch: PretrainedArch, weights: Map<string, StoredTensor>): Ma
 /** Bytes per element of the floating-point file dtypes the loader reads; the others are refused. */
 const FLOAT_ITEM: Partial<Record<SafetensorsDType, number>> = { F16: 2, BF16: 2, F32: 4, F64: 8 };
 
-/** IEEE 754 binary16 bits -> their value (exact in float32). */
-function halfValue(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >> 10) & 0x1f;
-  const mantissa = h & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24; // zero and subnormals
-  if (exponent === 0x1f) return mantissa === 0 ? sign * Infinity : NaN;
-  return sign * (1024 + mantissa) * 2 ** (exponent - 25);
-}
-
 /** Bytes read per step: the loader's only buffer besides the parameters (plus one chunk of float32 values). */
 const CHUNK_BYTES = 1 << 22;
 
@@ -217,7 +207,7 @@ function eachChunk(t: StoredTensor, scratch: Uint8Array, floats: Float32Array, e
         for (let j = 0; j < m; j++) bits[j] = view.getUint16(2 * j, true) << 16;
         break;
       case "F16":
-        for (let j = 0; j < m; j++) floats[j] = halfValue(view.getUint16(2 * j, true));
+        for (let j = 0; j < m; j++) floats[j] = halfToNumber(view.getUint16(2 * j, true));
         break;
       case "F32":
         for (let j = 0; j < m; j++) floats[j] = view.getFloat32(4 * j, true);
