@@ -304,6 +304,7 @@ describe("explorer in Chromium", () => {
       assert.ok(facts.markerInside, "the marker label lies inside the chart");
       assert.deepEqual(await svgOverlaps(page, (await exportFile(page, "bytes", "svg")).toString("utf8")), [], "overlaps in the memory chart");
       await page.selectOption("[data-testid=map-size]", "1024");
+      await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=map-note]")?.dataset.n === "1024"); // computed in a worker
       const drawMs = Number(await page.locator("[data-testid=map-note]").getAttribute("data-draw-ms"));
       assert.ok(drawMs < 1000, `drawing 1024 × 1024 took ${drawMs} ms`);
       const map = page.locator("[data-figure=map] .heatmap");
@@ -448,8 +449,8 @@ describe("explorer in Chromium", () => {
       }
     })()`);
     try {
-      // the counter works: lesson 8 multiplies matrices with the library's kernels on the page's thread
-      const control = await openLesson(counting, base, "memory");
+      // the counter works: lesson 10 times a real attention call with the library's kernels on the page's thread
+      const control = await openLesson(counting, base, "flex");
       await control.page.waitForFunction(() => (window as unknown as { wasmCompiles: number }).wasmCompiles > 0);
       await control.page.close();
       await lesson(9, "inspect", "?task=reverse&model=gpt&steps=2000&batch=64&input=1234", async (page) => {
