@@ -304,6 +304,7 @@ describe("explorer in Chromium", () => {
       assert.ok(facts.markerInside, "the marker label lies inside the chart");
       assert.deepEqual(await svgOverlaps(page, (await exportFile(page, "bytes", "svg")).toString("utf8")), [], "overlaps in the memory chart");
       await page.selectOption("[data-testid=map-size]", "1024");
+      await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=map-note]")?.dataset.n === "1024"); // computed in a worker
       const drawMs = Number(await page.locator("[data-testid=map-note]").getAttribute("data-draw-ms"));
       assert.ok(drawMs < 1000, `drawing 1024 × 1024 took ${drawMs} ms`);
       const map = page.locator("[data-figure=map] .heatmap");
@@ -432,6 +433,66 @@ describe("explorer in Chromium", () => {
       assert.match((await status.textContent())!, new RegExp(`^stopped: step ${stopped} of 2000`));
       assert.equal(JSON.parse((await exportFile(page, "loss", "json")).toString()).losses.length, stopped, "every step's loss reached the page");
     }, "explorer-9-inspect-pause"));
+
+  test("9 inspect a model: while a gpt trains, the page's thread runs no kernel and only draws: the maps in place, the loss and maps no more often than their intervals", async () => {
+    // counts every wasm compile on the page's own thread (init scripts do not run in workers), before the app's code
+    const counting = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    counting.setDefaultTimeout(PATIENCE_MS);
+    // (a string: tsx would wrap named functions in a helper the page does not have)
+    await counting.addInitScript(`(() => {
+      window.wasmCompiles = 0;
+      const Module = WebAssembly.Module;
+      WebAssembly.Module = new Proxy(Module, { construct(target, args) { window.wasmCompiles++; return Reflect.construct(target, args); } });
+      for (const name of ["compile", "instantiate", "compileStreaming", "instantiateStreaming"]) {
+        const f = WebAssembly[name].bind(WebAssembly);
+        WebAssembly[name] = (...args) => { window.wasmCompiles++; return f(...args); };
+      }
+    })()`);
+    try {
+      // the counter works: lesson 10 times a real attention call with the library's kernels on the page's thread
+      const control = await openLesson(counting, base, "flex");
+      await control.page.waitForFunction(() => (window as unknown as { wasmCompiles: number }).wasmCompiles > 0);
+      await control.page.close();
+      await lesson(9, "inspect", "?task=reverse&model=gpt&steps=2000&batch=64&input=1234", async (page) => {
+        await page.locator("[data-testid=train-status][data-step]").waitFor();
+        await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=prediction]")?.dataset.step !== undefined);
+        // mark the maps on show, and count the loss curve's and the maps' redraws from here on
+        await page.evaluate(() => {
+          const w = window as unknown as { marked: Element[]; lossDraws: number; mapDraws: number; t0: number };
+          w.marked = [...document.querySelectorAll("[data-figure=maps] .heatmap, [data-figure=focus] .heatmap")];
+          w.lossDraws = 0;
+          w.mapDraws = 0;
+          const lossBody = document.querySelector("[data-figure=loss] .fig-body")!;
+          new MutationObserver((rs) => { w.lossDraws += rs.filter((r) => r.target === lossBody && r.addedNodes.length > 0).length; }).observe(lossBody, { childList: true });
+          new MutationObserver(() => { w.mapDraws++; }).observe(document.querySelector("[data-testid=prediction]")!, { attributes: true, attributeFilter: ["data-step"] });
+          w.t0 = performance.now();
+        });
+        await page.click("[data-testid=train]");
+        // three redraws of the maps while training (each at a later step)
+        await page.waitForFunction(() => (window as unknown as { mapDraws: number }).mapDraws >= 3);
+        const seen = await page.evaluate(() => {
+          const w = window as unknown as { marked: Element[]; lossDraws: number; mapDraws: number; t0: number; wasmCompiles: number };
+          const now = [...document.querySelectorAll("[data-figure=maps] .heatmap, [data-figure=focus] .heatmap")];
+          return {
+            elapsed: performance.now() - w.t0, lossDraws: w.lossDraws, mapDraws: w.mapDraws, wasmCompiles: w.wasmCompiles,
+            maps: now.length, same: now.filter((e, i) => e === w.marked[i]).length, marked: w.marked.length,
+            step: Number(document.querySelector<HTMLElement>("[data-testid=train-status]")!.dataset.step),
+          };
+        });
+        await page.click("[data-testid=train]");
+        await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=train-status]")?.dataset.running === "false");
+        assert.equal(seen.wasmCompiles, 0, "the page's thread compiled the kernels: some model call ran there, not in the worker");
+        assert.equal(seen.marked, 5, "2 modules × 2 heads, and the enlarged map");
+        assert.equal(seen.same, seen.maps, "the maps are redrawn in place, not made anew");
+        assert.ok(seen.step > 0, "training went on");
+        // upper bounds only (a slow machine draws less often, never more): inspect.ts's LOSS_EVERY_MS = 250, MAPS_EVERY_MS = 1000
+        assert.ok(seen.lossDraws <= Math.floor(seen.elapsed / 250) + 2, `${seen.lossDraws} loss curves drawn in ${seen.elapsed.toFixed(0)} ms`);
+        assert.ok(seen.mapDraws <= Math.floor(seen.elapsed / 1000) + 2, `${seen.mapDraws} sets of maps drawn in ${seen.elapsed.toFixed(0)} ms`);
+      }, "explorer-9-inspect-main-thread", counting);
+    } finally {
+      await counting.close();
+    }
+  });
 
   test("9 inspect a model: checkpoints from attend train (block, gpt, encdec) show their config and the library's maps", () =>
     lesson(9, "inspect", "?task=reverse&input=1234", async (page) => {

@@ -2,7 +2,10 @@
  * Lesson 9's training worker: it holds the run and does all the work (see protocol.ts), so the
  * page's thread only draws. Here, unlike on a page's main thread, a kernel call may block in
  * Atomics.wait, so the library's wasm kernels run on its thread pool (the page is cross-origin
- * isolated, so memory can be shared): as many threads as the machine has cores.
+ * isolated, so memory can be shared): as many threads as the machine has cores, less one, which is
+ * left to the page's thread (and the browser's) so that drawing never waits for a core; on a
+ * two-core machine the kernels then run on this thread alone (measured on one: the page's longest
+ * task while training a gpt fell, and the steps per second did not, see bench/page.ts).
  *
  * Training runs one step per task and yields between steps, so the page's messages (pause, new
  * settings, an input to probe) are answered after the step in progress at the latest.
@@ -19,7 +22,7 @@ interface WorkerScope {
 }
 const scope = self as unknown as WorkerScope;
 
-setNumThreads(navigator.hardwareConcurrency || 1);
+setNumThreads(Math.max(1, (navigator.hardwareConcurrency || 1) - 1)); // one core for the page
 
 let run: Run | null = null;
 let file: RunInfo["file"] = null;

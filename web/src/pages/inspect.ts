@@ -20,14 +20,14 @@ import { h, replace } from "../ui/dom.js";
 import { fmt } from "../ui/format.js";
 import { formula } from "../ui/math.js";
 import { mountHfSection } from "./inspectHf.js";
-import { focusView, mapGrid, mapsAsArrays, modelInfo } from "./inspectView.js";
+import { MapsView, mapsAsArrays, modelInfo } from "./inspectView.js";
 
 const WIDTHS = [16, 32, 64] as const;
 const HEADS = [1, 2, 4] as const;
 const BATCHES = [8, 16, 32, 64] as const;
 const KIND_NAMES: Record<string, string> = { block: "block (one attention block)", gpt: "gpt (decoder-only)", encdec: "encdec (encoder-decoder)" };
 /** while training, the loss curve and the maps are redrawn at most this often */
-const LOSS_EVERY_MS = 100;
+const LOSS_EVERY_MS = 250;
 const MAPS_EVERY_MS = 1000;
 
 const article = (word: string): string => (/^[aeiou]/i.test(word) ? "an" : "a");
@@ -131,6 +131,7 @@ export const inspectPage: Page = {
       caption: "Queries down, keys across. Click a map (or focus it and press Enter) to enlarge it.", data: () => mapsData(),
     });
     const focusFig = ctx.figure({ id: "focus", title: "Selected map", data: () => focusData() });
+    const maps = new MapsView(mapsFig.body, focusFig.body, (l, hh) => { layer = l; head = hh; save(); drawShown(); });
     root.append(lossFig.el, info,
       controls(h("div", { class: "control" }, h("label", { for: "inspect-input" }, "Input"), inputBox), prediction),
       inputError, mapsFig.el, focusFig.el);
@@ -298,8 +299,7 @@ export const inspectPage: Page = {
       if (!shown) {
         prediction.textContent = "";
         delete prediction.dataset.answer;
-        replace(mapsFig.body, h("p", { class: "note" }, "No maps for this input: see the message above."));
-        replace(focusFig.body);
+        maps.clear("No maps for this input: see the message above.");
         return;
       }
       const p = shown;
@@ -311,8 +311,7 @@ export const inspectPage: Page = {
       }
       layer = Math.min(layer, p.views.length - 1);
       head = Math.min(head, p.views[layer].weights.shape[0] - 1);
-      replace(mapsFig.body, ...mapGrid(p, layer, head, (l, hh) => { layer = l; head = hh; save(); drawShown(); }));
-      replace(focusFig.body, ...focusView(p, layer, head));
+      maps.show(p, layer, head);
     }
 
     function mapsData(): unknown {
@@ -426,6 +425,7 @@ export const inspectPage: Page = {
     ctx.onDispose(() => {
       cancelAnimationFrame(frame);
       trainer.dispose();
+      maps.dispose();
     });
     fresh();
   },

@@ -1,11 +1,12 @@
 /**
  * Lesson 8: memory. The attention matrix has N² entries per head, so its bytes grow with the square
- * of the context; a real N × N map is drawn (up to 1024 × 1024, computed by the library in this
- * tab). Tiled attention with an online softmax never holds that matrix: the library's FlashAttention
+ * of the context; a real N × N map is drawn (up to 1024 × 1024, computed by the library in a worker,
+ * ../model/memoryMap.worker.ts, so the page never waits for it). Tiled attention with an online softmax never holds that matrix: the library's FlashAttention
  * kernel (src/kernels/ref/flash.ts, through flashAttentionSteps) is stepped here tile by tile, and its
  * result is checked against the materialised computation.
  */
-import { type Tensor, Generator, flashAttentionSteps, matmul, mul, randn, scaledDotProductAttention, softmax, transpose } from "attend";
+import { Generator, Tensor, flashAttentionSteps, matmul, mul, randn, scaledDotProductAttention, transpose } from "attend";
+import type { MapReply, MapRequest } from "../model/memoryMap.worker.js";
 import { arr, maxAbsDiff, rowsOf } from "../lib.js";
 import type { Page, PageContext } from "../page.js";
 import { binaryTicks, chartWidth, lineChart } from "../ui/chart.js";
@@ -22,23 +23,6 @@ const TILE_N = 10;
 const TILE_D = 4;
 const TILE_EV = 3;
 const FLASH_TILE = 128;
-const AMP = 1.5;
-
-/** Queries and keys with a positional component, so the map shows structure (a band near the diagonal). */
-function positional(N: number, d: number, g: Generator): [Tensor, Tensor] {
-  const q = mul(randn([N, d], { generator: g }), 0.5);
-  const k = mul(randn([N, d], { generator: g }), 0.5);
-  for (let i = 0; i < N; i++) {
-    for (let f = 0; f < d / 2; f++) {
-      const angle = i / (6 * 16 ** (f / (d / 2)));
-      q.values[i * d + 2 * f] += AMP * Math.cos(angle);
-      q.values[i * d + 2 * f + 1] += AMP * Math.sin(angle);
-      k.values[i * d + 2 * f] += AMP * Math.cos(angle);
-      k.values[i * d + 2 * f + 1] += AMP * Math.sin(angle);
-    }
-  }
-  return [q, k];
-}
 
 /** Mean over rows of each row's largest entry. */
 function meanRowMax(a: ArrayLike<number>, n: number): number {
@@ -93,7 +77,10 @@ export const memoryPage: Page = {
       select({ label: "N", options: MAP_SIZES, value: mapN, onChange: (v) => { mapN = v; drawMap(); }, testid: "map-size" }),
       seedControl(seed, (v) => { seed = v; drawMap(); drawTiles(); }),
     ));
-    const mapFig = ctx.figure({ id: "map", title: "softmax(QKᵀ/√d), one canvas pixel per weight", data: () => ({ N: mapN, seed, weights: mapN <= 256 ? rowsOf(mapP!) : `omitted: ${mapN}² numbers; export at N ≤ 256` }) });
+    const mapFig = ctx.figure({ id: "map", title: "softmax(QKᵀ/√d), one canvas pixel per weight", data: () => {
+      const N = mapP?.shape[0] ?? 0; // the map on show (a newer one may be on its way)
+      return { N, seed: mapSeed, weights: mapP && N <= 256 ? rowsOf(mapP) : `omitted: ${N}² numbers; export at N ≤ 256` };
+    } });
     const mapNote = h("p", { class: "note", "data-testid": "map-note", role: "status" });
     root.append(mapFig.el, mapNote);
     const mapBox = h("div", { class: "grow", style: "max-width:620px" });
@@ -115,7 +102,9 @@ export const memoryPage: Page = {
     const tileCheck = check("tiled-equals-materialised");
     root.append(tileFig.el, tileCheck.el);
 
+    /** the map on show and its seed */
     let mapP: Tensor | null = null;
+    let mapSeed = seed;
     let tileData: unknown = null;
     const materialised = (N: number): number => heads * N * N * bytes;
     const tiledWorkingSet = (N: number): number => heads * (2 * N + FLASH_TILE * FLASH_TILE) * bytes;
@@ -143,18 +132,39 @@ export const memoryPage: Page = {
       bytesNote.textContent = `N = ${N.toLocaleString("en")}: the attention matrix takes ${heads} × ${N.toLocaleString("en")}² × ${bytes} B = ${fmtBytes(materialised(N))} per layer; the tiled computation needs ${fmtBytes(tiledWorkingSet(N))} beyond Q, K, V and the output.`;
     }
 
-    function drawMap(): void {
-      state.set({ map: mapN, seed });
-      const t0 = performance.now();
-      const [q, k] = positional(mapN, 16, new Generator(seed));
-      mapP = softmax(mul(matmul(q, transpose(k)), 1 / 4), -1); // [N, N]
+    const mapWorker = new Worker(new URL("../model/memoryMap.worker.ts", import.meta.url), { type: "module", name: "attend-memory-map" });
+    /** counts map requests: only the latest one's reply is drawn */
+    let mapRequests = 0;
+    mapWorker.onmessage = (e: MessageEvent<MapReply>) => {
+      const r = e.data;
+      if (r.id !== mapRequests) return;
+      if (!r.ok) {
+        mapNote.textContent = `Could not compute the map: ${r.error}`;
+        return;
+      }
+      const { N, weights } = r;
+      mapP = new Tensor(weights, [N, N]);
+      mapSeed = r.seed;
       const t1 = performance.now();
       // Colour tops out at the typical row peak, not the single largest weight, so the band is visible at every N.
-      const peak = meanRowMax(mapP.values, mapN);
-      bigMap.update({ rows: mapN, cols: mapN, values: mapP.values, scale: weightScale(peak) });
+      const peak = meanRowMax(weights, N);
+      bigMap.update({ rows: N, cols: N, values: weights, scale: weightScale(peak) });
       const t2 = performance.now();
       mapNote.dataset.drawMs = String(t2 - t1);
-      mapNote.textContent = `${mapN} × ${mapN} = ${(mapN * mapN).toLocaleString("en")} weights (${fmtBytes(mapN * mapN * 4)} in float32): computed in ${fmt(t1 - t0, 3)} ms, drawn in ${fmt(t2 - t1, 3)} ms. The colour scale tops out at ${fmt(peak, 2)}, the mean of the rows' largest weights. Hover or use the arrow keys to read a weight.`;
+      mapNote.dataset.n = String(N);
+      mapNote.textContent = `${N} × ${N} = ${(N * N).toLocaleString("en")} weights (${fmtBytes(N * N * 4)} in float32): computed in ${fmt(r.computeMs, 3)} ms (in a worker), drawn in ${fmt(t2 - t1, 3)} ms. The colour scale tops out at ${fmt(peak, 2)}, the mean of the rows' largest weights. Hover or use the arrow keys to read a weight.`;
+    };
+    mapWorker.onerror = (e) => {
+      e.preventDefault();
+      mapNote.textContent = `The map's worker stopped: ${e.message || "it could not start"}`;
+    };
+    ctx.onDispose(() => mapWorker.terminate());
+
+    /** Ask the worker for the map of the chosen size and seed; its reply draws it. */
+    function drawMap(): void {
+      state.set({ map: mapN, seed });
+      const request: MapRequest = { id: ++mapRequests, N: mapN, seed };
+      mapWorker.postMessage(request);
     }
 
     function drawTiles(): void {

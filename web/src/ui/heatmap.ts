@@ -85,6 +85,35 @@ function cellText(v: number): string {
   return v !== 0 && Math.abs(v) < 5e-4 ? "~0" : fmt(v, 2);
 }
 
+/** The colour of each of 256 steps along an interpolator, as r, g, b (each interpolator's table is made once). */
+const colourTables = new WeakMap<(t: number) => string, Uint8ClampedArray>();
+function colourTable(scale: ColourScale): Uint8ClampedArray {
+  let lut = colourTables.get(scale.interpolator);
+  if (lut) return lut;
+  lut = new Uint8ClampedArray(256 * 3);
+  for (let i = 0; i < 256; i++) {
+    const m = scale.interpolator(i / 255).match(/\d+(\.\d+)?/g) ?? ["0", "0", "0"];
+    lut.set([Number(m[0]), Number(m[1]), Number(m[2])], i * 3);
+  }
+  colourTables.set(scale.interpolator, lut);
+  return lut;
+}
+
+/**
+ * A canvas's size in pixels, set only when it changes: setting it (even to the same number) clears the
+ * canvas and makes a new bitmap, which a map redrawn in place every second should not pay for.
+ */
+function setSize(c: HTMLCanvasElement, width: number, height: number): void {
+  if (c.width !== width) c.width = width;
+  if (c.height !== height) c.height = height;
+}
+
+/** An element's CSS size, written only when it changes (a write invalidates the page's layout). */
+function setStyleSize(el: HTMLElement, width: number, height: number): void {
+  if (el.style.width !== `${width}px`) el.style.width = `${width}px`;
+  if (el.style.height !== `${height}px`) el.style.height = `${height}px`;
+}
+
 export class HeatMap {
   readonly el: HTMLDivElement;
   private readonly base: HTMLCanvasElement;
@@ -192,13 +221,8 @@ export class HeatMap {
   /** Fill the one-pixel-per-cell image. */
   private paintPixels(): void {
     const { rows, cols, values, scale, masked } = this.data;
-    this.pixels.width = cols;
-    this.pixels.height = rows;
-    const lut = new Uint8ClampedArray(256 * 3);
-    for (let i = 0; i < 256; i++) {
-      const m = scale.interpolator(i / 255).match(/\d+(\.\d+)?/g) ?? ["0", "0", "0"];
-      lut.set([Number(m[0]), Number(m[1]), Number(m[2])], i * 3);
-    }
+    setSize(this.pixels, cols, rows);
+    const lut = colourTable(scale);
     const maskRgb = [0xd4, 0xd4, 0xd8];
     const img = new ImageData(cols, rows);
     const px = img.data;
@@ -224,13 +248,10 @@ export class HeatMap {
     const { rows, cols, values, masked, rowLabels, colLabels } = this.data;
     const dpr = window.devicePixelRatio || 1;
     for (const c of [this.base, this.overlay]) {
-      c.width = Math.ceil(width * dpr);
-      c.height = Math.ceil(height * dpr);
-      c.style.width = `${width}px`;
-      c.style.height = `${height}px`;
+      setSize(c, Math.ceil(width * dpr), Math.ceil(height * dpr));
+      setStyleSize(c, width, height);
     }
-    this.el.style.width = `${width}px`;
-    this.el.style.height = `${height}px`;
+    setStyleSize(this.el, width, height);
     const ctx = this.base.getContext("2d")!;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, width, height);
