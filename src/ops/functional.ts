@@ -89,13 +89,21 @@ export function embedding(weight: Tensor, indices: Tensor | readonly number[]): 
   }
   return result(fn, out, [...idx.shape, D], weight.dtype, [weight], (g) => {
     const gw = allocate(g.dtype, weight.size);
-    const gd = g.values;
-    for (let i = 0, o = 0; i < n; i++, o += D) {
-      const r = ids[i] * D;
-      for (let d = 0; d < D; d++) gw[r + d] += gd[o + d];
-    }
+    scatterAddRows(gw, g.values, ids, n, D);
     return [new Tensor(gw, weight.shape, g.dtype)];
   });
+}
+
+/**
+ * gw[ids[i], :] += g[i, :] for i < n (rows of D). A top-level function rather than a loop inside the
+ * backward closure: V8 optimised the closure's loop late (it boxed every element's sum into a heap
+ * number for the first steps of training; bench/profileStep.ts with a sampling heap profile).
+ */
+function scatterAddRows(gw: TypedArray, gd: TypedArray, ids: TypedArray, n: number, D: number): void {
+  for (let i = 0, o = 0; i < n; i++, o += D) {
+    const r = ids[i] * D;
+    for (let d = 0; d < D; d++) gw[r + d] += gd[o + d];
+  }
 }
 
 export interface DropoutOptions {
