@@ -127,6 +127,29 @@ export function layerNorm(
   });
 }
 
+/** rmsNorm's backward over R rows of D, top-level for the reason layerNormBackwardRows is. */
+function rmsNormBackwardRows(
+  gd: ArrayLike<number>, xd: ArrayLike<number>, wd: ArrayLike<number> | null, rms: Float64Array,
+  R: number, D: number, gx: TypedArray | null, accW: Float64Array | null,
+): void {
+  for (let r = 0, o = 0; r < R; r++, o += D) {
+    const inv = 1 / rms[r];
+    let sumGwXhat = 0;
+    for (let j = 0; j < D; j++) {
+      const gj = gd[o + j];
+      const xhat = xd[o + j] * inv;
+      sumGwXhat += (wd === null ? gj : gj * wd[j]) * xhat;
+      if (accW !== null) accW[j] += gj * xhat;
+    }
+    if (gx === null) continue;
+    const m2 = sumGwXhat / D;
+    for (let j = 0; j < D; j++) {
+      const gw = wd === null ? gd[o + j] : gd[o + j] * wd[j];
+      gx[o + j] = (gw - xd[o + j] * inv * m2) * inv;
+    }
+  }
+}
+
 /** eps defaults to the dtype's machine epsilon, as torch.nn.RMSNorm with eps=None. */
 export function rmsNorm(x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, eps?: number): Tensor {
   const fn = "rmsNorm";
@@ -148,23 +171,7 @@ export function rmsNorm(x: Tensor, normalizedShape: number | readonly number[], 
     // x̂ = x / σ, y = x̂ w:  dx = (1/σ)(g·w − x̂·mean(g·w·x̂)),  dw = Σ_rows g·x̂
     const gx = x.requiresGrad ? allocate(x.dtype, x.size) : null;
     const accW = w !== null && w.requiresGrad ? new Float64Array(D) : null;
-    const wOne = wd === null;
-    for (let r = 0, o = 0; r < R; r++, o += D) {
-      const inv = 1 / rms[r];
-      let sumGwXhat = 0;
-      for (let j = 0; j < D; j++) {
-        const gj = gd[o + j];
-        const xhat = xd[o + j] * inv;
-        sumGwXhat += (wOne ? gj : gj * wd[j]) * xhat;
-        if (accW !== null) accW[j] += gj * xhat;
-      }
-      if (gx === null) continue;
-      const m2 = sumGwXhat / D;
-      for (let j = 0; j < D; j++) {
-        const gw = wOne ? gd[o + j] : gd[o + j] * wd[j];
-        gx[o + j] = (gw - xd[o + j] * inv * m2) * inv;
-      }
-    }
+    rmsNormBackwardRows(gd, xd, wd, rms, R, D, gx, accW);
     const grads = [gx && new Tensor(gx, x.shape, x.dtype)];
     if (w !== null) grads.push(accW && gradLike(accW, w));
     return grads;
