@@ -24,6 +24,7 @@ import { crossEntropyReference } from "../src/ops/lossReference.js";
 import { layerNormReference, rmsNormReference } from "../src/ops/normReference.js";
 import { evalPiecewise, piecewise } from "../src/ops/piecewise.js";
 import { permuteCopy, permuteCopy4 } from "../src/ops/shape.js";
+import { addRows, columnSums } from "../src/ops/functional.js";
 import { stridesOf } from "../src/tensor/shape.js";
 
 type Dt = "float32" | "float64";
@@ -428,5 +429,33 @@ describe("permute: nested loops for rank ≤ 4 equal the run-by-run copy", () =>
     permuteCopy4(out, Float64Array.from([1, 2, 3, 4, 5, 6]), [3, 2], [1, 3]); // x = [[1, 2, 3], [4, 5, 6]]
     assert.deepEqual([...out], [1, 4, 2, 5, 3, 6]);
     assert.deepEqual([...transpose(tensor([1, 2, 3, 4, 5, 6], [2, 3], { dtype: "float64" })).values], [1, 4, 2, 5, 3, 6]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("linear's bias loops, unrolled by 4, equal their one-line definitions", () => {
+  test("addRows and columnSums on widths 1..9 and 17 (every tail of the unrolling), float32 and float64, bitwise", () => {
+    for (const n of [1, 2, 3, 4, 5, 6, 7, 8, 9, 17]) {
+      for (const make of [(k: number) => new Float32Array(k), (k: number) => new Float64Array(k)]) {
+        const R = 3;
+        const y = make(R * n).map((_, i) => Math.sin(i + 1) * 3);
+        const b = make(n).map((_, j) => Math.cos(j) / 7);
+        const want = y.slice();
+        for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) want[r * n + j] += b[j];
+        const sums = new Float64Array(n);
+        for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) sums[j] += y[r * n + j];
+        assert.deepEqual(Array.from(columnSums(y, R, n)), Array.from(sums), `columnSums n=${n}`);
+        addRows(y, b, R, n);
+        assert.deepEqual(Array.from(y), Array.from(want), `addRows n=${n}`);
+      }
+    }
+  });
+
+  test("a hand-worked case: [[1, 2], [3, 4]] + [10, 20] = [[11, 22], [13, 24]]; column sums [4, 6]", () => {
+    const y = Float64Array.from([1, 2, 3, 4]);
+    assert.deepEqual(Array.from(columnSums(y, 2, 2)), [4, 6]);
+    addRows(y, Float64Array.from([10, 20]), 2, 2);
+    assert.deepEqual(Array.from(y), [11, 22, 13, 24]);
   });
 });

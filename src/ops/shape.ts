@@ -92,8 +92,14 @@ export function permuteCopy4(out: TypedArray, xd: TypedArray, outShape: Shape, r
     for (let i1 = 0; i1 < n1; i1++) {
       for (let i2 = 0; i2 < n2; i2++) {
         const base = i0 * s0 + i1 * s1 + i2 * s2;
-        if (s3 === 1) for (let j = 0; j < n3; j++) out[o + j] = xd[base + j];
-        else for (let j = 0; j < n3; j++) out[o + j] = xd[base + j * s3];
+        if (s3 === 1) {
+          let j = 0; // a contiguous run, unrolled by 4 (V8 does not vectorise)
+          for (; j + 4 <= n3; j += 4) {
+            out[o + j] = xd[base + j]; out[o + j + 1] = xd[base + j + 1];
+            out[o + j + 2] = xd[base + j + 2]; out[o + j + 3] = xd[base + j + 3];
+          }
+          for (; j < n3; j++) out[o + j] = xd[base + j];
+        } else for (let j = 0; j < n3; j++) out[o + j] = xd[base + j * s3];
         o += n3;
       }
     }
