@@ -1,7 +1,11 @@
 /**
  * A fixed number of training steps of GPT("small") (the step of bench/trainingStep.ts), for
- * `node --cpu-prof --import tsx bench/profileStep.ts [--threads 1] [--steps 10]`: the profile then
- * holds little besides the steps (one warm-up step first).
+ * `node --cpu-prof --import tsx bench/profileStep.ts [--threads 1] [--steps 10] [--warm 1]`: the
+ * profile then holds little besides the steps (after the warm-up ones); prints CPU ms per step.
+ * tsx maps every position to line 1; for line numbers, profile the `tsc` output instead. A sampling
+ * heap profile of the steps after warm-up (HeapProfiler.startSampling with
+ * includeObjectsCollectedByMinorGC) is how the heap numbers boxed by late-optimised backward closures
+ * were found (the top-level `*BackwardRows` loops in src/ops).
  */
 import { AdamW, GPT, Tensor, crossEntropy, randint, reshape, setBackend, setNumThreads } from "../src/index.js";
 
@@ -28,7 +32,7 @@ const step = (): void => {
   opt.step();
   loss = l.values[0];
 };
-step();
+for (let w = 0; w < Number(arg("warm") ?? 1); w++) step();
 const c0 = process.cpuUsage();
 const t0 = performance.now();
 for (let s = 0; s < steps; s++) step();
