@@ -5,6 +5,8 @@
  *   linear (bias in the same op) vs add(matmul(x, wᵀ), b)
  *   gelu (tables)              vs its formulas (erf / tanh) and a composite of ops
  *   broadcast rows, embedding, AdamW's loop
+ *   gelu's table loops         vs geluReadable (lookup per element), bitwise
+ *   permute's nested loops     vs permuteCopy (forEachRun), bitwise
  * Forward bitwise where the arithmetic is the same (float64 rows), within float32 rounding where the
  * fused op keeps float64 accumulators; backward within rounding; every fused op also passes a float64
  * gradcheck against central finite differences.
@@ -17,10 +19,13 @@ import {
 } from "../src/index.js";
 import { unbroadcast } from "../src/ops/broadcast.js";
 import { erf } from "../src/ops/erf.js";
-import { geluGateExact, geluGradExact, geluGradTanh } from "../src/ops/gelu.js";
+import { geluGateExact, geluGradExact, geluGradTanh, geluReadable } from "../src/ops/gelu.js";
 import { crossEntropyReference } from "../src/ops/lossReference.js";
 import { layerNormReference, rmsNormReference } from "../src/ops/normReference.js";
 import { evalPiecewise, piecewise } from "../src/ops/piecewise.js";
+import { permuteCopy, permuteCopy4 } from "../src/ops/shape.js";
+import { addRows, columnSums } from "../src/ops/functional.js";
+import { stridesOf } from "../src/tensor/shape.js";
 
 type Dt = "float32" | "float64";
 let seed = 9000;
@@ -304,6 +309,25 @@ describe("gelu: one loop each way, tables equal to the formulas", () => {
     assertGradcheck("gelu tanh", (a) => gelu(a, "tanh"), [x]);
   });
 
+  test("the loops with the table written out equal geluReadable (lookup per element) bit for bit", () => {
+    // the grid crosses both ends of the tables ([-4, 9)) and every interval; NaN and ±Infinity take the formulas
+    const xs = [...grid, NaN, Infinity, -Infinity, 8.999999999999998, -3.9999999999999996];
+    for (const approximate of ["none", "tanh"] as const) {
+      for (const dtype of ["float32", "float64"] as const) {
+        for (const n of [1, 3, 17, xs.length]) {
+          const x = tensor(xs.slice(xs.length - n), [n], { dtype, requiresGrad: true });
+          const g = tensor(xs.slice(xs.length - n).map((_, i) => Math.cos(i)), [n], { dtype });
+          const y = gelu(x, approximate);
+          y.backward(g);
+          const want = geluReadable(x.values, g.values, approximate);
+          const what = `${approximate} ${dtype} n=${n}`;
+          assertBitwise(y, tensor(want.y, [n], { dtype }), `${what} forward`);
+          assertBitwise(x.grad!, tensor(want.gx, [n], { dtype }), `${what} backward`);
+        }
+      }
+    }
+  });
+
   test("piecewise tables reproduce a known function: sin on [0, 4) to float64 rounding", () => {
     const p = piecewise(Math.sin, 0, 4, 1 / 16);
     let worst = 0;
@@ -366,5 +390,72 @@ describe("broadcast rows, embedding, AdamW", () => {
       }
       assertBitwise(p1, p2, `amsgrad ${amsgrad}`);
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("permute: nested loops for rank ≤ 4 equal the run-by-run copy", () => {
+  /** Every permutation of 0..n-1. */
+  function perms(n: number): number[][] {
+    if (n === 0) return [[]];
+    return perms(n - 1).flatMap((p) => Array.from({ length: n }, (_, i) => [...p.slice(0, i), n - 1, ...p.slice(i)]));
+  }
+
+  test("every permutation of odd shapes up to rank 4, float32, float64 and int32, bitwise", () => {
+    const shapes = [[5], [3, 1], [2, 3, 4], [1, 3, 17, 2], [2, 1, 3, 5], [2, 0, 3], [3, 2, 4, 33]];
+    for (const shape of shapes) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      for (const [make, dtype] of [[(k: number) => new Float32Array(k), "f32"], [(k: number) => new Float64Array(k), "f64"], [(k: number) => new Int32Array(k), "i32"]] as const) {
+        const xd = make(size);
+        for (let i = 0; i < size; i++) xd[i] = dtype === "i32" ? i * 7 - 50 : Math.sin(i) * 1e3;
+        const inStrides = stridesOf(shape);
+        for (const perm of perms(shape.length)) {
+          const outShape = perm.map((p) => shape[p]);
+          const readStrides = perm.map((p) => inStrides[p]);
+          const fast = make(size), slow = make(size);
+          permuteCopy4(fast, xd, outShape, readStrides);
+          permuteCopy(slow, xd, outShape, readStrides);
+          for (let i = 0; i < size; i++) {
+            if (!Object.is(fast[i], slow[i])) assert.fail(`${dtype} ${JSON.stringify(shape)} perm ${perm}: element ${i}: ${fast[i]} vs ${slow[i]}`);
+          }
+        }
+      }
+    }
+  });
+
+  test("a hand-worked case: [2, 3] -> [3, 2]", () => {
+    const out = new Float64Array(6);
+    permuteCopy4(out, Float64Array.from([1, 2, 3, 4, 5, 6]), [3, 2], [1, 3]); // x = [[1, 2, 3], [4, 5, 6]]
+    assert.deepEqual([...out], [1, 4, 2, 5, 3, 6]);
+    assert.deepEqual([...transpose(tensor([1, 2, 3, 4, 5, 6], [2, 3], { dtype: "float64" })).values], [1, 4, 2, 5, 3, 6]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("linear's bias loops, unrolled by 4, equal their one-line definitions", () => {
+  test("addRows and columnSums on widths 1..9 and 17 (every tail of the unrolling), float32 and float64, bitwise", () => {
+    for (const n of [1, 2, 3, 4, 5, 6, 7, 8, 9, 17]) {
+      for (const make of [(k: number) => new Float32Array(k), (k: number) => new Float64Array(k)]) {
+        const R = 3;
+        const y = make(R * n).map((_, i) => Math.sin(i + 1) * 3);
+        const b = make(n).map((_, j) => Math.cos(j) / 7);
+        const want = y.slice();
+        for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) want[r * n + j] += b[j];
+        const sums = new Float64Array(n);
+        for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) sums[j] += y[r * n + j];
+        assert.deepEqual(Array.from(columnSums(y, R, n)), Array.from(sums), `columnSums n=${n}`);
+        addRows(y, b, R, n);
+        assert.deepEqual(Array.from(y), Array.from(want), `addRows n=${n}`);
+      }
+    }
+  });
+
+  test("a hand-worked case: [[1, 2], [3, 4]] + [10, 20] = [[11, 22], [13, 24]]; column sums [4, 6]", () => {
+    const y = Float64Array.from([1, 2, 3, 4]);
+    assert.deepEqual(Array.from(columnSums(y, 2, 2)), [4, 6]);
+    addRows(y, Float64Array.from([10, 20]), 2, 2);
+    assert.deepEqual(Array.from(y), [11, 22, 13, 24]);
   });
 });

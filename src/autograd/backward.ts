@@ -8,7 +8,8 @@ import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { sameShape } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 import { describeValue } from "../tensor/validate.js";
-import { noGrad, topoOrder } from "./tape.js";
+import { isLibraryNode, noGrad, topoOrder } from "./tape.js";
+import { type PoolArray, beginMinting, endMinting, giveBack } from "../tensor/pool.js";
 
 /** The same values in another dtype (a fresh array; the same tensor when the dtype already matches). */
 function asDtype(t: Tensor, dtype: DType): Tensor {
@@ -22,7 +23,12 @@ function asDtype(t: Tensor, dtype: DType): Tensor {
 function sumOf(a: Tensor, b: Tensor): Tensor {
   const out = allocate(a.dtype, a.size);
   const x = a.values, y = b.values;
-  for (let i = 0; i < out.length; i++) out[i] = x[i] + y[i];
+  const n = out.length, n4 = n - (n % 4);
+  let i = 0; // out[i] = x[i] + y[i], unrolled by 4 (V8 does not vectorise)
+  for (; i < n4; i += 4) {
+    out[i] = x[i] + y[i]; out[i + 1] = x[i + 1] + y[i + 1]; out[i + 2] = x[i + 2] + y[i + 2]; out[i + 3] = x[i + 3] + y[i + 3];
+  }
+  for (; i < n; i++) out[i] = x[i] + y[i];
   return new Tensor(out, a.shape, a.dtype);
 }
 
@@ -55,34 +61,130 @@ export function backward(root: Tensor, grad?: Tensor): void {
     }
     seed = asDtype(grad, root.dtype);
   }
-  noGrad(() => {
-    const order = topoOrder(root);
-    const grads = new Map<Tensor, Tensor>();
-    grads.set(root, seed);
-    for (let i = order.length - 1; i >= 0; i--) {
-      const t = order[i];
-      const g = grads.get(t);
-      if (g === undefined) continue;
-      grads.delete(t); // free as we go
-      const node = t.gradNode;
-      if (node === null) {
-        const gg = asDtype(g, t.dtype);
-        t.grad = t.grad === null ? gg : sumOf(t.grad, gg);
-        continue;
+  const record = beginMinting(); // from here on, allocate() notes the arrays it hands out
+  try {
+    noGrad(() => (record === null ? propagate(root, seed, null) : propagate(root, seed, new Recycler(record))));
+  } finally {
+    endMinting(record);
+  }
+}
+
+/**
+ * The gradient arrays of one backward pass that can be given back to the pool (src/tensor/pool.ts):
+ * an array is given back only when (1) allocate() made it during this pass (`minted`), (2) no entry of
+ * the gradient map refers to its buffer (`refs`), and (3) it never reached a leaf's `.grad` or an op
+ * that is not the library's (`escaped`: user code may keep what it is handed or returns). Views and
+ * reshapes share a buffer, so every count is by buffer. test/pool.test.ts holds it to this.
+ */
+class Recycler {
+  private readonly refs = new Map<ArrayBufferLike, number>();
+  private readonly escaped = new Set<ArrayBufferLike>();
+  constructor(private readonly minted: Map<ArrayBufferLike, PoolArray>) {}
+
+  private bufferOf(t: Tensor): ArrayBufferLike | null {
+    if (t.isOnDevice) return null;
+    const b = t.values.buffer;
+    return this.minted.has(b) ? b : null;
+  }
+
+  hold(t: Tensor): void {
+    const b = this.bufferOf(t);
+    if (b !== null) this.refs.set(b, (this.refs.get(b) ?? 0) + 1);
+  }
+
+  unhold(t: Tensor): void {
+    const b = this.bufferOf(t);
+    if (b !== null) this.refs.set(b, (this.refs.get(b) ?? 0) - 1);
+  }
+
+  escape(t: Tensor): void {
+    const b = this.bufferOf(t);
+    if (b !== null) this.escaped.add(b);
+  }
+
+  private readonly candidates: Tensor[] = [];
+
+  /**
+   * Consider t's array for the pool once the current node is done (not at once: a later gradient
+   * of the same node may be a view of it and is yet to be stored).
+   */
+  release(t: Tensor | null | undefined): void {
+    if (t !== null && t !== undefined) this.candidates.push(t);
+  }
+
+  /** Give back each candidate's array that nothing may hold any more. */
+  flush(): void {
+    for (const t of this.candidates) {
+      const b = this.bufferOf(t);
+      if (b === null || this.escaped.has(b) || (this.refs.get(b) ?? 0) > 0) continue;
+      const a = this.minted.get(b)!;
+      this.minted.delete(b);
+      giveBack(a);
+    }
+    this.candidates.length = 0;
+  }
+}
+
+/** The reverse sweep of backward(); `rc` null: give nothing back (a backward inside a backward). */
+function propagate(root: Tensor, seed: Tensor, rc: Recycler | null): void {
+  const order = topoOrder(root);
+  const grads = new Map<Tensor, Tensor>();
+  grads.set(root, seed);
+  rc?.hold(seed);
+  for (let i = order.length - 1; i >= 0; i--) {
+    const t = order[i];
+    const g = grads.get(t);
+    if (g === undefined) continue;
+    grads.delete(t); // free as we go
+    rc?.unhold(g);
+    const node = t.gradNode;
+    if (node === null) {
+      const gg = asDtype(g, t.dtype);
+      if (t.grad === null) {
+        t.grad = gg;
+      } else {
+        t.grad = sumOf(t.grad, gg);
+        rc?.release(gg);
       }
-      const inGrads = node.backward(g);
-      for (let j = 0; j < node.inputs.length; j++) {
-        const inp = node.inputs[j];
-        const ig = inGrads[j];
-        if (!inp.requiresGrad || ig === null || ig === undefined) continue;
-        if (!sameShape(ig.shape, inp.shape)) {
-          throw new Error(`internal: ${node.op} backward gave a gradient of shape ${fmtShape(ig.shape)} for an input of shape ${fmtShape(inp.shape)}`);
+      rc?.escape(t.grad);
+      rc?.release(g);
+      rc?.flush();
+      continue;
+    }
+    const inGrads = node.backward(g);
+    if (rc !== null && !isLibraryNode(node)) { // user code: it may keep what it was given or returned
+      rc.escape(g);
+      for (const ig of inGrads) if (ig) rc.escape(ig);
+    }
+    for (let j = 0; j < node.inputs.length; j++) {
+      const inp = node.inputs[j];
+      const ig = inGrads[j];
+      if (!inp.requiresGrad || ig === null || ig === undefined) continue;
+      if (!sameShape(ig.shape, inp.shape)) {
+        throw new Error(`internal: ${node.op} backward gave a gradient of shape ${fmtShape(ig.shape)} for an input of shape ${fmtShape(inp.shape)}`);
+      }
+      const prev = grads.get(inp);
+      if (prev === undefined) {
+        grads.set(inp, ig);
+        rc?.hold(ig);
+      } else {
+        const same = asDtype(ig, prev.dtype);
+        const total = sumOf(prev, same);
+        grads.set(inp, total);
+        if (rc !== null) {
+          rc.hold(total);
+          rc.unhold(prev);
+          rc.release(prev);
+          rc.release(same);
         }
-        const prev = grads.get(inp);
-        grads.set(inp, prev === undefined ? ig : sumOf(prev, asDtype(ig, prev.dtype)));
       }
     }
-  });
+    if (rc !== null) {
+      rc.release(g);
+      for (const ig of inGrads) rc.release(ig);
+      rc.flush();
+    }
+  }
 }
 
 declare module "../tensor/tensor.js" {

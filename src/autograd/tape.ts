@@ -39,6 +39,22 @@ export function enableGrad<T>(fn: () => T): T {
   }
 }
 
+const libraryNodes = new WeakSet<GradNode>();
+
+/**
+ * Nodes recorded by the library's own ops (src/ops/util.ts result()), whose backward functions keep
+ * nothing they are given and return fresh arrays or views of them; backward() gives the arrays of
+ * such gradients back to the pool once dead. A node a user builds by hand is not one of them.
+ */
+export function markLibraryNode(node: GradNode): GradNode {
+  libraryNodes.add(node);
+  return node;
+}
+
+export function isLibraryNode(node: GradNode): boolean {
+  return libraryNodes.has(node);
+}
+
 /** Whether an op on these inputs must record a node. */
 export function needsGrad(inputs: readonly (Tensor | null | undefined)[]): boolean {
   if (!gradEnabled) return false;

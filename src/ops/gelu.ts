@@ -14,7 +14,7 @@ import { type DType, allocate, isFloatDType } from "../tensor/dtype.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
 import { erf } from "./erf.js";
-import { type Piecewise, evalPiecewise, piecewise } from "./piecewise.js";
+import { type Piecewise, evalPiecewise, mulPiecewiseBy, mulPiecewiseSelf, piecewise } from "./piecewise.js";
 import { assertTensor, result } from "./util.js";
 
 export type GeluApproximate = "none" | "tanh";
@@ -59,7 +59,12 @@ function form(approximate: GeluApproximate): Form {
   return f;
 }
 
-/** f(x) from the table inside its range, from the formula outside. */
+/**
+ * f(x) from the table inside its range, from the formula outside. gelu() runs, per element,
+ * out[i] = x[i] · lookup(gateTable, gate, x[i]) and gx[i] = g[i] · lookup(gradTable, grad, x[i]) through
+ * mulPiecewiseSelf / mulPiecewiseBy (piecewise.ts: the lookup written out inside the loop);
+ * geluReadable below is the per-element form, proven bitwise equal in test/fastops.test.ts.
+ */
 function lookup(table: Piecewise, formula: (x: number) => number, x: number): number {
   return x >= table.lo && x < table.hi ? evalPiecewise(table, x) : formula(x);
 }
@@ -75,12 +80,26 @@ export function gelu(x: Tensor, approximate: GeluApproximate = "none"): Tensor {
   const n = x.size;
   const out = allocate(dtype, n);
   const xd = x.values;
-  for (let i = 0; i < n; i++) { const v = xd[i]; out[i] = v * lookup(gateTable, gate, v); }
+  mulPiecewiseSelf(out, xd, gateTable, gate); // out[i] = x[i] · lookup(gateTable, gate, x[i])
   // dx = g · gelu'(x), the derivative in float64 and one rounding per element
   return result(fn, out, x.shape, dtype, [x], (g) => {
     const gx = allocate(g.dtype, n);
     const gd = g.values;
-    for (let i = 0; i < n; i++) gx[i] = gd[i] * lookup(gradTable, grad, xd[i]);
+    mulPiecewiseBy(gx, gd, xd, gradTable, grad); // gx[i] = g[i] · lookup(gradTable, grad, x[i])
     return [new Tensor(gx, x.shape, g.dtype)];
   });
+}
+
+/**
+ * gelu()'s forward values and its backward's g · gelu'(x), element by element through lookup(): the
+ * readable form of gelu()'s two loops, for the test that proves them equal (no autograd).
+ */
+export function geluReadable(x: ArrayLike<number>, g: ArrayLike<number>, approximate: GeluApproximate = "none"): { y: number[]; gx: number[] } {
+  const { gate, grad, gateTable, gradTable } = form(approximate);
+  const y: number[] = [], gx: number[] = [];
+  for (let i = 0; i < x.length; i++) {
+    y.push(x[i] * lookup(gateTable, gate, x[i]));
+    gx.push(g[i] * lookup(gradTable, grad, x[i]));
+  }
+  return { y, gx };
 }

@@ -7,7 +7,7 @@
  * autograd derives their gradients, are layerNormReference / rmsNormReference in normReference.ts;
  * test/fastops.test.ts proves the two equal (bitwise in float64, where the arithmetic is the same).
  */
-import { allocate, promote } from "../tensor/dtype.js";
+import { type TypedArray, allocate, promote } from "../tensor/dtype.js";
 import { Tensor } from "../tensor/tensor.js";
 import { checkLayerNormArgs, checkRmsNormArgs } from "./normShape.js";
 import { result } from "./util.js";
@@ -52,6 +52,38 @@ function rowsOf(x: Tensor, axes: number[]): Rows {
   return { R: D === 0 ? 0 : x.size / D, D, run: x.shape[x.ndim - 1] };
 }
 
+/**
+ * layerNorm's backward over R rows of D: gx (when not null), and the weight/bias column sums added
+ * into accW / accB (when not null). A top-level function rather than a loop inside the backward
+ * closure: V8 optimised the closure's loops late in a training run (every element's sums boxed into
+ * heap numbers for the first steps; a sampling heap profile of bench/profileStep.ts showed it).
+ */
+function layerNormBackwardRows(
+  gd: ArrayLike<number>, xd: ArrayLike<number>, wd: ArrayLike<number> | null, mean: Float64Array, std: Float64Array,
+  R: number, D: number, gx: TypedArray | null, accW: Float64Array | null, accB: Float64Array | null,
+): void {
+  for (let r = 0, o = 0; r < R; r++, o += D) {
+    const mu = mean[r], inv = 1 / std[r];
+    // one pass for the row sums and the weight/bias columns, one more for dx
+    let sumGw = 0, sumGwXhat = 0;
+    for (let j = 0; j < D; j++) {
+      const gj = gd[o + j];
+      const xhat = (xd[o + j] - mu) * inv;
+      const gw = wd === null ? gj : gj * wd[j];
+      sumGw += gw;
+      sumGwXhat += gw * xhat;
+      if (accW !== null) accW[j] += gj * xhat;
+      if (accB !== null) accB[j] += gj;
+    }
+    if (gx === null) continue;
+    const m1 = sumGw / D, m2 = sumGwXhat / D;
+    for (let j = 0; j < D; j++) {
+      const gw = wd === null ? gd[o + j] : gd[o + j] * wd[j];
+      gx[o + j] = (gw - m1 - (xd[o + j] - mu) * inv * m2) * inv;
+    }
+  }
+}
+
 export function layerNorm(
   x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5,
 ): Tensor {
@@ -87,32 +119,35 @@ export function layerNorm(
     const gx = x.requiresGrad ? allocate(x.dtype, x.size) : null;
     const accW = w !== null && w.requiresGrad ? new Float64Array(D) : null;
     const accB = b !== null && b.requiresGrad ? new Float64Array(D) : null;
-    const wOne = wd === null;
-    for (let r = 0, o = 0; r < R; r++, o += D) {
-      const mu = mean[r], inv = 1 / std[r];
-      // one pass for the row sums and the weight/bias columns, one more for dx
-      let sumGw = 0, sumGwXhat = 0;
-      for (let j = 0; j < D; j++) {
-        const gj = gd[o + j];
-        const xhat = (xd[o + j] - mu) * inv;
-        const gw = wOne ? gj : gj * wd[j];
-        sumGw += gw;
-        sumGwXhat += gw * xhat;
-        if (accW !== null) accW[j] += gj * xhat;
-        if (accB !== null) accB[j] += gj;
-      }
-      if (gx === null) continue;
-      const m1 = sumGw / D, m2 = sumGwXhat / D;
-      for (let j = 0; j < D; j++) {
-        const gw = wOne ? gd[o + j] : gd[o + j] * wd[j];
-        gx[o + j] = (gw - m1 - (xd[o + j] - mu) * inv * m2) * inv;
-      }
-    }
+    layerNormBackwardRows(gd, xd, wd, mean, std, R, D, gx, accW, accB);
     const grads = [gx && new Tensor(gx, x.shape, x.dtype)];
     if (w !== null) grads.push(accW && gradLike(accW, w));
     if (b !== null) grads.push(accB && gradLike(accB, b));
     return grads;
   });
+}
+
+/** rmsNorm's backward over R rows of D, top-level for the reason layerNormBackwardRows is. */
+function rmsNormBackwardRows(
+  gd: ArrayLike<number>, xd: ArrayLike<number>, wd: ArrayLike<number> | null, rms: Float64Array,
+  R: number, D: number, gx: TypedArray | null, accW: Float64Array | null,
+): void {
+  for (let r = 0, o = 0; r < R; r++, o += D) {
+    const inv = 1 / rms[r];
+    let sumGwXhat = 0;
+    for (let j = 0; j < D; j++) {
+      const gj = gd[o + j];
+      const xhat = xd[o + j] * inv;
+      sumGwXhat += (wd === null ? gj : gj * wd[j]) * xhat;
+      if (accW !== null) accW[j] += gj * xhat;
+    }
+    if (gx === null) continue;
+    const m2 = sumGwXhat / D;
+    for (let j = 0; j < D; j++) {
+      const gw = wd === null ? gd[o + j] : gd[o + j] * wd[j];
+      gx[o + j] = (gw - xd[o + j] * inv * m2) * inv;
+    }
+  }
 }
 
 /** eps defaults to the dtype's machine epsilon, as torch.nn.RMSNorm with eps=None. */
@@ -136,23 +171,7 @@ export function rmsNorm(x: Tensor, normalizedShape: number | readonly number[], 
     // x̂ = x / σ, y = x̂ w:  dx = (1/σ)(g·w − x̂·mean(g·w·x̂)),  dw = Σ_rows g·x̂
     const gx = x.requiresGrad ? allocate(x.dtype, x.size) : null;
     const accW = w !== null && w.requiresGrad ? new Float64Array(D) : null;
-    const wOne = wd === null;
-    for (let r = 0, o = 0; r < R; r++, o += D) {
-      const inv = 1 / rms[r];
-      let sumGwXhat = 0;
-      for (let j = 0; j < D; j++) {
-        const gj = gd[o + j];
-        const xhat = xd[o + j] * inv;
-        sumGwXhat += (wOne ? gj : gj * wd[j]) * xhat;
-        if (accW !== null) accW[j] += gj * xhat;
-      }
-      if (gx === null) continue;
-      const m2 = sumGwXhat / D;
-      for (let j = 0; j < D; j++) {
-        const gw = wOne ? gd[o + j] : gd[o + j] * wd[j];
-        gx[o + j] = (gw - xd[o + j] * inv * m2) * inv;
-      }
-    }
+    rmsNormBackwardRows(gd, xd, wd, rms, R, D, gx, accW);
     const grads = [gx && new Tensor(gx, x.shape, x.dtype)];
     if (w !== null) grads.push(accW && gradLike(accW, w));
     return grads;

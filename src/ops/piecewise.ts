@@ -8,6 +8,8 @@
  * With intervals of width 1/16 the interpolant is as exact as a float64 definition of a function as
  * smooth as these.
  */
+import type { TypedArray } from "../tensor/dtype.js";
+
 export interface Piecewise {
   readonly lo: number;
   readonly hi: number;
@@ -69,4 +71,56 @@ export function evalPiecewise(p: Piecewise, x: number): number {
   const q0 = (c[o] + c[o + 1] * t) + (c[o + 2] + c[o + 3] * t) * t2;
   const q1 = (c[o + 4] + c[o + 5] * t) + (c[o + 6] + c[o + 7] * t) * t2;
   return q0 + q1 * (t2 * t2);
+}
+
+/**
+ * The two elementwise loops an activation runs, each with evalPiecewise written out inside it (the
+ * table's fields in locals; the same arithmetic in the same order, so the same bits) and `outside`
+ * for x outside [lo, hi) (NaN included):
+ *   mulPiecewiseSelf:  out[i] = x[i] · f(x[i])      (GELU forward: x · gate(x))
+ *   mulPiecewiseBy:    out[i] = g[i] · f(x[i])      (GELU backward: g · gelu'(x))
+ * Readable form, per element: `by * (x >= p.lo && x < p.hi ? evalPiecewise(p, x) : outside(x))`;
+ * test/fastops.test.ts proves them bitwise equal. Top-level functions, not loops inside closures,
+ * so V8 optimises them on the first steps of a training run (no heap number per element).
+ */
+export function mulPiecewiseSelf(out: TypedArray, x: ArrayLike<number>, p: Piecewise, outside: (x: number) => number): void {
+  const c = p.coef, lo = p.lo, hi = p.hi, width = p.width, perWidth = p.perWidth, toT = p.toT, last = p.intervals - 1;
+  const n = out.length;
+  for (let i = 0; i < n; i++) {
+    const v = x[i];
+    let f: number;
+    if (v >= lo && v < hi) {
+      const k = Math.min(Math.floor((v - lo) * perWidth), last);
+      const t = (v - lo - (k + 0.5) * width) * toT;
+      const o = k * (DEG + 1);
+      const t2 = t * t;
+      const q0 = (c[o] + c[o + 1] * t) + (c[o + 2] + c[o + 3] * t) * t2;
+      const q1 = (c[o + 4] + c[o + 5] * t) + (c[o + 6] + c[o + 7] * t) * t2;
+      f = q0 + q1 * (t2 * t2);
+    } else {
+      f = outside(v);
+    }
+    out[i] = v * f;
+  }
+}
+
+export function mulPiecewiseBy(out: TypedArray, by: ArrayLike<number>, x: ArrayLike<number>, p: Piecewise, outside: (x: number) => number): void {
+  const c = p.coef, lo = p.lo, hi = p.hi, width = p.width, perWidth = p.perWidth, toT = p.toT, last = p.intervals - 1;
+  const n = out.length;
+  for (let i = 0; i < n; i++) {
+    const v = x[i];
+    let f: number;
+    if (v >= lo && v < hi) {
+      const k = Math.min(Math.floor((v - lo) * perWidth), last);
+      const t = (v - lo - (k + 0.5) * width) * toT;
+      const o = k * (DEG + 1);
+      const t2 = t * t;
+      const q0 = (c[o] + c[o + 1] * t) + (c[o + 2] + c[o + 3] * t) * t2;
+      const q1 = (c[o + 4] + c[o + 5] * t) + (c[o + 6] + c[o + 7] * t) * t2;
+      f = q0 + q1 * (t2 * t2);
+    } else {
+      f = outside(v);
+    }
+    out[i] = by[i] * f;
+  }
 }

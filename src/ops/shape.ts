@@ -2,7 +2,7 @@
  * Shape ops. reshape shares storage; permute/transpose/expand/slice/concat copy into a fresh
  * contiguous array. Each backward is the inverse movement of the gradient.
  */
-import { allocate } from "../tensor/dtype.js";
+import { type TypedArray, allocate } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { type Shape, broadcastShapes, broadcastStrides, normAxis, sameShape, sizeOf, stridesOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -56,16 +56,54 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   const inStrides = stridesOf(x.shape);
   const readStrides = perm.map((p) => inStrides[p]);
   const out = allocate(x.dtype, x.size);
-  const xd = x.values;
-  const last = outShape.length - 1;
-  const rs = readStrides[last];
-  forEachRun(outShape, [readStrides], (o, offs, n) => {
-    const xi = offs[0];
-    for (let j = 0; j < n; j++) out[o + j] = xd[xi + j * rs];
-  });
+  if (outShape.length <= 4) permuteCopy4(out, x.values, outShape, readStrides);
+  else permuteCopy(out, x.values, outShape, readStrides);
   const inverse = new Array<number>(perm.length);
   perm.forEach((p, i) => (inverse[p] = i));
   return result(fn, out, outShape, x.dtype, [x], (g) => [permute(g, inverse)]);
+}
+
+/**
+ * out (contiguous, shape outShape) = x read at readStrides: out[i0, .., iK] = xd[Σ i_d · readStrides[d]].
+ * The readable form: one run along the last dim per forEachRun step.
+ */
+export function permuteCopy(out: TypedArray, xd: TypedArray, outShape: Shape, readStrides: readonly number[]): void {
+  const rs = readStrides[outShape.length - 1];
+  forEachRun(outShape, [[...readStrides]], (o, offs, n) => {
+    const xi = offs[0];
+    for (let j = 0; j < n; j++) out[o + j] = xd[xi + j * rs];
+  });
+}
+
+/**
+ * permuteCopy for rank ≤ 4 as four nested loops (the shape padded with leading 1s): no callback and
+ * no odometer per run, which mattered for attention's head split/merge ([N, T, H, E] <-> [N, H, T, E],
+ * runs of E) in a training step. A copy, so equal to permuteCopy element for element
+ * (test/fastops.test.ts).
+ */
+export function permuteCopy4(out: TypedArray, xd: TypedArray, outShape: Shape, readStrides: readonly number[]): void {
+  const pad = 4 - outShape.length;
+  const dim = (d: number): number => (d < pad ? 1 : outShape[d - pad]);
+  const str = (d: number): number => (d < pad ? 0 : readStrides[d - pad]);
+  const n0 = dim(0), n1 = dim(1), n2 = dim(2), n3 = dim(3);
+  const s0 = str(0), s1 = str(1), s2 = str(2), s3 = str(3);
+  let o = 0;
+  for (let i0 = 0; i0 < n0; i0++) {
+    for (let i1 = 0; i1 < n1; i1++) {
+      for (let i2 = 0; i2 < n2; i2++) {
+        const base = i0 * s0 + i1 * s1 + i2 * s2;
+        if (s3 === 1) {
+          let j = 0; // a contiguous run, unrolled by 4 (V8 does not vectorise)
+          for (; j + 4 <= n3; j += 4) {
+            out[o + j] = xd[base + j]; out[o + j + 1] = xd[base + j + 1];
+            out[o + j + 2] = xd[base + j + 2]; out[o + j + 3] = xd[base + j + 3];
+          }
+          for (; j < n3; j++) out[o + j] = xd[base + j];
+        } else for (let j = 0; j < n3; j++) out[o + j] = xd[base + j * s3];
+        o += n3;
+      }
+    }
+  }
 }
 
 /** Swap two dims (the last two by default). */

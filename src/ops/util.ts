@@ -1,4 +1,4 @@
-import { needsGrad } from "../autograd/tape.js";
+import { markLibraryNode, needsGrad } from "../autograd/tape.js";
 import type { DType, TypedArray } from "../tensor/dtype.js";
 import { isFloatDType } from "../tensor/dtype.js";
 import { ArgumentError } from "../tensor/errors.js";
@@ -20,7 +20,7 @@ export function result(
   const out = new Tensor(data, shape, dtype);
   if (backward !== null && isFloatDType(dtype) && needsGrad(inputs)) {
     out.requiresGrad = true;
-    out.gradNode = { op, inputs, backward };
+    out.gradNode = markLibraryNode({ op, inputs, backward });
   }
   return out;
 }

@@ -3,6 +3,7 @@
  * "int32" carries indices (token ids, class targets), which PyTorch would hold as int64.
  */
 import { ArgumentError } from "./errors.js";
+import { POOL_MIN_LENGTH, noteAllocated, takePooled } from "./pool.js";
 
 export type DType = "float32" | "float64" | "bool" | "int32";
 export const DTYPES: readonly DType[] = ["float32", "float64", "bool", "int32"];
@@ -29,7 +30,18 @@ export function checkDType<D extends DType = DType>(fn: string, name: string, v:
   throw new ArgumentError(`${fn}: ${name} must be one of ${allowed.map((d) => JSON.stringify(d)).join(", ")}, got ${seen}`);
 }
 
+/**
+ * A zeroed array of `size` elements of `dtype`: from the pool of arrays backward() proved dead
+ * (./pool.ts) when it holds one of this size, else a fresh one (allocateFresh).
+ */
 export function allocate(dtype: DType, size: number): TypedArray {
+  if (size < POOL_MIN_LENGTH) return allocateFresh(dtype, size);
+  const a = takePooled(dtype, size) ?? allocateFresh(dtype, size);
+  noteAllocated(a);
+  return a;
+}
+
+export function allocateFresh(dtype: DType, size: number): TypedArray {
   switch (dtype) {
     case "float32": return new Float32Array(size);
     case "float64": return new Float64Array(size);

@@ -1,0 +1,142 @@
+/**
+ * The array pool (src/tensor/pool.ts) and the rule by which backward() gives arrays back to it: only
+ * arrays allocated during the pass, once no gradient entry, leaf `.grad` or user-built node holds
+ * them. Each test keeps something a buggy rule would recycle, lets later work take arrays from the
+ * pool (which zeroes and overwrites them), and checks that what it kept is unchanged. And training
+ * with the pool gives the same bits as training without it.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { AdamW, GPT, Tensor, add, crossEntropy, gelu, matmul, mul, randint, randn, reshape, sum, tensor } from "../src/index.js";
+import { result } from "../src/ops/util.js";
+import { allocate } from "../src/tensor/dtype.js";
+import { POOL_MIN_LENGTH, clearPool, giveBack, poolStats, setArrayPool } from "../src/tensor/pool.js";
+
+const N = POOL_MIN_LENGTH; // big enough to be pooled
+
+/** Work that allocates (and so takes from the pool) many arrays of length N, writing into them. */
+function churn(): void {
+  for (let r = 0; r < 4; r++) {
+    const a = randn([N], { seed: 100 + r }).requiresGrad_();
+    const y = sum(mul(gelu(add(a, 1)), a)); // every intermediate of length N
+    y.backward();
+  }
+}
+
+function snapshot(t: Tensor): number[] {
+  return Array.from(t.values);
+}
+
+describe("array pool", () => {
+  test("an array given back comes out zeroed, of the same type and length", () => {
+    clearPool();
+    const a = new Float32Array(N).fill(7);
+    giveBack(a);
+    assert.equal(poolStats().bytes, 4 * N);
+    const b = allocate("float32", N);
+    assert.equal(b, a, "the same array is reused");
+    assert.ok(b.every((v) => v === 0));
+    assert.ok(allocate("float64", N) instanceof Float64Array, "another type is not served from it");
+    assert.equal(poolStats().bytes, 0);
+  });
+
+  test("backward gives intermediate gradients back (the pool is used at all)", () => {
+    clearPool();
+    const before = poolStats().reused;
+    churn();
+    assert.ok(poolStats().reused > before, "later backward passes reuse arrays of earlier ones");
+  });
+
+  test("leaf gradients, forward values and the seed are never recycled", () => {
+    clearPool();
+    const x = randn([N], { seed: 1 }).requiresGrad_();
+    const w = randn([N], { seed: 2 }).requiresGrad_();
+    const h = mul(gelu(x), w); // kept by the test: a forward value
+    const seed = randn([N], { seed: 3 });
+    h.backward(seed);
+    const keep = [x.grad!, w.grad!, h, seed, x, w].map((t) => [t, snapshot(t)] as const);
+    churn();
+    for (const [t, before] of keep) assert.deepEqual(snapshot(t), before);
+  });
+
+  test("a node built by hand (not a library op) keeps the gradient it is given and the ones it returns", () => {
+    clearPool();
+    const x = randn([N], { seed: 4 }).requiresGrad_();
+    const kept: Tensor[] = [];
+    const y = new Tensor(x.values.slice(), x.shape, x.dtype);
+    y.requiresGrad = true;
+    y.gradNode = { op: "mine", inputs: [x], backward: (g) => { const gx = mul(g, 2); kept.push(g, gx); return [gx]; } };
+    sum(gelu(y)).backward(); // gelu's backward makes the gradient handed to "mine"
+    const before = kept.map(snapshot);
+    churn();
+    kept.forEach((t, i) => assert.deepEqual(snapshot(t), before[i], `kept tensor ${i}`));
+  });
+
+  test("one gradient returned for several inputs ([x, x, y] all get g) stays until the last holder is done", () => {
+    clearPool();
+    const x = randn([N], { seed: 5 }).requiresGrad_();
+    const y = randn([N], { seed: 6 }).requiresGrad_();
+    // a library node whose backward hands the same tensor to all three inputs
+    const z = result("share", new Float32Array(N), [N], "float32", [x, x, y], (g) => [g, g, g]);
+    const gin = randn([N], { seed: 7 });
+    mul(z, 1).backward(gin); // mul's backward allocates g = gin · 1 during the pass
+    assert.deepEqual(snapshot(y.grad!), snapshot(gin), "y's gradient is g");
+    assert.deepEqual(snapshot(x.grad!), snapshot(gin).map((v) => Math.fround(v + v)), "x's is g + g");
+    const keep = snapshot(y.grad!);
+    churn();
+    assert.deepEqual(snapshot(y.grad!), keep);
+  });
+
+  test("views share the count: a reshape of a gradient passed on keeps the array alive", () => {
+    clearPool();
+    const x = randn([N], { seed: 8 }).requiresGrad_();
+    const y = reshape(gelu(x), [N / 2, 2]); // reshape's backward returns a view of its gradient
+    const g = randn([N / 2, 2], { seed: 9 });
+    y.backward(g);
+    const keep = snapshot(x.grad!);
+    churn();
+    assert.deepEqual(snapshot(x.grad!), keep);
+  });
+
+  test("training GPT with the pool gives the same bits as without it", () => {
+    const train = (pool: boolean): number[] => {
+      const prev = setArrayPool(pool);
+      try {
+        const model = new GPT("tiny", { seed: 0 });
+        const opt = new AdamW(model.parameters(), { lr: 1e-2 });
+        const V = model.config.vocabSize;
+        const idx = randint(0, V, [4, 33], { seed: 11 }).values;
+        const inp = new Tensor(Int32Array.from({ length: 4 * 32 }, (_, i) => idx[Math.floor(i / 32) * 33 + (i % 32)]), [4, 32], "int32");
+        const tgt = new Tensor(Int32Array.from({ length: 4 * 32 }, (_, i) => idx[Math.floor(i / 32) * 33 + (i % 32) + 1]), [4 * 32], "int32");
+        const losses: number[] = [];
+        for (let s = 0; s < 4; s++) {
+          opt.zeroGrad();
+          const loss = crossEntropy(reshape(model.forward(inp), [4 * 32, V]), tgt); // [4, 32, V] -> [128, V]
+          loss.backward();
+          opt.step();
+          losses.push(loss.values[0]);
+        }
+        return [...losses, ...model.parameters().flatMap((p) => Array.from(p.values))];
+      } finally {
+        setArrayPool(prev);
+      }
+    };
+    const without = train(false);
+    const withPool = train(true);
+    const withPoolAgain = train(true); // the second run starts with a full pool
+    assert.equal(withPool.length, without.length);
+    for (let i = 0; i < without.length; i++) {
+      if (!Object.is(withPool[i], without[i]) || !Object.is(withPoolAgain[i], without[i])) {
+        assert.fail(`value ${i}: ${withPool[i]} / ${withPoolAgain[i]} with the pool, ${without[i]} without`);
+      }
+    }
+  });
+
+  test("a matmul chain's gradients are right after the pool has been churned (hand-worked: d sum(a @ b) / da = rows of b's row sums)", () => {
+    churn();
+    const a = tensor([1, 2, 3, 4], [2, 2], { requiresGrad: true });
+    const b = tensor([5, 6, 7, 8], [2, 2]);
+    sum(matmul(a, b)).backward();
+    assert.deepEqual(Array.from(a.grad!.values), [11, 15, 11, 15]);
+  });
+});
