@@ -379,9 +379,21 @@ function groupsPerRound(p: AttentionParams, floatsPerGroup: number): number {
   return ng;
 }
 
-function kvGroupHeads(p: AttentionParams, g: number, G: number): { b: number; h0: number } {
-  const b = Math.floor(g / p.Hkv), kvh = g % p.Hkv;
-  return { b, h0: kvh * G };
+/**
+ * Walks the NG kv groups of a staging round (from group g0): for each, its G query heads (`head`:
+ * index among all B·H, `hl`: its slot in the round), then the group itself (`gg`: index among all
+ * B·Hkv, `gl`: its slot in the round). Staging and unstaging share this one walk.
+ */
+function eachGroup(
+  p: AttentionParams, g0: number, NG: number, G: number,
+  perHead: (head: number, hl: number) => void, perGroup: (gg: number, gl: number) => void,
+): void {
+  for (let gl = 0; gl < NG; gl++) {
+    const gg = g0 + gl;
+    const b = Math.floor(gg / p.Hkv), h0 = (gg % p.Hkv) * G; // batch and first query head of kv group gg
+    for (let hh = 0; hh < G; hh++) perHead(b * p.H + h0 + hh, gl * G + hh);
+    perGroup(gg, gl);
+  }
 }
 
 function wasmAttentionForward(
@@ -415,37 +427,28 @@ function wasmAttentionForward(
     const mask = stageMask(rt, p, g0, NG);
     const flexFields = stageFlex(rt, p, flex);
     const f32 = rt.f32;
-    for (let gl = 0; gl < NG; gl++) {
-      const gg = g0 + gl;
-      const { b, h0 } = kvGroupHeads(p, gg, G);
-      for (let hh = 0; hh < G; hh++) {
-        const head = b * H + h0 + hh;
-        stageRows(f32, (qP >> 2) + (gl * G + hh) * Lp * Ep, q, head * L * E, L, E, E, Ep, Lp);
-      }
+    eachGroup(p, g0, NG, G, (head, hl) => {
+      stageRows(f32, (qP >> 2) + hl * Lp * Ep, q, head * L * E, L, E, E, Ep, Lp);
+    }, (gg, gl) => {
       stageRows(f32, (kP >> 2) + gl * Sp * Ep, k, gg * S * E, S, E, E, Ep, Sp);
       stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
-    }
+    });
     const tasks = NG * G * nI;
     rt.setJob(Lay.K_ATT_FWD, tasks, scratch, stride, Lay.AttJob, {
       ...attParams(p, g, g0, NG), ...mask, ...flexFields, q: qP, k: kP, v: vP, o: oP, rowMax: maxP, rowSum: sumP,
     });
     rt.runJob(threads, tasks);
     const res = rt.f32, res64 = rt.f64;
-    for (let gl = 0; gl < NG; gl++) {
-      const { b, h0 } = kvGroupHeads(p, g0 + gl, G);
-      for (let hh = 0; hh < G; hh++) {
-        const head = b * H + h0 + hh;
-        const hl = gl * G + hh;
-        unstageRows(out, head * L * Ev, res, (oP >> 2) + hl * Lp * Evp, L, Ev, Evp);
-        // lse = m + log(l) in float64; l = 0 for a row that sees no key (with a sink: l >= 1, m >= the
-        // sink's float32 value), NaN for a row with a NaN score
-        const mAt = (maxP >> 2) + hl * Lp, lAt = (sumP >> 3) + hl * Lp;
-        for (let l = 0; l < L; l++) {
-          const sum = res64[lAt + l];
-          lse[head * L + l] = sum === 0 ? -Infinity : res[mAt + l] + Math.log(sum);
-        }
+    eachGroup(p, g0, NG, G, (head, hl) => {
+      unstageRows(out, head * L * Ev, res, (oP >> 2) + hl * Lp * Evp, L, Ev, Evp);
+      // lse = m + log(l) in float64; l = 0 for a row that sees no key (with a sink: l >= 1, m >= the
+      // sink's float32 value), NaN for a row with a NaN score
+      const mAt = (maxP >> 2) + hl * Lp, lAt = (sumP >> 3) + hl * Lp;
+      for (let l = 0; l < L; l++) {
+        const sum = res64[lAt + l];
+        lse[head * L + l] = sum === 0 ? -Infinity : res[mAt + l] + Math.log(sum);
       }
-    }
+    }, () => {});
   }
 }
 
@@ -489,35 +492,30 @@ function wasmAttentionBackward(
     const mask = stageMask(rt, p, g0, NG);
     const flexFields = stageFlex(rt, p, flex);
     const f32 = rt.f32, f64 = rt.f64;
-    for (let gl = 0; gl < NG; gl++) {
-      const gg = g0 + gl;
-      const { b, h0 } = kvGroupHeads(p, gg, G);
-      for (let hh = 0; hh < G; hh++) {
-        const head = b * H + h0 + hh;
-        const hl = gl * G + hh;
-        stageRows(f32, (qP >> 2) + hl * Lp * Ep, q, head * L * E, L, E, E, Ep, Lp);
-        stageRows(f32, (doP >> 2) + hl * Lp * Evp, dout, head * L * Ev, L, Ev, Ev, Evp, Lp);
-        const hi = (hiP >> 2) + hl * Lp, lo = (loP >> 2) + hl * Lp, dlo = (dP >> 3) + hl * Lp;
-        for (let l = 0; l < L; l++) {
-          // lse = hi + lo, two float32s (P = exp((s - hi) - lo)); fully masked row: P = exp(s - inf) = 0.
-          // Where |lse| is too large for that (a huge finite mask), the prep tasks put m and log(l) there.
-          const x = lse[head * L + l];
-          const xh = x === -Infinity ? Infinity : Math.fround(x);
-          f32[hi + l] = xh;
-          f32[lo + l] = Number.isFinite(x) ? x - xh : 0;
-          // D = rowsum(dO * O), kept in float64
-          const r = (head * L + l) * Ev;
-          let d = 0;
-          for (let c = 0; c < Ev; c++) d += dout[r + c] * out[r + c];
-          f64[dlo + l] = d;
-        }
-        f32.fill(Infinity, hi + L, hi + Lp);
-        f32.fill(0, lo + L, lo + Lp);
-        f64.fill(0, dlo + L, dlo + Lp);
+    eachGroup(p, g0, NG, G, (head, hl) => {
+      stageRows(f32, (qP >> 2) + hl * Lp * Ep, q, head * L * E, L, E, E, Ep, Lp);
+      stageRows(f32, (doP >> 2) + hl * Lp * Evp, dout, head * L * Ev, L, Ev, Ev, Evp, Lp);
+      const hi = (hiP >> 2) + hl * Lp, lo = (loP >> 2) + hl * Lp, dlo = (dP >> 3) + hl * Lp;
+      for (let l = 0; l < L; l++) {
+        // lse = hi + lo, two float32s (P = exp((s - hi) - lo)); fully masked row: P = exp(s - inf) = 0.
+        // Where |lse| is too large for that (a huge finite mask), the prep tasks put m and log(l) there.
+        const x = lse[head * L + l];
+        const xh = x === -Infinity ? Infinity : Math.fround(x);
+        f32[hi + l] = xh;
+        f32[lo + l] = Number.isFinite(x) ? x - xh : 0;
+        // D = rowsum(dO * O), kept in float64
+        const r = (head * L + l) * Ev;
+        let d = 0;
+        for (let c = 0; c < Ev; c++) d += dout[r + c] * out[r + c];
+        f64[dlo + l] = d;
       }
+      f32.fill(Infinity, hi + L, hi + Lp);
+      f32.fill(0, lo + L, lo + Lp);
+      f64.fill(0, dlo + L, dlo + Lp);
+    }, (gg, gl) => {
       stageRows(f32, (kP >> 2) + gl * Sp * Ep, k, gg * S * E, S, E, E, Ep, Sp);
       stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
-    }
+    });
     f32.fill(0, dqP >> 2, (dqP >> 2) + nh * Lp * Ep);
     // cnt (each dQ block's turn) is set by the prep tasks
     const prm: AttFields = {
@@ -531,16 +529,12 @@ function wasmAttentionBackward(
     rt.setJob(Lay.K_ATT_BWD, tasks, scratch, stride, Lay.AttJob, prm);
     rt.runJob(threads, tasks);
     const res = rt.f32;
-    for (let gl = 0; gl < NG; gl++) {
-      const gg = g0 + gl;
-      const { b, h0 } = kvGroupHeads(p, gg, G);
-      for (let hh = 0; hh < G; hh++) {
-        const head = b * H + h0 + hh;
-        unstageRows(dq, head * L * E, res, (dqP >> 2) + (gl * G + hh) * Lp * Ep, L, E, Ep);
-      }
+    eachGroup(p, g0, NG, G, (head, hl) => {
+      unstageRows(dq, head * L * E, res, (dqP >> 2) + hl * Lp * Ep, L, E, Ep);
+    }, (gg, gl) => {
       unstageRows(dk, gg * S * E, res, (dkP >> 2) + gl * Sp * Ep, S, E, Ep);
       unstageRows(dv, gg * S * Ev, res, (dvP >> 2) + gl * Sp * Evp, S, Ev, Evp);
-    }
+    });
   }
 }
 
