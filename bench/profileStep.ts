@@ -7,31 +7,17 @@
  * includeObjectsCollectedByMinorGC) is how the heap numbers boxed by late-optimised backward closures
  * were found (the top-level `*BackwardRows` loops in src/ops).
  */
-import { AdamW, GPT, Tensor, crossEntropy, randint, reshape, setBackend, setNumThreads } from "../src/index.js";
+import { smallTrainingStep } from "./trainingStep.js";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : undefined;
 }
-setBackend("wasm");
-setNumThreads(Number(arg("threads") ?? 1));
+
 const steps = Number(arg("steps") ?? 10);
-const model = new GPT("small", { seed: 0 });
-const opt = new AdamW(model.parameters(), { lr: 3e-4 });
-const batch = 8, T = 128;
-const idx = randint(0, model.config.vocabSize, [batch, T + 1], { seed: 5 });
-const data = idx.dataSync();
-const inp = new Tensor(Int32Array.from({ length: batch * T }, (_, i) => data[Math.floor(i / T) * (T + 1) + (i % T)]), [batch, T], "int32");
-const tgt = new Tensor(Int32Array.from({ length: batch * T }, (_, i) => data[Math.floor(i / T) * (T + 1) + (i % T) + 1]), [batch * T], "int32");
+const { step: trainStep } = smallTrainingStep(Number(arg("threads") ?? 1));
 let loss = 0;
-const step = (): void => {
-  opt.zeroGrad();
-  const logits = model.forward(inp); // [batch, T, V]
-  const l = crossEntropy(reshape(logits, [batch * T, model.config.vocabSize]), tgt); // [batch, T, V] -> [batch·T, V]
-  l.backward();
-  opt.step();
-  loss = l.values[0];
-};
+const step = (): void => { loss = trainStep(); };
 for (let w = 0; w < Number(arg("warm") ?? 1); w++) step();
 const c0 = process.cpuUsage();
 const t0 = performance.now();

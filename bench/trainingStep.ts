@@ -24,8 +24,8 @@ export interface TrainingSpeed {
   params: number;
 }
 
-/** Steps of the `small` GPT preset (forward, cross-entropy, backward, AdamW) on random tokens. */
-export function trainingThroughput(threads: number, quick: boolean): TrainingSpeed {
+/** One training step of the `small` GPT preset (forward, cross-entropy, backward, AdamW) on fixed random tokens. */
+export function smallTrainingStep(threads: number): { step: () => number; model: GPT; batch: number; T: number } {
   setBackend("wasm");
   setNumThreads(threads);
   const model = new GPT("small", { seed: 0 });
@@ -35,13 +35,20 @@ export function trainingThroughput(threads: number, quick: boolean): TrainingSpe
   const data = idx.dataSync();
   const inp = new Tensor(Int32Array.from({ length: batch * T }, (_, i) => data[Math.floor(i / T) * (T + 1) + (i % T)]), [batch, T], "int32");
   const tgt = new Tensor(Int32Array.from({ length: batch * T }, (_, i) => data[Math.floor(i / T) * (T + 1) + (i % T) + 1]), [batch * T], "int32");
-  const step = (): void => {
+  const step = (): number => {
     opt.zeroGrad();
     const logits = model.forward(inp); // [batch, T, V]
     const loss = crossEntropy(reshape(logits, [batch * T, model.config.vocabSize]), tgt); // [batch, T, V] -> [batch·T, V]
     loss.backward();
     opt.step();
+    return loss.values[0];
   };
+  return { step, model, batch, T };
+}
+
+/** Steps of the `small` GPT preset (smallTrainingStep), timed. */
+export function trainingThroughput(threads: number, quick: boolean): TrainingSpeed {
+  const { step, model, batch, T } = smallTrainingStep(threads);
   const cpu: number[] = [];
   const measured = (): void => {
     const c0 = process.cpuUsage();

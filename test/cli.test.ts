@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { decode } from "fast-png";
 import { parseXml } from "./xml.js";
 import { deserializeTrainingCheckpoint, serializeTrainingCheckpoint } from "../src/train/checkpointFormat.js";
+import { assertUsageError } from "./cli-helpers.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const dir = mkdtempSync(join(tmpdir(), "attend-cli-"));
@@ -45,15 +46,6 @@ function attendAsync(...args: string[]): Promise<Run> {
   });
 }
 
-/** A user error: exit code 2, one line on stderr naming the problem, no stack trace. */
-function assertUsageError(r: Run, pattern: RegExp): void {
-  assert.equal(r.code, 2, `exit code (stderr: ${r.stderr})`);
-  const lines = r.stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
-  assert.match(lines[0], /^attend: /);
-  assert.match(lines[0], pattern);
-  assert.ok(!/\n\s+at /.test(r.stderr));
-}
 
 describe("attend --help", () => {
   test("lists every command; each command has its own help", async () => {

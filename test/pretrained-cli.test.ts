@@ -17,6 +17,7 @@ import { parseXml, type XmlElement } from "./xml.js";
 import { WORDS, wordTokenizer } from "./hf-helpers.js";
 import { runCli } from "../src/cli/run.js";
 import { attentionMaps, fromPretrained, generate, generateText, headScores } from "../src/index.js";
+import { assertUsageError } from "./cli-helpers.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const HF = join(ROOT, "test", "fixtures", "hf");
@@ -53,13 +54,6 @@ async function attendOn(tty: boolean, ...args: string[]): Promise<Run> {
 
 const lastJson = (r: Run): Record<string, any> => JSON.parse(r.stdout.trimEnd().split("\n").at(-1)!);
 
-function assertUsageError(r: Run, pattern: RegExp): void {
-  assert.equal(r.code, 2, `exit code (stderr: ${r.stderr})`);
-  const lines = r.stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
-  assert.match(lines[0], /^attend: /);
-  assert.match(lines[0], pattern);
-}
 
 describe("attend generate --model", () => {
   test("--ids --json: the tokens of the library's greedy generate, the first one the twin's argmax", async () => {

@@ -84,24 +84,7 @@ export function evalPiecewise(p: Piecewise, x: number): number {
  * so V8 optimises them on the first steps of a training run (no heap number per element).
  */
 export function mulPiecewiseSelf(out: TypedArray, x: ArrayLike<number>, p: Piecewise, outside: (x: number) => number): void {
-  const c = p.coef, lo = p.lo, hi = p.hi, width = p.width, perWidth = p.perWidth, toT = p.toT, last = p.intervals - 1;
-  const n = out.length;
-  for (let i = 0; i < n; i++) {
-    const v = x[i];
-    let f: number;
-    if (v >= lo && v < hi) {
-      const k = Math.min(Math.floor((v - lo) * perWidth), last);
-      const t = (v - lo - (k + 0.5) * width) * toT;
-      const o = k * (DEG + 1);
-      const t2 = t * t;
-      const q0 = (c[o] + c[o + 1] * t) + (c[o + 2] + c[o + 3] * t) * t2;
-      const q1 = (c[o + 4] + c[o + 5] * t) + (c[o + 6] + c[o + 7] * t) * t2;
-      f = q0 + q1 * (t2 * t2);
-    } else {
-      f = outside(v);
-    }
-    out[i] = v * f;
-  }
+  mulPiecewiseBy(out, x, x, p, outside); // x · f(x): the same loop with by = x
 }
 
 export function mulPiecewiseBy(out: TypedArray, by: ArrayLike<number>, x: ArrayLike<number>, p: Piecewise, outside: (x: number) => number): void {
