@@ -21,8 +21,8 @@ let depth = 0;
 const releasers: (() => void)[] = [];
 
 /**
- * Runs fn with `weights` frozen (see above) and returns its result. Scopes nest (the weights of all
- * open scopes are frozen); what was kept is dropped when the outermost one ends.
+ * Runs fn with `weights` frozen (see above) and returns its result. Scopes nest: weights named by a
+ * nested scope stay frozen until the outermost scope ends, which drops everything kept.
  */
 export function withFrozenWeights<T>(weights: readonly Tensor[], fn: () => T): T {
   depth++;
