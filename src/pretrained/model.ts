@@ -13,6 +13,8 @@
  *
  * forward(ids, { cache }) decodes with a KV cache as GPT does: only the new tokens are passed and
  * positions continue from cache.length (causal alignment bottom-right), so generate() works on it.
+ * forward(ids, { attentionMask }) takes padded rows as transformers does (padding.ts): each row's
+ * positions count its own tokens, and padding is never attended to.
  */
 import { ShapeError, ArgumentError } from "../tensor/errors.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -32,6 +34,7 @@ import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from 
 import type { AttentionMap, ForwardWithAttention } from "../models/index.js";
 import { type TokenInput, tokenTensor } from "../models/tokens.js";
 import type { PretrainedArch } from "./config.js";
+import { type AttentionMaskInput, type Padding, paddingOf, rotateAt } from "./padding.js";
 
 /** q [N, T, H·hd], k and v [N, T, Hkv·hd] -> causal attention output [N, T, H·hd]. */
 function attend(a: PretrainedArch, q: Tensor, k: Tensor, v: Tensor, ctx: LayerContext, window: number | null): Tensor {
@@ -41,11 +44,14 @@ function attend(a: PretrainedArch, q: Tensor, k: Tensor, v: Tensor, ctx: LayerCo
   let kh = heads(k, a.numKvHeads); // [N, Hkv, T, hd]
   let vh = heads(v, a.numKvHeads);
   if (ctx.rotary) {
-    qh = ctx.rotary.forward(qh, ctx.offset);
-    kh = ctx.rotary.forward(kh, ctx.offset);
+    const { rotary, padding } = ctx;
+    [qh, kh] = [qh, kh].map((x) => (padding ? rotateAt(rotary, x, padding) : rotary.forward(x, ctx.offset)));
   }
   if (ctx.cache) [kh, vh] = ctx.cache.append(kh, vh); // [N, Hkv, S, hd], S = cached + T
-  const opts = { isCausal: true, causalAlignment: "bottom-right", enableGqa: a.numKvHeads !== a.numHeads, slidingWindow: window } as const;
+  const opts: LayerAttentionOptions = {
+    isCausal: true, causalAlignment: "bottom-right", enableGqa: a.numKvHeads !== a.numHeads, slidingWindow: window,
+    ...(ctx.padding ? { attnMask: ctx.padding.keyMask } : {}), // [N, 1, 1, S]: true = a token
+  };
   ctx.visit?.(qh, kh, opts);
   let y: Tensor;
   if (ctx.weights) {
@@ -64,6 +70,8 @@ interface LayerContext {
   /** when given, sees this layer's query and key and the sdpa options (see PretrainedLM.forwardVisitingAttention) */
   visit: ((query: Tensor, key: Tensor, opts: LayerAttentionOptions) => void) | null;
   offset: number;
+  /** per-row positions and the key padding mask, when forward was given an attentionMask */
+  padding: Padding | null;
   cache: KVCacheLayer | null;
   rotary: RotaryEmbedding | null;
 }
@@ -207,6 +215,8 @@ export interface LayerAttentionOptions {
   readonly causalAlignment: "bottom-right";
   readonly enableGqa: boolean;
   readonly slidingWindow: number | null;
+  /** with forward's attentionMask: [N, 1, 1, S] bool, true = a token (padding is never attended to) */
+  readonly attnMask?: Tensor;
 }
 
 /**
@@ -219,7 +229,14 @@ export type AttentionVisitor = (layer: number, query: Tensor, key: Tensor, opts:
 export interface PretrainedForwardOptions {
   /** decode with this cache (only the new tokens are passed); model.newCache() */
   cache?: KVCache | null;
+  /**
+   * padded rows, as transformers' attention_mask: [N, S] with 1 for a token and 0 for padding, over
+   * the cached positions and the new ones (S = cache.length + T). Each row's positions count its own
+   * tokens (a left-padded prompt starts at 0), and padding is never attended to (see padding.ts).
+   */
+  attentionMask?: AttentionMaskInput | null;
 }
+const FORWARD_OPTION_KEYS = ["cache", "attentionMask"];
 
 export interface PretrainedLMOptions {
   /**
@@ -280,24 +297,30 @@ export class PretrainedLM extends Module {
 
   private run(fn: string, ids: TokenInput, opts: PretrainedForwardOptions, weights: Tensor[] | null, visit: AttentionVisitor | null): Tensor {
     const a = this.config;
+    checkOptions(fn, "options", opts, FORWARD_OPTION_KEYS);
     const tokens = tokenTensor(fn, "ids", ids, a.vocabSize);
     const cache = opts.cache ?? null;
     if (cache !== null && !(cache instanceof KVCache)) throw new ArgumentError(`${fn}: cache must be a KVCache (model.newCache())`);
-    const T = tokens.shape[1];
+    const [N, T] = tokens.shape;
     const offset = cache === null ? 0 : cache.length;
-    if (offset + T > a.maxSeqLen) {
+    const mask = opts.attentionMask ?? null;
+    const padding = mask === null ? null : paddingOf(fn, mask, N, offset, T);
+    if (padding !== null && padding.maxPosition >= a.maxSeqLen) {
+      throw new ShapeError(`${fn}: a row of attentionMask reaches position ${padding.maxPosition} (its tokens counted), past the model's ${a.maxSeqLen} positions`);
+    }
+    if (padding === null && offset + T > a.maxSeqLen) {
       throw new ShapeError(`${fn}: positions ${offset}..${offset + T - 1} go past the model's ${a.maxSeqLen} positions (${offset} cached + ${T} new tokens)`);
     }
     const ctx = (i: number): LayerContext => ({
-      weights, offset, cache: cache && cache.layer(i), rotary: this.rotary, visit: visit && ((q, k, o) => visit(i, q, k, o)),
+      weights, offset, padding, cache: cache && cache.layer(i), rotary: this.rotary, visit: visit && ((q, k, o) => visit(i, q, k, o)),
     });
     let x: Tensor;
     let embed: Tensor;
     if (this.transformer) {
       const t = this.transformer;
       x = t.wte.forward(tokens);
-      const pos = Array.from({ length: T }, (_, i) => offset + i);
-      x = add(x, t.wpe.forward(tokenTensor(fn, "positions", [pos], a.maxSeqLen))); // [N, T, C] + [1, T, C]
+      const pos = padding ? padding.positions : [Array.from({ length: T }, (_, i) => offset + i)];
+      x = add(x, t.wpe.forward(tokenTensor(fn, "positions", pos, a.maxSeqLen))); // [N, T, C] + [N or 1, T, C]
       let i = 0;
       for (const block of t.h) x = block.forward(x, ctx(i++));
       x = t.ln_f.forward(x);

@@ -3,9 +3,16 @@
  * (KV cache; greedy, temperature, top-k, top-p, a seed; stop at the model's end-of-sequence token),
  * and the new tokens are decoded, streamed piece by piece as they come.
  *
- * Several prompts of different lengths: each row is generated on its own (its own cache, its own
- * Generator from the same seed), so a batch gives exactly what each prompt gives alone. (A single
- * padded batch would need per-row positions and a padding mask in PretrainedLM; not done.)
+ * Several prompts: one padded batch (batch.ts: left padding, per-row positions, a key padding mask;
+ * a row that stops is padded while the others go on). Each row samples from its own Generator(seed),
+ * so a row's tokens are what its prompt gives alone (and its logits agree to rounding). Streaming in a
+ * batch: onToken(token, row) and onText(piece, row) are called as each step's tokens are picked, the
+ * rows still going in row order; a row's pieces join to its text. With window, sinkTokens or paged
+ * (generate()'s streaming and paged caches) each prompt is generated on its own instead.
+ *
+ * The stop tokens default to generation_config.json's eos_token_id when the folder has one, else
+ * config.json's (eosTokenIds). A text prompt that encodes to no tokens starts from bos_token_id
+ * (generation_config.json's, else config.json's), as transformers' generate() does without inputs.
  *
  * Streaming decodes the prompt and all new tokens so far together (so the joining space or word piece
  * comes out as in the whole text) and hands on the part of the new text not yet handed on,
@@ -18,6 +25,7 @@ import { GENERATE_OPTION_KEYS, type SamplingOptions, generate } from "../models/
 import type { Tokenizer } from "@huggingface/tokenizers";
 import type { HFConfig } from "./config.js";
 import type { PretrainedLM } from "./model.js";
+import { generatePadded } from "./batch.js";
 
 export interface GenerateTextOptions extends SamplingOptions {
   /** tokens to add at most (default 50) */
@@ -50,16 +58,27 @@ export interface TextModel {
   model: PretrainedLM;
   tokenizer: Tokenizer | null;
   config: HFConfig;
+  /** generation_config.json (null or absent when the folder has none) */
+  generationConfig?: HFConfig | null;
 }
 
 /** transformers' defaults where config.json has no eos_token_id. */
 const DEFAULT_EOS: Record<string, number> = { gpt2: 50256, llama: 2, mistral: 2 };
 
-/** The end-of-sequence token(s) of config.json (eos_token_id, a number or a list), or transformers' default. */
-export function eosTokenIds(config: HFConfig): number[] {
-  const v = config.eos_token_id ?? DEFAULT_EOS[String(config.model_type)] ?? null;
+/**
+ * The end-of-sequence token(s): generation_config.json's eos_token_id (a number or a list) when given,
+ * else config.json's, else transformers' default for the model type.
+ */
+export function eosTokenIds(config: HFConfig, generationConfig: HFConfig | null = null): number[] {
+  const v = generationConfig?.eos_token_id ?? config.eos_token_id ?? DEFAULT_EOS[String(config.model_type)] ?? null;
   const list = v === null ? [] : Array.isArray(v) ? v : [v];
   return list.filter((x): x is number => Number.isInteger(x) && (x as number) >= 0);
+}
+
+/** The beginning-of-sequence token: generation_config.json's bos_token_id, else config.json's, else null. */
+export function bosTokenId(config: HFConfig, generationConfig: HFConfig | null = null): number | null {
+  const v = generationConfig?.bos_token_id ?? config.bos_token_id ?? null;
+  return Number.isInteger(v) && (v as number) >= 0 ? (v as number) : null;
 }
 
 const FN = "generateText";
@@ -68,8 +87,10 @@ function promptIds(m: TextModel, prompt: string | readonly number[], i: number):
   if (typeof prompt === "string") {
     if (m.tokenizer === null) throw new ArgumentError(`${FN}: prompt ${i} is text but the folder has no tokenizer.json; give token ids (number[]) instead`);
     const ids = m.tokenizer.encode(prompt).ids;
-    if (ids.length === 0) throw new ArgumentError(`${FN}: prompt ${i} is ${JSON.stringify(prompt)}, which encodes to no tokens (this tokenizer adds no BOS); give text with at least one token`);
-    return ids;
+    if (ids.length > 0) return ids;
+    const bos = bosTokenId(m.config, m.generationConfig ?? null);
+    if (bos !== null) return [bos]; // nothing to continue: start from BOS, as transformers' generate() without inputs
+    throw new ArgumentError(`${FN}: prompt ${i} is ${JSON.stringify(prompt)}, which encodes to no tokens, and neither generation_config.json nor config.json has a bos_token_id to start from; give text with at least one token`);
   }
   if (!Array.isArray(prompt) || prompt.length === 0) throw new ArgumentError(`${FN}: prompt ${i} must be text or a non-empty array of token ids`);
   return [...prompt];
@@ -119,28 +140,42 @@ export function generateText(m: TextModel, prompts: string | readonly number[] |
   const { onText, stopToken, ...rest } = opts;
   if (onText !== undefined && typeof onText !== "function") throw new ArgumentError(`${FN}: onText must be a function (piece, row) => void`);
   if (onText !== undefined && m.tokenizer === null) throw new ArgumentError(`${FN}: onText needs a tokenizer; the folder has no tokenizer.json (use onToken)`);
-  const stops = stopToken === null ? [] : stopToken ?? eosTokenIds(m.config);
+  const stops = stopToken === null ? [] : stopToken ?? eosTokenIds(m.config, m.generationConfig ?? null);
   const stopSet = new Set(typeof stops === "number" ? [stops] : stops);
+  for (const t of stopSet) if (!Number.isInteger(t) || t < 0) throw new ArgumentError(`${FN}: stopToken must be a non-negative integer token id (or a list of them, or null), got ${String(t)}`);
   const maxNewTokens = opts.maxNewTokens ?? 50;
+  if (opts.onToken !== undefined && typeof opts.onToken !== "function") throw new ArgumentError(`${FN}: onToken must be a function (token, row) => void`);
   const ids = list.map((p, i) => promptIds(m, p, i));
-  const out = ids.map((prompt, row) => {
-    const tokens: number[] = [];
-    const stream = m.tokenizer ? new TextStream(m.tokenizer, prompt) : null;
-    const onToken = (t: number): void => {
-      tokens.push(t);
-      opts.onToken?.(t, row);
-      if (onText && stream) {
-        const piece = stream.next(tokens);
-        if (piece !== "") onText(piece, row);
-      }
-    };
-    generate(m.model, [prompt], { ...rest, maxNewTokens, stopToken: [...stopSet], onToken });
+  // each row's tokens so far and its text stream; onToken hands a picked token on to both
+  const tokens = ids.map((): number[] => []);
+  const streams = ids.map((prompt) => (m.tokenizer ? new TextStream(m.tokenizer, prompt) : null));
+  const onToken = (t: number, row: number): void => {
+    tokens[row].push(t);
+    opts.onToken?.(t, row);
+    const stream = streams[row];
     if (onText && stream) {
-      const piece = stream.rest(tokens);
+      const piece = stream.next(tokens[row]);
       if (piece !== "") onText(piece, row);
     }
-    const finish: TextGeneration["finish"] = tokens.length > 0 && stopSet.has(tokens[tokens.length - 1]) ? "stop" : "length";
-    return { promptIds: prompt, tokens, text: stream ? stream.text(tokens) : null, finish };
+  };
+  // generate()'s cache options, accepted (untyped) since generateText passes its options on to generate()
+  const { window, sinkTokens, paged } = rest as { window?: number; sinkTokens?: number; paged?: object };
+  if (ids.length === 1 || window !== undefined || sinkTokens !== undefined || paged !== undefined) {
+    // one prompt (generate()'s loop), or a streaming / paged cache: each prompt on its own
+    ids.forEach((prompt, row) => generate(m.model, [prompt], { ...rest, maxNewTokens, stopToken: [...stopSet], onToken: (t) => onToken(t, row) }));
+  } else {
+    const { greedy, temperature, topK, topP, seed, generator, useCache } = rest;
+    generatePadded(FN, m.model, ids, { greedy, temperature, topK, topP, seed, generator, useCache, maxNewTokens, stopTokens: stopSet, onToken });
+  }
+  const out = ids.map((prompt, row): TextGeneration => {
+    const stream = streams[row];
+    if (onText && stream) {
+      const piece = stream.rest(tokens[row]);
+      if (piece !== "") onText(piece, row);
+    }
+    const r = tokens[row];
+    const finish: TextGeneration["finish"] = r.length > 0 && stopSet.has(r[r.length - 1]) ? "stop" : "length";
+    return { promptIds: prompt, tokens: r, text: stream ? stream.text(r) : null, finish };
   });
   return single ? out[0] : out;
 }
