@@ -1,15 +1,15 @@
 /**
  * Text generation with Hugging Face-layout models: greedy tokens equal the PyTorch twin's argmax,
  * cached generation equals recomputation, a batch of prompts of different lengths equals each alone,
- * the end-of-sequence token stops a row, streamed text joins to the result, and top-p keeps the
- * nucleus worked out by hand.
+ * the end-of-sequence token stops a row (generation_config.json's, else config.json's), streamed text
+ * joins to the result, and top-p keeps the nucleus worked out by hand.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { WORDS, wordTokenizer } from "./hf-helpers.js";
+import { WORDS, folderFiles, wordTokenizer } from "./hf-helpers.js";
 import { Generator, eosTokenIds, fromPretrained, fromPretrainedFiles, generateText, sampleToken } from "../src/index.js";
 
 const HF = join(fileURLToPath(new URL(".", import.meta.url)), "fixtures", "hf");
@@ -85,6 +85,50 @@ describe("generateText", () => {
     const [a, b] = generateText({ ...p, config: { ...p.config, eos_token_id: eos } }, [[1, 7, 3], [4, 4, 39]], { maxNewTokens: 10 });
     assert.deepEqual(a, stopped);
     assert.deepEqual(b, generateText(p, [4, 4, 39], { maxNewTokens: 10, stopToken: eos }));
+  });
+
+  test("generation_config.json: its eos_token_id (a number or a list) is the default stop, before config.json's", () => {
+    const files = folderFiles(join(HF, "llama")); // config.json has no eos_token_id: transformers' default 2 for llama
+    const plain = fromPretrainedFiles(files);
+    assert.equal(plain.generationConfig, null);
+    const free = generateText(plain, [1, 7, 3], { maxNewTokens: 10, stopToken: null });
+    assert.ok(!free.tokens.includes(2) && !free.tokens.includes(39), "the stops below come from generation_config.json, not the default");
+    assert.deepEqual(generateText(plain, [1, 7, 3], { maxNewTokens: 10 }), free);
+    const eos = free.tokens[3];
+    const k = free.tokens.indexOf(eos);
+    const withGen = (gen: object, config?: object) => {
+      const f = new Map(files);
+      f.set("generation_config.json", JSON.stringify(gen));
+      if (config) f.set("config.json", JSON.stringify({ ...JSON.parse(files.get("config.json") as string), ...config }));
+      return fromPretrainedFiles(f);
+    };
+    for (const eosIds of [eos, [39, eos]]) {
+      const p = withGen({ bos_token_id: 1, eos_token_id: eosIds, do_sample: false }, { eos_token_id: 38 });
+      assert.deepEqual(p.generationConfig, { bos_token_id: 1, eos_token_id: eosIds, do_sample: false });
+      const r = generateText(p, [1, 7, 3], { maxNewTokens: 10 });
+      assert.deepEqual(r.tokens, free.tokens.slice(0, k + 1), JSON.stringify(eosIds));
+      assert.equal(r.finish, "stop");
+    }
+    // no eos_token_id in generation_config.json: config.json's
+    assert.deepEqual(generateText(withGen({ bos_token_id: 1 }, { eos_token_id: eos }), [1, 7, 3], { maxNewTokens: 10 }).tokens, free.tokens.slice(0, k + 1));
+    assert.deepEqual(eosTokenIds({ model_type: "llama", eos_token_id: 2 }, { eos_token_id: [5, 6] }), [5, 6]);
+    assert.deepEqual(eosTokenIds({ model_type: "llama", eos_token_id: 2 }, { bos_token_id: 1 }), [2]);
+    assert.throws(() => withGen({ eos_token_id: "</s>" }), /fromPretrained: generation_config\.json eos_token_id must be a token id \(a non-negative integer\) or a list of them, got "<\/s>"/);
+    assert.throws(() => withGen({ bos_token_id: [1] }), /fromPretrained: generation_config\.json bos_token_id must be a token id \(a non-negative integer\), got \[1\]/);
+    assert.throws(() => withGen([1, 2]), /fromPretrained: generation_config\.json must hold a JSON object, got an array/);
+  });
+
+  test("an empty text prompt starts from bos_token_id (generation_config.json's, else config.json's), as transformers' generate() without inputs", () => {
+    const files = folderFiles(join(HF, "gpt2"));
+    files.set("tokenizer.json", wordTokenizer());
+    const none = fromPretrainedFiles(files);
+    assert.throws(() => generateText(none, "", { maxNewTokens: 3 }), /generateText: prompt 0 is "", which encodes to no tokens, and neither generation_config\.json nor config\.json has a bos_token_id to start from/);
+    files.set("generation_config.json", JSON.stringify({ bos_token_id: 2 }));
+    const p = fromPretrainedFiles(files);
+    const r = generateText(p, "", { maxNewTokens: 3, stopToken: null });
+    assert.deepEqual(r.promptIds, [2]);
+    assert.deepEqual(r.tokens, generateText(p, [2], { maxNewTokens: 3, stopToken: null }).tokens);
+    assert.deepEqual(generateText({ ...none, config: { ...none.config, bos_token_id: 5 } }, "", { maxNewTokens: 1 }).promptIds, [5]);
   });
 
   test("eosTokenIds: a number or a list from config.json, else transformers' default for the model type", () => {

@@ -6,10 +6,14 @@
  * The checkpoint here is written by hand (header and bytes, not the library's writer) from known
  * values, with tensors larger than one read chunk, and the loaded parameters are compared with those
  * values exactly. A spy on the file counts the bytes read: each once, never the whole file at once.
+ * Then the tokenizer's ids against the model's vocab_size.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Generator, PretrainedLM, type RandomAccessFile, archFromConfig, fromPretrainedFiles } from "../src/index.js";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { folderFiles, wordTokenizer } from "./hf-helpers.js";
 
 // GPT-2 with tensors past the loader's 4 MiB read chunk: wte [4000, 576] (2.3M values), c_fc [576, 2304] (5.3 MB in F32)
 const CONFIG = { model_type: "gpt2", vocab_size: 4000, n_positions: 16, n_embd: 576, n_layer: 1, n_head: 4 };
@@ -147,5 +151,35 @@ describe("fromPretrained: reading the weights", () => {
     const llama = archFromConfig({ model_type: "llama", vocab_size: 13, max_position_embeddings: 16, hidden_size: 8, intermediate_size: 12, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, tie_word_embeddings: false });
     assert.equal(fnv(new PretrainedLM(llama)), "2d65048a");
     assert.throws(() => new PretrainedLM(small, { skipInit: 0 as unknown as boolean }), /PretrainedLM: skipInit must be true or false, got 0/);
+  });
+});
+
+describe("fromPretrained: tokenizer.json against the model's vocabulary", () => {
+  const HF = join(fileURLToPath(new URL(".", import.meta.url)), "fixtures", "hf");
+  /** The word tokenizer over ids 0..39 with vocab and added tokens changed. */
+  const tokenizer = (change: (t: { model: { vocab: Record<string, number> }; added_tokens: object[] }) => void): string => {
+    const t = JSON.parse(wordTokenizer()) as { model: { vocab: Record<string, number> }; added_tokens: object[] };
+    change(t);
+    return JSON.stringify(t);
+  };
+  const load = (tok: string) => {
+    const files = folderFiles(join(HF, "gpt2")); // vocab_size 40
+    files.set("tokenizer.json", tok);
+    return fromPretrainedFiles(files);
+  };
+  test("ids past vocab_size (in the vocabulary or added tokens) are an error naming the file, the largest id and vocab_size", () => {
+    assert.throws(() => load(tokenizer((t) => void (t.model.vocab["<extra>"] = 45))),
+      /fromPretrained: tokenizer\.json has token ids up to 45 \("<extra>"; 1 id\(s\) >= 40\), but config\.json's vocab_size is 40 \(the embedding's rows\), so ids 40\.\.45 have no embedding/);
+    const added = { content: "<pad>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
+    assert.throws(() => load(tokenizer((t) => t.added_tokens.push({ ...added, id: 40 }, { ...added, content: "<sep>", id: 41 }))),
+      /tokenizer\.json has token ids up to 41 \("<sep>"; 2 id\(s\) >= 40\), but config\.json's vocab_size is 40/);
+    // Unigram (SentencePiece): the vocabulary is a list of [piece, score], ids by place
+    const unigram = { version: "1.0", added_tokens: [], model: { type: "Unigram", unk_id: 0, vocab: Array.from({ length: 41 }, (_, i) => [`p${i}`, -1]) } };
+    assert.throws(() => load(JSON.stringify(unigram)), /tokenizer\.json has token ids up to 40 \("p40"; 1 id\(s\) >= 40\)/);
+  });
+  test("a vocabulary smaller than vocab_size loads (padding rows), and one that fits exactly", () => {
+    const small = load(tokenizer((t) => (t.model.vocab = Object.fromEntries(Object.entries(t.model.vocab).filter(([, id]) => id < 30)))));
+    assert.deepEqual(small.tokenizer?.encode("the cat").ids, [1, 3]);
+    assert.deepEqual(load(wordTokenizer()).tokenizer?.encode("the cat ?").ids, [1, 3, 38]); // ids 0..39: all 40 rows
   });
 });

@@ -23,7 +23,8 @@ export const GENERATE_HELP = `attend generate --model DIR --prompt TEXT [options
 
 Continue a prompt with a Hugging Face checkpoint (GPT-2, Llama, Mistral, Qwen2),
 printing the text as it is generated (KV cache). Greedy by default; stops at
-the model's end-of-sequence token (config.json eos_token_id).
+the model's end-of-sequence token (eos_token_id of generation_config.json when
+the folder has one, else of config.json).
 
 Options:
   --model DIR            ${FOLDER}

@@ -1,14 +1,17 @@
 /**
  * Load a Hugging Face model folder (config.json, model.safetensors or model.safetensors.index.json
- * plus shards, optionally tokenizer.json / tokenizer_config.json) from its files' contents. Works
- * anywhere; node.ts reads a folder from disk, the browser passes dropped or fetched files.
+ * plus shards, optionally tokenizer.json / tokenizer_config.json and generation_config.json) from its
+ * files' contents. Works anywhere; node.ts reads a folder from disk, the browser passes dropped or
+ * fetched files.
  *
  * The checkpoint must match the architecture config.json describes, tensor for tensor: a missing
  * tensor, an unexpected one, or a wrong shape is an error naming it (never a silently wrong model).
  * Recognised and skipped: GPT-2's attn.bias / attn.masked_bias buffers, Llama's rotary_emb.inv_freq,
  * and a stored lm_head.weight equal to the tied embedding; names without their "transformer." /
  * "model." prefix (a base model's save) are read as with it. GPT-2's Conv1D weights ([in, out]) are
- * transposed into Linear's [out, in]; F16 and BF16 weights become float32.
+ * transposed into Linear's [out, in]; F16 and BF16 weights become float32. A tokenizer.json with ids
+ * the embedding has no row for is an error (a vocab_size larger than the tokenizer's is normal:
+ * padding rows, e.g. Qwen2's).
  *
  * Memory: the model is built with zeros (no random init), and each tensor is read from its file a
  * chunk at a time, converted and (Conv1D) transposed straight into its parameter's own array, so the
@@ -30,6 +33,8 @@ export interface Pretrained {
   tokenizer: Tokenizer | null;
   /** config.json as written */
   config: HFConfig;
+  /** generation_config.json as written (null when the folder has none): its eos_token_id is generateText's default stop */
+  generationConfig: HFConfig | null;
 }
 
 /**
@@ -289,12 +294,72 @@ function loadInto(model: PretrainedLM, arch: PretrainedArch, weights: Map<string
   }
 }
 
+/** A JSON file that must hold an object (null when the folder has none). */
+function jsonObjectOf(read: FileReader, name: string): HFConfig | null {
+  const f = read(name);
+  if (f === null) return null;
+  const v = jsonOf(name, f);
+  if (v === null || typeof v !== "object" || Array.isArray(v)) throw new ArgumentError(`${FN}: ${name} must hold a JSON object, got ${Array.isArray(v) ? "an array" : JSON.stringify(v)}`);
+  return v as HFConfig;
+}
+
+/** generation_config.json's token ids must be ids: a non-negative integer, or (eos_token_id) a list of them. */
+function checkGenerationConfig(g: HFConfig): void {
+  for (const key of ["eos_token_id", "bos_token_id", "pad_token_id"]) {
+    const v = g[key];
+    if (v === undefined || v === null) continue;
+    const ok = (x: unknown): boolean => Number.isInteger(x) && (x as number) >= 0;
+    if (ok(v) || (key === "eos_token_id" && Array.isArray(v) && v.every(ok))) continue;
+    throw new ArgumentError(`${FN}: generation_config.json ${key} must be a token id (a non-negative integer)${key === "eos_token_id" ? " or a list of them" : ""}, got ${JSON.stringify(v)}`);
+  }
+}
+
+/**
+ * The (token, id) pairs tokenizer.json names: its model's vocabulary (an object token -> id for BPE,
+ * WordPiece and WordLevel; a list of [piece, score] for Unigram, ids by place) and its added tokens.
+ * Read from the JSON itself: the file is what the ids come from.
+ */
+function* tokenizerIds(json: unknown): Generator<[string, number]> {
+  const t = (json ?? {}) as { model?: { vocab?: unknown }; added_tokens?: unknown };
+  const vocab = t.model?.vocab;
+  if (Array.isArray(vocab)) for (let i = 0; i < vocab.length; i++) yield [String((vocab[i] as unknown[])?.[0]), i];
+  else if (vocab !== null && typeof vocab === "object") for (const [token, id] of Object.entries(vocab)) if (typeof id === "number") yield [token, id];
+  if (Array.isArray(t.added_tokens)) for (const a of t.added_tokens as { id?: unknown; content?: unknown }[]) if (typeof a?.id === "number") yield [String(a.content), a.id];
+}
+
+/**
+ * Every id of the tokenizer must have a row in the embedding (vocab_size rows): a larger id would
+ * fail only when that token is met, far from its cause. Fewer ids than rows is normal (padding rows).
+ */
+function checkTokenizerVocab(json: unknown, arch: PretrainedArch): void {
+  let maxId = -1;
+  let maxToken = "";
+  let over = 0;
+  for (const [token, id] of tokenizerIds(json)) {
+    if (id >= arch.vocabSize) over++;
+    if (id > maxId) [maxId, maxToken] = [id, token];
+  }
+  if (maxId >= arch.vocabSize) {
+    throw new ArgumentError(
+      `${FN}: tokenizer.json has token ids up to ${maxId} (${JSON.stringify(maxToken)}; ${over} id(s) >= ${arch.vocabSize}), but config.json's vocab_size is ${arch.vocabSize} ` +
+      `(the embedding's rows), so ids ${arch.vocabSize}..${maxId} have no embedding; expected every id below vocab_size (is tokenizer.json from another model?)`,
+    );
+  }
+}
+
 /** fromPretrained's work on a folder given by a reader of its files. */
 export function loadPretrained(read: FileReader): Pretrained {
-  const configFile = read("config.json");
-  if (configFile === null) throw new ArgumentError(`${FN}: the folder has no config.json`);
-  const config = jsonOf("config.json", configFile) as HFConfig;
+  const config = jsonObjectOf(read, "config.json");
+  if (config === null) throw new ArgumentError(`${FN}: the folder has no config.json`);
   const arch = archFromConfig(config);
+  const generationConfig = jsonObjectOf(read, "generation_config.json");
+  if (generationConfig !== null) checkGenerationConfig(generationConfig);
+  // the tokenizer first: a mismatched one is reported before the weights are read
+  const tok = read("tokenizer.json");
+  const tokConfig = read("tokenizer_config.json");
+  const tokJson = tok === null ? null : jsonOf("tokenizer.json", tok);
+  if (tokJson !== null) checkTokenizerVocab(tokJson, arch);
+  const tokenizer = tokJson === null ? null : new Tokenizer(tokJson as object, tokConfig === null ? {} : (jsonOf("tokenizer_config.json", tokConfig) as object));
   const model = new PretrainedLM(arch, { skipInit: true }); // zeros, each overwritten by the checkpoint
   const sources: ByteSource[] = [];
   try {
@@ -304,10 +369,7 @@ export function loadPretrained(read: FileReader): Pretrained {
     for (const s of sources) s.close();
   }
   model.eval();
-  const tok = read("tokenizer.json");
-  const tokConfig = read("tokenizer_config.json");
-  const tokenizer = tok === null ? null : new Tokenizer(jsonOf("tokenizer.json", tok) as object, tokConfig === null ? {} : (jsonOf("tokenizer_config.json", tokConfig) as object));
-  return { model, tokenizer, config };
+  return { model, tokenizer, config, generationConfig };
 }
 
 /**
