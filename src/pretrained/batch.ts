@@ -39,7 +39,12 @@ export interface PaddedGenerateOptions extends SamplingOptions {
 export function generatePadded(fn: string, model: PretrainedLM, prompts: readonly (readonly number[])[], opts: PaddedGenerateOptions): number[][] {
   const { greedy, temperature, topK, topP } = opts;
   const sampling: SamplingOptions = { greedy, temperature, topK, topP };
-  sampleToken([0], { ...sampling, greedy: true }); // checks the options as generate() does, drawing nothing
+  // generate()'s checks (sampleToken repeats them at each pick, naming itself): here once, up front, naming fn
+  if (temperature !== undefined && !(typeof temperature === "number" && temperature >= 0 && Number.isFinite(temperature))) {
+    throw new ArgumentError(`${fn}: temperature must be a finite number >= 0, got ${String(temperature)}`);
+  }
+  if (topK !== undefined && (!Number.isInteger(topK) || topK <= 0)) throw new ArgumentError(`${fn}: topK must be a positive integer, got ${String(topK)}`);
+  if (topP !== undefined && !(typeof topP === "number" && topP > 0 && topP <= 1)) throw new ArgumentError(`${fn}: topP must be a number in (0, 1], got ${String(topP)}`);
   checkGenerator(fn, "generator", opts.generator);
   const { maxNewTokens } = opts;
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new ArgumentError(`${fn}: maxNewTokens must be a non-negative integer, got ${String(maxNewTokens)}`);

@@ -20,8 +20,8 @@ import { Tensor } from "../tensor/tensor.js";
 import { concat, slice } from "../ops/shape.js";
 import { type RotaryEmbedding, applyRotary } from "../attention/rope.js";
 
-/** What forward's attentionMask takes: [N, S] of 0 and 1 (a bool, int32 or float Tensor, or rows of numbers). */
-export type AttentionMaskInput = Tensor | readonly (readonly number[])[];
+/** What forward's attentionMask takes: [N, S] of 0 and 1 (a bool, int32 or float Tensor, or rows of numbers or booleans). */
+export type AttentionMaskInput = Tensor | readonly (readonly (number | boolean)[])[];
 
 /** The padding of one forward call. */
 export interface Padding {
@@ -39,24 +39,25 @@ export interface Padding {
 export function paddingOf(fn: string, mask: AttentionMaskInput, N: number, offset: number, T: number): Padding {
   const S = offset + T;
   const want = `[N, S] = [${N}, ${S}] (N rows; S = ${offset} cached + ${T} new positions)`;
-  let values: ArrayLike<number>;
+  let values: ArrayLike<unknown>;
   if (mask instanceof Tensor) {
     if (mask.ndim !== 2 || mask.shape[0] !== N || mask.shape[1] !== S) throw new ShapeError(`${fn}: attentionMask has shape ${fmtShape(mask.shape)}, expected ${want}`);
-    values = mask.values as ArrayLike<number>;
+    values = mask.values as ArrayLike<number>; // a bool tensor holds 0 and 1 bytes
   } else if (Array.isArray(mask)) {
     if (mask.length !== N || mask.some((r) => !Array.isArray(r) || r.length !== S)) {
       const seen = `${mask.length} rows of lengths ${mask.map((r) => (Array.isArray(r) ? r.length : "?")).join(", ")}`;
       throw new ShapeError(`${fn}: attentionMask has ${seen}, expected ${want}`);
     }
-    values = (mask as readonly (readonly number[])[]).flat();
+    values = (mask as readonly (readonly (number | boolean)[])[]).flat();
   } else {
-    throw new ArgumentError(`${fn}: attentionMask must be a Tensor [N, S] or rows of 0 and 1, got ${mask === null ? "null" : typeof mask}`);
+    throw new ArgumentError(`${fn}: attentionMask must be a Tensor [N, S] or rows of 0 and 1 (or booleans), got ${mask === null ? "null" : typeof mask}`);
   }
   const data = new Uint8Array(N * S);
   for (let i = 0; i < data.length; i++) {
-    const v = Number(values[i]);
+    const raw: unknown = values[i];
+    const v = typeof raw === "boolean" ? Number(raw) : raw;
     if (v !== 0 && v !== 1) throw new ArgumentError(`${fn}: attentionMask[${Math.floor(i / S)}][${i % S}] = ${String(values[i])}; expected 1 (a token) or 0 (padding)`);
-    data[i] = v;
+    data[i] = v as number;
   }
   const positions: number[][] = [];
   let maxPosition = 0;
