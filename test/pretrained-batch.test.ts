@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Tensor, fromPretrained, fromPretrainedFiles, generateText, noGrad, tensor } from "../src/index.js";
+import { KVCache, PagedKVCache, type Tensor, fromPretrained, fromPretrainedFiles, generateText, noGrad, tensor } from "../src/index.js";
 import { folderFiles, wordTokenizer } from "./hf-helpers.js";
 
 const HF = join(fileURLToPath(new URL(".", import.meta.url)), "fixtures", "hf");
@@ -201,6 +201,9 @@ describe("attentionMask errors", () => {
     assert.throws(() => model.forward(ids, { attentionMask: [[1, NaN, 1], [1, 1, 1]] }), /attentionMask\[0\]\[1\] = NaN/);
     assert.throws(() => model.forward(ids, { attentionMask: "all" as never }), /PretrainedLM.forward: attentionMask must be a Tensor \[N, S\] or rows of 0 and 1 \(or booleans\), got string/);
     assert.throws(() => model.forward(ids, { mask: [[1]] } as never), /PretrainedLM.forward: unknown option "mask"/);
+    const streaming = new KVCache({ window: 4 });
+    assert.throws(() => model.forward(ids, { cache: streaming, attentionMask: [[1, 1, 1], [1, 1, 1]] }), /PretrainedLM.forward: attentionMask needs a plain cache \(model.newCache\(\)\), got a streaming one/);
+    assert.throws(() => model.forward(ids, { cache: new PagedKVCache(), attentionMask: [[1, 1, 1], [1, 1, 1]] }), /got a paged one/);
   });
   test("the mask as a bool or int32 Tensor, or rows of booleans, is the same mask", () => {
     const ids = [[1, 2, 3], [4, 5, 6]];

@@ -30,6 +30,7 @@ import { Linear } from "../nn/linear.js";
 import { LayerNorm, RMSNorm } from "../nn/norm.js";
 import { RotaryEmbedding } from "../attention/rope.js";
 import { KVCache, type KVCacheLayer } from "../attention/kvcache.js";
+import { PagedKVCache } from "../attention/kvpaged.js";
 import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "../attention/sdpa.js";
 import type { AttentionMap, ForwardWithAttention } from "../models/index.js";
 import { type TokenInput, tokenTensor } from "../models/tokens.js";
@@ -304,6 +305,9 @@ export class PretrainedLM extends Module {
     const [N, T] = tokens.shape;
     const offset = cache === null ? 0 : cache.length;
     const mask = opts.attentionMask ?? null;
+    if (mask !== null && cache !== null && (cache.streaming !== null || cache instanceof PagedKVCache)) {
+      throw new ArgumentError(`${fn}: attentionMask needs a plain cache (model.newCache()), got a ${cache.streaming ? "streaming" : "paged"} one, whose keys are not the mask's S columns`);
+    }
     const padding = mask === null ? null : paddingOf(fn, mask, N, offset, T);
     if (padding !== null && padding.maxPosition >= a.maxSeqLen) {
       throw new ShapeError(`${fn}: a row of attentionMask reaches position ${padding.maxPosition} (its tokens counted), past the model's ${a.maxSeqLen} positions`);
