@@ -148,7 +148,15 @@ export class HeatMap {
     this.el.addEventListener("keydown", (e) => this.onKey(e));
     this.el.addEventListener("focus", () => this.setHover(this.clampCell(this.cursor), true));
     this.el.addEventListener("blur", () => this.setHover(null));
+    // A fitted map follows its parent's width. A map taken out of the page (replaced by a new one)
+    // stops watching; so do all of a page's maps when the page is left (disposeHeatMaps).
+    let shown = false;
     this.resize = new ResizeObserver(() => {
+      if (!this.el.isConnected) {
+        if (shown) this.resize.disconnect();
+        return;
+      }
+      shown = true;
       const w = this.el.parentElement?.clientWidth ?? 0;
       if (w !== this.lastWidth) this.render();
     });
@@ -450,3 +458,8 @@ export class HeatMap {
 
 /** Every live heat map by its element, for the exporter. */
 export const heatmaps = new WeakMap<Element, HeatMap>();
+
+/** Dispose of every heat map under `root` (a page being left): their resize observers stop. */
+export function disposeHeatMaps(root: ParentNode): void {
+  for (const el of root.querySelectorAll(".heatmap")) heatmaps.get(el)?.dispose();
+}
