@@ -1,12 +1,16 @@
 /**
- * The explorer's main thread while lesson 9 trains a gpt: the longest task the page's thread runs
- * (Chromium's Long Tasks API: every task over 50 ms) between pressing Train and pressing Pause.
- * Run by hand, after `npm run explorer:build` (it serves web/dist):
+ * The explorer's main thread: the longest task the page's thread runs (Chromium's Long Tasks API:
+ * every task over 50 ms) while
+ * - lesson 9 trains a gpt (the default, --lesson inspect): between pressing Train and pressing Pause;
+ * - lesson 10's options change (--lesson flex): each option in turn with a slider moved for each,
+ *   every change drawn before the next, then a drag of a slider (--changes input events 30 ms apart,
+ *   not waiting for the picture).
+ * Run by hand, after `npm run explorer:build` (it serves web/dist; --root DIR serves another build):
  *
- *   node --import tsx bench/page.ts [--runs 3] [--seconds 8] [--profile out.cpuprofile]
+ *   node --import tsx bench/page.ts [--lesson inspect|flex] [--runs 3] [--seconds 8] [--changes 20] [--profile out.cpuprofile]
  *
- * Prints, per run, the long tasks seen (count, longest, total) and the steps trained, then the
- * median over the runs of the longest. With --profile, the last run also records a CPU profile of
+ * Prints, per run, the long tasks seen (count, longest, total) and the steps trained or the changes
+ * made, then the median over the runs of the longest. With --profile, the last run also records a CPU profile of
  * the page's main thread (CDP Profiler; open it in Chrome's DevTools, Performance panel) and prints
  * the functions that took the most self time. Times depend on the machine and its load: quote them
  * with the load.
@@ -25,7 +29,10 @@ const seconds = Number(arg("seconds", "8"));
 const profileFile = arg("profile", "");
 const traceFile = arg("trace", "");
 const root = arg("root", "");
-const query = arg("query", "?task=reverse&model=gpt&steps=2000&batch=64&input=1234");
+const lesson = arg("lesson", "inspect");
+if (lesson !== "inspect" && lesson !== "flex") throw new Error(`bench/page.ts: --lesson must be inspect or flex, not ${JSON.stringify(lesson)}`);
+const changes = Number(arg("changes", "20"));
+const query = arg("query", lesson === "flex" ? "?opt=window&wl=127&wr=0&seed=3" : "?task=reverse&model=gpt&steps=2000&batch=64&input=1234");
 const CHROMIUM = process.env.ATTEND_CHROMIUM ?? "/usr/bin/chromium";
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
@@ -43,10 +50,72 @@ function topSelf(p: Profile, n = 15): string[] {
   return [...self].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, ms]) => `${ms.toFixed(0).padStart(6)} ms  ${k}`);
 }
 
-async function once(page: Page, base: string, profile: boolean): Promise<{ tasks: number[]; steps: number; profile?: Profile }> {
-  await page.goto(`${base}#/inspect${query}`);
-  await page.locator("[data-testid=train-status][data-step]").waitFor(); // the worker has made the model
-  await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=prediction]")?.dataset.step !== undefined);
+interface Run { tasks: number[]; work: string; profile?: Profile }
+
+/** Lesson 9: train for `seconds`; the work done is the steps trained. */
+async function training(page: Page): Promise<string> {
+  const first = Number(await page.locator("[data-testid=train-status]").getAttribute("data-step"));
+  await page.click("[data-testid=train]");
+  await page.waitForTimeout(seconds * 1000);
+  await page.click("[data-testid=train]");
+  await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=train-status]")?.dataset.running === "false");
+  await page.waitForTimeout(500); // the maps of the last step
+  const steps = Number(await page.locator("[data-testid=train-status]").getAttribute("data-step")) - first;
+  return `${steps} steps in ${seconds} s`;
+}
+
+/**
+ * Lesson 10 is drawn for its current options: no request is out (data-state is not "pending"; a page
+ * that computes on its own thread has drawn by the time the event returns and sets no data-state).
+ */
+const flexDrawn = (page: Page) => page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=tile-note]")?.dataset.state !== "pending");
+
+/** Set a range input or select to `value` as a user would (its input or change event). */
+async function setControl(page: Page, testid: string, value: string): Promise<void> {
+  await page.locator(`[data-testid=${testid}]`).evaluate((e, v) => {
+    (e as HTMLInputElement).value = v;
+    e.dispatchEvent(new Event(e.tagName === "SELECT" ? "change" : "input", { bubbles: true }));
+  }, value);
+}
+
+/** Lesson 10: every option, a parameter of each, the first row and the head, then a drag of the window's left edge. */
+async function flexChanges(page: Page): Promise<string> {
+  const params: [string, string, string][] = [
+    ["window", "wl", "60"], ["alibi", "alibi", "0.125"], ["softcap", "cap", "1.5"], ["sinks", "sink", "3"], ["documents", "docs", "7"], ["blockmask", "pattern", "strided"],
+  ];
+  let made = 0;
+  for (const [opt, testid, value] of params) {
+    await setControl(page, "option", opt);
+    await flexDrawn(page);
+    await setControl(page, testid, value);
+    await flexDrawn(page);
+    await setControl(page, "row", String(40 + 50 * made));
+    await flexDrawn(page);
+    made += 3;
+  }
+  await setControl(page, "head", "1");
+  await flexDrawn(page);
+  await setControl(page, "option", "window");
+  await flexDrawn(page);
+  made += 2;
+  for (let i = 0; i < changes; i++) { // a drag: input events 30 ms apart, not waiting for the picture
+    await setControl(page, "wl", String(20 + 10 * i));
+    await page.waitForTimeout(30);
+  }
+  await flexDrawn(page);
+  made += changes;
+  return `${made} changes`;
+}
+
+async function once(page: Page, base: string, profile: boolean): Promise<Run> {
+  await page.goto(`${base}#/${lesson}${query}`);
+  if (lesson === "inspect") {
+    await page.locator("[data-testid=train-status][data-step]").waitFor(); // the worker has made the model
+    await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=prediction]")?.dataset.step !== undefined);
+  } else {
+    await page.locator("[data-testid=tile-note][data-ms]").waitFor();
+    await flexDrawn(page);
+  }
   await page.evaluate(() => {
     const w = window as unknown as { longTasks: number[] };
     w.longTasks = [];
@@ -58,16 +127,9 @@ async function once(page: Page, base: string, profile: boolean): Promise<{ tasks
     await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
     await cdp.send("Profiler.start");
   }
-  const first = Number(await page.locator("[data-testid=train-status]").getAttribute("data-step"));
-  await page.click("[data-testid=train]");
-  await page.waitForTimeout(seconds * 1000);
-  await page.click("[data-testid=train]");
-  await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=train-status]")?.dataset.running === "false");
-  await page.waitForTimeout(500); // the maps of the last step
-  const out: { tasks: number[]; steps: number; profile?: Profile } = {
-    tasks: await page.evaluate(() => (window as unknown as { longTasks: number[] }).longTasks),
-    steps: Number(await page.locator("[data-testid=train-status]").getAttribute("data-step")) - first,
-  };
+  const work = lesson === "inspect" ? await training(page) : await flexChanges(page);
+  await page.waitForTimeout(200); // the long-task observer's last entries
+  const out: Run = { tasks: await page.evaluate(() => (window as unknown as { longTasks: number[] }).longTasks), work };
   if (cdp) out.profile = ((await cdp.send("Profiler.stop")) as unknown as { profile: Profile }).profile;
   return out;
 }
@@ -93,14 +155,14 @@ try {
     }
     const max = Math.max(0, ...r.tasks);
     longest.push(max);
-    console.log(`run ${i + 1}: ${r.steps} steps in ${seconds} s; ${r.tasks.length} long tasks, longest ${max.toFixed(0)} ms, total ${r.tasks.reduce((a, b) => a + b, 0).toFixed(0)} ms [${r.tasks.map((t) => t.toFixed(0)).join(", ")}]`);
+    console.log(`run ${i + 1}: ${r.work}; ${r.tasks.length} long tasks, longest ${max.toFixed(0)} ms, total ${r.tasks.reduce((a, b) => a + b, 0).toFixed(0)} ms [${r.tasks.map((t) => t.toFixed(0)).join(", ")}]`);
     if (r.profile) {
       writeFileSync(profileFile, JSON.stringify(r.profile));
       console.log(`CPU profile of the main thread: ${profileFile}; most self time:\n${topSelf(r.profile).join("\n")}`);
     }
     await page.close();
   }
-  console.log(`longest main-thread task while training (median of ${runs}): ${median(longest).toFixed(0)} ms`);
+  console.log(`longest main-thread task while ${lesson === "inspect" ? "training" : "changing lesson 10's options"} (median of ${runs}): ${median(longest).toFixed(0)} ms`);
 } finally {
   await browser.close();
   server.close();

@@ -449,9 +449,10 @@ describe("explorer in Chromium", () => {
       }
     })()`);
     try {
-      // the counter works: lesson 10 times a real attention call with the library's kernels on the page's thread
-      const control = await openLesson(counting, base, "flex");
-      await control.page.waitForFunction(() => (window as unknown as { wasmCompiles: number }).wasmCompiles > 0);
+      // the counter works: it counts a module made the way the library makes its kernels' (new WebAssembly.Module, src/kernels/wasm/runtime.ts)
+      const control = await openLesson(counting, base, "lookup");
+      await control.page.evaluate(() => void new WebAssembly.Module(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]))); // "\0asm", version 1: an empty module
+      assert.equal(await control.page.evaluate(() => (window as unknown as { wasmCompiles: number }).wasmCompiles), 1, "the counter saw the module");
       await control.page.close();
       await lesson(9, "inspect", "?task=reverse&model=gpt&steps=2000&batch=64&input=1234", async (page) => {
         await page.locator("[data-testid=train-status][data-step]").waitFor();
@@ -561,11 +562,51 @@ describe("explorer in Chromium", () => {
       }
     }, "explorer-9-inspect-checkpoints"));
 
+  /** Lesson 10 has drawn the worker's reply to its newest request. */
+  const flexDrawn = (page: Page) => page.locator("[data-testid=tile-note][data-state=ready]").waitFor();
+  /** Set a range input or select to `value` as a user would. */
+  const setControl = (page: Page, testid: string, value: string) => page.locator(`[data-testid=${testid}]`).evaluate((e, v) => {
+    (e as HTMLInputElement).value = v;
+    e.dispatchEvent(new Event(e.tagName === "SELECT" ? "change" : "input", { bubbles: true }));
+  }, value);
+
+  test("10 flexible attention: the library runs in a worker, never on the page's thread; a burst of changes ends on the last one; leaving the lesson ends the worker", async () => {
+    const counting = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    counting.setDefaultTimeout(PATIENCE_MS);
+    await counting.addInitScript(`(() => {
+      window.wasmCompiles = 0;
+      const Module = WebAssembly.Module;
+      WebAssembly.Module = new Proxy(Module, { construct(target, args) { window.wasmCompiles++; return Reflect.construct(target, args); } });
+    })()`);
+    try {
+      await lesson(10, "flex", "?opt=window&wl=100&wr=0", async (page) => {
+        await flexDrawn(page);
+        const worker = page.workers().find((w) => /flexMaps\.worker/.test(w.url()));
+        assert.ok(worker, `lesson 10's worker: ${page.workers().map((w) => w.url()).join(", ")}`);
+        // a drag: many values, no waiting; the picture ends on the last value, not on one before it
+        for (let wl = 10; wl <= 200; wl += 10) await setControl(page, "wl", String(wl));
+        await setControl(page, "option", "sinks");
+        await setControl(page, "option", "window");
+        await flexDrawn(page);
+        const tiles = JSON.parse((await exportFile(page, "tiles", "json")).toString("utf8"));
+        assert.equal(tiles.call, "slidingWindow: [200, 0]");
+        assert.match((await page.locator("[data-testid=tile-note]").textContent())!, /^slidingWindow: \[200, 0\]/);
+        assert.equal(await page.evaluate(() => (window as unknown as { wasmCompiles: number }).wasmCompiles), 0, "the page's thread made the kernels: a library call ran there, not in the worker");
+        const closed = new Promise<void>((resolve) => worker.once("close", () => resolve()));
+        await page.evaluate(() => { location.hash = "#/lookup"; });
+        await closed; // terminated when the page left the lesson
+      }, "explorer-10-flex-worker-then-1-lookup", counting);
+    } finally {
+      await counting.close();
+    }
+  });
+
   test("10 flexible attention: tile density, fused-path rows and sink row sums agree with the library in Node; fits 390 px", async () => {
     const lib = await import("../src/index.js");
     const N = 512, tile = 64;
     // a sliding window [100, 20]: the page's density and tile counts are createBlockMask's for the same rule
     await lesson(10, "flex", "?opt=window&wl=100&wr=20&row=300&head=1", async (page) => {
+      await flexDrawn(page);
       const tiles = await checkExports(page, "tiles");
       const bm = lib.createBlockMask((_b, _h, q, k) => k >= q - 100 && k <= q + 20, { batch: 1, heads: 1, L: N, S: N, blockSize: tile });
       assert.equal(tiles.density, bm.density(), "density of the window's tiles");
@@ -579,13 +620,15 @@ describe("explorer in Chromium", () => {
       assert.ok(maxNestedDiff(rows.weights, Array.from({ length: 8 }, (_, r) => Array.from(w.values.subarray(r * N, (r + 1) * N)))) < 1e-5, "window rows = attentionWeights in Node");
       assert.ok(rows.weights.every((r: number[], i: number) => r.every((x, s) => (s >= 300 + i - 100 && s <= 300 + i + 20) || x === 0)), "keys outside the window get exactly 0");
       // moving the sliders writes the URL
-      await page.locator("[data-testid=wr]").evaluate((e) => { (e as HTMLInputElement).value = "0"; e.dispatchEvent(new Event("input", { bubbles: true })); });
+      await setControl(page, "wr", "0");
       assert.match(page.url(), /[?&]wr=0(&|$)/);
+      await flexDrawn(page);
       const causalWindow = JSON.parse((await exportFile(page, "tiles", "json")).toString("utf8"));
       assert.equal(causalWindow.density, lib.createBlockMask((_b, _h, q2, k2) => k2 >= q2 - 100 && k2 <= q2, { batch: 1, heads: 1, L: N, S: N }).density());
     });
     // a sink: each row sums to 1 − e^(sink − lse) < 1, checked against a float64 computation from the exported q and k
     await lesson(10, "flex", "?opt=sinks&sink=3&row=40&head=0", async (page) => {
+      await flexDrawn(page);
       const rows = await checkExports(page, "rows");
       assert.equal(rows.sink, 3);
       const q = lib.tensor(rows.q.flat(), [2, N, 16]), k = lib.tensor(rows.k.flat(), [2, N, 16]);
@@ -617,6 +660,7 @@ describe("explorer in Chromium", () => {
       ["?opt=documents&docs=5&row=100&head=1", null],
     ] as const) {
       await lesson(10, "flex", query, async (page) => {
+        await flexDrawn(page);
         const tiles = JSON.parse((await exportFile(page, "tiles", "json")).toString("utf8"));
         const rows = JSON.parse((await exportFile(page, "rows", "json")).toString("utf8"));
         const q = lib.tensor(rows.q.flat(), [2, N, 16]), k = lib.tensor(rows.k.flat(), [2, N, 16]);
@@ -636,6 +680,7 @@ describe("explorer in Chromium", () => {
     }
     // a block mask (prefix LM): density equals createBlockMask's in Node; the page fits a phone
     await lesson(10, "flex", "?opt=blockmask&pattern=prefix", async (page) => {
+      await flexDrawn(page);
       const width = await page.evaluate(() => document.scrollingElement!.scrollWidth);
       assert.ok(width <= PHONE, `flex: the page is ${width} px wide on a ${PHONE} px screen`);
       const tiles = JSON.parse((await exportFile(page, "tiles", "json")).toString("utf8"));

@@ -4,6 +4,7 @@
  */
 import "./style.css";
 import { h, replace } from "./ui/dom.js";
+import { disposeHeatMaps } from "./ui/heatmap.js";
 import { hideTip } from "./ui/tooltip.js";
 import { PageState, parseHash } from "./state.js";
 import { makeContext } from "./page.js";
@@ -52,6 +53,7 @@ function mount(focus: boolean): void {
     window.__explorer.error = String(err);
     article.append(h("p", { class: "error", role: "alert" }, `This page failed: ${String(err)}`));
   }
+  disposers.push(() => disposeHeatMaps(article)); // after the page's own disposers: its maps stop watching their size
   const pager = h("nav", { class: "pager", "aria-label": "Previous and next lesson" },
     index > 0 ? h("a", { href: `#/${PAGES[index - 1].id}` }, `← ${index}. ${PAGES[index - 1].title}`) : h("span"),
     index < PAGES.length - 1 ? h("a", { href: `#/${PAGES[index + 1].id}` }, `${index + 2}. ${PAGES[index + 1].title} →`) : h("span"));

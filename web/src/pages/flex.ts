@@ -4,13 +4,14 @@
  * each option's effective mask over the kernel's 64 × 64 tiles (skipped, partial, full, as
  * createBlockMask classifies them), the density and the time of a real call, the weights of chosen
  * rows from the fused path (attentionWeights with rows and heads), what a sink does to a row's sum
- * (1 − e^(sink − lse)), and softcap's curve.
+ * (1 − e^(sink − lse)), and softcap's curve. The library computes all of it in a worker
+ * (../model/flexMaps.worker.ts, over ../model/flexMaps.ts): this page only draws, so it never freezes.
  */
+import { Tensor, reshape } from "attend";
 import {
-  type BlockMask, type FlexOptions, type MaskMod, type Tensor, Generator, createBlockMask, documentMask, mul, randn, reshape, scaledDotProductAttentionWithLse,
-  attentionWeights, tensor, windowMask,
-} from "attend";
-import { arr, rowsOf } from "../lib.js";
+  ALIBI, type Alibi, type FlexReply, type FlexRequest, type FlexSettings, E, H, N, OPTIONS, type Option, PATTERNS, type Pattern, R, T, TILE,
+} from "../model/flexProtocol.js";
+import { rowsOf } from "../lib.js";
 import type { Page, PageContext } from "../page.js";
 import { chartWidth, lineChart } from "../ui/chart.js";
 import { weightScale } from "../ui/colors.js";
@@ -21,59 +22,38 @@ import { type Highlight, HeatMap } from "../ui/heatmap.js";
 import { formula } from "../ui/math.js";
 import { matrixPart } from "../ui/parts.js";
 
-/** Sequence length, kernel tile, heads, head dim. */
-const N = 512;
-const TILE = 64;
-const T = N / TILE;
-const H = 2;
-const E = 16;
-/** rows of the weights figure */
-const R = 8;
-
-const OPTIONS = ["window", "alibi", "softcap", "sinks", "documents", "blockmask"] as const;
-type Option = (typeof OPTIONS)[number];
 const OPTION_NAMES: Record<Option, string> = {
   window: "slidingWindow", alibi: "alibiSlopes", softcap: "softcap", sinks: "sinks", documents: "documents", blockmask: "blockMask",
 };
-const ALIBI = ["default", "0.5", "0.125", "0.03125"] as const;
-const PATTERNS = ["causal", "prefix", "strided"] as const;
-type Pattern = (typeof PATTERNS)[number];
 const PATTERN_NAMES: Record<Pattern, string> = {
   causal: "causal: k ≤ q", prefix: "prefix LM: k < 128 or k ≤ q", strided: "strided: |q − k| < 64 or k mod 128 = 0",
 };
-
-/** The maskMod of a block-mask pattern (true = may attend). */
-function patternMod(p: Pattern): MaskMod {
-  if (p === "causal") return (_b, _h, q, k) => k <= q;
-  if (p === "prefix") return (_b, _h, q, k) => k < 128 || k <= q;
-  return (_b, _h, q, k) => Math.abs(q - k) < 64 || k % 128 === 0;
-}
-
-/** Document ids [N]: `docs` documents of random lengths (from the seed), in order. */
-function documentIds(docs: number, g: Generator): Int32Array {
-  const cuts = new Set<number>();
-  while (cuts.size < docs - 1) cuts.add(1 + g.nextInt(N - 1)); // distinct, so there are exactly `docs` documents
-  const ids = new Int32Array(N);
-  for (const c of cuts) for (let i = c; i < N; i++) ids[i]++;
-  return ids;
-}
+/** a reply the page has drawn */
+type Drawn = Extract<FlexReply, { ok: true }>;
 
 export const flexPage: Page = {
   id: "flex",
   title: "Flexible attention",
   mount(ctx: PageContext) {
     const { root, state } = ctx;
-    let opt = state.choice<Option>("opt", "window", OPTIONS);
-    let seed = state.num("seed", 3, { min: 0, int: true });
-    let wl = state.num("wl", 127, { min: 0, max: N, int: true });
-    let wr = state.num("wr", 0, { min: 0, max: N, int: true });
-    let alibi = state.choice("alibi", "default", ALIBI);
-    let cap = state.num("cap", 2, { min: 0.25, max: 20 });
-    let sink = state.num("sink", 2, { min: -6, max: 10 });
-    let docs = state.num("docs", 4, { min: 1, max: 12, int: true });
-    let pattern = state.choice<Pattern>("pattern", "causal", PATTERNS);
-    let row = state.num("row", 200, { min: 0, max: N - R, int: true });
-    let head = state.num("head", 0, { min: 0, max: H - 1, int: true });
+    const s: FlexSettings = {
+      opt: state.choice<Option>("opt", "window", OPTIONS),
+      seed: state.num("seed", 3, { min: 0, int: true }),
+      wl: state.num("wl", 127, { min: 0, max: N, int: true }),
+      wr: state.num("wr", 0, { min: 0, max: N, int: true }),
+      alibi: state.choice<Alibi>("alibi", "default", ALIBI),
+      cap: state.num("cap", 2, { min: 0.25, max: 20 }),
+      sink: state.num("sink", 2, { min: -6, max: 10 }),
+      docs: state.num("docs", 4, { min: 1, max: 12, int: true }),
+      pattern: state.choice<Pattern>("pattern", "causal", PATTERNS),
+      row: state.num("row", 200, { min: 0, max: N - R, int: true }),
+      head: state.num("head", 0, { min: 0, max: H - 1, int: true }),
+    };
+    /** Change settings, write them to the URL and ask the worker for the numbers. */
+    const set = (patch: Partial<FlexSettings>): void => {
+      Object.assign(s, patch);
+      request();
+    };
 
     root.append(
       h("h1", { tabindex: -1 }, "10. Flexible attention"),
@@ -92,175 +72,179 @@ export const flexPage: Page = {
 
     const paramBox = h("div", { class: "controls" });
     root.append(controls(
-      select({ label: "Option", options: OPTIONS, value: opt, names: (v) => OPTION_NAMES[v], onChange: (v) => { opt = v; drawParams(); drawAll(); }, testid: "option" }),
-      seedControl(seed, (v) => { seed = v; makeInputs(); drawAll(); }),
+      select({ label: "Option", options: OPTIONS, value: s.opt, names: (v) => OPTION_NAMES[v], onChange: (v) => { s.opt = v; drawParams(); request(); }, testid: "option" }),
+      seedControl(s.seed, (v) => set({ seed: v })),
     ), paramBox);
 
-    const tileFig = ctx.figure({ id: "tiles", title: `The effective mask over ${TILE} × ${TILE} tiles (N = ${N})`, data: () => tileData });
-    const tileNote = h("p", { class: "note", "data-testid": "tile-note", role: "status" });
+    const tileFig = ctx.figure({ id: "tiles", title: `The effective mask over ${TILE} × ${TILE} tiles (N = ${N})`, data: () => tileData() });
+    /** data-state: "pending" while a request is out, "ready" once its reply is drawn, "error" */
+    const tileNote = h("p", { class: "note", "data-testid": "tile-note", role: "status" }, "Computing in a worker…");
     const tileCheck = check("tiles-agree");
     root.append(tileFig.el, tileNote, tileCheck.el);
 
     root.append(h("h2", {}, "The weights of chosen rows, from the fused path"));
-    const rowSlider = slider({ label: "First row", min: 0, max: N - R, value: row, onInput: (v) => { row = v; drawRows(); }, testid: "row" });
     root.append(controls(
-      rowSlider,
-      select({ label: "Head", options: Array.from({ length: H }, (_, i) => i), value: head, onChange: (v) => { head = v; drawRows(); }, testid: "head" }),
+      slider({ label: "First row", min: 0, max: N - R, value: s.row, onInput: (v) => set({ row: v }), testid: "row" }),
+      select({ label: "Head", options: Array.from({ length: H }, (_, i) => i), value: s.head, onChange: (v) => set({ head: v }), testid: "head" }),
     ));
-    const rowFig = ctx.figure({ id: "rows", title: `attentionWeights(q, k, { …, rows: [start, start + ${R}], heads: [h] })`, data: () => rowData });
+    const rowFig = ctx.figure({ id: "rows", title: `attentionWeights(q, k, { …, rows: [start, start + ${R}], heads: [h] })`, data: () => rowData() });
     const sumCheck = check("row-sums");
     root.append(rowFig.el, sumCheck.el);
 
     root.append(h("h2", {}, "Softcapping squashes large scores"));
-    const capFig = ctx.figure({ id: "softcap", title: "c · tanh(x / c) against x", data: () => capData() });
+    const capFig = ctx.figure({ id: "softcap", title: "c · tanh(x / c) against x", data: () => capData(shown?.settings.cap ?? s.cap) });
     root.append(capFig.el);
 
-    let q: Tensor, k: Tensor, v: Tensor;
-    let tileData: unknown = null;
-    let rowData: unknown = null;
-    let mask: Uint8Array = new Uint8Array(N * N);
-    let flexOpts: FlexOptions = {};
-
-    function makeInputs(): void {
-      const g = new Generator(seed);
-      q = mul(randn([H, N, E], { generator: g }), 1.5);
-      k = mul(randn([H, N, E], { generator: g }), 1.5);
-      v = randn([H, N, E], { generator: g });
-    }
+    /** the reply on show (a newer one may be on its way) */
+    let shown: Drawn | null = null;
+    /** the heat maps, made at the first reply and redrawn in place after it (main.ts disposes of them when the page is left) */
+    let maskMap: HeatMap | null = null;
+    let kindsMap: HeatMap | null = null;
+    let rowMap: HeatMap | null = null;
+    const sumList = h("ul", { class: "note", "data-testid": "row-sum-list", "data-export": "text" });
 
     function drawParams(): void {
       const parts: HTMLElement[] = [];
-      if (opt === "window") {
+      if (s.opt === "window") {
         parts.push(
-          slider({ label: "Left", min: 0, max: N, value: wl, onInput: (x) => { wl = x; drawAll(); }, testid: "wl" }),
-          slider({ label: "Right", min: 0, max: N, value: wr, onInput: (x) => { wr = x; drawAll(); }, testid: "wr" }));
-      } else if (opt === "alibi") {
-        parts.push(select({ label: "Slopes", options: ALIBI, value: alibi, names: (x) => (x === "default" ? `"default" (2⁻⁴, 2⁻⁸)` : `${x} for each head`), onChange: (x) => { alibi = x; drawAll(); }, testid: "alibi" }));
-      } else if (opt === "softcap") {
-        parts.push(slider({ label: "Cap c", min: 0.25, max: 20, step: 0.25, value: cap, onInput: (x) => { cap = x; drawAll(); }, testid: "cap" }));
-      } else if (opt === "sinks") {
-        parts.push(slider({ label: "Sink logit", min: -6, max: 10, step: 0.5, value: sink, onInput: (x) => { sink = x; drawAll(); }, testid: "sink" }));
-      } else if (opt === "documents") {
-        parts.push(slider({ label: "Documents", min: 1, max: 12, value: docs, onInput: (x) => { docs = x; drawAll(); }, testid: "docs" }));
+          slider({ label: "Left", min: 0, max: N, value: s.wl, onInput: (x) => set({ wl: x }), testid: "wl" }),
+          slider({ label: "Right", min: 0, max: N, value: s.wr, onInput: (x) => set({ wr: x }), testid: "wr" }));
+      } else if (s.opt === "alibi") {
+        parts.push(select({ label: "Slopes", options: ALIBI, value: s.alibi, names: (x) => (x === "default" ? `"default" (2⁻⁴, 2⁻⁸)` : `${x} for each head`), onChange: (x) => set({ alibi: x }), testid: "alibi" }));
+      } else if (s.opt === "softcap") {
+        parts.push(slider({ label: "Cap c", min: 0.25, max: 20, step: 0.25, value: s.cap, onInput: (x) => set({ cap: x }), testid: "cap" }));
+      } else if (s.opt === "sinks") {
+        parts.push(slider({ label: "Sink logit", min: -6, max: 10, step: 0.5, value: s.sink, onInput: (x) => set({ sink: x }), testid: "sink" }));
+      } else if (s.opt === "documents") {
+        parts.push(slider({ label: "Documents", min: 1, max: 12, value: s.docs, onInput: (x) => set({ docs: x }), testid: "docs" }));
       } else {
-        parts.push(select({ label: "maskMod", options: PATTERNS, value: pattern, names: (x) => PATTERN_NAMES[x], onChange: (x) => { pattern = x; drawAll(); }, testid: "pattern" }));
+        parts.push(select({ label: "maskMod", options: PATTERNS, value: s.pattern, names: (x) => PATTERN_NAMES[x], onChange: (x) => set({ pattern: x }), testid: "pattern" }));
       }
       replace(paramBox, ...parts);
     }
 
-    /** The option as the library takes it, and the bool mask [N, N] it amounts to (1 = may attend). */
-    function optionAndMask(): { opts: FlexOptions; mask: Uint8Array; call: string; block?: BlockMask; ids?: number[] } {
-      const all = new Uint8Array(N * N).fill(1);
-      if (opt === "window") {
-        return { opts: { slidingWindow: [wl, wr] }, mask: windowMask(N, N, [wl, wr]).values as Uint8Array, call: `slidingWindow: [${wl}, ${wr}]` };
+    const worker = new Worker(new URL("../model/flexMaps.worker.ts", import.meta.url), { type: "module", name: "attend-flex" });
+    /** counts requests: only the latest one's reply is drawn */
+    let requests = 0;
+    worker.onmessage = (e: MessageEvent<FlexReply>) => {
+      const r = e.data;
+      if (r.id !== requests) return;
+      if (!r.ok) {
+        tileNote.dataset.state = "error";
+        tileNote.textContent = `Could not compute the lesson's numbers: ${r.error}`;
+        return;
       }
-      if (opt === "alibi") {
-        const slopes = alibi === "default" ? "default" : Array.from({ length: H }, () => Number(alibi));
-        return { opts: { alibiSlopes: slopes }, mask: all, call: `alibiSlopes: ${JSON.stringify(slopes)}` };
+      if (shown?.tiles.key !== r.tiles.key) {
+        drawTiles(r);
+        drawCap(r.settings.cap);
       }
-      if (opt === "softcap") return { opts: { softcap: cap }, mask: all, call: `softcap: ${cap}` };
-      if (opt === "sinks") return { opts: { sinks: tensor(Array.from({ length: H }, () => sink)) }, mask: all, call: `sinks: tensor([${Array(H).fill(sink).join(", ")}])` };
-      if (opt === "documents") {
-        const ids = tensor(documentIds(docs, new Generator(seed + 7)), { dtype: "int32" });
-        return { opts: { documents: { query: ids, key: ids } }, mask: documentMask(ids, ids).values as Uint8Array, call: `documents: { query: ids, key: ids } (${docs} documents)`, ids: arr(ids) };
-      }
-      const block = createBlockMask(patternMod(pattern), { batch: 1, heads: 1, L: N, S: N, blockSize: TILE });
-      return { opts: { blockMask: block }, mask: block.toMask().values as Uint8Array, call: `blockMask: createBlockMask(${pattern}, { batch: 1, heads: 1, L: ${N}, S: ${N} })`, block };
+      drawRows(r);
+      shown = r;
+      tileNote.dataset.state = "ready";
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      tileNote.dataset.state = "error";
+      tileNote.textContent = `The lesson's worker stopped: ${e.message || "it could not start"}`;
+    };
+    ctx.onDispose(() => worker.terminate());
+
+    /** Ask the worker for the numbers of the current settings; its reply draws them. */
+    function request(): void {
+      state.set({ ...s });
+      tileNote.dataset.state = "pending";
+      const message: FlexRequest = { id: ++requests, ...s };
+      worker.postMessage(message);
     }
 
-    function drawAll(): void {
-      state.set({ opt, seed, wl, wr, alibi, cap, sink, docs, pattern, row, head });
-      const made = optionAndMask();
-      flexOpts = made.opts;
-      mask = made.mask;
-      // the tile kinds, counted here from the mask, and as the library's createBlockMask classifies them
-      const block = made.block ?? createBlockMask((_b, _h, qi, ki) => mask[qi * N + ki] === 1, { batch: 1, heads: 1, L: N, S: N, blockSize: TILE });
-      const kinds = new Float64Array(T * T); // 0 skipped, 1 partial, 2 full
+    function drawTiles(r: Drawn): void {
+      const t = r.tiles;
       const highlights: Highlight[] = [];
       for (let i = 0; i < T; i++) {
         for (let j = 0; j < T; j++) {
-          let seen = 0;
-          for (let a = i * TILE; a < (i + 1) * TILE; a++) for (let b = j * TILE; b < (j + 1) * TILE; b++) seen += mask[a * N + b];
-          const kind = seen === 0 ? 0 : seen === TILE * TILE ? 2 : 1;
-          kinds[i * T + j] = kind;
+          const kind = t.kinds[i * T + j];
           if (kind > 0) highlights.push({ r0: i * TILE, c0: j * TILE, r1: (i + 1) * TILE, c1: (j + 1) * TILE, colour: kind === 2 ? "#1d4ed8" : "#b45309" });
         }
       }
-      const mine = { empty: kinds.filter((x) => x === 0).length, partial: kinds.filter((x) => x === 1).length, full: kinds.filter((x) => x === 2).length };
-      const counts = block.counts();
-      const density = block.density();
-      // a real call, timed (shown, not a promise): the option against the same call without it
-      const tDense = performance.now();
-      scaledDotProductAttentionWithLse(q, k, v, {});
-      const t0 = performance.now();
-      const [, lse] = scaledDotProductAttentionWithLse(q, k, v, flexOpts);
-      const t1 = performance.now();
-      lastLse = lse;
-
-      const fitWidth = (w: number): number => Math.min(w, tileFig.body.clientWidth || w);
-      const maskMap = new HeatMap({ rows: N, cols: N, values: mask, scale: weightScale(1), highlights }, {
-        label: "effective mask (1 = may attend)", axes: ["query", "key"], fit: true, maxWidth: fitWidth(420), maxHeight: 460, showValues: false,
-        legendLabels: ["0 = hidden", "1 = may attend"],
-      });
-      const tileNames = ["skipped", "partial (reads the mask)", "full (no mask bits)"];
-      const tileMap = new HeatMap({ rows: T, cols: T, values: kinds, scale: weightScale(2) }, {
-        label: "tile kinds", axes: ["query tile", "key tile"], maxCell: 26, maxWidth: fitWidth(240), showValues: false,
-        legendLabels: ["0 = skipped", "2 = full"], describe: (c) => `tile (${c.r}, ${c.c}): ${tileNames[kinds[c.r * T + c.c]]}`,
-      });
-      replace(tileFig.body, h("div", { class: "row" },
-        matrixPart("mask", [N, N], maskMap), matrixPart("tiles", [T, T], tileMap)));
-      const dense = t0 - tDense;
-      tileNote.dataset.density = String(density);
-      tileNote.dataset.ms = String(t1 - t0);
-      tileNote.textContent = `${made.call}: ${counts.partial + counts.full} of ${T * T} tiles computed (density ${fmt(density, 4)}; ${counts.full} full, ${counts.partial} partial, ${counts.empty} skipped; blue outlines full tiles, brown partial ones). `
-        + `scaledDotProductAttentionWithLse on [${H}, ${N}, ${E}] took ${fmt(t1 - t0, 3)} ms here, ${fmt(dense, 3)} ms without the option (one run each, in this tab: a rough number).`;
+      const maskData = { rows: N, cols: N, values: t.mask, scale: weightScale(1), highlights };
+      const kindsData = { rows: T, cols: T, values: t.kinds, scale: weightScale(2) };
+      if (maskMap && kindsMap) {
+        maskMap.update(maskData);
+        kindsMap.update(kindsData);
+      } else {
+        const fitWidth = (w: number): number => Math.min(w, tileFig.body.clientWidth || w);
+        maskMap = new HeatMap(maskData, {
+          label: "effective mask (1 = may attend)", axes: ["query", "key"], fit: true, maxWidth: fitWidth(420), maxHeight: 460, showValues: false,
+          legendLabels: ["0 = hidden", "1 = may attend"],
+        });
+        const tileNames = ["skipped", "partial (reads the mask)", "full (no mask bits)"];
+        kindsMap = new HeatMap(kindsData, {
+          label: "tile kinds", axes: ["query tile", "key tile"], maxCell: 26, maxWidth: fitWidth(240), showValues: false,
+          legendLabels: ["0 = skipped", "2 = full"], describe: (c, kind) => `tile (${c.r}, ${c.c}): ${tileNames[kind]}`,
+        });
+        replace(tileFig.body, h("div", { class: "row" },
+          matrixPart("mask", [N, N], maskMap), matrixPart("tiles", [T, T], kindsMap)));
+      }
+      const { counts, mine } = t;
+      tileNote.dataset.density = String(t.density);
+      tileNote.dataset.ms = String(t.ms);
+      tileNote.textContent = `${t.call}: ${counts.partial + counts.full} of ${T * T} tiles computed (density ${fmt(t.density, 4)}; ${counts.full} full, ${counts.partial} partial, ${counts.empty} skipped; blue outlines full tiles, brown partial ones). `
+        + `scaledDotProductAttentionWithLse on [${H}, ${N}, ${E}] took ${fmt(t.ms, 3)} ms in this tab's worker, ${fmt(t.msWithout, 3)} ms without the option (one run each: a rough number).`;
       const agree = mine.empty === counts.empty && mine.partial === counts.partial && mine.full === counts.full;
       tileCheck.set(agree, agree
         ? `the tiles counted from the mask drawn out agree with createBlockMask(…).counts(): ${counts.full} full, ${counts.partial} partial, ${counts.empty} empty`
         : `tiles counted from the mask (${JSON.stringify(mine)}) differ from createBlockMask's counts (${JSON.stringify(counts)})`);
-      tileData = { option: OPTION_NAMES[opt], call: made.call, documentIds: made.ids ?? null, N, tile: TILE, density, counts, kinds: Array.from({ length: T }, (_, i) => arr(kinds.subarray(i * T, (i + 1) * T))), ms: t1 - t0, msWithout: dense };
-      drawRows();
-      drawCap();
     }
 
-    let lastLse: Tensor | null = null;
-
-    function drawRows(): void {
-      state.set({ row, head });
-      const rows: [number, number] = [row, row + R];
-      const w = attentionWeights(q, k, { ...flexOpts, rows, heads: [head] }); // [1, R, N]
-      const sums = Array.from({ length: R }, (_, r) => { let s = 0; for (let c = 0; c < N; c++) s += w.values[r * N + c]; return s; });
-      const lse = Array.from({ length: R }, (_, r) => lastLse!.values[head * N + row + r]);
-      const sinkLogit = opt === "sinks" ? sink : null;
-      const expected = lse.map((l) => (sinkLogit === null ? 1 : 1 - Math.exp(sinkLogit - l)));
-      const hidden = new Uint8Array(R * N);
-      for (let r = 0; r < R; r++) for (let c = 0; c < N; c++) hidden[r * N + c] = mask[(row + r) * N + c] ? 0 : 1;
-      let peak = 0;
-      for (let i = 0; i < w.size; i++) peak = Math.max(peak, w.values[i]);
-      const fitWidth = (x: number): number => Math.min(x, rowFig.body.clientWidth || x);
-      const map = new HeatMap({ rows: R, cols: N, values: w.values, scale: weightScale(peak || 1), masked: hidden, rowLabels: Array.from({ length: R }, (_, r) => `q${row + r}`) }, {
-        label: "attention weights", axes: ["query", "key"], stretch: true, minRowHeight: 14, maxWidth: fitWidth(680), showValues: false,
-        describe: (c, val, m) => `query ${row + c.r}, key ${c.c}: ${m ? "hidden, weight exactly 0" : fmt(val)}`,
-      });
-      const sumList = h("ul", { class: "note", "data-testid": "row-sum-list", "data-export": "text" },
-        ...sums.map((s, r) => h("li", {}, `row ${row + r}: Σ = ${fmt(s, 6)}${sinkLogit === null ? "" : `, 1 − e^(sink − lse) = ${fmt(expected[r], 6)}`}`)));
-      replace(rowFig.body, h("div", { class: "col", style: "width:100%" }, matrixPart("P rows", [R, N], map), sumList));
-      const diff = Math.max(...sums.map((s, r) => Math.abs(s - expected[r])));
-      if (sinkLogit === null) sumCheck.set(diff < 1e-4, `without a sink every row's weights sum to 1 (largest |Σ − 1| = ${fmt(diff, 2)})`);
-      else sumCheck.set(diff < 1e-4 && sums.every((s) => s < 1), `with sink ${sink} each row sums to less than 1, to 1 − e^(sink − lse): the sink takes the rest (largest difference ${fmt(diff, 2)})`);
-      rowData = {
-        option: OPTION_NAMES[opt], seed, rows, head, sink: sinkLogit, weights: rowsOf(reshape(w, [R, N])), rowSums: sums, lse, expectedSums: expected,
-        q: rowsOf(reshape(q, [H * N, E])), k: rowsOf(reshape(k, [H * N, E])), H, N, E,
+    function tileData(): unknown {
+      if (!shown) return null;
+      const { tiles: t, settings } = shown;
+      return {
+        option: OPTION_NAMES[settings.opt], call: t.call, documentIds: t.documentIds, N, tile: TILE, density: t.density, counts: t.counts,
+        kinds: Array.from({ length: T }, (_, i) => t.kinds.slice(i * T, (i + 1) * T)), ms: t.ms, msWithout: t.msWithout,
       };
     }
 
-    function capData() {
+    function drawRows(r: Drawn): void {
+      const { settings: { row, head, sink }, rows: { weights, sums, expected }, tiles: { mask } } = r;
+      const sinkLogit = r.settings.opt === "sinks" ? sink : null;
+      const hidden = new Uint8Array(R * N);
+      for (let i = 0; i < R; i++) for (let c = 0; c < N; c++) hidden[i * N + c] = mask[(row + i) * N + c] ? 0 : 1;
+      let peak = 0;
+      for (let i = 0; i < weights.length; i++) peak = Math.max(peak, weights[i]);
+      const rowsData = { rows: R, cols: N, values: weights, scale: weightScale(peak || 1), masked: hidden, rowLabels: Array.from({ length: R }, (_, i) => `q${row + i}`) };
+      if (rowMap) rowMap.update(rowsData);
+      else {
+        const fitWidth = (x: number): number => Math.min(x, rowFig.body.clientWidth || x);
+        rowMap = new HeatMap(rowsData, {
+          label: "attention weights", axes: ["query", "key"], stretch: true, minRowHeight: 14, maxWidth: fitWidth(680), showValues: false,
+          describe: (c, val, m) => `query ${shown ? shown.settings.row + c.r : c.r}, key ${c.c}: ${m ? "hidden, weight exactly 0" : fmt(val)}`,
+        });
+        replace(rowFig.body, h("div", { class: "col", style: "width:100%" }, matrixPart("P rows", [R, N], rowMap), sumList));
+      }
+      replace(sumList, ...sums.map((t, i) => h("li", {}, `row ${row + i}: Σ = ${fmt(t, 6)}${sinkLogit === null ? "" : `, 1 − e^(sink − lse) = ${fmt(expected[i], 6)}`}`)));
+      const diff = Math.max(...sums.map((t, i) => Math.abs(t - expected[i])));
+      if (sinkLogit === null) sumCheck.set(diff < 1e-4, `without a sink every row's weights sum to 1 (largest |Σ − 1| = ${fmt(diff, 2)})`);
+      else sumCheck.set(diff < 1e-4 && sums.every((t) => t < 1), `with sink ${sinkLogit} each row sums to less than 1, to 1 − e^(sink − lse): the sink takes the rest (largest difference ${fmt(diff, 2)})`);
+    }
+
+    function rowData(): unknown {
+      if (!shown) return null;
+      const { settings, rows, q, k } = shown;
+      return {
+        option: OPTION_NAMES[settings.opt], seed: settings.seed, rows: [settings.row, settings.row + R], head: settings.head, sink: settings.opt === "sinks" ? settings.sink : null,
+        weights: rowsOf(new Tensor(rows.weights, [R, N])), rowSums: rows.sums, lse: rows.lse, expectedSums: rows.expected,
+        q: rowsOf(reshape(new Tensor(q, [H, N, E]), [H * N, E])), k: rowsOf(reshape(new Tensor(k, [H, N, E]), [H * N, E])), H, N, E, // [H, N, E] -> [H·N, E]
+      };
+    }
+
+    function capData(cap: number) {
       const xs = Array.from({ length: 121 }, (_, i) => -15 + i * 0.25);
       return { cap, x: xs, capped: xs.map((x) => cap * Math.tanh(x / cap)) };
     }
 
-    function drawCap(): void {
-      const d = capData();
+    function drawCap(cap: number): void {
+      const d = capData(cap);
       replace(capFig.body, lineChart({
         width: chartWidth(capFig.body, 560), height: 280, label: "softcap curve",
         series: [
@@ -274,7 +258,6 @@ export const flexPage: Page = {
     }
 
     drawParams();
-    makeInputs();
-    drawAll();
+    request();
   },
 };

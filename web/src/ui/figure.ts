@@ -53,19 +53,27 @@ export class Figure {
   }
 }
 
-/** Show `hint` while `scroller`'s content is wider than it (checked when either changes size or content). */
+/**
+ * Show `hint` while `scroller`'s content is wider than it. Layout is read only in a ResizeObserver's
+ * callback, which runs just after the browser has laid the page out (so the read forces no layout of
+ * its own), and only when the scroller or one of its drawn parts (data-export) changes size or parts
+ * come and go: a map redrawn in place at the same size reads nothing.
+ */
 function watchOverflow(scroller: HTMLElement, hint: HTMLElement): void {
-  let queued = false;
-  const check = (): void => {
-    queued = false;
+  const sizes = new ResizeObserver(() => {
     hint.hidden = scroller.scrollWidth <= scroller.clientWidth + 1;
-  };
-  const queue = (): void => {
-    if (!queued) requestAnimationFrame(check);
-    queued = true;
-  };
-  new ResizeObserver(queue).observe(scroller);
-  new MutationObserver(queue).observe(scroller, { childList: true, subtree: true, attributes: true, attributeFilter: ["style", "width"] });
+  });
+  const parts = (n: Node): Element[] => (n instanceof Element ? [n, ...n.querySelectorAll("[data-export]")] : []);
+  sizes.observe(scroller);
+  new MutationObserver((records) => {
+    for (const r of records) {
+      for (const n of r.removedNodes) for (const el of parts(n)) sizes.unobserve(el); // let replaced parts go
+      for (const n of r.addedNodes) for (const el of parts(n)) sizes.observe(el); // reported once when added, then on each resize
+    }
+    // a part removed may have been the widest: look again at the next layout (a new observation is always reported)
+    sizes.unobserve(scroller);
+    sizes.observe(scroller);
+  }).observe(scroller, { childList: true, subtree: true });
 }
 
 function download(blob: Blob, name: string): void {

@@ -129,6 +129,9 @@ export class HeatMap {
   private hover: Cell | null = null;
   private cursor: Cell = { r: 0, c: 0 };
   private readonly resize: ResizeObserver;
+  /** a fitted map's parent's width, as last read in the resize observer (-1 before it is known) */
+  private parentWidth = -1;
+  /** the parent's width the map was last laid out for */
   private lastWidth = -1;
 
   constructor(data: HeatMapData, private readonly opts: HeatMapOptions) {
@@ -148,9 +151,18 @@ export class HeatMap {
     this.el.addEventListener("keydown", (e) => this.onKey(e));
     this.el.addEventListener("focus", () => this.setHover(this.clampCell(this.cursor), true));
     this.el.addEventListener("blur", () => this.setHover(null));
+    // A fitted map follows its parent's width. A map taken out of the page (replaced by a new one)
+    // stops watching; so do all of a page's maps when the page is left (disposeHeatMaps).
+    let shown = false;
     this.resize = new ResizeObserver(() => {
-      const w = this.el.parentElement?.clientWidth ?? 0;
-      if (w !== this.lastWidth) this.render();
+      if (!this.el.isConnected) {
+        if (shown) this.resize.disconnect();
+        return;
+      }
+      shown = true;
+      // read here, just after the browser's layout, so no redraw (update()) ever forces a layout
+      this.parentWidth = this.el.parentElement?.clientWidth ?? -1;
+      if (this.parentWidth !== this.lastWidth) this.render();
     });
     queueMicrotask(() => {
       if (opts.fit && this.el.parentElement) this.resize.observe(this.el.parentElement);
@@ -171,7 +183,7 @@ export class HeatMap {
     ctx.font = FONT;
     const widest = (labels?: readonly string[]): number => (labels ? Math.max(0, ...labels.map((l) => ctx.measureText(l).width)) : 0);
     const left = rowLabels ? Math.min(110, Math.ceil(widest(rowLabels)) + 8) : 0;
-    this.lastWidth = this.el.parentElement?.clientWidth ?? -1;
+    this.lastWidth = this.opts.fit ? this.parentWidth : -1;
     const avail = this.opts.fit
       ? Math.min(this.opts.maxWidth ?? Infinity, this.lastWidth > 0 ? this.lastWidth : 480)
       : this.opts.maxWidth ?? 480;
@@ -450,3 +462,8 @@ export class HeatMap {
 
 /** Every live heat map by its element, for the exporter. */
 export const heatmaps = new WeakMap<Element, HeatMap>();
+
+/** Dispose of every heat map under `root` (a page being left): their resize observers stop. */
+export function disposeHeatMaps(root: ParentNode): void {
+  for (const el of root.querySelectorAll(".heatmap")) heatmaps.get(el)?.dispose();
+}
