@@ -2,7 +2,7 @@
 //   forward:  task (head, query block)  -> out rows, row max m and row sum l of that block (online
 //             softmax over key blocks; the host forms lse = m + log(l) in float64)
 //   backward: prep task (head, query block) -> Q^T (scaled) and dO^T packed per block
-//             main task (kv group, key block) -> dK, dV of that block (summed over the group's heads
+//             main task (key block, kv group) -> dK, dV of that block (summed over the group's heads
 //             and query blocks in a fixed order) and its share of dQ, one tile per query block, added
 //             into each dQ block in increasing key-block order (a per-block counter makes later key
 //             blocks wait; a small ring of pending tiles keeps threads from waiting at every tile), so
@@ -709,10 +709,12 @@ export function attBwdTask(job: usize, t: i32, tid: i32): void {
   const Lp = a.Lp, Sp = a.Sp, Ep = a.Ep, Evp = a.Evp, Br = a.Br, Bc = a.Bc;
   const dropOn = a.dropOn != 0;
   const G = H / Hkv;
-  const nJ = (Sp + Bc - 1) / Bc;
 
-  const gl = t / nJ;
-  const j = t - gl * nJ;
+  // key block major: tasks t and t + 1 are one key block of two kv groups, not two key blocks of one
+  // group, so threads running side by side do not wait on each other's dQ turns (block j's turn comes
+  // after block j - 1 of the same group, which was taken NG tasks earlier and is usually done)
+  const j = t / a.NG;
+  const gl = t - j * a.NG;
   const g = a.G0 + gl;
   const b = g / Hkv, kvh = g - b * Hkv;
   const j0 = j * Bc;
