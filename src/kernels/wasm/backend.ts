@@ -27,8 +27,17 @@ export const wasmTuning = {
   Bc: 64,
   /** bytes of staged attention tensors per round (at least one kv group is always staged) */
   stagingBudget: 32 * 1024 * 1024,
-  /** below this many flops a call runs on the calling thread alone */
+  /** below this many flops a matmul runs on the calling thread alone */
   minParallelFlops: 4e6,
+  /**
+   * below this many flops an attention job (a forward, or a backward) runs on the calling thread
+   * alone: about 1 ms of one thread's work. Measured on 2 shared cores (bench/kernels.ts cases, 1 and
+   * 2 threads taken in turns): at B·H = 8, L = S = 128, E = 64 the forward (34 MFLOP, 0.8 ms) never
+   * gained from a worker while the machine was loaded (x2 / x1 0.98-1.18) and lost 0.1 ms to waking
+   * it, while the backward (84 MFLOP, 1.8 ms) broke even loaded (0.95-1.02) and took 0.59 with a core
+   * free; both took 0.55-0.7 from twice that work whenever a core was free. See attThreads.
+   */
+  minParallelAttentionFlops: 40e6,
   /** below this many floats of b, packing b for a matmul runs on the calling thread alone */
   minParallelPack: 1 << 18,
   /** below this many flops a matmul goes to the reference kernel */
@@ -365,9 +374,29 @@ function maskRoundBytes(p: AttentionParams, ngroups: number): number {
   return Math.min(mk.data.length, ngroups * (p.H / p.Hkv) * p.L * p.S) * elem;
 }
 
-function attThreads(p: AttentionParams, passes: number): number {
-  const flops = passes * p.B * p.H * p.L * p.S * (p.E + p.Ev);
-  return flops < wasmTuning.minParallelFlops ? 1 : getNumThreads();
+/**
+ * Threads for an attention job: all of them (getNumThreads) where the job's flops reach
+ * wasmTuning.minParallelAttentionFlops, else the calling thread alone. Below that size waking a
+ * worker and handing it tasks costs about what it saves (more when the machine is loaded), and the
+ * results are the same bits either way. Flops per visible (query, key) pair and head: forward
+ * 2 (E + Ev) (S = Q K^T, P V); backward 2 (3 E + 2 Ev) (S again, dP = dO V^T, dV, dK, dQ).
+ */
+function attThreads(p: AttentionParams, pass: "forward" | "backward"): number {
+  const perPair = pass === "forward" ? 2 * (p.E + p.Ev) : 2 * (3 * p.E + 2 * p.Ev);
+  const flops = p.B * p.H * visiblePairs(p) * perPair;
+  return flops < wasmTuning.minParallelAttentionFlops ? 1 : getNumThreads();
+}
+
+/**
+ * (query, key) pairs of one head that causality and the window leave visible (../causal.ts's rule):
+ * the kernels skip hidden tiles, so this is about the work left (tiles cut in part count in part).
+ */
+function visiblePairs(p: AttentionParams): number {
+  const [firstOff, lastOff] = visibleOffsets(p.causal, alignmentOf(p), p.window ?? null, p.L, p.S);
+  if (firstOff <= -p.L && lastOff >= p.S - 1) return p.L * p.S; // every row sees every key
+  let n = 0;
+  for (let l = 0; l < p.L; l++) n += Math.max(0, Math.min(p.S - 1, l + lastOff) - Math.max(0, l + firstOff) + 1);
+  return n;
 }
 
 /** Groups per round: as many kv groups as fit the staging budget, at least one. */
@@ -412,7 +441,7 @@ function wasmAttentionForward(
   const flex = flexTables("wasmAttentionForward", p, g);
   const perGroup = G * Lp * (Ep + Evp + 3) + Sp * (Ep + Evp);
   const NGmax = groupsPerRound(p, perGroup);
-  const threads = attThreads(p, 2);
+  const threads = attThreads(p, "forward");
   const groups = B * p.Hkv;
   for (let g0 = 0; g0 < groups; g0 += NGmax) {
     const NG = Math.min(NGmax, groups - g0);
@@ -434,8 +463,8 @@ function wasmAttentionForward(
       stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
     });
     const tasks = NG * G * nI;
-    rt.setJob(Lay.K_ATT_FWD, tasks, scratch, stride, Lay.AttJob, {
-      ...attParams(p, g, g0, NG), ...mask, ...flexFields, q: qP, k: kP, v: vP, o: oP, rowMax: maxP, rowSum: sumP,
+    rt.setJob(Lay.K_ATT_FWD, tasks, scratch, stride, Lay.AttJob, attParams(p, g, g0, NG), mask, flexFields, {
+      q: qP, k: kP, v: vP, o: oP, rowMax: maxP, rowSum: sumP,
     });
     rt.runJob(threads, tasks);
     const res = rt.f32, res64 = rt.f64;
@@ -469,7 +498,7 @@ function wasmAttentionBackward(
   // floats per kv group: q, qt, dq, dO, dOt, lse hi and lo, D (float64); k, v, dk, dv; counters
   const perGroup = G * Lp * (3 * Ep + 2 * Evp + 4) + Sp * (2 * Ep + 2 * Evp) + G * nI;
   const NGmax = groupsPerRound(p, perGroup);
-  const threads = attThreads(p, 5);
+  const threads = attThreads(p, "backward");
   const groups = B * Hkv;
   for (let g0 = 0; g0 < groups; g0 += NGmax) {
     const NG = Math.min(NGmax, groups - g0);
@@ -518,15 +547,15 @@ function wasmAttentionBackward(
     });
     f32.fill(0, dqP >> 2, (dqP >> 2) + nh * Lp * Ep);
     // cnt (each dQ block's turn) is set by the prep tasks
-    const prm: AttFields = {
-      ...attParams(p, g, g0, NG), ...mask, ...flexFields,
+    const shared = attParams(p, g, g0, NG);
+    const buffers: AttFields = {
       q: qP, k: kP, v: vP, lseHi: hiP, lseLo: loP, dO: doP, D: dP, qt: qtP, dOt: dotP, dq: dqP, dk: dkP, dv: dvP, cnt: cntP,
     };
     const prepTasks = nh * nI;
-    rt.setJob(Lay.K_ATT_BWD_PREP, prepTasks, scratch, stride, Lay.AttJob, prm);
+    rt.setJob(Lay.K_ATT_BWD_PREP, prepTasks, scratch, stride, Lay.AttJob, shared, mask, flexFields, buffers);
     rt.runJob(threads, prepTasks);
-    const tasks = NG * nJ;
-    rt.setJob(Lay.K_ATT_BWD, tasks, scratch, stride, Lay.AttJob, prm);
+    const tasks = nJ * NG; // key block major (see attBwdTask)
+    rt.setJob(Lay.K_ATT_BWD, tasks, scratch, stride, Lay.AttJob, shared, mask, flexFields, buffers);
     rt.runJob(threads, tasks);
     const res = rt.f32;
     eachGroup(p, g0, NG, G, (head, hl) => {
