@@ -703,18 +703,36 @@ function flushDq(job: usize, ring: usize, meta: usize, head: i32, j: i32, block:
   return true;
 }
 
+/**
+ * Backward main task t: key blocks [c jChunk, (c + 1) jChunk) of kv group gl, in order, chunk c =
+ * t / NG. Chunk major, so tasks t and t + 1 are two kv groups, not two chunks of one group: threads
+ * running side by side do not wait on each other's dQ turns (a chunk's first block waits for the
+ * previous chunk's last, taken NG tasks earlier and usually done). Within a chunk a block's turns
+ * follow the same thread's previous block, which has flushed all its tiles: they never wait. The host
+ * makes a chunk a whole group where there are groups enough for the threads (no task then waits on
+ * another), else one key block (threads share a group's key blocks and hand its dQ turns on).
+ */
 export function attBwdTask(job: usize, t: i32, tid: i32): void {
+  const a = attJob(job);
+  const nJ = (a.Sp + a.Bc - 1) / a.Bc;
+  const per = imax(1, a.jChunk);
+  const c = t / a.NG;
+  const gl = t - c * a.NG;
+  const jEnd = imin(nJ, (c + 1) * per);
+  for (let j = c * per; j < jEnd; j++) {
+    if (jobFailed(job)) return;
+    bwdKeyBlock(job, gl, j, tid);
+  }
+}
+
+/** Key block j of kv group gl: dK, dV of the block, its dQ tiles added in turn. */
+function bwdKeyBlock(job: usize, gl: i32, j: i32, tid: i32): void {
   const a = attJob(job);
   const H = a.H, Hkv = a.Hkv, L = a.L, S = a.S;
   const Lp = a.Lp, Sp = a.Sp, Ep = a.Ep, Evp = a.Evp, Br = a.Br, Bc = a.Bc;
   const dropOn = a.dropOn != 0;
   const G = H / Hkv;
 
-  // key block major: tasks t and t + 1 are one key block of two kv groups, not two key blocks of one
-  // group, so threads running side by side do not wait on each other's dQ turns (block j's turn comes
-  // after block j - 1 of the same group, which was taken NG tasks earlier and is usually done)
-  const j = t / a.NG;
-  const gl = t - j * a.NG;
   const g = a.G0 + gl;
   const b = g / Hkv, kvh = g - b * Hkv;
   const j0 = j * Bc;

@@ -124,4 +124,5 @@ export const K_ATT_BWD: i32 = 5;
   bmRows: i32;
   bmCols: i32;
   bmSize: i32;
+  jChunk: i32; // backward: key blocks per main task, done in order by one thread (0 = 1; see attBwdTask)
 }

@@ -554,8 +554,12 @@ function wasmAttentionBackward(
     const prepTasks = nh * nI;
     rt.setJob(Lay.K_ATT_BWD_PREP, prepTasks, scratch, stride, Lay.AttJob, shared, mask, flexFields, buffers);
     rt.runJob(threads, prepTasks);
-    const tasks = nJ * NG; // key block major (see attBwdTask)
-    rt.setJob(Lay.K_ATT_BWD, tasks, scratch, stride, Lay.AttJob, shared, mask, flexFields, buffers);
+    // key blocks per task (assembly attBwdTask): a whole kv group where there are groups enough to
+    // give every thread two, so that no task waits on another's dQ turns (a thread spinning on a turn
+    // held by a descheduled thread is what made 2 threads slower than 1 on loaded cores); else one
+    const jChunk = NG >= 2 * threads ? nJ : 1;
+    const tasks = NG * Math.ceil(nJ / jChunk);
+    rt.setJob(Lay.K_ATT_BWD, tasks, scratch, stride, Lay.AttJob, shared, mask, flexFields, buffers, { jChunk });
     rt.runJob(threads, tasks);
     const res = rt.f32;
     eachGroup(p, g0, NG, G, (head, hl) => {

@@ -104,4 +104,5 @@ export const AttJob = {
   bmRows: [56, "i32"],
   bmCols: [57, "i32"],
   bmSize: [58, "i32"],
+  jChunk: [59, "i32"], // backward: key blocks per main task, done in order by one thread (0 = 1; see attBwdTask)
 } as const;
