@@ -615,8 +615,28 @@ function splitLargeLse(a: AttJob, sc: usize, hl: i32, i0: i32, Brw: i32): void {
 }
 
 /**
- * Backward prep, task (head, query block): Q^T (scaled) and dO^T of the block, m, l again for its
- * rows with a huge lse (splitLargeLse), and the block's dQ turn: the first key block that sees it.
+ * D = rowsum(dO * O) for `rows` rows (Evp floats each) into float64s: float32 products are exact in
+ * float64, summed there (two lanes over e = 0, 1 mod 2 for each of two vectors, then added). Padded
+ * rows and columns are staged as zeros and give 0.
+ */
+function rowDots(D: usize, dO: usize, o: usize, rows: i32, Evp: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const pd = dO + (<usize>(r * Evp) << 2), po = o + (<usize>(r * Evp) << 2);
+    let a0 = f64x2.splat(0), a1 = a0;
+    for (let e = 0; e < Evp; e += 4) {
+      const x = v128.load(pd + (<usize>e << 2)), y = v128.load(po + (<usize>e << 2));
+      a0 = f64x2.add(a0, f64x2.mul(widenLo(x), widenLo(y)));
+      a1 = f64x2.add(a1, f64x2.mul(widenHi(x), widenHi(y)));
+    }
+    const sum = f64x2.add(a0, a1);
+    store<f64>(D + (<usize>r << 3), f64x2.extract_lane(sum, 0) + f64x2.extract_lane(sum, 1));
+  }
+}
+
+/**
+ * Backward prep, task (head, query block): Q^T (scaled) and dO^T of the block, D = rowsum(dO * O)
+ * of its rows, m, l again for its rows with a huge lse (splitLargeLse), the block's dQ zeroed, and
+ * its dQ turn: the first key block that sees it.
  */
 export function attBwdPrepTask(job: usize, t: i32, tid: i32): void {
   const a = attJob(job);
@@ -632,6 +652,8 @@ export function attBwdPrepTask(job: usize, t: i32, tid: i32): void {
   const dOt = <usize>a.dOt + (<usize>((hl * Lp + i0) * Evp) << 2);
   packScaledTranspose(qt, q, Brw, Ep, a.scale);
   packScaledTranspose(dOt, dO, Brw, Evp, 1);
+  rowDots(<usize>a.D + (<usize>(hl * Lp + i0) << 3), dO, <usize>a.o + (<usize>((hl * Lp + i0) * Evp) << 2), Brw, Evp);
+  memory.fill(<usize>a.dq + (<usize>((hl * Lp + i0) * Ep) << 2), 0, <usize>(Brw * Ep) << 2);
   splitLargeLse(a, scratchOf(job, tid), hl, i0, Brw);
   atomic.store<i32>(<usize>a.cnt + (<usize>(hl * nI + i) << 2), nextKeyTile(a, batchOf(a, hl), headOf(a, hl), i, 0));
 }

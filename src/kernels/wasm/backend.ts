@@ -495,8 +495,8 @@ function wasmAttentionBackward(
   const g = geometry(p);
   const { G, Lp, Sp, Ep, Evp, Br, Bc, nI, nJ } = g;
   const flex = flexTables("wasmAttentionBackward", p, g);
-  // floats per kv group: q, qt, dq, dO, dOt, lse hi and lo, D (float64); k, v, dk, dv; counters
-  const perGroup = G * Lp * (3 * Ep + 2 * Evp + 4) + Sp * (2 * Ep + 2 * Evp) + G * nI;
+  // floats per kv group: q, qt, dq, dO, dOt, out, lse hi and lo, D (float64); k, v, dk, dv; counters
+  const perGroup = G * Lp * (3 * Ep + 3 * Evp + 4) + Sp * (2 * Ep + 2 * Evp) + G * nI;
   const NGmax = groupsPerRound(p, perGroup);
   const threads = attThreads(p, "backward");
   const groups = B * Hkv;
@@ -509,6 +509,7 @@ function wasmAttentionBackward(
     const kP = rt.allocF32(NG * Sp * Ep);
     const vP = rt.allocF32(NG * Sp * Evp);
     const doP = rt.allocF32(nh * Lp * Evp);
+    const oP = rt.allocF32(nh * Lp * Evp);
     const hiP = rt.allocF32(nh * Lp);
     const loP = rt.allocF32(nh * Lp);
     const dP = rt.allocF64(nh * Lp);
@@ -520,11 +521,13 @@ function wasmAttentionBackward(
     const cntP = rt.alloc(4 * nh * nI);
     const mask = stageMask(rt, p, g0, NG);
     const flexFields = stageFlex(rt, p, flex);
-    const f32 = rt.f32, f64 = rt.f64;
+    const f32 = rt.f32;
     eachGroup(p, g0, NG, G, (head, hl) => {
       stageRows(f32, (qP >> 2) + hl * Lp * Ep, q, head * L * E, L, E, E, Ep, Lp);
       stageRows(f32, (doP >> 2) + hl * Lp * Evp, dout, head * L * Ev, L, Ev, Ev, Evp, Lp);
-      const hi = (hiP >> 2) + hl * Lp, lo = (loP >> 2) + hl * Lp, dlo = (dP >> 3) + hl * Lp;
+      // the prep tasks form D = rowsum(dO * O) from these, in float64 (a loop here cost more than the copy)
+      stageRows(f32, (oP >> 2) + hl * Lp * Evp, out, head * L * Ev, L, Ev, Ev, Evp, Lp);
+      const hi = (hiP >> 2) + hl * Lp, lo = (loP >> 2) + hl * Lp;
       for (let l = 0; l < L; l++) {
         // lse = hi + lo, two float32s (P = exp((s - hi) - lo)); fully masked row: P = exp(s - inf) = 0.
         // Where |lse| is too large for that (a huge finite mask), the prep tasks put m and log(l) there.
@@ -532,24 +535,17 @@ function wasmAttentionBackward(
         const xh = x === -Infinity ? Infinity : Math.fround(x);
         f32[hi + l] = xh;
         f32[lo + l] = Number.isFinite(x) ? x - xh : 0;
-        // D = rowsum(dO * O), kept in float64
-        const r = (head * L + l) * Ev;
-        let d = 0;
-        for (let c = 0; c < Ev; c++) d += dout[r + c] * out[r + c];
-        f64[dlo + l] = d;
       }
       f32.fill(Infinity, hi + L, hi + Lp);
       f32.fill(0, lo + L, lo + Lp);
-      f64.fill(0, dlo + L, dlo + Lp);
     }, (gg, gl) => {
       stageRows(f32, (kP >> 2) + gl * Sp * Ep, k, gg * S * E, S, E, E, Ep, Sp);
       stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
     });
-    f32.fill(0, dqP >> 2, (dqP >> 2) + nh * Lp * Ep);
-    // cnt (each dQ block's turn) is set by the prep tasks
+    // D, dq's zeros and cnt (each dQ block's turn) are set by the prep tasks
     const shared = attParams(p, g, g0, NG);
     const buffers: AttFields = {
-      q: qP, k: kP, v: vP, lseHi: hiP, lseLo: loP, dO: doP, D: dP, qt: qtP, dOt: dotP, dq: dqP, dk: dkP, dv: dvP, cnt: cntP,
+      q: qP, k: kP, v: vP, o: oP, lseHi: hiP, lseLo: loP, dO: doP, D: dP, qt: qtP, dOt: dotP, dq: dqP, dk: dkP, dv: dvP, cnt: cntP,
     };
     const prepTasks = nh * nI;
     rt.setJob(Lay.K_ATT_BWD_PREP, prepTasks, scratch, stride, Lay.AttJob, shared, mask, flexFields, buffers);
