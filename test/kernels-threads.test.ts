@@ -83,11 +83,13 @@ describe("wasm attention: when workers are woken", { skip: !wasmAvailable() && "
     });
   }
 
-  test("the default threshold keeps B·H = 8, L = S = 128, E = 64's forward on the calling thread, not its backward", () => {
-    // forward 8 x 16384 x 256 = 33.6 MFLOP (below 40 MFLOP), backward 8 x 16384 x 640 = 83.9 MFLOP
-    assert.equal(wasmTuning.minParallelAttentionFlops, 40e6);
+  test("the default threshold: B·H = 8, E = 64 stays on the calling thread at L = S = 128, not at 256", () => {
+    // L = S = 128: forward 8 x 16384 x 256 = 33.6 MFLOP, backward 8 x 16384 x 640 = 83.9 MFLOP (below 100)
+    // L = S = 256: forward 8 x 65536 x 256 = 134 MFLOP, backward 8 x 65536 x 640 = 336 MFLOP
+    assert.equal(wasmTuning.minParallelAttentionFlops, 100e6);
     setNumThreads(2);
-    const { asked } = run({ ...base, H: 8, Hkv: 8, L: 128, S: 128, E: 64, Ev: 64 }, 3);
-    assert.deepEqual(asked, [1, 2, 2]);
+    const big = { ...base, H: 8, Hkv: 8, E: 64, Ev: 64 };
+    assert.deepEqual(run({ ...big, L: 128, S: 128 }, 3).asked, [1, 1, 1]);
+    assert.deepEqual(run({ ...big, L: 256, S: 256 }, 3).asked, [2, 2, 2]);
   });
 });

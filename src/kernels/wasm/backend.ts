@@ -31,13 +31,13 @@ export const wasmTuning = {
   minParallelFlops: 4e6,
   /**
    * below this many flops an attention job (a forward, or a backward) runs on the calling thread
-   * alone: about 1 ms of one thread's work. Measured on 2 shared cores (bench/kernels.ts cases, 1 and
-   * 2 threads taken in turns): at B·H = 8, L = S = 128, E = 64 the forward (34 MFLOP, 0.8 ms) never
-   * gained from a worker while the machine was loaded (x2 / x1 0.98-1.18) and lost 0.1 ms to waking
-   * it, while the backward (84 MFLOP, 1.8 ms) broke even loaded (0.95-1.02) and took 0.59 with a core
-   * free; both took 0.55-0.7 from twice that work whenever a core was free. See attThreads.
+   * alone: about 2.5 ms of one thread's work. Measured on 2 shared cores (bench/kernels.ts cases, 1
+   * and 2 threads taken in turns, loads 2-9): at B·H = 8, L = S = 128, E = 64 the forward (34 MFLOP,
+   * 0.8 ms) gained nothing from a worker on a loaded machine (x2 / x1 0.98-1.18) and the backward (84
+   * MFLOP, 1.8 ms) at best broke even (0.95-1.05) while waking the worker for its prep job cost 0.1-0.2
+   * ms; from twice that work both took 0.55-0.7 whenever a core was free. See attThreads.
    */
-  minParallelAttentionFlops: 40e6,
+  minParallelAttentionFlops: 100e6,
   /** below this many floats of b, packing b for a matmul runs on the calling thread alone */
   minParallelPack: 1 << 18,
   /** below this many flops a matmul goes to the reference kernel */
