@@ -31,11 +31,12 @@ export const wasmTuning = {
   minParallelFlops: 4e6,
   /**
    * below this many flops an attention job (a forward, or a backward) runs on the calling thread
-   * alone: about 2.5 ms of one thread's work. Measured on 2 shared cores (bench/kernels.ts cases, 1
-   * and 2 threads taken in turns, loads 2-9): at B·H = 8, L = S = 128, E = 64 the forward (34 MFLOP,
-   * 0.8 ms) gained nothing from a worker on a loaded machine (x2 / x1 0.98-1.18) and the backward (84
-   * MFLOP, 1.8 ms) at best broke even (0.95-1.05) while waking the worker for its prep job cost 0.1-0.2
-   * ms; from twice that work both took 0.55-0.7 whenever a core was free. See attThreads.
+   * alone: about 2.5 ms of one thread's work. Measured through scaledDotProductAttention forward +
+   * backward on 2 shared cores at loads 4-9 (1 and 2 threads in turns, blocks of consecutive calls):
+   * at B·H = 8, L = S = 128, E = 64 (forward 34, backward 84 MFLOP) 2 threads with every job threaded
+   * took 1.03-1.17 of 1 thread's time in 5 runs; at L = S = 256 (134, 336 MFLOP) 0.84; between
+   * (L = S = 192, or 16 heads at 128) either way with the load. A quiet machine gains from less.
+   * See attThreads.
    */
   minParallelAttentionFlops: 100e6,
   /** below this many floats of b, packing b for a matmul runs on the calling thread alone */
