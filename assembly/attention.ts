@@ -2,7 +2,7 @@
 //   forward:  task (head, query block)  -> out rows, row max m and row sum l of that block (online
 //             softmax over key blocks; the host forms lse = m + log(l) in float64)
 //   backward: prep task (head, query block) -> Q^T (scaled) and dO^T packed per block
-//             main task (kv group, key block) -> dK, dV of that block (summed over the group's heads
+//             main task (key block, kv group) -> dK, dV of that block (summed over the group's heads
 //             and query blocks in a fixed order) and its share of dQ, one tile per query block, added
 //             into each dQ block in increasing key-block order (a per-block counter makes later key
 //             blocks wait; a small ring of pending tiles keeps threads from waiting at every tile), so
@@ -615,8 +615,28 @@ function splitLargeLse(a: AttJob, sc: usize, hl: i32, i0: i32, Brw: i32): void {
 }
 
 /**
- * Backward prep, task (head, query block): Q^T (scaled) and dO^T of the block, m, l again for its
- * rows with a huge lse (splitLargeLse), and the block's dQ turn: the first key block that sees it.
+ * D = rowsum(dO * O) for `rows` rows (Evp floats each) into float64s: float32 products are exact in
+ * float64, summed there (two lanes over e = 0, 1 mod 2 for each of two vectors, then added). Padded
+ * rows and columns are staged as zeros and give 0.
+ */
+function rowDots(D: usize, dO: usize, o: usize, rows: i32, Evp: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const pd = dO + (<usize>(r * Evp) << 2), po = o + (<usize>(r * Evp) << 2);
+    let a0 = f64x2.splat(0), a1 = a0;
+    for (let e = 0; e < Evp; e += 4) {
+      const x = v128.load(pd + (<usize>e << 2)), y = v128.load(po + (<usize>e << 2));
+      a0 = f64x2.add(a0, f64x2.mul(widenLo(x), widenLo(y)));
+      a1 = f64x2.add(a1, f64x2.mul(widenHi(x), widenHi(y)));
+    }
+    const sum = f64x2.add(a0, a1);
+    store<f64>(D + (<usize>r << 3), f64x2.extract_lane(sum, 0) + f64x2.extract_lane(sum, 1));
+  }
+}
+
+/**
+ * Backward prep, task (head, query block): Q^T (scaled) and dO^T of the block, D = rowsum(dO * O)
+ * of its rows, m, l again for its rows with a huge lse (splitLargeLse), the block's dQ zeroed, and
+ * its dQ turn: the first key block that sees it.
  */
 export function attBwdPrepTask(job: usize, t: i32, tid: i32): void {
   const a = attJob(job);
@@ -632,6 +652,8 @@ export function attBwdPrepTask(job: usize, t: i32, tid: i32): void {
   const dOt = <usize>a.dOt + (<usize>((hl * Lp + i0) * Evp) << 2);
   packScaledTranspose(qt, q, Brw, Ep, a.scale);
   packScaledTranspose(dOt, dO, Brw, Evp, 1);
+  rowDots(<usize>a.D + (<usize>(hl * Lp + i0) << 3), dO, <usize>a.o + (<usize>((hl * Lp + i0) * Evp) << 2), Brw, Evp);
+  memory.fill(<usize>a.dq + (<usize>((hl * Lp + i0) * Ep) << 2), 0, <usize>(Brw * Ep) << 2);
   splitLargeLse(a, scratchOf(job, tid), hl, i0, Brw);
   atomic.store<i32>(<usize>a.cnt + (<usize>(hl * nI + i) << 2), nextKeyTile(a, batchOf(a, hl), headOf(a, hl), i, 0));
 }
@@ -703,16 +725,36 @@ function flushDq(job: usize, ring: usize, meta: usize, head: i32, j: i32, block:
   return true;
 }
 
+/**
+ * Backward main task t: key blocks [c jChunk, (c + 1) jChunk) of kv group gl, in order, chunk c =
+ * t / NG. Chunk major, so tasks t and t + 1 are two kv groups, not two chunks of one group: threads
+ * running side by side do not wait on each other's dQ turns (a chunk's first block waits for the
+ * previous chunk's last, taken NG tasks earlier and usually done). Within a chunk a block's turns
+ * follow the same thread's previous block, which has flushed all its tiles: they never wait. The host
+ * makes a chunk a whole group where there are groups enough for the threads (no task then waits on
+ * another), else one key block (threads share a group's key blocks and hand its dQ turns on).
+ */
 export function attBwdTask(job: usize, t: i32, tid: i32): void {
+  const a = attJob(job);
+  const nJ = (a.Sp + a.Bc - 1) / a.Bc;
+  const per = imax(1, a.jChunk);
+  const c = t / a.NG;
+  const gl = t - c * a.NG;
+  const jEnd = imin(nJ, (c + 1) * per);
+  for (let j = c * per; j < jEnd; j++) {
+    if (jobFailed(job)) return;
+    bwdKeyBlock(job, gl, j, tid);
+  }
+}
+
+/** Key block j of kv group gl: dK, dV of the block, its dQ tiles added in turn. */
+function bwdKeyBlock(job: usize, gl: i32, j: i32, tid: i32): void {
   const a = attJob(job);
   const H = a.H, Hkv = a.Hkv, L = a.L, S = a.S;
   const Lp = a.Lp, Sp = a.Sp, Ep = a.Ep, Evp = a.Evp, Br = a.Br, Bc = a.Bc;
   const dropOn = a.dropOn != 0;
   const G = H / Hkv;
-  const nJ = (Sp + Bc - 1) / Bc;
 
-  const gl = t / nJ;
-  const j = t - gl * nJ;
   const g = a.G0 + gl;
   const b = g / Hkv, kvh = g - b * Hkv;
   const j0 = j * Bc;

@@ -94,13 +94,13 @@ export const K_ATT_BWD: i32 = 5;
   q: u32; // [NG][G][Lp][Ep]
   k: u32; // [NG][Sp][Ep]
   v: u32; // [NG][Sp][Evp]
-  o: u32; // forward: [NG][G][Lp][Evp]
+  o: u32; // [NG][G][Lp][Evp]: forward, the output; backward, the forward's output (staged, for D)
   rowMax: u32; // forward: [NG][G][Lp] f32 row max m of the scores (-inf for a fully masked row)
   rowSum: u32; // forward: [NG][G][Lp] f64 row sum l of exp(score - m) (0 for a fully masked row)
   lseHi: u32; // backward: [NG][G][Lp] f32: lse = lseHi + lseLo; +inf for a fully masked row
   lseLo: u32; // backward: [NG][G][Lp] f32
   dO: u32; // [NG][G][Lp][Evp]
-  D: u32; // [NG][G][Lp] f64 rowsum(dO * out), computed while staging
+  D: u32; // [NG][G][Lp] f64 rowsum(dO * out), computed by the prep tasks
   qt: u32; // [NG][G][Lp * Ep]: per query block [Ep][block rows], scaled
   dOt: u32; // [NG][G][Lp * Evp]: per query block [Evp][block rows]
   dq: u32; // [NG][G][Lp][Ep]
@@ -124,4 +124,5 @@ export const K_ATT_BWD: i32 = 5;
   bmRows: i32;
   bmCols: i32;
   bmSize: i32;
+  jChunk: i32; // backward: key blocks per main task, done in order by one thread (0 = 1; see attBwdTask)
 }

@@ -84,12 +84,12 @@ function assertBitwise(a: Float32Array | Float64Array, b: Float32Array | Float64
 }
 
 function withTiles<T>(Br: number, Bc: number, fn: () => T): T {
-  const saved = { Br: wasmTuning.Br, Bc: wasmTuning.Bc, min: wasmTuning.minParallelFlops };
-  Object.assign(wasmTuning, { Br, Bc, minParallelFlops: 0 });
+  const saved = { Br: wasmTuning.Br, Bc: wasmTuning.Bc, min: wasmTuning.minParallelAttentionFlops };
+  Object.assign(wasmTuning, { Br, Bc, minParallelAttentionFlops: 0 });
   try {
     return fn();
   } finally {
-    Object.assign(wasmTuning, { Br: saved.Br, Bc: saved.Bc, minParallelFlops: saved.min });
+    Object.assign(wasmTuning, { Br: saved.Br, Bc: saved.Bc, minParallelAttentionFlops: saved.min });
   }
 }
 

@@ -50,6 +50,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export async function run() {
   K.setWasmVariant("simd");
   K.wasmTuning.minParallelFlops = 0;
+  K.wasmTuning.minParallelAttentionFlops = 0;
   const L = 150, S = 200;
   const maskData = new Uint8Array(L * S);
   for (let i = 0; i < maskData.length; i++) maskData[i] = (i * 7919) % 11 === 0 ? 0 : 1;

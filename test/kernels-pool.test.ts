@@ -55,7 +55,7 @@ async function warmPool(): Promise<void> {
 
 /** Child: worker scratch out of bounds makes every task a worker takes trap; the call must throw, not hang. */
 async function failingWorkerChild(): Promise<void> {
-  wasmTuning.minParallelFlops = 0;
+  wasmTuning.minParallelAttentionFlops = 0;
   wasmTuning.Bc = 8;
   setNumThreads(1);
   const want = { forward: attention("forward"), backward: attention("backward") };
@@ -92,7 +92,7 @@ async function failingWorkerChild(): Promise<void> {
 
 /** Child: started with --input-type=module in NODE_OPTIONS; workers must take part. */
 async function esmHostChild(): Promise<void> {
-  wasmTuning.minParallelFlops = 0;
+  wasmTuning.minParallelAttentionFlops = 0;
   setNumThreads(1);
   const want = attention("backward");
   await warmPool();

@@ -56,6 +56,7 @@ test("relaxed-SIMD variant matches the reference; 2 threads bitwise = 1", { skip
   setWasmVariant("relaxed");
   assert.equal(wasmVariant(), "relaxed");
   wasmTuning.minParallelFlops = 0;
+  wasmTuning.minParallelAttentionFlops = 0;
   const causals: CausalKind[] = ["none", "top-left", "bottom-right"];
   let seed = 1;
   for (const [L, S, E, Ev, H, Hkv] of [[33, 257, 64, 64, 4, 2], [100, 70, 24, 80, 2, 1], [257, 130, 80, 24, 2, 2]]) {

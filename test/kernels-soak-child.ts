@@ -45,7 +45,7 @@ function sameBits(a: Float32Array[], b: Float32Array[]): boolean {
   return a.every((x, i) => Buffer.from(x.buffer).equals(Buffer.from(b[i].buffer)));
 }
 
-wasmTuning.minParallelFlops = 0;
+wasmTuning.minParallelAttentionFlops = 0;
 setNumThreads(threads);
 const kept: [number, Float32Array[]][] = [];
 for (let i = 0; i < STEPS; i++) {

@@ -25,7 +25,7 @@ const shapes: Shape[] = [
 ];
 
 async function stress(): Promise<void> {
-  wasmTuning.minParallelFlops = 0;
+  wasmTuning.minParallelAttentionFlops = 0;
   for (const c of shapes) {
     wasmTuning.Br = c.Br;
     wasmTuning.Bc = c.Bc;

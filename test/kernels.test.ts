@@ -266,8 +266,8 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
       await warmPool();
       const pr = makeProblem(c, Float32Array, ci + 1);
       const want = runBackend(refBackend, pr, Float32Array);
-      const saved = wasmTuning.minParallelFlops;
-      wasmTuning.minParallelFlops = 0;
+      const saved = wasmTuning.minParallelAttentionFlops;
+      wasmTuning.minParallelAttentionFlops = 0;
       try {
         const tiles: [number, number][] = c.L > 64 || c.S > 64 ? [[64, 64], [16, 32]] : [[64, 64], [8, 8], [16, 8]];
         for (const [Br, Bc] of tiles) {
@@ -281,7 +281,7 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
           }
         }
       } finally {
-        wasmTuning.minParallelFlops = saved;
+        wasmTuning.minParallelAttentionFlops = saved;
       }
     });
   }
@@ -299,8 +299,8 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
     const c: Case = { B: 2, H: 4, Hkv: 2, L: 40, S: 50, E: 24, Ev: 16, causal: "bottom-right", mask: "bool-full-rows", dropoutP: 0.1 };
     const pr = makeProblem(c, Float32Array, 3);
     const want = runBackend(refBackend, pr, Float32Array, Float64Array);
-    const saved = wasmTuning.minParallelFlops;
-    wasmTuning.minParallelFlops = 0;
+    const saved = wasmTuning.minParallelAttentionFlops;
+    wasmTuning.minParallelAttentionFlops = 0;
     try {
       setNumThreads(1);
       const one = runBackend(wasmBackend, pr, Float32Array, Float64Array);
@@ -314,7 +314,7 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
       assertBitwise(f32.out as Float32Array, one.out as Float32Array, "out with float32 lse storage");
       for (let i = 0; i < one.lse.length; i++) assert.equal(f32.lse[i], Math.fround(one.lse[i]), `lse[${i}]`);
     } finally {
-      wasmTuning.minParallelFlops = saved;
+      wasmTuning.minParallelAttentionFlops = saved;
     }
   });
 

@@ -27,8 +27,18 @@ export const wasmTuning = {
   Bc: 64,
   /** bytes of staged attention tensors per round (at least one kv group is always staged) */
   stagingBudget: 32 * 1024 * 1024,
-  /** below this many flops a call runs on the calling thread alone */
+  /** below this many flops a matmul runs on the calling thread alone */
   minParallelFlops: 4e6,
+  /**
+   * below this many flops an attention job (a forward, or a backward) runs on the calling thread
+   * alone: about 2.5 ms of one thread's work. Measured through scaledDotProductAttention forward +
+   * backward on 2 shared cores at loads 4-9 (1 and 2 threads in turns, blocks of consecutive calls):
+   * at B·H = 8, L = S = 128, E = 64 (forward 34, backward 84 MFLOP) 2 threads with every job threaded
+   * took 1.03-1.17 of 1 thread's time in 5 runs; at L = S = 256 (134, 336 MFLOP) 0.84; between
+   * (L = S = 192, or 16 heads at 128) either way with the load. A quiet machine gains from less.
+   * See attThreads.
+   */
+  minParallelAttentionFlops: 100e6,
   /** below this many floats of b, packing b for a matmul runs on the calling thread alone */
   minParallelPack: 1 << 18,
   /** below this many flops a matmul goes to the reference kernel */
@@ -365,9 +375,29 @@ function maskRoundBytes(p: AttentionParams, ngroups: number): number {
   return Math.min(mk.data.length, ngroups * (p.H / p.Hkv) * p.L * p.S) * elem;
 }
 
-function attThreads(p: AttentionParams, passes: number): number {
-  const flops = passes * p.B * p.H * p.L * p.S * (p.E + p.Ev);
-  return flops < wasmTuning.minParallelFlops ? 1 : getNumThreads();
+/**
+ * Threads for an attention job: all of them (getNumThreads) where the job's flops reach
+ * wasmTuning.minParallelAttentionFlops, else the calling thread alone. Below that size waking a
+ * worker and handing it tasks costs about what it saves (more when the machine is loaded), and the
+ * results are the same bits either way. Flops per visible (query, key) pair and head: forward
+ * 2 (E + Ev) (S = Q K^T, P V); backward 2 (3 E + 2 Ev) (S again, dP = dO V^T, dV, dK, dQ).
+ */
+function attThreads(p: AttentionParams, pass: "forward" | "backward"): number {
+  const perPair = pass === "forward" ? 2 * (p.E + p.Ev) : 2 * (3 * p.E + 2 * p.Ev);
+  const flops = p.B * p.H * visiblePairs(p) * perPair;
+  return flops < wasmTuning.minParallelAttentionFlops ? 1 : getNumThreads();
+}
+
+/**
+ * (query, key) pairs of one head that causality and the window leave visible (../causal.ts's rule):
+ * the kernels skip hidden tiles, so this is about the work left (tiles cut in part count in part).
+ */
+function visiblePairs(p: AttentionParams): number {
+  const [firstOff, lastOff] = visibleOffsets(p.causal, alignmentOf(p), p.window ?? null, p.L, p.S);
+  if (firstOff <= -p.L && lastOff >= p.S - 1) return p.L * p.S; // every row sees every key
+  let n = 0;
+  for (let l = 0; l < p.L; l++) n += Math.max(0, Math.min(p.S - 1, l + lastOff) - Math.max(0, l + firstOff) + 1);
+  return n;
 }
 
 /** Groups per round: as many kv groups as fit the staging budget, at least one. */
@@ -412,7 +442,7 @@ function wasmAttentionForward(
   const flex = flexTables("wasmAttentionForward", p, g);
   const perGroup = G * Lp * (Ep + Evp + 3) + Sp * (Ep + Evp);
   const NGmax = groupsPerRound(p, perGroup);
-  const threads = attThreads(p, 2);
+  const threads = attThreads(p, "forward");
   const groups = B * p.Hkv;
   for (let g0 = 0; g0 < groups; g0 += NGmax) {
     const NG = Math.min(NGmax, groups - g0);
@@ -434,8 +464,8 @@ function wasmAttentionForward(
       stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
     });
     const tasks = NG * G * nI;
-    rt.setJob(Lay.K_ATT_FWD, tasks, scratch, stride, Lay.AttJob, {
-      ...attParams(p, g, g0, NG), ...mask, ...flexFields, q: qP, k: kP, v: vP, o: oP, rowMax: maxP, rowSum: sumP,
+    rt.setJob(Lay.K_ATT_FWD, tasks, scratch, stride, Lay.AttJob, attParams(p, g, g0, NG), mask, flexFields, {
+      q: qP, k: kP, v: vP, o: oP, rowMax: maxP, rowSum: sumP,
     });
     rt.runJob(threads, tasks);
     const res = rt.f32, res64 = rt.f64;
@@ -466,10 +496,10 @@ function wasmAttentionBackward(
   const g = geometry(p);
   const { G, Lp, Sp, Ep, Evp, Br, Bc, nI, nJ } = g;
   const flex = flexTables("wasmAttentionBackward", p, g);
-  // floats per kv group: q, qt, dq, dO, dOt, lse hi and lo, D (float64); k, v, dk, dv; counters
-  const perGroup = G * Lp * (3 * Ep + 2 * Evp + 4) + Sp * (2 * Ep + 2 * Evp) + G * nI;
+  // floats per kv group: q, qt, dq, dO, dOt, out, lse hi and lo, D (float64); k, v, dk, dv; counters
+  const perGroup = G * Lp * (3 * Ep + 3 * Evp + 4) + Sp * (2 * Ep + 2 * Evp) + G * nI;
   const NGmax = groupsPerRound(p, perGroup);
-  const threads = attThreads(p, 5);
+  const threads = attThreads(p, "backward");
   const groups = B * Hkv;
   for (let g0 = 0; g0 < groups; g0 += NGmax) {
     const NG = Math.min(NGmax, groups - g0);
@@ -480,6 +510,7 @@ function wasmAttentionBackward(
     const kP = rt.allocF32(NG * Sp * Ep);
     const vP = rt.allocF32(NG * Sp * Evp);
     const doP = rt.allocF32(nh * Lp * Evp);
+    const oP = rt.allocF32(nh * Lp * Evp);
     const hiP = rt.allocF32(nh * Lp);
     const loP = rt.allocF32(nh * Lp);
     const dP = rt.allocF64(nh * Lp);
@@ -491,11 +522,13 @@ function wasmAttentionBackward(
     const cntP = rt.alloc(4 * nh * nI);
     const mask = stageMask(rt, p, g0, NG);
     const flexFields = stageFlex(rt, p, flex);
-    const f32 = rt.f32, f64 = rt.f64;
+    const f32 = rt.f32;
     eachGroup(p, g0, NG, G, (head, hl) => {
       stageRows(f32, (qP >> 2) + hl * Lp * Ep, q, head * L * E, L, E, E, Ep, Lp);
       stageRows(f32, (doP >> 2) + hl * Lp * Evp, dout, head * L * Ev, L, Ev, Ev, Evp, Lp);
-      const hi = (hiP >> 2) + hl * Lp, lo = (loP >> 2) + hl * Lp, dlo = (dP >> 3) + hl * Lp;
+      // the prep tasks form D = rowsum(dO * O) from these, in float64 (a loop here cost more than the copy)
+      stageRows(f32, (oP >> 2) + hl * Lp * Evp, out, head * L * Ev, L, Ev, Ev, Evp, Lp);
+      const hi = (hiP >> 2) + hl * Lp, lo = (loP >> 2) + hl * Lp;
       for (let l = 0; l < L; l++) {
         // lse = hi + lo, two float32s (P = exp((s - hi) - lo)); fully masked row: P = exp(s - inf) = 0.
         // Where |lse| is too large for that (a huge finite mask), the prep tasks put m and log(l) there.
@@ -503,30 +536,27 @@ function wasmAttentionBackward(
         const xh = x === -Infinity ? Infinity : Math.fround(x);
         f32[hi + l] = xh;
         f32[lo + l] = Number.isFinite(x) ? x - xh : 0;
-        // D = rowsum(dO * O), kept in float64
-        const r = (head * L + l) * Ev;
-        let d = 0;
-        for (let c = 0; c < Ev; c++) d += dout[r + c] * out[r + c];
-        f64[dlo + l] = d;
       }
       f32.fill(Infinity, hi + L, hi + Lp);
       f32.fill(0, lo + L, lo + Lp);
-      f64.fill(0, dlo + L, dlo + Lp);
     }, (gg, gl) => {
       stageRows(f32, (kP >> 2) + gl * Sp * Ep, k, gg * S * E, S, E, E, Ep, Sp);
       stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
     });
-    f32.fill(0, dqP >> 2, (dqP >> 2) + nh * Lp * Ep);
-    // cnt (each dQ block's turn) is set by the prep tasks
-    const prm: AttFields = {
-      ...attParams(p, g, g0, NG), ...mask, ...flexFields,
-      q: qP, k: kP, v: vP, lseHi: hiP, lseLo: loP, dO: doP, D: dP, qt: qtP, dOt: dotP, dq: dqP, dk: dkP, dv: dvP, cnt: cntP,
+    // D, dq's zeros and cnt (each dQ block's turn) are set by the prep tasks
+    const shared = attParams(p, g, g0, NG);
+    const buffers: AttFields = {
+      q: qP, k: kP, v: vP, o: oP, lseHi: hiP, lseLo: loP, dO: doP, D: dP, qt: qtP, dOt: dotP, dq: dqP, dk: dkP, dv: dvP, cnt: cntP,
     };
     const prepTasks = nh * nI;
-    rt.setJob(Lay.K_ATT_BWD_PREP, prepTasks, scratch, stride, Lay.AttJob, prm);
+    rt.setJob(Lay.K_ATT_BWD_PREP, prepTasks, scratch, stride, Lay.AttJob, shared, mask, flexFields, buffers);
     rt.runJob(threads, prepTasks);
-    const tasks = NG * nJ;
-    rt.setJob(Lay.K_ATT_BWD, tasks, scratch, stride, Lay.AttJob, prm);
+    // key blocks per task (assembly attBwdTask): a whole kv group where there are groups enough to
+    // give every thread two, so that no task waits on another's dQ turns (a thread spinning on a turn
+    // held by a descheduled thread is what made 2 threads slower than 1 on loaded cores); else one
+    const jChunk = NG >= 2 * threads ? nJ : 1;
+    const tasks = NG * Math.ceil(nJ / jChunk);
+    rt.setJob(Lay.K_ATT_BWD, tasks, scratch, stride, Lay.AttJob, shared, mask, flexFields, buffers, { jChunk });
     rt.runJob(threads, tasks);
     const res = rt.f32;
     eachGroup(p, g0, NG, G, (head, hl) => {

@@ -375,17 +375,20 @@ export class WasmRuntime {
   // --- jobs -------------------------------------------------------------------------------------
 
   /**
-   * Writes a job descriptor: `fields` by name into the parameter block `struct` (a table generated
-   * from assembly/layout.ts); fields not given are 0.
+   * Writes a job descriptor: the fields of `parts` by name into the parameter block `struct` (a table
+   * generated from assembly/layout.ts); fields not given are 0, and a later part's field wins.
    *
    * Readable form of what it does for the parameter block:
    *   zero the struct's slots; for each given field: slot, type = struct[name]; write it as f32 or i32
-   * The per-struct layout (its names, slots and types as flat arrays) is worked out once (writerOf),
-   * so a call walks arrays instead of looking names up and listing the struct's keys: this runs
+   * The per-struct layout (slots and types as flat arrays, a name -> index map) is worked out once
+   * (writerOf), so a call walks the given fields only instead of listing the struct's keys: this runs
    * several times per generated token (one job per small matmul), where that cost showed. A name the
    * struct lacks is not written (JobFields<S> makes it a type error).
+   * Several parts instead of one merged object: V8 builds `{ ...a, ...b, x, y }` with 30-odd fields
+   * in a slow dictionary mode, 40-80 µs a time (more than an attention job's staging at N = 128);
+   * four parts of an attention job are written in 2-4 µs.
    */
-  setJob<S extends JobStruct>(kind: number, ntasks: number, scratch: number, scratchStride: number, struct: S, fields: JobFields<S>): void {
+  setJob<S extends JobStruct>(kind: number, ntasks: number, scratch: number, scratchStride: number, struct: S, ...parts: JobFields<S>[]): void {
     const i32 = this.i32, f32 = this.f32;
     const base = Lay.JOB_BASE >> 2;
     i32[base + Lay.J_KIND] = kind;
@@ -397,12 +400,14 @@ export class WasmRuntime {
     const p = base + Lay.J_PARAMS;
     const w = writerOf(struct);
     i32.fill(0, p, p + w.words);
-    const f = fields as Readonly<Record<string, number | undefined>>;
-    for (let i = 0; i < w.names.length; i++) {
-      const x = f[w.names[i]];
-      if (x === undefined) continue;
-      if (w.isF32[i] === 1) f32[p + w.slots[i]] = x;
-      else i32[p + w.slots[i]] = x | 0;
+    for (const part of parts) {
+      const f = part as Readonly<Record<string, number | undefined>>;
+      for (const name in f) {
+        const i = w.index.get(name), x = f[name];
+        if (i === undefined || x === undefined) continue;
+        if (w.isF32[i] === 1) f32[p + w.slots[i]] = x;
+        else i32[p + w.slots[i]] = x | 0;
+      }
     }
   }
 
@@ -425,7 +430,8 @@ export class WasmRuntime {
     const C = Lay.CTL_BASE >> 2, J = Lay.JOB_BASE >> 2;
     // the memory the job reaches: a worker that sees less refreshes its view first (see worker.ts)
     Atomics.store(ctl, J + Lay.J_MEM_PAGES, this.bytes / PAGE);
-    const gen = this.gen + 1;
+    let gen = (this.gen + 1) | 0;
+    if (gen === 0) gen = 1; // 0 marks a part taken up or withdrawn
     this.gen = gen;
     let part = 0;
     for (let w = 0; w < this.workers.length && part < want; w++) {
@@ -443,6 +449,12 @@ export class WasmRuntime {
     } catch (e) {
       own = e;
       Atomics.compareExchange(ctl, J + Lay.J_FAILED, 0, 1); // the others stop taking tasks and waiting
+    }
+    // A worker invited but not yet awake would only find no tasks left: it is withdrawn instead of
+    // waited for. Worker and caller both turn PART[w] from gen to 0, so exactly one of them succeeds:
+    // the worker takes part (and counts itself done later), or it is withdrawn (and never starts).
+    for (let w = 0; w < this.workers.length && part > 0; w++) {
+      if (Atomics.compareExchange(ctl, C + Lay.CTL_PART + w, gen, 0) === gen) part--;
     }
     for (;;) {
       const d = Atomics.load(ctl, C + Lay.CTL_DONE);
@@ -507,6 +519,8 @@ export class WasmRuntime {
 /** A parameter block's layout as flat arrays (see setJob): field i is names[i] at slots[i], f32 when isF32[i]. */
 interface JobWriter {
   names: readonly string[];
+  /** name -> i */
+  index: ReadonlyMap<string, number>;
   slots: Int32Array;
   isF32: Uint8Array;
   /** slots to zero: as many as the struct has fields */
@@ -521,6 +535,7 @@ function writerOf(struct: JobStruct): JobWriter {
     const names = Object.keys(struct);
     w = {
       names,
+      index: new Map(names.map((n, i) => [n, i])),
       slots: Int32Array.from(names, (n) => struct[n][0]),
       isF32: Uint8Array.from(names, (n) => (struct[n][1] === "f32" ? 1 : 0)),
       words: names.length,

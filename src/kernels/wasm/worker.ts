@@ -6,8 +6,10 @@
  *
  * A worker instantiates the kernels module on the shared memory, marks itself ready, then sleeps on
  * the generation word. When the caller publishes a job (generation g) and has named this worker a
- * participant (PART[w] == g), the worker grabs tasks through run_tasks until none are left, then
- * counts itself done and wakes the caller. It spins briefly before sleeping so that back-to-back
+ * participant (PART[w] == g), the worker takes its part (PART[w]: g -> 0; the caller withdraws a
+ * worker that has not taken it by the time the caller's own tasks are done, the same way, so exactly one
+ * of them succeeds), grabs tasks through run_tasks until none are left, then counts itself done and
+ * wakes the caller. It spins briefly before sleeping so that back-to-back
  * jobs (the two phases of a backward pass, successive rounds) do not pay a wake-up each.
  *
  * Before it touches the job's buffers the worker makes sure it sees all the memory the job reaches:
@@ -44,7 +46,7 @@ function start(d) {
       if (g === seen) { Atomics.wait(ctl, GEN, seen); continue; }
     }
     seen = g;
-    if (Atomics.load(ctl, PART) !== g) continue;
+    if (Atomics.compareExchange(ctl, PART, g, 0) !== g) continue; // not invited, or withdrawn by the caller
     try {
       var need = Atomics.load(job, MEM_PAGES) * 65536;
       if (memory.buffer.byteLength < need) memory.grow(0);

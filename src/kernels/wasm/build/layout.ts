@@ -74,13 +74,13 @@ export const AttJob = {
   q: [26, "u32"], // [NG][G][Lp][Ep]
   k: [27, "u32"], // [NG][Sp][Ep]
   v: [28, "u32"], // [NG][Sp][Evp]
-  o: [29, "u32"], // forward: [NG][G][Lp][Evp]
+  o: [29, "u32"], // [NG][G][Lp][Evp]: forward, the output; backward, the forward's output (staged, for D)
   rowMax: [30, "u32"], // forward: [NG][G][Lp] f32 row max m of the scores (-inf for a fully masked row)
   rowSum: [31, "u32"], // forward: [NG][G][Lp] f64 row sum l of exp(score - m) (0 for a fully masked row)
   lseHi: [32, "u32"], // backward: [NG][G][Lp] f32: lse = lseHi + lseLo; +inf for a fully masked row
   lseLo: [33, "u32"], // backward: [NG][G][Lp] f32
   dO: [34, "u32"], // [NG][G][Lp][Evp]
-  D: [35, "u32"], // [NG][G][Lp] f64 rowsum(dO * out), computed while staging
+  D: [35, "u32"], // [NG][G][Lp] f64 rowsum(dO * out), computed by the prep tasks
   qt: [36, "u32"], // [NG][G][Lp * Ep]: per query block [Ep][block rows], scaled
   dOt: [37, "u32"], // [NG][G][Lp * Evp]: per query block [Evp][block rows]
   dq: [38, "u32"], // [NG][G][Lp][Ep]
@@ -104,4 +104,5 @@ export const AttJob = {
   bmRows: [56, "i32"],
   bmCols: [57, "i32"],
   bmSize: [58, "i32"],
+  jChunk: [59, "i32"], // backward: key blocks per main task, done in order by one thread (0 = 1; see attBwdTask)
 } as const;
