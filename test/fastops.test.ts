@@ -21,7 +21,7 @@ import {
 import { unbroadcast } from "../src/ops/broadcast.js";
 import { erf } from "../src/ops/erf.js";
 import { geluGateExact, geluGateTanh, geluGradExact, geluGradTanh, geluReadable } from "../src/ops/gelu.js";
-import { elementwiseTuning, getBackend } from "../src/kernels/index.js";
+import { elementwiseTuning, getBackend, getNumThreads, setNumThreads, wasmRuntimeInfo } from "../src/kernels/index.js";
 import { conformanceBackends, onBackend } from "./backends.js";
 import { crossEntropyReference } from "../src/ops/lossReference.js";
 import { layerNormReference, rmsNormReference } from "../src/ops/normReference.js";
@@ -630,6 +630,36 @@ for (const backend of conformanceBackends()) describe(`float32 fast paths of gel
       checkNorm(kind, [4, 33], [33], true, 1, 0, (x) => { x.fill(3, 0, 33); x[40] = NaN; x[100] = Infinity; });
     });
   }
+
+  test("split into many tasks, on 1 and on 3 threads: the same bits (gelu both ways, layerNorm and its weight/bias sums)", async () => {
+    const saved = { ...elementwiseTuning }, threads = getNumThreads();
+    const once = (): number[][] => {
+      const x = leaf([37, 65], "float32"), w = leaf([65], "float32"), b = leaf([65], "float32");
+      const g = randn([37, 65], { seed: 5 });
+      gelu(x, "tanh").backward(g);
+      const y = layerNorm(x, [65], w, b);
+      y.backward(g);
+      return [y, x.grad!, w.grad!, b.grad!].map((t) => Array.from(t.values));
+    };
+    try {
+      Object.assign(elementwiseTuning, { taskElements: 64, minParallelElements: 0 });
+      setNumThreads(1);
+      seed = 123; const one = once();
+      setNumThreads(3);
+      // workers start on the first call that wants them; run until one has taken tasks (a few tries at most)
+      const info = (): number => (backend === "wasm" ? wasmRuntimeInfo()?.workerTasks ?? 0 : 0);
+      const before = info();
+      for (let i = 0; i < 40; i++) {
+        seed = 123;
+        assert.deepEqual(once(), one, `try ${i}`);
+        if (info() > before || backend !== "wasm" || wasmRuntimeInfo()?.threaded !== true) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    } finally {
+      Object.assign(elementwiseTuning, saved);
+      setNumThreads(threads);
+    }
+  });
 
   test("layerNorm hand-worked through the fast path: x = [1, 2, 3, 4] -> mean 2.5, var 1.25, y = (x - 2.5) / sqrt(1.25 + 1e-5)", () => {
     const y = layerNorm(tensor([1, 2, 3, 4], [1, 4], { dtype: "float32" }), [4]);
