@@ -18,7 +18,7 @@
  */
 import type { PiecewiseTable32 } from "../kernels/backend.js";
 import { kernelMulPiecewise } from "../kernels/dispatch.js";
-import { type DType, type FloatArray, allocate, isFloatDType } from "../tensor/dtype.js";
+import { type DType, allocate, isFloatDType } from "../tensor/dtype.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
 import { erf, erfc } from "./erf.js";
@@ -88,12 +88,6 @@ function form(approximate: GeluApproximate): Form {
   return f;
 }
 
-/**
- * f(x) from the table inside its range, from the formula outside. gelu() runs, per element,
- * out[i] = x[i] · lookup(gateTable, gate, x[i]) and gx[i] = g[i] · lookup(gradTable, grad, x[i]) through
- * mulPiecewiseSelf / mulPiecewiseBy (piecewise.ts: the lookup written out inside the loop);
- * geluReadable below is the per-element form, proven bitwise equal in test/fastops.test.ts.
- */
 /** The float32 tables of a form: [-16, 9), 0 below, 1 from 9 on (see the top of this file). */
 function tables32(f: Form): { gate32: PiecewiseTable32; grad32: PiecewiseTable32 } {
   f.gate32 ??= table32(piecewise(f.gate, -16, 9, 1 / 16), f.gate, 0, 1);
@@ -104,9 +98,15 @@ function tables32(f: Form): { gate32: PiecewiseTable32; grad32: PiecewiseTable32
 /** out = by · f(x) on the backend's float32 kernel when it takes these arrays; false: run the loop. */
 function onKernel(out: ArrayLike<number>, by: ArrayLike<number>, x: ArrayLike<number>, f: () => PiecewiseTable32): boolean {
   return out instanceof Float32Array && by instanceof Float32Array && x instanceof Float32Array &&
-    kernelMulPiecewise(out as FloatArray, by, x, f());
+    kernelMulPiecewise(out, by, x, f());
 }
 
+/**
+ * f(x) from the table inside its range, from the formula outside. gelu() runs, per element,
+ * out[i] = x[i] · lookup(gateTable, gate, x[i]) and gx[i] = g[i] · lookup(gradTable, grad, x[i]) through
+ * mulPiecewiseSelf / mulPiecewiseBy (piecewise.ts: the lookup written out inside the loop);
+ * geluReadable below is the per-element form, proven bitwise equal in test/fastops.test.ts.
+ */
 function lookup(table: Piecewise, formula: (x: number) => number, x: number): number {
   return x >= table.lo && x < table.hi ? evalPiecewise(table, x) : formula(x);
 }

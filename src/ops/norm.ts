@@ -103,17 +103,18 @@ export function layerNorm(
   const bd = b && b.values;
   const mean = new Float64Array(R);
   const std = new Float64Array(R);
-  const kernel = kernelNormRows({ R, D, eps }, out as FloatArray, xd as FloatArray, wd as FloatArray | null, bd as FloatArray | null, mean, std);
-  for (let r = 0, o = 0; r < R && !kernel; r++, o += D) {
-    const mu = rowSum(xd, o, D, run) / D;
-    const s = Math.sqrt(rowSumSq(xd, o, D, run, mu) / D + eps);
-    mean[r] = mu;
-    std[r] = s;
-    for (let j = 0; j < D; j++) {
-      let y = (xd[o + j] - mu) / s;
-      if (wd !== null) y *= wd[j];
-      if (bd !== null) y += bd[j];
-      out[o + j] = y;
+  if (!kernelNormRows({ R, D, eps }, out as FloatArray, xd as FloatArray, wd as FloatArray | null, bd as FloatArray | null, mean, std)) {
+    for (let r = 0, o = 0; r < R; r++, o += D) {
+      const mu = rowSum(xd, o, D, run) / D;
+      const s = Math.sqrt(rowSumSq(xd, o, D, run, mu) / D + eps);
+      mean[r] = mu;
+      std[r] = s;
+      for (let j = 0; j < D; j++) {
+        let y = (xd[o + j] - mu) / s;
+        if (wd !== null) y *= wd[j];
+        if (bd !== null) y += bd[j];
+        out[o + j] = y;
+      }
     }
   }
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
@@ -168,11 +169,12 @@ export function rmsNorm(x: Tensor, normalizedShape: number | readonly number[], 
   const xd = x.values;
   const wd = w && w.values;
   const rms = new Float64Array(R);
-  const kernel = kernelNormRows({ R, D, eps: e }, out as FloatArray, xd as FloatArray, wd as FloatArray | null, null, null, rms);
-  for (let r = 0, o = 0; r < R && !kernel; r++, o += D) {
-    const s = Math.sqrt(rowSumSq(xd, o, D, run, 0) / D + e);
-    rms[r] = s;
-    for (let j = 0; j < D; j++) out[o + j] = wd === null ? xd[o + j] / s : (xd[o + j] / s) * wd[j];
+  if (!kernelNormRows({ R, D, eps: e }, out as FloatArray, xd as FloatArray, wd as FloatArray | null, null, null, rms)) {
+    for (let r = 0, o = 0; r < R; r++, o += D) {
+      const s = Math.sqrt(rowSumSq(xd, o, D, run, 0) / D + e);
+      rms[r] = s;
+      for (let j = 0; j < D; j++) out[o + j] = wd === null ? xd[o + j] / s : (xd[o + j] / s) * wd[j];
+    }
   }
   return result(fn, out, x.shape, dtype, w ? [x, w] : [x], (g) => {
     const gd = g.values;

@@ -16,8 +16,11 @@ export const elementwiseTuning = {
   minElements: 4096,
   /** elements per task (rounded down to whole rows, at least one, for the row kernels) */
   taskElements: 32768,
-  /** below this many elements a call runs on the calling thread alone */
-  minParallelElements: 1 << 18,
+  /**
+   * below this many elements a call runs on the calling thread alone: staging runs there anyway, and
+   * layerNorm at [512, 768] (393K) was no faster on 2 threads, GELU at [512, 3072] was (busy 2-core machine)
+   */
+  minParallelElements: 1 << 19,
 };
 
 type EwFields = JobFields<typeof Lay.EwJob>;
