@@ -9,6 +9,8 @@ import {
 import { jobFailed } from "./job";
 import { attBwdPrepTask, attBwdTask, attFwdTask, bwdScratchFloats, fwdScratchFloats } from "./attention";
 import { mmPackBTask, mmScratchFloats, mmTask, MM_MB, MM_NB } from "./matmul";
+import { ewNormBwdTask, ewNormFwdTask, ewPiecewiseTask } from "./elementwise";
+import { K_EW_NORM_BWD, K_EW_NORM_FWD, K_EW_PIECEWISE } from "./layout";
 
 export function run_tasks(tid: i32): void {
   const job = <usize>JOB_BASE;
@@ -24,6 +26,9 @@ export function run_tasks(tid: i32): void {
     else if (kind == K_ATT_BWD_PREP) attBwdPrepTask(job, t, tid);
     else if (kind == K_MM) mmTask(job, t, tid);
     else if (kind == K_MM_PACK_B) mmPackBTask(job, t);
+    else if (kind == K_EW_PIECEWISE) ewPiecewiseTask(job, t);
+    else if (kind == K_EW_NORM_FWD) ewNormFwdTask(job, t);
+    else if (kind == K_EW_NORM_BWD) ewNormBwdTask(job, t);
   }
 }
 

@@ -37,6 +37,10 @@ export const K_MM: i32 = 2;
 export const K_ATT_FWD: i32 = 3;
 export const K_ATT_BWD_PREP: i32 = 4;
 export const K_ATT_BWD: i32 = 5;
+// elementwise and row kernels (assembly/elementwise.ts)
+export const K_EW_PIECEWISE: i32 = 20;
+export const K_EW_NORM_FWD: i32 = 21;
+export const K_EW_NORM_BWD: i32 = 22;
 
 // Matrix product parameters (K_MM_PACK_B, K_MM), from slot J_PARAMS on.
 // @ts-ignore: decorator
@@ -125,4 +129,37 @@ export const K_ATT_BWD: i32 = 5;
   bmCols: i32;
   bmSize: i32;
   jChunk: i32; // backward: key blocks per main task, done in order by one thread (0 = 1; see attBwdTask)
+}
+
+// Elementwise and row parameters (K_EW_PIECEWISE, K_EW_NORM_FWD, K_EW_NORM_BWD; assembly/elementwise.ts),
+// from slot J_PARAMS on. Arrays are float32 unless marked; a pointer 0 is an absent operand.
+// @ts-ignore: decorator
+@unmanaged export class EwJob {
+  n: i32; // piecewise: elements (staged arrays padded to a multiple of 4)
+  chunk: i32; // piecewise: elements per task (a multiple of 4)
+  x: u32; // piecewise: [n] the table's argument; norm: [R][D] the input
+  by: u32; // piecewise: [n] the factor; norm backward: [R][D] the upstream gradient
+  out: u32; // piecewise: [n]; norm forward: [R][D] y; norm backward: [R][D] dx (0: not wanted)
+  table: u32; // piecewise: [intervals][8] float32 coefficients, lowest power first
+  intervals: i32;
+  lo: f32;
+  hi: f32;
+  width: f32;
+  perWidth: f32; // 1 / width
+  toT: f32; // 2 / width
+  below: f32; // f for x < lo
+  above: f32; // f for x >= hi
+  negInf: f32; // f(-Infinity)
+  posInf: f32; // f(+Infinity)
+  R: i32; // norm: rows
+  D: i32; // norm: elements per row
+  rows: i32; // norm: rows per task
+  rms: i32; // norm: 1 = rmsNorm (mean 0, no mean(gw) term)
+  w: u32; // norm: [D] weight (0: none)
+  b: u32; // norm forward: [D] bias (0: none)
+  eps: u32; // norm forward: f64 eps
+  mean: u32; // norm: f64 [R] row means (forward writes, backward reads)
+  std: u32; // norm: f64 [R] row σ = sqrt(var + eps)
+  accW: u32; // norm backward: f64 [tasks][D] partial Σ g x̂ per task (0: not wanted)
+  accB: u32; // norm backward: f64 [tasks][D] partial Σ g per task (0: not wanted)
 }

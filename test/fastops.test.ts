@@ -7,11 +7,12 @@
  *   broadcast rows, embedding, AdamW's loop
  *   gelu's table loops         vs geluReadable (lookup per element), bitwise
  *   permute's nested loops     vs permuteCopy (forEachRun), bitwise
+ *   the backends' float32 fast paths of gelu, layerNorm, rmsNorm (wasm: SIMD) vs the float64 definitions
  * Forward bitwise where the arithmetic is the same (float64 rows), within float32 rounding where the
  * fused op keeps float64 accumulators; backward within rounding; every fused op also passes a float64
  * gradcheck against central finite differences.
  */
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   AdamW, Tensor, add, crossEntropy, div, embedding, gelu, gradcheck, layerNorm, linear, matmul, mul, pow, rand, randn, rmsNorm,
@@ -19,10 +20,12 @@ import {
 } from "../src/index.js";
 import { unbroadcast } from "../src/ops/broadcast.js";
 import { erf } from "../src/ops/erf.js";
-import { geluGateExact, geluGradExact, geluGradTanh, geluReadable } from "../src/ops/gelu.js";
+import { geluGateExact, geluGateTanh, geluGradExact, geluGradTanh, geluReadable } from "../src/ops/gelu.js";
+import { elementwiseTuning, getBackend, getNumThreads, setNumThreads, wasmRuntimeInfo } from "../src/kernels/index.js";
+import { conformanceBackends, onBackend } from "./backends.js";
 import { crossEntropyReference } from "../src/ops/lossReference.js";
 import { layerNormReference, rmsNormReference } from "../src/ops/normReference.js";
-import { evalPiecewise, piecewise } from "../src/ops/piecewise.js";
+import { evalPiecewise, piecewise, table32 } from "../src/ops/piecewise.js";
 import { permuteCopy, permuteCopy4 } from "../src/ops/shape.js";
 import { addRows, columnSums } from "../src/ops/functional.js";
 import { stridesOf } from "../src/tensor/shape.js";
@@ -257,6 +260,19 @@ describe("linear: the bias in the same op vs add(matmul(x, wᵀ), b)", () => {
 
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Φ(x) for x <= -5 by quadrature, an independent form of the tail: with t = x - s,
+ * Φ(x) = φ(x) ∫_0^∞ e^(x s - s²/2) ds, the integrand decaying at rate |x|; Simpson's rule over
+ * [0, 40 / |x|] in 2000 steps is good to ~1e-9 relative, enough for a float32 check.
+ */
+function phiTail(x: number): number {
+  const n = 2000, h = 40 / -x / n;
+  const f = (s: number): number => Math.exp(x * s - 0.5 * s * s);
+  let acc = f(0) + f(n * h);
+  for (let i = 1; i < n; i++) acc += (i % 2 === 1 ? 4 : 2) * f(i * h);
+  return (Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI)) * (acc * h) / 3;
+}
+
 describe("gelu: one loop each way, tables equal to the formulas", () => {
   const grid: number[] = [];
   for (let i = 0; i <= 4000; i++) grid.push(-12 + (24 * i) / 4000);
@@ -274,7 +290,9 @@ describe("gelu: one loop each way, tables equal to the formulas", () => {
       assert.ok(Math.abs(x.grad!.values[i] - dwant) <= 2e-15, `gelu'(${v}) = ${x.grad!.values[i]}, formula ${dwant}`);
     });
     assert.equal(geluGateExact(3), 0.5 * (1 + erf(3 / Math.SQRT2)));
-    assert.equal(geluGradExact(-20), 0.5 * (1 + erf(-20 / Math.SQRT2)) - 20 * Math.exp(-200) / Math.sqrt(2 * Math.PI));
+    assert.equal(geluGradExact(-20), geluGateExact(-20) - 20 * Math.exp(-200) / Math.sqrt(2 * Math.PI));
+    // the tail: Φ(-20) ≈ 2.75e-89 by quadrature, where 1 + erf(-20 / √2) rounds to 0
+    assert.ok(Math.abs(geluGateExact(-20) / phiTail(-20) - 1) < 1e-8, `Φ(-20) = ${geluGateExact(-20)}`);
   });
 
   test("tanh: forward and backward equal the composite 0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³))) of ops (float64)", () => {
@@ -293,7 +311,8 @@ describe("gelu: one loop each way, tables equal to the formulas", () => {
     const y = gelu(x);
     for (let i = 0; i < grid.length; i++) {
       const v = x.values[i];
-      const want = 0.5 * v * (1 + erf(v / Math.SQRT2));
+      // below -5, 1 + erf(v / √2) loses digits (all of them below -8); the quadrature keeps them
+      const want = v < -5 ? v * phiTail(v) : 0.5 * v * (1 + erf(v / Math.SQRT2));
       assert.ok(Math.abs(y.values[i] - want) <= 1.2e-7 * Math.max(1e-30, Math.abs(want)) + 1e-45, `gelu(${v})`);
     }
     const special = gelu(tensor([NaN, Infinity], [2], { dtype: "float64" }));
@@ -457,5 +476,194 @@ describe("linear's bias loops, unrolled by 4, equal their one-line definitions",
     assert.deepEqual(Array.from(columnSums(y, 2, 2)), [4, 6]);
     addRows(y, Float64Array.from([10, 20]), 2, 2);
     assert.deepEqual(Array.from(y), [11, 22, 13, 24]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The backends' float32 fast paths (Backend.mulPiecewise, normRows, normRowsBackward; on wasm the SIMD
+ * kernels of assembly/elementwise.ts) against the float64 definitions, within float32 rounding, on
+ * every backend (the ref backend runs the ops' own loops). minElements = 0 sends even a length-1 call
+ * to the kernels, so the odd lengths exercise their scalar and padded tails.
+ */
+const F32_ULP = 2 ** -23;
+const ODD = [1, 3, 17, 33, 257];
+
+/** max over elements of |got - want| - tol(i); NaN must meet NaN. */
+function assertWithin(got: ArrayLike<number>, want: ArrayLike<number>, tol: (i: number) => number, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < want.length; i++) {
+    if (Number.isNaN(want[i]) || Number.isNaN(got[i])) {
+      assert.ok(Number.isNaN(want[i]) && Number.isNaN(got[i]), `${what}: element ${i}: ${got[i]}, expected ${want[i]}`);
+      continue;
+    }
+    if (got[i] === want[i]) continue; // ±Infinity
+    const err = Math.abs(got[i] - want[i]);
+    assert.ok(err <= tol(i), `${what}: element ${i}: ${got[i]} vs ${want[i]} (error ${err} > ${tol(i)})`);
+  }
+}
+
+for (const backend of conformanceBackends()) describe(`float32 fast paths of gelu, layerNorm, rmsNorm [${backend}]`, () => {
+  onBackend(backend);
+  let savedMin = 0;
+  before(() => { savedMin = elementwiseTuning.minElements; elementwiseTuning.minElements = 0; });
+  after(() => { elementwiseTuning.minElements = savedMin; });
+
+  // a dense grid across the float32 tables' range [-16, 9) and past both ends, then the named edge cases
+  const grid: number[] = [];
+  for (let i = 0; i <= 6000; i++) grid.push(-20 + (32 * i) / 6000);
+  const edges = [
+    -4, 9, -16, -16.0625, 8.999999, -15.99999, // the tables' ends
+    -5, -8.5, -10.4, -12, -13.3, -30, // x < -4: tails down to float32's underflow
+    9.5, 12, 100, // x > 9
+    1e30, -1e30, 3e38, -3e38, // large |x|
+    0, -0, 1e-30, -1e-30, 1e-40, -1e-40, // zeros, tiny and subnormal inputs
+    NaN, Infinity, -Infinity,
+  ];
+  const xs = Array.from(Float32Array.from([...grid, ...edges]));
+
+  for (const approximate of ["none", "tanh"] as const) {
+    const gate = approximate === "none" ? geluGateExact : geluGateTanh;
+    const grad = approximate === "none" ? geluGradExact : geluGradTanh;
+    // forward: x · gate(x) in float64, then float32's few ulps (3: the table's and the polynomial's
+    // float32 rounding) plus 1e-41 for outputs below float32's normal range (~1e-38), where the gate
+    // itself is subnormal; backward: g · gelu'(x), measured against max(|gelu'(x)|, gate(x)), the size
+    // of the terms gelu' is the sum of (it crosses zero near x = -0.75)
+    const fwdTol = (want: number) => 3 * F32_ULP * Math.abs(want) + 1e-41;
+    const bwdTol = (v: number, g: number) => 4 * F32_ULP * Math.abs(g) * Math.max(Math.abs(grad(v)), gate(v)) + 1e-41;
+    for (const n of [...ODD, xs.length]) {
+      test(`gelu ${approximate}: n = ${n}, forward and backward equal the float64 formulas to float32 rounding`, () => {
+        const part = xs.slice(xs.length - n); // the short ones end with the edges
+        const x = tensor(part, [n], { dtype: "float32", requiresGrad: true });
+        const g = tensor(part.map((_, i) => Math.cos(i) * 3), [n], { dtype: "float32" });
+        const y = gelu(x, approximate);
+        y.backward(g);
+        const xv = x.values, gv = g.values;
+        const want = Array.from(xv, (v) => v * gate(v));
+        assertWithin(y.values, want, (i) => fwdTol(want[i]), `forward n=${n}`);
+        const gwant = Array.from(xv, (v, i) => gv[i] * grad(v));
+        assertWithin(x.grad!.values, gwant, (i) => bwdTol(xv[i], gv[i]), `backward n=${n}`);
+      });
+    }
+  }
+
+  test("gelu: named values as PyTorch in float32: gelu(-inf) = NaN, gelu(inf) = inf, gelu(NaN) = NaN; gelu(-30) = -0, gelu(100) = 100", () => {
+    const x = tensor([-Infinity, Infinity, NaN, -30, 100, 0], [6], { dtype: "float32", requiresGrad: true });
+    const y = gelu(x);
+    y.backward(tensor([1, 1, 1, 1, 1, 1], [6], { dtype: "float32" }));
+    assert.ok(Number.isNaN(y.values[0]));
+    assert.equal(y.values[1], Infinity);
+    assert.ok(Number.isNaN(y.values[2]));
+    assert.ok(Object.is(y.values[3], -0), `gelu(-30) = ${y.values[3]}`);
+    assert.equal(y.values[4], 100);
+    assert.ok(Object.is(y.values[5], 0));
+    // the derivative's formula at ±inf is inf · 0 = NaN, as the float64 loop and PyTorch give; at -30: 0, at 100: 1, at 0: 1/2
+    const gx = x.grad!.values;
+    assert.ok(Number.isNaN(gx[0]) && Number.isNaN(gx[1]) && Number.isNaN(gx[2]));
+    assert.ok(gx[3] === 0 && gx[4] === 1, `gelu'(-30) = ${gx[3]}, gelu'(100) = ${gx[4]}`);
+    assert.ok(Math.abs(gx[5] - 0.5) <= 0.5 * F32_ULP, `gelu'(0) = ${gx[5]}`);
+  });
+
+  test("the backend's mulPiecewise and normRows take float32 arrays where they exist (they ran in the tests above)", () => {
+    const b = getBackend();
+    if (b.mulPiecewise === undefined) return; // ref: gelu runs its own loop
+    const x = Float32Array.from([0.5, -1, 2]), out = new Float32Array(3);
+    const table = table32(piecewise(geluGateExact, -16, 9, 1 / 16), geluGateExact, 0, 1);
+    assert.equal(b.mulPiecewise(out, x, x, table), true);
+    assert.ok(Math.abs(out[0] - 0.5 * geluGateExact(0.5)) < 1e-7, `${out[0]}`);
+    assert.equal(b.mulPiecewise(new Float64Array(3), Float64Array.from(x), Float64Array.from(x), table), false, "float64 is not its business");
+    assert.ok(b.normRows !== undefined && b.normRowsBackward !== undefined, "the norm rows come with it");
+    const mean = new Float64Array(1), std = new Float64Array(1);
+    assert.equal(b.normRows({ R: 1, D: 3, eps: 0 }, out, Float32Array.from([1, 2, 3]), null, null, mean, std), true);
+    assert.deepEqual([mean[0], std[0] ** 2], [2, 2 / 3]);
+  });
+
+  /** float32 data, and the same values as float64 leaves for the reference. */
+  function rows(shape: number[], scale: number, shift: number): [Tensor, Tensor] {
+    const t = leaf(shape, "float32", scale, shift);
+    return [t, new Tensor(Float64Array.from(t.values), t.shape, "float64").requiresGrad_()];
+  }
+
+  /**
+   * layerNorm / rmsNorm in float32 against the composite reference in float64 on the same values:
+   * the fast path keeps float64 inside and rounds once, so each element is within an ulp of the
+   * float64 value, plus 1e-9 of the tensor's scale for the reference's own float64 rounding.
+   */
+  function checkNorm(kind: "layerNorm" | "rmsNorm", shape: number[], ns: number[], affine: boolean, scale: number, shift: number, edit?: (x: Float32Array) => void): void {
+    const [x32, x64] = rows(shape, scale, shift);
+    if (edit) { edit(x32.values as Float32Array); x64.values.set(x32.values); }
+    const [w32, w64] = affine ? rows(ns, 0.5, 1) : [null, null];
+    const [b32, b64] = affine && kind === "layerNorm" ? rows(ns, 0.5, 0) : [null, null];
+    const f = (x: Tensor, w: Tensor | null, b: Tensor | null, ref: boolean): Tensor => kind === "layerNorm"
+      ? (ref ? layerNormReference : layerNorm)(x, ns, w, b, 1e-5)
+      : (ref ? rmsNormReference : rmsNorm)(x, ns, w, 1e-5);
+    const y32 = f(x32, w32, b32, false), y64 = f(x64, w64, b64, true);
+    const g = randn(shape, { seed: 77 });
+    y32.backward(g);
+    y64.backward(new Tensor(Float64Array.from(g.values), g.shape, "float64"));
+    const pairs: [string, Tensor | null, Tensor | null][] = [["y", y32, y64], ["dx", x32.grad, x64.grad], ["dw", w32?.grad ?? null, w64?.grad ?? null], ["db", b32?.grad ?? null, b64?.grad ?? null]];
+    for (const [what, a, r] of pairs) {
+      if (r === null && a === null) continue;
+      assert.ok(a !== null && r !== null, `${kind} ${what}: missing`);
+      let big = 0;
+      for (const v of r.values) if (Number.isFinite(v)) big = Math.max(big, Math.abs(v));
+      assertWithin(a.values, r.values, (i) => F32_ULP * Math.abs(r.values[i]) + 1e-9 * big, `${kind} [${shape}] ${what}`);
+    }
+  }
+
+  for (const kind of ["layerNorm", "rmsNorm"] as const) {
+    for (const D of ODD) {
+      test(`${kind}: rows of length ${D} (5 rows), with and without affine parameters, forward and backward within float32 rounding`, () => {
+        checkNorm(kind, [5, D], [D], true, 1, 0);
+        checkNorm(kind, [5, D], [D], false, 2, -1);
+      });
+    }
+    test(`${kind}: [2, 3, 5, 7] over [5, 7] (rows of 35 across two dims); a training-sized [64, 768]`, () => {
+      checkNorm(kind, [2, 3, 5, 7], [5, 7], true, 1, 0);
+      checkNorm(kind, [64, 768], [768], true, 1, 0);
+    });
+    test(`${kind}: rows far from 0 (mean 1e4, spread 1e-2), huge (1e30), tiny (1e-20), one constant row, one NaN row and one with Infinity`, () => {
+      checkNorm(kind, [4, 33], [33], true, 1e-2, 1e4);
+      checkNorm(kind, [4, 33], [33], true, 1e30, 0);
+      checkNorm(kind, [4, 33], [33], true, 1e-20, 0);
+      checkNorm(kind, [4, 33], [33], true, 1, 0, (x) => { x.fill(3, 0, 33); x[40] = NaN; x[100] = Infinity; });
+    });
+  }
+
+  test("split into many tasks, on 1 and on 3 threads: the same bits (gelu both ways, layerNorm and its weight/bias sums)", async () => {
+    const saved = { ...elementwiseTuning }, threads = getNumThreads();
+    const once = (): number[][] => {
+      const x = leaf([37, 65], "float32"), w = leaf([65], "float32"), b = leaf([65], "float32");
+      const g = randn([37, 65], { seed: 5 });
+      gelu(x, "tanh").backward(g);
+      const y = layerNorm(x, [65], w, b);
+      y.backward(g);
+      return [y, x.grad!, w.grad!, b.grad!].map((t) => Array.from(t.values));
+    };
+    try {
+      Object.assign(elementwiseTuning, { taskElements: 64, minParallelElements: 0 });
+      setNumThreads(1);
+      seed = 123; const one = once();
+      setNumThreads(3);
+      // workers start on the first call that wants them; run until one has taken tasks (a few tries at most)
+      const info = (): number => (backend === "wasm" ? wasmRuntimeInfo()?.workerTasks ?? 0 : 0);
+      const before = info();
+      for (let i = 0; i < 40; i++) {
+        seed = 123;
+        assert.deepEqual(once(), one, `try ${i}`);
+        if (info() > before || backend !== "wasm" || wasmRuntimeInfo()?.threaded !== true) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    } finally {
+      Object.assign(elementwiseTuning, saved);
+      setNumThreads(threads);
+    }
+  });
+
+  test("layerNorm hand-worked through the fast path: x = [1, 2, 3, 4] -> mean 2.5, var 1.25, y = (x - 2.5) / sqrt(1.25 + 1e-5)", () => {
+    const y = layerNorm(tensor([1, 2, 3, 4], [1, 4], { dtype: "float32" }), [4]);
+    const s = Math.sqrt(1.25 + 1e-5);
+    assert.deepEqual(Array.from(y.values), [-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s].map(Math.fround));
   });
 });

@@ -5,13 +5,14 @@
  * scaledDotProductAttention through both implementations (fused kernels and the materialising path); the sdpa
  * fixtures of the flexible options (windows, ALiBi, softcap, sinks, documents) also check lse and the sinks' gradient.
  */
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   GroupedQueryAttention, MultiheadAttention, Tensor, crossEntropy, embedding, exp, gelu, layerNorm, log, logSoftmax,
   lookupAttention, matmul, max, mean, rmsNorm, scaledDotProductAttentionWithLse, softmax, sqrt, sum, tanh, where, add, sub, mul, div,
   cast, type SdpaImplementation,
 } from "../src/index.js";
+import { elementwiseTuning } from "../src/kernels/index.js";
 import { conformanceBackends, onBackend } from "./backends.js";
 import { type Fixture, type Precision, TOL, assertClose, fixtureNames, input, loadFixture } from "./harness.js";
 
@@ -167,6 +168,10 @@ function runOp(f: Fixture, x: Record<string, Tensor>, extra: Record<string, Tens
 
 for (const backend of BACKENDS) describe(`op fixtures [${backend}]`, () => {
   onBackend(backend);
+  // the fixtures are small: let every float32 call take the backend's elementwise fast paths (gelu, layerNorm)
+  let savedMin = 0;
+  before(() => { savedMin = elementwiseTuning.minElements; elementwiseTuning.minElements = 0; });
+  after(() => { elementwiseTuning.minElements = savedMin; });
   for (const name of fixtureNames("op")) {
     for (const precision of PRECISIONS) {
       test(`${name} (${precision})`, () => {

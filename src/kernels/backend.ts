@@ -104,6 +104,32 @@ export interface AttentionParams extends AttentionDims {
   blockMask?: AttentionBlockMask | null;
 }
 
+/**
+ * A function f as a table of polynomials (src/ops/piecewise.ts builds it from f's definition): on
+ * [lo, hi), cut into `intervals` of `width`, interval k holds 8 float32 coefficients of
+ * Σ c_j t^j, t = (x - mid_k) / (width / 2), mid_k = lo + (k + 1/2) width. Outside: f = below for
+ * x < lo, above for x >= hi, negInf and posInf at ±Infinity; NaN gives NaN.
+ */
+export interface PiecewiseTable32 {
+  lo: number;
+  hi: number;
+  width: number;
+  intervals: number;
+  /** [intervals][8], lowest power first */
+  coef: Float32Array;
+  below: number;
+  above: number;
+  negInf: number;
+  posInf: number;
+}
+
+/** layerNorm (or rmsNorm: mean null) over R rows of D contiguous elements. */
+export interface NormRowsParams {
+  R: number;
+  D: number;
+  eps: number;
+}
+
 export interface Backend {
   readonly name: string;
   /** out[B, m, n] = op(a) @ op(b) (see MatmulParams) */
@@ -129,4 +155,24 @@ export interface Backend {
     p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, dout: FloatArray,
     lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, lseLo?: FloatArray,
   ): void;
+  // Optional fast paths of elementwise and row ops. Each returns false, having written nothing, when
+  // it does not take these arrays (dtype, size); the op then runs its own loop, the readable form.
+  /** out[i] = by[i] · f(x[i]), f the table (float32 arithmetic; the op keeps float64 ones for itself) */
+  mulPiecewise?(out: FloatArray, by: FloatArray, x: FloatArray, f: PiecewiseTable32): boolean;
+  /**
+   * layerNorm rows: out = (x - mean) / σ · w + b, σ = sqrt(mean((x - mean)²) + eps); writes each row's
+   * mean and σ. mean null: rmsNorm (the mean taken as 0, b must be null).
+   */
+  normRows?(
+    p: NormRowsParams, out: FloatArray, x: FloatArray, w: FloatArray | null, b: FloatArray | null,
+    mean: Float64Array | null, std: Float64Array,
+  ): boolean;
+  /**
+   * layerNorm's backward over the rows (mean null: rmsNorm's), from forward's mean and σ: writes gx
+   * (when not null) and adds the weight and bias column sums Σ g x̂, Σ g into accW, accB (when not null).
+   */
+  normRowsBackward?(
+    p: NormRowsParams, g: FloatArray, x: FloatArray, w: FloatArray | null, mean: Float64Array | null, std: Float64Array,
+    gx: FloatArray | null, accW: Float64Array | null, accB: Float64Array | null,
+  ): boolean;
 }

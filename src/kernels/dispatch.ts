@@ -1,10 +1,11 @@
 /**
- * The op layer's one door to the kernels: every op that runs a kernel (matmul, fused attention)
+ * The op layer's one door to the kernels: every op that runs a kernel (matmul, fused attention,
+ * the optional elementwise and row fast paths)
  * calls these, and they run it on the selected backend (registry.ts). Nothing above src/kernels
  * calls a backend any other way.
  */
 import type { FloatArray } from "../tensor/dtype.js";
-import type { AttentionParams, Backend, MatmulParams } from "./backend.js";
+import type { AttentionParams, Backend, MatmulParams, NormRowsParams, PiecewiseTable32 } from "./backend.js";
 import { getBackend } from "./index.js"; // index.ts registers the built-in backends
 
 export { withFrozenWeights } from "./frozen.js";
@@ -32,4 +33,30 @@ export function attentionKernels(): AttentionKernels {
     forward: (p, q, k, v, out, lse, lseLo) => b.attentionForward(p, q, k, v, out, lse, lseLo),
     backward: (p, q, k, v, out, dout, lse, dq, dk, dv, lseLo) => b.attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo),
   };
+}
+
+// The optional fast paths: each returns false when the selected backend has none for these arrays,
+// and the op then runs its own loop (the readable form, which the `ref` backend always runs).
+
+/** out[i] = by[i] · f(x[i]) with f a float32 table (backend.ts PiecewiseTable32); false: not done. */
+export function kernelMulPiecewise(out: FloatArray, by: FloatArray, x: FloatArray, f: PiecewiseTable32): boolean {
+  const b = getBackend();
+  return b.mulPiecewise !== undefined && b.mulPiecewise(out, by, x, f);
+}
+
+/** layerNorm rows (mean null: rmsNorm); false: not done. */
+export function kernelNormRows(
+  p: NormRowsParams, out: FloatArray, x: FloatArray, w: FloatArray | null, b: FloatArray | null, mean: Float64Array | null, std: Float64Array,
+): boolean {
+  const be = getBackend();
+  return be.normRows !== undefined && be.normRows(p, out, x, w, b, mean, std);
+}
+
+/** layerNorm's (mean null: rmsNorm's) backward over the rows; false: not done. */
+export function kernelNormRowsBackward(
+  p: NormRowsParams, g: FloatArray, x: FloatArray, w: FloatArray | null, mean: Float64Array | null, std: Float64Array,
+  gx: FloatArray | null, accW: Float64Array | null, accB: Float64Array | null,
+): boolean {
+  const be = getBackend();
+  return be.normRowsBackward !== undefined && be.normRowsBackward(p, g, x, w, mean, std, gx, accW, accB);
 }

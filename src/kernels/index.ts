@@ -74,10 +74,11 @@ export async function initWasm(): Promise<boolean> {
   return (await initRuntimeAsync()) !== null;
 }
 
-export type { AttentionParams, Backend, MatmulParams } from "./backend.js";
+export type { AttentionParams, Backend, MatmulParams, NormRowsParams, PiecewiseTable32 } from "./backend.js";
 export {
   findBackend, getBackend, getBackendName, listBackends, registerBackend, setBackend, type BackendFactory, type RegisterBackendOptions,
 } from "./registry.js";
 export type { WasmVariant };
 export { withFrozenWeights } from "./frozen.js";
+export { elementwiseTuning } from "./wasm/elementwise.js";
 export { refBackend, relaxedSimdSupported, setWasmVariant, wasmBackend, wasmTuning, wasmVariant };

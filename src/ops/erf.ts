@@ -46,3 +46,13 @@ export function erf(x: number): number {
   const r = 1 - erfcTail(ax);
   return x > 0 ? r : -r;
 }
+
+/**
+ * erfc(x) = 1 - erf(x), keeping its relative accuracy where erf(x) is within rounding of 1 (x >= 2:
+ * the continued fraction itself, not 1 minus something near 1; 0 once exp(-x²) underflows).
+ */
+export function erfc(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  if (x < 2) return 1 - erf(x);
+  return x > 27 ? 0 : erfcTail(x);
+}

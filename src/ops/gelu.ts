@@ -9,12 +9,20 @@
  * checked in test/fastops.test.ts). Outside the tables' range, [-4, 9), the formulas themselves run:
  * past 9 the gates and derivatives are 1 to float64, below -4 they are tiny and the formulas keep
  * their relative accuracy.
+ * float32 data goes to the backend's mulPiecewise where it has one (the wasm backend: the same lookup
+ * in float32 SIMD, assembly/elementwise.ts) with float32 tables of the same definitions over
+ * [-16, 9): below -16 the gates and derivatives are 0 in float32 (Φ(-16) ≈ 6e-58), past 9 they are 1,
+ * and inside, a polynomial per 1/16 is exact to float32 even where the gate is tiny. The float64 loop
+ * below stays the readable form and what the `ref` backend runs; test/fastops.test.ts holds the
+ * float32 path to float32 rounding of the formulas.
  */
+import type { PiecewiseTable32 } from "../kernels/backend.js";
+import { kernelMulPiecewise } from "../kernels/dispatch.js";
 import { type DType, allocate, isFloatDType } from "../tensor/dtype.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
-import { erf } from "./erf.js";
-import { type Piecewise, evalPiecewise, mulPiecewiseBy, mulPiecewiseSelf, piecewise } from "./piecewise.js";
+import { erf, erfc } from "./erf.js";
+import { type Piecewise, evalPiecewise, mulPiecewiseBy, mulPiecewiseSelf, piecewise, table32 } from "./piecewise.js";
 import { assertTensor, result } from "./util.js";
 
 export type GeluApproximate = "none" | "tanh";
@@ -23,14 +31,22 @@ const SQRT_2_OVER_PI = 0.7978845608028654;
 const INV_SQRT_2 = 0.7071067811865476;
 const INV_SQRT_2PI = 0.3989422804014327;
 
-/** Φ(x) = (1 + erf(x / √2)) / 2 */
+/**
+ * Φ(x) = (1 + erf(x / √2)) / 2, written erfc(|x| / √2) / 2 for x < 0: the same function, and where
+ * erf(x / √2) is within rounding of -1 (x below about -8) it keeps Φ's relative accuracy, which
+ * 1 + erf loses entirely.
+ */
 export function geluGateExact(x: number): number {
-  return 0.5 * (1 + erf(x * INV_SQRT_2));
+  return x < 0 ? 0.5 * erfc(-x * INV_SQRT_2) : 0.5 * (1 + erf(x * INV_SQRT_2));
 }
 
-/** (1 + tanh u) / 2,  u = √(2/π) (x + 0.044715 x³) */
+/**
+ * (1 + tanh u) / 2,  u = √(2/π) (x + 0.044715 x³), written 1 / (1 + e^(-2u)): the same function,
+ * and where tanh u is within rounding of -1 (x below about -5.6) it keeps the relative accuracy that
+ * 1 + tanh u loses.
+ */
 export function geluGateTanh(x: number): number {
-  return 0.5 * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
+  return 1 / (1 + Math.exp(-2 * SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
 }
 
 /** d/dx [x Φ(x)] = Φ(x) + x φ(x),  φ(x) = exp(-x²/2) / √(2π) */
@@ -38,13 +54,26 @@ export function geluGradExact(x: number): number {
   return geluGateExact(x) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
 }
 
-/** d/dx = (1 + tanh u) / 2 + x (1 - tanh² u) u' / 2,  u' = √(2/π) (1 + 3 · 0.044715 x²) */
+/**
+ * d/dx = (1 + tanh u) / 2 + x (1 - tanh² u) u' / 2,  u' = √(2/π) (1 + 3 · 0.044715 x²), written with
+ * s = (1 + tanh u) / 2 = 1 / (1 + e^(-2u)) and 1 - s = 1 / (1 + e^(2u)) as s + 2 x s (1 - s) u'
+ * ((1 - tanh² u) / 2 = 2 s (1 - s)), relatively accurate in both tails.
+ */
 export function geluGradTanh(x: number): number {
-  const t = Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x));
-  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
+  const u2 = 2 * SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+  const s = 1 / (1 + Math.exp(-u2)), sc = 1 / (1 + Math.exp(u2));
+  return s + 2 * x * s * sc * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
 }
 
-interface Form { gate: (x: number) => number; grad: (x: number) => number; gateTable: Piecewise; gradTable: Piecewise }
+interface Form {
+  gate: (x: number) => number;
+  grad: (x: number) => number;
+  gateTable: Piecewise;
+  gradTable: Piecewise;
+  /** the float32 kernels' tables, built on first use */
+  gate32?: PiecewiseTable32;
+  grad32?: PiecewiseTable32;
+}
 const forms: Partial<Record<GeluApproximate, Form>> = {};
 
 /** The tables of one form, built on first use (a few thousand evaluations of the formulas). */
@@ -57,6 +86,19 @@ function form(approximate: GeluApproximate): Form {
     forms[approximate] = f;
   }
   return f;
+}
+
+/** The float32 tables of a form: [-16, 9), 0 below, 1 from 9 on (see the top of this file). */
+function tables32(f: Form): { gate32: PiecewiseTable32; grad32: PiecewiseTable32 } {
+  f.gate32 ??= table32(piecewise(f.gate, -16, 9, 1 / 16), f.gate, 0, 1);
+  f.grad32 ??= table32(piecewise(f.grad, -16, 9, 1 / 16), f.grad, 0, 1);
+  return { gate32: f.gate32, grad32: f.grad32 };
+}
+
+/** out = by · f(x) on the backend's float32 kernel when it takes these arrays; false: run the loop. */
+function onKernel(out: ArrayLike<number>, by: ArrayLike<number>, x: ArrayLike<number>, f: () => PiecewiseTable32): boolean {
+  return out instanceof Float32Array && by instanceof Float32Array && x instanceof Float32Array &&
+    kernelMulPiecewise(out, by, x, f());
 }
 
 /**
@@ -75,17 +117,20 @@ export function gelu(x: Tensor, approximate: GeluApproximate = "none"): Tensor {
     throw new ArgumentError(`${fn}: approximate must be "none" or "tanh", got ${JSON.stringify(approximate)}`);
   }
   assertTensor(fn, "x", x);
-  const { gate, grad, gateTable, gradTable } = form(approximate);
+  const fm = form(approximate);
+  const { gate, grad, gateTable, gradTable } = fm;
   const dtype: DType = isFloatDType(x.dtype) ? x.dtype : "float32";
   const n = x.size;
   const out = allocate(dtype, n);
   const xd = x.values;
-  mulPiecewiseSelf(out, xd, gateTable, gate); // out[i] = x[i] · lookup(gateTable, gate, x[i])
+  // out[i] = x[i] · lookup(gateTable, gate, x[i])
+  if (!onKernel(out, xd, xd, () => tables32(fm).gate32)) mulPiecewiseSelf(out, xd, gateTable, gate);
   // dx = g · gelu'(x), the derivative in float64 and one rounding per element
   return result(fn, out, x.shape, dtype, [x], (g) => {
     const gx = allocate(g.dtype, n);
     const gd = g.values;
-    mulPiecewiseBy(gx, gd, xd, gradTable, grad); // gx[i] = g[i] · lookup(gradTable, grad, x[i])
+    // gx[i] = g[i] · lookup(gradTable, grad, x[i])
+    if (!onKernel(gx, gd, xd, () => tables32(fm).grad32)) mulPiecewiseBy(gx, gd, xd, gradTable, grad);
     return [new Tensor(gx, x.shape, g.dtype)];
   });
 }

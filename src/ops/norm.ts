@@ -6,8 +6,12 @@
  * in float64 and the output is written in one pass. The textbook forms, built from ops so that
  * autograd derives their gradients, are layerNormReference / rmsNormReference in normReference.ts;
  * test/fastops.test.ts proves the two equal (bitwise in float64, where the arithmetic is the same).
+ * float32 rows go to the backend's normRows / normRowsBackward where it has them (the wasm backend:
+ * the same sums and formulas in SIMD, float64 inside, assembly/elementwise.ts); the loops here stay the
+ * readable form and what the `ref` backend runs.
  */
-import { type TypedArray, allocate, promote } from "../tensor/dtype.js";
+import { kernelNormRows, kernelNormRowsBackward } from "../kernels/dispatch.js";
+import { type FloatArray, type TypedArray, allocate, promote } from "../tensor/dtype.js";
 import { Tensor } from "../tensor/tensor.js";
 import { checkLayerNormArgs, checkRmsNormArgs } from "./normShape.js";
 import { result } from "./util.js";
@@ -99,16 +103,18 @@ export function layerNorm(
   const bd = b && b.values;
   const mean = new Float64Array(R);
   const std = new Float64Array(R);
-  for (let r = 0, o = 0; r < R; r++, o += D) {
-    const mu = rowSum(xd, o, D, run) / D;
-    const s = Math.sqrt(rowSumSq(xd, o, D, run, mu) / D + eps);
-    mean[r] = mu;
-    std[r] = s;
-    for (let j = 0; j < D; j++) {
-      let y = (xd[o + j] - mu) / s;
-      if (wd !== null) y *= wd[j];
-      if (bd !== null) y += bd[j];
-      out[o + j] = y;
+  if (!kernelNormRows({ R, D, eps }, out as FloatArray, xd as FloatArray, wd as FloatArray | null, bd as FloatArray | null, mean, std)) {
+    for (let r = 0, o = 0; r < R; r++, o += D) {
+      const mu = rowSum(xd, o, D, run) / D;
+      const s = Math.sqrt(rowSumSq(xd, o, D, run, mu) / D + eps);
+      mean[r] = mu;
+      std[r] = s;
+      for (let j = 0; j < D; j++) {
+        let y = (xd[o + j] - mu) / s;
+        if (wd !== null) y *= wd[j];
+        if (bd !== null) y += bd[j];
+        out[o + j] = y;
+      }
     }
   }
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
@@ -119,7 +125,9 @@ export function layerNorm(
     const gx = x.requiresGrad ? allocate(x.dtype, x.size) : null;
     const accW = w !== null && w.requiresGrad ? new Float64Array(D) : null;
     const accB = b !== null && b.requiresGrad ? new Float64Array(D) : null;
-    layerNormBackwardRows(gd, xd, wd, mean, std, R, D, gx, accW, accB);
+    if (!kernelNormRowsBackward({ R, D, eps }, gd as FloatArray, xd as FloatArray, wd as FloatArray | null, mean, std, gx as FloatArray | null, accW, accB)) {
+      layerNormBackwardRows(gd, xd, wd, mean, std, R, D, gx, accW, accB);
+    }
     const grads = [gx && new Tensor(gx, x.shape, x.dtype)];
     if (w !== null) grads.push(accW && gradLike(accW, w));
     if (b !== null) grads.push(accB && gradLike(accB, b));
@@ -161,17 +169,21 @@ export function rmsNorm(x: Tensor, normalizedShape: number | readonly number[], 
   const xd = x.values;
   const wd = w && w.values;
   const rms = new Float64Array(R);
-  for (let r = 0, o = 0; r < R; r++, o += D) {
-    const s = Math.sqrt(rowSumSq(xd, o, D, run, 0) / D + e);
-    rms[r] = s;
-    for (let j = 0; j < D; j++) out[o + j] = wd === null ? xd[o + j] / s : (xd[o + j] / s) * wd[j];
+  if (!kernelNormRows({ R, D, eps: e }, out as FloatArray, xd as FloatArray, wd as FloatArray | null, null, null, rms)) {
+    for (let r = 0, o = 0; r < R; r++, o += D) {
+      const s = Math.sqrt(rowSumSq(xd, o, D, run, 0) / D + e);
+      rms[r] = s;
+      for (let j = 0; j < D; j++) out[o + j] = wd === null ? xd[o + j] / s : (xd[o + j] / s) * wd[j];
+    }
   }
   return result(fn, out, x.shape, dtype, w ? [x, w] : [x], (g) => {
     const gd = g.values;
     // x̂ = x / σ, y = x̂ w:  dx = (1/σ)(g·w − x̂·mean(g·w·x̂)),  dw = Σ_rows g·x̂
     const gx = x.requiresGrad ? allocate(x.dtype, x.size) : null;
     const accW = w !== null && w.requiresGrad ? new Float64Array(D) : null;
-    rmsNormBackwardRows(gd, xd, wd, rms, R, D, gx, accW);
+    if (!kernelNormRowsBackward({ R, D, eps: e }, gd as FloatArray, xd as FloatArray, wd as FloatArray | null, null, rms, gx as FloatArray | null, accW, null)) {
+      rmsNormBackwardRows(gd, xd, wd, rms, R, D, gx, accW);
+    }
     const grads = [gx && new Tensor(gx, x.shape, x.dtype)];
     if (w !== null) grads.push(accW && gradLike(accW, w));
     return grads;

@@ -8,6 +8,7 @@
  * With intervals of width 1/16 the interpolant is as exact as a float64 definition of a function as
  * smooth as these.
  */
+import type { PiecewiseTable32 } from "../kernels/backend.js";
 import type { TypedArray } from "../tensor/dtype.js";
 
 export interface Piecewise {
@@ -106,4 +107,15 @@ export function mulPiecewiseBy(out: TypedArray, by: ArrayLike<number>, x: ArrayL
     }
     out[i] = by[i] * f;
   }
+}
+
+/**
+ * A table as the float32 kernels take it (kernels/backend.ts PiecewiseTable32): the coefficients
+ * rounded to float32, f's limits below lo and from hi on, and f(±Infinity) from its definition.
+ */
+export function table32(p: Piecewise, f: (x: number) => number, below: number, above: number): PiecewiseTable32 {
+  return {
+    lo: p.lo, hi: p.hi, width: p.width, intervals: p.intervals, coef: Float32Array.from(p.coef),
+    below, above, negInf: f(-Infinity), posInf: f(Infinity),
+  };
 }

@@ -14,6 +14,7 @@ import { dropoutThreshold } from "../dropoutHash.js";
 import { isFrozen, onFrozenScopeEnd } from "../frozen.js";
 import { refAttentionBackward, refAttentionForward } from "../ref/attention.js";
 import { refMatmul } from "../ref/matmul.js";
+import { wasmMulPiecewise, wasmNormRows, wasmNormRowsBackward } from "./elementwise.js";
 import * as Lay from "./build/layout.js";
 import { getNumThreads, getRuntime, type JobFields, type WasmRuntime } from "./runtime.js";
 
@@ -573,4 +574,7 @@ export const wasmBackend: Backend = {
   matmul: wasmMatmul,
   attentionForward: wasmAttentionForward,
   attentionBackward: wasmAttentionBackward,
+  mulPiecewise: wasmMulPiecewise,
+  normRows: wasmNormRows,
+  normRowsBackward: wasmNormRowsBackward,
 };

@@ -32,6 +32,7 @@ export type JobFields<S extends JobStruct> = { [K in keyof S]?: number };
 const JOB_NAMES: Record<number, string> = {
   [Lay.K_MM_PACK_B]: "matmul, packing b", [Lay.K_MM]: "matmul", [Lay.K_ATT_FWD]: "attention forward",
   [Lay.K_ATT_BWD_PREP]: "attention backward, prep", [Lay.K_ATT_BWD]: "attention backward",
+  [Lay.K_EW_PIECEWISE]: "piecewise table", [Lay.K_EW_NORM_FWD]: "norm rows", [Lay.K_EW_NORM_BWD]: "norm rows backward",
 };
 
 const PAGE = 65536;

@@ -24,6 +24,9 @@ export const K_MM = 2;
 export const K_ATT_FWD = 3;
 export const K_ATT_BWD_PREP = 4;
 export const K_ATT_BWD = 5;
+export const K_EW_PIECEWISE = 20;
+export const K_EW_NORM_FWD = 21;
+export const K_EW_NORM_BWD = 22;
 /** MmJob of assembly/layout.ts: field -> [slot from J_PARAMS, type]. */
 export const MmJob = {
   a: [0, "u32"], // a as given: [nA][m][k], or with transA [nA][k][m]
@@ -105,4 +108,34 @@ export const AttJob = {
   bmCols: [57, "i32"],
   bmSize: [58, "i32"],
   jChunk: [59, "i32"], // backward: key blocks per main task, done in order by one thread (0 = 1; see attBwdTask)
+} as const;
+/** EwJob of assembly/layout.ts: field -> [slot from J_PARAMS, type]. */
+export const EwJob = {
+  n: [0, "i32"], // piecewise: elements (staged arrays padded to a multiple of 4)
+  chunk: [1, "i32"], // piecewise: elements per task (a multiple of 4)
+  x: [2, "u32"], // piecewise: [n] the table's argument; norm: [R][D] the input
+  by: [3, "u32"], // piecewise: [n] the factor; norm backward: [R][D] the upstream gradient
+  out: [4, "u32"], // piecewise: [n]; norm forward: [R][D] y; norm backward: [R][D] dx (0: not wanted)
+  table: [5, "u32"], // piecewise: [intervals][8] float32 coefficients, lowest power first
+  intervals: [6, "i32"],
+  lo: [7, "f32"],
+  hi: [8, "f32"],
+  width: [9, "f32"],
+  perWidth: [10, "f32"], // 1 / width
+  toT: [11, "f32"], // 2 / width
+  below: [12, "f32"], // f for x < lo
+  above: [13, "f32"], // f for x >= hi
+  negInf: [14, "f32"], // f(-Infinity)
+  posInf: [15, "f32"], // f(+Infinity)
+  R: [16, "i32"], // norm: rows
+  D: [17, "i32"], // norm: elements per row
+  rows: [18, "i32"], // norm: rows per task
+  rms: [19, "i32"], // norm: 1 = rmsNorm (mean 0, no mean(gw) term)
+  w: [20, "u32"], // norm: [D] weight (0: none)
+  b: [21, "u32"], // norm forward: [D] bias (0: none)
+  eps: [22, "u32"], // norm forward: f64 eps
+  mean: [23, "u32"], // norm: f64 [R] row means (forward writes, backward reads)
+  std: [24, "u32"], // norm: f64 [R] row σ = sqrt(var + eps)
+  accW: [25, "u32"], // norm backward: f64 [tasks][D] partial Σ g x̂ per task (0: not wanted)
+  accB: [26, "u32"], // norm backward: f64 [tasks][D] partial Σ g per task (0: not wanted)
 } as const;
