@@ -92,14 +92,16 @@ let segCounts = new Int32Array(16);
 /**
  * q [N, H, 1, E] (flat) against the cached keys/values -> out [N, H, 1, Ev] (flat, the cache's dtype).
  * `causal`: the alignment when the step is causal (null: every cached key is visible); `flex`: the
- * flexible options (see the file comment; default none).
+ * flexible options (see the file comment; default none). `into`: write the result there (an array
+ * of the cache's dtype holding at least N * H * Ev values, every one of them overwritten) instead of
+ * a new array; the decode step of models/blocks.ts reuses one from step to step.
  */
 export function decodeAttention(
-  q: FloatArray, kv: KVStorage, H: number, scale: number, causal: CausalAlignment | null, flex: DecodeFlex = NO_FLEX,
+  q: FloatArray, kv: KVStorage, H: number, scale: number, causal: CausalAlignment | null, flex: DecodeFlex = NO_FLEX, into?: FloatArray,
 ): FloatArray {
   const { N, heads: Hkv, E, Ev } = kv;
   const G = H / Hkv;
-  const out = allocate(kv.dtype, N * H * Ev) as FloatArray;
+  const out = into ?? (allocate(kv.dtype, N * H * Ev) as FloatArray);
   const { q: qh, scores } = buffers(kv.length, E);
   const blocks = kv.paged === undefined ? 1 : Math.ceil(kv.length / kv.paged.blockSize) + 1; // + 1: a window may start mid-block
   if (segStarts.length < blocks) {
@@ -156,7 +158,10 @@ export function decodeAttention(
       const sink = sinks === null ? -Infinity : sinks[h];
       if (sink > max || sink !== sink) max = sink; // the sink's column takes part in the max and the sum
       const o = (n * H + h) * Ev;
-      if (max === -Infinity) continue; // every score -inf (or no key): a zero row, as the other paths give
+      if (max === -Infinity) { // every score -inf (or no key): a zero row, as the other paths give
+        out.fill(0, o, o + Ev);
+        continue;
+      }
       // P[s] = exp(score - max), then out = Σ P[s] V[s] / Σ P[s], eight output dims at a time (sums in float64)
       let total = sinks === null ? 0 : Math.exp(sink - max); // the sink's value is zero: it adds only to the sum
       for (let s = 0; s < visible; s++) total += scores[s] = Math.exp(scores[s] - max);
