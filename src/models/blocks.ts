@@ -196,10 +196,19 @@ export function decodesInPlace(block: TransformerBlock, cache: KVCacheLayer | nu
   const a = block.self_attn;
   if (!(a instanceof MultiheadAttention) || a.in_proj_weight === null || a.rotary !== null || a.bias_k !== null || a.addZeroAttn) return false;
   if (a.slidingWindow !== null || a.alibiSlopes !== null || (a.training && a.dropout > 0)) return false;
-  const linears: Linear[] = [a.out_proj, block.mlp.fc1, block.mlp.fc2];
-  const tensors = [a.in_proj_weight, a.in_proj_bias, a.sinks, ...linears.flatMap((l) => [l.weight, l.bias])];
+  if (!hostF32(a.in_proj_weight) || !hostF32(a.in_proj_bias) || !hostF32(a.sinks)) return false;
+  if (!hostLinear(a.out_proj) || !hostLinear(block.mlp.fc1) || !hostLinear(block.mlp.fc2)) return false;
   const st = cache.storage();
-  return tensors.every((t) => t === null || (t.dtype === "float32" && !t.isOnDevice)) && (st === null || st.dtype === "float32");
+  return st === null || st.dtype === "float32";
+}
+
+/** Whether t is absent or float32 values on the host. */
+function hostF32(t: Tensor | null): boolean {
+  return t === null || (t.dtype === "float32" && !t.isOnDevice);
+}
+
+function hostLinear(l: Linear): boolean {
+  return hostF32(l.weight) && hostF32(l.bias);
 }
 
 /** The arrays of one decode step (decodeInPlace), for N rows of a model of width C and MLP width F. */
