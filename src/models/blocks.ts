@@ -31,7 +31,8 @@ import { LayerNorm, RMSNorm } from "../nn/norm.js";
 import { MLP, activate } from "../nn/mlp.js";
 import { MultiheadAttention } from "../attention/multihead.js";
 import { GroupedQueryAttention } from "../attention/gqa.js";
-import type { KVCacheLayer } from "../attention/kvcache.js";
+import { type KVCacheLayer, atPositions } from "../attention/kvcache.js";
+import { applyQKTransform } from "../attention/rope.js";
 import { type DecodeFlex, decodeAttention } from "../attention/decode.js";
 import type { QKTransform } from "../attention/rope.js";
 import type { BlockConfig, NormKind } from "./config.js";
@@ -159,22 +160,39 @@ export class TransformerBlock extends Module {
    * which were most of a one-token step.
    */
   decodeInPlace(x: Float32Array, N: number, cache: KVCacheLayer, buf: DecodeBuffers): void {
-    const a = this.self_attn as MultiheadAttention;
-    const C = a.embedDim, H = a.numHeads, hd = a.headDim, F = this.mlp.dHidden;
+    const a = this.self_attn;
+    const C = a.embedDim, H = a.numHeads, Hkv = a.numKvHeads, hd = a.headDim, F = this.mlp.dHidden;
+    const kvC = Hkv * hd;
     const xt = new Tensor(x, [N, 1, C], "float32");
-    // self-attention: q, k, v = norm(x) in_projᵀ + b, cut into thirds          [N, 1, C] -> [N, 1, 3C]
-    project(buf.qkv, this.attn_norm.forward(xt).values as Float32Array, a.in_proj_weight!, a.in_proj_bias, N, 3 * C, C);
-    for (let n = 0; n < N; n++) {
-      const row = n * 3 * C;
-      buf.q.set(buf.qkv.subarray(row, row + C), n * C);
-      buf.k.set(buf.qkv.subarray(row + C, row + 2 * C), n * C);
-      buf.v.set(buf.qkv.subarray(row + 2 * C, row + 3 * C), n * C);
+    const h = this.attn_norm.forward(xt).values as Float32Array;
+    if (a instanceof MultiheadAttention) {
+      // q, k, v = norm(x) in_projᵀ + b, cut into thirds                    [N, 1, C] -> [N, 1, 3C]
+      project(buf.qkv, h, a.in_proj_weight!, a.in_proj_bias, N, 3 * C, C);
+      for (let n = 0; n < N; n++) {
+        const row = n * 3 * C;
+        buf.q.set(buf.qkv.subarray(row, row + C), n * C);
+        buf.k.set(buf.qkv.subarray(row + C, row + 2 * C), n * C);
+        buf.v.set(buf.qkv.subarray(row + 2 * C, row + 3 * C), n * C);
+      }
+    } else {
+      project(buf.q, h, a.q_proj.weight, a.q_proj.bias, N, C, C); // [N, 1, C] -> [N, 1, H*hd]
+      project(buf.k, h, a.k_proj.weight, a.k_proj.bias, N, kvC, C); // -> [N, 1, Hkv*hd]
+      project(buf.v, h, a.v_proj.weight, a.v_proj.bias, N, kvC, C);
     }
-    // [N, 1, H*hd] is [N, H, 1, hd] in memory (one position)
-    cache.push(new Tensor(buf.k, [N, H, 1, hd], "float32"), new Tensor(buf.v, [N, H, 1, hd], "float32"));
+    // one position: [N, 1, H*hd] is [N, H, 1, hd] in memory
+    let q = new Tensor(buf.q, [N, H, 1, hd], "float32");
+    let k = new Tensor(buf.k, [N, Hkv, 1, hd], "float32");
+    const rotary = a.rotary;
+    if (rotary !== null) { // RoPE at the new token's position(s), before caching, as the module rotates
+      const past = cache.positionOffset();
+      q = atPositions(q, past, (t, o) => applyQKTransform(rotary, t, o));
+      k = atPositions(k, past, (t, o) => applyQKTransform(rotary, t, o));
+    }
+    cache.push(k, new Tensor(buf.v, [N, Hkv, 1, hd], "float32"));
     const flex: DecodeFlex = { alignment: "bottom-right", window: null, alibiSlopes: null, softcap: a.softcap, sinks: a.sinks && a.sinks.values };
-    decodeAttention(buf.q, cache.storage()!, H, 1 / Math.sqrt(hd), "bottom-right", flex, buf.att); // [N, H, 1, hd] is [N, 1, C]
-    project(buf.out, buf.att, a.out_proj.weight, a.out_proj.bias, N, C, C);
+    decodeAttention(q.values as Float32Array, cache.storage()!, H, 1 / Math.sqrt(hd), "bottom-right", flex, buf.att); // [N, H, 1, hd] is [N, 1, C]
+    const o = a instanceof MultiheadAttention ? a.out_proj : a.o_proj;
+    project(buf.out, buf.att, o.weight, o.bias, N, C, C);
     addInPlace(x, buf.out, N * C); // x = x + attn
     // MLP: x = x + fc2(act(fc1(norm(x))))
     project(buf.hidden, this.mlp_norm.forward(xt).values as Float32Array, this.mlp.fc1.weight, this.mlp.fc1.bias, N, F, C);
@@ -194,10 +212,14 @@ export function decodesInPlace(block: TransformerBlock, cache: KVCacheLayer | nu
   if (cache === null || cache.kind !== "self" || isGradEnabled()) return false;
   if (block.cross_attn !== null || (block.training && block.drop.p > 0)) return false;
   const a = block.self_attn;
-  if (!(a instanceof MultiheadAttention) || a.in_proj_weight === null || a.rotary !== null || a.bias_k !== null || a.addZeroAttn) return false;
-  if (a.slidingWindow !== null || a.alibiSlopes !== null || (a.training && a.dropout > 0)) return false;
-  if (!hostF32(a.in_proj_weight) || !hostF32(a.in_proj_bias) || !hostF32(a.sinks)) return false;
-  if (!hostLinear(a.out_proj) || !hostLinear(block.mlp.fc1) || !hostLinear(block.mlp.fc2)) return false;
+  if (a.slidingWindow !== null || a.alibiSlopes !== null || (a.training && a.dropout > 0) || !hostF32(a.sinks)) return false;
+  if (a instanceof MultiheadAttention) {
+    if (a.in_proj_weight === null || a.bias_k !== null || a.addZeroAttn) return false;
+    if (!hostF32(a.in_proj_weight) || !hostF32(a.in_proj_bias) || !hostLinear(a.out_proj)) return false;
+  } else if (!hostLinear(a.q_proj) || !hostLinear(a.k_proj) || !hostLinear(a.v_proj) || !hostLinear(a.o_proj)) {
+    return false;
+  }
+  if (!hostLinear(block.mlp.fc1) || !hostLinear(block.mlp.fc2)) return false;
   const st = cache.storage();
   return st === null || st.dtype === "float32";
 }
@@ -211,7 +233,10 @@ function hostLinear(l: Linear): boolean {
   return hostF32(l.weight) && hostF32(l.bias);
 }
 
-/** The arrays of one decode step (decodeInPlace), for N rows of a model of width C and MLP width F. */
+/**
+ * The arrays of one decode step (decodeInPlace), for N rows of a model of width C, key/value width
+ * kvC (Hkv * headDim; C for multi-head attention) and MLP width F.
+ */
 export class DecodeBuffers {
   /** the residual stream [N, 1, C] */
   readonly x: Float32Array;
@@ -222,8 +247,8 @@ export class DecodeBuffers {
   readonly att: Float32Array;
   readonly out: Float32Array;
   readonly hidden: Float32Array;
-  constructor(readonly N: number, readonly C: number, readonly F: number) {
-    [this.x, this.qkv, this.q, this.k, this.v, this.att, this.out, this.hidden] = [C, 3 * C, C, C, C, C, C, F].map((w) => new Float32Array(N * w));
+  constructor(readonly N: number, readonly C: number, readonly kvC: number, readonly F: number) {
+    [this.x, this.qkv, this.q, this.k, this.v, this.att, this.out, this.hidden] = [C, 3 * C, C, kvC, kvC, C, C, F].map((w) => new Float32Array(N * w));
   }
 }
 

@@ -158,7 +158,8 @@ export class GPT extends Module {
   private blocksInPlace(x: Tensor, cache: KVCache): Tensor {
     const [N, , C] = x.shape;
     let buf = this.decodeBuffers;
-    if (buf === null || buf.N !== N) buf = this.decodeBuffers = new DecodeBuffers(N, C, this.config.dFF);
+    const c = this.config;
+    if (buf === null || buf.N !== N) buf = this.decodeBuffers = new DecodeBuffers(N, C, c.numKvHeads * (C / c.numHeads), c.dFF);
     buf.x.set(x.values);
     let i = 0;
     for (const block of this.blocks) block.decodeInPlace(buf.x, N, cache.layer(i++), buf);
