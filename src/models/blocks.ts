@@ -32,9 +32,8 @@ import { MLP, activate } from "../nn/mlp.js";
 import { MultiheadAttention } from "../attention/multihead.js";
 import { GroupedQueryAttention } from "../attention/gqa.js";
 import { type KVCacheLayer, atPositions } from "../attention/kvcache.js";
-import { applyQKTransform } from "../attention/rope.js";
+import { type QKTransform, applyQKTransform } from "../attention/rope.js";
 import { type DecodeFlex, decodeAttention } from "../attention/decode.js";
-import type { QKTransform } from "../attention/rope.js";
 import type { BlockConfig, NormKind } from "./config.js";
 
 export type Attention = MultiheadAttention | GroupedQueryAttention;
@@ -203,16 +202,19 @@ export class TransformerBlock extends Module {
 }
 
 /**
- * Whether decodeInPlace() computes what forward() computes for this block and step: one float32 token per row
- * under noGrad, a self-attention cache, nothing the fast path leaves out (weights, masks, dropout, a
- * cross-attention, RoPE, a window or ALiBi, addBiasKv / addZeroAttn, separate q/k/v weights,
- * grouped-query attention). Anything else takes forward().
+ * Whether decodeInPlace() computes what forward() computes for this block and step: no gradient, a
+ * self-attention cache, float32 weights on the host, and nothing decodeInPlace leaves out (dropout
+ * while training, a cross-attention, a sliding window or ALiBi, addBiasKv / addZeroAttn, multi-head
+ * attention's separate q/k/v weights, kdim or vdim other than the model width). RoPE, softcap, sinks,
+ * grouped-query attention, either norm and every activation are in. GPT.run checks the rest (one
+ * token per row, no padding mask, no weights wanted, float32 activations). Anything else takes forward().
  */
 export function decodesInPlace(block: TransformerBlock, cache: KVCacheLayer | null): cache is KVCacheLayer {
   if (cache === null || cache.kind !== "self" || isGradEnabled()) return false;
   if (block.cross_attn !== null || (block.training && block.drop.p > 0)) return false;
   const a = block.self_attn;
   if (a.slidingWindow !== null || a.alibiSlopes !== null || (a.training && a.dropout > 0) || !hostF32(a.sinks)) return false;
+  if (a.kdim !== a.embedDim || a.vdim !== a.embedDim) return false;
   if (a instanceof MultiheadAttention) {
     if (a.in_proj_weight === null || a.bias_k !== null || a.addZeroAttn) return false;
     if (!hostF32(a.in_proj_weight) || !hostF32(a.in_proj_bias) || !hostLinear(a.out_proj)) return false;
