@@ -14,6 +14,9 @@ import {
 } from "../src/index.js";
 import { GroupedQueryAttention, KVCache, KVCacheLayer, MultiheadAttention, PagedKVCache } from "../src/nnNamespace.js";
 import { GPT, type GPTConfig, gptConfig } from "../src/models/index.js";
+import { DecodeBuffers, TransformerBlock, decodesInPlace } from "../src/models/blocks.js";
+import { Generator } from "../src/tensor/random.js";
+import { RotaryEmbedding } from "../src/attention/rope.js";
 import { type DecodeFlex, decodeAttention } from "../src/attention/decode.js";
 import { assertClose, relError } from "./harness.js";
 
@@ -314,5 +317,67 @@ describe("MultiheadAttention self-attention without a gradient: q, k, v from one
         assertClose(fused, apart.detach(), dtype === "float32" ? 1e-6 : 1e-14, `${dtype}, N ${N}, L ${L}`);
       }
     }
+  });
+});
+
+describe("TransformerBlock.decodeInPlace (a one-token step without the op layer)", () => {
+  const base = gptConfig("tiny");
+  const cases: [string, Partial<GPTConfig>, number, "plain" | "window", boolean][] = [
+    ["tiny, one row", {}, 1, "plain", false],
+    ["tiny, two rows", {}, 2, "plain", false],
+    ["relu, no biases, rmsnorm, softcap and sinks", { activation: "relu", bias: false, norm: "rmsnorm", softcap: 2, sinks: true }, 2, "plain", false],
+    ["gelu-tanh, a streaming cache (window 4, 1 sink) that wraps", { activation: "gelu-tanh" }, 1, "window", false],
+    ["multi-head attention with RoPE, two rows", {}, 2, "plain", true],
+    ["grouped-query attention (4 heads, 2 kv heads) with RoPE and biases", { numKvHeads: 2 }, 2, "plain", true],
+    ["grouped-query attention (4 heads, 1 kv head), no RoPE, rmsnorm, a streaming cache", { numKvHeads: 1, norm: "rmsnorm", bias: false }, 1, "window", false],
+  ];
+  for (const [name, over, N, kind, rope] of cases) {
+    test(`${name}: the same bits as forward() with the cache, step after step`, () => {
+      const c = { ...base, ...over };
+      const rotary = rope ? new RotaryEmbedding(c.dModel / c.numHeads) : null;
+      const block = new TransformerBlock(c, { generator: new Generator(5), dtype: "float32", rotary });
+      block.eval();
+      if (block.self_attn.sinks) block.self_attn.sinks.values.set([0.5, -1, 2, 0]);
+      const layer = (): KVCacheLayer => (kind === "window" ? new KVCache({ window: 4, sinkTokens: 1 }).layer(0) : new KVCacheLayer("self", "test", 2));
+      const [viaForward, inPlace] = [layer(), layer()];
+      const C = c.dModel;
+      const buf = new DecodeBuffers(N, C, c.numKvHeads * (C / c.numHeads), c.dFF);
+      noGrad(() => {
+        const prompt = randn([N, 3, C], { generator: new Generator(6) });
+        block.forward(prompt, { isCausal: true, cache: viaForward });
+        block.forward(prompt, { isCausal: true, cache: inPlace });
+        const g = new Generator(7);
+        for (let s = 0; s < 9; s++) {
+          const x = randn([N, 1, C], { generator: g });
+          assert.ok(decodesInPlace(block, inPlace), "the block takes the in-place step");
+          const want = block.forward(x, { isCausal: true, cache: viaForward }).out;
+          const got = Float32Array.from(x.values);
+          block.decodeInPlace(got, N, inPlace, buf);
+          assert.deepEqual(got, want.values, `step ${s}`);
+        }
+        assert.equal(inPlace.length, viaForward.length);
+      });
+    });
+  }
+
+  test("blocks it does not cover take forward(): a window, ALiBi, gradients, dropout, a cross cache", () => {
+    const make = (over: Partial<GPTConfig>): TransformerBlock => {
+      const m = new GPT({ ...base, ...over }, { seed: 1 });
+      m.eval();
+      return m.blocks.at(0);
+    };
+    const cache = (): KVCacheLayer => new KVCacheLayer("self", "test", 2);
+    noGrad(() => {
+      assert.equal(decodesInPlace(make({}), cache()), true);
+      assert.equal(decodesInPlace(make({}), null), false);
+      assert.equal(decodesInPlace(make({}), new KVCacheLayer("cross", "test", 2)), false);
+      assert.equal(decodesInPlace(make({ positional: "rope", numKvHeads: 2 }), cache()), true);
+      assert.equal(decodesInPlace(make({ slidingWindow: 3 }), cache()), false);
+      assert.equal(decodesInPlace(make({ positional: "alibi" }), cache()), false);
+    });
+    assert.equal(decodesInPlace(make({}), cache()), false, "gradients on");
+    const train = make({ dropout: 0.1 });
+    train.train();
+    noGrad(() => assert.equal(decodesInPlace(train, cache()), false, "dropout while training"));
   });
 });

@@ -17,17 +17,23 @@
  */
 import { ArgumentError } from "../tensor/errors.js";
 import type { Generator } from "../tensor/random.js";
-import type { Tensor } from "../tensor/tensor.js";
+import { Tensor } from "../tensor/tensor.js";
 import { optionKeys } from "../tensor/validate.js";
+import { isGradEnabled } from "../autograd/tape.js";
+import { kernelMatmul } from "../kernels/dispatch.js";
+import type { MatmulParams } from "../kernels/backend.js";
 import { add } from "../ops/elementwise.js";
+import { addRows } from "../ops/functional.js";
 import { Module } from "../nn/module.js";
 import { Dropout } from "../nn/dropout.js";
+import { Linear } from "../nn/linear.js";
 import { LayerNorm, RMSNorm } from "../nn/norm.js";
-import { MLP } from "../nn/mlp.js";
+import { MLP, activate } from "../nn/mlp.js";
 import { MultiheadAttention } from "../attention/multihead.js";
 import { GroupedQueryAttention } from "../attention/gqa.js";
-import type { KVCacheLayer } from "../attention/kvcache.js";
-import type { QKTransform } from "../attention/rope.js";
+import { type KVCacheLayer, atPositions } from "../attention/kvcache.js";
+import { type QKTransform, applyQKTransform } from "../attention/rope.js";
+import { type DecodeFlex, decodeAttention } from "../attention/decode.js";
 import type { BlockConfig, NormKind } from "./config.js";
 
 export type Attention = MultiheadAttention | GroupedQueryAttention;
@@ -141,6 +147,123 @@ export class TransformerBlock extends Module {
     x = add(x, this.drop.forward(this.mlp.forward(this.mlp_norm.forward(x))));
     return { out: x, selfWeights, crossWeights };
   }
+
+  /**
+   * One decode step of this block, in place: x [N, 1, C] (flat, float32, owned by the caller) becomes
+   * the block's output, the step's key/value is pushed to `cache`, and every intermediate lands in
+   * `buf` (reused from step to step). The same computation as forward(x, { isCausal: true, cache }) for
+   * a block that decodesInPlace() accepts, step for step: the same kernel calls on the same operands
+   * (kernelMatmul as linear calls it, addRows for the bias, decodeAttention as the attention module
+   * calls it), the residual added in float32 as add() does, so the same bits
+   * (test/decode.test.ts); without the op layer's checks, views, Tensor outputs and fresh arrays,
+   * which were most of a one-token step.
+   */
+  decodeInPlace(x: Float32Array, N: number, cache: KVCacheLayer, buf: DecodeBuffers): void {
+    const a = this.self_attn;
+    const C = a.embedDim, H = a.numHeads, Hkv = a.numKvHeads, hd = a.headDim, F = this.mlp.dHidden;
+    const kvC = Hkv * hd;
+    const xt = new Tensor(x, [N, 1, C], "float32");
+    const h = this.attn_norm.forward(xt).values as Float32Array;
+    if (a instanceof MultiheadAttention) {
+      // q, k, v = norm(x) in_projᵀ + b, cut into thirds                    [N, 1, C] -> [N, 1, 3C]
+      project(buf.qkv, h, a.in_proj_weight!, a.in_proj_bias, N, 3 * C, C);
+      for (let n = 0; n < N; n++) {
+        const row = n * 3 * C;
+        buf.q.set(buf.qkv.subarray(row, row + C), n * C);
+        buf.k.set(buf.qkv.subarray(row + C, row + 2 * C), n * C);
+        buf.v.set(buf.qkv.subarray(row + 2 * C, row + 3 * C), n * C);
+      }
+    } else {
+      project(buf.q, h, a.q_proj.weight, a.q_proj.bias, N, C, C); // [N, 1, C] -> [N, 1, H*hd]
+      project(buf.k, h, a.k_proj.weight, a.k_proj.bias, N, kvC, C); // -> [N, 1, Hkv*hd]
+      project(buf.v, h, a.v_proj.weight, a.v_proj.bias, N, kvC, C);
+    }
+    // one position: [N, 1, H*hd] is [N, H, 1, hd] in memory
+    let q = new Tensor(buf.q, [N, H, 1, hd], "float32");
+    let k = new Tensor(buf.k, [N, Hkv, 1, hd], "float32");
+    const rotary = a.rotary;
+    if (rotary !== null) { // RoPE at the new token's position(s), before caching, as the module rotates
+      const past = cache.positionOffset();
+      q = atPositions(q, past, (t, o) => applyQKTransform(rotary, t, o));
+      k = atPositions(k, past, (t, o) => applyQKTransform(rotary, t, o));
+    }
+    cache.push(k, new Tensor(buf.v, [N, Hkv, 1, hd], "float32"));
+    const flex: DecodeFlex = { alignment: "bottom-right", window: null, alibiSlopes: null, softcap: a.softcap, sinks: a.sinks && a.sinks.values };
+    decodeAttention(q.values as Float32Array, cache.storage()!, H, 1 / Math.sqrt(hd), "bottom-right", flex, buf.att); // [N, H, 1, hd] is [N, 1, C]
+    const o = a instanceof MultiheadAttention ? a.out_proj : a.o_proj;
+    project(buf.out, buf.att, o.weight, o.bias, N, C, C);
+    addInPlace(x, buf.out, N * C); // x = x + attn
+    // MLP: x = x + fc2(act(fc1(norm(x))))
+    project(buf.hidden, this.mlp_norm.forward(xt).values as Float32Array, this.mlp.fc1.weight, this.mlp.fc1.bias, N, F, C);
+    const act = activate(new Tensor(buf.hidden, [N, 1, F], "float32"), this.mlp.activation).values as Float32Array;
+    project(buf.out, act, this.mlp.fc2.weight, this.mlp.fc2.bias, N, C, F);
+    addInPlace(x, buf.out, N * C);
+  }
+}
+
+/**
+ * Whether decodeInPlace() computes what forward() computes for this block and step: no gradient, a
+ * self-attention cache, float32 weights on the host, and nothing decodeInPlace leaves out (dropout
+ * while training, a cross-attention, a sliding window or ALiBi, addBiasKv / addZeroAttn, multi-head
+ * attention's separate q/k/v weights, kdim or vdim other than the model width). RoPE, softcap, sinks,
+ * grouped-query attention, either norm and every activation are in. GPT.run checks the rest (one
+ * token per row, no padding mask, no weights wanted, float32 activations). Anything else takes forward().
+ */
+export function decodesInPlace(block: TransformerBlock, cache: KVCacheLayer | null): cache is KVCacheLayer {
+  if (cache === null || cache.kind !== "self" || isGradEnabled()) return false;
+  if (block.cross_attn !== null || (block.training && block.drop.p > 0)) return false;
+  const a = block.self_attn;
+  if (a.slidingWindow !== null || a.alibiSlopes !== null || (a.training && a.dropout > 0) || !hostF32(a.sinks)) return false;
+  if (a.kdim !== a.embedDim || a.vdim !== a.embedDim) return false;
+  if (a instanceof MultiheadAttention) {
+    if (a.in_proj_weight === null || a.bias_k !== null || a.addZeroAttn) return false;
+    if (!hostF32(a.in_proj_weight) || !hostF32(a.in_proj_bias) || !hostLinear(a.out_proj)) return false;
+  } else if (!hostLinear(a.q_proj) || !hostLinear(a.k_proj) || !hostLinear(a.v_proj) || !hostLinear(a.o_proj)) {
+    return false;
+  }
+  if (!hostLinear(block.mlp.fc1) || !hostLinear(block.mlp.fc2)) return false;
+  const st = cache.storage();
+  return st === null || st.dtype === "float32";
+}
+
+/** Whether t is absent or float32 values on the host. */
+function hostF32(t: Tensor | null): boolean {
+  return t === null || (t.dtype === "float32" && !t.isOnDevice);
+}
+
+function hostLinear(l: Linear): boolean {
+  return hostF32(l.weight) && hostF32(l.bias);
+}
+
+/**
+ * The arrays of one decode step (decodeInPlace), for N rows of a model of width C, key/value width
+ * kvC (Hkv * headDim; C for multi-head attention) and MLP width F.
+ */
+export class DecodeBuffers {
+  /** the residual stream [N, 1, C] */
+  readonly x: Float32Array;
+  readonly qkv: Float32Array;
+  readonly q: Float32Array;
+  readonly k: Float32Array;
+  readonly v: Float32Array;
+  readonly att: Float32Array;
+  readonly out: Float32Array;
+  readonly hidden: Float32Array;
+  constructor(readonly N: number, readonly C: number, readonly kvC: number, readonly F: number) {
+    [this.x, this.qkv, this.q, this.k, this.v, this.att, this.out, this.hidden] = [C, 3 * C, C, kvC, kvC, C, C, F].map((w) => new Float32Array(N * w));
+  }
+}
+
+/** out [R, n] = x [R, k] weightᵀ + bias: linear()'s kernel call and bias (ops/functional.ts), into out. */
+function project(out: Float32Array, x: Float32Array, weight: Tensor, bias: Tensor | null, R: number, n: number, k: number): void {
+  const p: MatmulParams = { batch: 1, m: R, n, k, aBatchStride: 0, bBatchStride: 0, transA: false, transB: true, accumulate: false };
+  kernelMatmul(out, x, weight.values as Float32Array, p);
+  if (bias !== null) addRows(out, bias.values, R, n);
+}
+
+/** x += y over the first n values, in float32 (each sum rounded as add() rounds it). */
+function addInPlace(x: Float32Array, y: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) x[i] += y[i];
 }
 
 /** One attention map for pictures: which module, and its per-head weights. */

@@ -23,7 +23,7 @@
  */
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/random.js";
-import type { Tensor } from "../tensor/tensor.js";
+import { Tensor } from "../tensor/tensor.js";
 import { checkOptions, optionKeys } from "../tensor/validate.js";
 import { linear } from "../ops/functional.js";
 import { Module } from "../nn/module.js";
@@ -34,7 +34,9 @@ import { Linear } from "../nn/linear.js";
 import { LearnedPositionalEmbedding, SinusoidalPositionalEncoding } from "../nn/positional.js";
 import { RotaryEmbedding } from "../attention/rope.js";
 import { KVCache, atPositions, cachePositions } from "../attention/kvcache.js";
-import { type AttentionMap, MODEL_OPTION_KEYS, type ModelOptions, type Norm, TransformerBlock, makeNorm } from "./blocks.js";
+import {
+  type AttentionMap, DecodeBuffers, MODEL_OPTION_KEYS, type ModelOptions, type Norm, TransformerBlock, decodesInPlace, makeNorm,
+} from "./blocks.js";
 import { type GPTConfig, type GPTPresetName, gptConfig, validateGPTConfig } from "./config.js";
 import { type TokenInput, tokenTensor } from "./tokens.js";
 
@@ -66,6 +68,8 @@ export class GPT extends Module {
   /** the q/k rotation shared by every block (positional = "rope") */
   readonly rotary: RotaryEmbedding | null;
   private readonly sinusoidal: SinusoidalPositionalEncoding | null;
+  /** a one-token decode step's arrays (blocksInPlace), kept for the next step */
+  private decodeBuffers: DecodeBuffers | null = null;
 
   /** new GPT("tiny"), new GPT(gptConfig("small", { vocabSize: 65 }), { seed: 1 }) */
   constructor(config: GPTConfig | GPTPresetName = "tiny", opts: ModelOptions = {}) {
@@ -117,15 +121,48 @@ export class GPT extends Module {
     if (sinusoidal) x = atPositions(x, offset, (xr, o) => sinusoidal.forward(xr, o));
     x = this.drop.forward(x);
     const attention: AttentionMap[] = [];
-    let i = 0;
-    for (const block of this.blocks) {
-      const r = block.forward(x, { isCausal: true, keyPaddingMask: opts.keyPaddingMask ?? null, cache: cache && cache.layer(i), needWeights });
-      x = r.out;
-      if (r.selfWeights) attention.push({ name: `blocks.${i}.self_attn`, kind: "self", layer: i, weights: r.selfWeights });
-      i++;
+    if (cache !== null && T === 1 && !needWeights && (opts.keyPaddingMask ?? null) === null && x.dtype === "float32" && this.decodesInPlace(cache)) {
+      x = this.blocksInPlace(x, cache);
+    } else {
+      x = this.blocksForward(x, cache, opts.keyPaddingMask ?? null, needWeights, attention);
     }
     const h = this.norm.forward(x);
     const logits = this.lm_head ? this.lm_head.forward(h) : linear(h, this.tok_emb.weight); // [N, T, C] -> [N, T, V]
     return { logits, attention };
+  }
+
+  /** x [N, T, C] through every block (block.forward), collecting the attention weights when asked. */
+  private blocksForward(x: Tensor, cache: KVCache | null, keyPaddingMask: Tensor | null, needWeights: boolean, attention: AttentionMap[]): Tensor {
+    let i = 0;
+    for (const block of this.blocks) {
+      const r = block.forward(x, { isCausal: true, keyPaddingMask, cache: cache && cache.layer(i), needWeights });
+      x = r.out;
+      if (r.selfWeights) attention.push({ name: `blocks.${i}.self_attn`, kind: "self", layer: i, weights: r.selfWeights });
+      i++;
+    }
+    return x;
+  }
+
+  /** Whether every block can take this one-token step in place (decodesInPlace in blocks.ts). */
+  private decodesInPlace(cache: KVCache): boolean {
+    let i = 0;
+    for (const block of this.blocks) if (!decodesInPlace(block, cache.layer(i++))) return false;
+    return true;
+  }
+
+  /**
+   * A one-token step through every block, in place (TransformerBlock.decodeInPlace: the same values
+   * as blocksForward, without the op layer's per-call costs): x [N, 1, C] -> [N, 1, C], in a copy of
+   * x that the next step reuses (nothing returned from run() points into it: the norm makes a new tensor).
+   */
+  private blocksInPlace(x: Tensor, cache: KVCache): Tensor {
+    const [N, , C] = x.shape;
+    let buf = this.decodeBuffers;
+    const c = this.config;
+    if (buf === null || buf.N !== N) buf = this.decodeBuffers = new DecodeBuffers(N, C, c.numKvHeads * (C / c.numHeads), c.dFF);
+    buf.x.set(x.values);
+    let i = 0;
+    for (const block of this.blocks) block.decodeInPlace(buf.x, N, cache.layer(i++), buf);
+    return new Tensor(buf.x, [N, 1, C], "float32");
   }
 }
