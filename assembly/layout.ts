@@ -57,6 +57,8 @@ export const K_ATT_BWD: i32 = 5;
   acc: i32; // accumulate into the staged out
   mBlocks: i32; // row blocks per product
   nBlocks: i32; // column blocks per product
+  bias: u32; // 0, or [np] floats added to every row of out after the sum (linear's bias; zeros past n)
+  done: u32; // 0, or one i32 per K_MM task, set to 1 (atomically) once its block of out is final
 }
 
 // Attention parameters (K_ATT_FWD, K_ATT_BWD_PREP, K_ATT_BWD), from slot J_PARAMS on. One job covers

@@ -33,6 +33,12 @@ export const wasmTuning = {
   minParallelPack: 1 << 18,
   /** below this many flops a matmul goes to the reference kernel */
   minMatmulFlops: 16384,
+  /**
+   * from this many floats of out on, a threaded matmul copies each finished block of out to the
+   * caller's array between its own tasks, while the workers compute the rest (instead of copying all
+   * of out after the last task, with the workers idle: a prefill's [512, 50257] logits)
+   */
+  minOverlapUnstage: 1 << 18,
   /** bytes of packed weights kept in wasm memory while they are frozen (../frozen.ts) */
   residentBudget: 256 * 1024 * 1024,
 };
@@ -142,16 +148,28 @@ function residentPackOf(rt: WasmRuntime, b: FloatArray, p: MatmulParams, bytes: 
 }
 
 function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulParams): void {
+  wasmMatmulBias(out, a, b, null, p);
+}
+
+/** out[i, j] += bias[j] for each of the `rows` rows of out (the reference kernel's bias). */
+function addBiasRows(out: FloatArray, bias: FloatArray, rows: number, n: number): void {
+  for (let r = 0, o = 0; r < rows; r++, o += n) for (let j = 0; j < n; j++) out[o + j] += bias[j];
+}
+
+/** wasmMatmul, then bias [n] (when given) added to every row; in the kernels, while out is still staged. */
+function wasmMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: FloatArray | null, p: MatmulParams): void {
   const { batch, m, n, k, aBatchStride, bBatchStride, transA, transB, accumulate } = p;
   if (batch * m * n === 0) return;
   if (k === 0) {
     if (!accumulate) out.fill(0, 0, batch * m * n);
+    if (bias !== null) addBiasRows(out, bias, batch * m, n);
     return;
   }
   const flops = 2 * batch * m * n * k;
-  const rt = isF32(out, a, b) && flops >= wasmTuning.minMatmulFlops ? getRuntime() : null;
+  const rt = isF32(out, a, b) && (bias === null || isF32(bias)) && flops >= wasmTuning.minMatmulFlops ? getRuntime() : null;
   if (rt === null) {
     refMatmul(out, a, b, p);
+    if (bias !== null) addBiasRows(out, bias, batch * m, n);
     return;
   }
   const mp = up4(m), np = up8(n);
@@ -165,7 +183,12 @@ function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulPara
   const bP = packed ? 0 : rt.allocF32(nB * n * k);
   const bpP = kept !== null ? kept[0] : rt.allocF32(nB * k * np);
   const cP = rt.allocF32(batch * mp * np);
+  const biasP = bias === null ? 0 : rt.allocF32(np);
   const f32 = rt.f32;
+  if (bias !== null) {
+    f32.set(bias.subarray(0, n), biasP >> 2);
+    f32.fill(0, (biasP >> 2) + n, (biasP >> 2) + np);
+  }
   // a and b go in as given (the kernels pack them); out is staged with padded rows and columns
   for (let i = 0; i < nA; i++) f32.set(a.subarray(i * aBatchStride, i * aBatchStride + m * k), (aP >> 2) + i * m * k);
   if (!packed) for (let i = 0; i < nB; i++) f32.set(b.subarray(i * bBatchStride, i * bBatchStride + n * k), (bP >> 2) + i * n * k);
@@ -177,7 +200,7 @@ function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulPara
   const nb = Math.ceil(np / rt.exports.mm_col_block());
   const prm: JobFields<typeof Lay.MmJob> = {
     a: aP, bp: bpP, b: bP, c: cP, m, n, k, mp, np, aBatch: nA === 1 ? 0 : 1, bBatch: nB === 1 ? 0 : 1,
-    transA: transA ? 1 : 0, transB: transB ? 1 : 0, acc: accumulate ? 1 : 0, mBlocks: mb, nBlocks: nb,
+    transA: transA ? 1 : 0, transB: transB ? 1 : 0, acc: accumulate ? 1 : 0, mBlocks: mb, nBlocks: nb, bias: biasP,
   };
   if (!packed) {
     const packTasks = nB * Math.ceil(np / 64);
@@ -187,10 +210,55 @@ function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulPara
     rt.runJob(packThreads, packTasks);
   }
   const tasks = batch * mb * nb;
+  if (threads > 1 && rt.threaded && tasks >= 2 * threads && batch * m * n >= wasmTuning.minOverlapUnstage) {
+    runMatmulOverlapped(rt, out, cP, prm, threads, tasks, scratch, stride);
+    return;
+  }
   rt.setJob(Lay.K_MM, tasks, scratch, stride, Lay.MmJob, prm);
   rt.runJob(threads, tasks);
   const res = rt.f32;
   for (let i = 0; i < batch; i++) unstageRows(out, i * m * n, res, (cP >> 2) + i * mp * np, m, n, np);
+}
+
+/**
+ * The product job of wasmMatmul with its unstaging spread over the job: each task sets a done flag
+ * when its block of out (MM_MB rows x MM_NB columns of one product) is final, and between its own
+ * tasks the calling thread copies every finished block to `out`, so that the copy (for a fresh
+ * array of 100 MB, mostly the first touch of its pages) overlaps the workers' arithmetic. Same
+ * values as the plain path: only when each block is copied changes.
+ */
+function runMatmulOverlapped(
+  rt: WasmRuntime, out: FloatArray, cP: number, prm: JobFields<typeof Lay.MmJob>,
+  threads: number, tasks: number, scratch: number, stride: number,
+): void {
+  const { m = 0, n = 0, mp = 0, np = 0, mBlocks: mb = 1, nBlocks: nb = 1 } = prm;
+  const MB = rt.exports.mm_row_block(), NB = rt.exports.mm_col_block();
+  const doneP = rt.allocF32(tasks);
+  rt.i32.fill(0, doneP >> 2, (doneP >> 2) + tasks);
+  const copied = new Uint8Array(tasks);
+  let lo = 0; // every task below lo is copied
+  const copyBlock = (t: number): void => {
+    // task t = (product bi, column block jb, row block ib), row blocks fastest (assembly/matmul.ts mmTask)
+    const bi = Math.floor(t / (mb * nb)), rem = t - bi * mb * nb;
+    const jb = Math.floor(rem / mb), ib = rem - jb * mb;
+    const i0 = ib * MB, i1 = Math.min(i0 + MB, m), n0 = jb * NB, w = Math.min(NB, n - n0);
+    const res = rt.f32;
+    for (let i = i0; i < i1; i++) {
+      const s = (cP >> 2) + bi * mp * np + i * np + n0;
+      out.set(res.subarray(s, s + w), bi * m * n + i * n + n0);
+    }
+    copied[t] = 1;
+  };
+  const copyFinished = (upTo: number): void => {
+    const flags = rt.i32, at = doneP >> 2;
+    for (let t = lo; t < upTo; t++) if (copied[t] === 0 && Atomics.load(flags, at + t) === 1) copyBlock(t);
+    while (lo < tasks && copied[lo] === 1) lo++;
+  };
+  rt.setJob(Lay.K_MM, tasks, scratch, stride, Lay.MmJob, { ...prm, done: doneP });
+  // the tasks handed out so far end at the job's counter; only those can be finished
+  const next = (Lay.JOB_BASE >> 2) + Lay.J_NEXT;
+  rt.runJob(threads, tasks, () => copyFinished(Math.min(tasks, Atomics.load(rt.i32, next))));
+  for (let t = lo; t < tasks; t++) if (copied[t] === 0) copyBlock(t); // the workers' last blocks: all done now
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -541,6 +609,7 @@ function wasmAttentionBackward(
 export const wasmBackend: Backend = {
   name: "wasm",
   matmul: wasmMatmul,
+  matmulBias: wasmMatmulBias,
   attentionForward: wasmAttentionForward,
   attentionBackward: wasmAttentionBackward,
 };

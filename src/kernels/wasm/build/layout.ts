@@ -42,6 +42,8 @@ export const MmJob = {
   acc: [13, "i32"], // accumulate into the staged out
   mBlocks: [14, "i32"], // row blocks per product
   nBlocks: [15, "i32"], // column blocks per product
+  bias: [16, "u32"], // 0, or [np] floats added to every row of out after the sum (linear's bias; zeros past n)
+  done: [17, "u32"], // 0, or one i32 per K_MM task, set to 1 (atomically) once its block of out is final
 } as const;
 /** AttJob of assembly/layout.ts: field -> [slot from J_PARAMS, type]. */
 export const AttJob = {
