@@ -221,44 +221,33 @@ function wasmMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: Flo
 }
 
 /**
- * The product job of wasmMatmul with its unstaging spread over the job: each task sets a done flag
- * when its block of out (MM_MB rows x MM_NB columns of one product) is final, and between its own
- * tasks the calling thread copies every finished block to `out`, so that the copy (for a fresh
- * array of 100 MB, mostly the first touch of its pages) overlaps the workers' arithmetic. Same
- * values as the plain path: only when each block is copied changes.
+ * The product job of wasmMatmul with its unstaging spread over the job: the tasks walk the blocks
+ * of out row block by row block (byRows) and count themselves done in their row block, and between
+ * its own tasks the calling thread copies every finished row block to `out`, so that the copy (for a
+ * fresh array of 100 MB, mostly the first touch of its pages) overlaps the workers' arithmetic; only
+ * the last row blocks are copied after the job. Same values as the plain path: each block of out is
+ * computed by one task in the same way, whatever the order.
  */
 function runMatmulOverlapped(
   rt: WasmRuntime, out: FloatArray, cP: number, prm: JobFields<typeof Lay.MmJob>,
   threads: number, tasks: number, scratch: number, stride: number,
 ): void {
   const { m = 0, n = 0, mp = 0, np = 0, mBlocks: mb = 1, nBlocks: nb = 1 } = prm;
-  const MB = rt.exports.mm_row_block(), NB = rt.exports.mm_col_block();
-  const doneP = rt.allocF32(tasks);
-  rt.i32.fill(0, doneP >> 2, (doneP >> 2) + tasks);
-  const copied = new Uint8Array(tasks);
-  let lo = 0; // every task below lo is copied
-  const copyBlock = (t: number): void => {
-    // task t = (product bi, column block jb, row block ib), row blocks fastest (assembly/matmul.ts mmTask)
-    const bi = Math.floor(t / (mb * nb)), rem = t - bi * mb * nb;
-    const jb = Math.floor(rem / mb), ib = rem - jb * mb;
-    const i0 = ib * MB, i1 = Math.min(i0 + MB, m), n0 = jb * NB, w = Math.min(NB, n - n0);
-    const res = rt.f32;
-    for (let i = i0; i < i1; i++) {
-      const s = (cP >> 2) + bi * mp * np + i * np + n0;
-      out.set(res.subarray(s, s + w), bi * m * n + i * n + n0);
-    }
-    copied[t] = 1;
+  const MB = rt.exports.mm_row_block();
+  const rowBlocks = tasks / nb; // [batch][mb]
+  const doneP = rt.allocF32(rowBlocks);
+  rt.i32.fill(0, doneP >> 2, (doneP >> 2) + rowBlocks);
+  let next = 0; // row blocks below next are copied
+  const copyRowBlock = (r: number): void => {
+    const bi = Math.floor(r / mb), i0 = (r - bi * mb) * MB;
+    unstageRows(out, bi * m * n + i0 * n, rt.f32, (cP >> 2) + bi * mp * np + i0 * np, Math.min(MB, m - i0), n, np);
   };
-  const copyFinished = (upTo: number): void => {
-    const flags = rt.i32, at = doneP >> 2;
-    for (let t = lo; t < upTo; t++) if (copied[t] === 0 && Atomics.load(flags, at + t) === 1) copyBlock(t);
-    while (lo < tasks && copied[lo] === 1) lo++;
-  };
-  rt.setJob(Lay.K_MM, tasks, scratch, stride, Lay.MmJob, { ...prm, done: doneP });
-  // the tasks handed out so far end at the job's counter; only those can be finished
-  const next = (Lay.JOB_BASE >> 2) + Lay.J_NEXT;
-  rt.runJob(threads, tasks, () => copyFinished(Math.min(tasks, Atomics.load(rt.i32, next))));
-  for (let t = lo; t < tasks; t++) if (copied[t] === 0) copyBlock(t); // the workers' last blocks: all done now
+  rt.setJob(Lay.K_MM, tasks, scratch, stride, Lay.MmJob, { ...prm, done: doneP, byRows: 1 });
+  rt.runJob(threads, tasks, () => {
+    const counts = rt.i32, at = doneP >> 2;
+    while (next < rowBlocks && Atomics.load(counts, at + next) === nb) copyRowBlock(next++);
+  });
+  while (next < rowBlocks) copyRowBlock(next++); // the rest: every task is done now
 }
 
 // ----------------------------------------------------------------------------------------------
