@@ -58,8 +58,6 @@ export const K_ATT_BWD: i32 = 5;
   mBlocks: i32; // row blocks per product
   nBlocks: i32; // column blocks per product
   bias: u32; // 0, or [np] floats added to every row of out after the sum (linear's bias; zeros past n)
-  done: u32; // 0, or one i32 per row block of out ([batch][mBlocks]): its tasks that have finished (atomic)
-  byRows: i32; // 1: tasks walk one row block's column blocks before the next row block (else column blocks' rows first)
 }
 
 // Attention parameters (K_ATT_FWD, K_ATT_BWD_PREP, K_ATT_BWD), from slot J_PARAMS on. One job covers

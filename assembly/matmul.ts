@@ -6,8 +6,7 @@
 //   4x8 register tile over the block; rows past the last full group of 4 (all of them when m < 4: the
 //   matrix-vector products of decoding) go through the one-row kernels instead of a tile 3/4 zeros. k is summed in increasing order inside one task, so results do not
 //   depend on the thread count. With a bias, each element of the block then gets bias[col] added once
-//   (out = sum + bias, the bits of adding the bias to the finished product). With done counters, a task
-//   counts itself done in its row block, so the calling thread can copy finished rows out while others compute.
+//   (out = sum + bias, the bits of adding the bias to the finished product).
 
 import { imin, mmJob, scratchOf } from "./job";
 import { row1x32, row1x8, tile4x8 } from "./simd";
@@ -146,16 +145,8 @@ export function mmTask(job: usize, t: i32, tid: i32): void {
   const per = mb * nb;
   const bi = t / per;
   const rem = t - bi * per;
-  // by rows: a row block's tasks are consecutive, so its rows of out are final early (the caller
-  // copies them out during the job); else a column block's, so the threads share its panels of b
-  let jb: i32, ib: i32;
-  if (mm.byRows != 0) {
-    ib = rem / nb;
-    jb = rem - ib * nb;
-  } else {
-    jb = rem / mb;
-    ib = rem - jb * mb;
-  }
+  const jb = rem / mb;
+  const ib = rem - jb * mb;
   const i0 = ib * MM_MB, n0 = jb * MM_NB;
   const Mw = imin(MM_MB, mp - i0), Nw = imin(MM_NB, np - n0);
 
@@ -194,7 +185,6 @@ export function mmTask(job: usize, t: i32, tid: i32): void {
     }
   }
   if (mm.bias != 0) addBias(c, ldc, <usize>mm.bias + (<usize>n0 << 2), rows, Nw);
-  if (mm.done != 0) atomic.add<i32>(<usize>mm.done + (<usize>(bi * mb + ib) << 2), 1);
 }
 
 /** c[i][j] += bias[j] for rows i < rows and columns j < cols (a multiple of 8). */

@@ -217,7 +217,7 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
     }
   });
 
-  test("matmulBias = matmul, then out[i, j] += bias[j]: bitwise, 1 and 2 threads, with finished row blocks copied out during the job", async () => {
+  test("matmulBias = matmul, then out[i, j] += bias[j]: bitwise, 1 and 2 threads, with the pages of out touched during the job", async () => {
     await warmPool();
     const saved = { ...wasmTuning };
     wasmTuning.minParallelFlops = 0;

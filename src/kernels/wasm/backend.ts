@@ -34,9 +34,9 @@ export const wasmTuning = {
   /** below this many flops a matmul goes to the reference kernel */
   minMatmulFlops: 16384,
   /**
-   * from this many floats of out on, a threaded matmul copies each finished block of out to the
-   * caller's array between its own tasks, while the workers compute the rest (instead of copying all
-   * of out after the last task, with the workers idle: a prefill's [512, 50257] logits)
+   * from this many floats of out on, a threaded matmul touches the pages of out between its own tasks,
+   * while the workers compute, so that the copy after the job does not take their first-touch faults
+   * with the workers idle (a prefill's fresh [512, 50257] logits)
    */
   minOverlapUnstage: 1 << 18,
   /** bytes of packed weights kept in wasm memory while they are frozen (../frozen.ts) */
@@ -210,44 +210,36 @@ function wasmMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: Flo
     rt.runJob(packThreads, packTasks);
   }
   const tasks = batch * mb * nb;
-  if (threads > 1 && rt.threaded && tasks >= 2 * threads && batch * m * n >= wasmTuning.minOverlapUnstage) {
-    runMatmulOverlapped(rt, out, cP, prm, threads, tasks, scratch, stride);
-    return;
-  }
   rt.setJob(Lay.K_MM, tasks, scratch, stride, Lay.MmJob, prm);
-  rt.runJob(threads, tasks);
+  if (!accumulate && threads > 1 && rt.threaded && tasks >= 2 * threads && batch * m * n >= wasmTuning.minOverlapUnstage) {
+    runMatmulPrefaulting(rt, out, batch * m * n, threads, tasks);
+  } else {
+    rt.runJob(threads, tasks);
+  }
   const res = rt.f32;
   for (let i = 0; i < batch; i++) unstageRows(out, i * m * n, res, (cP >> 2) + i * mp * np, m, n, np);
 }
 
 /**
- * The product job of wasmMatmul with its unstaging spread over the job: the tasks walk the blocks
- * of out row block by row block (byRows) and count themselves done in their row block, and between
- * its own tasks the calling thread copies every finished row block to `out`, so that the copy (for a
- * fresh array of 100 MB, mostly the first touch of its pages) overlaps the workers' arithmetic; only
- * the last row blocks are copied after the job. Same values as the plain path: each block of out is
- * computed by one task in the same way, whatever the order.
+ * The product job of wasmMatmul for a large `out` that the product overwrites: between its own
+ * tasks the calling thread touches the pages of `out` (one write per 4 KiB), so that their first-touch
+ * faults (for a fresh array of 100 MB, a prefill's logits, most of the cost of copying the result
+ * out) are taken while the workers compute, and the copy after the job writes to mapped pages. The
+ * writes are zeros that the copy overwrites; the tasks, their order and so the values are those of
+ * the plain path. (Copying finished blocks out during the job instead needs row blocks finished
+ * early, an order in which each thread reuses a column block's panels of b less: ~8% slower products.)
  */
-function runMatmulOverlapped(
-  rt: WasmRuntime, out: FloatArray, cP: number, prm: JobFields<typeof Lay.MmJob>,
-  threads: number, tasks: number, scratch: number, stride: number,
+function runMatmulPrefaulting(
+  rt: WasmRuntime, out: FloatArray, total: number, threads: number, tasks: number,
 ): void {
-  const { m = 0, n = 0, mp = 0, np = 0, mBlocks: mb = 1, nBlocks: nb = 1 } = prm;
-  const MB = rt.exports.mm_row_block();
-  const rowBlocks = tasks / nb; // [batch][mb]
-  const doneP = rt.allocF32(rowBlocks);
-  rt.i32.fill(0, doneP >> 2, (doneP >> 2) + rowBlocks);
-  let next = 0; // row blocks below next are copied
-  const copyRowBlock = (r: number): void => {
-    const bi = Math.floor(r / mb), i0 = (r - bi * mb) * MB;
-    unstageRows(out, bi * m * n + i0 * n, rt.f32, (cP >> 2) + bi * mp * np + i0 * np, Math.min(MB, m - i0), n, np);
-  };
-  rt.setJob(Lay.K_MM, tasks, scratch, stride, Lay.MmJob, { ...prm, done: doneP, byRows: 1 });
+  const step = 4096 / out.BYTES_PER_ELEMENT; // elements per page
+  const chunk = 256 * step; // pages touched after each own task (1 MiB of float32): a task's time or less
+  let at = 0;
   rt.runJob(threads, tasks, () => {
-    const counts = rt.i32, at = doneP >> 2;
-    while (next < rowBlocks && Atomics.load(counts, at + next) === nb) copyRowBlock(next++);
+    if (at >= total) return;
+    const end = Math.min(total, at + chunk);
+    for (; at < end; at += step) out[at] = 0;
   });
-  while (next < rowBlocks) copyRowBlock(next++); // the rest: every task is done now
 }
 
 // ----------------------------------------------------------------------------------------------

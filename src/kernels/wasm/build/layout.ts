@@ -43,8 +43,6 @@ export const MmJob = {
   mBlocks: [14, "i32"], // row blocks per product
   nBlocks: [15, "i32"], // column blocks per product
   bias: [16, "u32"], // 0, or [np] floats added to every row of out after the sum (linear's bias; zeros past n)
-  done: [17, "u32"], // 0, or one i32 per row block of out ([batch][mBlocks]): its tasks that have finished (atomic)
-  byRows: [18, "i32"], // 1: tasks walk one row block's column blocks before the next row block (else column blocks' rows first)
 } as const;
 /** AttJob of assembly/layout.ts: field -> [slot from J_PARAMS, type]. */
 export const AttJob = {
