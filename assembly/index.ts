@@ -13,23 +13,31 @@ import { ewNormBwdTask, ewNormFwdTask, ewPiecewiseTask } from "./elementwise";
 import { K_EW_NORM_BWD, K_EW_NORM_FWD, K_EW_PIECEWISE } from "./layout";
 
 export function run_tasks(tid: i32): void {
+  while (run_one(tid) >= 0);
+}
+
+/**
+ * Grabs and runs one task of the published job on thread `tid`; returns its index, or -1 when none
+ * is left (or a task has failed somewhere). The calling thread uses it to do other work between its
+ * tasks (the matmul copies finished blocks of out while the workers compute the rest).
+ */
+export function run_one(tid: i32): i32 {
   const job = <usize>JOB_BASE;
+  if (jobFailed(job)) return -1;
   const kind = load<i32>(job + (<usize>J_KIND << 2));
   const n = load<i32>(job + (<usize>J_NTASKS << 2));
-  const next = job + (<usize>J_NEXT << 2);
-  while (!jobFailed(job)) {
-    const t = atomic.add<i32>(next, 1);
-    if (t >= n) break;
-    if (tid > 0) atomic.add<i32>(<usize>CTL_BASE + (<usize>CTL_WORKER_TASKS << 2), 1);
-    if (kind == K_ATT_FWD) attFwdTask(job, t, tid);
-    else if (kind == K_ATT_BWD) attBwdTask(job, t, tid);
-    else if (kind == K_ATT_BWD_PREP) attBwdPrepTask(job, t, tid);
-    else if (kind == K_MM) mmTask(job, t, tid);
-    else if (kind == K_MM_PACK_B) mmPackBTask(job, t);
-    else if (kind == K_EW_PIECEWISE) ewPiecewiseTask(job, t);
-    else if (kind == K_EW_NORM_FWD) ewNormFwdTask(job, t);
-    else if (kind == K_EW_NORM_BWD) ewNormBwdTask(job, t);
-  }
+  const t = atomic.add<i32>(job + (<usize>J_NEXT << 2), 1);
+  if (t >= n) return -1;
+  if (tid > 0) atomic.add<i32>(<usize>CTL_BASE + (<usize>CTL_WORKER_TASKS << 2), 1);
+  if (kind == K_ATT_FWD) attFwdTask(job, t, tid);
+  else if (kind == K_ATT_BWD) attBwdTask(job, t, tid);
+  else if (kind == K_ATT_BWD_PREP) attBwdPrepTask(job, t, tid);
+  else if (kind == K_MM) mmTask(job, t, tid);
+  else if (kind == K_MM_PACK_B) mmPackBTask(job, t);
+  else if (kind == K_EW_PIECEWISE) ewPiecewiseTask(job, t);
+  else if (kind == K_EW_NORM_FWD) ewNormFwdTask(job, t);
+  else if (kind == K_EW_NORM_BWD) ewNormBwdTask(job, t);
+  return t;
 }
 
 export function fwd_scratch_floats(Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {

@@ -61,6 +61,7 @@ export const K_EW_NORM_BWD: i32 = 22;
   acc: i32; // accumulate into the staged out
   mBlocks: i32; // row blocks per product
   nBlocks: i32; // column blocks per product
+  bias: u32; // 0, or [np] floats added to every row of out after the sum (linear's bias; zeros past n)
 }
 
 // Attention parameters (K_ATT_FWD, K_ATT_BWD_PREP, K_ATT_BWD), from slot J_PARAMS on. One job covers

@@ -5,7 +5,8 @@
 //   of a into [rows / 4][kc][4] in thread scratch (transposing if transA, zero rows past m), then run the
 //   4x8 register tile over the block; rows past the last full group of 4 (all of them when m < 4: the
 //   matrix-vector products of decoding) go through the one-row kernels instead of a tile 3/4 zeros. k is summed in increasing order inside one task, so results do not
-//   depend on the thread count.
+//   depend on the thread count. With a bias, each element of the block then gets bias[col] added once
+//   (out = sum + bias, the bits of adding the bias to the finished product).
 
 import { imin, mmJob, scratchOf } from "./job";
 import { row1x32, row1x8, tile4x8 } from "./simd";
@@ -181,6 +182,18 @@ export function mmTask(job: usize, t: i32, tid: i32): void {
         const panel = bp + (((<usize>(n0 + j) >> 3) * <usize>k + <usize>p0) << 5);
         row1x8(ci + (<usize>j << 2), ai, 16, panel, kw, accum);
       }
+    }
+  }
+  if (mm.bias != 0) addBias(c, ldc, <usize>mm.bias + (<usize>n0 << 2), rows, Nw);
+}
+
+/** c[i][j] += bias[j] for rows i < rows and columns j < cols (a multiple of 8). */
+function addBias(c: usize, ldc: usize, bias: usize, rows: i32, cols: i32): void {
+  for (let i = 0; i < rows; i++) {
+    const ci = c + <usize>i * ldc;
+    for (let j = 0; j < cols; j += 4) {
+      const at = ci + (<usize>j << 2);
+      v128.store(at, f32x4.add(v128.load(at), v128.load(bias + (<usize>j << 2))));
     }
   }
 }

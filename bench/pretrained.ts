@@ -11,7 +11,11 @@
  *   load     fromPretrained(dir) alone: peak RSS (process.resourceUsage().maxRSS) against the
  *            float32 weights' size (target ≤ 1.3×), and the process's RSS before loading
  *   speed    prefill of 512 tokens (model.forward under noGrad, all 512 positions' logits, as
- *            transformers computes them), median of reps; then greedy KV-cache decoding of 128 tokens
+ *            transformers computes them), median of reps, each rep on its own as a user's one prefill
+ *            runs: outside withFrozenWeights, so every weight matrix is copied into the wasm memory and
+ *            packed on every rep (one frozen scope around all reps would keep them packed from rep to
+ *            rep, a saving a single prefill never sees; generate()'s scope gains nothing on its prefill
+ *            either, which packs each matrix on first use); then greedy KV-cache decoding of 128 tokens
  *            after that prompt through generateText (token ids in, stop token off; the one-token steps
  *            timed, the weights frozen as generate() keeps them), tokens/s, median of runs
  *   twin     the same on bench/gpt2_twin.py (a PyTorch GPT-2 written after transformers'

@@ -217,6 +217,54 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
     }
   });
 
+  test("matmulBias = matmul, then out[i, j] += bias[j]: bitwise, 1 and 2 threads, with the pages of out touched during the job", async () => {
+    await warmPool();
+    const saved = { ...wasmTuning };
+    wasmTuning.minParallelFlops = 0;
+    try {
+      let seed = 200;
+      // 130 x 600: 3 x 3 blocks of out (64 x 256), 9 tasks; 5 x 9000: one row block, 36 column blocks
+      for (const [batch, m, n, k] of [[1, 1, 1, 1], [1, 3, 5, 7], [1, 130, 600, 70], [1, 5, 9000, 17], [3, 67, 300, 33], [1, 520, 520, 300]]) {
+        for (const overlap of [false, true]) {
+          wasmTuning.minOverlapUnstage = overlap ? 0 : Infinity;
+          for (const accumulate of [false, true]) {
+            const r = rng(seed++);
+            const a = randArray(Float32Array, batch * m * k, r), b = randArray(Float32Array, n * k, r);
+            const bias = randArray(Float32Array, n, r), init = randArray(Float32Array, batch * m * n, r);
+            const p: MatmulParams = { batch, m, n, k, aBatchStride: m * k, bBatchStride: 0, transA: false, transB: true, accumulate };
+            const what = `matmulBias ${batch}x${m}x${n}x${k} acc=${accumulate} overlap=${overlap}`;
+            // the readable form: the reference product, then the bias added to each row
+            const want = init.slice();
+            refBackend.matmul(want, a, b, p);
+            for (let i = 0; i < batch * m; i++) for (let j = 0; j < n; j++) want[i * n + j] += bias[j];
+            // the same bits as the plain wasm product followed by that addition
+            setNumThreads(1);
+            wasmTuning.minOverlapUnstage = Infinity;
+            const plain = init.slice();
+            wasmBackend.matmul(plain, a, b, p);
+            for (let i = 0; i < batch * m; i++) for (let j = 0; j < n; j++) plain[i * n + j] += bias[j];
+            wasmTuning.minOverlapUnstage = overlap ? 0 : Infinity;
+            for (const threads of [1, 2]) {
+              setNumThreads(threads);
+              const got = init.slice();
+              wasmBackend.matmulBias!(got, a, b, bias, p);
+              assertClose(got, want, 2e-5 * Math.sqrt(k), 1e-5, `${what} vs reference`);
+              assertBitwise(got, plain, `${what}, ${threads} thread(s), vs matmul then += bias`);
+              const noBias = init.slice(), plainNoBias = init.slice();
+              wasmBackend.matmul(noBias, a, b, p);
+              wasmTuning.minOverlapUnstage = Infinity;
+              wasmBackend.matmul(plainNoBias, a, b, p);
+              wasmTuning.minOverlapUnstage = overlap ? 0 : Infinity;
+              assertBitwise(noBias, plainNoBias, `${what}, ${threads} thread(s), without bias`);
+            }
+          }
+        }
+      }
+    } finally {
+      Object.assign(wasmTuning, saved);
+    }
+  });
+
   test("matmul: float64 falls back to the reference exactly", () => {
     const r = rng(3);
     const a = randArray(Float64Array, 40 * 30, r), b = randArray(Float64Array, 30 * 20, r);

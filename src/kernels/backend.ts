@@ -135,6 +135,12 @@ export interface Backend {
   /** out[B, m, n] = op(a) @ op(b) (see MatmulParams) */
   matmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulParams): void;
   /**
+   * Optional: matmul, then bias [n] added to every row of out (linear's bias), each element getting
+   * one float addition after its sum is complete: the bits of matmul followed by out[i, j] += bias[j].
+   * A backend without it gets matmul and the addition done by the op (kernelMatmulBias).
+   */
+  matmulBias?(out: FloatArray, a: FloatArray, b: FloatArray, bias: FloatArray, p: MatmulParams): void;
+  /**
    * Fused attention forward. q [B,H,L,E], k [B,Hkv,S,E], v [B,Hkv,S,Ev] -> out [B,H,L,Ev] and
    * lse [B,H,L] (the natural log of the row's sum of exp(score), -Infinity for a fully masked row,
    * whose output row is zeros). lse may be stored as float32 or float64 whatever the data's dtype; the

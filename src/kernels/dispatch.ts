@@ -15,6 +15,20 @@ export function kernelMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: M
   getBackend().matmul(out, a, b, p);
 }
 
+/**
+ * out = op(a) @ op(b) + bias on every row, where the selected backend fuses the bias into its matmul
+ * (Backend.matmulBias); returns false when it does not, after the plain product: the caller adds it.
+ */
+export function kernelMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: FloatArray, p: MatmulParams): boolean {
+  const be = getBackend();
+  if (be.matmulBias === undefined) {
+    be.matmul(out, a, b, p);
+    return false;
+  }
+  be.matmulBias(out, a, b, bias, p);
+  return true;
+}
+
 /** Fused attention's forward and backward, bound to one backend so that a backward runs where its forward ran. */
 export interface AttentionKernels {
   readonly backend: string;

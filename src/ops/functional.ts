@@ -1,5 +1,6 @@
 /** The small-network ops: linear, embedding gather, seeded dropout. */
-import { type TypedArray, allocate } from "../tensor/dtype.js";
+import { type FloatArray, type TypedArray, allocate } from "../tensor/dtype.js";
+import { kernelMatmulBias } from "../kernels/dispatch.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { type Generator, checkGenerator, defaultGenerator } from "../tensor/random.js";
 import { checkOptions, optionKeys } from "../tensor/validate.js";
@@ -34,9 +35,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const lead = x.shape.slice(0, -1);
   const rows = lead.reduce((a, b) => a * b, 1);
   const x2 = reshape(x, [rows, inF]); // [.., in] -> [R, in]
-  const y2 = matmulRaw(x2, weight, false, true); // [R, out]
-  const b = bias && bias.dtype === y2.dtype ? bias : null; // fused below; another dtype is added after
-  if (b !== null) addRows(y2.values, b.values, rows, outF);
+  const b = bias && bias.dtype === x2.dtype && weight.dtype === x2.dtype ? bias : null; // fused below; another dtype is added after
+  const y2 = b === null ? matmulRaw(x2, weight, false, true) : productPlusBias(x2, weight, b); // [R, out]
   const outShape = [...lead, outF];
   const y = result("linear", y2.values, outShape, y2.dtype, b ? [x, weight, b] : [x, weight], (g) => {
     const g2 = reshape(g, [rows, outF]); // [.., out] -> [R, out]
@@ -46,6 +46,19 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     return [gx, gw, b.requiresGrad ? columnSum(g.values, rows, outF, b) : null]; // [out]
   });
   return bias && b === null ? add(y, bias) : y;
+}
+
+/**
+ * x [R, in] @ weightᵀ + bias, all three of one dtype: the product then bias[j] added to each row
+ * (addRows), or the same bits from the backend's matmul with the bias fused (Backend.matmulBias:
+ * the wasm kernels add it while the product is still in their memory, one pass instead of two).
+ */
+function productPlusBias(x: Tensor, weight: Tensor, bias: Tensor): Tensor {
+  const [R, inF] = x.shape, outF = weight.shape[0];
+  const y = allocate(x.dtype, R * outF) as FloatArray;
+  const p = { batch: 1, m: R, n: outF, k: inF, aBatchStride: 0, bBatchStride: 0, transA: false, transB: true, accumulate: false };
+  if (!kernelMatmulBias(y, x.values as FloatArray, weight.values as FloatArray, bias.values as FloatArray, p)) addRows(y, bias.values, R, outF);
+  return new Tensor(y, [R, outF], x.dtype);
 }
 
 /**

@@ -44,6 +44,12 @@ export const wasmTuning = {
   minParallelPack: 1 << 18,
   /** below this many flops a matmul goes to the reference kernel */
   minMatmulFlops: 16384,
+  /**
+   * from this many floats of out on, a threaded matmul touches the pages of out between its own tasks,
+   * while the workers compute, so that the copy after the job does not take their first-touch faults
+   * with the workers idle (a prefill's fresh [512, 50257] logits)
+   */
+  minOverlapUnstage: 1 << 18,
   /** bytes of packed weights kept in wasm memory while they are frozen (../frozen.ts) */
   residentBudget: 256 * 1024 * 1024,
 };
@@ -153,16 +159,28 @@ function residentPackOf(rt: WasmRuntime, b: FloatArray, p: MatmulParams, bytes: 
 }
 
 function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulParams): void {
+  wasmMatmulBias(out, a, b, null, p);
+}
+
+/** out[i, j] += bias[j] for each of the `rows` rows of out (the reference kernel's bias). */
+function addBiasRows(out: FloatArray, bias: FloatArray, rows: number, n: number): void {
+  for (let r = 0, o = 0; r < rows; r++, o += n) for (let j = 0; j < n; j++) out[o + j] += bias[j];
+}
+
+/** wasmMatmul, then bias [n] (when given) added to every row; in the kernels, while out is still staged. */
+function wasmMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: FloatArray | null, p: MatmulParams): void {
   const { batch, m, n, k, aBatchStride, bBatchStride, transA, transB, accumulate } = p;
   if (batch * m * n === 0) return;
   if (k === 0) {
     if (!accumulate) out.fill(0, 0, batch * m * n);
+    if (bias !== null) addBiasRows(out, bias, batch * m, n);
     return;
   }
   const flops = 2 * batch * m * n * k;
-  const rt = isF32(out, a, b) && flops >= wasmTuning.minMatmulFlops ? getRuntime() : null;
+  const rt = isF32(out, a, b) && (bias === null || isF32(bias)) && flops >= wasmTuning.minMatmulFlops ? getRuntime() : null;
   if (rt === null) {
     refMatmul(out, a, b, p);
+    if (bias !== null) addBiasRows(out, bias, batch * m, n);
     return;
   }
   const mp = up4(m), np = up8(n);
@@ -176,7 +194,12 @@ function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulPara
   const bP = packed ? 0 : rt.allocF32(nB * n * k);
   const bpP = kept !== null ? kept[0] : rt.allocF32(nB * k * np);
   const cP = rt.allocF32(batch * mp * np);
+  const biasP = bias === null ? 0 : rt.allocF32(np);
   const f32 = rt.f32;
+  if (bias !== null) {
+    f32.set(bias.subarray(0, n), biasP >> 2);
+    f32.fill(0, (biasP >> 2) + n, (biasP >> 2) + np);
+  }
   // a and b go in as given (the kernels pack them); out is staged with padded rows and columns
   for (let i = 0; i < nA; i++) f32.set(a.subarray(i * aBatchStride, i * aBatchStride + m * k), (aP >> 2) + i * m * k);
   if (!packed) for (let i = 0; i < nB; i++) f32.set(b.subarray(i * bBatchStride, i * bBatchStride + n * k), (bP >> 2) + i * n * k);
@@ -188,7 +211,7 @@ function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulPara
   const nb = Math.ceil(np / rt.exports.mm_col_block());
   const prm: JobFields<typeof Lay.MmJob> = {
     a: aP, bp: bpP, b: bP, c: cP, m, n, k, mp, np, aBatch: nA === 1 ? 0 : 1, bBatch: nB === 1 ? 0 : 1,
-    transA: transA ? 1 : 0, transB: transB ? 1 : 0, acc: accumulate ? 1 : 0, mBlocks: mb, nBlocks: nb,
+    transA: transA ? 1 : 0, transB: transB ? 1 : 0, acc: accumulate ? 1 : 0, mBlocks: mb, nBlocks: nb, bias: biasP,
   };
   if (!packed) {
     const packTasks = nB * Math.ceil(np / 64);
@@ -199,9 +222,35 @@ function wasmMatmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulPara
   }
   const tasks = batch * mb * nb;
   rt.setJob(Lay.K_MM, tasks, scratch, stride, Lay.MmJob, prm);
-  rt.runJob(threads, tasks);
+  if (!accumulate && threads > 1 && rt.threaded && tasks >= 2 * threads && batch * m * n >= wasmTuning.minOverlapUnstage) {
+    runMatmulPrefaulting(rt, out, batch * m * n, threads, tasks);
+  } else {
+    rt.runJob(threads, tasks);
+  }
   const res = rt.f32;
   for (let i = 0; i < batch; i++) unstageRows(out, i * m * n, res, (cP >> 2) + i * mp * np, m, n, np);
+}
+
+/**
+ * The product job of wasmMatmul for a large `out` that the product overwrites: between its own
+ * tasks the calling thread touches the pages of `out` (one write per 4 KiB), so that their first-touch
+ * faults (for a fresh array of 100 MB, a prefill's logits, most of the cost of copying the result
+ * out) are taken while the workers compute, and the copy after the job writes to mapped pages. The
+ * writes are zeros that the copy overwrites; the tasks, their order and so the values are those of
+ * the plain path. (Copying finished blocks out during the job instead needs row blocks finished
+ * early, an order in which each thread reuses a column block's panels of b less: ~8% slower products.)
+ */
+function runMatmulPrefaulting(
+  rt: WasmRuntime, out: FloatArray, total: number, threads: number, tasks: number,
+): void {
+  const step = 4096 / out.BYTES_PER_ELEMENT; // elements per page
+  const chunk = 256 * step; // pages touched after each own task (1 MiB of float32): a task's time or less
+  let at = 0;
+  rt.runJob(threads, tasks, () => {
+    if (at >= total) return;
+    const end = Math.min(total, at + chunk);
+    for (; at < end; at += step) out[at] = 0;
+  });
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -572,6 +621,7 @@ function wasmAttentionBackward(
 export const wasmBackend: Backend = {
   name: "wasm",
   matmul: wasmMatmul,
+  matmulBias: wasmMatmulBias,
   attentionForward: wasmAttentionForward,
   attentionBackward: wasmAttentionBackward,
   mulPiecewise: wasmMulPiecewise,

@@ -17,6 +17,7 @@ import { workerSource } from "./worker.js";
 
 export interface KernelExports {
   run_tasks(tid: number): void;
+  run_one(tid: number): number;
   fwd_scratch_floats(Br: number, Bc: number, Ep: number, Evp: number): number;
   bwd_scratch_floats(Br: number, Bc: number, Ep: number, Evp: number): number;
   mm_row_block(): number;
@@ -423,8 +424,10 @@ export class WasmRuntime {
    * Runs the published job's tasks on up to `threads` threads (the caller plus ready workers) and
    * returns when all are done. If a task fails on any thread, every thread stops (none waits for a
    * task that will never finish) and this throws, naming the job, the thread and the cause.
+   * `afterTask`, when given, is called on this thread after each task it ran (with the task's index):
+   * work that can go on while the workers compute (copying finished results out).
    */
-  runJob(threads: number, ntasks: number): void {
+  runJob(threads: number, ntasks: number, afterTask?: (t: number) => void): void {
     const want = this.threaded ? Math.min(threads, ntasks) - 1 : 0;
     if (want > 0) this.spawn(want);
     const ctl = this.i32; // word CTL_BASE/4 + i is control word i (a fresh view: an unshared memory detaches on growth)
@@ -446,7 +449,8 @@ export class WasmRuntime {
     if (part > 0) Atomics.notify(ctl, C + Lay.CTL_GEN);
     let own: unknown = null;
     try {
-      this.exports.run_tasks(0);
+      if (afterTask === undefined) this.exports.run_tasks(0);
+      else for (let t = this.exports.run_one(0); t >= 0; t = this.exports.run_one(0)) afterTask(t);
     } catch (e) {
       own = e;
       Atomics.compareExchange(ctl, J + Lay.J_FAILED, 0, 1); // the others stop taking tasks and waiting

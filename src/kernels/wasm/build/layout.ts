@@ -45,6 +45,7 @@ export const MmJob = {
   acc: [13, "i32"], // accumulate into the staged out
   mBlocks: [14, "i32"], // row blocks per product
   nBlocks: [15, "i32"], // column blocks per product
+  bias: [16, "u32"], // 0, or [np] floats added to every row of out after the sum (linear's bias; zeros past n)
 } as const;
 /** AttJob of assembly/layout.ts: field -> [slot from J_PARAMS, type]. */
 export const AttJob = {
