@@ -310,6 +310,16 @@ export interface Timing {
  * spent: at least minReps (3) when a rep takes under 10 s, a single timed rep
  * beyond that; the median is reported.
  */
+/**
+ * Untimed warm-up for short calls, the same rule for attend and every peer: after the first call,
+ * more calls until WARM_UP_MS have passed (at most WARM_UP_CALLS). A call of a few ms is timed
+ * otherwise while V8 and the wasm engines are still tiering up (Liftoff -> TurboFan; a fresh worker
+ * as well): at N = 128 attend's first 15 calls in a fresh process ran 1.5-2x slower than the calls
+ * after them (bench/main.ts --only attention --sizes 128).
+ */
+export const WARM_UP_MS = 300;
+export const WARM_UP_CALLS = 30;
+
 export async function timeReps(run: () => unknown, opts: TimingOptions = {}): Promise<Timing> {
   const budgetMs = opts.budgetMs ?? 4000;
   const minReps = opts.minReps ?? 3;
@@ -319,9 +329,12 @@ export async function timeReps(run: () => unknown, opts: TimingOptions = {}): Pr
   const firstMs = performance.now() - t;
   let warmMs = firstMs;
   if (firstMs < 2000) {
-    t = performance.now();
-    await run();
-    warmMs = performance.now() - t;
+    const w0 = performance.now();
+    for (let i = 0; i < WARM_UP_CALLS && (i === 0 || performance.now() - w0 < WARM_UP_MS); i++) {
+      t = performance.now();
+      await run();
+      warmMs = performance.now() - t;
+    }
   }
   const reps = warmMs > 10_000 ? 1 : Math.max(minReps, Math.min(maxReps, Math.floor(budgetMs / Math.max(warmMs, 1e-3))));
   const samples: number[] = [];
@@ -334,8 +347,8 @@ export async function timeReps(run: () => unknown, opts: TimingOptions = {}): Pr
 }
 
 /**
- * Median wall time of a synchronous call after one untimed warm-up call (skipped when the call is
- * slow: its time then counts): at least 3 timed calls, then more until budgetMs is spent, at most
+ * Median wall time of a synchronous call after untimed warm-up calls (one, then more for short calls
+ * up to WARM_UP_MS; skipped when the call is slow: its time then counts): at least 3 timed calls, then more until budgetMs is spent, at most
  * maxReps. attend's own rows (bench/main.ts, bench/training.ts) use it.
  */
 export function timeCalls(run: () => void, budgetMs: number, maxReps: number): { ms: number; reps: number; samples: number[] } {
@@ -343,6 +356,10 @@ export function timeCalls(run: () => void, budgetMs: number, maxReps: number): {
   run();
   const first = performance.now() - t0;
   if (first > 10_000 || budgetMs <= 0) return { ms: first, reps: 1, samples: [first] };
+  if (first < 2000) { // short calls: warm up as timeReps does (WARM_UP_MS)
+    const w0 = performance.now();
+    for (let i = 0; i < WARM_UP_CALLS - 1 && performance.now() - w0 < WARM_UP_MS; i++) run();
+  }
   const times: number[] = [];
   const start = performance.now();
   while (times.length < maxReps && (times.length < 3 || performance.now() - start < budgetMs)) {
