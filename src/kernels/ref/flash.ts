@@ -38,6 +38,7 @@ import type {
   AttentionBlockMask, AttentionDocuments, AttentionParams, AttentionWindow, PositionAlignment,
 } from "../backend.js";
 import { dropoutBits, dropoutRowState, dropoutThreshold } from "../dropoutHash.js";
+import { headsFirst } from "../layout.js";
 
 /** Query rows per tile, by default (the SIMD kernel's default too, wasmTuning.Br). */
 export const FLASH_BR = 64;
@@ -98,6 +99,7 @@ function context(fn: string, p: AttentionParams, q: FloatArray, k: FloatArray, v
     const x = tiles[name];
     if (!Number.isInteger(x) || x < 1) throw new ArgumentError(`${fn}: tiles.${name} must be a positive integer, got ${String(x)}`);
   }
+  if (p.layout) throw new ArgumentError(`${fn}: takes heads-first operands only (p.layout must be absent; kernels/layout.ts headsFirst adapts a call)`);
   const bm = p.blockMask ?? null;
   if (bm !== null && (bm.L !== p.L || bm.S !== p.S || (bm.B !== 1 && bm.B !== p.B) || (bm.H !== 1 && bm.H !== p.H))) {
     throw new ArgumentError(
@@ -349,6 +351,13 @@ export function flashAttentionForward(
   p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
   lseLo?: FloatArray, tiles: FlashTiles = DEFAULT_TILES,
 ): void {
+  const hf = headsFirst(p); // rows elsewhere than heads first (AttentionParams.layout): copy in, run, copy out
+  if (hf !== null) {
+    const o = hf.blank(out, "out");
+    flashAttentionForward(hf.p, hf.read(q, "q"), hf.read(k, "k"), hf.read(v, "v"), o, lse, lseLo, tiles);
+    hf.write(out, o, "out");
+    return;
+  }
   const c = context("flashAttentionForward", p, q, k, v, tiles);
   runForward(c, Infinity, (t) => finishRows(c, t, out, lse, lseLo));
 }
@@ -515,6 +524,17 @@ export function flashAttentionBackward(
   p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, dout: FloatArray,
   lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, lseLo?: FloatArray, tiles: FlashTiles = DEFAULT_TILES,
 ): void {
+  const hf = headsFirst(p); // as in flashAttentionForward
+  if (hf !== null) {
+    const [gq, gk, gv] = [hf.blank(dq, "q"), hf.blank(dk, "k"), hf.blank(dv, "v")];
+    flashAttentionBackward(
+      hf.p, hf.read(q, "q"), hf.read(k, "k"), hf.read(v, "v"), hf.read(out, "out"), hf.read(dout, "out"), lse, gq, gk, gv, lseLo, tiles,
+    );
+    hf.write(dq, gq, "q");
+    hf.write(dk, gk, "k");
+    hf.write(dv, gv, "v");
+    return;
+  }
   const c = context("flashAttentionBackward", p, q, k, v, tiles);
   const { B, H, Hkv, L, S, E, Ev } = p;
   const g: Grads = {

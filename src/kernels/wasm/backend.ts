@@ -13,6 +13,7 @@ import { ArgumentError } from "../../tensor/errors.js";
 import { dropoutThreshold } from "../dropoutHash.js";
 import { isFrozen, onFrozenScopeEnd } from "../frozen.js";
 import { refAttentionBackward, refAttentionForward } from "../ref/attention.js";
+import { layoutOf, rowStart } from "../layout.js";
 import { refMatmul } from "../ref/matmul.js";
 import { wasmMulPiecewise, wasmNormRows, wasmNormRowsBackward } from "./elementwise.js";
 import * as Lay from "./build/layout.js";
@@ -279,6 +280,17 @@ function geometry(p: AttentionParams): AttGeometry {
 }
 
 
+/** unstageRows into rows `dstStride` apart (an operand's rows in its layout, AttentionParams.layout). */
+function unstageStrided(
+  dst: FloatArray, dstOff: number, dstStride: number, src: Float32Array, srcOff: number, rows: number, cols: number, srcCols: number,
+): void {
+  if (dstStride === cols) {
+    unstageRows(dst, dstOff, src, srcOff, rows, cols, srcCols);
+    return;
+  }
+  for (let r = 0; r < rows; r++) dst.set(src.subarray(srcOff + r * srcCols, srcOff + r * srcCols + cols), dstOff + r * dstStride);
+}
+
 /** Where query row l sits among the keys for windows and ALiBi (AttentionParams.alignment). */
 function alignmentOf(p: AttentionParams): PositionAlignment {
   return p.alignment ?? (p.causal === "none" ? "top-left" : p.causal);
@@ -493,6 +505,7 @@ function wasmAttentionForward(
   const perGroup = G * Lp * (Ep + Evp + 3) + Sp * (Ep + Evp);
   const NGmax = groupsPerRound(p, perGroup);
   const threads = attThreads(p, "forward");
+  const lay = layoutOf(p); // where each head's rows are: staging reads them there (no separate permute)
   const groups = B * p.Hkv;
   for (let g0 = 0; g0 < groups; g0 += NGmax) {
     const NG = Math.min(NGmax, groups - g0);
@@ -508,10 +521,10 @@ function wasmAttentionForward(
     const flexFields = stageFlex(rt, p, flex);
     const f32 = rt.f32;
     eachGroup(p, g0, NG, G, (head, hl) => {
-      stageRows(f32, (qP >> 2) + hl * Lp * Ep, q, head * L * E, L, E, E, Ep, Lp);
+      stageRows(f32, (qP >> 2) + hl * Lp * Ep, q, rowStart(lay.q, H, head), L, E, lay.q.sl, Ep, Lp);
     }, (gg, gl) => {
-      stageRows(f32, (kP >> 2) + gl * Sp * Ep, k, gg * S * E, S, E, E, Ep, Sp);
-      stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
+      stageRows(f32, (kP >> 2) + gl * Sp * Ep, k, rowStart(lay.k, p.Hkv, gg), S, E, lay.k.sl, Ep, Sp);
+      stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, rowStart(lay.v, p.Hkv, gg), S, Ev, lay.v.sl, Evp, Sp);
     });
     const tasks = NG * G * nI;
     rt.setJob(Lay.K_ATT_FWD, tasks, scratch, stride, Lay.AttJob, attParams(p, g, g0, NG), mask, flexFields, {
@@ -520,7 +533,7 @@ function wasmAttentionForward(
     rt.runJob(threads, tasks);
     const res = rt.f32, res64 = rt.f64;
     eachGroup(p, g0, NG, G, (head, hl) => {
-      unstageRows(out, head * L * Ev, res, (oP >> 2) + hl * Lp * Evp, L, Ev, Evp);
+      unstageStrided(out, rowStart(lay.out, H, head), lay.out.sl, res, (oP >> 2) + hl * Lp * Evp, L, Ev, Evp);
       // lse = m + log(l) in float64; l = 0 for a row that sees no key (with a sink: l >= 1, m >= the
       // sink's float32 value), NaN for a row with a NaN score
       const mAt = (maxP >> 2) + hl * Lp, lAt = (sumP >> 3) + hl * Lp;
@@ -550,6 +563,7 @@ function wasmAttentionBackward(
   const perGroup = G * Lp * (3 * Ep + 3 * Evp + 4) + Sp * (2 * Ep + 2 * Evp) + G * nI;
   const NGmax = groupsPerRound(p, perGroup);
   const threads = attThreads(p, "backward");
+  const lay = layoutOf(p); // as in forward: dq, dk, dv and dout share q's, k's, v's and out's layouts
   const groups = B * Hkv;
   for (let g0 = 0; g0 < groups; g0 += NGmax) {
     const NG = Math.min(NGmax, groups - g0);
@@ -574,10 +588,10 @@ function wasmAttentionBackward(
     const flexFields = stageFlex(rt, p, flex);
     const f32 = rt.f32;
     eachGroup(p, g0, NG, G, (head, hl) => {
-      stageRows(f32, (qP >> 2) + hl * Lp * Ep, q, head * L * E, L, E, E, Ep, Lp);
-      stageRows(f32, (doP >> 2) + hl * Lp * Evp, dout, head * L * Ev, L, Ev, Ev, Evp, Lp);
+      stageRows(f32, (qP >> 2) + hl * Lp * Ep, q, rowStart(lay.q, H, head), L, E, lay.q.sl, Ep, Lp);
+      stageRows(f32, (doP >> 2) + hl * Lp * Evp, dout, rowStart(lay.out, H, head), L, Ev, lay.out.sl, Evp, Lp);
       // the prep tasks form D = rowsum(dO * O) from these, in float64 (a loop here cost more than the copy)
-      stageRows(f32, (oP >> 2) + hl * Lp * Evp, out, head * L * Ev, L, Ev, Ev, Evp, Lp);
+      stageRows(f32, (oP >> 2) + hl * Lp * Evp, out, rowStart(lay.out, H, head), L, Ev, lay.out.sl, Evp, Lp);
       const hi = (hiP >> 2) + hl * Lp, lo = (loP >> 2) + hl * Lp;
       for (let l = 0; l < L; l++) {
         // lse = hi + lo, two float32s (P = exp((s - hi) - lo)); fully masked row: P = exp(s - inf) = 0.
@@ -590,8 +604,8 @@ function wasmAttentionBackward(
       f32.fill(Infinity, hi + L, hi + Lp);
       f32.fill(0, lo + L, lo + Lp);
     }, (gg, gl) => {
-      stageRows(f32, (kP >> 2) + gl * Sp * Ep, k, gg * S * E, S, E, E, Ep, Sp);
-      stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
+      stageRows(f32, (kP >> 2) + gl * Sp * Ep, k, rowStart(lay.k, Hkv, gg), S, E, lay.k.sl, Ep, Sp);
+      stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, rowStart(lay.v, Hkv, gg), S, Ev, lay.v.sl, Evp, Sp);
     });
     // D, dq's zeros and cnt (each dQ block's turn) are set by the prep tasks
     const shared = attParams(p, g, g0, NG);
@@ -610,10 +624,10 @@ function wasmAttentionBackward(
     rt.runJob(threads, tasks);
     const res = rt.f32;
     eachGroup(p, g0, NG, G, (head, hl) => {
-      unstageRows(dq, head * L * E, res, (dqP >> 2) + hl * Lp * Ep, L, E, Ep);
+      unstageStrided(dq, rowStart(lay.q, H, head), lay.q.sl, res, (dqP >> 2) + hl * Lp * Ep, L, E, Ep);
     }, (gg, gl) => {
-      unstageRows(dk, gg * S * E, res, (dkP >> 2) + gl * Sp * Ep, S, E, Ep);
-      unstageRows(dv, gg * S * Ev, res, (dvP >> 2) + gl * Sp * Evp, S, Ev, Evp);
+      unstageStrided(dk, rowStart(lay.k, Hkv, gg), lay.k.sl, res, (dkP >> 2) + gl * Sp * Ep, S, E, Ep);
+      unstageStrided(dv, rowStart(lay.v, Hkv, gg), lay.v.sl, res, (dvP >> 2) + gl * Sp * Evp, S, Ev, Evp);
     });
   }
 }
