@@ -19,6 +19,8 @@ import {
   type AttentionParams, type Backend, Generator, GroupedQueryAttention, MultiheadAttention, type Tensor, findBackend, getBackendName,
   linear, logicalNot, noGrad, paddingMask, permute, randn, registerBackend, reshape, scaledDotProductAttention, setBackend, slice, where,
 } from "../src/index.js";
+import type { AttentionLayout, RowStrides } from "../src/kernels/backend.js";
+import { refBackend, wasmAvailable, wasmBackend, wasmTuning } from "../src/kernels/index.js";
 import { conformanceBackends, onBackend } from "./backends.js";
 
 /** [N, T, heads*hd] -> [N, heads, T, hd] */
@@ -168,4 +170,91 @@ describe("what the kernels are handed", () => {
       setBackend(saved);
     }
   });
+});
+
+/** A seeded float32 array of n values in [-1, 1). */
+function values(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let x = seed * 2654435761 >>> 0;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    a[i] = x / 2 ** 31 - 1;
+  }
+  return a;
+}
+
+describe("the kernels on interleaved rows equal the kernels on heads-first copies, bit for bit", () => {
+  // B 2, H 4 over Hkv 2, L 17, S 33, E 5 and Ev 3 (padded to 8 in wasm memory), causal, a bool mask
+  const [B, H, Hkv, L, S, E, Ev] = [2, 4, 2, 17, 33, 5, 3];
+  const C = H * E, Ck = Hkv * E, Cv = Hkv * Ev;
+  const mask = { kind: "bool" as const, data: Uint8Array.from({ length: B * S }, (_, i) => (i % 7 === 3 ? 0 : 1)), strides: [S, 0, 0, 1] as [number, number, number, number] };
+  const base: AttentionParams = { B, H, Hkv, L, S, E, Ev, scale: 0.4, causal: "bottom-right", mask, dropoutP: 0.2, dropoutSeed: 11, softcap: 3 };
+  /** [B, heads, T, D] heads-first, out of the rows of `arr` at strides s */
+  const gather = (arr: Float32Array, s: RowStrides, heads: number, T: number, D: number): Float32Array => {
+    const out = new Float32Array(B * heads * T * D);
+    for (let b = 0; b < B; b++) for (let h = 0; h < heads; h++) for (let t = 0; t < T; t++) {
+      for (let d = 0; d < D; d++) out[((b * heads + h) * T + t) * D + d] = arr[s.offset + b * s.sb + h * s.sh + t * s.sl + d];
+    }
+    return out;
+  };
+  const rows = (offset: number, T: number, X: number, D: number): RowStrides => ({ offset, sb: T * X, sh: D, sl: X });
+  // self-attention's shape: q, k, v side by side in one [B, T, C + Ck + Cv] (L = S here), and cross-attention's: one array each
+  const layouts: Array<[string, number, AttentionLayout]> = [
+    ["q, k, v as columns of one array [B, L, C + Ck + Cv] (L = S)", L, {
+      q: rows(0, L, C + Ck + Cv, E), k: rows(C, L, C + Ck + Cv, E), v: rows(C + Ck, L, C + Ck + Cv, Ev), out: rows(0, L, C, Ev),
+    }],
+    ["q, k, v in arrays of their own, k and v with spare columns around their heads", S, {
+      q: rows(0, L, C, E), k: rows(2, S, Ck + 3, E), v: rows(1, S, Cv + 2, Ev), out: rows(1, L, H * Ev + 1, Ev),
+    }],
+  ];
+  const backends = [["ref", refBackend], ...(wasmAvailable() ? [["wasm", wasmBackend]] : [])] as const;
+  for (const [name, Skv, layout] of layouts) {
+    for (const [bname, be] of backends) {
+      for (const small of [false, true]) {
+        test(`${name} [${bname}${small ? ", a kv group per staging round, 3 rows per moved block" : ""}]`, () => {
+          const p: AttentionParams = { ...base, S: Skv, mask: { ...mask, data: mask.data.subarray(0, B * Skv), strides: [Skv, 0, 0, 1] }, layout };
+          const span = (s: RowStrides, heads: number, T: number, D: number): number => s.offset + (B - 1) * s.sb + (heads - 1) * s.sh + (T - 1) * s.sl + D;
+          const shared = layout.q.sl === layout.k.sl && layout.k.offset > 0 && layout.k.sl === C + Ck + Cv;
+          const qa = values(shared ? B * L * (C + Ck + Cv) : span(layout.q, H, L, E), 1);
+          const ka = shared ? qa : values(span(layout.k, Hkv, Skv, E), 2);
+          const va = shared ? qa : values(span(layout.v, Hkv, Skv, Ev), 3);
+          const outLen = span(layout.out, H, L, Ev);
+          const gOut = values(outLen, 4);
+          const hf: AttentionParams = { ...p, layout: null };
+          const [q, k, v] = [gather(qa, layout.q, H, L, E), gather(ka, layout.k, Hkv, Skv, E), gather(va, layout.v, Hkv, Skv, Ev)];
+          const dout = gather(gOut, layout.out, H, L, Ev);
+          const saved = { budget: wasmTuning.stagingBudget, move: wasmTuning.moveFloats };
+          if (small) Object.assign(wasmTuning, { stagingBudget: 1, moveFloats: 3 * (C + Ck + Cv) });
+          try {
+            // heads-first: the reference of this test
+            const out = new Float32Array(B * H * L * Ev), lse = new Float64Array(B * H * L), lo = new Float64Array(B * H * L);
+            be.attentionForward(hf, q, k, v, out, lse, lo);
+            const [dq, dk, dv] = [new Float32Array(q.length), new Float32Array(k.length), new Float32Array(v.length)];
+            be.attentionBackward(hf, q, k, v, out, dout, lse, dq, dk, dv, lo);
+            // interleaved: the spare columns of out and of the gradients must keep what they held (NaN here)
+            const outI = new Float32Array(outLen).fill(NaN), lseI = new Float64Array(B * H * L), loI = new Float64Array(B * H * L);
+            be.attentionForward(p, qa, ka, va, outI, lseI, loI);
+            assert.deepEqual(gather(outI, layout.out, H, L, Ev), out, "out");
+            assert.deepEqual(lseI, lse, "lse");
+            if (layout.out.offset > 0) assert.ok(Number.isNaN(outI[0]), "a column of no head was written");
+            const dqa = new Float32Array(qa.length).fill(NaN);
+            const dka = shared ? dqa : new Float32Array(ka.length).fill(NaN);
+            const dva = shared ? dqa : new Float32Array(va.length).fill(NaN);
+            const outForBwd = new Float32Array(outLen);
+            for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let l = 0; l < L; l++) {
+              const s = layout.out;
+              outForBwd.set(out.subarray(((b * H + h) * L + l) * Ev, ((b * H + h) * L + l + 1) * Ev), s.offset + b * s.sb + h * s.sh + l * s.sl);
+            }
+            be.attentionBackward(p, qa, ka, va, outForBwd, gOut, lseI, dqa, dka, dva, loI);
+            assert.deepEqual(gather(dqa, layout.q, H, L, E), dq, "dq");
+            assert.deepEqual(gather(dka, layout.k, Hkv, Skv, E), dk, "dk");
+            assert.deepEqual(gather(dva, layout.v, Hkv, Skv, Ev), dv, "dv");
+            if (!shared) assert.ok(Number.isNaN(dka[0]) && Number.isNaN(dva[0]), "a column of no head was written");
+          } finally {
+            Object.assign(wasmTuning, { stagingBudget: saved.budget, moveFloats: saved.move });
+          }
+        });
+      }
+    }
+  }
 });
