@@ -143,6 +143,7 @@ describe("what the kernels are handed", () => {
     const seen: Array<AttentionParams["layout"]> = [];
     const spy: Backend = {
       name: "layout-spy",
+      attentionLayout: true,
       matmul: (out, a, b, p) => ref.matmul(out, a, b, p),
       attentionForward(p, q, k, v, out, lse, lseLo) { seen.push(p.layout); ref.attentionForward(p, q, k, v, out, lse, lseLo); },
       attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo) { seen.push(p.layout); ref.attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo); },
@@ -163,9 +164,41 @@ describe("what the kernels are handed", () => {
       mha.forward(xg, xg, xg, { isCausal: true, needWeights: false })[0].sum().backward();
       const each = { offset: 0, sb: 40, sh: 4, sl: 8 }; // three [2, 5, 8] products
       assert.deepEqual(seen.splice(0), [{ q: each, k: each, v: each, out }, { q: each, k: each, v: each, out }]); // forward, backward
-      // weights wanted, or RoPE: the readable path (heads split first), no layout
+      // weights wanted: the math path, no fused call
       mha.forward(xg, xg, xg, { isCausal: true });
-      assert.deepEqual(seen.splice(0), []); // the math path: no fused call
+      assert.deepEqual(seen.splice(0), []);
+    } finally {
+      setBackend(saved);
+    }
+  });
+
+  test("a backend that does not declare attentionLayout gets heads-first copies, and the same bits back", () => {
+    const ref = findBackend("ref")!;
+    const seen: Array<AttentionParams["layout"]> = [];
+    const plain: Backend = { // written for the contiguous form only: ignores p.layout
+      name: "heads-first-only",
+      matmul: (out, a, b, p) => ref.matmul(out, a, b, p),
+      attentionForward(p, q, k, v, out, lse, lseLo) { seen.push(p.layout); ref.attentionForward({ ...p, layout: null }, q, k, v, out, lse, lseLo); },
+      attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo) {
+        seen.push(p.layout);
+        ref.attentionBackward({ ...p, layout: null }, q, k, v, out, dout, lse, dq, dk, dv, lseLo);
+      },
+    };
+    registerBackend("heads-first-only", () => plain, { priority: -1 });
+    const saved = getBackendName();
+    const mha = new MultiheadAttention(15, 3, { batchFirst: true, seed: 3 });
+    const x = randn([N, L, 15], { seed: 1, requiresGrad: true });
+    const g = randn([N, L, 15], { seed: 6 });
+    const leaves = [x, mha.in_proj_weight!];
+    const run = (): [Tensor, (Tensor | null)[]] => withGrads(leaves, g, () => mha.forward(x, x, x, { isCausal: true, needWeights: false })[0]);
+    try {
+      setBackend("ref");
+      const [want, wantGrads] = run();
+      setBackend("heads-first-only");
+      const [got, gotGrads] = run();
+      assert.deepEqual(seen, [null, null]); // forward, backward: heads-first
+      sameBits(got, want, "output");
+      gotGrads.forEach((gr, i) => sameBits(gr, wantGrads[i], `gradient of leaf ${i}`));
     } finally {
       setBackend(saved);
     }

@@ -159,6 +159,12 @@ export interface NormRowsParams {
 
 export interface Backend {
   readonly name: string;
+  /**
+   * true: attentionForward / attentionBackward read AttentionParams.layout (operands whose rows are
+   * not heads-first). Otherwise the op layer's door (dispatch.ts) hands them heads-first copies, so a
+   * backend written for the contiguous form stays correct.
+   */
+  readonly attentionLayout?: boolean;
   /** out[B, m, n] = op(a) @ op(b) (see MatmulParams) */
   matmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulParams): void;
   /**
@@ -169,8 +175,7 @@ export interface Backend {
   matmulBias?(out: FloatArray, a: FloatArray, b: FloatArray, bias: FloatArray, p: MatmulParams): void;
   /**
    * Fused attention forward. q [B,H,L,E], k [B,Hkv,S,E], v [B,Hkv,S,Ev] -> out [B,H,L,Ev] (or
-   * their rows where p.layout puts them: kernels/layout.ts headsFirst adapts a kernel that reads only
-   * the contiguous form) and
+   * their rows where p.layout puts them, for a backend that declares attentionLayout) and
    * lse [B,H,L] (the natural log of the row's sum of exp(score), -Infinity for a fully masked row,
    * whose output row is zeros). lse may be stored as float32 or float64 whatever the data's dtype; the
    * op layer passes float64: at |lse| ~ 300 float32 keeps it only to 3e-5, an error backward's

@@ -1,11 +1,12 @@
 /**
  * Attention operands whose rows are not heads-first (AttentionParams.layout, backend.ts): the
  * strides of the contiguous form, and an adapter that lets a kernel that reads only that form run a
- * call in any layout, by copying the operands into it and the results back (the ref backend does
- * this; the wasm backend reads the rows where they are while it stages them anyway).
+ * call in any layout, by copying the operands into it and the results back. The ref kernels use it;
+ * dispatch.ts wraps every backend that does not declare Backend.attentionLayout in it; the wasm
+ * backend reads the rows where they are while it stages them anyway.
  */
 import type { FloatArray } from "../tensor/dtype.js";
-import type { AttentionLayout, AttentionParams, RowStrides } from "./backend.js";
+import type { AttentionLayout, AttentionParams, Backend, RowStrides } from "./backend.js";
 
 /** The contiguous [B, heads, T, D]: row (b, h, t) at ((b·heads + h)·T + t)·D. */
 export function headsFirstStrides(heads: number, T: number, D: number): RowStrides {
@@ -69,5 +70,32 @@ export function headsFirst(p: AttentionParams): HeadsFirstCall | null {
     read: (x, w) => gather(x, lay[w], B, ...dims[w]),
     blank: (like, w) => new (like.constructor as Float32ArrayConstructor | Float64ArrayConstructor)(B * dims[w][0] * dims[w][1] * dims[w][2]),
     write: (dst, src, w) => scatter(dst, lay[w], B, ...dims[w], src),
+  };
+}
+
+type Forward = Backend["attentionForward"];
+type Backward = Backend["attentionBackward"];
+
+/** `forward` (a kernel that reads heads-first operands only) for a call in any layout: copies in, runs, copies out. */
+export function forwardInAnyLayout(forward: Forward): Forward {
+  return (p, q, k, v, out, lse, lseLo) => {
+    const hf = headsFirst(p);
+    if (hf === null) return forward(p, q, k, v, out, lse, lseLo);
+    const o = hf.blank(out, "out");
+    forward(hf.p, hf.read(q, "q"), hf.read(k, "k"), hf.read(v, "v"), o, lse, lseLo);
+    hf.write(out, o, "out");
+  };
+}
+
+/** The same for a backward: dq, dk, dv are written back into their rows (their other elements stay as they are). */
+export function backwardInAnyLayout(backward: Backward): Backward {
+  return (p, q, k, v, out, dout, lse, dq, dk, dv, lseLo) => {
+    const hf = headsFirst(p);
+    if (hf === null) return backward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo);
+    const [gq, gk, gv] = [hf.blank(dq, "q"), hf.blank(dk, "k"), hf.blank(dv, "v")];
+    backward(hf.p, hf.read(q, "q"), hf.read(k, "k"), hf.read(v, "v"), hf.read(out, "out"), hf.read(dout, "out"), lse, gq, gk, gv, lseLo);
+    hf.write(dq, gq, "q");
+    hf.write(dk, gk, "k");
+    hf.write(dv, gv, "v");
   };
 }

@@ -35,10 +35,10 @@ import {
   BLOCK_EMPTY, BLOCK_FULL, blockAllows, blockKind, causalOffset as causalRuleOffset, documentRanges, positionShift, visibleKeys,
 } from "../causal.js";
 import type {
-  AttentionBlockMask, AttentionDocuments, AttentionParams, AttentionWindow, PositionAlignment,
+  AttentionBlockMask, AttentionDocuments, AttentionParams, AttentionWindow, Backend, PositionAlignment,
 } from "../backend.js";
 import { dropoutBits, dropoutRowState, dropoutThreshold } from "../dropoutHash.js";
-import { headsFirst } from "../layout.js";
+import { backwardInAnyLayout, forwardInAnyLayout } from "../layout.js";
 
 /** Query rows per tile, by default (the SIMD kernel's default too, wasmTuning.Br). */
 export const FLASH_BR = 64;
@@ -351,11 +351,8 @@ export function flashAttentionForward(
   p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
   lseLo?: FloatArray, tiles: FlashTiles = DEFAULT_TILES,
 ): void {
-  const hf = headsFirst(p); // rows elsewhere than heads first (AttentionParams.layout): copy in, run, copy out
-  if (hf !== null) {
-    const o = hf.blank(out, "out");
-    flashAttentionForward(hf.p, hf.read(q, "q"), hf.read(k, "k"), hf.read(v, "v"), o, lse, lseLo, tiles);
-    hf.write(out, o, "out");
+  if (p.layout) { // rows elsewhere than heads first: copy in, run, copy out
+    forwardInAnyLayout((pp, qq, kk, vv, oo, ll, lo) => flashAttentionForward(pp, qq, kk, vv, oo, ll, lo, tiles))(p, q, k, v, out, lse, lseLo);
     return;
   }
   const c = context("flashAttentionForward", p, q, k, v, tiles);
@@ -524,15 +521,9 @@ export function flashAttentionBackward(
   p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, dout: FloatArray,
   lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, lseLo?: FloatArray, tiles: FlashTiles = DEFAULT_TILES,
 ): void {
-  const hf = headsFirst(p); // as in flashAttentionForward
-  if (hf !== null) {
-    const [gq, gk, gv] = [hf.blank(dq, "q"), hf.blank(dk, "k"), hf.blank(dv, "v")];
-    flashAttentionBackward(
-      hf.p, hf.read(q, "q"), hf.read(k, "k"), hf.read(v, "v"), hf.read(out, "out"), hf.read(dout, "out"), lse, gq, gk, gv, lseLo, tiles,
-    );
-    hf.write(dq, gq, "q");
-    hf.write(dk, gk, "k");
-    hf.write(dv, gv, "v");
+  if (p.layout) { // as in flashAttentionForward
+    const run: Backend["attentionBackward"] = (pp, qq, kk, vv, oo, dd, ll, gq, gk, gv, lo) => flashAttentionBackward(pp, qq, kk, vv, oo, dd, ll, gq, gk, gv, lo, tiles);
+    backwardInAnyLayout(run)(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo);
     return;
   }
   const c = context("flashAttentionBackward", p, q, k, v, tiles);

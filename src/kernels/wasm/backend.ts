@@ -29,7 +29,10 @@ export const wasmTuning = {
   Bc: 64,
   /** bytes of staged attention tensors per round (at least one kv group is always staged) */
   stagingBudget: 32 * 1024 * 1024,
-  /** floats of wasm memory an attention call borrows to move interleaved rows (AttentionParams.layout) through, a block of rows at a time */
+  /**
+   * floats of wasm memory an attention call borrows to move interleaved rows (AttentionParams.layout)
+   * through, a block of rows at a time; 0: a copy per head row instead (the slower form, kept for comparison)
+   */
   moveFloats: 1 << 20,
   /** below this many flops a matmul runs on the calling thread alone */
   minParallelFlops: 4e6,
@@ -302,7 +305,7 @@ interface Operand {
  * Whether an operand's heads lie side by side within its rows ([B, T, ..heads·D..]: sh < sl), where a
  * copy per head row (one typed-array view each) costs more than the permute it replaces.
  */
-const interleavedRows = (o: Operand): boolean => o.s.sh < o.s.sl;
+const interleavedRows = (o: Operand): boolean => o.s.sh < o.s.sl && wasmTuning.moveFloats > 0;
 
 /**
  * The interleaved operands in groups that share their rows (self-attention without gradient hands
@@ -777,6 +780,7 @@ function wasmAttentionBackward(
 
 export const wasmBackend: Backend = {
   name: "wasm",
+  attentionLayout: true, // staging reads and writes the rows where they are
   matmul: wasmMatmul,
   matmulBias: wasmMatmulBias,
   attentionForward: wasmAttentionForward,
