@@ -358,16 +358,17 @@ function eachRowBlock(group: Operand[], block: (b: number, t0: number, t1: numbe
   }
 }
 
-/** Where head `head`'s row t of operand o sits in a block of its group that starts at row t0: tmp + this + t·sl. */
-function inBlock(o: Operand, group: Operand[], head: number, t0: number): number {
-  return o.s.offset - groupColumns(group)[0] + (head % o.heads) * o.s.sh - t0 * o.s.sl;
+/** Where the block's first row of head `head` of operand o starts, from the block's start (rows follow sl apart). */
+function inBlock(o: Operand, group: Operand[], head: number): number {
+  return o.s.offset - groupColumns(group)[0] + (head % o.heads) * o.s.sh;
 }
 
 /**
  * Copies each operand's heads into their slots (zero padding to Tp × Dp). Heads-first rows go with
  * stageRows, a set per head; interleaved rows come into wasm memory a block of whole rows at a time
- * (one set; rows that q, k and v share come once) and move to the slots with copyWithin, which
- * allocates nothing.
+ * (one set; rows that q, k and v share come once) and move to the slots inside it (copy_rows, one
+ * call per head and block: a host call per row, a typed-array view or a copyWithin each, cost more
+ * than the permute this replaces).
  */
 function stageOperands(rt: WasmRuntime, ops: Operand[]): void {
   for (const o of ops) {
@@ -384,11 +385,8 @@ function stageOperands(rt: WasmRuntime, ops: Operand[]): void {
       for (const o of group) {
         for (const [head, at] of o.slots) {
           if (Math.floor(head / o.heads) !== b) continue;
-          const src = tmp + inBlock(o, group, head, t0);
-          for (let t = t0; t < t1; t++) {
-            f32.copyWithin(at + t * o.Dp, src + t * o.s.sl, src + t * o.s.sl + o.D);
-            if (o.Dp > o.D) f32.fill(0, at + t * o.Dp + o.D, at + (t + 1) * o.Dp);
-          }
+          const src = tmp + inBlock(o, group, head); // its row t0
+          rt.exports.copy_rows(4 * (at + t0 * o.Dp), 4 * o.Dp, 4 * src, 4 * o.s.sl, t1 - t0, 4 * o.D, 4 * (o.Dp - o.D));
         }
       }
     });
@@ -421,8 +419,8 @@ function unstageOperands(rt: WasmRuntime, ops: Operand[]): void {
       for (const o of group) {
         for (const [head, at] of o.slots) {
           if (Math.floor(head / o.heads) !== b) continue;
-          const dst = tmp + inBlock(o, group, head, t0);
-          for (let t = t0; t < t1; t++) f32.copyWithin(dst + t * o.s.sl, at + t * o.Dp, at + t * o.Dp + o.D);
+          const dst = tmp + inBlock(o, group, head);
+          rt.exports.copy_rows(4 * dst, 4 * o.s.sl, 4 * (at + t0 * o.Dp), 4 * o.Dp, t1 - t0, 4 * o.D, 0);
         }
       }
       arr.set(f32.subarray(tmp, tmp + (to - from)), from);
