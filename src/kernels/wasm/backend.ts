@@ -395,9 +395,31 @@ function stageOperands(rt: WasmRuntime, ops: Operand[]): void {
 }
 
 /**
+ * Whether the group's heads of batch element b in this round write every column of its blocks (each
+ * operand's heads dense, D apart, all of them staged, side by side without gaps or overlaps), so
+ * that a block need not be read before it is written back.
+ */
+function coversBlock(group: Operand[], b: number): boolean {
+  const [lo, width] = groupColumns(group);
+  const ranges: Array<[number, number]> = [];
+  for (const o of group) {
+    if (o.s.sh !== o.D || o.slots.filter(([head]) => Math.floor(head / o.heads) === b).length !== o.heads) return false;
+    ranges.push([o.s.offset, o.s.offset + o.heads * o.D]);
+  }
+  ranges.sort((x, y) => x[0] - y[0]);
+  let end = lo;
+  for (const [from, to] of ranges) {
+    if (from !== end) return false;
+    end = to;
+  }
+  return end === lo + width;
+}
+
+/**
  * The inverse, after the job: D floats of each staged row (Dp wide) to the operand's rows. Interleaved
- * rows go a block at a time: the block is read, the heads are moved into it, and it is written back
- * (so the columns it holds of heads from other rounds, or of no head, keep what they hold).
+ * rows go a block at a time: the heads are moved into it and it is written back, after reading it
+ * first where this round's heads do not cover it (so that the columns of heads from other rounds, or
+ * of no head, keep what they hold).
  */
 function unstageOperands(rt: WasmRuntime, ops: Operand[]): void {
   for (const o of ops) {
@@ -415,7 +437,7 @@ function unstageOperands(rt: WasmRuntime, ops: Operand[]): void {
   for (const group of groups) {
     const arr = group[0].arr;
     eachRowBlock(group, (b, t0, t1, from, to) => {
-      f32.set(arr.subarray(from, to), tmp);
+      if (!coversBlock(group, b)) f32.set(arr.subarray(from, to), tmp); // keep the columns no head of this round writes
       for (const o of group) {
         for (const [head, at] of o.slots) {
           if (Math.floor(head / o.heads) !== b) continue;
