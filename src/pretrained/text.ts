@@ -10,6 +10,11 @@
  * rows still going in row order; a row's pieces join to its text. With window, sinkTokens or paged
  * (generate()'s streaming and paged caches) each prompt is generated on its own instead.
  *
+ * Options not passed take generation_config.json's values as transformers reads them (genconfig.ts):
+ * do_sample true samples with its temperature, top_k and top_p (else 1.0, 50, 1.0), otherwise greedy;
+ * max_new_tokens, else max_length (prompt + new tokens, each prompt its own), else 50 new tokens. Its
+ * settings that generateText does not implement are named in each result's `unsupported`.
+ *
  * The stop tokens default to generation_config.json's eos_token_id when the folder has one, else
  * config.json's (eosTokenIds). A text prompt that encodes to no tokens starts from bos_token_id
  * (generation_config.json's, else config.json's), as transformers' generate() does without inputs.
