@@ -27,6 +27,8 @@ const PAD = 0;
 
 export interface PaddedGenerateOptions extends SamplingOptions {
   maxNewTokens: number;
+  /** a row's prompt + new tokens at most (generation_config.json's max_length; the model's positions cap it anyway) */
+  maxLength?: number;
   /** a row stops after any of these */
   stopTokens: ReadonlySet<number>;
   /** decode with the KV cache (default true) */
@@ -55,7 +57,7 @@ export function generatePadded(fn: string, model: PretrainedLM, prompts: readonl
     if (p.length > maxSeqLen) throw new ArgumentError(`${fn}: prompt ${n} has ${p.length} tokens, more than the model's ${maxSeqLen} positions`);
   });
   const generators = prompts.map(() => opts.generator ?? new Generator(opts.seed ?? 0));
-  const budget = prompts.map((p) => Math.min(maxNewTokens, maxSeqLen - p.length)); // new tokens each row may add
+  const budget = prompts.map((p) => Math.min(maxNewTokens, Math.min(maxSeqLen, opts.maxLength ?? maxSeqLen) - p.length)); // new tokens each row may add
   const out: number[][] = prompts.map(() => []);
   const T = Math.max(...prompts.map((p) => p.length));
   // the padded rows so far and their mask: [N, S], growing by one column per step
