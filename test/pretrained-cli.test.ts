@@ -119,17 +119,21 @@ describe("attend generate --model", () => {
 
   test("generation_config.json: its sampling and length defaults, the options winning, a note for what attend does not implement", async () => {
     const folder = withTokenizer("qwen2");
-    writeFileSync(join(folder, "generation_config.json"), JSON.stringify({ do_sample: true, temperature: 1.3, top_k: 9, top_p: 0.9, max_new_tokens: 6, repetition_penalty: 1.05 }));
+    writeFileSync(join(folder, "generation_config.json"), JSON.stringify({ do_sample: true, temperature: 1.3, top_k: 9, top_p: 0.9, max_new_tokens: 6, repetition_penalty: 1.05, num_beams: 2 }));
     const p = fromPretrained(folder);
     const r = await attend("generate", "--model", folder, "--prompt", "the cat", "--ignore-eos", "--seed", "4", "--json");
     assert.equal(r.code, 0, r.stderr);
-    const explicit = generateText({ ...p, generationConfig: null }, "the cat", { maxNewTokens: 6, stopToken: null, temperature: 1.3, topK: 9, topP: 0.9, seed: 4 });
+    const explicit = generateText({ ...p, generationConfig: null }, "the cat", { maxNewTokens: 6, stopToken: null, temperature: 1.3, topK: 9, topP: 0.9, seed: 4, repetitionPenalty: 1.05 });
     assert.deepEqual(lastJson(r).tokens, explicit.tokens);
     assert.equal(r.stderr, "sampling, as generation_config.json sets do_sample: temperature 1.3, top-k 9, top-p 0.9 (--temperature 0 for greedy)\n" +
-      "note: generation_config.json sets repetition_penalty = 1.05, which attend does not implement; this output is without it\n");
+      "note: generation_config.json sets num_beams = 2, which attend does not implement; this output is without it\n");
     const greedy = await attend("generate", "--model", folder, "--prompt", "the cat", "--ignore-eos", "--temperature", "0", "-n", "8", "--json");
-    assert.deepEqual(lastJson(greedy).tokens, generateText({ ...p, generationConfig: null }, "the cat", { maxNewTokens: 8, stopToken: null }).tokens);
+    assert.deepEqual(lastJson(greedy).tokens, generateText({ ...p, generationConfig: null }, "the cat", { maxNewTokens: 8, stopToken: null, repetitionPenalty: 1.05 }).tokens); // the file's repetition_penalty acts on greedy decoding too
     assert.doesNotMatch(greedy.stderr, /sampling/);
+    // --repetition-penalty wins over the file's 1.05 (greedy here, where the penalty still acts)
+    const pen = await attend("generate", "--model", folder, "--prompt", "the cat", "--ignore-eos", "--temperature", "0", "-n", "8", "--repetition-penalty", "1.5", "--json");
+    assert.deepEqual(lastJson(pen).tokens, generateText({ ...p, generationConfig: null }, "the cat", { maxNewTokens: 8, stopToken: null, repetitionPenalty: 1.5 }).tokens);
+    assertUsageError(await attend("generate", "--model", folder, "--prompt", "a", "--repetition-penalty", "0"), /generate: --repetition-penalty expects a number > 0, got 0/);
     writeFileSync(join(folder, "generation_config.json"), JSON.stringify({ do_sample: true, top_p: 2 }));
     assertUsageError(await attend("generate", "--model", folder, "--prompt", "the cat"), /fromPretrained: generation_config\.json top_p = 2; expected a number in \(0, 1\]/);
   });

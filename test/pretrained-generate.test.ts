@@ -10,7 +10,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { WORDS, folderFiles, wordTokenizer } from "./hf-helpers.js";
-import { Generator, eosTokenIds, fromPretrained, fromPretrainedFiles, generateText, generationDefaults, sampleToken } from "../src/index.js";
+import { Generator, applyRepetitionPenalty, eosTokenIds, fromPretrained, fromPretrainedFiles, generateText, generationDefaults, sampleToken } from "../src/index.js";
 
 const HF = join(fileURLToPath(new URL(".", import.meta.url)), "fixtures", "hf");
 
@@ -193,7 +193,7 @@ describe("generation_config.json's sampling and length defaults (transformers' r
     assert.deepEqual(generateText(p, prompts, { ...free, maxNewTokens: 6, seed: 3 }).map((r) => r.tokens), generateText(plain, prompts, { ...free, maxNewTokens: 6, seed: 3, ...opts }).map((r) => r.tokens));
     // absent keys: GenerationConfig's defaults (temperature 1, top_k 50, top_p 1)
     assert.deepEqual(generateText(withGen({ do_sample: true }), prompt, { ...free, maxNewTokens: 10, seed: 5 }).tokens, generateText(plain, prompt, { ...free, maxNewTokens: 10, seed: 5, temperature: 1, topK: 50, topP: 1 }).tokens);
-    assert.deepEqual(generationDefaults({ do_sample: true }), { doSample: true, temperature: 1, topK: 50, topP: 1, maxNewTokens: null, maxLength: null, unsupported: [] });
+    assert.deepEqual(generationDefaults({ do_sample: true }), { doSample: true, temperature: 1, topK: 50, topP: 1, maxNewTokens: null, maxLength: null, repetitionPenalty: null, unsupported: [] });
     assert.equal(generationDefaults({ do_sample: true, top_k: 0 })!.topK, null); // 0 or null: no top-k
     assert.equal(generationDefaults({ do_sample: true, top_k: null })!.topK, null);
     assert.equal(generationDefaults(null), null);
@@ -242,15 +242,68 @@ describe("generation_config.json's sampling and length defaults (transformers' r
   });
 
   test("settings generateText does not implement are listed, never dropped in silence", () => {
-    const gen = { num_beams: 4, repetition_penalty: 1.05, typical_p: 0.9, no_repeat_ngram_size: 0, length_penalty: 1, suppress_tokens: [], bad_words_ids: null };
+    const gen = { num_beams: 4, min_new_tokens: 3, typical_p: 0.9, no_repeat_ngram_size: 0, length_penalty: 1, suppress_tokens: [], bad_words_ids: null };
     const p = withGen(gen);
     assert.deepEqual(generationDefaults(p.generationConfig)!.unsupported, [
-      { key: "num_beams", value: 4, samplingOnly: false }, { key: "repetition_penalty", value: 1.05, samplingOnly: false }, { key: "typical_p", value: 0.9, samplingOnly: true },
+      { key: "num_beams", value: 4, samplingOnly: false }, { key: "min_new_tokens", value: 3, samplingOnly: false }, { key: "typical_p", value: 0.9, samplingOnly: true },
     ]);
     const r = generateText(p, prompt, { ...free, maxNewTokens: 10 });
-    assert.deepEqual(r.tokens, greedy); // still greedy decoding, without beams or penalty ...
-    assert.deepEqual(r.unsupported, ["num_beams = 4", "repetition_penalty = 1.05"]); // ... and saying so (typical_p acts only when sampling)
-    assert.deepEqual(generateText(p, [prompt, [9]], { ...free, maxNewTokens: 2, temperature: 1 }).map((x) => x.unsupported), [0, 1].map(() => ["num_beams = 4", "repetition_penalty = 1.05", "typical_p = 0.9"]));
+    assert.deepEqual(r.tokens, greedy); // still greedy decoding, without beams or a minimum length ...
+    assert.deepEqual(r.unsupported, ["num_beams = 4", "min_new_tokens = 3"]); // ... and saying so (typical_p acts only when sampling)
+    assert.deepEqual(generateText(p, [prompt, [9]], { ...free, maxNewTokens: 2, temperature: 1 }).map((x) => x.unsupported), [0, 1].map(() => ["num_beams = 4", "min_new_tokens = 3", "typical_p = 0.9"]));
+  });
+});
+
+describe("repetitionPenalty (transformers' repetition_penalty)", () => {
+  interface Penalised { penalty: number; prompts: number[][]; greedy: number[][] }
+  const penalised = (name: string): Penalised => (JSON.parse(readFileSync(join(HF, name, "expected.json"), "utf8")) as { repetition_penalty: Penalised }).repetition_penalty;
+  const free = { stopToken: null } as const;
+
+  test("applyRepetitionPenalty, worked by hand: positive logits divided, negative multiplied, each token once", () => {
+    // logits [2, -2, 1, 0, -0.5], tokens 0, 1, 1, 3 at r = 2: 2/2, -2*2, untouched, 0/2, untouched
+    assert.deepEqual(Array.from(applyRepetitionPenalty([2, -2, 1, 0, -0.5], [0, 1, 1, 3], 2)), [1, -4, 1, 0, -0.5]);
+    // float32 as torch computes it: 1/3 rounded to float32, not float64
+    assert.equal(applyRepetitionPenalty([1], [0], 3)[0], Math.fround(1 / 3));
+    assert.throws(() => applyRepetitionPenalty([1, 2], [2], 1.2), /applyRepetitionPenalty: token ids must be integers in 0\.\.1, got 2/);
+    assert.throws(() => applyRepetitionPenalty([1, 2], [0], 0), /applyRepetitionPenalty: repetitionPenalty must be a finite number > 0/);
+  });
+
+  for (const name of ["llama", "mistral", "gpt2"]) {
+    test(`${name}: greedy tokens with the penalty equal the PyTorch twin's, alone and as one padded batch, cached or not`, () => {
+      const e = penalised(name);
+      const p = fromPretrained(join(HF, name));
+      for (const useCache of [true, false]) {
+        const alone = e.prompts.map((pr) => generateText(p, pr, { ...free, useCache, maxNewTokens: 8, repetitionPenalty: e.penalty }).tokens);
+        assert.deepEqual(alone, e.greedy, `${name} alone, useCache ${useCache}`);
+        const batch = generateText(p, e.prompts, { ...free, useCache, maxNewTokens: 8, repetitionPenalty: e.penalty }).map((r) => r.tokens);
+        assert.deepEqual(batch, e.greedy, `${name} batch, useCache ${useCache}`);
+      }
+    });
+  }
+
+  test("the penalty changes the output (these references are not plain greedy), and 1 is off", () => {
+    const e = penalised("llama");
+    const p = fromPretrained(join(HF, "llama"));
+    const plain = e.prompts.map((pr) => generateText(p, pr, { ...free, maxNewTokens: 8 }).tokens);
+    assert.notDeepEqual(plain, e.greedy);
+    assert.deepEqual(e.prompts.map((pr) => generateText(p, pr, { ...free, maxNewTokens: 8, repetitionPenalty: 1 }).tokens), plain);
+  });
+
+  test("generation_config.json's repetition_penalty is the default, greedy too; an option passed wins; bad values are errors", () => {
+    const e = penalised("llama");
+    const files = folderFiles(join(HF, "llama"));
+    const f = new Map(files);
+    f.set("generation_config.json", JSON.stringify({ do_sample: false, repetition_penalty: e.penalty }));
+    const p = fromPretrainedFiles(f);
+    const r = generateText(p, e.prompts[2], { ...free, maxNewTokens: 8 });
+    assert.deepEqual(r.tokens, e.greedy[2]);
+    assert.deepEqual(r.unsupported, []);
+    const off = generateText(p, e.prompts[2], { ...free, maxNewTokens: 8, repetitionPenalty: 1 });
+    assert.deepEqual(off.tokens, generateText(fromPretrainedFiles(files), e.prompts[2], { ...free, maxNewTokens: 8 }).tokens);
+    const bad = new Map(files);
+    bad.set("generation_config.json", JSON.stringify({ repetition_penalty: 0 }));
+    assert.throws(() => fromPretrainedFiles(bad), /generation_config\.json repetition_penalty = 0; expected a number > 0/);
+    assert.throws(() => generateText(p, [1], { maxNewTokens: 1, repetitionPenalty: -1 }), /generateText: repetitionPenalty must be a finite number > 0 .*got -1/);
   });
 });
 

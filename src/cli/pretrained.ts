@@ -30,9 +30,9 @@ when the folder has one, else of config.json).
 Defaults come from the folder's generation_config.json as transformers reads it:
 do_sample false or absent: greedy; do_sample true: sampling with its temperature,
 top_k, top_p (else 1.0, 50, 1.0); max_new_tokens, else max_length (prompt + new
-tokens), else 50 new tokens. The options below win over the file. Settings of
-the file that attend does not implement (num_beams, repetition_penalty, …) are
-named in a note on stderr.
+tokens), else 50 new tokens; repetition_penalty. The options below win over the
+file. Settings of the file that attend does not implement (num_beams,
+no_repeat_ngram_size, …) are named in a note on stderr.
 
 Options:
   --model DIR            ${FOLDER}
@@ -43,6 +43,8 @@ Options:
   --temperature X        0 = the most likely token (greedy); > 0 samples (default: the file's, else 0)
   --top-k K              sample among the K most likely tokens only
   --top-p P              sample among the most likely tokens that add up to P (0 < P <= 1)
+  --repetition-penalty R  > 1 makes tokens already in the text less likely, greedy or sampling
+                         (transformers' repetition_penalty; 1 = off; default: the file's, else 1)
   --seed N               seed for sampling (default 0; each prompt of a batch draws from its own)
   --ignore-eos           do not stop at the end-of-sequence token (for timing)
   --json                 print one JSON object: { model, promptIds, tokens, text, finish, seconds, tokensPerSecond };
@@ -171,6 +173,7 @@ export function generateCommand(args: string[], io: Io): number {
   const v = parse(cmd, args, {
     ...MODEL_OPTIONS, ids: { type: "string", multiple: true }, prompt: { type: "string", multiple: true }, "max-tokens": { type: "string", short: "n" },
     temperature: { type: "string" }, "top-k": { type: "string" }, "top-p": { type: "string" }, seed: { type: "string" }, "ignore-eos": { type: "boolean" },
+    "repetition-penalty": { type: "string" },
   });
   if (flag(v, "help")) {
     say(io, GENERATE_HELP);
@@ -183,6 +186,7 @@ export function generateCommand(args: string[], io: Io): number {
   const topK = v["top-k"] === undefined ? undefined : int(cmd, v, "top-k", 1);
   const topP = v["top-p"] === undefined ? undefined : num(cmd, v, "top-p", 1, 0, true);
   if (topP !== undefined && topP > 1) throw new UsageError(`${cmd}: --top-p expects a number in (0, 1], got ${topP}`);
+  const repetitionPenalty = v["repetition-penalty"] === undefined ? undefined : num(cmd, v, "repetition-penalty", 1, 0, true);
   const seed = int(cmd, v, "seed", 0, 0);
   const texts = strs(v, "prompt");
   const idTexts = strs(v, "ids");
@@ -213,7 +217,7 @@ export function generateCommand(args: string[], io: Io): number {
   let prevRow = -1;
   const started = performance.now();
   const results = generateText(p, prompts, {
-    maxNewTokens, temperature, topK, topP, seed, ...(flag(v, "ignore-eos") ? { stopToken: null } : {}),
+    maxNewTokens, temperature, topK, topP, seed, repetitionPenalty, ...(flag(v, "ignore-eos") ? { stopToken: null } : {}),
     onToken: (t, row) => {
       last = performance.now();
       if (count === firstStep && row > prevRow) [firstStep, firstEnd] = [firstStep + 1, last]; // still the first step (rows come in order)

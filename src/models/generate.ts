@@ -12,6 +12,11 @@
  *   topP p (with τ > 0)                   ... then only the most likely tokens whose probabilities, largest
  *                                         first, first reach p (nucleus sampling; at least one is kept), as
  *                                         Hugging Face's TopPLogitsWarper after its top-k
+ *   repetitionPenalty r (generate's option, before all of the above, greedy too)
+ *                                         each token already in the row (prompt and new tokens) has its
+ *                                         logit divided by r when positive, multiplied by r when negative
+ *                                         (CTRL's penalty, as Hugging Face's RepetitionPenaltyLogitsProcessor;
+ *                                         r > 1 discourages repeats, 1 is off)
  * Sampling draws from a seeded Generator, so a seed reproduces a run.
  */
 import { noGrad } from "../autograd/tape.js";
@@ -54,6 +59,12 @@ export interface GenerateOptions extends SamplingOptions {
   /** decode with a KV cache (default true); false re-runs the whole sequence each step */
   useCache?: boolean;
   /**
+   * > 0; 1 (the default) is off. Before each pick, every token already in the row (the prompt and the
+   * new tokens) has its logit divided by this when positive and multiplied by it when negative, so
+   * values > 1 make repeats less likely (see applyRepetitionPenalty)
+   */
+  repetitionPenalty?: number;
+  /**
    * called with each new token as soon as it is picked (row n of the batch), for streaming; it must
    * not write the model's parameters (they are frozen while decoding: see withFrozenWeights)
    */
@@ -73,7 +84,7 @@ export interface GenerateOptions extends SamplingOptions {
   paged?: PagedKVCacheOptions;
 }
 const GENERATE_TABLE: OptionTable<GenerateOptions> = {
-  ...SAMPLING_TABLE, maxNewTokens: true, stopToken: true, maxLength: true, useCache: true, window: true, sinkTokens: true, paged: true, onToken: true,
+  ...SAMPLING_TABLE, maxNewTokens: true, stopToken: true, maxLength: true, useCache: true, repetitionPenalty: true, window: true, sinkTokens: true, paged: true, onToken: true,
 };
 export const GENERATE_OPTION_KEYS = optionKeys<GenerateOptions>(GENERATE_TABLE);
 
@@ -95,7 +106,8 @@ function checkRequiredOptions(fn: string, opts: unknown, keys: readonly string[]
 /** The temperature when none is given: 0, greedy (see the file comment). */
 const DEFAULT_TEMPERATURE = 0;
 
-function checkSampling(fn: string, opts: SamplingOptions): void {
+function checkSampling(fn: string, opts: SamplingOptions & { repetitionPenalty?: number }): void {
+  checkRepetitionPenalty(fn, opts.repetitionPenalty);
   const t = opts.temperature ?? DEFAULT_TEMPERATURE;
   if (typeof t !== "number" || !(t >= 0) || !Number.isFinite(t)) throw new ArgumentError(`${fn}: temperature must be a finite number >= 0, got ${String(t)}`);
   if (opts.topK !== undefined && (!Number.isInteger(opts.topK) || opts.topK <= 0)) {
@@ -105,6 +117,35 @@ function checkSampling(fn: string, opts: SamplingOptions): void {
     throw new ArgumentError(`${fn}: topP must be a number in (0, 1], got ${String(opts.topP)}`);
   }
   checkGenerator(fn, "generator", opts.generator);
+}
+
+/** repetitionPenalty: undefined, or a finite number > 0. */
+export function checkRepetitionPenalty(fn: string, r: unknown): void {
+  if (r !== undefined && !(typeof r === "number" && r > 0 && Number.isFinite(r))) {
+    throw new ArgumentError(`${fn}: repetitionPenalty must be a finite number > 0 (1: off; > 1 discourages repeats), got ${String(r)}`);
+  }
+}
+
+/**
+ * A row of logits z [V] with the repetition penalty r applied to every token id in `tokens` (the row
+ * so far): z / r where z > 0, z · r where z < 0, in float32 as Hugging Face's
+ * RepetitionPenaltyLogitsProcessor computes it on float32 logits. A token counts once however often it
+ * occurs. Returns a new array; logits is not written. Ids outside 0..V-1 are an error.
+ */
+export function applyRepetitionPenalty(logits: ArrayLike<number>, tokens: readonly number[], penalty: number): Float32Array {
+  const fn = "applyRepetitionPenalty";
+  if (penalty === undefined) throw new ArgumentError(`${fn}: penalty must be a finite number > 0, got undefined`);
+  checkRepetitionPenalty(fn, penalty);
+  const z = Float32Array.from(logits);
+  const r = Math.fround(penalty);
+  const seen = new Set<number>();
+  for (const t of tokens) {
+    if (!Number.isInteger(t) || t < 0 || t >= z.length) throw new ArgumentError(`${fn}: token ids must be integers in 0..${z.length - 1}, got ${String(t)}`);
+    if (seen.has(t)) continue;
+    seen.add(t);
+    z[t] = z[t] < 0 ? z[t] * r : z[t] / r; // stored to float32: torch.where(score < 0, score * r, score / r)
+  }
+  return z;
 }
 
 /** The first index of the largest value. */
@@ -124,10 +165,14 @@ export function sampleToken(logits: ArrayLike<number>, opts: SamplingOptions = {
 }
 
 /** sampleToken after its options are checked (the decoding loop checks them once). */
-function pickToken(fn: string, logits: ArrayLike<number>, opts: SamplingOptions, generator?: Generator): number {
+function pickToken(
+  fn: string, logits: ArrayLike<number>, opts: SamplingOptions & { repetitionPenalty?: number }, generator?: Generator, history?: readonly number[],
+): number {
   const V = logits.length;
   if (V === 0) throw new ArgumentError(`${fn}: logits must hold at least one value`);
   for (let i = 0; i < V; i++) if (Number.isNaN(logits[i])) throw new ArgumentError(`${fn}: logits[${i}] is NaN`);
+  const r = opts.repetitionPenalty;
+  if (r !== undefined && r !== 1 && history !== undefined) logits = applyRepetitionPenalty(logits, history, r);
   const temperature = opts.temperature ?? DEFAULT_TEMPERATURE;
   if (opts.greedy || temperature === 0 || opts.topK === 1) return argmaxOf(logits);
   const z = Float64Array.from(logits, (v) => v / temperature);
@@ -221,7 +266,7 @@ function decodeLoop(l: Loop): number[][] {
     withFrozenWeights(l.model.parameters(), () => noGrad(() => {
       let logits = l.step(rows); // prefill: the whole prompt
       for (let s = 0; s < steps; s++) {
-        const next = rows.map((_, n) => pickToken(fn, lastRow(logits, n), opts, g));
+        const next = rows.map((r, n) => pickToken(fn, lastRow(logits, n), opts, g, r)); // r: the row so far, for repetitionPenalty
         next.forEach((t, n) => {
           if (done[n]) return;
           rows[n].push(t);
@@ -342,7 +387,7 @@ function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: Ge
       let active = rows.map((_, n) => n).filter((n) => budget[n] > 0);
       while (active.length > 0) {
         for (const n of active) {
-          const t = pickToken(fn, logits[n], opts, g);
+          const t = pickToken(fn, logits[n], opts, g, rows[n]);
           rows[n].push(t);
           opts.onToken?.(t, n);
           budget[n]--;

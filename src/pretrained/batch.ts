@@ -19,7 +19,7 @@ import { withFrozenWeights } from "../kernels/dispatch.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator, checkGenerator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { type SamplingOptions, sampleToken } from "../models/generate.js";
+import { type SamplingOptions, applyRepetitionPenalty, checkRepetitionPenalty, sampleToken } from "../models/generate.js";
 import type { PretrainedLM } from "./model.js";
 
 /** The id fed at padded places: any id does, since padding is never attended to and its logits are not read. */
@@ -31,6 +31,8 @@ export interface PaddedGenerateOptions extends SamplingOptions {
   maxLength?: number;
   /** a row stops after any of these */
   stopTokens: ReadonlySet<number>;
+  /** generate()'s repetitionPenalty: each row's own prompt and new tokens (never its padding) are penalised */
+  repetitionPenalty?: number;
   /** decode with the KV cache (default true) */
   useCache?: boolean;
   /** each new token as it is picked: within a step, the rows still going, in row order */
@@ -48,6 +50,8 @@ export function generatePadded(fn: string, model: PretrainedLM, prompts: readonl
   if (topK !== undefined && (!Number.isInteger(topK) || topK <= 0)) throw new ArgumentError(`${fn}: topK must be a positive integer, got ${String(topK)}`);
   if (topP !== undefined && !(typeof topP === "number" && topP > 0 && topP <= 1)) throw new ArgumentError(`${fn}: topP must be a number in (0, 1], got ${String(topP)}`);
   checkGenerator(fn, "generator", opts.generator);
+  checkRepetitionPenalty(fn, opts.repetitionPenalty);
+  const penalty = opts.repetitionPenalty ?? 1;
   const { maxNewTokens } = opts;
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new ArgumentError(`${fn}: maxNewTokens must be a non-negative integer, got ${String(maxNewTokens)}`);
   if (opts.onToken !== undefined && typeof opts.onToken !== "function") throw new ArgumentError(`${fn}: onToken must be a function (token, row) => void`);
@@ -78,7 +82,8 @@ export function generatePadded(fn: string, model: PretrainedLM, prompts: readonl
         const [, L, V] = logits.shape;
         for (const n of active) {
           const at = (n * L + L - 1) * V; // row n's last position
-          const t = sampleToken(logits.values.subarray(at, at + V), sampling, generators[n]);
+          const z = logits.values.subarray(at, at + V);
+          const t = sampleToken(penalty === 1 ? z : applyRepetitionPenalty(z, [...prompts[n], ...out[n]], penalty), sampling, generators[n]);
           out[n].push(t);
           opts.onToken?.(t, n);
           budget[n] = opts.stopTokens.has(t) ? 0 : budget[n] - 1;

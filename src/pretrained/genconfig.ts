@@ -10,6 +10,9 @@
  *   max_new_tokens   new tokens at most; wins over max_length when both are set
  *   max_length       prompt + new tokens at most (transformers' count); a prompt of max_length tokens
  *                    or more is an error, as transformers' generate() raises one
+ *   repetition_penalty  default 1.0 (off); greedy or sampling, each token already in the row has its
+ *                    logit divided by it (positive) or multiplied by it (negative): generateText's
+ *                    repetitionPenalty
  *
  * The defaults are GenerationConfig's: "temperature (`float`, *optional*, defaults to 1.0)", "top_k
  * (`int`, *optional*, defaults to 50)", "top_p (`float`, *optional*, defaults to 1.0)", "do_sample
@@ -47,6 +50,8 @@ export interface GenerationDefaults {
   maxNewTokens: number | null;
   /** max_length (prompt + new tokens), or null when not set */
   maxLength: number | null;
+  /** repetition_penalty, or null when not set (or 1, off) */
+  repetitionPenalty: number | null;
   /** settings that would change transformers' output and that generateText does not implement */
   unsupported: UnsupportedSetting[];
 }
@@ -63,7 +68,6 @@ const UNSUPPORTED: readonly { key: string; inert: (v: unknown) => boolean; sampl
   { key: "num_beam_groups", inert: (v) => v === 1 },
   { key: "penalty_alpha", inert: (v) => v === 0 },
   { key: "dola_layers", inert: () => false },
-  { key: "repetition_penalty", inert: (v) => v === 1 },
   { key: "encoder_repetition_penalty", inert: (v) => v === 1 },
   { key: "no_repeat_ngram_size", inert: (v) => v === 0 },
   { key: "encoder_no_repeat_ngram_size", inert: (v) => v === 0 },
@@ -123,6 +127,7 @@ export function generationDefaults(g: HFConfig | null, fn = "generationDefaults"
   const topP = number("top_p", (x) => x > 0 && x <= 1, "a number in (0, 1] (1: keep all)");
   const maxNewTokens = number("max_new_tokens", (x) => Number.isInteger(x) && x > 0, "a positive integer (new tokens at most)");
   const maxLength = number("max_length", (x) => Number.isInteger(x) && x > 0, "a positive integer (prompt + new tokens at most)");
+  const repetitionPenalty = number("repetition_penalty", (x) => x > 0, "a number > 0 (1: off; > 1 discourages repeats)");
   const unsupported: UnsupportedSetting[] = [];
   for (const u of UNSUPPORTED) {
     const v = g[u.key];
@@ -137,6 +142,7 @@ export function generationDefaults(g: HFConfig | null, fn = "generationDefaults"
     topP: topP ?? TRANSFORMERS_DEFAULTS.topP,
     maxNewTokens,
     maxLength,
+    repetitionPenalty: repetitionPenalty === 1 ? null : repetitionPenalty,
     unsupported,
   };
 }

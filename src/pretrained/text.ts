@@ -26,7 +26,7 @@
  */
 import { ArgumentError } from "../tensor/errors.js";
 import { checkOptions, optionKeys } from "../tensor/validate.js";
-import { type SamplingOptions, generate } from "../models/generate.js";
+import { type SamplingOptions, checkRepetitionPenalty, generate } from "../models/generate.js";
 import type { PagedKVCacheOptions } from "../attention/kvpaged.js";
 import type { Tokenizer } from "@huggingface/tokenizers";
 import type { HFConfig } from "./config.js";
@@ -41,6 +41,12 @@ export interface GenerateTextOptions extends SamplingOptions {
   stopToken?: number | readonly number[] | null;
   /** decode with the KV cache (default true); false re-runs the whole sequence each step */
   useCache?: boolean;
+  /**
+   * generate()'s repetitionPenalty (> 0; 1 is off; default generation_config.json's repetition_penalty):
+   * each token already in the row, prompt included, has its logit divided by it when positive and
+   * multiplied by it when negative, greedy or sampling, as transformers' repetition_penalty
+   */
+  repetitionPenalty?: number;
   /** each new token as it is picked (row: which prompt) */
   onToken?: (token: number, row: number) => void;
   /** each new piece of text as it is complete (row: which prompt); the pieces join to `text` */
@@ -57,7 +63,7 @@ export interface GenerateTextOptions extends SamplingOptions {
 }
 const TEXT_OPTION_KEYS = optionKeys<GenerateTextOptions>({
   greedy: true, temperature: true, topK: true, topP: true, seed: true, generator: true,
-  maxNewTokens: true, stopToken: true, useCache: true, onToken: true, onText: true, window: true, sinkTokens: true, paged: true,
+  maxNewTokens: true, stopToken: true, useCache: true, repetitionPenalty: true, onToken: true, onText: true, window: true, sinkTokens: true, paged: true,
 });
 
 /** One prompt's continuation. */
@@ -174,6 +180,9 @@ export function generateText(m: TextModel, prompts: string | readonly number[] |
   const gen = generationDefaults(m.generationConfig ?? null, FN);
   const fromFile = gen?.doSample ? { temperature: gen.temperature, topK: gen.topK ?? undefined, topP: gen.topP } : {};
   const sampling: SamplingOptions = { greedy: opts.greedy, temperature: opts.temperature ?? fromFile.temperature, topK: opts.topK ?? fromFile.topK, topP: opts.topP ?? fromFile.topP };
+  // repetition_penalty acts on greedy decoding too (a logits processor in transformers, not a sampling warper)
+  checkRepetitionPenalty(FN, opts.repetitionPenalty);
+  const repetitionPenalty = opts.repetitionPenalty ?? gen?.repetitionPenalty ?? undefined;
   const maxLength = opts.maxNewTokens === undefined && gen?.maxNewTokens === null ? gen.maxLength : null; // prompt + new tokens
   const maxNewTokens = opts.maxNewTokens ?? gen?.maxNewTokens ?? maxLength ?? 50; // with maxLength: an upper bound, each row gets maxLength - its length
   if (maxLength !== null) {
@@ -200,11 +209,11 @@ export function generateText(m: TextModel, prompts: string | readonly number[] |
     // one prompt (generate()'s loop), or a streaming / paged cache: each prompt on its own
     ids.forEach((prompt, row) => {
       const n = maxLength === null ? maxNewTokens : maxLength - prompt.length;
-      generate(m.model, [prompt], { ...rest, ...sampling, maxNewTokens: n, stopToken: [...stopSet], onToken: (t) => onToken(t, row) });
+      generate(m.model, [prompt], { ...rest, ...sampling, repetitionPenalty, maxNewTokens: n, stopToken: [...stopSet], onToken: (t) => onToken(t, row) });
     });
   } else {
     const { seed, generator, useCache } = rest;
-    generatePadded(FN, m.model, ids, { ...sampling, seed, generator, useCache, maxNewTokens, ...(maxLength === null ? {} : { maxLength }), stopTokens: stopSet, onToken });
+    generatePadded(FN, m.model, ids, { ...sampling, seed, generator, useCache, repetitionPenalty, maxNewTokens, ...(maxLength === null ? {} : { maxLength }), stopTokens: stopSet, onToken });
   }
   const out = ids.map((prompt, row): TextGeneration => {
     const stream = streams[row];
