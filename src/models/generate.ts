@@ -297,11 +297,15 @@ function maxLengthOf(fn: string, requested: number | undefined, modelMax: number
   return requested;
 }
 
-/** What generate() needs of a model: GPT, or a PretrainedLM loaded from a Hugging Face folder. */
+/**
+ * What generate() needs of a model: GPT, or a PretrainedLM loaded from a Hugging Face folder.
+ * forward must take logitsToKeep (models/logitsToKeep.ts): generate() asks for the last position's
+ * logits only, [N, 1, V], since that is all it reads (the prefill then skips the head on the others).
+ */
 export interface CausalLM extends Module {
   readonly config: { readonly vocabSize: number; readonly maxSeqLen: number };
   newCache(): KVCache;
-  forward(idx: TokenInput, opts?: { cache?: KVCache | null }): Tensor;
+  forward(idx: TokenInput, opts?: { cache?: KVCache | null; logitsToKeep?: number }): Tensor;
 }
 
 /** Whether the prompt is rows of token ids of different lengths (generated with a paged cache). */
@@ -344,7 +348,8 @@ export function generate(model: CausalLM, prompt: TokenInput, opts: GenerateOpti
   if (T > maxLength) throw new ArgumentError(`${fn}: the prompt has ${T} tokens, more than maxLength ${maxLength}`);
   const rows = Array.from({ length: N }, (_, n) => Array.from(tokens.values.subarray(n * T, (n + 1) * T)));
   const useCache = opts.useCache ?? true;
-  return decodeLoop({ fn, model, rows, maxLength, opts, useCache, step: (x) => model.forward(x, { cache }) });
+  // only the last position's logits are read (lastRow): the prefill computes no others
+  return decodeLoop({ fn, model, rows, maxLength, opts, useCache, step: (x) => model.forward(x, { cache, logitsToKeep: 1 }) });
 }
 
 /** generate() over a PagedKVCache: prefill each row alone, then one batch of one-token rows per step. */
@@ -382,7 +387,7 @@ function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: Ge
       const logits: ArrayLike<number>[] = rows.map((r, n) => {
         if (budget[n] <= 0) return [];
         cache.select([n]);
-        return lastRow(model.forward([r], { cache }), 0); // prefill row n alone: [1, T_n] -> [1, T_n, V]
+        return lastRow(model.forward([r], { cache, logitsToKeep: 1 }), 0); // prefill row n alone: [1, T_n] -> [1, 1, V]
       });
       let active = rows.map((_, n) => n).filter((n) => budget[n] > 0);
       while (active.length > 0) {

@@ -70,14 +70,15 @@ export function generatePadded(fn: string, model: PretrainedLM, prompts: readonl
   let padded = prompts.some((p) => p.length !== T);
   const useCache = opts.useCache ?? true;
   const cache = useCache ? model.newCache() : null;
-  const forward = (x: number[][]): Tensor => model.forward(x, { cache, attentionMask: padded ? mask : null }); // [N, t] -> [N, t, V]
+  // [N, t] -> [N, 1, V]: only the last column's logits, which left padding makes every row's last token
+  const forward = (x: number[][]): Tensor => model.forward(x, { cache, attentionMask: padded ? mask : null, logitsToKeep: 1 });
   const wasTraining = model.training;
   model.eval();
   try {
     withFrozenWeights(model.parameters(), () => noGrad(() => {
       let active = budget.map((b, n) => (b > 0 ? n : -1)).filter((n) => n >= 0);
       if (active.length === 0) return;
-      let logits = forward(ids); // prefill: [N, T, V]
+      let logits = forward(ids); // prefill: [N, T] -> [N, 1, V]
       for (;;) {
         const [, L, V] = logits.shape;
         for (const n of active) {
@@ -97,7 +98,7 @@ export function generatePadded(fn: string, model: PretrainedLM, prompts: readonl
         });
         padded ||= going.size < N;
         active = [...going];
-        logits = forward(useCache ? next.map((t) => [t]) : ids); // [N, 1, V] with the cache, else [N, S, V]
+        logits = forward(useCache ? next.map((t) => [t]) : ids); // [N, 1] with the cache, else [N, S] -> [N, 1, V]
       }
     }));
   } finally {

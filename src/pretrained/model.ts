@@ -15,6 +15,8 @@
  * positions continue from cache.length (causal alignment bottom-right), so generate() works on it.
  * forward(ids, { attentionMask }) takes padded rows as transformers does (padding.ts): each row's
  * positions count its own tokens, and padding is never attended to.
+ * forward(ids, { logitsToKeep: k }) gives the last k positions' logits only (models/logitsToKeep.ts),
+ * as generate() asks for its prefill.
  */
 import { ShapeError, ArgumentError } from "../tensor/errors.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -34,6 +36,7 @@ import { PagedKVCache } from "../attention/kvpaged.js";
 import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "../attention/sdpa.js";
 import type { AttentionMap, ForwardWithAttention } from "../models/index.js";
 import { type TokenInput, tokenTensor } from "../models/tokens.js";
+import { checkLogitsToKeep, keepLastPositions } from "../models/logitsToKeep.js";
 import type { PretrainedArch } from "./config.js";
 import { type AttentionMaskInput, type Padding, paddingOf, rotateAt } from "./padding.js";
 
@@ -236,8 +239,14 @@ export interface PretrainedForwardOptions {
    * tokens (a left-padded prompt starts at 0), and padding is never attended to (see padding.ts).
    */
   attentionMask?: AttentionMaskInput | null;
+  /**
+   * as transformers' logits_to_keep (an integer): k > 0 gives the logits of the last k positions
+   * only, [N, k, vocab], skipping the head's work on the others; 0 (the default) gives all T.
+   * With left padding the last column is every row's last token, so 1 is what generation reads.
+   */
+  logitsToKeep?: number;
 }
-const FORWARD_OPTION_KEYS = ["cache", "attentionMask"];
+const FORWARD_OPTION_KEYS = ["cache", "attentionMask", "logitsToKeep"];
 
 export interface PretrainedLMOptions {
   /**
@@ -275,7 +284,7 @@ export class PretrainedLM extends Module {
     return new KVCache({ initialCapacity: Math.min(64, this.config.maxSeqLen) });
   }
 
-  /** ids [N, T] -> logits [N, T, vocab]. */
+  /** ids [N, T] -> logits [N, T, vocab] ([N, k, vocab] with { logitsToKeep: k }). */
   forward(ids: TokenInput, opts: PretrainedForwardOptions = {}): Tensor {
     return this.run("PretrainedLM.forward", ids, opts, null, null);
   }
@@ -303,6 +312,7 @@ export class PretrainedLM extends Module {
     const cache = opts.cache ?? null;
     if (cache !== null && !(cache instanceof KVCache)) throw new ArgumentError(`${fn}: cache must be a KVCache (model.newCache())`);
     const [N, T] = tokens.shape;
+    const keep = checkLogitsToKeep(fn, opts.logitsToKeep, T);
     const offset = cache === null ? 0 : cache.length;
     const mask = opts.attentionMask ?? null;
     if (mask !== null && cache !== null && (cache.streaming !== null || cache instanceof PagedKVCache)) {
@@ -327,16 +337,16 @@ export class PretrainedLM extends Module {
       x = add(x, t.wpe.forward(tokenTensor(fn, "positions", pos, a.maxSeqLen))); // [N, T, C] + [N or 1, T, C]
       let i = 0;
       for (const block of t.h) x = block.forward(x, ctx(i++));
-      x = t.ln_f.forward(x);
+      x = t.ln_f.forward(keepLastPositions(x, keep)); // [N, T, C] -> [N, k, C] (the norm is per position: see logitsToKeep.ts)
       embed = t.wte.weight;
     } else {
       const m = this.model as LlamaModel;
       x = m.embed_tokens.forward(tokens);
       let i = 0;
       for (const layer of m.layers) x = layer.forward(x, ctx(i++));
-      x = m.norm.forward(x);
+      x = m.norm.forward(keepLastPositions(x, keep)); // [N, T, C] -> [N, k, C]
       embed = m.embed_tokens.weight;
     }
-    return this.lm_head ? this.lm_head.forward(x) : linear(x, embed);
+    return this.lm_head ? this.lm_head.forward(x) : linear(x, embed); // [N, k, C] -> [N, k, vocab]
   }
 }
