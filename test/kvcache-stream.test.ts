@@ -6,6 +6,7 @@
  * an explicit bool mask built here, independently of the caches:
  *   streaming   query t sees key s iff s <= t and (s < sinkTokens or s > t - window)
  *   paged       each row alone, causal (query t sees s <= t)
+ *   paged with { window, sinkTokens }   each row alone, with the streaming mask
  * Every step's logits of cached decoding (the decode fast path for one-token steps, the masked
  * general path for prefills and multi-token chunks) must equal it.
  */
