@@ -29,7 +29,7 @@ import { assertTensor } from "../ops/util.js";
 import type { Module } from "../nn/module.js";
 import type { EncoderDecoder } from "./encoderDecoder.js";
 import { KVCache } from "../attention/kvcache.js";
-import { PAGED_KV_CACHE_OPTION_KEYS, PagedKVCache, type PagedKVCacheOptions } from "../attention/kvpaged.js";
+import { PagedKVCache, type PagedKVCacheOptions } from "../attention/kvpaged.js";
 import { type TokenInput, tokenTensor } from "./tokens.js";
 
 export interface SamplingOptions {
@@ -79,9 +79,10 @@ export interface GenerateOptions extends SamplingOptions {
   sinkTokens?: number;
   /**
    * a paged KV cache (fixed-size blocks, a block table per row): rows of different lengths generate
-   * together without padding. Used (with blockSize 16) whenever the prompt rows differ in length.
+   * together without padding. Used (with blockSize 16) whenever the prompt rows differ in length;
+   * with window / sinkTokens each row streams in its own ring of blocks (PagedKVCache's window).
    */
-  paged?: PagedKVCacheOptions;
+  paged?: Pick<PagedKVCacheOptions, "blockSize">;
 }
 const GENERATE_TABLE: OptionTable<GenerateOptions> = {
   ...SAMPLING_TABLE, maxNewTokens: true, stopToken: true, maxLength: true, useCache: true, repetitionPenalty: true, window: true, sinkTokens: true, paged: true, onToken: true,
@@ -321,13 +322,27 @@ function isRagged(prompt: TokenInput): prompt is readonly (readonly number[])[] 
  * positions are learned.
  */
 function streamingSetup(fn: string, model: CausalLM, opts: GenerateOptions): { cache: KVCache | null; maxLength: number } {
-  const c = model.config;
   const useCache = opts.useCache ?? true;
-  if (opts.window === undefined && opts.sinkTokens === undefined) return { cache: useCache ? model.newCache() : null, maxLength: maxLengthOf(fn, opts.maxLength, c.maxSeqLen) };
+  if (!streams(opts)) return { cache: useCache ? model.newCache() : null, maxLength: maxLengthOf(fn, opts.maxLength, model.config.maxSeqLen) };
   if (!useCache) throw new ArgumentError(`${fn}: window and sinkTokens configure the KV cache; they cannot be combined with useCache: false`);
   const cache = new KVCache({ initialCapacity: 64, window: opts.window, sinkTokens: opts.sinkTokens });
-  const learned = (c as { positional?: string }).positional === "learned";
-  return { cache, maxLength: learned ? maxLengthOf(fn, opts.maxLength, c.maxSeqLen) : maxLengthOf(fn, opts.maxLength, Infinity) };
+  return { cache, maxLength: maxLengthFor(fn, model, opts) };
+}
+
+/** Whether opts asks for a streaming cache. */
+function streams(opts: GenerateOptions): boolean {
+  return opts.window !== undefined || opts.sinkTokens !== undefined;
+}
+
+/**
+ * The cap on a row (prompt + new tokens): opts.maxLength, at most the model's maxSeqLen, except that a
+ * streaming cache lifts the default cap where positions are computed (rotary, sinusoidal); learned
+ * ones (GPT's positional: "learned", GPT-2's wpe) end at maxSeqLen.
+ */
+function maxLengthFor(fn: string, model: CausalLM, opts: GenerateOptions): number {
+  const c = model.config as CausalLM["config"] & { positional?: string; family?: string };
+  const learned = c.positional === "learned" || c.family === "gpt2";
+  return maxLengthOf(fn, opts.maxLength, streams(opts) && !learned ? Infinity : c.maxSeqLen);
 }
 
 /**
@@ -335,13 +350,15 @@ function streamingSetup(fn: string, model: CausalLM, opts: GenerateOptions): { c
  * prompt + new tokens (stopping after a stop token, at maxNewTokens, or at maxLength). Rows of
  * different lengths (or opts.paged) decode with a PagedKVCache: each prompt is prefilled alone, then
  * every unfinished row takes one step per batch, with no padding; each row's tokens equal those of
- * generating it alone (greedy). With { window, sinkTokens } the cache streams (KVCache's window).
+ * generating it alone (greedy; sampled rows share one generator, drawn in row order). With
+ * { window, sinkTokens } the cache streams (KVCache's window; rows of different lengths, or paged,
+ * stream in a PagedKVCache, each row in its own ring of blocks).
  */
 export function generate(model: CausalLM, prompt: TokenInput, opts: GenerateOptions): number[][] {
   const fn = "generate";
   checkRequiredOptions(fn, opts, GENERATE_OPTION_KEYS);
   const c = model.config;
-  if (opts.paged !== undefined || isRagged(prompt)) return generatePaged(fn, model, prompt, opts);
+  if (opts.paged !== undefined || isRagged(prompt)) return generatePaged(fn, model, prompt, opts, null);
   const tokens = tokenTensor(fn, "prompt", prompt, c.vocabSize);
   const [N, T] = tokens.shape;
   const { cache, maxLength } = streamingSetup(fn, model, opts);
@@ -352,14 +369,40 @@ export function generate(model: CausalLM, prompt: TokenInput, opts: GenerateOpti
   return decodeLoop({ fn, model, rows, maxLength, opts, useCache, step: (x) => model.forward(x, { cache, logitsToKeep: 1 }) });
 }
 
-/** generate() over a PagedKVCache: prefill each row alone, then one batch of one-token rows per step. */
-function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: GenerateOptions): number[][] {
-  const c = model.config;
-  checkOptions(fn, "paged", opts.paged, PAGED_KV_CACHE_OPTION_KEYS);
-  if (opts.useCache === false) throw new ArgumentError(`${fn}: a paged KV cache (prompt rows of different lengths, or paged) needs useCache: true`);
-  if (opts.window !== undefined || opts.sinkTokens !== undefined) {
-    throw new ArgumentError(`${fn}: window/sinkTokens (a streaming cache) and a paged cache (prompt rows of different lengths, or paged) cannot be combined yet`);
+/** What each row of generateRows gets of its own: a budget of new tokens and a generator. */
+export interface RowSettings {
+  maxNewTokens: readonly number[];
+  generators: readonly Generator[];
+}
+
+/**
+ * Rows of token ids of any lengths over a PagedKVCache, as generate() runs ragged rows, but each row
+ * with its own budget of new tokens (at most opts.maxNewTokens still counts as given) and its own
+ * generator, so that each row's tokens are those of its prompt alone, sampled as well as greedy (a
+ * row's picks never draw from another's generator). generateText's path for several prompts with
+ * paged or window / sinkTokens; generate() itself keeps one generator for the batch.
+ */
+export function generateRows(fn: string, model: CausalLM, rows: readonly (readonly number[])[], opts: GenerateOptions, perRow: RowSettings): number[][] {
+  const N = rows.length;
+  if (perRow.maxNewTokens.length !== N || perRow.generators.length !== N) {
+    throw new ArgumentError(`${fn}: ${N} rows but ${perRow.maxNewTokens.length} budgets and ${perRow.generators.length} generators; give one of each per row`);
   }
+  perRow.maxNewTokens.forEach((b, n) => {
+    if (!Number.isInteger(b) || b < 0) throw new ArgumentError(`${fn}: row ${n}'s maxNewTokens must be a non-negative integer, got ${String(b)}`);
+  });
+  perRow.generators.forEach((g, n) => checkGenerator(fn, `generators[${n}]`, g));
+  return generatePaged(fn, model, rows.map((r) => [...r]), opts, perRow);
+}
+
+/**
+ * generate() over a PagedKVCache: prefill each row alone, then one batch of one-token rows per step
+ * (streaming in each row's ring of blocks with window / sinkTokens). All rows draw from one generator,
+ * in row order, unless perRow gives each its own.
+ */
+function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: GenerateOptions, perRow: RowSettings | null): number[][] {
+  const c = model.config;
+  checkOptions(fn, "paged", opts.paged, ["blockSize"]);
+  if (opts.useCache === false) throw new ArgumentError(`${fn}: a paged KV cache (prompt rows of different lengths, or paged) needs useCache: true`);
   let rows: number[][];
   if (isRagged(prompt)) rows = prompt.map((r, n) => Array.from(tokenTensor(fn, `prompt[${n}]`, r, c.vocabSize).values));
   else {
@@ -367,7 +410,7 @@ function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: Ge
     const [N, T] = tokens.shape;
     rows = Array.from({ length: N }, (_, n) => Array.from(tokens.values.subarray(n * T, (n + 1) * T)));
   }
-  const maxLength = maxLengthOf(fn, opts.maxLength, c.maxSeqLen);
+  const maxLength = maxLengthFor(fn, model, opts);
   rows.forEach((r, n) => {
     if (r.length > maxLength) throw new ArgumentError(`${fn}: prompt row ${n} has ${r.length} tokens, more than maxLength ${maxLength}`);
   });
@@ -378,12 +421,14 @@ function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: Ge
   if (opts.onToken !== undefined && typeof opts.onToken !== "function") throw new ArgumentError(`${fn}: onToken must be a function (token, row) => void`);
   const stops = stopSet(fn, opts.stopToken);
   const g = opts.generator ?? new Generator(opts.seed ?? 0);
-  const cache = new PagedKVCache(opts.paged);
-  const budget = rows.map((r) => Math.min(opts.maxNewTokens, maxLength - r.length)); // new tokens each row may add
+  const generators = perRow?.generators ?? rows.map(() => g);
+  const cache = new PagedKVCache({ ...opts.paged, ...(streams(opts) && { window: opts.window, sinkTokens: opts.sinkTokens }) });
+  const budget = rows.map((r, n) => Math.min(opts.maxNewTokens, perRow?.maxNewTokens[n] ?? Infinity, maxLength - r.length)); // new tokens each row may add
   const wasTraining = model.training;
   model.eval();
   try {
-    noGrad(() => {
+    // nothing writes the parameters while decoding: the backend may keep them prepared between steps
+    withFrozenWeights(model.parameters(), () => noGrad(() => {
       const logits: ArrayLike<number>[] = rows.map((r, n) => {
         if (budget[n] <= 0) return [];
         cache.select([n]);
@@ -392,7 +437,7 @@ function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: Ge
       let active = rows.map((_, n) => n).filter((n) => budget[n] > 0);
       while (active.length > 0) {
         for (const n of active) {
-          const t = pickToken(fn, logits[n], opts, g, rows[n]);
+          const t = pickToken(fn, logits[n], opts, generators[n], rows[n]);
           rows[n].push(t);
           opts.onToken?.(t, n);
           budget[n]--;
@@ -405,7 +450,7 @@ function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: Ge
         const out = model.forward(active.map((n) => [rows[n][rows[n].length - 1]]), { cache }); // [A, 1] -> [A, 1, V]
         active.forEach((n, i) => (logits[n] = lastRow(out, i)));
       }
-    });
+    }));
   } finally {
     model.train(wasTraining);
   }

@@ -8,7 +8,9 @@
  * so a row's tokens are what its prompt gives alone (and its logits agree to rounding). Streaming in a
  * batch: onToken(token, row) and onText(piece, row) are called as each step's tokens are picked, the
  * rows still going in row order; a row's pieces join to its text. With window, sinkTokens or paged
- * (generate()'s streaming and paged caches) each prompt is generated on its own instead.
+ * the batch runs over a PagedKVCache instead (generate.ts's generateRows): no padding, each prompt
+ * prefilled alone, then one step for every row still going, each row in its own blocks (a ring of
+ * them with a window), with its own generator as well.
  *
  * Options not passed take generation_config.json's values as transformers reads them (genconfig.ts):
  * do_sample true samples with its temperature, top_k and top_p (else 1.0, 50, 1.0), otherwise greedy;
@@ -26,7 +28,8 @@
  */
 import { ArgumentError } from "../tensor/errors.js";
 import { checkOptions, optionKeys } from "../tensor/validate.js";
-import { type SamplingOptions, checkRepetitionPenalty, generate } from "../models/generate.js";
+import { Generator } from "../tensor/random.js";
+import { type SamplingOptions, checkRepetitionPenalty, generate, generateRows } from "../models/generate.js";
 import type { PagedKVCacheOptions } from "../attention/kvpaged.js";
 import type { Tokenizer } from "@huggingface/tokenizers";
 import type { HFConfig } from "./config.js";
@@ -53,13 +56,13 @@ export interface GenerateTextOptions extends SamplingOptions {
   onText?: (piece: string, row: number) => void;
   /**
    * a streaming KV cache that keeps only the last `window` positions (and the first sinkTokens), as
-   * generate()'s window; each prompt is then generated on its own
+   * generate()'s window; several prompts then stream together in a paged cache, each in its own ring
    */
   window?: number;
   /** with window: positions kept forever at the start (attention sinks; default 0) */
   sinkTokens?: number;
-  /** a paged KV cache (generate()'s paged, e.g. { blockSize: 16 }); each prompt is then generated on its own */
-  paged?: PagedKVCacheOptions;
+  /** a paged KV cache (generate()'s paged, e.g. { blockSize: 16 }); several prompts then run as one unpadded batch */
+  paged?: Pick<PagedKVCacheOptions, "blockSize">;
 }
 const TEXT_OPTION_KEYS = optionKeys<GenerateTextOptions>({
   greedy: true, temperature: true, topK: true, topP: true, seed: true, generator: true,
@@ -205,12 +208,14 @@ export function generateText(m: TextModel, prompts: string | readonly number[] |
     }
   };
   const { window, sinkTokens, paged } = rest;
-  if (ids.length === 1 || window !== undefined || sinkTokens !== undefined || paged !== undefined) {
-    // one prompt (generate()'s loop), or a streaming / paged cache: each prompt on its own
-    ids.forEach((prompt, row) => {
-      const n = maxLength === null ? maxNewTokens : maxLength - prompt.length;
-      generate(m.model, [prompt], { ...rest, ...sampling, repetitionPenalty, maxNewTokens: n, stopToken: [...stopSet], onToken: (t) => onToken(t, row) });
-    });
+  const budgets = ids.map((prompt) => (maxLength === null ? maxNewTokens : maxLength - prompt.length));
+  if (ids.length === 1) {
+    // one prompt: generate()'s loop (with its streaming or paged cache when asked)
+    generate(m.model, [ids[0]], { ...rest, ...sampling, repetitionPenalty, maxNewTokens: budgets[0], stopToken: [...stopSet], onToken: (t) => onToken(t, 0) });
+  } else if (window !== undefined || sinkTokens !== undefined || paged !== undefined) {
+    // a streaming or paged cache: one unpadded batch over a PagedKVCache, a generator per row
+    const generators = ids.map(() => rest.generator ?? new Generator(rest.seed ?? 0));
+    generateRows(FN, m.model, ids, { ...rest, ...sampling, paged: paged ?? {}, repetitionPenalty, maxNewTokens, stopToken: [...stopSet], onToken }, { maxNewTokens: budgets, generators });
   } else {
     const { seed, generator, useCache } = rest;
     generatePadded(FN, m.model, ids, { ...sampling, seed, generator, useCache, repetitionPenalty, maxNewTokens, ...(maxLength === null ? {} : { maxLength }), stopTokens: stopSet, onToken });
