@@ -410,6 +410,36 @@ describe("broadcast rows, embedding, AdamW", () => {
       assertBitwise(p1, p2, `amsgrad ${amsgrad}`);
     }
   });
+
+  test("AdamW's loop equals its readable form (each p, m, v stored, then read back) bit for bit: float32 and float64, amsgrad, lengths 1, 3, 1000", () => {
+    for (const dtype of ["float32", "float64"] as const) {
+      for (const amsgrad of [false, true]) {
+        for (const n of [1, 3, 1000]) {
+          const Arr = dtype === "float32" ? Float32Array : Float64Array;
+          const init = Array.from({ length: n }, (_, i) => Math.sin(i * 1.3 + 0.2));
+          const p = tensor(init, [n], { dtype, requiresGrad: true });
+          const lr = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.05;
+          const opt = new AdamW([p], { lr, betas: [b1, b2], eps, weightDecay: wd, amsgrad });
+          // the readable form, written out here: every stored value rounded by its array, then read back
+          const q = Arr.from(init), m = new Arr(n), v = new Arr(n), vmax = new Arr(n);
+          for (let t = 1; t <= 4; t++) {
+            const g = Arr.from({ length: n }, (_, i) => Math.cos(i * 0.7 + t) * (i % 5 === 4 ? 1e-6 : 0.3));
+            p.grad = new Tensor(g.slice(), [n], dtype);
+            opt.step();
+            const stepSize = lr / (1 - Math.pow(b1, t)), bc2Sqrt = Math.sqrt(1 - Math.pow(b2, t));
+            for (let i = 0; i < n; i++) {
+              q[i] *= 1 - lr * wd;
+              m[i] = m[i] * b1 + (1 - b1) * g[i];
+              v[i] = v[i] * b2 + (1 - b2) * g[i] * g[i];
+              vmax[i] = Math.max(vmax[i], v[i]);
+              q[i] += -stepSize * (m[i] / (Math.sqrt(amsgrad ? vmax[i] : v[i]) / bc2Sqrt + eps));
+            }
+          }
+          assert.deepEqual(Array.from(p.values), Array.from(q), `${dtype} amsgrad ${amsgrad} n=${n}`);
+        }
+      }
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -453,6 +483,42 @@ describe("permute: nested loops for rank ≤ 4 equal the run-by-run copy", () =>
 
 // ---------------------------------------------------------------------------------------------
 
+describe("add / sub / mul / div of one shape: the contiguous loops equal one correctly rounded operation per element", () => {
+  // float32: a ∘ b in float64 then rounded once (Math.fround) is the float32 operation (a double holds
+  // the exact sum and product of two floats; the quotient rounds correctly through it); float64: a ∘ b
+  const ops = [["add", add, (x: number, y: number) => x + y], ["sub", sub, (x: number, y: number) => x - y],
+    ["mul", mul, (x: number, y: number) => x * y], ["div", div, (x: number, y: number) => x / y]] as const;
+  test("lengths 0, 1, 7 and 1000, float32 and float64, with 0, -0, ±Infinity and NaN among the values; gradients", () => {
+    const specials = [0, -0, Infinity, -Infinity, NaN, 1e-45, 3.4e38];
+    for (const dtype of ["float32", "float64"] as const) {
+      for (const n of [0, 1, 7, 1000]) {
+        const a = tensor(Array.from({ length: n }, (_, i) => (i % 9 === 8 ? specials[i % 7] : Math.sin(i + 1) * 50)), { dtype });
+        const b = tensor(Array.from({ length: n }, (_, i) => (i % 11 === 10 ? specials[(i + 3) % 7] : Math.cos(i) * 3)), { dtype });
+        for (const [name, op, f] of ops) {
+          const round = dtype === "float32" ? Math.fround : (v: number) => v;
+          const want = Array.from(a.values, (v, i) => round(f(v, b.values[i])));
+          const got = op(a, b);
+          assert.equal(got.dtype, dtype);
+          assert.deepEqual(Array.from(got.values), want, `${name} ${dtype} n=${n}`);
+        }
+      }
+    }
+    const x = tensor([1, 2, 3], { requiresGrad: true }), y = tensor([4, 5, 6], { requiresGrad: true });
+    sum(mul(sub(x, y), add(x, y))).backward(); // d/dx (x² - y²) = 2x, d/dy = -2y
+    assert.deepEqual(Array.from(x.grad!.values), [2, 4, 6]);
+    assert.deepEqual(Array.from(y.grad!.values), [-8, -10, -12]);
+  });
+
+  test("int32 and mixed dtypes keep the broadcasting loop: int32 + int32 stays int32, float32 + float64 promotes", () => {
+    const i = tensor([1, 2, 3], { dtype: "int32" });
+    assert.deepEqual(Array.from(add(i, i).values), [2, 4, 6]);
+    assert.equal(add(i, i).dtype, "int32");
+    const m = add(tensor([0.1, 0.2], { dtype: "float32" }), tensor([0.1, 0.2], { dtype: "float64" }));
+    assert.equal(m.dtype, "float64");
+    assert.deepEqual(Array.from(m.values), [Math.fround(0.1) + 0.1, Math.fround(0.2) + 0.2]);
+  });
+});
+
 describe("linear's bias loops, unrolled by 4, equal their one-line definitions", () => {
   test("addRows and columnSums on widths 1..9 and 17 (every tail of the unrolling), float32 and float64, bitwise", () => {
     for (const n of [1, 2, 3, 4, 5, 6, 7, 8, 9, 17]) {
@@ -467,6 +533,17 @@ describe("linear's bias loops, unrolled by 4, equal their one-line definitions",
         assert.deepEqual(Array.from(columnSums(y, R, n)), Array.from(sums), `columnSums n=${n}`);
         addRows(y, b, R, n);
         assert.deepEqual(Array.from(y), Array.from(want), `addRows n=${n}`);
+      }
+    }
+  });
+
+  test("columnSums down many rows (R = 1, 2, 5, 300) equals the row-by-row float64 sum, bitwise", () => {
+    for (const R of [1, 2, 5, 300]) {
+      for (const n of [1, 4, 6, 13]) {
+        const g = new Float32Array(R * n).map((_, i) => Math.sin(i * 0.37 + 1) * 1e3 ** Math.cos(i));
+        const sums = new Float64Array(n);
+        for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) sums[j] += g[r * n + j];
+        assert.deepEqual(Array.from(columnSums(g, R, n)), Array.from(sums), `R=${R} n=${n}`);
       }
     }
   });

@@ -83,18 +83,24 @@ export function addRows(y: TypedArray, b: TypedArray, R: number, n: number): voi
 /**
  * Σ_r g[r, j] for g [R, n], accumulated in float64 row by row, into a new acc [n]. Readable form:
  *   for (let r = 0, o = 0; r < R; r++, o += n) for (let j = 0; j < n; j++) acc[j] += g[o + j];
- * unrolled by 4 along the row like addRows; each column still adds its rows in order (same bits).
+ * here four columns at a time down all the rows, their sums in locals: each column still adds its
+ * rows in order from 0 (same bits, test/fastops.test.ts), and four independent chains of additions
+ * instead of a load and a store of acc per element ran ~1.8× faster on a training step's bias
+ * gradients ([1024, 128..512] float32).
  */
 export function columnSums(g: TypedArray, R: number, n: number): Float64Array {
   const acc = new Float64Array(n);
-  const n4 = n - (n % 4);
-  for (let r = 0, o = 0; r < R; r++, o += n) {
-    let j = 0;
-    for (; j < n4; j += 4) {
-      const p = o + j;
-      acc[j] += g[p]; acc[j + 1] += g[p + 1]; acc[j + 2] += g[p + 2]; acc[j + 3] += g[p + 3];
-    }
-    for (; j < n; j++) acc[j] += g[o + j];
+  const n4 = n - (n % 4), end = R * n;
+  let j = 0;
+  for (; j < n4; j += 4) {
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (let p = j; p < end; p += n) { s0 += g[p]; s1 += g[p + 1]; s2 += g[p + 2]; s3 += g[p + 3]; }
+    acc[j] = s0; acc[j + 1] = s1; acc[j + 2] = s2; acc[j + 3] = s3;
+  }
+  for (; j < n; j++) {
+    let s = 0;
+    for (let p = j; p < end; p += n) s += g[p];
+    acc[j] = s;
   }
   return acc;
 }
