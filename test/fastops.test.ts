@@ -537,9 +537,9 @@ describe("linear's bias loops, unrolled by 4, equal their one-line definitions",
     }
   });
 
-  test("columnSums down many rows (R = 1, 2, 5, 300) equals the row-by-row float64 sum, bitwise", () => {
-    for (const R of [1, 2, 5, 300]) {
-      for (const n of [1, 4, 6, 13]) {
+  test("columnSums down many rows and across chunks of rows equals the row-by-row float64 sum, bitwise", () => {
+    for (const R of [0, 1, 2, 5, 300]) {
+      for (const n of [1, 4, 6, 13, 1001, 2049, 5000]) { // 1001: 4 rows a chunk; 2049, 5000: one
         const g = new Float32Array(R * n).map((_, i) => Math.sin(i * 0.37 + 1) * 1e3 ** Math.cos(i));
         const sums = new Float64Array(n);
         for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) sums[j] += g[r * n + j];
