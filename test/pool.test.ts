@@ -7,9 +7,9 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { AdamW, GPT, Tensor, add, crossEntropy, gelu, matmul, mul, randint, randn, reshape, sum, tensor } from "../src/index.js";
+import { AdamW, GPT, Tensor, add, crossEntropy, div, gelu, matmul, mul, randint, randn, reshape, sub, sum, tensor } from "../src/index.js";
 import { result } from "../src/ops/util.js";
-import { allocate } from "../src/tensor/dtype.js";
+import { allocate, allocateOverwritten } from "../src/tensor/dtype.js";
 import { POOL_MIN_LENGTH, clearPool, giveBack, poolStats, setArrayPool } from "../src/tensor/pool.js";
 
 const N = POOL_MIN_LENGTH; // big enough to be pooled
@@ -138,5 +138,28 @@ describe("array pool", () => {
     const b = tensor([5, 6, 7, 8], [2, 2]);
     sum(matmul(a, b)).backward();
     assert.deepEqual(Array.from(a.grad!.values), [11, 15, 11, 15]);
+  });
+
+  test("allocateOverwritten takes a pooled array as given back; the ops that use it write every element (a pool of NaN arrays changes nothing)", () => {
+    clearPool();
+    const stale = new Float32Array(N).fill(7);
+    giveBack(stale);
+    assert.equal(allocateOverwritten("float32", N), stale, "the same array, not zeroed");
+    assert.equal(stale[0], 7);
+    const L = N + 3; // odd: the unrolled loops' tails run too
+    const compute = (): number[][] => {
+      const a = randn([L], { seed: 41 }).requiresGrad_();
+      const b = randn([L], { seed: 42 }).requiresGrad_();
+      // a meets itself (gradients summed), same-shape add / mul / sub / div, gelu both ways
+      const y = sum(mul(gelu(add(a, b)), sub(a, div(b, 3))));
+      y.backward();
+      return [[y.values[0]], snapshot(a.grad!), snapshot(b.grad!)];
+    };
+    const prev = setArrayPool(false);
+    const want = compute();
+    setArrayPool(true);
+    for (let k = 0; k < 2 * 32; k++) giveBack(new Float32Array(L).fill(NaN));
+    assert.deepEqual(compute(), want);
+    setArrayPool(prev);
   });
 });

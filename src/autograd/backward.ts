@@ -3,7 +3,7 @@
  * Autograd sits below the ops layer: gradients that meet at a tensor are summed here with a plain
  * loop (same shape, same dtype), so this file needs no op.
  */
-import { type DType, type TypedArray, allocate } from "../tensor/dtype.js";
+import { type DType, type TypedArray, allocate, allocateOverwritten } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { sameShape } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -21,7 +21,7 @@ function asDtype(t: Tensor, dtype: DType): Tensor {
 
 /** a + b for two tensors of one shape and dtype (gradients meeting at a tensor). */
 function sumOf(a: Tensor, b: Tensor): Tensor {
-  const out = allocate(a.dtype, a.size);
+  const out = allocateOverwritten(a.dtype, a.size); // every element written below
   const x = a.values, y = b.values;
   const n = out.length, n4 = n - (n % 4);
   let i = 0; // out[i] = x[i] + y[i], unrolled by 4 (V8 does not vectorise)

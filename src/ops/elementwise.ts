@@ -2,7 +2,7 @@
  * Elementwise ops with NumPy/PyTorch broadcasting, each forward beside its gradient.
  * Broadcast gradients are summed back to the input's shape once, in unbroadcast().
  */
-import { type DType, type TypedArray, allocate, checkDType, isFloatDType, promote } from "../tensor/dtype.js";
+import { type DType, type TypedArray, allocate, allocateOverwritten, checkDType, isFloatDType, promote } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { type Shape, broadcastShapes, broadcastStrides, sameShape, sizeOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -70,7 +70,7 @@ function sameLoop64(op: Bin, out: Float64Array, a: Float64Array, b: Float64Array
 
 function binaryRaw(fn: string, op: Bin, a: Tensor, b: Tensor, outDtype: DType): { data: TypedArray; shape: number[] } {
   const shape = broadcastShapes(fn, a.shape, b.shape);
-  const out = allocate(outDtype, sizeOf(shape));
+  const out = allocateOverwritten(outDtype, sizeOf(shape)); // every path below writes every element
   if (sameShape(a.shape, b.shape)) {
     if (!binLoopSame(op, out, a.values, b.values, out.length)) binLoop(op, out, 0, a.values, 0, 1, b.values, 0, 1, out.length);
   }

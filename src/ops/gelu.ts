@@ -18,7 +18,7 @@
  */
 import type { PiecewiseTable32 } from "../kernels/backend.js";
 import { kernelMulPiecewise } from "../kernels/dispatch.js";
-import { type DType, allocate, isFloatDType } from "../tensor/dtype.js";
+import { type DType, allocateOverwritten, isFloatDType } from "../tensor/dtype.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
 import { erf, erfc } from "./erf.js";
@@ -121,13 +121,13 @@ export function gelu(x: Tensor, approximate: GeluApproximate = "none"): Tensor {
   const { gate, grad, gateTable, gradTable } = fm;
   const dtype: DType = isFloatDType(x.dtype) ? x.dtype : "float32";
   const n = x.size;
-  const out = allocate(dtype, n);
+  const out = allocateOverwritten(dtype, n); // both loops write every element
   const xd = x.values;
   // out[i] = x[i] · lookup(gateTable, gate, x[i])
   if (!onKernel(out, xd, xd, () => tables32(fm).gate32)) mulPiecewiseSelf(out, xd, gateTable, gate);
   // dx = g · gelu'(x), the derivative in float64 and one rounding per element
   return result(fn, out, x.shape, dtype, [x], (g) => {
-    const gx = allocate(g.dtype, n);
+    const gx = allocateOverwritten(g.dtype, n);
     const gd = g.values;
     // gx[i] = g[i] · lookup(gradTable, grad, x[i])
     if (!onKernel(gx, gd, xd, () => tables32(fm).grad32)) mulPiecewiseBy(gx, gd, xd, gradTable, grad);
