@@ -15,7 +15,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  AdamW, Tensor, add, crossEntropy, div, embedding, gelu, gradcheck, layerNorm, linear, matmul, mul, pow, rand, randn, rmsNorm,
+  AdamW, Tensor, add, crossEntropy, div, embedding, gelu, gradcheck, layerNorm, linear, matmul, mul, noGrad, pow, rand, randn, rmsNorm,
   sub, sum, tanh, tensor, transpose,
 } from "../src/index.js";
 import { unbroadcast } from "../src/ops/broadcast.js";
@@ -174,6 +174,30 @@ describe("crossEntropy (int32 targets): fused rows vs logSoftmax + pick + reduce
       }
     }
   }
+
+  test("the loss is the same bits whether or not the forward keeps its exps for a backward (noGrad, a leaf without requiresGrad); the gradient is softmax - onehot to float64 rounding", () => {
+    const x = leaf([6, 11], "float64", 4);
+    const t = targets(6, 11, [2]);
+    for (const reduction of ["mean", "none"] as const) {
+      const withGrad = crossEntropy(x, t, { reduction });
+      const without = noGrad(() => crossEntropy(x, t, { reduction }));
+      const plain = crossEntropy(new Tensor(x.values, x.shape, x.dtype), t, { reduction });
+      assertBitwise(without, withGrad, `noGrad ${reduction}`);
+      assertBitwise(plain, withGrad, `no requiresGrad ${reduction}`);
+    }
+    const xs = new Tensor(x.values.slice(), x.shape, x.dtype).requiresGrad_();
+    crossEntropy(xs, t, { reduction: "sum" }).backward();
+    for (let r = 0; r < 6; r++) {
+      let lse = 0;
+      for (let c = 0; c < 11; c++) lse += Math.exp(x.values[r * 11 + c]);
+      lse = Math.log(lse);
+      for (let c = 0; c < 11; c++) {
+        const want = r === 2 ? 0 : Math.exp(x.values[r * 11 + c] - lse) - (c === t.values[r] ? 1 : 0);
+        const got = xs.grad!.values[r * 11 + c];
+        assert.ok(Math.abs(got - want) <= 1e-15, `row ${r} class ${c}: ${got} vs ${want}`);
+      }
+    }
+  });
 
   test("[N, C, d] input and 1-D [C] input take the same rows", () => {
     const x = leaf([2, 5, 3], "float64");
