@@ -23,13 +23,18 @@ function asDtype(t: Tensor, dtype: DType): Tensor {
 function sumOf(a: Tensor, b: Tensor): Tensor {
   const out = allocateOverwritten(a.dtype, a.size); // every element written below
   const x = a.values, y = b.values;
-  const n = out.length, n4 = n - (n % 4);
-  let i = 0; // out[i] = x[i] + y[i], unrolled by 4 (V8 does not vectorise)
-  for (; i < n4; i += 4) {
-    out[i] = x[i] + y[i]; out[i + 1] = x[i + 1] + y[i + 1]; out[i + 2] = x[i + 2] + y[i + 2]; out[i + 3] = x[i + 3] + y[i + 3];
-  }
-  for (; i < n; i++) out[i] = x[i] + y[i];
+  if (out instanceof Float32Array && x instanceof Float32Array && y instanceof Float32Array) sum32(out, x, y);
+  else for (let i = 0; i < out.length; i++) out[i] = x[i] + y[i];
   return new Tensor(out, a.shape, a.dtype);
+}
+
+/**
+ * sumOf's loop for float32 arrays (the training step's case): the same one addition per element, so
+ * the same bits; a loop that sees only Float32Array ran ~1.6× faster than the shared loop once that
+ * one had also seen float64 or int32 arrays (V8 then handles every element type in it).
+ */
+function sum32(out: Float32Array, x: Float32Array, y: Float32Array): void {
+  for (let i = 0; i < out.length; i++) out[i] = x[i] + y[i];
 }
 
 /**
