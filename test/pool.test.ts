@@ -7,7 +7,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { AdamW, GPT, Tensor, add, crossEntropy, div, gelu, matmul, mul, randint, randn, reshape, sub, sum, tensor } from "../src/index.js";
+import { AdamW, GPT, Tensor, add, crossEntropy, div, embedding, gelu, layerNorm, matmul, mul, randint, randn, reshape, sub, sum, tanh, tensor } from "../src/index.js";
 import { result } from "../src/ops/util.js";
 import { allocate, allocateOverwritten } from "../src/tensor/dtype.js";
 import { POOL_MIN_LENGTH, clearPool, giveBack, poolStats, setArrayPool } from "../src/tensor/pool.js";
@@ -140,7 +140,7 @@ describe("array pool", () => {
     assert.deepEqual(Array.from(a.grad!.values), [11, 15, 11, 15]);
   });
 
-  test("allocateOverwritten takes a pooled array as given back; the ops that use it write every element (a pool of NaN arrays changes nothing)", () => {
+  test("allocateOverwritten takes a pooled array as given back; the ops that use it write every element (a pool of NaN arrays changes nothing: elementwise ops, gelu, layerNorm, embedding, gradient sums)", () => {
     clearPool();
     const stale = new Float32Array(N).fill(7);
     giveBack(stale);
@@ -150,10 +150,14 @@ describe("array pool", () => {
     const compute = (): number[][] => {
       const a = randn([L], { seed: 41 }).requiresGrad_();
       const b = randn([L], { seed: 42 }).requiresGrad_();
-      // a meets itself (gradients summed), same-shape add / mul / sub / div, gelu both ways
-      const y = sum(mul(gelu(add(a, b)), sub(a, div(b, 3))));
+      const w = randn([L], { seed: 43 }).requiresGrad_();
+      const e = randn([2, L], { seed: 44 }).requiresGrad_();
+      // a meets itself (gradients summed), same-shape add / mul / sub / div, gelu both ways, a unary op,
+      // layerNorm both ways, an embedding row
+      const h = layerNorm(tanh(add(a, embedding(e, [1]).reshape([L]))), [L], w, b);
+      const y = add(sum(mul(gelu(add(a, b)), sub(a, div(b, 3)))), sum(mul(h, h)));
       y.backward();
-      return [[y.values[0]], snapshot(a.grad!), snapshot(b.grad!)];
+      return [[y.values[0]], snapshot(a.grad!), snapshot(b.grad!), snapshot(w.grad!), snapshot(e.grad!)];
     };
     const prev = setArrayPool(false);
     const want = compute();

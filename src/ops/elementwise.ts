@@ -220,7 +220,7 @@ export function logicalNot(a: Tensor): Tensor {
 function unary(fn: string, x: Tensor, f: (v: number) => number, grad: ((g: Tensor, x: Tensor, y: Tensor) => Tensor) | null): Tensor {
   assertTensor(fn, "x", x);
   const dtype: DType = isFloatDType(x.dtype) ? x.dtype : "float32";
-  const out = allocate(dtype, x.size);
+  const out = allocateOverwritten(dtype, x.size); // every element written below
   const xd = x.values;
   for (let i = 0; i < out.length; i++) out[i] = f(xd[i]);
   let y: Tensor;
@@ -230,7 +230,7 @@ function unary(fn: string, x: Tensor, f: (v: number) => number, grad: ((g: Tenso
 
 /** A gradient-free elementwise map used inside backward formulas. */
 function mapData(x: Tensor, f: (v: number) => number): Tensor {
-  const out = allocate(x.dtype, x.size);
+  const out = allocateOverwritten(x.dtype, x.size); // every element written below
   for (let i = 0; i < out.length; i++) out[i] = f(x.values[i]);
   return new Tensor(out, x.shape, x.dtype);
 }

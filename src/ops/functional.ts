@@ -1,5 +1,5 @@
 /** The small-network ops: linear, embedding gather, seeded dropout. */
-import { type FloatArray, type TypedArray, allocate } from "../tensor/dtype.js";
+import { type FloatArray, type TypedArray, allocate, allocateOverwritten } from "../tensor/dtype.js";
 import { kernelMatmulBias } from "../kernels/dispatch.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { type Generator, checkGenerator, defaultGenerator } from "../tensor/random.js";
@@ -138,7 +138,7 @@ export function embedding(weight: Tensor, indices: Tensor | readonly number[]): 
   const n = idx.size;
   const ids = idx.values;
   const wd = weight.values;
-  const out = allocate(weight.dtype, n * D);
+  const out = allocateOverwritten(weight.dtype, n * D); // every row written below
   for (let i = 0, o = 0; i < n; i++, o += D) {
     const r = ids[i] * D;
     for (let d = 0; d < D; d++) out[o + d] = wd[r + d];
