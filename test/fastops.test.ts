@@ -647,6 +647,28 @@ for (const backend of conformanceBackends()) describe(`float32 fast paths of gel
         assertWithin(x.grad!.values, gwant, (i) => bwdTol(xv[i], gv[i]), `backward n=${n}`);
       });
     }
+
+    test(`gelu ${approximate}: the cubic core table [-4, 9) (four inputs in a row inside it) and the degree-7 table (a row with one outside) agree to float32 rounding`, () => {
+      // quadruples all inside the core, including its ends; then each value again beside -5 or NaN, which sends its row of four
+      // to the degree-7 table (the staged arrays start on a multiple of 4, so these are the kernel's vectors)
+      const inside = [-4, -3.9999998, -2.5, -0.75, 0, -0, 1e-30, 0.001, 1, 3.3, 7.25, 8.999999];
+      const frac = (v: number): number => v - Math.floor(v);
+      const rand = Array.from({ length: 4000 }, (_, i) => -4 + 13 * frac(Math.sin(i * 12.9898) * 43758.5453)); // [-4, 9)
+      const core = Array.from(Float32Array.from([...inside, ...rand].map((v) => Math.min(Math.max(v, -4), 8.999999))));
+      const mixed = core.flatMap((v, i) => [v, i % 2 ? -5 : NaN, v, v]);
+      for (const values of [core, mixed]) {
+        const n = values.length;
+        const x = tensor(values, [n], { dtype: "float32", requiresGrad: true });
+        const g = tensor(values.map((_, i) => Math.cos(i) * 3), [n], { dtype: "float32" });
+        const y = gelu(x, approximate);
+        y.backward(g);
+        const xv = x.values, gv = g.values;
+        const want = Array.from(xv, (v) => v * gate(v));
+        assertWithin(y.values, want, (i) => fwdTol(want[i]), `forward (${values === core ? "core" : "mixed"})`);
+        const gwant = Array.from(xv, (v, i) => gv[i] * grad(v));
+        assertWithin(x.grad!.values, gwant, (i) => bwdTol(xv[i], gv[i]), `backward (${values === core ? "core" : "mixed"})`);
+      }
+    });
   }
 
   test("gelu: named values as PyTorch in float32: gelu(-inf) = NaN, gelu(inf) = inf, gelu(NaN) = NaN; gelu(-30) = -0, gelu(100) = 100", () => {

@@ -88,10 +88,14 @@ function form(approximate: GeluApproximate): Form {
   return f;
 }
 
-/** The float32 tables of a form: [-16, 9), 0 below, 1 from 9 on (see the top of this file). */
+/**
+ * The float32 tables of a form: [-16, 9), 0 below, 1 from 9 on (see the top of this file), each with
+ * a cubic core on [-4, 9) in intervals of 1/64 (13 KB; within 1e-8 of the formulas relatively, well
+ * under float32's 6e-8), which the wasm kernel reads when four activations in a row all lie there.
+ */
 function tables32(f: Form): { gate32: PiecewiseTable32; grad32: PiecewiseTable32 } {
-  f.gate32 ??= table32(piecewise(f.gate, -16, 9, 1 / 16), f.gate, 0, 1);
-  f.grad32 ??= table32(piecewise(f.grad, -16, 9, 1 / 16), f.grad, 0, 1);
+  f.gate32 ??= table32(piecewise(f.gate, -16, 9, 1 / 16), f.gate, 0, 1, piecewise(f.gate, -4, 9, 1 / 64, 3));
+  f.grad32 ??= table32(piecewise(f.grad, -16, 9, 1 / 16), f.grad, 0, 1, piecewise(f.grad, -4, 9, 1 / 64, 3));
   return { gate32: f.gate32, grad32: f.grad32 };
 }
 
