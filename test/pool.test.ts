@@ -166,4 +166,33 @@ describe("array pool", () => {
     assert.deepEqual(compute(), want);
     setArrayPool(prev);
   });
+
+  test("gradients that meet are added in place only where nothing else sees the array: hand-worked d/dx sum(z · y), y = 3x, z = y + y + (y through two reshapes) -> 54 x", () => {
+    // y's gradient is summed four times (add(y, y) gives one upstream array to both inputs; the
+    // reshapes hand on views of theirs); exact in float32 for these x (small multiples of 1/8)
+    for (let r = 0; r < 2; r++) {
+      const L = N + 4; // a multiple of 5, not of 8
+      const x = tensor(Array.from({ length: L }, (_, i) => ((i % 17) - 8) / 8), [L], { requiresGrad: true });
+      const y = mul(x, 3);
+      const z = add(add(y, y), reshape(reshape(y, [5, L / 5]), [L]));
+      sum(mul(z, y)).backward();
+      assert.deepEqual(Array.from(x.grad!.values), Array.from(x.values, (v) => 54 * v));
+    }
+  });
+
+  test("one array given to two inputs (add's backward hands g to both) is not added into when one of them gets a second gradient first: d/dx of sum(s²) + sum(5p) + sum(7q), s = p + q, p = 2x, q = 3x -> 50 x + 31", () => {
+    const L = N + 3;
+    const x = tensor(Array.from({ length: L }, (_, i) => ((i % 13) - 6) / 8), [L], { requiresGrad: true });
+    const p = mul(x, 2), q = mul(x, 3);
+    const s = add(p, q);
+    const terms = { a: () => sum(mul(s, s)), b: () => sum(mul(p, 5)), c: () => sum(mul(mul(q, 7), 1)) };
+    // every order of the three terms: in "bca" and "cba" the graph walk gives p its second gradient
+    // while q still holds the array add's backward gave them both
+    for (const order of ["abc", "acb", "bac", "bca", "cab", "cba"]) {
+      x.grad = null;
+      const [t0, t1, t2] = [...order].map((k) => terms[k as keyof typeof terms]());
+      add(add(t0, t1), t2).backward();
+      assert.deepEqual(Array.from(x.grad!.values), Array.from(x.values, (v) => 50 * v + 31), order);
+    }
+  });
 });
