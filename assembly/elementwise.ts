@@ -5,7 +5,10 @@
 //     form is mulPiecewiseBy in that file: the same index, the same t, the same Estrin scheme, here
 //     in float32 four elements at a time, the four lanes' coefficients gathered and transposed.
 //     Outside the table: f = below (x < lo), above (x >= hi), negInf / posInf at ±Infinity; NaN
-//     stays NaN. Task t covers elements [t · chunk, (t + 1) · chunk).
+//     stays NaN. Task t covers elements [t · chunk, (t + 1) · chunk). With a core table (a cubic one on
+//     [cLo, cHi), narrower intervals), four elements that all lie in that range read it instead: one
+//     row of four coefficients per lane to gather and transpose instead of two (poly4, not poly8);
+//     the gathers and transposes are most of this kernel's time.
 //   K_EW_NORM_FWD / K_EW_NORM_BWD: layerNorm (rmsNorm when mean = 0) over rows of D, the readable
 //     form being src/ops/norm.ts (layerNorm, layerNormBackwardRows): row sums, x̂ and the output in
 //     float64 (two float32 lanes widened per f64x2), rounded to float32 once. Task t covers rows
@@ -49,6 +52,18 @@ import { imin } from "./job";
   return f32x4.add(q0, f32x4.mul(q1, f32x4.mul(t2, t2)));
 }
 
+/** Σ_j c_j t^j, j ≤ 3, for 4 lanes whose coefficients are rows r0..r3: the first half of poly8. */
+// @ts-ignore: decorator
+@inline function poly4(r0: v128, r1: v128, r2: v128, r3: v128, t: v128): v128 {
+  const t2 = f32x4.mul(t, t);
+  const a = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), b = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
+  const c = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7), d = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+  return f32x4.add(
+    f32x4.add(v128.shuffle<f32>(a, b, 0, 1, 4, 5), f32x4.mul(v128.shuffle<f32>(a, b, 2, 3, 6, 7), t)),
+    f32x4.mul(f32x4.add(v128.shuffle<f32>(c, d, 0, 1, 4, 5), f32x4.mul(v128.shuffle<f32>(c, d, 2, 3, 6, 7), t)), t2),
+  );
+}
+
 export function ewPiecewiseTask(job: usize, t: i32): void {
   const p = ewJob(job);
   const start = t * p.chunk;
@@ -61,10 +76,26 @@ export function ewPiecewiseTask(job: usize, t: i32): void {
   const negInf = f32x4.splat(p.negInf), posInf = f32x4.splat(p.posInf);
   const mInf = f32x4.splat(-Infinity), pInf = f32x4.splat(Infinity);
   const xs = <usize>p.x, bys = <usize>p.by, outs = <usize>p.out;
+  const core = <usize>p.core;
+  const cLo = f32x4.splat(p.cLo), cHi = f32x4.splat(p.cHi), cLast = i32x4.splat(p.cIntervals - 1);
+  const cPerWidth = f32x4.splat(p.cPerWidth), cWidth = f32x4.splat(p.cWidth), cToT = f32x4.splat(p.cToT);
   // the staged arrays are padded to a multiple of 4 floats: the last vector may read and write padding
   for (let i = start; i < end; i += 4) {
     const off = <usize>i << 2;
     const v = v128.load(xs + off);
+    if (core != 0 && i32x4.all_true(v128.and(f32x4.ge(v, cLo), f32x4.lt(v, cHi)))) {
+      // all four in the core (NaN is not): the cubic table, the same index and t as below
+      const k = i32x4.min_s(i32x4.max_s(i32x4.trunc_sat_f32x4_s(f32x4.mul(f32x4.sub(v, cLo), cPerWidth)), zero), cLast);
+      const mid = f32x4.add(cLo, f32x4.mul(f32x4.add(f32x4.convert_i32x4_s(k), half), cWidth));
+      const tt = f32x4.mul(f32x4.sub(v, mid), cToT);
+      // each lane's 4 coefficients (16 bytes per interval)
+      const f = poly4(
+        v128.load(core + (<usize>i32x4.extract_lane(k, 0) << 4)), v128.load(core + (<usize>i32x4.extract_lane(k, 1) << 4)),
+        v128.load(core + (<usize>i32x4.extract_lane(k, 2) << 4)), v128.load(core + (<usize>i32x4.extract_lane(k, 3) << 4)), tt,
+      );
+      v128.store(outs + off, f32x4.mul(v128.load(bys + off), f));
+      continue;
+    }
     // interval k = min(floor((x - lo) / width), intervals - 1), clamped at 0 (lanes below lo, NaN)
     const k = i32x4.min_s(i32x4.max_s(i32x4.trunc_sat_f32x4_s(f32x4.mul(f32x4.sub(v, lo), perWidth)), zero), last);
     // t = (x - mid) / (width / 2), mid = lo + (k + 1/2) width exact in float32, so x - mid loses nothing

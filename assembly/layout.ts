@@ -163,4 +163,11 @@ export const K_EW_NORM_BWD: i32 = 22;
   std: u32; // norm: f64 [R] row σ = sqrt(var + eps)
   accW: u32; // norm backward: f64 [tasks][D] partial Σ g x̂ per task (0: not wanted)
   accB: u32; // norm backward: f64 [tasks][D] partial Σ g per task (0: not wanted)
+  core: u32; // piecewise: [cIntervals][4] float32 coefficients of a cubic table on [cLo, cHi) (0: none)
+  cIntervals: i32;
+  cLo: f32;
+  cHi: f32;
+  cWidth: f32;
+  cPerWidth: f32; // 1 / cWidth
+  cToT: f32; // 2 / cWidth
 }

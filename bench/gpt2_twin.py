@@ -11,9 +11,11 @@ computing in float32 (BF16 weights are widened once at load, as attend does). sa
 hand (an 8-byte little-endian header length, a JSON header, the raw bytes).
 
 Prompt: ids (7919·i + 13) mod vocab, the same as bench/pretrained.ts. Prefill: the whole prompt's
-logits, median of runs + 1 after a warm-up. Decode: after a prefill (not timed), decode-1 one-token
+logits, median of runs + 1 after a warm-up; then the same for the prefill as transformers' generate()
+runs it (logits_to_keep=1: ln_f on every position, then lm_head on the last one only). Decode: after a prefill (not timed), decode-1 one-token
 steps with the cache (the first new token comes from the prefill), tokens/s, median of runs. Writes
-the last prompt position's float32 logits to DIR/torch_logits.f32 and prints one JSON line.
+the last prompt position's float32 logits to DIR/torch_logits.f32 (and those of the last-position
+prefill to DIR/torch_logits_last.f32) and prints one JSON line.
 """
 import argparse
 import json
@@ -79,7 +81,7 @@ class GPT2:
         y = y.transpose(1, 2).reshape(n, t, c)  # [N, H, T, hd] -> [N, T, C]
         return self.conv1d(y, f"h.{i}.attn.c_proj"), (k, v)
 
-    def forward(self, ids, cache=None):
+    def forward(self, ids, cache=None, logits_to_keep=0):
         n, t = ids.shape
         start = 0 if cache is None else cache[0][0].shape[2]
         x = self.w["wte.weight"][ids] + self.w["wpe.weight"][start : start + t]
@@ -90,7 +92,9 @@ class GPT2:
             x = x + a
             x = x + self.conv1d(gelu_new(self.conv1d(self.ln(x, f"h.{i}.ln_2"), f"h.{i}.mlp.c_fc")), f"h.{i}.mlp.c_proj")
         x = self.ln(x, "ln_f")
-        return torch.matmul(x, self.w["wte.weight"].t()), new  # tied lm_head: [N, T, V]
+        if logits_to_keep > 0:  # as GPT2LMHeadModel: hidden_states[:, -logits_to_keep:, :] before lm_head
+            x = x[:, -logits_to_keep:, :]  # [N, T, C] -> [N, k, C]
+        return torch.matmul(x, self.w["wte.weight"].t()), new  # tied lm_head: [N, T, V] (or [N, k, V])
 
 
 def main():
@@ -121,6 +125,19 @@ def main():
         logits_file = os.path.join(a.dir, "torch_logits.f32")
         with open(logits_file, "wb") as f:
             f.write(last.numpy().tobytes())
+        prefill_last, prefill_last_cpu, last_only = [], [], None
+        for r in range(a.runs + 2):  # the prefill as generate() runs it: logits_to_keep=1, timed as above
+            t0, c0 = time.perf_counter(), time.process_time()
+            logits, _ = model.forward(prompt, logits_to_keep=1)  # [1, 1, V]
+            ms = (time.perf_counter() - t0) * 1000
+            if r > 0:
+                prefill_last.append(ms)
+                prefill_last_cpu.append((time.process_time() - c0) * 1000)
+            if last_only is None:
+                last_only = logits[0, -1].contiguous()
+        last_logits_file = os.path.join(a.dir, "torch_logits_last.f32")
+        with open(last_logits_file, "wb") as f:
+            f.write(last_only.numpy().tobytes())
         decode, decode_cpu, tokens = [], [], []
         for _ in range(a.runs):
             logits, cache = model.forward(prompt)  # not timed
@@ -138,6 +155,8 @@ def main():
         libs = sorted({os.path.basename(l.split()[-1]) for l in f if "blas" in l.lower() and "/" in l})
     print(json.dumps({
         "prefillMs": median(prefill), "prefillReps": len(prefill), "prefillCpuMs": median(prefill_cpu),
+        "prefillLastMs": median(prefill_last), "prefillLastReps": len(prefill_last), "prefillLastCpuMs": median(prefill_last_cpu),
+        "lastLogitsFile": last_logits_file,
         "decodeTokensPerSecond": median(decode), "decodeRuns": decode, "decodeCpuMsPerToken": median(decode_cpu),
         "tokens": tokens, "logitsFile": logits_file, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "matmulGflops": matmul_gflops(), "blas": ", ".join(libs) or "no BLAS library mapped",

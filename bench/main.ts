@@ -30,7 +30,8 @@
  *
  * And the issues' comparison rows: matmul per core against tfjs-wasm's 2-D matMul (XNNPACK), the
  * flexible-attention options against the same calls without them (bench/flex.ts), and GPT-2 small
- * loaded with fromPretrained against a PyTorch twin: prefill, KV-cache decode, peak RSS of loading
+ * loaded with fromPretrained against a PyTorch twin: prefill (all logits, and the last position only
+ * as generate runs it), KV-cache decode, peak RSS of loading
  * (bench/pretrained.ts, bench/gpt2_twin.py). bench/README.md describes each.
  */
 import { spawn } from "node:child_process";

@@ -15,15 +15,22 @@
  *            runs: outside withFrozenWeights, so every weight matrix is copied into the wasm memory and
  *            packed on every rep (one frozen scope around all reps would keep them packed from rep to
  *            rep, a saving a single prefill never sees; generate()'s scope gains nothing on its prefill
- *            either, which packs each matrix on first use); then greedy KV-cache decoding of 128 tokens
+ *            either, which packs each matrix on first use); then, in the same process and timed the same
+ *            way, the prefill as generate() runs it: forward(prompt, { logitsToKeep: 1 }), the head on the
+ *            last position only (transformers' generate() passes logits_to_keep=1 for the same reason: the
+ *            head over all 512 positions is a [512, 768]×[768, 50257] matmul, 39.5 of the ~127 GFLOP);
+ *            then greedy KV-cache decoding of 128 tokens
  *            after that prompt through generateText (token ids in, stop token off; the one-token steps
  *            timed, the weights frozen as generate() keeps them), tokens/s, median of runs
  *   twin     the same on bench/gpt2_twin.py (a PyTorch GPT-2 written after transformers'
  *            modeling_gpt2, eager attention, past_key_values by concatenation) reading the same
- *            file, same thread count; /usr/bin/python3 with torch 1.13 (skipped without).
+ *            file, same thread count, both prefills (all logits; the lm_head on the last position only,
+ *            as transformers' generate() with logits_to_keep=1); /usr/bin/python3 with torch 1.13
+ *            (skipped without).
  *
  * Both sides take the same prompt (ids (7919·i + 13) mod 50257) and the same weights, so the
- * last position's prefill logits are compared (max |attend − torch|) and so are the greedy tokens.
+ * last position's prefill logits are compared (max |attend − torch|, for each prefill) and so are
+ * the greedy tokens.
  */
 import { spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
@@ -155,6 +162,11 @@ export interface SpeedResult {
   tokens: number[];
   /** file with the last prompt position's logits (float32) */
   logitsFile: string;
+  /** the prefill as generate() runs it (forward with logitsToKeep: 1): median ms, reps, CPU ms, and its logits' file */
+  prefillLastMs: number;
+  prefillLastReps: number;
+  prefillLastCpuMs: number;
+  lastLogitsFile: string;
   loadMs: number;
   /** RSS just before the first generateText and just after the last, and the process's peak: what keeping the weights prepared costs */
   rssBeforeDecodeMiB: number;
@@ -183,6 +195,19 @@ export function childSpeed(dir: string, threads: number, runs: number): SpeedRes
   }
   const logitsFile = join(dir, "attend_logits.f32");
   writeFileSync(logitsFile, new Uint8Array(last!.buffer));
+  // the prefill as generate() runs it: the head on the last position only; timed as above (a warm-up,
+  // runs + 1 reps, each outside a frozen scope)
+  const lastTimes: number[] = [], lastCpu: number[] = [];
+  let lastOnly: Float32Array | null = null;
+  for (let r = 0; r < 1 + runs + 1; r++) {
+    const t = performance.now(), c = process.cpuUsage();
+    const logits = noGrad(() => model.forward(prompt, { logitsToKeep: 1 })); // [1, 1, V]
+    const ms = performance.now() - t;
+    if (r > 0) { lastTimes.push(ms); lastCpu.push(cpuMs(process.cpuUsage(c))); }
+    lastOnly ??= Float32Array.from(logits.values);
+  }
+  const lastLogitsFile = join(dir, "attend_logits_last.f32");
+  writeFileSync(lastLogitsFile, new Uint8Array(lastOnly!.buffer));
   const decodeRuns: number[] = [], decodeCpu: number[] = [];
   let tokens: number[] = [];
   const rssBeforeDecodeMiB = process.memoryUsage().rss / MiB;
@@ -206,6 +231,7 @@ export function childSpeed(dir: string, threads: number, runs: number): SpeedRes
   }
   return {
     prefillMs: median(prefillTimes), prefillReps: prefillTimes.length, prefillCpuMs: median(prefillCpu),
+    prefillLastMs: median(lastTimes), prefillLastReps: lastTimes.length, prefillLastCpuMs: median(lastCpu), lastLogitsFile,
     decodeTokensPerSecond: median(decodeRuns), decodeRuns, decodeCpuMsPerToken: median(decodeCpu), tokens, logitsFile, loadMs,
     rssBeforeDecodeMiB, rssAfterDecodeMiB: process.memoryUsage().rss / MiB, maxRssMiB: process.resourceUsage().maxRSS / 1024,
   };
@@ -217,6 +243,7 @@ export function childSpeed(dir: string, threads: number, runs: number): SpeedRes
 export interface TwinResult {
   prefillMs: number; prefillReps: number; prefillCpuMs: number; decodeTokensPerSecond: number; decodeRuns: number[];
   decodeCpuMsPerToken: number; tokens: number[]; logitsFile: string; torch: string; threads: number; matmulGflops: number; blas: string;
+  prefillLastMs: number; prefillLastReps: number; prefillLastCpuMs: number; lastLogitsFile: string;
 }
 
 function twin(dir: string, threads: number, runs: number): TwinResult | { skipped: string } {
@@ -241,6 +268,17 @@ function runChild(spec: { kind: "load" | "speed"; dir: string; threads?: number;
 }
 
 const fmt = (x: number, d: number): string => (Number.isFinite(x) ? x.toFixed(d) : "—");
+
+/** max |a − b| and max |b| over two float32 logit files. */
+function compareLogits(fileA: string, fileB: string): { diff: number; scale: number } {
+  const a = new Float32Array(readFileSync(fileA).buffer.slice(0));
+  const b = new Float32Array(readFileSync(fileB).buffer.slice(0));
+  let diff = 0, scale = 0;
+  for (let i = 0; i < a.length; i++) { diff = Math.max(diff, Math.abs(a[i] - b[i])); scale = Math.max(scale, Math.abs(b[i])); }
+  return { diff, scale };
+}
+
+const LAST_ONLY = `prefill ${PROMPT} tokens as generate runs it (last position's logits only)`;
 
 /** The GPT-2 rows as markdown lines (the loader's and attend's measurements each in a fresh process). */
 export function pretrainedRows(o: { threads: number; runs: number; torch: boolean }, log: (s: string) => void): string[] {
@@ -271,16 +309,19 @@ export function pretrainedRows(o: { threads: number; runs: number; torch: boolea
       lines.push(`| prefill ${PROMPT} tokens | — | | — | ≤ 1.0× | ${sp.error} |`);
     } else if ("skipped" in tw) {
       lines.push(`| prefill ${PROMPT} tokens, ms | ${fmt(sp.prefillMs, 0)} (CPU ${fmt(sp.prefillCpuMs, 0)}) | skipped | — | ≤ 1.0× the twin's time | twin ${tw.skipped} |`);
+      lines.push(`| ${LAST_ONLY}, ms | ${fmt(sp.prefillLastMs, 0)} (CPU ${fmt(sp.prefillLastCpuMs, 0)}) | skipped | — | ≤ 1.0× the twin's time | twin ${tw.skipped}; ${fmt(sp.prefillLastMs / sp.prefillMs, 2)}× the all-logits prefill's time |`);
       lines.push(`| KV-cache decode of ${DECODE} tokens after it, tokens/s | ${fmt(sp.decodeTokensPerSecond, 1)} (CPU ${fmt(sp.decodeCpuMsPerToken, 0)} ms/token) | skipped | — | ≥ 0.8× the twin | twin ${tw.skipped} |`);
     } else {
-      const a = new Float32Array(readFileSync(sp.logitsFile).buffer.slice(0));
-      const b = new Float32Array(readFileSync(tw.logitsFile).buffer.slice(0));
-      let diff = 0, scale = 0;
-      for (let i = 0; i < a.length; i++) { diff = Math.max(diff, Math.abs(a[i] - b[i])); scale = Math.max(scale, Math.abs(b[i])); }
+      const { diff, scale } = compareLogits(sp.logitsFile, tw.logitsFile);
+      const lastOnly = compareLogits(sp.lastLogitsFile, tw.lastLogitsFile);
       const firstDiff = sp.tokens.findIndex((t, i) => t !== tw.tokens[i]);
       const same = firstDiff < 0 ? `same ${DECODE} greedy tokens` : `greedy tokens differ from token ${firstDiff}`;
       lines.push(`| prefill ${PROMPT} tokens, ms (median of ${sp.prefillReps} / ${tw.prefillReps}) | ${fmt(sp.prefillMs, 0)} | ${fmt(tw.prefillMs, 0)} | **${fmt(sp.prefillMs / tw.prefillMs, 2)}× the time** | ≤ 1.0× | ` +
         `CPU time (all threads) ${fmt(sp.prefillCpuMs, 0)} / ${fmt(tw.prefillCpuMs, 0)} ms: ${fmt(sp.prefillCpuMs / tw.prefillCpuMs, 2)}×; last position's logits: max \\|attend − torch\\| ${diff.toExponential(1)} (max \\|logit\\| ${fmt(scale, 2)}); torch ${tw.torch}, ${tw.threads} threads, ${tw.blas}, its matmul 1024³ ${fmt(tw.matmulGflops, 1)} GFLOP/s |`);
+      lines.push(`| ${LAST_ONLY}, ms (median of ${sp.prefillLastReps} / ${tw.prefillLastReps}) | ${fmt(sp.prefillLastMs, 0)} | ${fmt(tw.prefillLastMs, 0)} | **${fmt(sp.prefillLastMs / tw.prefillLastMs, 2)}× the time** | ≤ 1.0× | ` +
+        `forward(ids, { logitsToKeep: 1 }) vs the twin's lm_head on the last position (transformers' generate(), logits_to_keep=1), same process and timing as the row above; ` +
+        `${fmt(sp.prefillLastMs / sp.prefillMs, 2)}× / ${fmt(tw.prefillLastMs / tw.prefillMs, 2)}× each side's all-logits time; CPU time ${fmt(sp.prefillLastCpuMs, 0)} / ${fmt(tw.prefillLastCpuMs, 0)} ms: ${fmt(sp.prefillLastCpuMs / tw.prefillLastCpuMs, 2)}×; ` +
+        `logits: max \\|attend − torch\\| ${lastOnly.diff.toExponential(1)} (max \\|logit\\| ${fmt(lastOnly.scale, 2)}) |`);
       lines.push(`| KV-cache decode of ${DECODE} tokens after it, tokens/s (median of ${sp.decodeRuns.length} run${sp.decodeRuns.length === 1 ? "" : "s"}) | ${fmt(sp.decodeTokensPerSecond, 1)} | ${fmt(tw.decodeTokensPerSecond, 1)} | **${fmt(sp.decodeTokensPerSecond / tw.decodeTokensPerSecond, 2)}×** | ≥ 0.8× | ${same}; CPU ms per token (all threads) ${fmt(sp.decodeCpuMsPerToken, 0)} / ${fmt(tw.decodeCpuMsPerToken, 0)}; through generateText (weights kept prepared): RSS ${fmt(sp.rssBeforeDecodeMiB, 0)} → ${fmt(sp.rssAfterDecodeMiB, 0)} MiB, peak ${fmt(sp.maxRssMiB, 0)} MiB |`);
     }
     return lines;

@@ -15,7 +15,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  AdamW, Tensor, add, crossEntropy, div, embedding, gelu, gradcheck, layerNorm, linear, matmul, mul, pow, rand, randn, rmsNorm,
+  AdamW, Tensor, add, crossEntropy, div, embedding, gelu, gradcheck, layerNorm, linear, matmul, mul, noGrad, pow, rand, randn, rmsNorm,
   sub, sum, tanh, tensor, transpose,
 } from "../src/index.js";
 import { unbroadcast } from "../src/ops/broadcast.js";
@@ -174,6 +174,30 @@ describe("crossEntropy (int32 targets): fused rows vs logSoftmax + pick + reduce
       }
     }
   }
+
+  test("the loss is the same bits whether or not the forward keeps its exps for a backward (noGrad, a leaf without requiresGrad); the gradient is softmax - onehot to float64 rounding", () => {
+    const x = leaf([6, 11], "float64", 4);
+    const t = targets(6, 11, [2]);
+    for (const reduction of ["mean", "none"] as const) {
+      const withGrad = crossEntropy(x, t, { reduction });
+      const without = noGrad(() => crossEntropy(x, t, { reduction }));
+      const plain = crossEntropy(new Tensor(x.values, x.shape, x.dtype), t, { reduction });
+      assertBitwise(without, withGrad, `noGrad ${reduction}`);
+      assertBitwise(plain, withGrad, `no requiresGrad ${reduction}`);
+    }
+    const xs = new Tensor(x.values.slice(), x.shape, x.dtype).requiresGrad_();
+    crossEntropy(xs, t, { reduction: "sum" }).backward();
+    for (let r = 0; r < 6; r++) {
+      let lse = 0;
+      for (let c = 0; c < 11; c++) lse += Math.exp(x.values[r * 11 + c]);
+      lse = Math.log(lse);
+      for (let c = 0; c < 11; c++) {
+        const want = r === 2 ? 0 : Math.exp(x.values[r * 11 + c] - lse) - (c === t.values[r] ? 1 : 0);
+        const got = xs.grad!.values[r * 11 + c];
+        assert.ok(Math.abs(got - want) <= 1e-15, `row ${r} class ${c}: ${got} vs ${want}`);
+      }
+    }
+  });
 
   test("[N, C, d] input and 1-D [C] input take the same rows", () => {
     const x = leaf([2, 5, 3], "float64");
@@ -410,6 +434,36 @@ describe("broadcast rows, embedding, AdamW", () => {
       assertBitwise(p1, p2, `amsgrad ${amsgrad}`);
     }
   });
+
+  test("AdamW's loop equals its readable form (each p, m, v stored, then read back) bit for bit: float32 and float64, amsgrad, lengths 1, 3, 1000", () => {
+    for (const dtype of ["float32", "float64"] as const) {
+      for (const amsgrad of [false, true]) {
+        for (const n of [1, 3, 1000]) {
+          const Arr = dtype === "float32" ? Float32Array : Float64Array;
+          const init = Array.from({ length: n }, (_, i) => Math.sin(i * 1.3 + 0.2));
+          const p = tensor(init, [n], { dtype, requiresGrad: true });
+          const lr = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.05;
+          const opt = new AdamW([p], { lr, betas: [b1, b2], eps, weightDecay: wd, amsgrad });
+          // the readable form, written out here: every stored value rounded by its array, then read back
+          const q = Arr.from(init), m = new Arr(n), v = new Arr(n), vmax = new Arr(n);
+          for (let t = 1; t <= 4; t++) {
+            const g = Arr.from({ length: n }, (_, i) => Math.cos(i * 0.7 + t) * (i % 5 === 4 ? 1e-6 : 0.3));
+            p.grad = new Tensor(g.slice(), [n], dtype);
+            opt.step();
+            const stepSize = lr / (1 - Math.pow(b1, t)), bc2Sqrt = Math.sqrt(1 - Math.pow(b2, t));
+            for (let i = 0; i < n; i++) {
+              q[i] *= 1 - lr * wd;
+              m[i] = m[i] * b1 + (1 - b1) * g[i];
+              v[i] = v[i] * b2 + (1 - b2) * g[i] * g[i];
+              vmax[i] = Math.max(vmax[i], v[i]);
+              q[i] += -stepSize * (m[i] / (Math.sqrt(amsgrad ? vmax[i] : v[i]) / bc2Sqrt + eps));
+            }
+          }
+          assert.deepEqual(Array.from(p.values), Array.from(q), `${dtype} amsgrad ${amsgrad} n=${n}`);
+        }
+      }
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -453,6 +507,42 @@ describe("permute: nested loops for rank ≤ 4 equal the run-by-run copy", () =>
 
 // ---------------------------------------------------------------------------------------------
 
+describe("add / sub / mul / div of one shape: the contiguous loops equal one correctly rounded operation per element", () => {
+  // float32: a ∘ b in float64 then rounded once (Math.fround) is the float32 operation (a double holds
+  // the exact sum and product of two floats; the quotient rounds correctly through it); float64: a ∘ b
+  const ops = [["add", add, (x: number, y: number) => x + y], ["sub", sub, (x: number, y: number) => x - y],
+    ["mul", mul, (x: number, y: number) => x * y], ["div", div, (x: number, y: number) => x / y]] as const;
+  test("lengths 0, 1, 7 and 1000, float32 and float64, with 0, -0, ±Infinity and NaN among the values; gradients", () => {
+    const specials = [0, -0, Infinity, -Infinity, NaN, 1e-45, 3.4e38];
+    for (const dtype of ["float32", "float64"] as const) {
+      for (const n of [0, 1, 7, 1000]) {
+        const a = tensor(Array.from({ length: n }, (_, i) => (i % 9 === 8 ? specials[i % 7] : Math.sin(i + 1) * 50)), { dtype });
+        const b = tensor(Array.from({ length: n }, (_, i) => (i % 11 === 10 ? specials[(i + 3) % 7] : Math.cos(i) * 3)), { dtype });
+        for (const [name, op, f] of ops) {
+          const round = dtype === "float32" ? Math.fround : (v: number) => v;
+          const want = Array.from(a.values, (v, i) => round(f(v, b.values[i])));
+          const got = op(a, b);
+          assert.equal(got.dtype, dtype);
+          assert.deepEqual(Array.from(got.values), want, `${name} ${dtype} n=${n}`);
+        }
+      }
+    }
+    const x = tensor([1, 2, 3], { requiresGrad: true }), y = tensor([4, 5, 6], { requiresGrad: true });
+    sum(mul(sub(x, y), add(x, y))).backward(); // d/dx (x² - y²) = 2x, d/dy = -2y
+    assert.deepEqual(Array.from(x.grad!.values), [2, 4, 6]);
+    assert.deepEqual(Array.from(y.grad!.values), [-8, -10, -12]);
+  });
+
+  test("int32 and mixed dtypes keep the broadcasting loop: int32 + int32 stays int32, float32 + float64 promotes", () => {
+    const i = tensor([1, 2, 3], { dtype: "int32" });
+    assert.deepEqual(Array.from(add(i, i).values), [2, 4, 6]);
+    assert.equal(add(i, i).dtype, "int32");
+    const m = add(tensor([0.1, 0.2], { dtype: "float32" }), tensor([0.1, 0.2], { dtype: "float64" }));
+    assert.equal(m.dtype, "float64");
+    assert.deepEqual(Array.from(m.values), [Math.fround(0.1) + 0.1, Math.fround(0.2) + 0.2]);
+  });
+});
+
 describe("linear's bias loops, unrolled by 4, equal their one-line definitions", () => {
   test("addRows and columnSums on widths 1..9 and 17 (every tail of the unrolling), float32 and float64, bitwise", () => {
     for (const n of [1, 2, 3, 4, 5, 6, 7, 8, 9, 17]) {
@@ -467,6 +557,17 @@ describe("linear's bias loops, unrolled by 4, equal their one-line definitions",
         assert.deepEqual(Array.from(columnSums(y, R, n)), Array.from(sums), `columnSums n=${n}`);
         addRows(y, b, R, n);
         assert.deepEqual(Array.from(y), Array.from(want), `addRows n=${n}`);
+      }
+    }
+  });
+
+  test("columnSums down many rows and across chunks of rows equals the row-by-row float64 sum, bitwise", () => {
+    for (const R of [0, 1, 2, 5, 300]) {
+      for (const n of [1, 4, 6, 13, 1001, 2049, 5000]) { // 1001: 4 rows a chunk; 2049, 5000: one
+        const g = new Float32Array(R * n).map((_, i) => Math.sin(i * 0.37 + 1) * 1e3 ** Math.cos(i));
+        const sums = new Float64Array(n);
+        for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) sums[j] += g[r * n + j];
+        assert.deepEqual(Array.from(columnSums(g, R, n)), Array.from(sums), `R=${R} n=${n}`);
       }
     }
   });
@@ -546,6 +647,28 @@ for (const backend of conformanceBackends()) describe(`float32 fast paths of gel
         assertWithin(x.grad!.values, gwant, (i) => bwdTol(xv[i], gv[i]), `backward n=${n}`);
       });
     }
+
+    test(`gelu ${approximate}: the cubic core table [-4, 9) (four inputs in a row inside it) and the degree-7 table (a row with one outside) agree to float32 rounding`, () => {
+      // quadruples all inside the core, including its ends; then each value again beside -5 or NaN, which sends its row of four
+      // to the degree-7 table (the staged arrays start on a multiple of 4, so these are the kernel's vectors)
+      const inside = [-4, -3.9999998, -2.5, -0.75, 0, -0, 1e-30, 0.001, 1, 3.3, 7.25, 8.999999];
+      const frac = (v: number): number => v - Math.floor(v);
+      const rand = Array.from({ length: 4000 }, (_, i) => -4 + 13 * frac(Math.sin(i * 12.9898) * 43758.5453)); // [-4, 9)
+      const core = Array.from(Float32Array.from([...inside, ...rand].map((v) => Math.min(Math.max(v, -4), 8.999999))));
+      const mixed = core.flatMap((v, i) => [v, i % 2 ? -5 : NaN, v, v]);
+      for (const values of [core, mixed]) {
+        const n = values.length;
+        const x = tensor(values, [n], { dtype: "float32", requiresGrad: true });
+        const g = tensor(values.map((_, i) => Math.cos(i) * 3), [n], { dtype: "float32" });
+        const y = gelu(x, approximate);
+        y.backward(g);
+        const xv = x.values, gv = g.values;
+        const want = Array.from(xv, (v) => v * gate(v));
+        assertWithin(y.values, want, (i) => fwdTol(want[i]), `forward (${values === core ? "core" : "mixed"})`);
+        const gwant = Array.from(xv, (v, i) => gv[i] * grad(v));
+        assertWithin(x.grad!.values, gwant, (i) => bwdTol(xv[i], gv[i]), `backward (${values === core ? "core" : "mixed"})`);
+      }
+    });
   }
 
   test("gelu: named values as PyTorch in float32: gelu(-inf) = NaN, gelu(inf) = inf, gelu(NaN) = NaN; gelu(-30) = -0, gelu(100) = 100", () => {

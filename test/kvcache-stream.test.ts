@@ -6,6 +6,7 @@
  * an explicit bool mask built here, independently of the caches:
  *   streaming   query t sees key s iff s <= t and (s < sinkTokens or s > t - window)
  *   paged       each row alone, causal (query t sees s <= t)
+ *   paged with { window, sinkTokens }   each row alone, with the streaming mask
  * Every step's logits of cached decoding (the decode fast path for one-token steps, the masked
  * general path for prefills and multi-token chunks) must equal it.
  */
@@ -191,9 +192,74 @@ describe("streaming cache { window, sinkTokens }: logits equal the masked full r
     for (const extra of [{ slidingWindow: 3 }, { positional: "alibi" as const }]) {
       const m = new GPT(gptConfig("tiny", { ...extra, numLayers: 1 }), { seed: 2 });
       assert.throws(() => generate(m, [[1, 2, 3]], { maxNewTokens: 4, window: 4, sinkTokens: 1 }), /streaming KV cache .* cannot be combined with the module's slidingWindow or alibi/, JSON.stringify(extra));
+      // the same for a paged one that streams: a prefill, and one-token rows (which would take the decode step)
+      for (const rows of [[[1, 2, 3], [4]], [[1], [4]]]) {
+        assert.throws(() => generate(m, rows, { maxNewTokens: 4, window: 4, sinkTokens: 1, paged: {} }), /streaming KV cache .* cannot be combined with the module's slidingWindow or alibi/, `${JSON.stringify(extra)}, paged`);
+      }
     }
     const m = new GPT(gptConfig("tiny", { positional: "rope", softcap: 5, sinks: true, numLayers: 1 }), { seed: 2 });
     assert.equal(generate(m, [[1, 2, 3]], { maxNewTokens: 4, window: 4, sinkTokens: 1 })[0].length, 7);
+  });
+});
+
+describe("a streaming paged cache: rows of different lengths, each in its own ring of blocks", () => {
+  const cases = [
+    { name: "tiny-gqa (rope, GQA)", config: gptConfig("tiny-gqa"), window: 5, sinks: 2, blockSize: 2 },
+    { name: "tiny with rope (MHA)", config: gptConfig("tiny", { positional: "rope" }), window: 4, sinks: 0, blockSize: 3 },
+    { name: "tiny (learned positions, within maxSeqLen)", config: gptConfig("tiny"), window: 1, sinks: 3, blockSize: 1 },
+  ];
+  for (const c of cases) {
+    test(`${c.name}, window ${c.window}, sinkTokens ${c.sinks}, blockSize ${c.blockSize}: every row's logits equal its own masked full recomputation`, () => {
+      const m = new GPT(c.config, { seed: 5, dtype: "float64" });
+      m.eval();
+      const rows = [[5, 9, 2], [1, 1, 60, 4, 12, 7, 8, 30, 31, 33], [3]];
+      const cache = new PagedKVCache({ blockSize: c.blockSize, window: c.window, sinkTokens: c.sinks });
+      let worst = 0;
+      const check = (n: number, step: Tensor, i: number, T: number): void => {
+        const full = withExplicitMask(m, streamingMask(c.window, c.sinks), () => m.forward([rows[n]])); // [1, len, V]
+        const V = full.shape[2];
+        const mine = new Tensor(step.values.subarray(i * T * V, (i + 1) * T * V), [1, T, V], step.dtype);
+        worst = Math.max(worst, rowsDiff(full, rows[n].length - T, mine, 0, T));
+      };
+      noGrad(() => {
+        rows.forEach((r, n) => {
+          cache.select([n]);
+          check(n, m.forward([r], { cache }), 0, r.length); // a prefill past the window: the masked path
+        });
+        for (let s = 0; s < 14; s++) {
+          const ids = s === 4 ? [2, 0] : [0, 1, 2]; // a step with a row left out, in another order
+          const T = s === 9 ? 3 : 1; // one 3-token chunk per row: the masked path; else the decode step over the rings
+          const next = ids.map((n) => Array.from({ length: T }, (_, t) => tokenAt(s * 7 + n * 3 + t)));
+          ids.forEach((n, i) => rows[n].push(...next[i]));
+          cache.select(ids);
+          const step = m.forward(next, { cache });
+          ids.forEach((n, i) => check(n, step, i, T));
+        }
+      });
+      assert.ok(worst <= 1e-10, `max |streamed paged - masked full| = ${worst}`);
+      assert.deepEqual([0, 1, 2].map((n) => cache.sequenceLength(n)), rows.map((r) => r.length), "each row's next position");
+      const ring = Math.ceil((c.window + c.sinks) / c.blockSize);
+      [0, 1, 2].forEach((n) => assert.ok(cache.blockTable(n).length <= ring, `row ${n} holds ${cache.blockTable(n).length} blocks, at most ${ring}`));
+      // the test can fail: the plain causal recomputation differs once tokens have left the window
+      const plain = noGrad(() => m.forward([rows[1]]));
+      const masked = noGrad(() => withExplicitMask(m, streamingMask(c.window, c.sinks), () => m.forward([rows[1]])));
+      assert.ok(rowsDiff(plain, rows[1].length - 1, masked, rows[1].length - 1, 1) > 1e-3, "the window changes the logits");
+    });
+  }
+
+  test("generate() with rows of different lengths and a window streams each row as it would alone (greedy; past maxSeqLen with rope)", () => {
+    const m = new GPT(gptConfig("tiny-gqa"), { seed: 7 }); // maxSeqLen 64
+    const prompts = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10], [11]];
+    const opts = { maxNewTokens: 70, window: 6, sinkTokens: 2 };
+    const alone = prompts.map((p) => generate(m, [p], opts)[0]); // the single-row streaming KVCache
+    assert.deepEqual(generate(m, prompts, opts), alone);
+    assert.deepEqual(generate(m, prompts, { ...opts, paged: { blockSize: 3 } }), alone, "blockSize 3");
+    assert.ok(alone.every((r, n) => r.length === prompts[n].length + 70), "past maxSeqLen 64");
+    const learned = new GPT(gptConfig("tiny"), { seed: 7 });
+    assert.deepEqual(generate(learned, prompts, opts).map((r) => r.length), [64, 64, 64], "learned positions: capped at maxSeqLen");
+    assert.throws(() => new PagedKVCache({ window: 0 }), /PagedKVCache: window must be a positive integer/);
+    assert.throws(() => new PagedKVCache({ sinkTokens: 2 }), /PagedKVCache: sinkTokens needs a window/);
+    assert.throws(() => generate(m, prompts, { ...opts, paged: { window: 3 } as never }), /generate: unknown option "window" in paged/);
   });
 });
 
@@ -320,7 +386,6 @@ describe("paged cache: prompts of different lengths decode together, each row as
       assert.deepEqual(generate(m, prompts, { maxNewTokens: 10, maxLength: 8 }).map((r) => r.length), [8, 8, 8, 8]);
     }
     const m = new GPT("tiny-gqa", { seed: 7 });
-    assert.throws(() => generate(m, [[1], [2, 3]], { maxNewTokens: 2, window: 4 }), /cannot be combined yet/);
     assert.throws(() => generate(m, [[1], [2, 3]], { maxNewTokens: 2, useCache: false }), /needs useCache: true/);
     assert.throws(() => generate(m, [[1], [2, 3]], { maxNewTokens: 2, paged: { blocksize: 4 } as never }), /unknown option "blocksize" in paged; did you mean "blockSize"\?/);
   });

@@ -7,9 +7,9 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { AdamW, GPT, Tensor, add, crossEntropy, gelu, matmul, mul, randint, randn, reshape, sum, tensor } from "../src/index.js";
+import { AdamW, GPT, Tensor, add, crossEntropy, div, embedding, gelu, layerNorm, matmul, mul, randint, randn, reshape, sub, sum, tanh, tensor } from "../src/index.js";
 import { result } from "../src/ops/util.js";
-import { allocate } from "../src/tensor/dtype.js";
+import { allocate, allocateOverwritten } from "../src/tensor/dtype.js";
 import { POOL_MIN_LENGTH, clearPool, giveBack, poolStats, setArrayPool } from "../src/tensor/pool.js";
 
 const N = POOL_MIN_LENGTH; // big enough to be pooled
@@ -138,5 +138,61 @@ describe("array pool", () => {
     const b = tensor([5, 6, 7, 8], [2, 2]);
     sum(matmul(a, b)).backward();
     assert.deepEqual(Array.from(a.grad!.values), [11, 15, 11, 15]);
+  });
+
+  test("allocateOverwritten takes a pooled array as given back; the ops that use it write every element (a pool of NaN arrays changes nothing: elementwise ops, gelu, layerNorm, embedding, gradient sums)", () => {
+    clearPool();
+    const stale = new Float32Array(N).fill(7);
+    giveBack(stale);
+    assert.equal(allocateOverwritten("float32", N), stale, "the same array, not zeroed");
+    assert.equal(stale[0], 7);
+    const L = N + 3; // odd: the unrolled loops' tails run too
+    const compute = (): number[][] => {
+      const a = randn([L], { seed: 41 }).requiresGrad_();
+      const b = randn([L], { seed: 42 }).requiresGrad_();
+      const w = randn([L], { seed: 43 }).requiresGrad_();
+      const e = randn([2, L], { seed: 44 }).requiresGrad_();
+      // a meets itself (gradients summed), same-shape add / mul / sub / div, gelu both ways, a unary op,
+      // layerNorm both ways, an embedding row
+      const h = layerNorm(tanh(add(a, embedding(e, [1]).reshape([L]))), [L], w, b);
+      const y = add(sum(mul(gelu(add(a, b)), sub(a, div(b, 3)))), sum(mul(h, h)));
+      y.backward();
+      return [[y.values[0]], snapshot(a.grad!), snapshot(b.grad!), snapshot(w.grad!), snapshot(e.grad!)];
+    };
+    const prev = setArrayPool(false);
+    const want = compute();
+    setArrayPool(true);
+    for (let k = 0; k < 2 * 32; k++) giveBack(new Float32Array(L).fill(NaN));
+    assert.deepEqual(compute(), want);
+    setArrayPool(prev);
+  });
+
+  test("gradients that meet are added in place only where nothing else sees the array: hand-worked d/dx sum(z · y), y = 3x, z = y + y + (y through two reshapes) -> 54 x", () => {
+    // y's gradient is summed four times (add(y, y) gives one upstream array to both inputs; the
+    // reshapes hand on views of theirs); exact in float32 for these x (small multiples of 1/8)
+    for (let r = 0; r < 2; r++) {
+      const L = N + 4; // a multiple of 5, not of 8
+      const x = tensor(Array.from({ length: L }, (_, i) => ((i % 17) - 8) / 8), [L], { requiresGrad: true });
+      const y = mul(x, 3);
+      const z = add(add(y, y), reshape(reshape(y, [5, L / 5]), [L]));
+      sum(mul(z, y)).backward();
+      assert.deepEqual(Array.from(x.grad!.values), Array.from(x.values, (v) => 54 * v));
+    }
+  });
+
+  test("one array given to two inputs (add's backward hands g to both) is not added into when one of them gets a second gradient first: d/dx of sum(s²) + sum(5p) + sum(7q), s = p + q, p = 2x, q = 3x -> 50 x + 31", () => {
+    const L = N + 3;
+    const x = tensor(Array.from({ length: L }, (_, i) => ((i % 13) - 6) / 8), [L], { requiresGrad: true });
+    const p = mul(x, 2), q = mul(x, 3);
+    const s = add(p, q);
+    const terms = { a: () => sum(mul(s, s)), b: () => sum(mul(p, 5)), c: () => sum(mul(mul(q, 7), 1)) };
+    // every order of the three terms: in "bca" and "cba" the graph walk gives p its second gradient
+    // while q still holds the array add's backward gave them both
+    for (const order of ["abc", "acb", "bac", "bca", "cab", "cba"]) {
+      x.grad = null;
+      const [t0, t1, t2] = [...order].map((k) => terms[k as keyof typeof terms]());
+      add(add(t0, t1), t2).backward();
+      assert.deepEqual(Array.from(x.grad!.values), Array.from(x.values, (v) => 50 * v + 31), order);
+    }
   });
 });

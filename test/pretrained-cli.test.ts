@@ -89,6 +89,55 @@ describe("attend generate --model", () => {
     assert.equal(s.text, generateText(p, "the cat", { maxNewTokens: 9, temperature: 1.2, topK: 9, topP: 0.8, seed: 4 }).text);
   });
 
+  test("several --prompt: one batch, each continuation under its label; --json an array; --ids repeat too", async () => {
+    const folder = withTokenizer("gpt2");
+    const prompts = ["the cat sat on", "a big red"];
+    const r = await attend("generate", "--model", folder, "--prompt", prompts[0], "--prompt", prompts[1], "-n", "5", "--ignore-eos");
+    assert.equal(r.code, 0, r.stderr);
+    const p = fromPretrained(folder);
+    const lib = generateText(p, prompts, { maxNewTokens: 5, stopToken: null });
+    prompts.forEach((q, i) => assert.deepEqual(lib[i].tokens, generateText(p, q, { maxNewTokens: 5, stopToken: null }).tokens));
+    assert.equal(r.stdout, `--- prompt 1 of 2 ---\nthe cat sat on${lib[0].text}\n--- prompt 2 of 2 ---\na big red${lib[1].text}\n`);
+    assert.match(r.stderr, /^2 prompts: 5 \+ 5 tokens in [\d.]+ s \([\d.k]+ tokens\/s after the first step\)\n$/);
+    const j = await attend("generate", "--model", folder, "--prompt", prompts[0], "--prompt", prompts[1], "-n", "5", "--ignore-eos", "--json", "--temperature", "1", "--seed", "3");
+    assert.equal(j.code, 0, j.stderr);
+    const arr = lastJson(j) as unknown as Record<string, any>[];
+    assert.ok(Array.isArray(arr) && arr.length === 2);
+    const sampled = generateText(p, prompts, { maxNewTokens: 5, stopToken: null, temperature: 1, seed: 3 });
+    arr.forEach((e, i) => {
+      assert.deepEqual(Object.keys(e), ["model", "promptIds", "tokens", "text", "finish", "seconds", "tokensPerSecond"]);
+      assert.deepEqual([e.promptIds, e.tokens, e.text, e.finish], [sampled[i].promptIds, sampled[i].tokens, sampled[i].text, "length"]);
+    });
+    const ids = await attend("generate", "--model", join(HF, "llama"), "--ids", "1,7,3", "--ids", "9", "-n", "6");
+    assert.equal(ids.code, 0, ids.stderr);
+    const { model } = fromPretrained(join(HF, "llama"));
+    const alone = [[1, 7, 3], [9]].map((q) => generate(model, [q], { maxNewTokens: 6, stopToken: 2 })[0]);
+    assert.equal(ids.stdout, `--- prompt 1 of 2 ---\n${alone[0].join(" ")}\n--- prompt 2 of 2 ---\n${alone[1].join(" ")}\n`);
+    assertUsageError(await attend("generate", "--model", folder, "--prompt", "a", "--ids", "1"), /generate: give --prompt or --ids, not both/);
+    assertUsageError(await attend("generate", "--model", join(HF, "llama"), "--ids", "1", "--ids", "1,40"), /--ids holds 40, outside the vocabulary 0\.\.39/);
+  });
+
+  test("generation_config.json: its sampling and length defaults, the options winning, a note for what attend does not implement", async () => {
+    const folder = withTokenizer("qwen2");
+    writeFileSync(join(folder, "generation_config.json"), JSON.stringify({ do_sample: true, temperature: 1.3, top_k: 9, top_p: 0.9, max_new_tokens: 6, repetition_penalty: 1.05, num_beams: 2 }));
+    const p = fromPretrained(folder);
+    const r = await attend("generate", "--model", folder, "--prompt", "the cat", "--ignore-eos", "--seed", "4", "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const explicit = generateText({ ...p, generationConfig: null }, "the cat", { maxNewTokens: 6, stopToken: null, temperature: 1.3, topK: 9, topP: 0.9, seed: 4, repetitionPenalty: 1.05 });
+    assert.deepEqual(lastJson(r).tokens, explicit.tokens);
+    assert.equal(r.stderr, "sampling, as generation_config.json sets do_sample: temperature 1.3, top-k 9, top-p 0.9 (--temperature 0 for greedy)\n" +
+      "note: generation_config.json sets num_beams = 2, which attend does not implement; this output is without it\n");
+    const greedy = await attend("generate", "--model", folder, "--prompt", "the cat", "--ignore-eos", "--temperature", "0", "-n", "8", "--json");
+    assert.deepEqual(lastJson(greedy).tokens, generateText({ ...p, generationConfig: null }, "the cat", { maxNewTokens: 8, stopToken: null, repetitionPenalty: 1.05 }).tokens); // the file's repetition_penalty acts on greedy decoding too
+    assert.doesNotMatch(greedy.stderr, /sampling/);
+    // --repetition-penalty wins over the file's 1.05 (greedy here, where the penalty still acts)
+    const pen = await attend("generate", "--model", folder, "--prompt", "the cat", "--ignore-eos", "--temperature", "0", "-n", "8", "--repetition-penalty", "1.5", "--json");
+    assert.deepEqual(lastJson(pen).tokens, generateText({ ...p, generationConfig: null }, "the cat", { maxNewTokens: 8, stopToken: null, repetitionPenalty: 1.5 }).tokens);
+    assertUsageError(await attend("generate", "--model", folder, "--prompt", "a", "--repetition-penalty", "0"), /generate: --repetition-penalty expects a number > 0, got 0/);
+    writeFileSync(join(folder, "generation_config.json"), JSON.stringify({ do_sample: true, top_p: 2 }));
+    assertUsageError(await attend("generate", "--model", folder, "--prompt", "the cat"), /fromPretrained: generation_config\.json top_p = 2; expected a number in \(0, 1\]/);
+  });
+
   test("bad folders and options: one line, exit code 2", async () => {
     const noConfig = join(dir, "empty");
     mkdirSync(noConfig, { recursive: true });

@@ -10,7 +10,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { WORDS, folderFiles, wordTokenizer } from "./hf-helpers.js";
-import { Generator, eosTokenIds, fromPretrained, fromPretrainedFiles, generateText, sampleToken } from "../src/index.js";
+import { Generator, applyRepetitionPenalty, eosTokenIds, fromPretrained, fromPretrainedFiles, generateText, generationDefaults, sampleToken } from "../src/index.js";
 
 const HF = join(fileURLToPath(new URL(".", import.meta.url)), "fixtures", "hf");
 
@@ -151,6 +151,159 @@ describe("generateText", () => {
     assert.equal(pieces.length, 6);
     assert.throws(() => generateText(fromPretrained(join(HF, "gpt2")), "the cat", {}), /generateText: prompt 0 is text but the folder has no tokenizer.json/);
     assert.throws(() => generateText(p, "the cat", { maxLength: 3 } as never), /unknown option "maxLength"/);
+  });
+});
+
+describe("generation_config.json's sampling and length defaults (transformers' rules)", () => {
+  const files = folderFiles(join(HF, "llama"));
+  const withGen = (gen: object) => {
+    const f = new Map(files);
+    f.set("generation_config.json", JSON.stringify(gen));
+    return fromPretrainedFiles(f);
+  };
+  const plain = fromPretrainedFiles(files); // no generation_config.json: greedy, 50 tokens
+  const prompt = expected("llama").ids[0];
+  const free = { stopToken: null } as const;
+  const greedy = generateText(plain, prompt, { ...free, maxNewTokens: 10 }).tokens;
+
+  test("the greedy reference: its first token is the twin's argmax", () => {
+    const e = expected("llama");
+    const [, T, V] = e.shape;
+    assert.equal(greedy[0], argmax(e.logits.slice((T - 1) * V, T * V)));
+  });
+
+  test("do_sample false (or absent): greedy, its temperature, top_k and top_p ignored", () => {
+    for (const gen of [{ do_sample: false, temperature: 1.3, top_k: 9, top_p: 0.9 }, { temperature: 1.3, top_k: 9 }]) {
+      const r = generateText(withGen(gen), prompt, { ...free, maxNewTokens: 10, seed: 5 });
+      assert.deepEqual(r.tokens, greedy, JSON.stringify(gen));
+      assert.deepEqual(r.unsupported, []);
+    }
+  });
+
+  test("do_sample true: the file's temperature, top_k, top_p, as if passed; in a batch too", () => {
+    const opts = { temperature: 1.3, topK: 9, topP: 0.9 };
+    const p = withGen({ do_sample: true, temperature: 1.3, top_k: 9, top_p: 0.9 });
+    for (const seed of [5, 6]) {
+      const viaFile = generateText(p, prompt, { ...free, maxNewTokens: 10, seed });
+      const explicit = generateText(plain, prompt, { ...free, maxNewTokens: 10, seed, ...opts });
+      assert.deepEqual(viaFile.tokens, explicit.tokens);
+      assert.notDeepEqual(viaFile.tokens, greedy, "sampled, not greedy");
+    }
+    const prompts = [prompt, [4, 4, 39, 0, 18, 6], [9]];
+    assert.deepEqual(generateText(p, prompts, { ...free, maxNewTokens: 6, seed: 3 }).map((r) => r.tokens), generateText(plain, prompts, { ...free, maxNewTokens: 6, seed: 3, ...opts }).map((r) => r.tokens));
+    // absent keys: GenerationConfig's defaults (temperature 1, top_k 50, top_p 1)
+    assert.deepEqual(generateText(withGen({ do_sample: true }), prompt, { ...free, maxNewTokens: 10, seed: 5 }).tokens, generateText(plain, prompt, { ...free, maxNewTokens: 10, seed: 5, temperature: 1, topK: 50, topP: 1 }).tokens);
+    assert.deepEqual(generationDefaults({ do_sample: true }), { doSample: true, temperature: 1, topK: 50, topP: 1, maxNewTokens: null, maxLength: null, repetitionPenalty: null, unsupported: [] });
+    assert.equal(generationDefaults({ do_sample: true, top_k: 0 })!.topK, null); // 0 or null: no top-k
+    assert.equal(generationDefaults({ do_sample: true, top_k: null })!.topK, null);
+    assert.equal(generationDefaults(null), null);
+  });
+
+  test("options passed win over the file: greedy or temperature 0, temperature, top-k, maxNewTokens", () => {
+    const p = withGen({ do_sample: true, temperature: 1.3, top_k: 9, top_p: 0.9, max_new_tokens: 4 });
+    assert.equal(generateText(p, prompt, free).tokens.length, 4);
+    assert.deepEqual(generateText(p, prompt, { ...free, maxNewTokens: 10, temperature: 0 }).tokens, greedy);
+    assert.deepEqual(generateText(p, prompt, { ...free, maxNewTokens: 10, greedy: true }).tokens, greedy);
+    const own = generateText(p, prompt, { ...free, maxNewTokens: 10, temperature: 0.7, topK: 20, seed: 2 });
+    assert.deepEqual(own.tokens, generateText(plain, prompt, { ...free, maxNewTokens: 10, temperature: 0.7, topK: 20, topP: 0.9, seed: 2 }).tokens);
+    // sampling asked for by the caller when the file says greedy: the file's sampling values are not used
+    const asked = generateText(withGen({ do_sample: false, top_k: 1 }), prompt, { ...free, maxNewTokens: 10, temperature: 1.3, seed: 5 });
+    assert.deepEqual(asked.tokens, generateText(plain, prompt, { ...free, maxNewTokens: 10, temperature: 1.3, seed: 5 }).tokens);
+    assert.notDeepEqual(asked.tokens, greedy);
+  });
+
+  test("max_new_tokens; max_length counts the prompt (each row its own); max_new_tokens wins over it", () => {
+    assert.equal(generateText(withGen({ max_new_tokens: 3 }), prompt, free).tokens.length, 3);
+    const L = prompt.length + 4;
+    assert.deepEqual(generateText(withGen({ max_length: L }), prompt, free).tokens, greedy.slice(0, 4));
+    const rows = generateText(withGen({ max_length: L }), [prompt, [9]], free);
+    assert.deepEqual(rows.map((r) => r.tokens.length), [4, L - 1]);
+    assert.deepEqual(rows[1].tokens, generateText(plain, [9], { ...free, maxNewTokens: L - 1 }).tokens);
+    assert.equal(generateText(withGen({ max_length: L, max_new_tokens: 2 }), prompt, free).tokens.length, 2);
+    assert.equal(generateText(withGen({ max_length: L }), prompt, { ...free, maxNewTokens: 6 }).tokens.length, 6);
+    assert.equal(generateText(withGen({ max_length: L }), prompt, { ...free, window: 16 }).tokens.length, 4);
+    assert.throws(() => generateText(withGen({ max_length: prompt.length }), [[9], prompt], free), new RegExp(`generateText: prompt 1 has ${prompt.length} tokens, but generation_config\\.json max_length is ${prompt.length} \\(prompt \\+ new tokens, as transformers counts them\\), which leaves no room for new tokens; pass maxNewTokens`));
+  });
+
+  test("bad values are load errors naming the file, the key, the value and what is expected", () => {
+    const cases: [object, RegExp][] = [
+      [{ do_sample: "yes" }, /fromPretrained: generation_config\.json do_sample = "yes"; expected true or false/],
+      [{ temperature: -1 }, /generation_config\.json temperature = -1; expected a number >= 0/],
+      [{ do_sample: true, temperature: 0 }, /generation_config\.json temperature = 0; expected a number > 0 with do_sample true/],
+      [{ top_k: 2.5 }, /generation_config\.json top_k = 2\.5; expected an integer >= 0 \(0 or null: no top-k\)/],
+      [{ top_p: 1.5 }, /generation_config\.json top_p = 1\.5; expected a number in \(0, 1\]/],
+      [{ top_p: "0.9" }, /generation_config\.json top_p = "0\.9"; expected a number in \(0, 1\]/],
+      [{ max_new_tokens: 0 }, /generation_config\.json max_new_tokens = 0; expected a positive integer/],
+      [{ max_length: "20" }, /generation_config\.json max_length = "20"; expected a positive integer \(prompt \+ new tokens at most\)/],
+    ];
+    for (const [gen, re] of cases) assert.throws(() => withGen(gen), re, JSON.stringify(gen));
+    // a hand-made model's file is checked by generateText, naming itself
+    assert.throws(() => generateText({ ...plain, generationConfig: { top_k: -2 } }, prompt, free), /generateText: generation_config\.json top_k = -2/);
+  });
+
+  test("settings generateText does not implement are listed, never dropped in silence", () => {
+    const gen = { num_beams: 4, min_new_tokens: 3, typical_p: 0.9, no_repeat_ngram_size: 0, length_penalty: 1, suppress_tokens: [], bad_words_ids: null };
+    const p = withGen(gen);
+    assert.deepEqual(generationDefaults(p.generationConfig)!.unsupported, [
+      { key: "num_beams", value: 4, samplingOnly: false }, { key: "min_new_tokens", value: 3, samplingOnly: false }, { key: "typical_p", value: 0.9, samplingOnly: true },
+    ]);
+    const r = generateText(p, prompt, { ...free, maxNewTokens: 10 });
+    assert.deepEqual(r.tokens, greedy); // still greedy decoding, without beams or a minimum length ...
+    assert.deepEqual(r.unsupported, ["num_beams = 4", "min_new_tokens = 3"]); // ... and saying so (typical_p acts only when sampling)
+    assert.deepEqual(generateText(p, [prompt, [9]], { ...free, maxNewTokens: 2, temperature: 1 }).map((x) => x.unsupported), [0, 1].map(() => ["num_beams = 4", "min_new_tokens = 3", "typical_p = 0.9"]));
+  });
+});
+
+describe("repetitionPenalty (transformers' repetition_penalty)", () => {
+  interface Penalised { penalty: number; prompts: number[][]; greedy: number[][] }
+  const penalised = (name: string): Penalised => (JSON.parse(readFileSync(join(HF, name, "expected.json"), "utf8")) as { repetition_penalty: Penalised }).repetition_penalty;
+  const free = { stopToken: null } as const;
+
+  test("applyRepetitionPenalty, worked by hand: positive logits divided, negative multiplied, each token once", () => {
+    // logits [2, -2, 1, 0, -0.5], tokens 0, 1, 1, 3 at r = 2: 2/2, -2*2, untouched, 0/2, untouched
+    assert.deepEqual(Array.from(applyRepetitionPenalty([2, -2, 1, 0, -0.5], [0, 1, 1, 3], 2)), [1, -4, 1, 0, -0.5]);
+    // float32 as torch computes it: 1/3 rounded to float32, not float64
+    assert.equal(applyRepetitionPenalty([1], [0], 3)[0], Math.fround(1 / 3));
+    assert.throws(() => applyRepetitionPenalty([1, 2], [2], 1.2), /applyRepetitionPenalty: token ids must be integers in 0\.\.1, got 2/);
+    assert.throws(() => applyRepetitionPenalty([1, 2], [0], 0), /applyRepetitionPenalty: repetitionPenalty must be a finite number > 0/);
+  });
+
+  for (const name of ["llama", "mistral", "gpt2"]) {
+    test(`${name}: greedy tokens with the penalty equal the PyTorch twin's, alone and as one padded batch, cached or not`, () => {
+      const e = penalised(name);
+      const p = fromPretrained(join(HF, name));
+      for (const useCache of [true, false]) {
+        const alone = e.prompts.map((pr) => generateText(p, pr, { ...free, useCache, maxNewTokens: 8, repetitionPenalty: e.penalty }).tokens);
+        assert.deepEqual(alone, e.greedy, `${name} alone, useCache ${useCache}`);
+        const batch = generateText(p, e.prompts, { ...free, useCache, maxNewTokens: 8, repetitionPenalty: e.penalty }).map((r) => r.tokens);
+        assert.deepEqual(batch, e.greedy, `${name} batch, useCache ${useCache}`);
+      }
+    });
+  }
+
+  test("the penalty changes the output (these references are not plain greedy), and 1 is off", () => {
+    const e = penalised("llama");
+    const p = fromPretrained(join(HF, "llama"));
+    const plain = e.prompts.map((pr) => generateText(p, pr, { ...free, maxNewTokens: 8 }).tokens);
+    assert.notDeepEqual(plain, e.greedy);
+    assert.deepEqual(e.prompts.map((pr) => generateText(p, pr, { ...free, maxNewTokens: 8, repetitionPenalty: 1 }).tokens), plain);
+  });
+
+  test("generation_config.json's repetition_penalty is the default, greedy too; an option passed wins; bad values are errors", () => {
+    const e = penalised("llama");
+    const files = folderFiles(join(HF, "llama"));
+    const f = new Map(files);
+    f.set("generation_config.json", JSON.stringify({ do_sample: false, repetition_penalty: e.penalty }));
+    const p = fromPretrainedFiles(f);
+    const r = generateText(p, e.prompts[2], { ...free, maxNewTokens: 8 });
+    assert.deepEqual(r.tokens, e.greedy[2]);
+    assert.deepEqual(r.unsupported, []);
+    const off = generateText(p, e.prompts[2], { ...free, maxNewTokens: 8, repetitionPenalty: 1 });
+    assert.deepEqual(off.tokens, generateText(fromPretrainedFiles(files), e.prompts[2], { ...free, maxNewTokens: 8 }).tokens);
+    const bad = new Map(files);
+    bad.set("generation_config.json", JSON.stringify({ repetition_penalty: 0 }));
+    assert.throws(() => fromPretrainedFiles(bad), /generation_config\.json repetition_penalty = 0; expected a number > 0/);
+    assert.throws(() => generateText(p, [1], { maxNewTokens: 1, repetitionPenalty: -1 }), /generateText: repetitionPenalty must be a finite number > 0 .*got -1/);
   });
 });
 

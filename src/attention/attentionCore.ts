@@ -38,7 +38,6 @@ import {
 import { type DecodeFlex, decodeAttention } from "./decode.js";
 import { atPositions } from "./kvcache.js";
 import { PagedKVCacheLayer } from "./kvpaged.js";
-import { WindowKVCacheLayer } from "./kvwindow.js";
 import { checkWindow, defaultAlibiSlopes } from "./masks.js";
 import { type QKTransform, applyQKTransform, checkRotary } from "./rope.js";
 import {
@@ -291,7 +290,7 @@ export abstract class AttentionCore extends Module {
     let [k, v] = fresh ?? cache!.keysValues()!; // [N, Hkv, S, hd]
     let visible: Tensor | null = null; // a windowed or paged cache's own mask [N or 1, 1, L, S] (causality included)
     if (fresh !== null && cache !== null) {
-      if (cache instanceof WindowKVCacheLayer && (this.slidingWindow !== null || this.alibiSlopes !== null)) {
+      if (cache.reordersKeys && (this.slidingWindow !== null || this.alibiSlopes !== null)) {
         // the ring buffer holds the sink positions and the last window out of order: distances measured
         // over the held keys would not be the tokens' distances
         throw new ArgumentError(`${fn}: a streaming KV cache ({ window, sinkTokens }) cannot be combined with the module's slidingWindow or alibi (distances over the ring buffer are not token distances); use a plain KVCache`);
@@ -325,7 +324,7 @@ export abstract class AttentionCore extends Module {
     if (x.L !== 1 || masks.attnMask !== null || (opts.needWeights ?? true) || (this.training && this.dropout > 0)) return false;
     const cache = opts.cache!;
     if (this.measuresDistance()) {
-      if (cache instanceof WindowKVCacheLayer) return false;
+      if (cache.reordersKeys) return false;
       if (masks.causalAlignment !== "bottom-right" && cache instanceof PagedKVCacheLayer) return false;
     }
     const dtype = cache.storage()?.dtype ?? fresh?.[0].dtype;

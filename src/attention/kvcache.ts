@@ -110,7 +110,7 @@ export class KVCache {
 }
 
 /** { window, sinkTokens } checked: window a positive integer, sinkTokens a non-negative integer (only with window). */
-function checkStreaming(fn: string, opts: KVCacheOptions): StreamingWindow | null {
+export function checkStreaming(fn: string, opts: KVCacheOptions): StreamingWindow | null {
   const { window, sinkTokens } = opts;
   if (window === undefined) {
     if (sinkTokens !== undefined) throw new ArgumentError(`${fn}: sinkTokens needs a window (e.g. { window: 256, sinkTokens: 4 }); without a window every position is kept`);

@@ -34,6 +34,13 @@ export type KVCacheKind = "self" | "cross";
 export interface CallMasks {
   readonly attnMask: unknown;
   readonly isCausal: boolean;
+  /**
+   * the attention's own sliding window w in positions (query p sees keys p - w + 1 .. p), or absent.
+   * A layer that returns a mask of its own folds it in, measured in token positions (a streaming or
+   * paged layer's key columns need not be consecutive positions); with no mask returned, the keys are
+   * positions 0 .. p in order and the caller applies the window itself.
+   */
+  readonly slidingWindow?: number | null;
 }
 
 export interface Layout {
@@ -80,6 +87,15 @@ export class KVCacheLayer {
   protected maxCapacity = Infinity;
 
   constructor(readonly kind: KVCacheKind, readonly name: string, protected readonly initialCapacity = 16) {}
+
+  /**
+   * Whether the keys it holds skip positions (a streaming window: the sinks, then the last `window`
+   * positions), so that distances between key columns are not token distances: a sliding window or
+   * ALiBi measured over its columns would be wrong. False here.
+   */
+  get reordersKeys(): boolean {
+    return false;
+  }
 
   /** Positions held (the key length S a new query attends over, before its own keys). */
   get length(): number {

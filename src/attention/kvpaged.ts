@@ -14,6 +14,16 @@
  * each prompt alone and then decode every unfinished sequence in one batch of one-token rows. The
  * decode step (decode.ts) reads the blocks in place; a multi-token call gathers each row's keys and
  * pads the rows in front to the longest, with a mask that hides the padding and the future.
+ *
+ * Streaming ({ window, sinkTokens }, as KVCache's, kvwindow.ts): each sequence keeps its first
+ * sinkTokens positions and its last `window`, in a ring of sinkTokens + window slots laid out in its
+ * blocks (position p >= sinkTokens in ring slot sinkTokens + (p - sinkTokens) mod window), so a
+ * sequence never holds more than ceil((sinkTokens + window) / blockSize) blocks however long it runs,
+ * and sequences of different lengths still stream together. The decode step attends over every filled
+ * slot (the held positions: order does not matter to softmax, and RoPE was applied before caching).
+ *
+ *   window 3, sinkTokens 1, blockSize 2, a sequence at position 5:  ring slots [0 | 4 5 3] in 2 blocks
+ *   (slot 0 holds the sink, position 0; the window's positions 3, 4, 5 sit at slots 3, 1, 2)
  */
 import { type FloatArray, type FloatDType, allocate } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
@@ -22,13 +32,26 @@ import { checkOptions, checkPositiveInt, describeValue, optionKeys } from "../te
 import { concat, slice } from "../ops/shape.js";
 import { assertTensor } from "../ops/util.js";
 import { BYTES, type CallMasks, KVCacheLayer, type KVCacheKind, type KVStorage } from "./kvlayer.js";
-import { KVCache } from "./kvcache.js";
+import { KVCache, type KVCacheOptions, checkStreaming } from "./kvcache.js";
+import type { StreamingWindow } from "./kvwindow.js";
 
 export interface PagedKVCacheOptions {
   /** positions per block (default 16, as vLLM) */
   blockSize?: number;
+  /** streaming: each sequence keeps only its last `window` positions (besides its sinks), as KVCache's window */
+  window?: number;
+  /** streaming: each sequence also keeps its first sinkTokens positions (default 0, needs window) */
+  sinkTokens?: number;
 }
-export const PAGED_KV_CACHE_OPTION_KEYS = optionKeys<PagedKVCacheOptions>({ blockSize: true });
+export const PAGED_KV_CACHE_OPTION_KEYS = optionKeys<PagedKVCacheOptions>({ blockSize: true, window: true, sinkTokens: true });
+
+/** The options checked (naming PagedKVCache), and KVCache's share of them: the streaming window. */
+function streamingOptions(opts: PagedKVCacheOptions): KVCacheOptions {
+  const fn = "PagedKVCache";
+  checkOptions(fn, "options", opts, PAGED_KV_CACHE_OPTION_KEYS);
+  const w = checkStreaming(fn, opts);
+  return w === null ? {} : { window: w.window, sinkTokens: w.sinkTokens };
+}
 
 /** A KVCache whose self layers are paged: per-sequence block tables over a shared pool of blocks. */
 export class PagedKVCache extends KVCache {
@@ -43,10 +66,8 @@ export class PagedKVCache extends KVCache {
   private active: number[] | null = null;
 
   constructor(opts: PagedKVCacheOptions = {}) {
-    super({});
-    const fn = "PagedKVCache";
-    checkOptions(fn, "options", opts, PAGED_KV_CACHE_OPTION_KEYS);
-    this.blockSize = checkPositiveInt(fn, "blockSize", opts.blockSize ?? 16);
+    super(streamingOptions(opts));
+    this.blockSize = checkPositiveInt("PagedKVCache", "blockSize", opts.blockSize ?? 16);
   }
 
   protected override makeLayer(kind: KVCacheKind, name: string): KVCacheLayer {
@@ -76,7 +97,7 @@ export class PagedKVCache extends KVCache {
     return this.active!;
   }
 
-  /** Positions held for sequence id. */
+  /** Positions seen by sequence id (the next token's position; a streaming cache holds at most sinkTokens + window of them). */
   sequenceLength(id: number): number {
     return this.numLayers === 0 ? 0 : (this.layer(0) as PagedKVCacheLayer).lengthOf(id);
   }
@@ -110,10 +131,10 @@ export class PagedKVCache extends KVCache {
     for (let i = 0; i < this.numLayers; i++) (this.layer(i) as PagedKVCacheLayer).forget(id);
   }
 
-  /** Sequence id's block table, grown so that it covers `positions` positions (taking free blocks first). */
-  tableFor(id: number, positions: number): readonly number[] {
+  /** Sequence id's block table, grown so that it covers `slots` slots (positions; a streaming ring's slots) (taking free blocks first). */
+  tableFor(id: number, slots: number): readonly number[] {
     const table = this.tables[id];
-    while (table.length * this.blockSize < positions) table.push(this.freeList.length > 0 ? this.freeList.pop()! : this.issued++);
+    while (table.length * this.blockSize < slots) table.push(this.freeList.length > 0 ? this.freeList.pop()! : this.issued++);
     return table;
   }
 
@@ -139,7 +160,7 @@ export class PagedKVCacheLayer extends KVCacheLayer {
   private poolKeys: FloatArray | null = null;
   private poolValues: FloatArray | null = null;
   private poolBlocks = 0;
-  /** positions held per sequence id */
+  /** positions seen per sequence id (all of them held, unless the owner streams) */
   private lens: number[] = [];
 
   constructor(name: string, private readonly owner: PagedKVCache) {
@@ -155,14 +176,45 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     if (id < this.lens.length) this.lens[id] = 0;
   }
 
-  /** Positions held by each selected sequence (batch row); empty before anything is selected. */
+  /** Positions seen by each selected sequence (batch row); empty before anything is selected. */
   private rowLengths(): number[] {
     return (this.owner.selection ?? []).map((id) => this.lengthOf(id));
   }
 
-  /** The longest selected sequence (the key length S of a call, padded rows included). */
+  /** The streaming window, or null: every position is held. */
+  private get ring(): StreamingWindow | null {
+    return this.owner.streaming;
+  }
+
+  override get reordersKeys(): boolean {
+    return this.ring !== null;
+  }
+
+  /** Slots a sequence that has seen `seen` positions holds. */
+  private heldCount(seen: number): number {
+    const w = this.ring;
+    return w === null ? seen : Math.min(seen, w.sinkTokens + w.window);
+  }
+
+  /** The positions held after `seen` were written, in increasing order: all, or the sinks then the window. */
+  private heldPositions(seen: number): number[] {
+    const w = this.ring;
+    if (w === null) return Array.from({ length: seen }, (_, p) => p);
+    const out: number[] = [];
+    for (let p = 0; p < Math.min(w.sinkTokens, seen); p++) out.push(p);
+    for (let p = Math.max(w.sinkTokens, seen - w.window); p < seen; p++) out.push(p);
+    return out;
+  }
+
+  /** The slot of position p in its sequence's blocks: p, or its ring slot when streaming. */
+  private slotIndex(p: number): number {
+    const w = this.ring;
+    return w === null || p < w.sinkTokens ? p : w.sinkTokens + ((p - w.sinkTokens) % w.window);
+  }
+
+  /** The most keys a selected sequence holds (the key length S of a call before its new tokens, padded rows included). */
   override get length(): number {
-    return Math.max(0, ...this.rowLengths());
+    return Math.max(0, ...this.rowLengths().map((s) => this.heldCount(s)));
   }
 
   override get capacity(): number {
@@ -235,7 +287,7 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     this.poolBlocks = blocks;
   }
 
-  /** Slot (block * Hkv + kh) * blockSize + j of sequence `id`'s position s, head kh. */
+  /** Pool slot (block * Hkv + kh) * blockSize + j of a sequence's slot s (slotIndex of a position), head kh. */
   private slot(table: readonly number[], s: number, kh: number, Hkv: number): number {
     const B = this.owner.blockSize;
     return (table[Math.floor(s / B)] * Hkv + kh) * B + (s % B);
@@ -246,7 +298,7 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     this.pool = l;
     const [N, Hkv, T] = k.shape;
     const rows = this.owner.selected(N);
-    const tables = rows.map((id) => this.owner.tableFor(id, this.lengthOf(id) + T));
+    const tables = rows.map((id) => this.owner.tableFor(id, this.heldCount(this.lengthOf(id) + T)));
     this.reservePool(l);
     const K = this.poolKeys!;
     const V = this.poolValues!;
@@ -256,7 +308,7 @@ export class PagedKVCacheLayer extends KVCacheLayer {
       for (let kh = 0; kh < Hkv; kh++) {
         for (let t = 0; t < T; t++) {
           const src = (n * Hkv + kh) * T + t; // [N, Hkv, T, ..] row (n, kh), token t
-          const dst = this.slot(tables[n], start + t, kh, Hkv);
+          const dst = this.slot(tables[n], this.slotIndex(start + t), kh, Hkv); // a ring: later positions overwrite earlier ones in order
           K.set(k.values.subarray(src * l.E, (src + 1) * l.E), dst * l.E);
           V.set(v.values.subarray(src * l.Ev, (src + 1) * l.Ev), dst * l.Ev);
         }
@@ -269,37 +321,46 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     this.store("PagedKVCacheLayer.push", keys, values);
   }
 
-  /** Positions [0, T) of sequence id as [1, Hkv, T, E] and [1, Hkv, T, Ev]. */
-  private gather(id: number, T: number): [Tensor, Tensor] {
+  /** The given (held) positions of sequence id, in order, as [1, Hkv, P, E] and [1, Hkv, P, Ev]. */
+  private gather(id: number, positions: readonly number[]): [Tensor, Tensor] {
     const l = this.pool!;
     const table = this.owner.blockTable(id);
+    const P = positions.length;
     const copy = (buf: FloatArray, D: number): Tensor => {
-      const out = allocate(l.dtype, l.heads * T * D) as FloatArray;
+      const out = allocate(l.dtype, l.heads * P * D) as FloatArray;
       for (let kh = 0; kh < l.heads; kh++) {
-        for (let s = 0; s < T; s++) out.set(buf.subarray(this.slot(table, s, kh, l.heads) * D, (this.slot(table, s, kh, l.heads) + 1) * D), (kh * T + s) * D);
+        positions.forEach((p, i) => {
+          const at = this.slot(table, this.slotIndex(p), kh, l.heads);
+          out.set(buf.subarray(at * D, (at + 1) * D), (kh * P + i) * D);
+        });
       }
-      return new Tensor(out, [1, l.heads, T, D], l.dtype);
+      return new Tensor(out, [1, l.heads, P, D], l.dtype);
     };
     return [copy(this.poolKeys!, l.E), copy(this.poolValues!, l.Ev)];
   }
 
-  /** The plain read (no mask of the cache's own): only when every selected sequence holds the same number of positions. */
+  /** The plain read (no mask of the cache's own): only when no mask is needed (every selected sequence at the same position, nothing streamed out). */
   override append(keys: Tensor, values: Tensor): [Tensor, Tensor] {
     const lens = this.rowLengths();
     if (lens.some((x) => x !== lens[0])) {
       throw new ArgumentError(`PagedKVCacheLayer.append: the selected sequences hold different lengths (${lens.join(", ")}); their padded keys need the mask of appendVisible() (the attention modules use it)`);
     }
-    const [k, v] = this.appendVisible(keys, values, { attnMask: null, isCausal: true });
+    const [k, v, mask] = this.appendVisible(keys, values, { attnMask: null, isCausal: true });
+    if (mask !== null) {
+      throw new ArgumentError(`PagedKVCacheLayer.append: positions have left the streaming window of ${this.name}, so each query needs its own keys: use appendVisible() (the attention modules do)`);
+    }
     return [k, v];
   }
 
   /**
    * Each row's held keys then its new ones, padded with zeros in front to the longest row:
-   * [N, Hkv, S, E] with S = max(lengths) + T, row n's keys in the last lengths[n] + T columns, and the
-   * mask [N, 1, T, S] (query l of row n sees columns pad_n .. pad_n + lengths[n] + l, pad_n = S -
-   * lengths[n] - T). Padding in front keeps every row bottom-right aligned: column distances to the
-   * queries are position distances, as relative-position options (ALiBi, a sliding window) measure
-   * them. No mask when every row holds the same number (then it is plain causal, bottom-right).
+   * [N, Hkv, S, E] with S = max(held) + T, row n's keys in the last held[n] + T columns, and the
+   * mask [N, 1, T, S]: query l of row n (position p = seen[n] + l) sees the column of position s iff
+   * s <= p, and when streaming s < sinkTokens or s > p - window, and given masks.slidingWindow w,
+   * s > p - w; padding never. Without streaming, padding in front keeps every row bottom-right aligned:
+   * column distances to the queries are position distances, as relative-position options (ALiBi, a
+   * sliding window) measure them. No mask when every row is at the same position and nothing has left
+   * the window (then the keys are positions 0 .. p, plain causal, bottom-right).
    */
   override appendVisible(keys: Tensor, values: Tensor, masks: CallMasks): [Tensor, Tensor, Tensor | null] {
     const fn = "PagedKVCacheLayer.append";
@@ -309,12 +370,13 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     if (!masks.isCausal) throw new ArgumentError(`${fn}: ${this.name} is a paged cache, for causal self-attention; pass isCausal: true`);
     this.checkPaged(fn, keys, values);
     const [N, , T] = keys.shape;
-    const lens = this.rowLengths();
-    const S = Math.max(...lens) + T;
+    const lens = this.rowLengths(); // positions seen
+    const positions = lens.map((len) => this.heldPositions(len)); // the keys held, in order
+    const S = Math.max(...positions.map((p) => p.length)) + T;
     const parts: [Tensor, Tensor][] = lens.map((len, n) => {
       const fresh: [Tensor, Tensor] = N === 1 ? [keys, values] : [slice(keys, 0, n, n + 1), slice(values, 0, n, n + 1)]; // [1, Hkv, T, ..]
-      const held = len > 0 ? this.gather(this.owner.selected(N)[n], len) : null;
-      const pad = S - len - T;
+      const held = len > 0 ? this.gather(this.owner.selected(N)[n], positions[n]) : null;
+      const pad = S - positions[n].length - T;
       const cat = (i: 0 | 1): Tensor => {
         const list = [...(held ? [held[i]] : []), fresh[i]];
         if (pad > 0) list.unshift(new Tensor(allocate(fresh[i].dtype, fresh[i].shape[1] * pad * fresh[i].shape[3]), [1, fresh[i].shape[1], pad, fresh[i].shape[3]], fresh[i].dtype));
@@ -325,19 +387,29 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     this.store(fn, keys, values);
     const k = N === 1 ? parts[0][0] : concat(parts.map((p) => p[0]), 0); // [N, Hkv, S, E]
     const v = N === 1 ? parts[0][1] : concat(parts.map((p) => p[1]), 0);
-    if (lens.every((x) => x === lens[0])) return [k, v, null];
+    const ring = this.ring;
+    const streamedOut = ring !== null && Math.max(...lens) + T - 1 - ring.window >= ring.sinkTokens; // some query no longer sees every earlier key
+    if (lens.every((x) => x === lens[0]) && !streamedOut) return [k, v, null];
+    const w = masks.slidingWindow ?? Infinity; // the attention's own window, in positions
     const m = new Uint8Array(N * T * S);
     for (let n = 0; n < N; n++) {
-      const pad = S - lens[n] - T;
-      for (let l = 0; l < T; l++) for (let s = pad; s <= pad + lens[n] + l; s++) m[(n * T + l) * S + s] = 1;
+      const cols = [...positions[n], ...Array.from({ length: T }, (_, t) => lens[n] + t)]; // the position of each key column after the padding
+      const pad = S - cols.length;
+      for (let l = 0; l < T; l++) {
+        const p = lens[n] + l;
+        cols.forEach((s, i) => {
+          const kept = ring === null || s < ring.sinkTokens || s > p - ring.window;
+          if (s <= p && kept && s > p - w) m[(n * T + l) * S + pad + i] = 1;
+        });
+      }
     }
-    return [k, v, new Tensor(m, [N, 1, T, S], "bool")];
+    return [k, v, new Tensor(m, [N, 1, T, S], "bool")]; // true = may attend
   }
 
   /** The pool and the selected rows' block tables, for the decode step (decode.ts). */
   override storage(): KVStorage | null {
     const l = this.pool;
-    const lens = this.rowLengths();
+    const lens = this.rowLengths().map((s) => this.heldCount(s)); // slots filled: the held positions (ring slots when streaming)
     if (l === null || lens.every((x) => x === 0)) return null;
     const tables = this.owner.selected(lens.length).map((id) => Int32Array.from(this.owner.blockTable(id)));
     return {
@@ -347,12 +419,13 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     };
   }
 
-  /** Every held key and value of the selected sequences, when they all hold the same number. */
+  /** Every held key and value of the selected sequences (in position order), when they are all at the same position. */
   override keysValues(): [Tensor, Tensor] | null {
     const lens = this.rowLengths();
     if (lens.length === 0 || lens[0] === 0) return null;
     if (!lens.every((x) => x === lens[0])) throw new ArgumentError(`PagedKVCacheLayer.keysValues: the selected sequences hold different lengths (${lens.join(", ")})`);
-    const parts = this.owner.selected(lens.length).map((id) => this.gather(id, lens[0]));
+    const held = this.heldPositions(lens[0]);
+    const parts = this.owner.selected(lens.length).map((id) => this.gather(id, held));
     return [concat(parts.map((p) => p[0]), 0), concat(parts.map((p) => p[1]), 0)]; // [N, Hkv, length, ..]
   }
 }

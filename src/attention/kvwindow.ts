@@ -53,6 +53,10 @@ export class WindowKVCacheLayer extends KVCacheLayer {
     return this.seen;
   }
 
+  override get reordersKeys(): boolean {
+    return true;
+  }
+
   override clear(): void {
     super.clear();
     this.seen = 0;
@@ -120,7 +124,8 @@ export class WindowKVCacheLayer extends KVCacheLayer {
   /**
    * The keys held before this call (in position order) and the new ones, with the window's mask:
    * query l (position p0 + l) sees key position s iff s <= p0 + l and (s < sinkTokens or
-   * s > p0 + l - window). No mask while nothing has left the window yet (plain causal).
+   * s > p0 + l - window), and, given masks.slidingWindow w, s > p0 + l - w. No mask while nothing has
+   * left the window yet (plain causal: the keys are positions 0 .. p0 + T - 1, and the caller applies w).
    */
   override appendVisible(keys: Tensor, values: Tensor, masks: CallMasks): [Tensor, Tensor, Tensor | null] {
     const fn = "WindowKVCacheLayer.append";
@@ -136,9 +141,10 @@ export class WindowKVCacheLayer extends KVCacheLayer {
     const before = held.length > 0 ? this.readSlots(held.map((p) => this.slotOf(p))) : null;
     this.store(fn, keys, values);
     const positions = [...held, ...Array.from({ length: T }, (_, t) => p0 + t)];
+    const w = masks.slidingWindow ?? Infinity; // the attention's own window, in positions
     const mask = p0 + T - 1 - window < sinkTokens ? null : boolMask(T, positions.length, (l, i) => {
       const s = positions[i];
-      return s <= p0 + l && (s < sinkTokens || s > p0 + l - window);
+      return s <= p0 + l && (s < sinkTokens || s > p0 + l - window) && s > p0 + l - w;
     }); // [1, 1, T, held + T]
     if (before === null) return [keys, values, mask];
     return [concat([before[0], keys], 2), concat([before[1], values], 2), mask]; // [N, Hkv, held + T, E]

@@ -3,7 +3,7 @@
  * Autograd sits below the ops layer: gradients that meet at a tensor are summed here with a plain
  * loop (same shape, same dtype), so this file needs no op.
  */
-import { type DType, type TypedArray, allocate } from "../tensor/dtype.js";
+import { type DType, type TypedArray, allocate, allocateOverwritten } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { sameShape } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -21,15 +21,27 @@ function asDtype(t: Tensor, dtype: DType): Tensor {
 
 /** a + b for two tensors of one shape and dtype (gradients meeting at a tensor). */
 function sumOf(a: Tensor, b: Tensor): Tensor {
-  const out = allocate(a.dtype, a.size);
+  const out = allocateOverwritten(a.dtype, a.size); // every element written below
   const x = a.values, y = b.values;
-  const n = out.length, n4 = n - (n % 4);
-  let i = 0; // out[i] = x[i] + y[i], unrolled by 4 (V8 does not vectorise)
-  for (; i < n4; i += 4) {
-    out[i] = x[i] + y[i]; out[i + 1] = x[i + 1] + y[i + 1]; out[i + 2] = x[i + 2] + y[i + 2]; out[i + 3] = x[i + 3] + y[i + 3];
-  }
-  for (; i < n; i++) out[i] = x[i] + y[i];
+  if (out instanceof Float32Array && x instanceof Float32Array && y instanceof Float32Array) sum32(out, x, y);
+  else for (let i = 0; i < out.length; i++) out[i] = x[i] + y[i];
   return new Tensor(out, a.shape, a.dtype);
+}
+
+/** a += b in place, a and b of one shape and dtype: sumOf's arithmetic (a[i] + b[i]), so its bits. */
+function addInto(a: Tensor, b: Tensor): void {
+  const x = a.values, y = b.values;
+  if (x instanceof Float32Array && y instanceof Float32Array) sum32(x, x, y);
+  else for (let i = 0; i < x.length; i++) x[i] = x[i] + y[i];
+}
+
+/**
+ * sumOf's loop for float32 arrays (the training step's case): the same one addition per element, so
+ * the same bits; a loop that sees only Float32Array ran ~1.6× faster than the shared loop once that
+ * one had also seen float64 or int32 arrays (V8 then handles every element type in it).
+ */
+function sum32(out: Float32Array, x: Float32Array, y: Float32Array): void {
+  for (let i = 0; i < out.length; i++) out[i] = x[i] + y[i];
 }
 
 /**
@@ -102,6 +114,20 @@ class Recycler {
     if (b !== null) this.escaped.add(b);
   }
 
+  /**
+   * Whether `prev`, a gradient in the map, may be added to in place: its array was made in this pass,
+   * never escaped, this one map entry is all that refers to its buffer, and none of `pending` (the
+   * node's upstream gradient and the gradients it returned, which may yet be stored or read) shares
+   * it. Then nothing else can see the change, and prev += same is sumOf(prev, same) without a new
+   * array (whose fresh pages were most of the sums' time in a training step).
+   */
+  canAddInto(prev: Tensor, same: Tensor, pending: readonly (Tensor | null | undefined)[]): boolean {
+    const b = this.bufferOf(prev);
+    if (b === null || this.escaped.has(b) || this.refs.get(b) !== 1 || same.isOnDevice || same.values.buffer === b) return false;
+    for (const t of pending) if (t && !t.isOnDevice && t.values.buffer === b) return false;
+    return true;
+  }
+
   private readonly candidates: Tensor[] = [];
 
   /**
@@ -169,6 +195,11 @@ function propagate(root: Tensor, seed: Tensor, rc: Recycler | null): void {
         rc?.hold(ig);
       } else {
         const same = asDtype(ig, prev.dtype);
+        if (rc !== null && rc.canAddInto(prev, same, [g, ...inGrads])) {
+          addInto(prev, same); // the map entry keeps prev, now the sum
+          rc.release(same);
+          continue;
+        }
         const total = sumOf(prev, same);
         grads.set(inp, total);
         if (rc !== null) {

@@ -14,9 +14,10 @@ export class UsageError extends Error {
   }
 }
 
-export type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string; default?: string | boolean }>;
+/** An option; multiple: it may be given several times (--prompt a --prompt b), its value a list (read it with strs). */
+export type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string; default?: string | boolean; multiple?: boolean }>;
 
-export type Values = Record<string, string | boolean | undefined>;
+export type Values = Record<string, string | boolean | string[] | undefined>;
 
 /** The options common to every command. */
 export const COMMON: OptionSpec = {
@@ -120,7 +121,14 @@ export function str(command: string, v: Values, name: string, fallback?: string)
 
 export function optStr(v: Values, name: string): string | undefined {
   const x = v[name];
+  if (Array.isArray(x)) throw new Error(`optStr: --${name} is a repeatable option; read it with strs`); // a bug, not the user's
   return x === undefined ? undefined : String(x);
+}
+
+/** A repeatable string option's values, in the order given ([] when it is absent). */
+export function strs(v: Values, name: string): string[] {
+  const x = v[name];
+  return x === undefined ? [] : Array.isArray(x) ? x : [String(x)];
 }
 
 /** A value as typed, quoted when it has spaces or is empty. */

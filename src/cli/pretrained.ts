@@ -9,36 +9,50 @@ import { fromPretrained } from "../pretrained/node.js";
 import type { Pretrained } from "../pretrained/load.js";
 import { SUPPORTED_MODEL_TYPES } from "../pretrained/config.js";
 import { headScores, layerAttentionMaps } from "../pretrained/heads.js";
-import { generateText } from "../pretrained/text.js";
+import { type TextGeneration, generateText } from "../pretrained/text.js";
+import { generationDefaults } from "../pretrained/genconfig.js";
 import { formatRate } from "../train/progress.js";
 import { heatmapPng } from "../viz/png.js";
 import { heatmapSvg } from "../viz/svg.js";
-import { UsageError, type Values, flag, int, num, optStr, parse, str } from "./args.js";
+import { UsageError, type Values, flag, int, num, optStr, parse, str, strs } from "./args.js";
 import { type Io, emitJson, note, say } from "./io.js";
 import { checkOutputPath } from "./output.js";
 
 const FOLDER = "a Hugging Face model folder: config.json, model.safetensors (or shards with model.safetensors.index.json), tokenizer.json";
 
-export const GENERATE_HELP = `attend generate --model DIR --prompt TEXT [options]
+export const GENERATE_HELP = `attend generate --model DIR --prompt TEXT [--prompt TEXT …] [options]
 
-Continue a prompt with a Hugging Face checkpoint (GPT-2, Llama, Mistral, Qwen2),
-printing the text as it is generated (KV cache). Greedy by default; stops at
-the model's end-of-sequence token (eos_token_id of generation_config.json when
-the folder has one, else of config.json).
+Continue a prompt (or several, as one batch) with a Hugging Face checkpoint
+(GPT-2, Llama, Mistral, Qwen2), printing the text as it is generated (KV cache).
+Stops at the model's end-of-sequence token (eos_token_id of generation_config.json
+when the folder has one, else of config.json).
+
+Defaults come from the folder's generation_config.json as transformers reads it:
+do_sample false or absent: greedy; do_sample true: sampling with its temperature,
+top_k, top_p (else 1.0, 50, 1.0); max_new_tokens, else max_length (prompt + new
+tokens), else 50 new tokens; repetition_penalty. The options below win over the
+file. Settings of the file that attend does not implement (num_beams,
+no_repeat_ngram_size, …) are named in a note on stderr.
 
 Options:
   --model DIR            ${FOLDER}
-  --prompt TEXT          the text to continue (tokenized with the folder's tokenizer.json)
-  --ids 1,2,3            or token ids (for a folder without tokenizer.json)
-  --max-tokens N, -n N   new tokens at most (default 50)
-  --temperature X        0 = the most likely token (default 0); > 0 samples
+  --prompt TEXT          the text to continue (tokenized with the folder's tokenizer.json);
+                         repeat it for several prompts, run as one batch
+  --ids 1,2,3            or token ids (for a folder without tokenizer.json); repeatable too
+  --max-tokens N, -n N   new tokens at most (default: the file's, else 50)
+  --temperature X        0 = the most likely token (greedy); > 0 samples (default: the file's, else 0)
   --top-k K              sample among the K most likely tokens only
   --top-p P              sample among the most likely tokens that add up to P (0 < P <= 1)
-  --seed N               seed for sampling (default 0)
+  --repetition-penalty R  > 1 makes tokens already in the text less likely, greedy or sampling
+                         (transformers' repetition_penalty; 1 = off; default: the file's, else 1)
+  --seed N               seed for sampling (default 0; each prompt of a batch draws from its own)
   --ignore-eos           do not stop at the end-of-sequence token (for timing)
-  --json                 print one JSON object: { model, promptIds, tokens, text, finish, seconds, tokensPerSecond }
+  --json                 print one JSON object: { model, promptIds, tokens, text, finish, seconds, tokensPerSecond };
+                         with several prompts an array of them (seconds and tokensPerSecond: the whole batch's)
 
-On stderr: loading progress for large weights, then the speed.`;
+One prompt streams as it is generated; several print when the batch is done,
+each under a line "--- prompt i of n ---". On stderr: loading progress for
+large weights, then the speed.`;
 
 export const HEADS_HELP = `attend heads --model DIR [options]
 
@@ -116,6 +130,25 @@ export function loadFolder(cmd: string, dir: string, io: Io): Pretrained {
   return loaded;
 }
 
+/** --ids' value: token ids in the vocabulary. */
+function idList(cmd: string, p: Pretrained, idsText: string): number[] {
+  const parts = idsText.split(/[\s,]+/).filter((s) => s !== "");
+  const ids = parts.map(Number);
+  if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || x < 0)) throw new UsageError(`${cmd}: --ids expects token ids like 1,2,3, got ${JSON.stringify(idsText)}`);
+  const V = p.model.config.vocabSize;
+  const bad = ids.find((x) => x >= V);
+  if (bad !== undefined) throw new UsageError(`${cmd}: --ids holds ${bad}, outside the vocabulary 0..${V - 1}`);
+  return ids;
+}
+
+/** A text option's value through the folder's tokenizer. */
+function textIds(cmd: string, p: Pretrained, option: string, text: string): number[] {
+  if (p.tokenizer === null) throw new UsageError(`${cmd}: the model folder has no tokenizer.json; give token ids with --ids 1,2,3`);
+  const ids = p.tokenizer.encode(text).ids;
+  if (ids.length === 0) throw new UsageError(`${cmd}: --${option} ${JSON.stringify(text)} has no tokens`);
+  return ids;
+}
+
 /** --prompt / --text through the tokenizer, or --ids; exactly one of them. */
 function promptIds(cmd: string, v: Values, p: Pretrained, textOption: string, alias?: string): { ids: number[]; fromText: boolean } {
   const a = optStr(v, textOption);
@@ -124,66 +157,95 @@ function promptIds(cmd: string, v: Values, p: Pretrained, textOption: string, al
   const text = a ?? b;
   const idsText = optStr(v, "ids");
   if (text !== undefined && idsText !== undefined) throw new UsageError(`${cmd}: give --${textOption} or --ids, not both`);
-  if (idsText !== undefined) {
-    const parts = idsText.split(/[\s,]+/).filter((s) => s !== "");
-    const ids = parts.map(Number);
-    if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || x < 0)) throw new UsageError(`${cmd}: --ids expects token ids like 1,2,3, got ${JSON.stringify(idsText)}`);
-    const V = p.model.config.vocabSize;
-    const bad = ids.find((x) => x >= V);
-    if (bad !== undefined) throw new UsageError(`${cmd}: --ids holds ${bad}, outside the vocabulary 0..${V - 1}`);
-    return { ids, fromText: false };
-  }
+  if (idsText !== undefined) return { ids: idList(cmd, p, idsText), fromText: false };
   if (text === undefined) throw new UsageError(`${cmd}: --${textOption} is required (or --ids; see attend ${cmd} --help)`);
-  if (p.tokenizer === null) throw new UsageError(`${cmd}: the model folder has no tokenizer.json; give token ids with --ids 1,2,3`);
-  const ids = p.tokenizer.encode(text).ids;
-  if (ids.length === 0) throw new UsageError(`${cmd}: --${textOption} ${JSON.stringify(text)} has no tokens`);
-  return { ids, fromText: true };
+  return { ids: textIds(cmd, p, textOption, text), fromText: true };
+}
+
+/** Why a continuation ended, for the note on stderr ("" when it used up its tokens). */
+function ending(r: TextGeneration, positions: number): string {
+  if (r.finish === "stop") return "stopped at the end-of-sequence token";
+  return r.promptIds.length + r.tokens.length >= positions ? `stopped at the model's last position (${positions})` : "";
 }
 
 export function generateCommand(args: string[], io: Io): number {
   const cmd = "generate";
   const v = parse(cmd, args, {
-    ...MODEL_OPTIONS, prompt: { type: "string" }, "max-tokens": { type: "string", short: "n" }, temperature: { type: "string" },
-    "top-k": { type: "string" }, "top-p": { type: "string" }, seed: { type: "string" }, "ignore-eos": { type: "boolean" },
+    ...MODEL_OPTIONS, ids: { type: "string", multiple: true }, prompt: { type: "string", multiple: true }, "max-tokens": { type: "string", short: "n" },
+    temperature: { type: "string" }, "top-k": { type: "string" }, "top-p": { type: "string" }, seed: { type: "string" }, "ignore-eos": { type: "boolean" },
+    "repetition-penalty": { type: "string" },
   });
   if (flag(v, "help")) {
     say(io, GENERATE_HELP);
     return 0;
   }
-  // every option is checked before the weights are read
+  // every option is checked before the weights are read; those not given are left to generation_config.json
   const dir = str(cmd, v, "model");
-  const maxNewTokens = int(cmd, v, "max-tokens", 50, 0);
-  const temperature = num(cmd, v, "temperature", 0, 0);
+  const maxNewTokens = v["max-tokens"] === undefined ? undefined : int(cmd, v, "max-tokens", 50, 0);
+  const temperature = v.temperature === undefined ? undefined : num(cmd, v, "temperature", 0, 0);
   const topK = v["top-k"] === undefined ? undefined : int(cmd, v, "top-k", 1);
   const topP = v["top-p"] === undefined ? undefined : num(cmd, v, "top-p", 1, 0, true);
   if (topP !== undefined && topP > 1) throw new UsageError(`${cmd}: --top-p expects a number in (0, 1], got ${topP}`);
+  const repetitionPenalty = v["repetition-penalty"] === undefined ? undefined : num(cmd, v, "repetition-penalty", 1, 0, true);
   const seed = int(cmd, v, "seed", 0, 0);
-  if (optStr(v, "prompt") === undefined && optStr(v, "ids") === undefined) throw new UsageError(`${cmd}: --prompt is required (or --ids; see attend ${cmd} --help)`);
+  const texts = strs(v, "prompt");
+  const idTexts = strs(v, "ids");
+  if (texts.length === 0 && idTexts.length === 0) throw new UsageError(`${cmd}: --prompt is required (or --ids; see attend ${cmd} --help)`);
+  if (texts.length > 0 && idTexts.length > 0) throw new UsageError(`${cmd}: give --prompt or --ids, not both`);
   const p = loadFolder(cmd, dir, io);
-  const { ids, fromText } = promptIds(cmd, v, p, "prompt");
+  const fromText = texts.length > 0;
+  const prompts = fromText ? texts.map((t) => textIds(cmd, p, "prompt", t)) : idTexts.map((t) => idList(cmd, p, t));
+  const N = prompts.length;
   const positions = p.model.config.maxSeqLen;
-  if (ids.length > positions) throw new UsageError(`${cmd}: the prompt has ${ids.length} tokens, more than the model's ${positions} positions`);
+  prompts.forEach((ids, i) => {
+    if (ids.length > positions) throw new UsageError(`${cmd}: the prompt${N > 1 ? ` ${i + 1}` : ""} has ${ids.length} tokens, more than the model's ${positions} positions`);
+  });
+  const gen = generationDefaults(p.generationConfig, cmd);
+  if (gen?.doSample && temperature === undefined) {
+    const k = topK ?? gen.topK;
+    note(io, `sampling, as generation_config.json sets do_sample: temperature ${gen.temperature}, top-k ${k ?? "none"}, top-p ${topP ?? gen.topP} (--temperature 0 for greedy)`);
+  }
   const json = flag(v, "json");
-  const stream = !json;
-  if (stream) io.stdout.write(fromText ? optStr(v, "prompt")! : ids.join(" "));
-  const times: number[] = [];
+  const stream = !json && N === 1; // several prompts print when the batch is done, not interleaved
+  const shown = (i: number): string => (fromText ? texts[i] : prompts[i].join(" "));
+  if (stream) io.stdout.write(shown(0));
+  // decode speed: the tokens after the first step (which pays for the prompts) over the time they took
+  let count = 0;
+  let firstStep = 0;
+  let firstEnd = 0;
+  let last = 0;
+  let prevRow = -1;
   const started = performance.now();
-  const r = generateText(p, ids, {
-    maxNewTokens, temperature, topK, topP, seed, ...(flag(v, "ignore-eos") ? { stopToken: null } : {}),
-    onToken: (t) => {
-      times.push(performance.now());
+  const results = generateText(p, prompts, {
+    maxNewTokens, temperature, topK, topP, seed, repetitionPenalty, ...(flag(v, "ignore-eos") ? { stopToken: null } : {}),
+    onToken: (t, row) => {
+      last = performance.now();
+      if (count === firstStep && row > prevRow) [firstStep, firstEnd] = [firstStep + 1, last]; // still the first step (rows come in order)
+      prevRow = row;
+      count++;
       if (stream && !fromText) io.stdout.write(` ${t}`);
     },
     ...(stream && fromText ? { onText: (piece: string) => io.stdout.write(piece) } : {}),
   });
   const seconds = (performance.now() - started) / 1000;
-  // decode speed: tokens after the first (the first one pays for the prompt) over the time they took
-  const tokensPerSecond = times.length > 1 ? (times.length - 1) / ((times[times.length - 1] - times[0]) / 1000) : null;
+  const tokensPerSecond = count > firstStep ? (count - firstStep) / ((last - firstEnd) / 1000) : null;
+  const unsupported = [...new Set(results.flatMap((r) => r.unsupported))];
+  if (unsupported.length > 0) note(io, `note: generation_config.json sets ${unsupported.join(", ")}, which attend does not implement; this output is without ${unsupported.length === 1 ? "it" : "them"}`);
+  const entry = (r: TextGeneration) => ({ model: dir, promptIds: r.promptIds, tokens: r.tokens, text: fromText ? r.text : null, finish: r.finish, seconds, tokensPerSecond });
+  const speed = `in ${seconds.toFixed(2)} s${tokensPerSecond === null ? "" : ` (${formatRate(tokensPerSecond)} tokens/s after the first${N > 1 ? " step" : ""})`}`;
   if (json) {
-    emitJson(io, { model: dir, promptIds: r.promptIds, tokens: r.tokens, text: fromText ? r.text : null, finish: r.finish, seconds, tokensPerSecond });
-  } else {
+    emitJson(io, N === 1 ? entry(results[0]) : results.map(entry));
+  } else if (N === 1) {
     say(io);
-    note(io, `${r.tokens.length} tokens in ${seconds.toFixed(2)} s${tokensPerSecond === null ? "" : ` (${formatRate(tokensPerSecond)} tokens/s after the first)`}${r.finish === "stop" ? ", stopped at the end-of-sequence token" : r.tokens.length < maxNewTokens ? `, stopped at the model's last position (${positions})` : ""}`);
+    const why = ending(results[0], positions);
+    note(io, `${results[0].tokens.length} tokens ${speed}${why === "" ? "" : `, ${why}`}`);
+  } else {
+    results.forEach((r, i) => {
+      say(io, `--- prompt ${i + 1} of ${N} ---`);
+      say(io, shown(i) + (fromText ? r.text : r.tokens.map((t) => ` ${t}`).join("")));
+    });
+    const whys = results.map((r, i) => [i, ending(r, positions)] as const).filter(([, w]) => w !== "").map(([i, w]) => `prompt ${i + 1} ${w}`);
+    note(io, `${N} prompts: ${results.map((r) => r.tokens.length).join(" + ")} tokens ${speed}${whys.length === 0 ? "" : `; ${whys.join(", ")}`}`);
   }
   return 0;
 }

@@ -6,7 +6,7 @@ import { trainModel } from "../train/loop.js";
 import {
   DATA_NAMES, RUN_LIMITS, type StoredRunConfig, checkRunConfig, checkRunState, currentModelKind, makeData, makeModel, modelKinds,
 } from "../train/registry.js";
-import { type OptionSpec, UsageError, flag, int, num, optStr, parse, str } from "./args.js";
+import { type OptionSpec, UsageError, type Values, flag, int, num, optStr, parse, str } from "./args.js";
 import { type Io, emitJson, note, pct, say } from "./io.js";
 import { checkOutputPath } from "./output.js";
 
@@ -104,7 +104,7 @@ Options:
  * The task's options: its defaults, then what the command line gives. Lengths go as a pair: with
  * one bound given, the other is the generator's own default (1 to 8), moved to make a valid range.
  */
-function taskOptions(cmd: string, v: Record<string, string | boolean | undefined>, defaults: TaskOptions): TaskOptions {
+function taskOptions(cmd: string, v: Values, defaults: TaskOptions): TaskOptions {
   const o: TaskOptions = { ...defaults };
   const min = v["min-length"] === undefined ? undefined : int(cmd, v, "min-length", 1, 1, RUN_LIMITS.sequenceLength);
   const max = v["max-length"] === undefined ? undefined : int(cmd, v, "max-length", 8, 1, RUN_LIMITS.sequenceLength);

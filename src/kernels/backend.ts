@@ -148,6 +148,13 @@ export interface PiecewiseTable32 {
   above: number;
   negInf: number;
   posInf: number;
+  /**
+   * A cubic table of the same f on [core.lo, core.hi) ⊂ [lo, hi) in narrower intervals, [intervals][4]
+   * coefficients, lowest power first: a kernel may read it for elements inside that range (GELU's
+   * activations nearly all are) instead of the degree-7 table, gathering half the coefficients.
+   * Optional; either table gives f to float32 rounding.
+   */
+  core?: { lo: number; hi: number; width: number; intervals: number; coef: Float32Array };
 }
 
 /** layerNorm (or rmsNorm: mean null) over R rows of D contiguous elements. */

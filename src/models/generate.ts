@@ -12,6 +12,11 @@
  *   topP p (with τ > 0)                   ... then only the most likely tokens whose probabilities, largest
  *                                         first, first reach p (nucleus sampling; at least one is kept), as
  *                                         Hugging Face's TopPLogitsWarper after its top-k
+ *   repetitionPenalty r (generate's option, before all of the above, greedy too)
+ *                                         each token already in the row (prompt and new tokens) has its
+ *                                         logit divided by r when positive, multiplied by r when negative
+ *                                         (CTRL's penalty, as Hugging Face's RepetitionPenaltyLogitsProcessor;
+ *                                         r > 1 discourages repeats, 1 is off)
  * Sampling draws from a seeded Generator, so a seed reproduces a run.
  */
 import { noGrad } from "../autograd/tape.js";
@@ -24,7 +29,7 @@ import { assertTensor } from "../ops/util.js";
 import type { Module } from "../nn/module.js";
 import type { EncoderDecoder } from "./encoderDecoder.js";
 import { KVCache } from "../attention/kvcache.js";
-import { PAGED_KV_CACHE_OPTION_KEYS, PagedKVCache, type PagedKVCacheOptions } from "../attention/kvpaged.js";
+import { PagedKVCache, type PagedKVCacheOptions } from "../attention/kvpaged.js";
 import { type TokenInput, tokenTensor } from "./tokens.js";
 
 export interface SamplingOptions {
@@ -54,6 +59,12 @@ export interface GenerateOptions extends SamplingOptions {
   /** decode with a KV cache (default true); false re-runs the whole sequence each step */
   useCache?: boolean;
   /**
+   * > 0; 1 (the default) is off. Before each pick, every token already in the row (the prompt and the
+   * new tokens) has its logit divided by this when positive and multiplied by it when negative, so
+   * values > 1 make repeats less likely (see applyRepetitionPenalty)
+   */
+  repetitionPenalty?: number;
+  /**
    * called with each new token as soon as it is picked (row n of the batch), for streaming; it must
    * not write the model's parameters (they are frozen while decoding: see withFrozenWeights)
    */
@@ -68,12 +79,13 @@ export interface GenerateOptions extends SamplingOptions {
   sinkTokens?: number;
   /**
    * a paged KV cache (fixed-size blocks, a block table per row): rows of different lengths generate
-   * together without padding. Used (with blockSize 16) whenever the prompt rows differ in length.
+   * together without padding. Used (with blockSize 16) whenever the prompt rows differ in length;
+   * with window / sinkTokens each row streams in its own ring of blocks (PagedKVCache's window).
    */
-  paged?: PagedKVCacheOptions;
+  paged?: Pick<PagedKVCacheOptions, "blockSize">;
 }
 const GENERATE_TABLE: OptionTable<GenerateOptions> = {
-  ...SAMPLING_TABLE, maxNewTokens: true, stopToken: true, maxLength: true, useCache: true, window: true, sinkTokens: true, paged: true, onToken: true,
+  ...SAMPLING_TABLE, maxNewTokens: true, stopToken: true, maxLength: true, useCache: true, repetitionPenalty: true, window: true, sinkTokens: true, paged: true, onToken: true,
 };
 export const GENERATE_OPTION_KEYS = optionKeys<GenerateOptions>(GENERATE_TABLE);
 
@@ -95,7 +107,8 @@ function checkRequiredOptions(fn: string, opts: unknown, keys: readonly string[]
 /** The temperature when none is given: 0, greedy (see the file comment). */
 const DEFAULT_TEMPERATURE = 0;
 
-function checkSampling(fn: string, opts: SamplingOptions): void {
+function checkSampling(fn: string, opts: SamplingOptions & { repetitionPenalty?: number }): void {
+  checkRepetitionPenalty(fn, opts.repetitionPenalty);
   const t = opts.temperature ?? DEFAULT_TEMPERATURE;
   if (typeof t !== "number" || !(t >= 0) || !Number.isFinite(t)) throw new ArgumentError(`${fn}: temperature must be a finite number >= 0, got ${String(t)}`);
   if (opts.topK !== undefined && (!Number.isInteger(opts.topK) || opts.topK <= 0)) {
@@ -105,6 +118,35 @@ function checkSampling(fn: string, opts: SamplingOptions): void {
     throw new ArgumentError(`${fn}: topP must be a number in (0, 1], got ${String(opts.topP)}`);
   }
   checkGenerator(fn, "generator", opts.generator);
+}
+
+/** repetitionPenalty: undefined, or a finite number > 0. */
+export function checkRepetitionPenalty(fn: string, r: unknown): void {
+  if (r !== undefined && !(typeof r === "number" && r > 0 && Number.isFinite(r))) {
+    throw new ArgumentError(`${fn}: repetitionPenalty must be a finite number > 0 (1: off; > 1 discourages repeats), got ${String(r)}`);
+  }
+}
+
+/**
+ * A row of logits z [V] with the repetition penalty r applied to every token id in `tokens` (the row
+ * so far): z / r where z > 0, z · r where z < 0, in float32 as Hugging Face's
+ * RepetitionPenaltyLogitsProcessor computes it on float32 logits. A token counts once however often it
+ * occurs. Returns a new array; logits is not written. Ids outside 0..V-1 are an error.
+ */
+export function applyRepetitionPenalty(logits: ArrayLike<number>, tokens: readonly number[], penalty: number): Float32Array {
+  const fn = "applyRepetitionPenalty";
+  if (penalty === undefined) throw new ArgumentError(`${fn}: penalty must be a finite number > 0, got undefined`);
+  checkRepetitionPenalty(fn, penalty);
+  const z = Float32Array.from(logits);
+  const r = Math.fround(penalty);
+  const seen = new Set<number>();
+  for (const t of tokens) {
+    if (!Number.isInteger(t) || t < 0 || t >= z.length) throw new ArgumentError(`${fn}: token ids must be integers in 0..${z.length - 1}, got ${String(t)}`);
+    if (seen.has(t)) continue;
+    seen.add(t);
+    z[t] = z[t] < 0 ? z[t] * r : z[t] / r; // stored to float32: torch.where(score < 0, score * r, score / r)
+  }
+  return z;
 }
 
 /** The first index of the largest value. */
@@ -124,10 +166,14 @@ export function sampleToken(logits: ArrayLike<number>, opts: SamplingOptions = {
 }
 
 /** sampleToken after its options are checked (the decoding loop checks them once). */
-function pickToken(fn: string, logits: ArrayLike<number>, opts: SamplingOptions, generator?: Generator): number {
+function pickToken(
+  fn: string, logits: ArrayLike<number>, opts: SamplingOptions & { repetitionPenalty?: number }, generator?: Generator, history?: readonly number[],
+): number {
   const V = logits.length;
   if (V === 0) throw new ArgumentError(`${fn}: logits must hold at least one value`);
   for (let i = 0; i < V; i++) if (Number.isNaN(logits[i])) throw new ArgumentError(`${fn}: logits[${i}] is NaN`);
+  const r = opts.repetitionPenalty;
+  if (r !== undefined && r !== 1 && history !== undefined) logits = applyRepetitionPenalty(logits, history, r);
   const temperature = opts.temperature ?? DEFAULT_TEMPERATURE;
   if (opts.greedy || temperature === 0 || opts.topK === 1) return argmaxOf(logits);
   const z = Float64Array.from(logits, (v) => v / temperature);
@@ -221,7 +267,7 @@ function decodeLoop(l: Loop): number[][] {
     withFrozenWeights(l.model.parameters(), () => noGrad(() => {
       let logits = l.step(rows); // prefill: the whole prompt
       for (let s = 0; s < steps; s++) {
-        const next = rows.map((_, n) => pickToken(fn, lastRow(logits, n), opts, g));
+        const next = rows.map((r, n) => pickToken(fn, lastRow(logits, n), opts, g, r)); // r: the row so far, for repetitionPenalty
         next.forEach((t, n) => {
           if (done[n]) return;
           rows[n].push(t);
@@ -252,11 +298,15 @@ function maxLengthOf(fn: string, requested: number | undefined, modelMax: number
   return requested;
 }
 
-/** What generate() needs of a model: GPT, or a PretrainedLM loaded from a Hugging Face folder. */
+/**
+ * What generate() needs of a model: GPT, or a PretrainedLM loaded from a Hugging Face folder.
+ * forward must take logitsToKeep (models/logitsToKeep.ts): generate() asks for the last position's
+ * logits only, [N, 1, V], since that is all it reads (the prefill then skips the head on the others).
+ */
 export interface CausalLM extends Module {
   readonly config: { readonly vocabSize: number; readonly maxSeqLen: number };
   newCache(): KVCache;
-  forward(idx: TokenInput, opts?: { cache?: KVCache | null }): Tensor;
+  forward(idx: TokenInput, opts?: { cache?: KVCache | null; logitsToKeep?: number }): Tensor;
 }
 
 /** Whether the prompt is rows of token ids of different lengths (generated with a paged cache). */
@@ -272,13 +322,27 @@ function isRagged(prompt: TokenInput): prompt is readonly (readonly number[])[] 
  * positions are learned.
  */
 function streamingSetup(fn: string, model: CausalLM, opts: GenerateOptions): { cache: KVCache | null; maxLength: number } {
-  const c = model.config;
   const useCache = opts.useCache ?? true;
-  if (opts.window === undefined && opts.sinkTokens === undefined) return { cache: useCache ? model.newCache() : null, maxLength: maxLengthOf(fn, opts.maxLength, c.maxSeqLen) };
+  if (!streams(opts)) return { cache: useCache ? model.newCache() : null, maxLength: maxLengthOf(fn, opts.maxLength, model.config.maxSeqLen) };
   if (!useCache) throw new ArgumentError(`${fn}: window and sinkTokens configure the KV cache; they cannot be combined with useCache: false`);
   const cache = new KVCache({ initialCapacity: 64, window: opts.window, sinkTokens: opts.sinkTokens });
-  const learned = (c as { positional?: string }).positional === "learned";
-  return { cache, maxLength: learned ? maxLengthOf(fn, opts.maxLength, c.maxSeqLen) : maxLengthOf(fn, opts.maxLength, Infinity) };
+  return { cache, maxLength: maxLengthFor(fn, model, opts) };
+}
+
+/** Whether opts asks for a streaming cache. */
+function streams(opts: GenerateOptions): boolean {
+  return opts.window !== undefined || opts.sinkTokens !== undefined;
+}
+
+/**
+ * The cap on a row (prompt + new tokens): opts.maxLength, at most the model's maxSeqLen, except that a
+ * streaming cache lifts the default cap where positions are computed (rotary, sinusoidal); learned
+ * ones (GPT's positional: "learned", GPT-2's wpe) end at maxSeqLen.
+ */
+function maxLengthFor(fn: string, model: CausalLM, opts: GenerateOptions): number {
+  const c = model.config as CausalLM["config"] & { positional?: string; family?: string };
+  const learned = c.positional === "learned" || c.family === "gpt2";
+  return maxLengthOf(fn, opts.maxLength, streams(opts) && !learned ? Infinity : c.maxSeqLen);
 }
 
 /**
@@ -286,30 +350,59 @@ function streamingSetup(fn: string, model: CausalLM, opts: GenerateOptions): { c
  * prompt + new tokens (stopping after a stop token, at maxNewTokens, or at maxLength). Rows of
  * different lengths (or opts.paged) decode with a PagedKVCache: each prompt is prefilled alone, then
  * every unfinished row takes one step per batch, with no padding; each row's tokens equal those of
- * generating it alone (greedy). With { window, sinkTokens } the cache streams (KVCache's window).
+ * generating it alone (greedy; sampled rows share one generator, drawn in row order). With
+ * { window, sinkTokens } the cache streams (KVCache's window; rows of different lengths, or paged,
+ * stream in a PagedKVCache, each row in its own ring of blocks).
  */
 export function generate(model: CausalLM, prompt: TokenInput, opts: GenerateOptions): number[][] {
   const fn = "generate";
   checkRequiredOptions(fn, opts, GENERATE_OPTION_KEYS);
   const c = model.config;
-  if (opts.paged !== undefined || isRagged(prompt)) return generatePaged(fn, model, prompt, opts);
+  if (opts.paged !== undefined || isRagged(prompt)) return generatePaged(fn, model, prompt, opts, null);
   const tokens = tokenTensor(fn, "prompt", prompt, c.vocabSize);
   const [N, T] = tokens.shape;
   const { cache, maxLength } = streamingSetup(fn, model, opts);
   if (T > maxLength) throw new ArgumentError(`${fn}: the prompt has ${T} tokens, more than maxLength ${maxLength}`);
   const rows = Array.from({ length: N }, (_, n) => Array.from(tokens.values.subarray(n * T, (n + 1) * T)));
   const useCache = opts.useCache ?? true;
-  return decodeLoop({ fn, model, rows, maxLength, opts, useCache, step: (x) => model.forward(x, { cache }) });
+  // only the last position's logits are read (lastRow): the prefill computes no others
+  return decodeLoop({ fn, model, rows, maxLength, opts, useCache, step: (x) => model.forward(x, { cache, logitsToKeep: 1 }) });
 }
 
-/** generate() over a PagedKVCache: prefill each row alone, then one batch of one-token rows per step. */
-function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: GenerateOptions): number[][] {
-  const c = model.config;
-  checkOptions(fn, "paged", opts.paged, PAGED_KV_CACHE_OPTION_KEYS);
-  if (opts.useCache === false) throw new ArgumentError(`${fn}: a paged KV cache (prompt rows of different lengths, or paged) needs useCache: true`);
-  if (opts.window !== undefined || opts.sinkTokens !== undefined) {
-    throw new ArgumentError(`${fn}: window/sinkTokens (a streaming cache) and a paged cache (prompt rows of different lengths, or paged) cannot be combined yet`);
+/** What each row of generateRows gets of its own: a budget of new tokens and a generator. */
+export interface RowSettings {
+  maxNewTokens: readonly number[];
+  generators: readonly Generator[];
+}
+
+/**
+ * Rows of token ids of any lengths over a PagedKVCache, as generate() runs ragged rows, but each row
+ * with its own budget of new tokens (at most opts.maxNewTokens still counts as given) and its own
+ * generator, so that each row's tokens are those of its prompt alone, sampled as well as greedy (a
+ * row's picks never draw from another's generator). generateText's path for several prompts with
+ * paged or window / sinkTokens; generate() itself keeps one generator for the batch.
+ */
+export function generateRows(fn: string, model: CausalLM, rows: readonly (readonly number[])[], opts: GenerateOptions, perRow: RowSettings): number[][] {
+  const N = rows.length;
+  if (perRow.maxNewTokens.length !== N || perRow.generators.length !== N) {
+    throw new ArgumentError(`${fn}: ${N} rows but ${perRow.maxNewTokens.length} budgets and ${perRow.generators.length} generators; give one of each per row`);
   }
+  perRow.maxNewTokens.forEach((b, n) => {
+    if (!Number.isInteger(b) || b < 0) throw new ArgumentError(`${fn}: row ${n}'s maxNewTokens must be a non-negative integer, got ${String(b)}`);
+  });
+  perRow.generators.forEach((g, n) => checkGenerator(fn, `generators[${n}]`, g));
+  return generatePaged(fn, model, rows.map((r) => [...r]), opts, perRow);
+}
+
+/**
+ * generate() over a PagedKVCache: prefill each row alone, then one batch of one-token rows per step
+ * (streaming in each row's ring of blocks with window / sinkTokens). All rows draw from one generator,
+ * in row order, unless perRow gives each its own.
+ */
+function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: GenerateOptions, perRow: RowSettings | null): number[][] {
+  const c = model.config;
+  checkOptions(fn, "paged", opts.paged, ["blockSize"]);
+  if (opts.useCache === false) throw new ArgumentError(`${fn}: a paged KV cache (prompt rows of different lengths, or paged) needs useCache: true`);
   let rows: number[][];
   if (isRagged(prompt)) rows = prompt.map((r, n) => Array.from(tokenTensor(fn, `prompt[${n}]`, r, c.vocabSize).values));
   else {
@@ -317,7 +410,7 @@ function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: Ge
     const [N, T] = tokens.shape;
     rows = Array.from({ length: N }, (_, n) => Array.from(tokens.values.subarray(n * T, (n + 1) * T)));
   }
-  const maxLength = maxLengthOf(fn, opts.maxLength, c.maxSeqLen);
+  const maxLength = maxLengthFor(fn, model, opts);
   rows.forEach((r, n) => {
     if (r.length > maxLength) throw new ArgumentError(`${fn}: prompt row ${n} has ${r.length} tokens, more than maxLength ${maxLength}`);
   });
@@ -328,21 +421,23 @@ function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: Ge
   if (opts.onToken !== undefined && typeof opts.onToken !== "function") throw new ArgumentError(`${fn}: onToken must be a function (token, row) => void`);
   const stops = stopSet(fn, opts.stopToken);
   const g = opts.generator ?? new Generator(opts.seed ?? 0);
-  const cache = new PagedKVCache(opts.paged);
-  const budget = rows.map((r) => Math.min(opts.maxNewTokens, maxLength - r.length)); // new tokens each row may add
+  const generators = perRow?.generators ?? rows.map(() => g);
+  const cache = new PagedKVCache({ ...opts.paged, ...(streams(opts) && { window: opts.window, sinkTokens: opts.sinkTokens }) });
+  const budget = rows.map((r, n) => Math.min(opts.maxNewTokens, perRow?.maxNewTokens[n] ?? Infinity, maxLength - r.length)); // new tokens each row may add
   const wasTraining = model.training;
   model.eval();
   try {
-    noGrad(() => {
+    // nothing writes the parameters while decoding: the backend may keep them prepared between steps
+    withFrozenWeights(model.parameters(), () => noGrad(() => {
       const logits: ArrayLike<number>[] = rows.map((r, n) => {
         if (budget[n] <= 0) return [];
         cache.select([n]);
-        return lastRow(model.forward([r], { cache }), 0); // prefill row n alone: [1, T_n] -> [1, T_n, V]
+        return lastRow(model.forward([r], { cache, logitsToKeep: 1 }), 0); // prefill row n alone: [1, T_n] -> [1, 1, V]
       });
       let active = rows.map((_, n) => n).filter((n) => budget[n] > 0);
       while (active.length > 0) {
         for (const n of active) {
-          const t = pickToken(fn, logits[n], opts, g);
+          const t = pickToken(fn, logits[n], opts, generators[n], rows[n]);
           rows[n].push(t);
           opts.onToken?.(t, n);
           budget[n]--;
@@ -355,7 +450,7 @@ function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: Ge
         const out = model.forward(active.map((n) => [rows[n][rows[n].length - 1]]), { cache }); // [A, 1] -> [A, 1, V]
         active.forEach((n, i) => (logits[n] = lastRow(out, i)));
       }
-    });
+    }));
   } finally {
     model.train(wasTraining);
   }

@@ -39,14 +39,17 @@ import {
 } from "./blocks.js";
 import { type GPTConfig, type GPTPresetName, gptConfig, validateGPTConfig } from "./config.js";
 import { type TokenInput, tokenTensor } from "./tokens.js";
+import { checkLogitsToKeep, keepLastPositions } from "./logitsToKeep.js";
 
 export interface GPTForwardOptions {
   /** decode with this cache (only the new tokens are passed) */
   cache?: KVCache | null;
   /** [N, T] bool, true = padding token (only needed for left padding; causality hides right padding) */
   keyPaddingMask?: Tensor | null;
+  /** k > 0: the logits of the last k positions only, [N, k, V] (transformers' logits_to_keep; generate() asks for 1); 0 (default): all */
+  logitsToKeep?: number;
 }
-export const GPT_FORWARD_OPTION_KEYS = optionKeys<GPTForwardOptions>({ cache: true, keyPaddingMask: true });
+export const GPT_FORWARD_OPTION_KEYS = optionKeys<GPTForwardOptions>({ cache: true, keyPaddingMask: true, logitsToKeep: true });
 
 export interface ForwardWithAttention {
   /** [N, T, V] */
@@ -96,7 +99,7 @@ export class GPT extends Module {
     return new KVCache({ initialCapacity: Math.min(64, this.config.maxSeqLen) });
   }
 
-  /** idx [N, T] token ids -> logits [N, T, V]. */
+  /** idx [N, T] token ids -> logits [N, T, V] ([N, k, V] with { logitsToKeep: k }). */
   forward(idx: TokenInput, opts: GPTForwardOptions = {}): Tensor {
     return this.run("GPT.forward", idx, opts, false).logits;
   }
@@ -113,6 +116,7 @@ export class GPT extends Module {
     const cache = opts.cache ?? null;
     if (cache !== null && !(cache instanceof KVCache)) throw new ArgumentError(`${fn}: cache must be a KVCache (model.newCache())`);
     const T = tokens.shape[1];
+    const keep = checkLogitsToKeep(fn, opts.logitsToKeep, T);
     // position of the first token given (one per row for a paged cache); a windowed cache may stream past maxSeqLen unless positions are learned
     const offset = cachePositions(fn, cache, tokens.shape, { maxSeqLen: c.maxSeqLen, learnedPositions: c.positional === "learned" });
     let x = this.tok_emb.forward(tokens); // [N, T] -> [N, T, C]
@@ -126,8 +130,8 @@ export class GPT extends Module {
     } else {
       x = this.blocksForward(x, cache, opts.keyPaddingMask ?? null, needWeights, attention);
     }
-    const h = this.norm.forward(x);
-    const logits = this.lm_head ? this.lm_head.forward(h) : linear(h, this.tok_emb.weight); // [N, T, C] -> [N, T, V]
+    const h = this.norm.forward(keepLastPositions(x, keep)); // [N, T, C] -> [N, k, C] (the norm is per position: see logitsToKeep.ts)
+    const logits = this.lm_head ? this.lm_head.forward(h) : linear(h, this.tok_emb.weight); // [N, k, C] -> [N, k, V]
     return { logits, attention };
   }
 

@@ -1,5 +1,5 @@
 /** The small-network ops: linear, embedding gather, seeded dropout. */
-import { type FloatArray, type TypedArray, allocate } from "../tensor/dtype.js";
+import { type FloatArray, type TypedArray, allocate, allocateOverwritten } from "../tensor/dtype.js";
 import { kernelMatmulBias } from "../kernels/dispatch.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { type Generator, checkGenerator, defaultGenerator } from "../tensor/random.js";
@@ -83,18 +83,29 @@ export function addRows(y: TypedArray, b: TypedArray, R: number, n: number): voi
 /**
  * Σ_r g[r, j] for g [R, n], accumulated in float64 row by row, into a new acc [n]. Readable form:
  *   for (let r = 0, o = 0; r < R; r++, o += n) for (let j = 0; j < n; j++) acc[j] += g[o + j];
- * unrolled by 4 along the row like addRows; each column still adds its rows in order (same bits).
+ * here in chunks of rows (about 16 KB of g each, so a chunk stays in the L1 cache), and within a
+ * chunk four columns at a time down its rows, their running sums in locals: each column still adds
+ * its rows in order from 0 (same bits, test/fastops.test.ts), with four independent chains of
+ * additions instead of a load and a store of acc per element; ~1.5-2× faster on a training step's bias
+ * gradients ([1024, 128..512] float32, a loaded machine).
  */
 export function columnSums(g: TypedArray, R: number, n: number): Float64Array {
   const acc = new Float64Array(n);
   const n4 = n - (n % 4);
-  for (let r = 0, o = 0; r < R; r++, o += n) {
+  const rows = Math.max(1, Math.floor(4096 / Math.max(1, n)));
+  for (let r0 = 0; r0 < R; r0 += rows) {
+    const start = r0 * n, end = Math.min(R, r0 + rows) * n;
     let j = 0;
     for (; j < n4; j += 4) {
-      const p = o + j;
-      acc[j] += g[p]; acc[j + 1] += g[p + 1]; acc[j + 2] += g[p + 2]; acc[j + 3] += g[p + 3];
+      let s0 = acc[j], s1 = acc[j + 1], s2 = acc[j + 2], s3 = acc[j + 3];
+      for (let p = start + j; p < end; p += n) { s0 += g[p]; s1 += g[p + 1]; s2 += g[p + 2]; s3 += g[p + 3]; }
+      acc[j] = s0; acc[j + 1] = s1; acc[j + 2] = s2; acc[j + 3] = s3;
     }
-    for (; j < n; j++) acc[j] += g[o + j];
+    for (; j < n; j++) {
+      let s = acc[j];
+      for (let p = start + j; p < end; p += n) s += g[p];
+      acc[j] = s;
+    }
   }
   return acc;
 }
@@ -127,7 +138,7 @@ export function embedding(weight: Tensor, indices: Tensor | readonly number[]): 
   const n = idx.size;
   const ids = idx.values;
   const wd = weight.values;
-  const out = allocate(weight.dtype, n * D);
+  const out = allocateOverwritten(weight.dtype, n * D); // every row written below
   for (let i = 0, o = 0; i < n; i++, o += D) {
     const r = ids[i] * D;
     for (let d = 0; d < D; d++) out[o + d] = wd[r + d];

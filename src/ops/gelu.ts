@@ -18,7 +18,7 @@
  */
 import type { PiecewiseTable32 } from "../kernels/backend.js";
 import { kernelMulPiecewise } from "../kernels/dispatch.js";
-import { type DType, allocate, isFloatDType } from "../tensor/dtype.js";
+import { type DType, allocateOverwritten, isFloatDType } from "../tensor/dtype.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
 import { erf, erfc } from "./erf.js";
@@ -88,10 +88,14 @@ function form(approximate: GeluApproximate): Form {
   return f;
 }
 
-/** The float32 tables of a form: [-16, 9), 0 below, 1 from 9 on (see the top of this file). */
+/**
+ * The float32 tables of a form: [-16, 9), 0 below, 1 from 9 on (see the top of this file), each with
+ * a cubic core on [-4, 9) in intervals of 1/64 (13 KB; within 1e-8 of the formulas relatively, well
+ * under float32's 6e-8), which the wasm kernel reads when four activations in a row all lie there.
+ */
 function tables32(f: Form): { gate32: PiecewiseTable32; grad32: PiecewiseTable32 } {
-  f.gate32 ??= table32(piecewise(f.gate, -16, 9, 1 / 16), f.gate, 0, 1);
-  f.grad32 ??= table32(piecewise(f.grad, -16, 9, 1 / 16), f.grad, 0, 1);
+  f.gate32 ??= table32(piecewise(f.gate, -16, 9, 1 / 16), f.gate, 0, 1, piecewise(f.gate, -4, 9, 1 / 64, 3));
+  f.grad32 ??= table32(piecewise(f.grad, -16, 9, 1 / 16), f.grad, 0, 1, piecewise(f.grad, -4, 9, 1 / 64, 3));
   return { gate32: f.gate32, grad32: f.grad32 };
 }
 
@@ -121,13 +125,13 @@ export function gelu(x: Tensor, approximate: GeluApproximate = "none"): Tensor {
   const { gate, grad, gateTable, gradTable } = fm;
   const dtype: DType = isFloatDType(x.dtype) ? x.dtype : "float32";
   const n = x.size;
-  const out = allocate(dtype, n);
+  const out = allocateOverwritten(dtype, n); // both loops write every element
   const xd = x.values;
   // out[i] = x[i] · lookup(gateTable, gate, x[i])
   if (!onKernel(out, xd, xd, () => tables32(fm).gate32)) mulPiecewiseSelf(out, xd, gateTable, gate);
   // dx = g · gelu'(x), the derivative in float64 and one rounding per element
   return result(fn, out, x.shape, dtype, [x], (g) => {
-    const gx = allocate(g.dtype, n);
+    const gx = allocateOverwritten(g.dtype, n);
     const gd = g.values;
     // gx[i] = g[i] · lookup(gradTable, grad, x[i])
     if (!onKernel(gx, gd, xd, () => tables32(fm).grad32)) mulPiecewiseBy(gx, gd, xd, gradTable, grad);

@@ -16,6 +16,7 @@ import { mean, sum } from "./reduce.js";
 import { countClassTargets, movedClassesLast } from "./lossShape.js";
 import { logSoftmax } from "./softmax.js";
 import { assertFloat, assertTensor, result } from "./util.js";
+import { needsGrad } from "../autograd/tape.js";
 
 export interface CrossEntropyOptions {
   reduction?: "mean" | "sum" | "none";
@@ -27,12 +28,15 @@ export const CROSS_ENTROPY_OPTION_KEYS = optionKeys<CrossEntropyOptions>({ reduc
 /**
  * crossEntropy's backward over M rows of C logits: gx = scale · softmax(x) - ε·scale/C, minus
  * (1 - ε)·scale at the target (rows with the ignored target or an empty softmax stay 0); scale is
- * g[r] for reduction "none", else scale0. A top-level function rather than a loop inside the backward
- * closure: V8 optimised the closure's loop late in a training run (heap numbers per element for the
- * first steps; a sampling heap profile of bench/profileStep.ts showed it).
+ * g[r] for reduction "none", else scale0. softmax(x)_c = exp(x_c - lse) is read as e_c / s from the
+ * forward's e_c = exp(x_c - m) and s = Σ_c e_c (lse = m + log s): the same number to float64 rounding
+ * (e_c / s rounds once, exp(x_c - lse) a little more, from x_c - lse), and no second exp per logit,
+ * which was half of this op's time in a training step (bench/profileStep.ts). A top-level function
+ * rather than a loop inside the backward closure: V8 optimised the closure's loop late in a training
+ * run (heap numbers per element for the first steps; a sampling heap profile showed it).
  */
 function crossEntropyBackwardRows(
-  gx: TypedArray, gd: ArrayLike<number>, xd: ArrayLike<number>, target: ArrayLike<number>, lse: Float64Array,
+  gx: TypedArray, gd: ArrayLike<number>, e: Float64Array, sums: Float64Array, target: ArrayLike<number>, lse: Float64Array,
   M: number, C: number, ignoreIndex: number, eps: number, perRowScale: boolean, scale0: number,
 ): void {
   for (let r = 0, o = 0; r < M; r++, o += C) {
@@ -41,9 +45,24 @@ function crossEntropyBackwardRows(
     if (y === ignoreIndex || l === -Infinity) continue;
     const scale = perRowScale ? gd[r] : scale0;
     const off = (eps * scale) / C;
-    for (let c = o; c < o + C; c++) gx[c] = scale * Math.exp(xd[c] - l) - off;
+    const s = sums[r];
+    for (let c = o; c < o + C; c++) gx[c] = scale * (e[c] / s) - off;
     gx[o + y] -= (1 - eps) * scale;
   }
+}
+
+/** Σ_c exp(x_c - m) over one row's C logits from offset o, in order. */
+function sumExp(xd: ArrayLike<number>, m: number, o: number, C: number): number {
+  let s = 0;
+  for (let c = o; c < o + C; c++) s += Math.exp(xd[c] - m);
+  return s;
+}
+
+/** sumExp, each exp(x_c - m) also stored in e[c] for the backward (the same sum, so the same bits). */
+function sumExpKept(xd: ArrayLike<number>, m: number, e: Float64Array, o: number, C: number): number {
+  let s = 0;
+  for (let c = o; c < o + C; c++) { const v = Math.exp(xd[c] - m); e[c] = v; s += v; }
+  return s;
 }
 
 /**
@@ -60,6 +79,9 @@ function crossEntropyRows(logits: Tensor, target: Int32Array, ignoreIndex: numbe
   const [M, C] = logits.shape;
   const xd = logits.values;
   const lse = new Float64Array(M);
+  // for the backward: each logit's exp(x_c - m) and each row's sum of them (only when it will run)
+  const keep = needsGrad([logits]);
+  const e = new Float64Array(keep ? M * C : 0), sums = new Float64Array(keep ? M : 0);
   const perRow = reduction === "none" ? allocate(logits.dtype, M) : null;
   let total = 0;
   for (let r = 0, o = 0; r < M; r++, o += C) {
@@ -72,8 +94,8 @@ function crossEntropyRows(logits: Tensor, target: Int32Array, ignoreIndex: numbe
       lse[r] = -Infinity;
       loss = Infinity;
     } else {
-      let s = 0;
-      for (let c = o; c < o + C; c++) s += Math.exp(xd[c] - m);
+      const s = keep ? sumExpKept(xd, m, e, o, C) : sumExp(xd, m, o, C);
+      if (keep) sums[r] = s;
       const l = m + Math.log(s);
       lse[r] = l;
       loss = -(1 - eps) * (xd[o + y] - l);
@@ -92,7 +114,7 @@ function crossEntropyRows(logits: Tensor, target: Int32Array, ignoreIndex: numbe
     const gd = g.values;
     const gx = allocate(g.dtype, M * C);
     const scale0 = reduction === "mean" ? (counted === 0 ? 0 : gd[0] / counted) : gd[0];
-    crossEntropyBackwardRows(gx, gd, xd, target, lse, M, C, ignoreIndex, eps, reduction === "none", scale0);
+    crossEntropyBackwardRows(gx, gd, e, sums, target, lse, M, C, ignoreIndex, eps, reduction === "none", scale0);
     return [new Tensor(gx, [M, C], g.dtype)];
   });
 }

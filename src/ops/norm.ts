@@ -11,7 +11,7 @@
  * readable form and what the `ref` backend runs.
  */
 import { kernelNormRows, kernelNormRowsBackward } from "../kernels/dispatch.js";
-import { type FloatArray, type TypedArray, allocate, promote } from "../tensor/dtype.js";
+import { type FloatArray, type TypedArray, allocate, allocateOverwritten, promote } from "../tensor/dtype.js";
 import { Tensor } from "../tensor/tensor.js";
 import { checkLayerNormArgs, checkRmsNormArgs } from "./normShape.js";
 import { result } from "./util.js";
@@ -97,7 +97,7 @@ export function layerNorm(
   const b = bias ?? null;
   const { R, D, run } = rowsOf(x, axes);
   const dtype = promote(promote(x.dtype, w ? w.dtype : x.dtype), b ? b.dtype : x.dtype);
-  const out = allocate(dtype, x.size);
+  const out = allocateOverwritten(dtype, x.size); // the kernel or the loop writes every element
   const xd = x.values;
   const wd = w && w.values;
   const bd = b && b.values;
@@ -122,7 +122,7 @@ export function layerNorm(
     const gd = g.values;
     // x̂ = (x - mean) / σ, y = x̂ w + b:
     // dx = (1/σ)(g·w − mean(g·w) − x̂·mean(g·w·x̂)),  dw = Σ_rows g·x̂,  db = Σ_rows g
-    const gx = x.requiresGrad ? allocate(x.dtype, x.size) : null;
+    const gx = x.requiresGrad ? allocateOverwritten(x.dtype, x.size) : null; // every element written
     const accW = w !== null && w.requiresGrad ? new Float64Array(D) : null;
     const accB = b !== null && b.requiresGrad ? new Float64Array(D) : null;
     if (!kernelNormRowsBackward({ R, D, eps }, gd as FloatArray, xd as FloatArray, wd as FloatArray | null, mean, std, gx as FloatArray | null, accW, accB)) {
@@ -165,7 +165,7 @@ export function rmsNorm(x: Tensor, normalizedShape: number | readonly number[], 
   const w = weight ?? null;
   const { R, D, run } = rowsOf(x, axes);
   const dtype = promote(x.dtype, w ? w.dtype : x.dtype);
-  const out = allocate(dtype, x.size);
+  const out = allocateOverwritten(dtype, x.size); // the kernel or the loop writes every element
   const xd = x.values;
   const wd = w && w.values;
   const rms = new Float64Array(R);
@@ -179,7 +179,7 @@ export function rmsNorm(x: Tensor, normalizedShape: number | readonly number[], 
   return result(fn, out, x.shape, dtype, w ? [x, w] : [x], (g) => {
     const gd = g.values;
     // x̂ = x / σ, y = x̂ w:  dx = (1/σ)(g·w − x̂·mean(g·w·x̂)),  dw = Σ_rows g·x̂
-    const gx = x.requiresGrad ? allocate(x.dtype, x.size) : null;
+    const gx = x.requiresGrad ? allocateOverwritten(x.dtype, x.size) : null; // every element written
     const accW = w !== null && w.requiresGrad ? new Float64Array(D) : null;
     if (!kernelNormRowsBackward({ R, D, eps: e }, gd as FloatArray, xd as FloatArray, wd as FloatArray | null, null, rms, gx as FloatArray | null, accW, null)) {
       rmsNormBackwardRows(gd, xd, wd, rms, R, D, gx, accW);

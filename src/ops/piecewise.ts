@@ -19,16 +19,22 @@ export interface Piecewise {
   /** 1 / width and 2 / width (exact for the power-of-two widths used) */
   readonly perWidth: number;
   readonly toT: number;
-  /** DEG + 1 coefficients per interval, lowest power first */
+  /** the polynomials' degree: 7 for every table evaluated here (evalPiecewise, the loops below) */
+  readonly degree: number;
+  /** degree + 1 coefficients per interval, lowest power first */
   readonly coef: Float64Array;
 }
 
 const DEG = 7;
 
-export function piecewise(f: (x: number) => number, lo: number, hi: number, width: number): Piecewise {
+/**
+ * The table of f on [lo, hi) in intervals of `width`, polynomials of `degree` (7 unless asked: the
+ * float32 kernels also take a cubic table on narrower intervals, PiecewiseTable32.core).
+ */
+export function piecewise(f: (x: number) => number, lo: number, hi: number, width: number, degree = DEG): Piecewise {
   const intervals = Math.round((hi - lo) / width);
   if (!(intervals >= 1)) throw new Error(`internal: piecewise needs hi > lo, got [${lo}, ${hi})`);
-  const n = DEG + 1;
+  const n = degree + 1;
   const coef = new Float64Array(intervals * n);
   const nodes = Array.from({ length: n }, (_, i) => Math.cos((Math.PI * (i + 0.5)) / n)); // zeros of T_n
   for (let k = 0; k < intervals; k++) {
@@ -58,7 +64,7 @@ export function piecewise(f: (x: number) => number, lo: number, hi: number, widt
     mono[0] += f0;
     coef.set(mono, k * n);
   }
-  return { lo, hi, width, intervals, perWidth: 1 / width, toT: 2 / width, coef };
+  return { lo, hi, width, intervals, perWidth: 1 / width, toT: 2 / width, degree, coef };
 }
 
 /** The table's value at x; x must lie in [p.lo, p.hi) (callers handle the outside). */
@@ -111,11 +117,17 @@ export function mulPiecewiseBy(out: TypedArray, by: ArrayLike<number>, x: ArrayL
 
 /**
  * A table as the float32 kernels take it (kernels/backend.ts PiecewiseTable32): the coefficients
- * rounded to float32, f's limits below lo and from hi on, and f(±Infinity) from its definition.
+ * rounded to float32, f's limits below lo and from hi on, and f(±Infinity) from its definition;
+ * `core`, when given, a cubic table of the same f on a part of [lo, hi) (see PiecewiseTable32.core).
  */
-export function table32(p: Piecewise, f: (x: number) => number, below: number, above: number): PiecewiseTable32 {
+export function table32(p: Piecewise, f: (x: number) => number, below: number, above: number, core?: Piecewise): PiecewiseTable32 {
+  if (p.degree !== DEG) throw new Error(`internal: table32 takes a degree-${DEG} table, got degree ${p.degree}`);
+  if (core !== undefined && (core.degree !== 3 || core.lo < p.lo || core.hi > p.hi)) {
+    throw new Error(`internal: table32's core must be a cubic table inside [${p.lo}, ${p.hi}), got degree ${core.degree} on [${core.lo}, ${core.hi})`);
+  }
   return {
     lo: p.lo, hi: p.hi, width: p.width, intervals: p.intervals, coef: Float32Array.from(p.coef),
     below, above, negInf: f(-Infinity), posInf: f(Infinity),
+    ...(core === undefined ? {} : { core: { lo: core.lo, hi: core.hi, width: core.width, intervals: core.intervals, coef: Float32Array.from(core.coef) } }),
   };
 }

@@ -19,7 +19,7 @@ import { withFrozenWeights } from "../kernels/dispatch.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator, checkGenerator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { type SamplingOptions, sampleToken } from "../models/generate.js";
+import { type SamplingOptions, applyRepetitionPenalty, checkRepetitionPenalty, sampleToken } from "../models/generate.js";
 import type { PretrainedLM } from "./model.js";
 
 /** The id fed at padded places: any id does, since padding is never attended to and its logits are not read. */
@@ -27,8 +27,12 @@ const PAD = 0;
 
 export interface PaddedGenerateOptions extends SamplingOptions {
   maxNewTokens: number;
+  /** a row's prompt + new tokens at most (generation_config.json's max_length; the model's positions cap it anyway) */
+  maxLength?: number;
   /** a row stops after any of these */
   stopTokens: ReadonlySet<number>;
+  /** generate()'s repetitionPenalty: each row's own prompt and new tokens (never its padding) are penalised */
+  repetitionPenalty?: number;
   /** decode with the KV cache (default true) */
   useCache?: boolean;
   /** each new token as it is picked: within a step, the rows still going, in row order */
@@ -46,6 +50,8 @@ export function generatePadded(fn: string, model: PretrainedLM, prompts: readonl
   if (topK !== undefined && (!Number.isInteger(topK) || topK <= 0)) throw new ArgumentError(`${fn}: topK must be a positive integer, got ${String(topK)}`);
   if (topP !== undefined && !(typeof topP === "number" && topP > 0 && topP <= 1)) throw new ArgumentError(`${fn}: topP must be a number in (0, 1], got ${String(topP)}`);
   checkGenerator(fn, "generator", opts.generator);
+  checkRepetitionPenalty(fn, opts.repetitionPenalty);
+  const penalty = opts.repetitionPenalty ?? 1;
   const { maxNewTokens } = opts;
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new ArgumentError(`${fn}: maxNewTokens must be a non-negative integer, got ${String(maxNewTokens)}`);
   if (opts.onToken !== undefined && typeof opts.onToken !== "function") throw new ArgumentError(`${fn}: onToken must be a function (token, row) => void`);
@@ -55,7 +61,7 @@ export function generatePadded(fn: string, model: PretrainedLM, prompts: readonl
     if (p.length > maxSeqLen) throw new ArgumentError(`${fn}: prompt ${n} has ${p.length} tokens, more than the model's ${maxSeqLen} positions`);
   });
   const generators = prompts.map(() => opts.generator ?? new Generator(opts.seed ?? 0));
-  const budget = prompts.map((p) => Math.min(maxNewTokens, maxSeqLen - p.length)); // new tokens each row may add
+  const budget = prompts.map((p) => Math.min(maxNewTokens, Math.min(maxSeqLen, opts.maxLength ?? maxSeqLen) - p.length)); // new tokens each row may add
   const out: number[][] = prompts.map(() => []);
   const T = Math.max(...prompts.map((p) => p.length));
   // the padded rows so far and their mask: [N, S], growing by one column per step
@@ -64,19 +70,21 @@ export function generatePadded(fn: string, model: PretrainedLM, prompts: readonl
   let padded = prompts.some((p) => p.length !== T);
   const useCache = opts.useCache ?? true;
   const cache = useCache ? model.newCache() : null;
-  const forward = (x: number[][]): Tensor => model.forward(x, { cache, attentionMask: padded ? mask : null }); // [N, t] -> [N, t, V]
+  // [N, t] -> [N, 1, V]: only the last column's logits, which left padding makes every row's last token
+  const forward = (x: number[][]): Tensor => model.forward(x, { cache, attentionMask: padded ? mask : null, logitsToKeep: 1 });
   const wasTraining = model.training;
   model.eval();
   try {
     withFrozenWeights(model.parameters(), () => noGrad(() => {
       let active = budget.map((b, n) => (b > 0 ? n : -1)).filter((n) => n >= 0);
       if (active.length === 0) return;
-      let logits = forward(ids); // prefill: [N, T, V]
+      let logits = forward(ids); // prefill: [N, T] -> [N, 1, V]
       for (;;) {
         const [, L, V] = logits.shape;
         for (const n of active) {
           const at = (n * L + L - 1) * V; // row n's last position
-          const t = sampleToken(logits.values.subarray(at, at + V), sampling, generators[n]);
+          const z = logits.values.subarray(at, at + V);
+          const t = sampleToken(penalty === 1 ? z : applyRepetitionPenalty(z, [...prompts[n], ...out[n]], penalty), sampling, generators[n]);
           out[n].push(t);
           opts.onToken?.(t, n);
           budget[n] = opts.stopTokens.has(t) ? 0 : budget[n] - 1;
@@ -90,7 +98,7 @@ export function generatePadded(fn: string, model: PretrainedLM, prompts: readonl
         });
         padded ||= going.size < N;
         active = [...going];
-        logits = forward(useCache ? next.map((t) => [t]) : ids); // [N, 1, V] with the cache, else [N, S, V]
+        logits = forward(useCache ? next.map((t) => [t]) : ids); // [N, 1] with the cache, else [N, S] -> [N, 1, V]
       }
     }));
   } finally {

@@ -4,3 +4,4 @@ export type { AttentionMaskInput } from "./padding.js";
 export { archFromConfig, SUPPORTED_MODEL_TYPES, type PretrainedArch, type PretrainedFamily, type HFConfig } from "./config.js";
 export { attentionMaps, layerAttentionMaps, headScores, type AttentionMapsOptions, type LayerAttentionMapsOptions, type HeadScoresOptions, type HeadScores } from "./heads.js";
 export { generateText, eosTokenIds, bosTokenId, type GenerateTextOptions, type TextGeneration, type TextModel } from "./text.js";
+export { generationDefaults, type GenerationDefaults, type UnsupportedSetting } from "./genconfig.js";

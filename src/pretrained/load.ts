@@ -24,6 +24,7 @@ import { sizeOf } from "../tensor/shape.js";
 import { type SafetensorsDType, type SafetensorsEntry, halfToNumber, parseSafetensorsHeader, readSafetensorsHeaderLength } from "../io/safetensors.js";
 import { type HFConfig, type PretrainedArch, archFromConfig } from "./config.js";
 import { PretrainedLM } from "./model.js";
+import { generationDefaults } from "./genconfig.js";
 
 export { Tokenizer };
 
@@ -33,7 +34,12 @@ export interface Pretrained {
   tokenizer: Tokenizer | null;
   /** config.json as written */
   config: HFConfig;
-  /** generation_config.json as written (null when the folder has none): its eos_token_id is generateText's default stop */
+  /**
+   * generation_config.json as written (null when the folder has none): its eos_token_id is generateText's
+   * default stop, and its do_sample, temperature, top_k, top_p, max_new_tokens and max_length the
+   * defaults of generateText's options (generationDefaults(generationConfig) reads them, and lists the
+   * settings generateText does not implement)
+   */
   generationConfig: HFConfig | null;
 }
 
@@ -353,7 +359,10 @@ export function loadPretrained(read: FileReader): Pretrained {
   if (config === null) throw new ArgumentError(`${FN}: the folder has no config.json`);
   const arch = archFromConfig(config);
   const generationConfig = jsonObjectOf(read, "generation_config.json");
-  if (generationConfig !== null) checkGenerationConfig(generationConfig);
+  if (generationConfig !== null) {
+    checkGenerationConfig(generationConfig);
+    generationDefaults(generationConfig, FN); // do_sample, temperature, top_k, top_p, max_new_tokens, max_length: checked now, not at the first generateText
+  }
   // the tokenizer first: a mismatched one is reported before the weights are read
   const tok = read("tokenizer.json");
   const tokConfig = read("tokenizer_config.json");

@@ -12,9 +12,15 @@
  *          mlp: down_proj(silu(gate_proj(x)) * up_proj(x))
  *
  * forward(ids, { cache }) decodes with a KV cache as GPT does: only the new tokens are passed and
- * positions continue from cache.length (causal alignment bottom-right), so generate() works on it.
+ * positions continue from cache.positionOffset() (causal alignment bottom-right), so generate() works
+ * on it. Any KVCache does: the model's own, a streaming one ({ window, sinkTokens }: RoPE models may
+ * then run past maxSeqLen), or a PagedKVCache whose selected sequences sit at different positions
+ * (each row continues from its own). Streaming and paged layers hand back the keys they hold with a
+ * mask of their own (appendVisible), measured in positions, the layer's sliding window folded in.
  * forward(ids, { attentionMask }) takes padded rows as transformers does (padding.ts): each row's
  * positions count its own tokens, and padding is never attended to.
+ * forward(ids, { logitsToKeep: k }) gives the last k positions' logits only (models/logitsToKeep.ts),
+ * as generate() asks for its prefill.
  */
 import { ShapeError, ArgumentError } from "../tensor/errors.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -29,11 +35,12 @@ import { Embedding } from "../nn/embedding.js";
 import { Linear } from "../nn/linear.js";
 import { LayerNorm, RMSNorm } from "../nn/norm.js";
 import { RotaryEmbedding } from "../attention/rope.js";
-import { KVCache, type KVCacheLayer } from "../attention/kvcache.js";
+import { KVCache, type KVCacheLayer, atPositions } from "../attention/kvcache.js";
 import { PagedKVCache } from "../attention/kvpaged.js";
 import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "../attention/sdpa.js";
 import type { AttentionMap, ForwardWithAttention } from "../models/index.js";
 import { type TokenInput, tokenTensor } from "../models/tokens.js";
+import { checkLogitsToKeep, keepLastPositions } from "../models/logitsToKeep.js";
 import type { PretrainedArch } from "./config.js";
 import { type AttentionMaskInput, type Padding, paddingOf, rotateAt } from "./padding.js";
 
@@ -46,13 +53,17 @@ function attend(a: PretrainedArch, q: Tensor, k: Tensor, v: Tensor, ctx: LayerCo
   let vh = heads(v, a.numKvHeads);
   if (ctx.rotary) {
     const { rotary, padding } = ctx;
-    [qh, kh] = [qh, kh].map((x) => (padding ? rotateAt(rotary, x, padding) : rotary.forward(x, ctx.offset)));
+    [qh, kh] = [qh, kh].map((x) => (padding ? rotateAt(rotary, x, padding) : atPositions(x, ctx.offset, (xr, o) => rotary.forward(xr, o))));
   }
-  if (ctx.cache) [kh, vh] = ctx.cache.append(kh, vh); // [N, Hkv, S, hd], S = cached + T
-  const opts: LayerAttentionOptions = {
-    isCausal: true, causalAlignment: "bottom-right", enableGqa: a.numKvHeads !== a.numHeads, slidingWindow: window,
-    ...(ctx.padding ? { attnMask: ctx.padding.keyMask } : {}), // [N, 1, 1, S]: true = a token
-  };
+  let visible: Tensor | null = null; // a streaming or paged cache's own mask [N or 1, 1, T, S] (causality and the window included)
+  if (ctx.cache) [kh, vh, visible] = ctx.cache.appendVisible(kh, vh, { attnMask: null, isCausal: true, slidingWindow: window }); // [N, Hkv, S, hd], S = held + T
+  const enableGqa = a.numKvHeads !== a.numHeads;
+  const opts: LayerAttentionOptions = visible
+    ? { isCausal: false, causalAlignment: "bottom-right", enableGqa, slidingWindow: null, attnMask: visible }
+    : {
+      isCausal: true, causalAlignment: "bottom-right", enableGqa, slidingWindow: window,
+      ...(ctx.padding ? { attnMask: ctx.padding.keyMask } : {}), // [N, 1, 1, S]: true = a token
+    };
   ctx.visit?.(qh, kh, opts);
   let y: Tensor;
   if (ctx.weights) {
@@ -70,7 +81,8 @@ interface LayerContext {
   weights: Tensor[] | null;
   /** when given, sees this layer's query and key and the sdpa options (see PretrainedLM.forwardVisitingAttention) */
   visit: ((query: Tensor, key: Tensor, opts: LayerAttentionOptions) => void) | null;
-  offset: number;
+  /** the first new token's position: one number, or one per row (a paged cache's sequences) */
+  offset: number | readonly number[];
   /** per-row positions and the key padding mask, when forward was given an attentionMask */
   padding: Padding | null;
   cache: KVCacheLayer | null;
@@ -210,13 +222,17 @@ class LlamaModel extends Module {
   }
 }
 
-/** How a layer attends: causal (bottom-right), GQA when Hkv < H, its sliding window or null; as sdpa takes them. */
+/**
+ * How a layer attends: causal (bottom-right), GQA when Hkv < H, its sliding window or null; as sdpa
+ * takes them. Over a streaming or paged cache's mask instead: isCausal false, slidingWindow null and
+ * attnMask [N or 1, 1, T, S], which says it all (causality and the window, in positions).
+ */
 export interface LayerAttentionOptions {
-  readonly isCausal: true;
+  readonly isCausal: boolean;
   readonly causalAlignment: "bottom-right";
   readonly enableGqa: boolean;
   readonly slidingWindow: number | null;
-  /** with forward's attentionMask: [N, 1, 1, S] bool, true = a token (padding is never attended to) */
+  /** with forward's attentionMask: [N, 1, 1, S] bool, true = a token (padding is never attended to); or the cache's [N or 1, 1, T, S] */
   readonly attnMask?: Tensor;
 }
 
@@ -236,8 +252,14 @@ export interface PretrainedForwardOptions {
    * tokens (a left-padded prompt starts at 0), and padding is never attended to (see padding.ts).
    */
   attentionMask?: AttentionMaskInput | null;
+  /**
+   * as transformers' logits_to_keep (an integer): k > 0 gives the logits of the last k positions
+   * only, [N, k, vocab], skipping the head's work on the others; 0 (the default) gives all T.
+   * With left padding the last column is every row's last token, so 1 is what generation reads.
+   */
+  logitsToKeep?: number;
 }
-const FORWARD_OPTION_KEYS = ["cache", "attentionMask"];
+const FORWARD_OPTION_KEYS = ["cache", "attentionMask", "logitsToKeep"];
 
 export interface PretrainedLMOptions {
   /**
@@ -275,7 +297,7 @@ export class PretrainedLM extends Module {
     return new KVCache({ initialCapacity: Math.min(64, this.config.maxSeqLen) });
   }
 
-  /** ids [N, T] -> logits [N, T, vocab]. */
+  /** ids [N, T] -> logits [N, T, vocab] ([N, k, vocab] with { logitsToKeep: k }). */
   forward(ids: TokenInput, opts: PretrainedForwardOptions = {}): Tensor {
     return this.run("PretrainedLM.forward", ids, opts, null, null);
   }
@@ -303,17 +325,24 @@ export class PretrainedLM extends Module {
     const cache = opts.cache ?? null;
     if (cache !== null && !(cache instanceof KVCache)) throw new ArgumentError(`${fn}: cache must be a KVCache (model.newCache())`);
     const [N, T] = tokens.shape;
-    const offset = cache === null ? 0 : cache.length;
+    const keep = checkLogitsToKeep(fn, opts.logitsToKeep, T);
+    const offset = cache === null ? 0 : cache.positionOffset(); // one per row for a paged cache's sequences
+    if (typeof offset !== "number" && offset.length !== N) {
+      throw new ShapeError(`${fn}: the paged cache has ${offset.length} selected sequences but ids has ${N} rows; select() one sequence per row`);
+    }
     const mask = opts.attentionMask ?? null;
     if (mask !== null && cache !== null && (cache.streaming !== null || cache instanceof PagedKVCache)) {
       throw new ArgumentError(`${fn}: attentionMask needs a plain cache (model.newCache()), got a ${cache.streaming ? "streaming" : "paged"} one, whose keys are not the mask's S columns`);
     }
-    const padding = mask === null ? null : paddingOf(fn, mask, N, offset, T);
+    const padding = mask === null ? null : paddingOf(fn, mask, N, typeof offset === "number" ? offset : 0, T);
     if (padding !== null && padding.maxPosition >= a.maxSeqLen) {
       throw new ShapeError(`${fn}: a row of attentionMask reaches position ${padding.maxPosition} (its tokens counted), past the model's ${a.maxSeqLen} positions`);
     }
-    if (padding === null && offset + T > a.maxSeqLen) {
-      throw new ShapeError(`${fn}: positions ${offset}..${offset + T - 1} go past the model's ${a.maxSeqLen} positions (${offset} cached + ${T} new tokens)`);
+    const first = typeof offset === "number" ? offset : Math.max(0, ...offset); // the furthest row's
+    const streams = cache !== null && cache.streaming !== null && this.rotary !== null; // RoPE computes any position; learned ones end at maxSeqLen
+    if (padding === null && first + T > a.maxSeqLen && !streams) {
+      const hint = cache?.streaming ? "; GPT-2's learned positions end there, so it cannot stream past them" : "";
+      throw new ShapeError(`${fn}: positions ${first}..${first + T - 1} go past the model's ${a.maxSeqLen} positions (${first} cached + ${T} new tokens)${hint}`);
     }
     const ctx = (i: number): LayerContext => ({
       weights, offset, padding, cache: cache && cache.layer(i), rotary: this.rotary, visit: visit && ((q, k, o) => visit(i, q, k, o)),
@@ -323,20 +352,21 @@ export class PretrainedLM extends Module {
     if (this.transformer) {
       const t = this.transformer;
       x = t.wte.forward(tokens);
-      const pos = padding ? padding.positions : [Array.from({ length: T }, (_, i) => offset + i)];
+      const from = (o: number): number[] => Array.from({ length: T }, (_, i) => o + i);
+      const pos = padding ? padding.positions : typeof offset === "number" ? [from(offset)] : offset.map(from); // [N or 1][T]
       x = add(x, t.wpe.forward(tokenTensor(fn, "positions", pos, a.maxSeqLen))); // [N, T, C] + [N or 1, T, C]
       let i = 0;
       for (const block of t.h) x = block.forward(x, ctx(i++));
-      x = t.ln_f.forward(x);
+      x = t.ln_f.forward(keepLastPositions(x, keep)); // [N, T, C] -> [N, k, C] (the norm is per position: see logitsToKeep.ts)
       embed = t.wte.weight;
     } else {
       const m = this.model as LlamaModel;
       x = m.embed_tokens.forward(tokens);
       let i = 0;
       for (const layer of m.layers) x = layer.forward(x, ctx(i++));
-      x = m.norm.forward(x);
+      x = m.norm.forward(keepLastPositions(x, keep)); // [N, T, C] -> [N, k, C]
       embed = m.embed_tokens.weight;
     }
-    return this.lm_head ? this.lm_head.forward(x) : linear(x, embed);
+    return this.lm_head ? this.lm_head.forward(x) : linear(x, embed); // [N, k, C] -> [N, k, vocab]
   }
 }

@@ -8,7 +8,14 @@
  * so a row's tokens are what its prompt gives alone (and its logits agree to rounding). Streaming in a
  * batch: onToken(token, row) and onText(piece, row) are called as each step's tokens are picked, the
  * rows still going in row order; a row's pieces join to its text. With window, sinkTokens or paged
- * (generate()'s streaming and paged caches) each prompt is generated on its own instead.
+ * the batch runs over a PagedKVCache instead (generate.ts's generateRows): no padding, each prompt
+ * prefilled alone, then one step for every row still going, each row in its own blocks (a ring of
+ * them with a window), with its own generator as well.
+ *
+ * Options not passed take generation_config.json's values as transformers reads them (genconfig.ts):
+ * do_sample true samples with its temperature, top_k and top_p (else 1.0, 50, 1.0), otherwise greedy;
+ * max_new_tokens, else max_length (prompt + new tokens, each prompt its own), else 50 new tokens. Its
+ * settings that generateText does not implement are named in each result's `unsupported`.
  *
  * The stop tokens default to generation_config.json's eos_token_id when the folder has one, else
  * config.json's (eosTokenIds). A text prompt that encodes to no tokens starts from bos_token_id
@@ -20,26 +27,47 @@
  * one), so the pieces always join to the final text.
  */
 import { ArgumentError } from "../tensor/errors.js";
-import { checkOptions } from "../tensor/validate.js";
-import { GENERATE_OPTION_KEYS, type SamplingOptions, generate } from "../models/generate.js";
+import { checkOptions, optionKeys } from "../tensor/validate.js";
+import { Generator } from "../tensor/random.js";
+import { type SamplingOptions, checkRepetitionPenalty, generate, generateRows } from "../models/generate.js";
+import type { PagedKVCacheOptions } from "../attention/kvpaged.js";
 import type { Tokenizer } from "@huggingface/tokenizers";
 import type { HFConfig } from "./config.js";
 import type { PretrainedLM } from "./model.js";
 import { generatePadded } from "./batch.js";
+import { formatSetting, generationDefaults } from "./genconfig.js";
 
 export interface GenerateTextOptions extends SamplingOptions {
-  /** tokens to add at most (default 50) */
+  /** tokens to add at most (default generation_config.json's max_new_tokens, else what its max_length leaves after the prompt, else 50) */
   maxNewTokens?: number;
   /** stop after this token (or any of these); default the config's eos_token_id; null: never stop early */
   stopToken?: number | readonly number[] | null;
   /** decode with the KV cache (default true); false re-runs the whole sequence each step */
   useCache?: boolean;
+  /**
+   * generate()'s repetitionPenalty (> 0; 1 is off; default generation_config.json's repetition_penalty):
+   * each token already in the row, prompt included, has its logit divided by it when positive and
+   * multiplied by it when negative, greedy or sampling, as transformers' repetition_penalty
+   */
+  repetitionPenalty?: number;
   /** each new token as it is picked (row: which prompt) */
   onToken?: (token: number, row: number) => void;
   /** each new piece of text as it is complete (row: which prompt); the pieces join to `text` */
   onText?: (piece: string, row: number) => void;
+  /**
+   * a streaming KV cache that keeps only the last `window` positions (and the first sinkTokens), as
+   * generate()'s window; several prompts then stream together in a paged cache, each in its own ring
+   */
+  window?: number;
+  /** with window: positions kept forever at the start (attention sinks; default 0) */
+  sinkTokens?: number;
+  /** a paged KV cache (generate()'s paged, e.g. { blockSize: 16 }); several prompts then run as one unpadded batch */
+  paged?: Pick<PagedKVCacheOptions, "blockSize">;
 }
-const TEXT_OPTION_KEYS = [...GENERATE_OPTION_KEYS.filter((k) => k !== "maxLength"), "onText"];
+const TEXT_OPTION_KEYS = optionKeys<GenerateTextOptions>({
+  greedy: true, temperature: true, topK: true, topP: true, seed: true, generator: true,
+  maxNewTokens: true, stopToken: true, useCache: true, repetitionPenalty: true, onToken: true, onText: true, window: true, sinkTokens: true, paged: true,
+});
 
 /** One prompt's continuation. */
 export interface TextGeneration {
@@ -49,8 +77,13 @@ export interface TextGeneration {
   tokens: number[];
   /** the new tokens as text (special tokens left out); null without a tokenizer */
   text: string | null;
-  /** why it ended: the stop token, maxNewTokens, or the model's last position */
+  /** why it ended: the stop token, maxNewTokens (or max_length), or the model's last position */
   finish: "stop" | "length";
+  /**
+   * generation_config.json settings that transformers would apply to this call and generateText does
+   * not implement, as "key = value" (e.g. "repetition_penalty = 1.05"); [] when there are none
+   */
+  unsupported: string[];
 }
 
 /** What generateText needs: fromPretrained's result (the tokenizer may be null when prompts are ids). */
@@ -143,9 +176,25 @@ export function generateText(m: TextModel, prompts: string | readonly number[] |
   const stops = stopToken === null ? [] : stopToken ?? eosTokenIds(m.config, m.generationConfig ?? null);
   const stopSet = new Set(typeof stops === "number" ? [stops] : stops);
   for (const t of stopSet) if (!Number.isInteger(t) || t < 0) throw new ArgumentError(`${FN}: stopToken must be a non-negative integer token id (or a list of them, or null), got ${String(t)}`);
-  const maxNewTokens = opts.maxNewTokens ?? 50;
   if (opts.onToken !== undefined && typeof opts.onToken !== "function") throw new ArgumentError(`${FN}: onToken must be a function (token, row) => void`);
   const ids = list.map((p, i) => promptIds(m, p, i));
+  // generation_config.json's defaults for the options not passed (genconfig.ts): its temperature, top_k
+  // and top_p count only when its do_sample is true; max_new_tokens wins over max_length
+  const gen = generationDefaults(m.generationConfig ?? null, FN);
+  const fromFile = gen?.doSample ? { temperature: gen.temperature, topK: gen.topK ?? undefined, topP: gen.topP } : {};
+  const sampling: SamplingOptions = { greedy: opts.greedy, temperature: opts.temperature ?? fromFile.temperature, topK: opts.topK ?? fromFile.topK, topP: opts.topP ?? fromFile.topP };
+  // repetition_penalty acts on greedy decoding too (a logits processor in transformers, not a sampling warper)
+  checkRepetitionPenalty(FN, opts.repetitionPenalty);
+  const repetitionPenalty = opts.repetitionPenalty ?? gen?.repetitionPenalty ?? undefined;
+  const maxLength = opts.maxNewTokens === undefined && gen?.maxNewTokens === null ? gen.maxLength : null; // prompt + new tokens
+  const maxNewTokens = opts.maxNewTokens ?? gen?.maxNewTokens ?? maxLength ?? 50; // with maxLength: an upper bound, each row gets maxLength - its length
+  if (maxLength !== null) {
+    ids.forEach((p, i) => {
+      if (p.length >= maxLength) throw new ArgumentError(`${FN}: prompt ${i} has ${p.length} tokens, but generation_config.json max_length is ${maxLength} (prompt + new tokens, as transformers counts them), which leaves no room for new tokens; pass maxNewTokens`);
+    });
+  }
+  const sampled = sampling.greedy !== true && (sampling.temperature ?? 0) > 0;
+  const unsupported = (gen?.unsupported ?? []).filter((u) => sampled || !u.samplingOnly).map(formatSetting);
   // each row's tokens so far and its text stream; onToken hands a picked token on to both
   const tokens = ids.map((): number[] => []);
   const streams = ids.map((prompt) => (m.tokenizer ? new TextStream(m.tokenizer, prompt) : null));
@@ -158,14 +207,18 @@ export function generateText(m: TextModel, prompts: string | readonly number[] |
       if (piece !== "") onText(piece, row);
     }
   };
-  // generate()'s cache options, accepted (untyped) since generateText passes its options on to generate()
-  const { window, sinkTokens, paged } = rest as { window?: number; sinkTokens?: number; paged?: object };
-  if (ids.length === 1 || window !== undefined || sinkTokens !== undefined || paged !== undefined) {
-    // one prompt (generate()'s loop), or a streaming / paged cache: each prompt on its own
-    ids.forEach((prompt, row) => generate(m.model, [prompt], { ...rest, maxNewTokens, stopToken: [...stopSet], onToken: (t) => onToken(t, row) }));
+  const { window, sinkTokens, paged } = rest;
+  const budgets = ids.map((prompt) => (maxLength === null ? maxNewTokens : maxLength - prompt.length));
+  if (ids.length === 1) {
+    // one prompt: generate()'s loop (with its streaming or paged cache when asked)
+    generate(m.model, [ids[0]], { ...rest, ...sampling, repetitionPenalty, maxNewTokens: budgets[0], stopToken: [...stopSet], onToken: (t) => onToken(t, 0) });
+  } else if (window !== undefined || sinkTokens !== undefined || paged !== undefined) {
+    // a streaming or paged cache: one unpadded batch over a PagedKVCache, a generator per row
+    const generators = ids.map(() => rest.generator ?? new Generator(rest.seed ?? 0));
+    generateRows(FN, m.model, ids, { ...rest, ...sampling, paged: paged ?? {}, repetitionPenalty, maxNewTokens, stopToken: [...stopSet], onToken }, { maxNewTokens: budgets, generators });
   } else {
-    const { greedy, temperature, topK, topP, seed, generator, useCache } = rest;
-    generatePadded(FN, m.model, ids, { greedy, temperature, topK, topP, seed, generator, useCache, maxNewTokens, stopTokens: stopSet, onToken });
+    const { seed, generator, useCache } = rest;
+    generatePadded(FN, m.model, ids, { ...sampling, seed, generator, useCache, repetitionPenalty, maxNewTokens, ...(maxLength === null ? {} : { maxLength }), stopTokens: stopSet, onToken });
   }
   const out = ids.map((prompt, row): TextGeneration => {
     const stream = streams[row];
@@ -175,7 +228,7 @@ export function generateText(m: TextModel, prompts: string | readonly number[] |
     }
     const r = tokens[row];
     const finish: TextGeneration["finish"] = r.length > 0 && stopSet.has(r[r.length - 1]) ? "stop" : "length";
-    return { promptIds: prompt, tokens: r, text: stream ? stream.text(r) : null, finish };
+    return { promptIds: prompt, tokens: r, text: stream ? stream.text(r) : null, finish, unsupported: [...unsupported] };
   });
   return single ? out[0] : out;
 }

@@ -41,15 +41,19 @@ export function setArrayPool(on: boolean): boolean {
 
 const keyOf = (kind: string, length: number): string => `${kind}:${length}`;
 
-/** A zeroed array of this kind and length from the pool, or null when there is none. */
-export function takePooled(kind: "float32" | "float64" | "bool" | "int32", length: number): PoolArray | null {
+/**
+ * A zeroed array of this kind and length from the pool, or null when there is none. `zero` false:
+ * as it was given back (stale values), for a caller that writes every element before anything reads
+ * the array (allocateOverwritten in ./dtype.ts).
+ */
+export function takePooled(kind: "float32" | "float64" | "bool" | "int32", length: number, zero = true): PoolArray | null {
   if (!enabled) return null;
   const list = free.get(keyOf(kind, length));
   if (list === undefined || list.length === 0) return null;
   const a = list.pop()!;
   freeBytes -= a.byteLength;
   reused++;
-  a.fill(0);
+  if (zero) a.fill(0);
   return a;
 }
 

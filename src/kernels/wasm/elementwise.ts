@@ -60,6 +60,9 @@ export function wasmMulPiecewise(out: FloatArray, by: FloatArray, x: FloatArray,
   rt.reset();
   const tableP = rt.allocF32(f.coef.length);
   rt.f32.set(f.coef, tableP >> 2);
+  const c = f.core;
+  const coreP = c === undefined ? 0 : rt.allocF32(c.coef.length);
+  if (c !== undefined) rt.f32.set(c.coef, coreP >> 2);
   const xP = stage(rt, x, n);
   const byP = by === x ? xP : stage(rt, by, n);
   const outP = rt.allocF32(up4(n));
@@ -68,6 +71,8 @@ export function wasmMulPiecewise(out: FloatArray, by: FloatArray, x: FloatArray,
   run(rt, Lay.K_EW_PIECEWISE, tasks, n, {
     n, chunk, x: xP, by: byP, out: outP, table: tableP, intervals: f.intervals, lo: f.lo, hi: f.hi, width: f.width,
     perWidth: 1 / f.width, toT: 2 / f.width, below: f.below, above: f.above, negInf: f.negInf, posInf: f.posInf,
+    core: coreP, cIntervals: c?.intervals ?? 0, cLo: c?.lo ?? 0, cHi: c?.hi ?? 0, cWidth: c?.width ?? 0,
+    cPerWidth: c === undefined ? 0 : 1 / c.width, cToT: c === undefined ? 0 : 2 / c.width,
   });
   out.set(rt.f32.subarray(outP >> 2, (outP >> 2) + n));
   return true;

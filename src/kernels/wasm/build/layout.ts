@@ -139,4 +139,11 @@ export const EwJob = {
   std: [24, "u32"], // norm: f64 [R] row σ = sqrt(var + eps)
   accW: [25, "u32"], // norm backward: f64 [tasks][D] partial Σ g x̂ per task (0: not wanted)
   accB: [26, "u32"], // norm backward: f64 [tasks][D] partial Σ g per task (0: not wanted)
+  core: [27, "u32"], // piecewise: [cIntervals][4] float32 coefficients of a cubic table on [cLo, cHi) (0: none)
+  cIntervals: [28, "i32"],
+  cLo: [29, "f32"],
+  cHi: [30, "f32"],
+  cWidth: [31, "f32"],
+  cPerWidth: [32, "f32"], // 1 / cWidth
+  cToT: [33, "f32"], // 2 / cWidth
 } as const;
