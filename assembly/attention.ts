@@ -444,6 +444,20 @@ const P_ST: i32 = 0, P_M: i32 = 1, P_L: i32 = 2, P_ALPHA: i32 = 3, P_END: i32 = 
 }
 
 /** Scratch floats one forward task needs. */
+/**
+ * Copies `rows` rows of `bytes` bytes from src (rows `srcStride` bytes apart) to dst (rows `dstStride`
+ * apart), zeroing `padBytes` after each copied row at dst: the host's staging of operands whose heads
+ * lie side by side in their rows (AttentionParams.layout; src/kernels/wasm/backend.ts), one call per
+ * head and block of rows instead of one host call per row.
+ */
+export function copyRows(dst: usize, dstStride: usize, src: usize, srcStride: usize, rows: i32, bytes: usize, padBytes: usize): void {
+  for (let r = 0; r < rows; r++) {
+    const d = dst + <usize>r * dstStride;
+    memory.copy(d, src + <usize>r * srcStride, bytes);
+    if (padBytes > 0) memory.fill(d + bytes, 0, padBytes);
+  }
+}
+
 export function fwdScratchFloats(Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
   return fwdPart(F_END, Br, Bc, Ep, Evp);
 }

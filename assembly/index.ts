@@ -7,7 +7,7 @@ import {
   CTL_BASE, CTL_WORKER_TASKS, J_KIND, J_NEXT, J_NTASKS, JOB_BASE, K_ATT_BWD, K_ATT_BWD_PREP, K_ATT_FWD, K_MM, K_MM_PACK_B,
 } from "./layout";
 import { jobFailed } from "./job";
-import { attBwdPrepTask, attBwdTask, attFwdTask, bwdScratchFloats, fwdScratchFloats } from "./attention";
+import { attBwdPrepTask, attBwdTask, attFwdTask, bwdScratchFloats, copyRows, fwdScratchFloats } from "./attention";
 import { mmPackBTask, mmScratchFloats, mmTask, MM_MB, MM_NB } from "./matmul";
 import { ewNormBwdTask, ewNormFwdTask, ewPiecewiseTask } from "./elementwise";
 import { K_EW_NORM_BWD, K_EW_NORM_FWD, K_EW_PIECEWISE } from "./layout";
@@ -46,6 +46,11 @@ export function fwd_scratch_floats(Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
 
 export function bwd_scratch_floats(Br: i32, Bc: i32, Ep: i32, Evp: i32): i32 {
   return bwdScratchFloats(Br, Bc, Ep, Evp);
+}
+
+/** Strided row copies on the calling thread (attention staging of interleaved heads; see copyRows). */
+export function copy_rows(dst: usize, dstStride: usize, src: usize, srcStride: usize, rows: i32, bytes: usize, padBytes: usize): void {
+  copyRows(dst, dstStride, src, srcStride, rows, bytes, padBytes);
 }
 
 export function mm_row_block(): i32 {

@@ -62,7 +62,7 @@ export {
 } from "./kernels/index.js";
 export type {
   Backend, MatmulParams, AttentionParams, AttentionDims, AttentionMask, CausalKind,
-  AttentionWindow, AttentionDocuments, AttentionBlockMask, PositionAlignment,
+  AttentionWindow, AttentionDocuments, AttentionBlockMask, PositionAlignment, AttentionLayout, RowStrides,
 } from "./kernels/backend.js";
 export * as optim from "./optim/index.js";
 export { SGD, AdamW, clipGradNorm, gradNorm, warmupCosine, inverseSqrtWarmup, constantSchedule, LRScheduler } from "./optim/index.js";

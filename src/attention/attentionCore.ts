@@ -30,7 +30,7 @@ import { initGenerator } from "../tensor/random.js";
 import { isGradEnabled } from "../autograd/tape.js";
 import { checkPositiveInt } from "../tensor/validate.js";
 import { zeros } from "../tensor/creation.js";
-import { permute, reshape } from "../ops/shape.js";
+import { permute, reshape, slice } from "../ops/shape.js";
 import { Module } from "../nn/module.js";
 import {
   type AttentionForwardOptions, type Inputs, type SdpaMasks, checkForwardOptions, fromBatchFirst, sdpaMasks, shapeWeights, toBatchFirst,
@@ -40,7 +40,9 @@ import { atPositions } from "./kvcache.js";
 import { PagedKVCacheLayer } from "./kvpaged.js";
 import { checkWindow, defaultAlibiSlopes } from "./masks.js";
 import { type QKTransform, applyQKTransform, checkRotary } from "./rope.js";
-import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "./sdpa.js";
+import {
+  type HeadColumns, type SdpaOptions, scaledDotProductAttention, scaledDotProductAttentionInterleaved, scaledDotProductAttentionWithWeights,
+} from "./sdpa.js";
 
 /** The options both modules take. */
 export interface AttentionCoreOptions {
@@ -102,6 +104,24 @@ function splitHeads(x: Tensor, heads: number, hd: number): Tensor {
   const [N, T] = x.shape;
   if (T === 1) return reshape(x, [N, heads, 1, hd]); // one position: the same memory order, no copy
   return permute(reshape(x, [N, T, heads, hd]), [0, 2, 1, 3]); // [N, T, heads*hd] -> [N, T, heads, hd] -> [N, heads, T, hd]
+}
+
+/** The heads of a whole projection [N, T, heads * hd]. */
+function whole(t: Tensor, heads: number, hd: number): HeadColumns {
+  return { t, offset: 0, heads, dim: hd };
+}
+
+/** The projection's heads as their own tensor [N, heads, T, hd] (the readable path's split). */
+function headsOf(c: HeadColumns): Tensor {
+  const [N, T, X] = c.t.shape;
+  const width = c.heads * c.dim;
+  let t = c.t;
+  if (width !== X) {
+    t = N * T === 1 && !(isGradEnabled() && t.requiresGrad)
+      ? new Tensor(t.values.subarray(c.offset, c.offset + width), [N, T, width], t.dtype) // one row: its columns are a view
+      : slice(t, 2, c.offset, c.offset + width); // [N, T, X] -> [N, T, heads*hd]
+  }
+  return splitHeads(t, c.heads, c.dim);
 }
 
 /** [N, H, L, hd] -> [N, L, H * hd] */
@@ -191,9 +211,10 @@ export abstract class AttentionCore extends Module {
   protected abstract projectOut(y: Tensor): Tensor;
   /**
    * Self-attention's projections at once where the subclass can do better than projectQuery and
-   * projectKeyValue apart (the same values): x [N, L, C] -> q [N, L, H*hd], k and v [N, L, Hkv*hd]; null: apart.
+   * projectKeyValue apart (the same values): x [N, L, C] -> [N, L, (H + 2 Hkv) * hd], q, k and v side
+   * by side in that order; null: apart.
    */
-  protected projectSelf(_x: Tensor): [Tensor, Tensor, Tensor] | null {
+  protected projectSelf(_x: Tensor): Tensor | null {
     return null;
   }
   /** Key/value positions the subclass appends after the S given ones (always attendable). */
@@ -228,14 +249,32 @@ export abstract class AttentionCore extends Module {
     const cache = opts.cache ?? null;
     const past = cache?.kind === "self" ? cache.positionOffset() : 0; // position of the first new token (one per row for a paged cache)
     const needKV = !(cache?.kind === "cross" && cache.filled);
-    const qkv = needKV && x.q === x.k && x.k === x.v ? this.projectSelf(x.q) : null; // self-attention: maybe one product
-    const q = this.rotate(splitHeads(qkv?.[0] ?? this.projectQuery(x.q), H, hd), past); // [N, L, C] -> [N, L, H*hd] -> [N, H, L, hd]
-    let fresh: [Tensor, Tensor] | null = null; // the new keys/values; null when a filled cross cache holds the memory's
-    if (needKV) {
-      const [kp, vp] = qkv === null ? this.projectKeyValue(x.k, x.v) : [qkv[1], qkv[2]]; // [N, S, kdim], [N, S, vdim] -> [N, S, Hkv*hd]
-      fresh = this.appendKeys(this.rotate(splitHeads(kp, Hkv, hd), past), splitHeads(vp, Hkv, hd)); // -> [N, Hkv, S (+ extra), hd]
+    // the projections, heads still interleaved: q [N, L, H*hd], k and v [N, S, Hkv*hd] (kv null when a
+    // filled cross cache holds the memory's); self-attention maybe as one product [N, L, (H + 2 Hkv)*hd]
+    const qkv = needKV && x.q === x.k && x.k === x.v ? this.projectSelf(x.q) : null;
+    let qc: HeadColumns;
+    let kv: [HeadColumns, HeadColumns] | null = null;
+    if (qkv !== null) {
+      qc = whole(qkv, H, hd);
+      kv = [{ t: qkv, offset: H * hd, heads: Hkv, dim: hd }, { t: qkv, offset: (H + Hkv) * hd, heads: Hkv, dim: hd }];
+    } else {
+      qc = whole(this.projectQuery(x.q), H, hd); // [N, L, C] -> [N, L, H*hd]
+      if (needKV) {
+        const [kp, vp] = this.projectKeyValue(x.k, x.v); // [N, S, kdim], [N, S, vdim] -> [N, S, Hkv*hd]
+        kv = [whole(kp, Hkv, hd), whole(vp, Hkv, hd)];
+      }
     }
     const extra = this.extraKeys();
+    if (kv !== null && cache === null && extra === 0 && this.rotary === null && !(opts.needWeights ?? true)) {
+      // The fused kernels read the heads where the projections put them and write the merged output:
+      // the same bits as the split / sdpa / merge below, without its four copies (none when they decline)
+      const masks = sdpaMasks(fn, opts, x, x.S, H, 0);
+      const y = scaledDotProductAttentionInterleaved(qc, kv[0], kv[1], this.sdpaOptions(masks, null)); // [N, L, H*hd]
+      if (y !== null) return [this.projectOut(y), null];
+    }
+    const q = this.rotate(headsOf(qc), past); // [N, L, H*hd] -> [N, H, L, hd]
+    let fresh: [Tensor, Tensor] | null = null; // the new keys/values
+    if (kv !== null) fresh = this.appendKeys(this.rotate(headsOf(kv[0]), past), headsOf(kv[1])); // -> [N, Hkv, S (+ extra), hd]
     const S = (fresh === null ? 0 : fresh[0].shape[2]) + (cache?.length ?? 0) - extra; // every key position, cached ones included
     const masks = sdpaMasks(fn, opts, x, S, H, extra);
     if (cache !== null && this.decodes(x, q, fresh, masks, opts)) {
@@ -258,14 +297,20 @@ export abstract class AttentionCore extends Module {
       }
       [k, v, visible] = cache.appendVisible(k, v, masks); // -> [N, Hkv, cached, hd]
     }
-    const o = {
-      ...masks, ...(visible && { attnMask: visible, isCausal: false }), enableGqa: Hkv !== H, dropoutP: this.training ? this.dropout : 0, generator: this.gen,
-      slidingWindow: this.slidingWindow, alibiSlopes: this.alibiSlopes, softcap: this.softcap, sinks: this.sinks,
-    };
+    const o = this.sdpaOptions(masks, visible);
     const [y, w] = (opts.needWeights ?? true)
       ? scaledDotProductAttentionWithWeights(q, k, v, o) // [N, H, L, hd] and the weights [N, H, L, S] (a sink's row sums to < 1): the math path
       : [scaledDotProductAttention(q, k, v, o), null]; // [N, H, L, hd]: the fused kernels
     return [this.projectOut(mergeHeads(y)), w]; // [N, H, L, hd] -> [N, L, H*hd] -> [N, L, C]
+  }
+
+  /** scaledDotProductAttention's options for this module's call (`visible`: a cache's own mask, replacing causality). */
+  private sdpaOptions(masks: SdpaMasks, visible: Tensor | null): SdpaOptions {
+    return {
+      ...masks, ...(visible && { attnMask: visible, isCausal: false }), enableGqa: this.numKvHeads !== this.numHeads,
+      dropoutP: this.training ? this.dropout : 0, generator: this.gen,
+      slidingWindow: this.slidingWindow, alibiSlopes: this.alibiSlopes, softcap: this.softcap, sinks: this.sinks,
+    };
   }
 
   /**

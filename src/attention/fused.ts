@@ -13,7 +13,7 @@
  *
  * Shape letters as in sdpa.ts; B is the product of the batch dims N.. (flattened).
  */
-import type { AttentionMask, AttentionParams } from "../kernels/backend.js";
+import type { AttentionLayout, AttentionMask, AttentionParams, RowStrides } from "../kernels/backend.js";
 import { attentionKernels } from "../kernels/dispatch.js";
 import { flashAttentionRows } from "../kernels/ref/flash.js";
 import { type FloatArray, allocate } from "../tensor/dtype.js";
@@ -22,7 +22,7 @@ import { Tensor } from "../tensor/tensor.js";
 import { cast } from "../ops/elementwise.js";
 import { expand } from "../ops/shape.js";
 import { result } from "../ops/util.js";
-import type { SdpaPlan } from "./plan.js";
+import type { HeadColumns, SdpaPlan } from "./plan.js";
 
 /** Whether the fused kernels can compute this call (else the materialising path does). */
 export function fusedEligible(p: SdpaPlan): boolean {
@@ -67,6 +67,24 @@ function maskView(mask: Tensor, p: SdpaPlan, dtype: "float32" | "float64"): Atte
     : { kind: "float", data: m.values as Float32Array | Float64Array, strides };
 }
 
+/** The call's parameters for the kernels, H query heads over Hkv kv heads (the op layer's arrays: no layout yet). */
+function attentionParams(p: SdpaPlan, H: number, Hkv: number, dropoutSeed: number): AttentionParams {
+  const dtype = p.dtype;
+  return {
+    B: sizeOf(p.batch), H, Hkv, L: p.L, S: p.S, E: p.E, Ev: p.Ev, scale: p.scale,
+    causal: p.causal ?? "none",
+    mask: p.mask === null ? null : maskView(p.mask, p, dtype),
+    dropoutP: p.dropoutP, dropoutSeed,
+    alignment: p.alignment,
+    window: p.window,
+    alibiSlopes: p.alibiSlopes,
+    softcap: p.softcap ?? 0,
+    sinks: p.sinks === null ? null : Float64Array.from(p.sinks.values),
+    documents: p.documents,
+    blockMask: p.blockMask === null ? null : p.blockMask.blocks,
+  };
+}
+
 /** q, k, v as the kernels read them ([B, H, L, E], [B, Hkv, S, E], [B, Hkv, S, Ev], the plan's dtype) and the call's parameters. */
 function kernelCall(query: Tensor, key: Tensor, value: Tensor, p: SdpaPlan, dropoutSeed: number): { q: Tensor; k: Tensor; v: Tensor; params: AttentionParams } {
   const dtype = p.dtype;
@@ -84,20 +102,7 @@ function kernelCall(query: Tensor, key: Tensor, value: Tensor, p: SdpaPlan, drop
     if (t.dtype !== dtype) t = cast(t, dtype);
     return sameShape(t.shape, shape) ? t : expand(t, shape); // broadcast dims become real copies (O(N), never O(N²))
   };
-  const params: AttentionParams = {
-    B: sizeOf(p.batch), H, Hkv: Hk, L: p.L, S: p.S, E: p.E, Ev: p.Ev, scale: p.scale,
-    causal: p.causal ?? "none",
-    mask: p.mask === null ? null : maskView(p.mask, p, dtype),
-    dropoutP: p.dropoutP, dropoutSeed,
-    alignment: p.alignment,
-    window: p.window,
-    alibiSlopes: p.alibiSlopes,
-    softcap: p.softcap ?? 0,
-    sinks: p.sinks === null ? null : Float64Array.from(p.sinks.values),
-    documents: p.documents,
-    blockMask: p.blockMask === null ? null : p.blockMask.blocks,
-  };
-  return { q: prep(query, qShape), k: prep(key, kShape), v: prep(value, vShape), params };
+  return { q: prep(query, qShape), k: prep(key, kShape), v: prep(value, vShape), params: attentionParams(p, H, Hk, dropoutSeed) };
 }
 
 /**
@@ -124,10 +129,73 @@ export function fusedAttention(query: Tensor, key: Tensor, value: Tensor, p: Sdp
     const gd = (g.dtype === dtype ? g.values : cast(g, dtype).values) as FloatArray;
     kernels.backward(params, q.values as FloatArray, k.values as FloatArray, v.values as FloatArray, out, gd, lse, dq, dk, dv, lseLo);
     const grads = [new Tensor(dq, q.shape, dtype), new Tensor(dk, k.shape, dtype), new Tensor(dv, v.shape, dtype)];
-    if (params.sinks) grads.push(new Tensor(sinkGrad(params, params.sinks, out, gd, lse, lseLo, dtype), [H], dtype));
+    if (params.sinks) grads.push(new Tensor(sinkGrad(params, params.sinks, out, gd, lse, lseLo, dtype, headsFirst(H, L, Ev)), [H], dtype));
     return grads;
   });
   return { out: y, lse };
+}
+
+/** Rows of a contiguous [B, heads, T, D]. */
+function headsFirst(heads: number, T: number, D: number): RowStrides {
+  return { offset: 0, sb: heads * T * D, sh: T * D, sl: D };
+}
+
+/** Rows of heads interleaved, [N, T, X] with the heads in columns offset.. (HeadColumns). */
+function interleaved(c: HeadColumns): RowStrides {
+  const [, T, X] = c.t.shape;
+  return { offset: c.offset, sb: T * X, sh: c.dim, sl: X };
+}
+
+/**
+ * Whether fusedAttentionInterleaved takes these: one float dtype (the plan's), one batch size, no
+ * broadcast heads, and columns that stay apart where two of them share a tensor (each gradient is
+ * written into its own columns).
+ */
+export function interleavedEligible(q: HeadColumns, k: HeadColumns, v: HeadColumns, p: SdpaPlan): boolean {
+  const cs = [q, k, v];
+  if (!fusedEligible(p) || p.batch.length !== 1 || k.heads !== v.heads) return false;
+  if (!cs.every((c) => c.t.dtype === p.dtype && c.t.ndim === 3 && c.t.shape[0] === p.batch[0] && c.offset >= 0 && c.offset + c.heads * c.dim <= c.t.shape[2])) return false;
+  for (let i = 0; i < 3; i++) {
+    for (let j = i + 1; j < 3; j++) {
+      const [a, b] = [cs[i], cs[j]];
+      if (a.t === b.t && a.offset < b.offset + b.heads * b.dim && b.offset < a.offset + a.heads * a.dim) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * fusedAttention on the modules' projections as they come (HeadColumns, heads interleaved):
+ * q [N, L, ..H·E..], k [N, S, ..Hkv·E..], v [N, S, ..Hkv·Ev..] -> [N, L, H·Ev], the merged heads.
+ * The same kernels and the same arithmetic as splitting the heads ([N, T, H·D] -> [N, H, T, D]),
+ * fusedAttention and merging them back; the kernels read and write the rows where they are
+ * (AttentionParams.layout), so the three split copies and the merge copy, forward and backward, are
+ * not made. Callers check interleavedEligible first.
+ */
+export function fusedAttentionInterleaved(q: HeadColumns, k: HeadColumns, v: HeadColumns, p: SdpaPlan, dropoutSeed: number): Tensor {
+  const dtype = p.dtype;
+  const { L, Ev } = p;
+  const N = p.batch[0], H = q.heads;
+  const layout: AttentionLayout = { q: interleaved(q), k: interleaved(k), v: interleaved(v), out: { offset: 0, sb: L * H * Ev, sh: Ev, sl: H * Ev } };
+  const params: AttentionParams = { ...attentionParams(p, H, k.heads, dropoutSeed), layout };
+  const kernels = attentionKernels();
+  const out = allocate(dtype, N * L * H * Ev) as FloatArray;
+  const lse = new Float64Array(N * H * L);
+  const lseLo = new Float64Array(N * H * L);
+  const [qa, ka, va] = [q, k, v].map((c) => c.t.values as FloatArray);
+  kernels.forward(params, qa, ka, va, out, lse, lseLo);
+  const inputs = [...new Set([q.t, k.t, v.t])]; // self-attention without gradient: one tensor holds all three
+  const sinks = p.sinks === null ? [] : [p.sinks.dtype === dtype ? p.sinks : cast(p.sinks, dtype)];
+  return result("scaledDotProductAttention", out, [N, L, H * Ev], dtype, [...inputs, ...sinks], (g) => {
+    // one gradient per input tensor, each of the three written into its own columns (zeros elsewhere)
+    const grads = inputs.map((t) => allocate(dtype, t.size) as FloatArray);
+    const [dq, dk, dv] = [q, k, v].map((c) => grads[inputs.indexOf(c.t)]);
+    const gd = (g.dtype === dtype ? g.values : cast(g, dtype).values) as FloatArray;
+    kernels.backward(params, qa, ka, va, out, gd, lse, dq, dk, dv, lseLo);
+    const res = inputs.map((t, i) => new Tensor(grads[i], t.shape, dtype));
+    if (params.sinks) res.push(new Tensor(sinkGrad(params, params.sinks, out, gd, lse, lseLo, dtype, layout.out), [H], dtype));
+    return res;
+  });
 }
 
 /**
@@ -141,6 +209,7 @@ export function fusedAttention(query: Tensor, key: Tensor, value: Tensor, p: Sdp
  */
 function sinkGrad(
   p: AttentionParams, sinks: Float64Array, out: FloatArray, dout: FloatArray, lse: Float64Array, lseLo: Float64Array, dtype: "float32" | "float64",
+  rows: RowStrides,
 ): FloatArray {
   const { B, H, L, Ev } = p;
   const ds = new Float64Array(H);
@@ -149,8 +218,9 @@ function sinkGrad(
       for (let l = 0; l < L; l++) {
         const row = (b * H + h) * L + l;
         if (lse[row] === -Infinity) continue;
+        const at = rows.offset + b * rows.sb + h * rows.sh + l * rows.sl; // out's row (b, h, l), and dout's
         let D = 0;
-        for (let e = 0; e < Ev; e++) D += dout[row * Ev + e] * out[row * Ev + e];
+        for (let e = 0; e < Ev; e++) D += dout[at + e] * out[at + e];
         ds[h] -= Math.exp((sinks[h] - lse[row]) - lseLo[row]) * D;
       }
     }

@@ -96,19 +96,13 @@ export class MultiheadAttention extends AttentionCore {
 
   /**
    * Self-attention (query = key = value) with in_proj and no gradient: q, k, v from one product with
-   * all of in_proj, [N, L, E] -> [N, L, 3E], cut into thirds: what projectQuery and projectKeyValue
+   * all of in_proj, [N, L, E] -> [N, L, 3E], side by side: what projectQuery and projectKeyValue
    * compute, in one kernel call instead of three (a decode step's calls are mostly overhead).
    */
-  protected override projectSelf(x: Tensor): [Tensor, Tensor, Tensor] | null {
+  protected override projectSelf(x: Tensor): Tensor | null {
     const w = this.in_proj_weight, b = this.in_proj_bias;
     if (w === null || (isGradEnabled() && (x.requiresGrad || w.requiresGrad || b?.requiresGrad === true))) return null;
-    const [N, L] = x.shape;
-    const E = this.embedDim;
-    const y = linear(x, w, b); // [N, L, E] -> [N, L, 3E]
-    const third = (i: number): Tensor => (N * L === 1
-      ? new Tensor(y.values.subarray(i * E, (i + 1) * E), [N, L, E], y.dtype) // one row: each third is a view
-      : slice(y, 2, i * E, (i + 1) * E)); // [N, L, 3E] -> [N, L, E]
-    return [third(0), third(1), third(2)];
+    return linear(x, w, b); // [N, L, E] -> [N, L, 3E]
   }
 
   protected projectOut(y: Tensor): Tensor {

@@ -26,3 +26,16 @@ export interface SdpaPlan extends FlexPlan, Omit<AttentionDims, "B"> {
   /** [N.., H, L, S] */
   scoreShape: number[];
 }
+
+/**
+ * Some heads of a projection as it comes, heads interleaved: columns [offset, offset + heads · D) of
+ * t [N, T, X], head h in columns offset + h·D .. offset + (h + 1)·D. The modules' q, k and v before
+ * they are split into heads (for self-attention without gradient, the three thirds of one [N, T, 3C]).
+ */
+export interface HeadColumns {
+  t: Tensor;
+  offset: number;
+  heads: number;
+  /** D: E for q and k, Ev for v */
+  dim: number;
+}

@@ -30,10 +30,10 @@ import {
 import { dropoutBits, dropoutRowState, dropoutThreshold } from "../kernels/dropoutHash.js";
 import { allocate } from "../tensor/dtype.js";
 import { type FlexOptions, planFlex } from "./flexPlan.js";
-import { fusedAttention, fusedEligible, fusedWeightRows } from "./fused.js";
-import type { SdpaPlan } from "./plan.js";
+import { fusedAttention, fusedAttentionInterleaved, fusedEligible, fusedWeightRows, interleavedEligible } from "./fused.js";
+import type { HeadColumns, SdpaPlan } from "./plan.js";
 
-export type { SdpaPlan };
+export type { HeadColumns, SdpaPlan };
 
 export interface SdpaOptions extends FlexOptions {
   /** broadcastable to [N.., H, L, S]; bool: true = may attend; float: added to the scores */
@@ -72,6 +72,13 @@ export function planSdpa(fn: string, query: Tensor, key: Tensor, value: Tensor, 
   assertTensor(fn, "query", query);
   assertTensor(fn, "key", key);
   assertTensor(fn, "value", value);
+  return planOperands(fn, query, key, value, opts);
+}
+
+/** What planning reads of query, key and value: their shapes and dtypes (a tensor, or heads a layout describes). */
+type Operand = Pick<Tensor, "shape" | "dtype" | "ndim">;
+
+function planOperands(fn: string, query: Operand, key: Operand, value: Operand, opts: SdpaOptions): SdpaPlan {
   checkOptions(fn, "options", opts, SDPA_OPTION_KEYS);
   checkGenerator(fn, "generator", opts.generator);
   for (const [name, t] of [["query", query], ["key", key], ["value", value]] as const) {
@@ -97,13 +104,13 @@ export function planSdpa(fn: string, query: Tensor, key: Tensor, value: Tensor, 
     if (Hkv === 0 || H % Hkv !== 0) {
       throw new ShapeError(`${fn}: query has ${H} heads and key has ${Hkv}; with enableGqa the query heads must be a multiple of the key heads`);
     }
-    const nb = (t: Tensor): number[] => t.shape.slice(0, -3);
+    const nb = (t: Operand): number[] => t.shape.slice(0, -3);
     batch = broadcastShapes(fn, broadcastShapes(fn, nb(query), nb(key), "query's batch dims", "key's batch dims"), nb(value), "query/key batch dims", "value's batch dims");
   } else {
     if (hasHeads && H !== Hkv && Hkv !== 1 && H !== 1) {
       throw new ShapeError(`${fn}: query has ${H} heads and key has ${Hkv}; pass enableGqa: true for grouped-query attention (query heads a multiple of key heads)`);
     }
-    const lead = (t: Tensor): number[] => t.shape.slice(0, -2);
+    const lead = (t: Operand): number[] => t.shape.slice(0, -2);
     const all = broadcastShapes(fn, broadcastShapes(fn, lead(query), lead(key), "query's leading dims", "key's leading dims"), lead(value), "query/key leading dims", "value's leading dims");
     batch = all.length > 0 && hasHeads ? all.slice(0, -1) : all;
   }
@@ -330,6 +337,24 @@ function runSdpa(fn: string, query: Tensor, key: Tensor, value: Tensor, opts: Sd
 /** query [N.., H, L, E], key [N.., Hkv, S, E], value [N.., Hkv, S, Ev] -> [N.., H, L, Ev]. */
 export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, opts: SdpaOptions = {}): Tensor {
   return runSdpa("scaledDotProductAttention", query, key, value, opts).out;
+}
+
+/**
+ * scaledDotProductAttention on heads as the projections lay them out (HeadColumns: q [N, L, ..H·E..],
+ * k [N, S, ..Hkv·E..], v [N, S, ..Hkv·Ev..]) -> [N, L, H·Ev], the heads merged: what
+ *   mergeHeads(scaledDotProductAttention(splitHeads(q), splitHeads(k), splitHeads(v), opts))
+ * computes, bit for bit, without the split and merge copies (fused.ts fusedAttentionInterleaved).
+ * null where the fused kernels do not take the call (implementation "math", a float mask that wants a
+ * gradient, dtypes that differ, ...): the caller then splits the heads and calls scaledDotProductAttention.
+ */
+export function scaledDotProductAttentionInterleaved(q: HeadColumns, k: HeadColumns, v: HeadColumns, opts: SdpaOptions = {}): Tensor | null {
+  const fn = "scaledDotProductAttention";
+  if ((opts.implementation ?? "auto") === "math") return null;
+  const heads = (c: HeadColumns, T: number): Operand => ({ shape: [c.t.shape[0], c.heads, T, c.dim], dtype: c.t.dtype, ndim: 4 }); // [N, T, ..heads·D..] as [N, heads, T, D]
+  const [L, S] = [q.t.shape[1], k.t.shape[1]];
+  const p = planOperands(fn, heads(q, L), heads(k, S), heads(v, v.t.shape[1]), opts);
+  if (!interleavedEligible(q, k, v, p)) return null;
+  return fusedAttentionInterleaved(q, k, v, p, p.dropoutP > 0 ? resolveDropoutSeed(opts) : 0);
 }
 
 /**

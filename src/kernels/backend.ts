@@ -81,6 +81,31 @@ export interface AttentionBlockMask {
   bits: Uint8Array;
 }
 
+/**
+ * Where the rows of one attention operand lie in its array: row (b, h, t) starts at
+ * offset + b·sb + h·sh + t·sl, its D elements contiguous (D = E, or Ev for v and out).
+ */
+export interface RowStrides {
+  offset: number;
+  sb: number;
+  sh: number;
+  sl: number;
+}
+
+/**
+ * The rows of q (and dq), k (dk), v (dv) and out (dout) when they are not the contiguous
+ * [B, H, L, E], [B, Hkv, S, E], [B, Hkv, S, Ev], [B, H, L, Ev]. The attention modules use it to hand
+ * over their projections as they come, heads interleaved ([B, L, H·E]: sb = L·H·E, sh = E, sl = H·E),
+ * instead of copying them into heads-first order and the output back (kernels/layout.ts).
+ * lse stays [B, H, L]; the mask, the dropout rows and the flexible options index (b, h, l) as always.
+ */
+export interface AttentionLayout {
+  q: RowStrides;
+  k: RowStrides;
+  v: RowStrides;
+  out: RowStrides;
+}
+
 export interface AttentionParams extends AttentionDims {
   scale: number;
   causal: CausalKind;
@@ -102,6 +127,8 @@ export interface AttentionParams extends AttentionDims {
   sinks?: Float64Array | null;
   documents?: AttentionDocuments | null;
   blockMask?: AttentionBlockMask | null;
+  /** where the operands' rows are (absent or null: contiguous, heads first); the gradients share it */
+  layout?: AttentionLayout | null;
 }
 
 /**
@@ -139,6 +166,12 @@ export interface NormRowsParams {
 
 export interface Backend {
   readonly name: string;
+  /**
+   * true: attentionForward / attentionBackward read AttentionParams.layout (operands whose rows are
+   * not heads-first). Otherwise the op layer's door (dispatch.ts) hands them heads-first copies, so a
+   * backend written for the contiguous form stays correct.
+   */
+  readonly attentionLayout?: boolean;
   /** out[B, m, n] = op(a) @ op(b) (see MatmulParams) */
   matmul(out: FloatArray, a: FloatArray, b: FloatArray, p: MatmulParams): void;
   /**
@@ -148,7 +181,8 @@ export interface Backend {
    */
   matmulBias?(out: FloatArray, a: FloatArray, b: FloatArray, bias: FloatArray, p: MatmulParams): void;
   /**
-   * Fused attention forward. q [B,H,L,E], k [B,Hkv,S,E], v [B,Hkv,S,Ev] -> out [B,H,L,Ev] and
+   * Fused attention forward. q [B,H,L,E], k [B,Hkv,S,E], v [B,Hkv,S,Ev] -> out [B,H,L,Ev] (or
+   * their rows where p.layout puts them, for a backend that declares attentionLayout) and
    * lse [B,H,L] (the natural log of the row's sum of exp(score), -Infinity for a fully masked row,
    * whose output row is zeros). lse may be stored as float32 or float64 whatever the data's dtype; the
    * op layer passes float64: at |lse| ~ 300 float32 keeps it only to 3e-5, an error backward's

@@ -7,6 +7,7 @@
 import type { FloatArray } from "../tensor/dtype.js";
 import type { AttentionParams, Backend, MatmulParams, NormRowsParams, PiecewiseTable32 } from "./backend.js";
 import { getBackend } from "./index.js"; // index.ts registers the built-in backends
+import { backwardInAnyLayout, forwardInAnyLayout } from "./layout.js";
 
 export { withFrozenWeights } from "./frozen.js";
 
@@ -39,14 +40,16 @@ export interface AttentionKernels {
   ): void;
 }
 
-/** The selected backend's attention kernels. */
+/**
+ * The selected backend's attention kernels. A call with AttentionParams.layout reaches a backend that
+ * does not declare attentionLayout as heads-first copies (kernels/layout.ts).
+ */
 export function attentionKernels(): AttentionKernels {
   const b: Backend = getBackend();
-  return {
-    backend: b.name,
-    forward: (p, q, k, v, out, lse, lseLo) => b.attentionForward(p, q, k, v, out, lse, lseLo),
-    backward: (p, q, k, v, out, dout, lse, dq, dk, dv, lseLo) => b.attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo),
-  };
+  const forward: Backend["attentionForward"] = (p, q, k, v, out, lse, lseLo) => b.attentionForward(p, q, k, v, out, lse, lseLo);
+  const backward: Backend["attentionBackward"] = (p, q, k, v, out, dout, lse, dq, dk, dv, lseLo) => b.attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo);
+  const any = b.attentionLayout === true;
+  return { backend: b.name, forward: any ? forward : forwardInAnyLayout(forward), backward: any ? backward : backwardInAnyLayout(backward) };
 }
 
 // The optional fast paths: each returns false when the selected backend has none for these arrays,

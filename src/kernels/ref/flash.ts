@@ -35,9 +35,10 @@ import {
   BLOCK_EMPTY, BLOCK_FULL, blockAllows, blockKind, causalOffset as causalRuleOffset, documentRanges, positionShift, visibleKeys,
 } from "../causal.js";
 import type {
-  AttentionBlockMask, AttentionDocuments, AttentionParams, AttentionWindow, PositionAlignment,
+  AttentionBlockMask, AttentionDocuments, AttentionParams, AttentionWindow, Backend, PositionAlignment,
 } from "../backend.js";
 import { dropoutBits, dropoutRowState, dropoutThreshold } from "../dropoutHash.js";
+import { backwardInAnyLayout, forwardInAnyLayout } from "../layout.js";
 
 /** Query rows per tile, by default (the SIMD kernel's default too, wasmTuning.Br). */
 export const FLASH_BR = 64;
@@ -98,6 +99,7 @@ function context(fn: string, p: AttentionParams, q: FloatArray, k: FloatArray, v
     const x = tiles[name];
     if (!Number.isInteger(x) || x < 1) throw new ArgumentError(`${fn}: tiles.${name} must be a positive integer, got ${String(x)}`);
   }
+  if (p.layout) throw new ArgumentError(`${fn}: takes heads-first operands only (p.layout must be absent; kernels/layout.ts headsFirst adapts a call)`);
   const bm = p.blockMask ?? null;
   if (bm !== null && (bm.L !== p.L || bm.S !== p.S || (bm.B !== 1 && bm.B !== p.B) || (bm.H !== 1 && bm.H !== p.H))) {
     throw new ArgumentError(
@@ -349,6 +351,10 @@ export function flashAttentionForward(
   p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
   lseLo?: FloatArray, tiles: FlashTiles = DEFAULT_TILES,
 ): void {
+  if (p.layout) { // rows elsewhere than heads first: copy in, run, copy out
+    forwardInAnyLayout((pp, qq, kk, vv, oo, ll, lo) => flashAttentionForward(pp, qq, kk, vv, oo, ll, lo, tiles))(p, q, k, v, out, lse, lseLo);
+    return;
+  }
   const c = context("flashAttentionForward", p, q, k, v, tiles);
   runForward(c, Infinity, (t) => finishRows(c, t, out, lse, lseLo));
 }
@@ -515,6 +521,11 @@ export function flashAttentionBackward(
   p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, dout: FloatArray,
   lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, lseLo?: FloatArray, tiles: FlashTiles = DEFAULT_TILES,
 ): void {
+  if (p.layout) { // as in flashAttentionForward
+    const run: Backend["attentionBackward"] = (pp, qq, kk, vv, oo, dd, ll, gq, gk, gv, lo) => flashAttentionBackward(pp, qq, kk, vv, oo, dd, ll, gq, gk, gv, lo, tiles);
+    backwardInAnyLayout(run)(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo);
+    return;
+  }
   const c = context("flashAttentionBackward", p, q, k, v, tiles);
   const { B, H, Hkv, L, S, E, Ev } = p;
   const g: Grads = {

@@ -5,6 +5,7 @@ import { refMatmul } from "./matmul.js";
 /** The reference backend: readable loops (attention: the tiled kernel of flash.ts), float32 and float64, single-threaded. */
 export const refBackend: Backend = {
   name: "ref",
+  attentionLayout: true, // flash.ts copies such operands heads-first itself
   matmul: refMatmul,
   attentionForward: flashAttentionForward,
   attentionBackward: flashAttentionBackward,

@@ -7,12 +7,13 @@
  * small to be worth staging, go to the reference kernels.
  */
 import type { FloatArray } from "../../tensor/dtype.js";
-import type { AttentionParams, Backend, MatmulParams, PositionAlignment } from "../backend.js";
+import type { AttentionParams, Backend, MatmulParams, PositionAlignment, RowStrides } from "../backend.js";
 import { blockKind, documentRanges, positionShift, visibleOffsets } from "../causal.js";
 import { ArgumentError } from "../../tensor/errors.js";
 import { dropoutThreshold } from "../dropoutHash.js";
 import { isFrozen, onFrozenScopeEnd } from "../frozen.js";
 import { refAttentionBackward, refAttentionForward } from "../ref/attention.js";
+import { layoutOf, rowStart } from "../layout.js";
 import { refMatmul } from "../ref/matmul.js";
 import { wasmMulPiecewise, wasmNormRows, wasmNormRowsBackward } from "./elementwise.js";
 import * as Lay from "./build/layout.js";
@@ -28,6 +29,11 @@ export const wasmTuning = {
   Bc: 64,
   /** bytes of staged attention tensors per round (at least one kv group is always staged) */
   stagingBudget: 32 * 1024 * 1024,
+  /**
+   * floats of wasm memory an attention call borrows to move interleaved rows (AttentionParams.layout)
+   * through, a block of rows at a time; 0: a copy per head row instead (the slower form, kept for comparison)
+   */
+  moveFloats: 1 << 20,
   /** below this many flops a matmul runs on the calling thread alone */
   minParallelFlops: 4e6,
   /**
@@ -279,6 +285,171 @@ function geometry(p: AttentionParams): AttGeometry {
 }
 
 
+/**
+ * One operand of a staging round: its array, where its rows are in it (AttentionParams.layout), its
+ * T rows of D floats per head, padded to Tp × Dp in wasm memory, and the heads this round stages:
+ * [head (flat, b·heads + h), float index of its Tp × Dp slot].
+ */
+interface Operand {
+  arr: FloatArray;
+  s: RowStrides;
+  heads: number;
+  T: number;
+  D: number;
+  Tp: number;
+  Dp: number;
+  slots: Array<[number, number]>;
+}
+
+/**
+ * Whether an operand's heads lie side by side within its rows ([B, T, ..heads·D..]: sh < sl), where a
+ * copy per head row (one typed-array view each) costs more than the permute it replaces.
+ */
+const interleavedRows = (o: Operand): boolean => o.s.sh < o.s.sl && wasmTuning.moveFloats > 0;
+
+/**
+ * The interleaved operands in groups that share their rows (self-attention without gradient hands
+ * q, k and v as thirds of one array): each group's rows are moved once.
+ */
+function rowGroups(ops: Operand[]): Operand[][] {
+  const groups: Operand[][] = [];
+  for (const o of ops) {
+    const g = groups.find(([f]) => f.arr === o.arr && f.s.sb === o.s.sb && f.s.sl === o.s.sl && f.T === o.T);
+    if (g) g.push(o);
+    else groups.push([o]);
+  }
+  return groups;
+}
+
+/** Rows of a group moved per block: as many as fit wasmTuning.moveFloats, at least one, at most T. */
+function blockRows(group: Operand[]): number {
+  const { s, T } = group[0];
+  return Math.min(T, Math.max(1, Math.floor(wasmTuning.moveFloats / s.sl)));
+}
+
+/** The columns of a row that the group's heads cover: [lo, lo + width) from the row's start. */
+function groupColumns(group: Operand[]): [number, number] {
+  const lo = Math.min(...group.map((o) => o.s.offset));
+  const hi = Math.max(...group.map((o) => o.s.offset + (o.heads - 1) * o.s.sh + o.D));
+  return [lo, hi - lo];
+}
+
+/** Floats of wasm memory that a block of each group takes, at most. */
+function blockFloats(groups: Operand[][]): number {
+  return Math.max(...groups.map((g) => (blockRows(g) - 1) * g[0].s.sl + groupColumns(g)[1]));
+}
+
+/**
+ * Walks one group's rows block by block: for each batch element b that a slot of the group needs,
+ * rows [t0, t1) at a time (blockRows), `block(b, t0, t1, from, to)` with the span of the array they
+ * occupy, which starts at the group's first column (groupColumns) of row t0.
+ */
+function eachRowBlock(group: Operand[], block: (b: number, t0: number, t1: number, from: number, to: number) => void): void {
+  const { s, T } = group[0];
+  const [lo, width] = groupColumns(group);
+  const rows = blockRows(group);
+  const bs = new Set(group.flatMap((o) => o.slots.map(([head]) => Math.floor(head / o.heads))));
+  for (const b of bs) {
+    for (let t0 = 0; t0 < T; t0 += rows) {
+      const t1 = Math.min(T, t0 + rows);
+      const from = lo + b * s.sb + t0 * s.sl;
+      block(b, t0, t1, from, from + (t1 - t0 - 1) * s.sl + width);
+    }
+  }
+}
+
+/** Where the block's first row of head `head` of operand o starts, from the block's start (rows follow sl apart). */
+function inBlock(o: Operand, group: Operand[], head: number): number {
+  return o.s.offset - groupColumns(group)[0] + (head % o.heads) * o.s.sh;
+}
+
+/**
+ * Copies each operand's heads into their slots (zero padding to Tp × Dp). Heads-first rows go with
+ * stageRows, a set per head; interleaved rows come into wasm memory a block of whole rows at a time
+ * (one set; rows that q, k and v share come once) and move to the slots inside it (copy_rows, one
+ * call per head and block: a host call per row, a typed-array view or a copyWithin each, cost more
+ * than the permute this replaces).
+ */
+function stageOperands(rt: WasmRuntime, ops: Operand[]): void {
+  for (const o of ops) {
+    if (interleavedRows(o)) continue;
+    for (const [head, at] of o.slots) stageRows(rt.f32, at, o.arr, rowStart(o.s, o.heads, head), o.T, o.D, o.s.sl, o.Dp, o.Tp);
+  }
+  const groups = rowGroups(ops.filter(interleavedRows));
+  if (groups.length === 0) return;
+  const tmp = rt.allocF32(blockFloats(groups)) >> 2;
+  const f32 = rt.f32;
+  for (const group of groups) {
+    eachRowBlock(group, (b, t0, t1, from, to) => {
+      f32.set(group[0].arr.subarray(from, to), tmp);
+      for (const o of group) {
+        for (const [head, at] of o.slots) {
+          if (Math.floor(head / o.heads) !== b) continue;
+          const src = tmp + inBlock(o, group, head); // its row t0
+          rt.exports.copy_rows(4 * (at + t0 * o.Dp), 4 * o.Dp, 4 * src, 4 * o.s.sl, t1 - t0, 4 * o.D, 4 * (o.Dp - o.D));
+        }
+      }
+    });
+    for (const o of group) for (const [, at] of o.slots) f32.fill(0, at + o.T * o.Dp, at + o.Tp * o.Dp);
+  }
+}
+
+/**
+ * Whether the group's heads of batch element b in this round write every column of its blocks (each
+ * operand's heads dense, D apart, all of them staged, side by side without gaps or overlaps), so
+ * that a block need not be read before it is written back.
+ */
+function coversBlock(group: Operand[], b: number): boolean {
+  const [lo, width] = groupColumns(group);
+  const ranges: Array<[number, number]> = [];
+  for (const o of group) {
+    if (o.s.sh !== o.D || o.slots.filter(([head]) => Math.floor(head / o.heads) === b).length !== o.heads) return false;
+    ranges.push([o.s.offset, o.s.offset + o.heads * o.D]);
+  }
+  ranges.sort((x, y) => x[0] - y[0]);
+  let end = lo;
+  for (const [from, to] of ranges) {
+    if (from !== end) return false;
+    end = to;
+  }
+  return end === lo + width;
+}
+
+/**
+ * The inverse, after the job: D floats of each staged row (Dp wide) to the operand's rows. Interleaved
+ * rows go a block at a time: the heads are moved into it and it is written back, after reading it
+ * first where this round's heads do not cover it (so that the columns of heads from other rounds, or
+ * of no head, keep what they hold).
+ */
+function unstageOperands(rt: WasmRuntime, ops: Operand[]): void {
+  for (const o of ops) {
+    if (interleavedRows(o)) continue;
+    for (const [head, at] of o.slots) {
+      const to = rowStart(o.s, o.heads, head);
+      if (o.s.sl === o.D) unstageRows(o.arr, to, rt.f32, at, o.T, o.D, o.Dp);
+      else for (let t = 0; t < o.T; t++) o.arr.set(rt.f32.subarray(at + t * o.Dp, at + t * o.Dp + o.D), to + t * o.s.sl);
+    }
+  }
+  const groups = rowGroups(ops.filter(interleavedRows));
+  if (groups.length === 0) return;
+  const tmp = rt.allocF32(blockFloats(groups)) >> 2;
+  const f32 = rt.f32;
+  for (const group of groups) {
+    const arr = group[0].arr;
+    eachRowBlock(group, (b, t0, t1, from, to) => {
+      if (!coversBlock(group, b)) f32.set(arr.subarray(from, to), tmp); // keep the columns no head of this round writes
+      for (const o of group) {
+        for (const [head, at] of o.slots) {
+          if (Math.floor(head / o.heads) !== b) continue;
+          const dst = tmp + inBlock(o, group, head);
+          rt.exports.copy_rows(4 * dst, 4 * o.s.sl, 4 * (at + t0 * o.Dp), 4 * o.Dp, t1 - t0, 4 * o.D, 0);
+        }
+      }
+      arr.set(f32.subarray(tmp, tmp + (to - from)), from);
+    });
+  }
+}
+
 /** Where query row l sits among the keys for windows and ALiBi (AttentionParams.alignment). */
 function alignmentOf(p: AttentionParams): PositionAlignment {
   return p.alignment ?? (p.causal === "none" ? "top-left" : p.causal);
@@ -493,6 +664,7 @@ function wasmAttentionForward(
   const perGroup = G * Lp * (Ep + Evp + 3) + Sp * (Ep + Evp);
   const NGmax = groupsPerRound(p, perGroup);
   const threads = attThreads(p, "forward");
+  const lay = layoutOf(p); // where each head's rows are: staging reads them there (no separate permute)
   const groups = B * p.Hkv;
   for (let g0 = 0; g0 < groups; g0 += NGmax) {
     const NG = Math.min(NGmax, groups - g0);
@@ -506,21 +678,26 @@ function wasmAttentionForward(
     const sumP = rt.allocF64(NG * G * Lp);
     const mask = stageMask(rt, p, g0, NG);
     const flexFields = stageFlex(rt, p, flex);
-    const f32 = rt.f32;
+    const qo: Operand = { arr: q, s: lay.q, heads: H, T: L, D: E, Tp: Lp, Dp: Ep, slots: [] };
+    const ko: Operand = { arr: k, s: lay.k, heads: p.Hkv, T: S, D: E, Tp: Sp, Dp: Ep, slots: [] };
+    const vo: Operand = { arr: v, s: lay.v, heads: p.Hkv, T: S, D: Ev, Tp: Sp, Dp: Evp, slots: [] };
+    const oo: Operand = { arr: out, s: lay.out, heads: H, T: L, D: Ev, Tp: Lp, Dp: Evp, slots: [] };
     eachGroup(p, g0, NG, G, (head, hl) => {
-      stageRows(f32, (qP >> 2) + hl * Lp * Ep, q, head * L * E, L, E, E, Ep, Lp);
+      qo.slots.push([head, (qP >> 2) + hl * Lp * Ep]);
+      oo.slots.push([head, (oP >> 2) + hl * Lp * Evp]);
     }, (gg, gl) => {
-      stageRows(f32, (kP >> 2) + gl * Sp * Ep, k, gg * S * E, S, E, E, Ep, Sp);
-      stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
+      ko.slots.push([gg, (kP >> 2) + gl * Sp * Ep]);
+      vo.slots.push([gg, (vP >> 2) + gl * Sp * Evp]);
     });
+    stageOperands(rt, [qo, ko, vo]);
     const tasks = NG * G * nI;
     rt.setJob(Lay.K_ATT_FWD, tasks, scratch, stride, Lay.AttJob, attParams(p, g, g0, NG), mask, flexFields, {
       q: qP, k: kP, v: vP, o: oP, rowMax: maxP, rowSum: sumP,
     });
     rt.runJob(threads, tasks);
+    unstageOperands(rt, [oo]);
     const res = rt.f32, res64 = rt.f64;
     eachGroup(p, g0, NG, G, (head, hl) => {
-      unstageRows(out, head * L * Ev, res, (oP >> 2) + hl * Lp * Evp, L, Ev, Evp);
       // lse = m + log(l) in float64; l = 0 for a row that sees no key (with a sink: l >= 1, m >= the
       // sink's float32 value), NaN for a row with a NaN score
       const mAt = (maxP >> 2) + hl * Lp, lAt = (sumP >> 3) + hl * Lp;
@@ -550,6 +727,7 @@ function wasmAttentionBackward(
   const perGroup = G * Lp * (3 * Ep + 3 * Evp + 4) + Sp * (2 * Ep + 2 * Evp) + G * nI;
   const NGmax = groupsPerRound(p, perGroup);
   const threads = attThreads(p, "backward");
+  const lay = layoutOf(p); // as in forward: dq, dk, dv and dout share q's, k's, v's and out's layouts
   const groups = B * Hkv;
   for (let g0 = 0; g0 < groups; g0 += NGmax) {
     const NG = Math.min(NGmax, groups - g0);
@@ -572,12 +750,17 @@ function wasmAttentionBackward(
     const cntP = rt.alloc(4 * nh * nI);
     const mask = stageMask(rt, p, g0, NG);
     const flexFields = stageFlex(rt, p, flex);
+    const op = (arr: FloatArray, s: RowStrides, heads: number, T: number, D: number, Tp: number, Dp: number): Operand => ({ arr, s, heads, T, D, Tp, Dp, slots: [] });
+    const qo = op(q, lay.q, H, L, E, Lp, Ep), doo = op(dout, lay.out, H, L, Ev, Lp, Evp), oo = op(out, lay.out, H, L, Ev, Lp, Evp);
+    const ko = op(k, lay.k, Hkv, S, E, Sp, Ep), vo = op(v, lay.v, Hkv, S, Ev, Sp, Evp);
+    const dqo = op(dq, lay.q, H, L, E, Lp, Ep), dko = op(dk, lay.k, Hkv, S, E, Sp, Ep), dvo = op(dv, lay.v, Hkv, S, Ev, Sp, Evp);
     const f32 = rt.f32;
     eachGroup(p, g0, NG, G, (head, hl) => {
-      stageRows(f32, (qP >> 2) + hl * Lp * Ep, q, head * L * E, L, E, E, Ep, Lp);
-      stageRows(f32, (doP >> 2) + hl * Lp * Evp, dout, head * L * Ev, L, Ev, Ev, Evp, Lp);
+      qo.slots.push([head, (qP >> 2) + hl * Lp * Ep]);
+      doo.slots.push([head, (doP >> 2) + hl * Lp * Evp]);
       // the prep tasks form D = rowsum(dO * O) from these, in float64 (a loop here cost more than the copy)
-      stageRows(f32, (oP >> 2) + hl * Lp * Evp, out, head * L * Ev, L, Ev, Ev, Evp, Lp);
+      oo.slots.push([head, (oP >> 2) + hl * Lp * Evp]);
+      dqo.slots.push([head, (dqP >> 2) + hl * Lp * Ep]);
       const hi = (hiP >> 2) + hl * Lp, lo = (loP >> 2) + hl * Lp;
       for (let l = 0; l < L; l++) {
         // lse = hi + lo, two float32s (P = exp((s - hi) - lo)); fully masked row: P = exp(s - inf) = 0.
@@ -590,9 +773,12 @@ function wasmAttentionBackward(
       f32.fill(Infinity, hi + L, hi + Lp);
       f32.fill(0, lo + L, lo + Lp);
     }, (gg, gl) => {
-      stageRows(f32, (kP >> 2) + gl * Sp * Ep, k, gg * S * E, S, E, E, Ep, Sp);
-      stageRows(f32, (vP >> 2) + gl * Sp * Evp, v, gg * S * Ev, S, Ev, Ev, Evp, Sp);
+      ko.slots.push([gg, (kP >> 2) + gl * Sp * Ep]);
+      vo.slots.push([gg, (vP >> 2) + gl * Sp * Evp]);
+      dko.slots.push([gg, (dkP >> 2) + gl * Sp * Ep]);
+      dvo.slots.push([gg, (dvP >> 2) + gl * Sp * Evp]);
     });
+    stageOperands(rt, [qo, doo, oo, ko, vo]);
     // D, dq's zeros and cnt (each dQ block's turn) are set by the prep tasks
     const shared = attParams(p, g, g0, NG);
     const buffers: AttFields = {
@@ -608,18 +794,13 @@ function wasmAttentionBackward(
     const tasks = NG * Math.ceil(nJ / jChunk);
     rt.setJob(Lay.K_ATT_BWD, tasks, scratch, stride, Lay.AttJob, shared, mask, flexFields, buffers, { jChunk });
     rt.runJob(threads, tasks);
-    const res = rt.f32;
-    eachGroup(p, g0, NG, G, (head, hl) => {
-      unstageRows(dq, head * L * E, res, (dqP >> 2) + hl * Lp * Ep, L, E, Ep);
-    }, (gg, gl) => {
-      unstageRows(dk, gg * S * E, res, (dkP >> 2) + gl * Sp * Ep, S, E, Ep);
-      unstageRows(dv, gg * S * Ev, res, (dvP >> 2) + gl * Sp * Evp, S, Ev, Evp);
-    });
+    unstageOperands(rt, [dqo, dko, dvo]);
   }
 }
 
 export const wasmBackend: Backend = {
   name: "wasm",
+  attentionLayout: true, // staging reads and writes the rows where they are
   matmul: wasmMatmul,
   matmulBias: wasmMatmulBias,
   attentionForward: wasmAttentionForward,

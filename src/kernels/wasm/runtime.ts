@@ -20,6 +20,7 @@ export interface KernelExports {
   run_one(tid: number): number;
   fwd_scratch_floats(Br: number, Bc: number, Ep: number, Evp: number): number;
   bwd_scratch_floats(Br: number, Bc: number, Ep: number, Evp: number): number;
+  copy_rows(dst: number, dstStride: number, src: number, srcStride: number, rows: number, bytes: number, padBytes: number): void;
   mm_row_block(): number;
   mm_col_block(): number;
   mm_scratch_floats(): number;
