@@ -5,11 +5,12 @@
  * createBlockMask classifies them), the density and the time of a real call, the weights of chosen
  * rows from the fused path (attentionWeights with rows and heads), what a sink does to a row's sum
  * (1 − e^(sink − lse)), and softcap's curve. The library computes all of it in a worker
- * (../model/flexMaps.worker.ts, over ../model/flexMaps.ts): this page only draws, so it never freezes.
+ * (../model/flexMaps.worker.ts, over ../model/flexMaps.ts), which also paints the 512 × 512 mask's
+ * pixels: this page only draws, so it never freezes.
  */
 import { Tensor, reshape } from "attend";
 import {
-  ALIBI, type Alibi, type FlexReply, type FlexRequest, type FlexSettings, E, H, N, OPTIONS, type Option, PATTERNS, type Pattern, R, T, TILE,
+  ALIBI, type Alibi, type FlexReply, type FlexRequest, type FlexSettings, E, H, N, OPTIONS, type Option, PATTERNS, type Pattern, R, T, TILE, maskScale,
 } from "../model/flexProtocol.js";
 import { rowsOf } from "../lib.js";
 import type { Page, PageContext } from "../page.js";
@@ -166,7 +167,8 @@ export const flexPage: Page = {
           if (kind > 0) highlights.push({ r0: i * TILE, c0: j * TILE, r1: (i + 1) * TILE, c1: (j + 1) * TILE, colour: kind === 2 ? "#1d4ed8" : "#b45309" });
         }
       }
-      const maskData = { rows: N, cols: N, values: t.mask, scale: weightScale(1), highlights };
+      // painted in the worker (a quarter of a million cells): here only copied onto the canvas
+      const maskData = { rows: N, cols: N, values: t.mask, scale: maskScale(), image: t.maskImage, highlights };
       const kindsData = { rows: T, cols: T, values: t.kinds, scale: weightScale(2) };
       if (maskMap && kindsMap) {
         maskMap.update(maskData);
