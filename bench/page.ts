@@ -8,13 +8,14 @@
  *   and the long tasks of its mount and first draw are reported apart ("opening").
  * Run by hand, after `npm run explorer:build` (it serves web/dist; --root DIR serves another build):
  *
- *   node --import tsx bench/page.ts [--lesson inspect|flex] [--runs 3] [--seconds 8] [--changes 20] [--profile out.cpuprofile]
+ *   node --import tsx bench/page.ts [--lesson inspect|flex] [--runs 3] [--seconds 8] [--changes 20] [--profile out.cpuprofile] [--cpu-throttle 4]
  *
  * Prints, per run, the long tasks seen (count, longest, total) and the steps trained or the changes
  * made, then the median over the runs of the longest. With --profile, the last run also records a CPU profile of
  * the page's main thread (CDP Profiler; open it in Chrome's DevTools, Performance panel) and prints
  * the functions that took the most self time. Times depend on the machine and its load: quote them
- * with the load.
+ * with the load. --cpu-throttle N slows the page's CPU N times (Chromium's CPU throttling), a
+ * repeatable stand-in for a machine under heavy load.
  */
 import { writeFileSync } from "node:fs";
 import { type Page, chromium } from "playwright-core";
@@ -33,6 +34,8 @@ const root = arg("root", "");
 const lesson = arg("lesson", "inspect");
 if (lesson !== "inspect" && lesson !== "flex") throw new Error(`bench/page.ts: --lesson must be inspect or flex, not ${JSON.stringify(lesson)}`);
 const changes = Number(arg("changes", "20"));
+/** slow the page's CPU this many times (CDP Emulation.setCPUThrottlingRate), as a machine under heavy load would */
+const throttle = Number(arg("cpu-throttle", "1"));
 const query = arg("query", lesson === "flex" ? "?opt=window&wl=127&wr=0&seed=3" : "?task=reverse&model=gpt&steps=2000&batch=64&input=1234");
 const CHROMIUM = process.env.ATTEND_CHROMIUM ?? "/usr/bin/chromium";
 
@@ -118,9 +121,10 @@ const observeLongTasks = (page: Page) => page.evaluate(() => {
 const takeLongTasks = (page: Page) => page.evaluate(() => (window as unknown as { longTasks: number[] }).longTasks.splice(0));
 
 async function once(page: Page, base: string, profile: boolean): Promise<Run> {
-  const cdp = profile ? await page.context().newCDPSession(page) : null;
+  const cdp = profile || throttle !== 1 ? await page.context().newCDPSession(page) : null;
+  if (cdp && throttle !== 1) await cdp.send("Emulation.setCPUThrottlingRate", { rate: throttle });
   const startProfile = async (): Promise<void> => {
-    if (!cdp) return;
+    if (!cdp || !profile) return;
     await cdp.send("Profiler.enable");
     await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
     await cdp.send("Profiler.start");
@@ -149,7 +153,7 @@ async function once(page: Page, base: string, profile: boolean): Promise<Run> {
   const work = lesson === "inspect" ? await training(page) : await flexChanges(page);
   await page.waitForTimeout(200); // the long-task observer's last entries
   const out: Run = { tasks: await takeLongTasks(page), work, opening };
-  if (cdp) out.profile = ((await cdp.send("Profiler.stop")) as unknown as { profile: Profile }).profile;
+  if (cdp && profile) out.profile = ((await cdp.send("Profiler.stop")) as unknown as { profile: Profile }).profile;
   return out;
 }
 

@@ -135,10 +135,9 @@ export const flexPage: Page = {
         tileNote.textContent = `Could not compute the lesson's numbers: ${r.error}`;
         return;
       }
-      if (shown?.tiles.key !== r.tiles.key) {
-        drawTiles(r);
-        drawCap(r.settings.cap);
-      }
+      if (shown?.tiles.key !== r.tiles.key) drawTiles(r);
+      // only for a new cap: building the chart reads its width, a layout of the page, and took longer than the rest of a reply
+      if (shown?.settings.cap !== r.settings.cap) drawCap(r.settings.cap);
       drawRows(r);
       shown = r;
       tileNote.dataset.state = "ready";
