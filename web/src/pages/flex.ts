@@ -14,7 +14,7 @@ import {
 } from "../model/flexProtocol.js";
 import { rowsOf } from "../lib.js";
 import type { Page, PageContext } from "../page.js";
-import { chartWidth, lineChart } from "../ui/chart.js";
+import { chartWidthIn, lineChart } from "../ui/chart.js";
 import { weightScale } from "../ui/colors.js";
 import { check, controls, seedControl, select, slider } from "../ui/controls.js";
 import { h, replace } from "../ui/dom.js";
@@ -29,6 +29,12 @@ const OPTION_NAMES: Record<Option, string> = {
 const PATTERN_NAMES: Record<Pattern, string> = {
   causal: "causal: k ≤ q", prefix: "prefix LM: k < 128 or k ≤ q", strided: "strided: |q − k| < 64 or k mod 128 = 0",
 };
+/** the figures' bodies' widths (CSS px), read once per reply */
+interface Widths {
+  tiles: number;
+  rows: number;
+  cap: number;
+}
 /** a reply the page has drawn */
 type Drawn = Extract<FlexReply, { ok: true }>;
 
@@ -135,10 +141,11 @@ export const flexPage: Page = {
         tileNote.textContent = `Could not compute the lesson's numbers: ${r.error}`;
         return;
       }
-      if (shown?.tiles.key !== r.tiles.key) drawTiles(r);
-      // only for a new cap: building the chart reads its width, a layout of the page, and took longer than the rest of a reply
-      if (shown?.settings.cap !== r.settings.cap) drawCap(r.settings.cap);
-      drawRows(r);
+      // every width the drawing needs, read before it changes the page (a read after a change lays the page out again)
+      const widths: Widths = { tiles: tileFig.body.clientWidth, rows: rowFig.body.clientWidth, cap: capFig.body.clientWidth };
+      if (shown?.tiles.key !== r.tiles.key) drawTiles(r, widths);
+      if (shown?.settings.cap !== r.settings.cap) drawCap(r.settings.cap, widths); // only for a new cap: the chart is rebuilt from scratch
+      drawRows(r, widths);
       shown = r;
       tileNote.dataset.state = "ready";
     };
@@ -157,7 +164,7 @@ export const flexPage: Page = {
       worker.postMessage(message);
     }
 
-    function drawTiles(r: Drawn): void {
+    function drawTiles(r: Drawn, widths: Widths): void {
       const t = r.tiles;
       const highlights: Highlight[] = [];
       for (let i = 0; i < T; i++) {
@@ -173,7 +180,7 @@ export const flexPage: Page = {
         maskMap.update(maskData);
         kindsMap.update(kindsData);
       } else {
-        const fitWidth = (w: number): number => Math.min(w, tileFig.body.clientWidth || w);
+        const fitWidth = (w: number): number => Math.min(w, widths.tiles || w);
         maskMap = new HeatMap(maskData, {
           label: "effective mask (1 = may attend)", axes: ["query", "key"], fit: true, maxWidth: fitWidth(420), maxHeight: 460, showValues: false,
           legendLabels: ["0 = hidden", "1 = may attend"],
@@ -206,7 +213,7 @@ export const flexPage: Page = {
       };
     }
 
-    function drawRows(r: Drawn): void {
+    function drawRows(r: Drawn, widths: Widths): void {
       const { settings: { row, head, sink }, rows: { weights, sums, expected }, tiles: { mask } } = r;
       const sinkLogit = r.settings.opt === "sinks" ? sink : null;
       const hidden = new Uint8Array(R * N);
@@ -216,7 +223,7 @@ export const flexPage: Page = {
       const rowsData = { rows: R, cols: N, values: weights, scale: weightScale(peak || 1), masked: hidden, rowLabels: Array.from({ length: R }, (_, i) => `q${row + i}`) };
       if (rowMap) rowMap.update(rowsData);
       else {
-        const fitWidth = (x: number): number => Math.min(x, rowFig.body.clientWidth || x);
+        const fitWidth = (x: number): number => Math.min(x, widths.rows || x);
         rowMap = new HeatMap(rowsData, {
           label: "attention weights", axes: ["query", "key"], stretch: true, minRowHeight: 14, maxWidth: fitWidth(680), showValues: false,
           describe: (c, val, m) => `query ${shown ? shown.settings.row + c.r : c.r}, key ${c.c}: ${m ? "hidden, weight exactly 0" : fmt(val)}`,
@@ -244,10 +251,10 @@ export const flexPage: Page = {
       return { cap, x: xs, capped: xs.map((x) => cap * Math.tanh(x / cap)) };
     }
 
-    function drawCap(cap: number): void {
+    function drawCap(cap: number, widths: Widths): void {
       const d = capData(cap);
       replace(capFig.body, lineChart({
-        width: chartWidth(capFig.body, 560), height: 280, label: "softcap curve",
+        width: chartWidthIn(widths.cap, 560), height: 280, label: "softcap curve",
         series: [
           { name: "x (no cap)", colour: "#6b7280", points: d.x.map((x) => [x, x] as const), dash: "6 4" },
           { name: `${cap} · tanh(x / ${cap})`, colour: "#b91c1c", points: d.x.map((x, i) => [x, d.capped[i]] as const) },
