@@ -4,16 +4,18 @@
  * - lesson 9 trains a gpt (the default, --lesson inspect): between pressing Train and pressing Pause;
  * - lesson 10's options change (--lesson flex): each option in turn with a slider moved for each,
  *   every change drawn before the next, then a drag of a slider (--changes input events 30 ms apart,
- *   not waiting for the picture).
+ *   not waiting for the picture). Before that, the lesson is opened from lesson 1 (as from the menu)
+ *   and the long tasks of its mount and first draw are reported apart ("opening").
  * Run by hand, after `npm run explorer:build` (it serves web/dist; --root DIR serves another build):
  *
- *   node --import tsx bench/page.ts [--lesson inspect|flex] [--runs 3] [--seconds 8] [--changes 20] [--profile out.cpuprofile]
+ *   node --import tsx bench/page.ts [--lesson inspect|flex] [--runs 3] [--seconds 8] [--changes 20] [--profile out.cpuprofile] [--cpu-throttle 4]
  *
  * Prints, per run, the long tasks seen (count, longest, total) and the steps trained or the changes
  * made, then the median over the runs of the longest. With --profile, the last run also records a CPU profile of
  * the page's main thread (CDP Profiler; open it in Chrome's DevTools, Performance panel) and prints
  * the functions that took the most self time. Times depend on the machine and its load: quote them
- * with the load.
+ * with the load. --cpu-throttle N slows the page's CPU N times (Chromium's CPU throttling), a
+ * repeatable stand-in for a machine under heavy load.
  */
 import { writeFileSync } from "node:fs";
 import { type Page, chromium } from "playwright-core";
@@ -32,6 +34,8 @@ const root = arg("root", "");
 const lesson = arg("lesson", "inspect");
 if (lesson !== "inspect" && lesson !== "flex") throw new Error(`bench/page.ts: --lesson must be inspect or flex, not ${JSON.stringify(lesson)}`);
 const changes = Number(arg("changes", "20"));
+/** slow the page's CPU this many times (CDP Emulation.setCPUThrottlingRate), as a machine under heavy load would */
+const throttle = Number(arg("cpu-throttle", "1"));
 const query = arg("query", lesson === "flex" ? "?opt=window&wl=127&wr=0&seed=3" : "?task=reverse&model=gpt&steps=2000&batch=64&input=1234");
 const CHROMIUM = process.env.ATTEND_CHROMIUM ?? "/usr/bin/chromium";
 
@@ -50,7 +54,7 @@ function topSelf(p: Profile, n = 15): string[] {
   return [...self].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, ms]) => `${ms.toFixed(0).padStart(6)} ms  ${k}`);
 }
 
-interface Run { tasks: number[]; work: string; profile?: Profile }
+interface Run { tasks: number[]; work: string; opening?: number[]; profile?: Profile }
 
 /** Lesson 9: train for `seconds`; the work done is the steps trained. */
 async function training(page: Page): Promise<string> {
@@ -107,30 +111,49 @@ async function flexChanges(page: Page): Promise<string> {
   return `${made} changes`;
 }
 
+/** Start collecting the page's long tasks (durations, ms) into window.longTasks. */
+const observeLongTasks = (page: Page) => page.evaluate(() => {
+  const w = window as unknown as { longTasks: number[] };
+  w.longTasks = [];
+  new PerformanceObserver((list) => { for (const e of list.getEntries()) w.longTasks.push(e.duration); }).observe({ type: "longtask" });
+});
+/** The long tasks collected so far, and a fresh start. */
+const takeLongTasks = (page: Page) => page.evaluate(() => (window as unknown as { longTasks: number[] }).longTasks.splice(0));
+
 async function once(page: Page, base: string, profile: boolean): Promise<Run> {
-  await page.goto(`${base}#/${lesson}${query}`);
-  if (lesson === "inspect") {
-    await page.locator("[data-testid=train-status][data-step]").waitFor(); // the worker has made the model
-    await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=prediction]")?.dataset.step !== undefined);
-  } else {
-    await page.locator("[data-testid=tile-note][data-ms]").waitFor();
-    await flexDrawn(page);
-  }
-  await page.evaluate(() => {
-    const w = window as unknown as { longTasks: number[] };
-    w.longTasks = [];
-    new PerformanceObserver((list) => { for (const e of list.getEntries()) w.longTasks.push(e.duration); }).observe({ type: "longtask" });
-  });
-  const cdp = profile ? await page.context().newCDPSession(page) : null;
-  if (cdp) {
+  const cdp = profile || throttle !== 1 ? await page.context().newCDPSession(page) : null;
+  if (cdp && throttle !== 1) await cdp.send("Emulation.setCPUThrottlingRate", { rate: throttle });
+  const startProfile = async (): Promise<void> => {
+    if (!cdp || !profile) return;
     await cdp.send("Profiler.enable");
     await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
     await cdp.send("Profiler.start");
+  };
+  let opening: number[] | undefined;
+  if (lesson === "inspect") {
+    await page.goto(`${base}#/${lesson}${query}`);
+    await page.locator("[data-testid=train-status][data-step]").waitFor(); // the worker has made the model
+    await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=prediction]")?.dataset.step !== undefined);
+    await observeLongTasks(page);
+    await startProfile();
+  } else {
+    // opened from lesson 1, as from the menu: the page's code is loaded, so the long tasks are the
+    // lesson's mount and its first draw (the 512 × 512 mask map's first paint among them)
+    await page.goto(`${base}#/lookup`);
+    await page.waitForFunction(() => (window as unknown as { __explorer?: { page: string } }).__explorer?.page === "lookup");
+    await page.waitForTimeout(500);
+    await observeLongTasks(page);
+    await startProfile();
+    await page.evaluate((hash) => { location.hash = hash; }, `#/${lesson}${query}`);
+    await page.locator("[data-testid=tile-note][data-ms]").waitFor();
+    await flexDrawn(page);
+    await page.waitForTimeout(300); // the resize observer's redraw and the observer's last entries
+    opening = await takeLongTasks(page);
   }
   const work = lesson === "inspect" ? await training(page) : await flexChanges(page);
   await page.waitForTimeout(200); // the long-task observer's last entries
-  const out: Run = { tasks: await page.evaluate(() => (window as unknown as { longTasks: number[] }).longTasks), work };
-  if (cdp) out.profile = ((await cdp.send("Profiler.stop")) as unknown as { profile: Profile }).profile;
+  const out: Run = { tasks: await takeLongTasks(page), work, opening };
+  if (cdp && profile) out.profile = ((await cdp.send("Profiler.stop")) as unknown as { profile: Profile }).profile;
   return out;
 }
 
@@ -144,6 +167,7 @@ const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const longest: number[] = [];
+  const longestOpening: number[] = [];
   for (let i = 0; i < runs; i++) {
     const page = await context.newPage();
     const tracing = traceFile !== "" && i === runs - 1;
@@ -155,6 +179,11 @@ try {
     }
     const max = Math.max(0, ...r.tasks);
     longest.push(max);
+    if (r.opening) {
+      const open = Math.max(0, ...r.opening);
+      longestOpening.push(open);
+      console.log(`run ${i + 1}: opening the lesson from lesson 1: ${r.opening.length} long tasks, longest ${open.toFixed(0)} ms [${r.opening.map((t) => t.toFixed(0)).join(", ")}]`);
+    }
     console.log(`run ${i + 1}: ${r.work}; ${r.tasks.length} long tasks, longest ${max.toFixed(0)} ms, total ${r.tasks.reduce((a, b) => a + b, 0).toFixed(0)} ms [${r.tasks.map((t) => t.toFixed(0)).join(", ")}]`);
     if (r.profile) {
       writeFileSync(profileFile, JSON.stringify(r.profile));
@@ -162,6 +191,7 @@ try {
     }
     await page.close();
   }
+  if (longestOpening.length) console.log(`longest main-thread task while opening lesson 10 from lesson 1 (median of ${runs}): ${median(longestOpening).toFixed(0)} ms`);
   console.log(`longest main-thread task while ${lesson === "inspect" ? "training" : "changing lesson 10's options"} (median of ${runs}): ${median(longest).toFixed(0)} ms`);
 } finally {
   await browser.close();

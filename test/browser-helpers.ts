@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, type BrowserContext, type Page, chromium } from "playwright-core";
+import { decode as decodePng } from "fast-png";
 import { Tensor, loadTrainingCheckpoint, noGrad, restoreRun, sampleTokens } from "../src/index.js";
 
 export const REPO = fileURLToPath(new URL("..", import.meta.url));
@@ -99,6 +100,22 @@ export async function exportFile(page: Page, figure: string, kind: "png" | "svg"
   const download = await arrival;
   assert.match(download.suggestedFilename(), new RegExp(`\\.${kind}$`));
   return readFileSync((await download.path())!);
+}
+
+/**
+ * The pixels of the first heat map in an exported SVG that embeds its cells as a PNG (a map of more
+ * than 4096 cells: one pixel per cell, as on the page's canvas), as RGB bytes row by row.
+ */
+export function embeddedMapPixels(svg: string): { width: number; height: number; rgb: Uint8Array } {
+  const m = /href="data:image\/png;base64,([A-Za-z0-9+/=]+)"/.exec(svg);
+  assert.ok(m, "the SVG embeds a map's cells as a PNG");
+  const png = decodePng(Buffer.from(m[1], "base64"));
+  const { width, height, channels } = png;
+  assert.ok(channels === 3 || channels === 4, `PNG channels ${channels}`);
+  assert.equal(png.depth, 8, "8-bit PNG");
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0; i < width * height; i++) for (let c = 0; c < 3; c++) rgb[i * 3 + c] = png.data[i * channels + c];
+  return { width, height, rgb };
 }
 
 /** Width and height from a PNG's IHDR chunk, after checking the signature. */

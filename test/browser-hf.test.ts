@@ -184,6 +184,28 @@ describe("explorer lesson 9: a Hugging Face folder in Chromium", () => {
       const model = await checkExports(page, "hf-model");
       assert.deepEqual(model.names, ["transformer.h.0.attn", "transformer.h.1.attn"]);
       assert.ok(maxNestedDiff(model.maps, ref.maps) < 1e-5, "model view = Node's maps");
+      // the thumbnails' cells, painted in the worker: the centre of each cell on the canvas is YlGnBu's
+      // colour at the exported weight's step of 256
+      const { interpolateYlGnBu } = await import("d3-scale-chromatic");
+      const drawn = await page.locator("[data-testid^=hf-thumb-] canvas.hm-base").evaluateAll((cs) => cs.map((c) => {
+        const canvas = c as HTMLCanvasElement;
+        const el = canvas.parentElement!;
+        return { layer: Number(el.dataset.layer), head: Number(el.dataset.head), width: canvas.width, height: canvas.height, rgba: Array.from(canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height).data) };
+      }));
+      assert.equal(drawn.length, 2 * 4);
+      const T = ref.ids.length;
+      for (const d of drawn) {
+        const cell = d.width / T; // canvas pixels per cell (the thumbnails have no labels or legend)
+        for (let q = 0; q < T; q++) {
+          for (let k = 0; k < T; k++) {
+            const x = Math.floor((k + 0.5) * cell), y = Math.floor((q + 0.5) * cell);
+            const got = d.rgba.slice((y * d.width + x) * 4, (y * d.width + x) * 4 + 3);
+            const w: number = model.maps[d.layer][d.head][q][k];
+            const want = interpolateYlGnBu(Math.round(Math.min(1, Math.max(0, w)) * 255) / 255).match(/\d+/g)!.map(Number);
+            assert.deepEqual(got, want, `thumbnail ${d.layer}.${d.head}, query ${q}, key ${k} (weight ${w})`);
+          }
+        }
+      }
       await page.click("[data-testid=hf-thumb-1-2]");
       assert.equal(await page.locator("[data-testid=hf-thumb-1-2]").getAttribute("data-selected"), "true");
       const enlarged = await checkExports(page, "hf-map");

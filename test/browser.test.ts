@@ -15,7 +15,7 @@ import { spawnSync } from "node:child_process";
 import { serve } from "../web/server.mjs";
 import { loadTrainingCheckpoint } from "../src/index.js";
 import {
-  PATIENCE_MS, REPO, type Opened, assertLocalOnly, attend, chartFacts, contrastProblems, buildExplorer, checkExports, exportFile, lastJson, launch, maxAbs, maxNestedDiff,
+  PATIENCE_MS, REPO, type Opened, assertLocalOnly, attend, chartFacts, contrastProblems, buildExplorer, checkExports, embeddedMapPixels, exportFile, lastJson, launch, maxAbs, maxNestedDiff,
   openLesson, outsideViewportX, readCheck, referenceMaps, requireChromium, rowSums, screenshot, svgOverlaps,
 } from "./browser-helpers.js";
 
@@ -303,6 +303,26 @@ describe("explorer in Chromium", () => {
       assert.equal(facts.marker, "N = 1,048,576");
       assert.ok(facts.markerInside, "the marker label lies inside the chart");
       assert.deepEqual(await svgOverlaps(page, (await exportFile(page, "bytes", "svg")).toString("utf8")), [], "overlaps in the memory chart");
+      // the 256 × 256 map, painted in its worker: every pixel is YlGnBu's colour at the weight's step along
+      // [0, peak], peak = the mean of the rows' largest weights, all worked out here from the exported weights
+      await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=map-note]")?.dataset.n === "256");
+      const shownMap = JSON.parse((await exportFile(page, "map", "json")).toString("utf8"));
+      const weights: number[][] = shownMap.weights;
+      assert.equal(weights.length, 256);
+      const peak = weights.reduce((a, row) => a + Math.max(...row), 0) / 256;
+      const { interpolateYlGnBu } = await import("d3-scale-chromatic");
+      const pixels = embeddedMapPixels((await exportFile(page, "map", "svg")).toString("utf8"));
+      assert.deepEqual([pixels.width, pixels.height], [256, 256], "one pixel per weight");
+      let wrong = 0, firstWrong = "";
+      for (let r = 0; r < 256; r++) {
+        for (let c = 0; c < 256; c++) {
+          const want = interpolateYlGnBu(Math.round(Math.min(1, weights[r][c] / peak) * 255) / 255).match(/\d+/g)!.map(Number);
+          const i = (r * 256 + c) * 3;
+          const got = [pixels.rgb[i], pixels.rgb[i + 1], pixels.rgb[i + 2]];
+          if (got.some((x, j) => x !== want[j]) && wrong++ === 0) firstWrong = `(${r}, ${c}): weight ${weights[r][c]}, pixel ${got}, expected ${want}`;
+        }
+      }
+      assert.equal(wrong, 0, `pixels of the 256² map that are not the weight's colour; the first: ${firstWrong}`);
       await page.selectOption("[data-testid=map-size]", "1024");
       await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=map-note]")?.dataset.n === "1024"); // computed in a worker
       const drawMs = Number(await page.locator("[data-testid=map-note]").getAttribute("data-draw-ms"));
@@ -619,6 +639,28 @@ describe("explorer in Chromium", () => {
       const w = lib.attentionWeights(q, k, { slidingWindow: [100, 20], rows: [300, 308], heads: [1] });
       assert.ok(maxNestedDiff(rows.weights, Array.from({ length: 8 }, (_, r) => Array.from(w.values.subarray(r * N, (r + 1) * N)))) < 1e-5, "window rows = attentionWeights in Node");
       assert.ok(rows.weights.every((r: number[], i: number) => r.every((x, s) => (s >= 300 + i - 100 && s <= 300 + i + 20) || x === 0)), "keys outside the window get exactly 0");
+      // the 512 × 512 mask map, painted in the worker: ColorBrewer YlGnBu's last colour (#081d58) where
+      // the window lets a query see a key, its first (#ffffd9) elsewhere, for every cell
+      const pixels = embeddedMapPixels((await exportFile(page, "tiles", "svg")).toString("utf8"));
+      assert.deepEqual([pixels.width, pixels.height], [N, N], "one pixel per cell of the mask");
+      let wrong = 0, firstWrong = "";
+      for (let qi = 0; qi < N; qi++) {
+        for (let ki = 0; ki < N; ki++) {
+          const want = ki >= qi - 100 && ki <= qi + 20 ? [0x08, 0x1d, 0x58] : [0xff, 0xff, 0xd9];
+          const i = (qi * N + ki) * 3;
+          const got = [pixels.rgb[i], pixels.rgb[i + 1], pixels.rgb[i + 2]];
+          if (got.some((x, j) => x !== want[j]) && wrong++ === 0) firstWrong = `query ${qi}, key ${ki}: ${got}`;
+        }
+      }
+      assert.equal(wrong, 0, `mask pixels of the wrong colour; the first: ${firstWrong}`);
+      // the tooltip still reads the cells' values (the page keeps the mask itself, not only its picture)
+      const maskMap = page.locator("[data-figure=tiles] .heatmap").first();
+      await maskMap.focus();
+      assert.match((await page.locator("#tip").textContent())!, /query 0, key 0: 1$/);
+      await page.keyboard.press("End");
+      assert.match((await page.locator("#tip").textContent())!, /query 0, key 511: 0$/);
+      await page.keyboard.press("PageDown");
+      assert.match((await page.locator("#tip").textContent())!, /query 511, key 511: 1$/);
       // moving the sliders writes the URL
       await setControl(page, "wr", "0");
       assert.match(page.url(), /[?&]wr=0(&|$)/);

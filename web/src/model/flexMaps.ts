@@ -65,7 +65,8 @@ function optionAndMask(s: FlexSettings): { opts: FlexOptions; mask: Uint8Array; 
 
 /** The option's tiles and timed call, and what the rows need of it: the option and each query's lse [H, N]. */
 export interface OptionResult {
-  tiles: FlexTiles;
+  /** all but the painted mask, which the worker adds */
+  tiles: Omit<FlexTiles, "maskImage">;
   opts: FlexOptions;
   lse: Tensor;
 }
@@ -93,7 +94,7 @@ export function computeOption(s: FlexSettings, inputs: Inputs): OptionResult {
   const t0 = performance.now();
   const [, lse] = scaledDotProductAttentionWithLse(q, k, v, made.opts);
   const t1 = performance.now();
-  const tiles: FlexTiles = {
+  const tiles: OptionResult["tiles"] = {
     key: optionKey(s), call: made.call, mask, kinds, mine, counts: block.counts(), density: block.density(),
     ms: t1 - t0, msWithout: t0 - tDense, documentIds: made.ids ? Array.from(made.ids) : null,
   };

@@ -5,6 +5,11 @@
  * request carries an id and gets one reply, unless a newer request arrives before the worker starts
  * on it; the page draws only the reply to its newest request.
  */
+import { type ColourScale, weightScale } from "../ui/colors.js";
+import type { PaintedCells } from "../ui/pixels.js";
+
+/** The mask map's colour scale (0 = hidden, 1 = may attend): the worker paints with it, the page labels with it. */
+export const maskScale = (): ColourScale => weightScale(1);
 
 /** Sequence length, kernel tile, tiles per side, heads, head dim. */
 export const N = 512;
@@ -59,6 +64,8 @@ export interface FlexTiles {
   call: string;
   /** [N, N], 1 = may attend */
   mask: Uint8Array;
+  /** `mask` painted with maskScale() (paintCells, in the worker): the page only copies it onto its canvas */
+  maskImage: PaintedCells;
   /** [T, T] row-major: 0 skipped, 1 partial, 2 full, counted from `mask` */
   kinds: number[];
   /** the tile kinds counted from `mask` */

@@ -1,12 +1,14 @@
 /**
  * Lesson 9's Hugging Face worker: it holds a model loaded from a picked folder (the library's
  * fromPretrainedFiles) and answers typed texts with their attention (forwardWithAttention), so the
- * page's thread only draws. The library's wasm kernels run on its thread pool here, as in the
+ * page's thread only draws (it even gets every map's pixels, painted here). The library's wasm kernels run on its thread pool here, as in the
  * training worker.
  */
 import { type Pretrained, fromPretrainedFiles, headScores, noGrad, setNumThreads } from "attend";
 import type { FromHfWorker, HfFile, HfInfo, HfProbe, HfReplies, ToHfWorker } from "./hfProtocol.js";
 import { textHeadScores } from "./hfScores.js";
+import { weightScale } from "../ui/colors.js";
+import { paintCells } from "../ui/pixels.js";
 
 interface WorkerScope {
   onmessage: ((e: MessageEvent<ToHfWorker>) => void) | null;
@@ -89,9 +91,11 @@ function probe(text: string, maxTokens: number): { value: HfProbe; transfer: Tra
   const last = nextTokenProbabilities(logits.values.subarray((T - 1) * V, T * V)); // [1, T, V] -> the last position's [V]
   const order = Array.from({ length: V }, (_, i) => i).sort((x, y) => last[y] - last[x]).slice(0, 5);
   const next = order.map((id) => ({ id, p: last[id], token: tokenizer ? tokenizer.decode([id]) : `#${id}` }));
+  // every head's map painted here (layers × heads × T² cells, millions for a real model at 128 tokens), so the page only copies them
+  const images = layers.map((l) => Array.from({ length: H }, (_, hh) => paintCells(T, T, l.subarray(hh * T * T, (hh + 1) * T * T), weightScale(1)))); // [H, T, T] -> head hh's [T, T]
   return {
-    value: { ids, tokens, names: attention.map((m) => m.name), numHeads: H, layers, scores: textHeadScores(layers, H, T), next },
-    transfer: layers.map((l) => l.buffer),
+    value: { ids, tokens, names: attention.map((m) => m.name), numHeads: H, layers, images, scores: textHeadScores(layers, H, T), next },
+    transfer: [...layers.map((l) => l.buffer), ...images.flat().map((im) => im.rgba.buffer)],
   };
 }
 

@@ -7,6 +7,7 @@
  */
 import type { HeadScores } from "attend";
 import type { TextHeadScores } from "./hfScores.js";
+import type { PaintedCells } from "../ui/pixels.js";
 
 /** One file of the folder: its name in the folder and its bytes. */
 export interface HfFile {
@@ -56,6 +57,8 @@ export interface HfProbe {
   numHeads: number;
   /** per layer: the weights [H, T, T] row-major (batch 1) */
   layers: Float32Array[];
+  /** per layer and head: its weights painted with weightScale(1) (ui/pixels.ts), for the heat maps to copy */
+  images: PaintedCells[][];
   scores: TextHeadScores;
   /** the model's most likely next tokens after the text, with their probabilities */
   next: { id: number; token: string; p: number }[];

@@ -5,15 +5,16 @@
  * createBlockMask classifies them), the density and the time of a real call, the weights of chosen
  * rows from the fused path (attentionWeights with rows and heads), what a sink does to a row's sum
  * (1 − e^(sink − lse)), and softcap's curve. The library computes all of it in a worker
- * (../model/flexMaps.worker.ts, over ../model/flexMaps.ts): this page only draws, so it never freezes.
+ * (../model/flexMaps.worker.ts, over ../model/flexMaps.ts), which also paints the 512 × 512 mask's
+ * pixels: this page only draws, so it never freezes.
  */
 import { Tensor, reshape } from "attend";
 import {
-  ALIBI, type Alibi, type FlexReply, type FlexRequest, type FlexSettings, E, H, N, OPTIONS, type Option, PATTERNS, type Pattern, R, T, TILE,
+  ALIBI, type Alibi, type FlexReply, type FlexRequest, type FlexSettings, E, H, N, OPTIONS, type Option, PATTERNS, type Pattern, R, T, TILE, maskScale,
 } from "../model/flexProtocol.js";
 import { rowsOf } from "../lib.js";
 import type { Page, PageContext } from "../page.js";
-import { chartWidth, lineChart } from "../ui/chart.js";
+import { chartWidthIn, lineChart } from "../ui/chart.js";
 import { weightScale } from "../ui/colors.js";
 import { check, controls, seedControl, select, slider } from "../ui/controls.js";
 import { h, replace } from "../ui/dom.js";
@@ -28,6 +29,12 @@ const OPTION_NAMES: Record<Option, string> = {
 const PATTERN_NAMES: Record<Pattern, string> = {
   causal: "causal: k ≤ q", prefix: "prefix LM: k < 128 or k ≤ q", strided: "strided: |q − k| < 64 or k mod 128 = 0",
 };
+/** the figures' bodies' widths (CSS px), read once per reply */
+interface Widths {
+  tiles: number;
+  rows: number;
+  cap: number;
+}
 /** a reply the page has drawn */
 type Drawn = Extract<FlexReply, { ok: true }>;
 
@@ -134,11 +141,11 @@ export const flexPage: Page = {
         tileNote.textContent = `Could not compute the lesson's numbers: ${r.error}`;
         return;
       }
-      if (shown?.tiles.key !== r.tiles.key) {
-        drawTiles(r);
-        drawCap(r.settings.cap);
-      }
-      drawRows(r);
+      // every width the drawing needs, read before it changes the page (a read after a change lays the page out again)
+      const widths: Widths = { tiles: tileFig.body.clientWidth, rows: rowFig.body.clientWidth, cap: capFig.body.clientWidth };
+      if (shown?.tiles.key !== r.tiles.key) drawTiles(r, widths);
+      if (shown?.settings.cap !== r.settings.cap) drawCap(r.settings.cap, widths); // only for a new cap: the chart is rebuilt from scratch
+      drawRows(r, widths);
       shown = r;
       tileNote.dataset.state = "ready";
     };
@@ -157,7 +164,7 @@ export const flexPage: Page = {
       worker.postMessage(message);
     }
 
-    function drawTiles(r: Drawn): void {
+    function drawTiles(r: Drawn, widths: Widths): void {
       const t = r.tiles;
       const highlights: Highlight[] = [];
       for (let i = 0; i < T; i++) {
@@ -166,13 +173,14 @@ export const flexPage: Page = {
           if (kind > 0) highlights.push({ r0: i * TILE, c0: j * TILE, r1: (i + 1) * TILE, c1: (j + 1) * TILE, colour: kind === 2 ? "#1d4ed8" : "#b45309" });
         }
       }
-      const maskData = { rows: N, cols: N, values: t.mask, scale: weightScale(1), highlights };
+      // painted in the worker (a quarter of a million cells): here only copied onto the canvas
+      const maskData = { rows: N, cols: N, values: t.mask, scale: maskScale(), image: t.maskImage, highlights };
       const kindsData = { rows: T, cols: T, values: t.kinds, scale: weightScale(2) };
       if (maskMap && kindsMap) {
         maskMap.update(maskData);
         kindsMap.update(kindsData);
       } else {
-        const fitWidth = (w: number): number => Math.min(w, tileFig.body.clientWidth || w);
+        const fitWidth = (w: number): number => Math.min(w, widths.tiles || w);
         maskMap = new HeatMap(maskData, {
           label: "effective mask (1 = may attend)", axes: ["query", "key"], fit: true, maxWidth: fitWidth(420), maxHeight: 460, showValues: false,
           legendLabels: ["0 = hidden", "1 = may attend"],
@@ -205,7 +213,7 @@ export const flexPage: Page = {
       };
     }
 
-    function drawRows(r: Drawn): void {
+    function drawRows(r: Drawn, widths: Widths): void {
       const { settings: { row, head, sink }, rows: { weights, sums, expected }, tiles: { mask } } = r;
       const sinkLogit = r.settings.opt === "sinks" ? sink : null;
       const hidden = new Uint8Array(R * N);
@@ -215,7 +223,7 @@ export const flexPage: Page = {
       const rowsData = { rows: R, cols: N, values: weights, scale: weightScale(peak || 1), masked: hidden, rowLabels: Array.from({ length: R }, (_, i) => `q${row + i}`) };
       if (rowMap) rowMap.update(rowsData);
       else {
-        const fitWidth = (x: number): number => Math.min(x, rowFig.body.clientWidth || x);
+        const fitWidth = (x: number): number => Math.min(x, widths.rows || x);
         rowMap = new HeatMap(rowsData, {
           label: "attention weights", axes: ["query", "key"], stretch: true, minRowHeight: 14, maxWidth: fitWidth(680), showValues: false,
           describe: (c, val, m) => `query ${shown ? shown.settings.row + c.r : c.r}, key ${c.c}: ${m ? "hidden, weight exactly 0" : fmt(val)}`,
@@ -243,10 +251,10 @@ export const flexPage: Page = {
       return { cap, x: xs, capped: xs.map((x) => cap * Math.tanh(x / cap)) };
     }
 
-    function drawCap(cap: number): void {
+    function drawCap(cap: number, widths: Widths): void {
       const d = capData(cap);
       replace(capFig.body, lineChart({
-        width: chartWidth(capFig.body, 560), height: 280, label: "softcap curve",
+        width: chartWidthIn(widths.cap, 560), height: 280, label: "softcap curve",
         series: [
           { name: "x (no cap)", colour: "#6b7280", points: d.x.map((x) => [x, x] as const), dash: "6 4" },
           { name: `${cap} · tanh(x / ${cap})`, colour: "#b91c1c", points: d.x.map((x, i) => [x, d.capped[i]] as const) },

@@ -40,7 +40,7 @@ export function modelView(p: HfProbe, width: number, selected: [number, number],
     for (let hh = 0; hh < H; hh++) {
       const isSelected = l === selected[0] && hh === selected[1];
       const map = new HeatMap({
-        rows: T, cols: T, values: headWeights(p, l, hh), scale: weightScale(1),
+        rows: T, cols: T, values: headWeights(p, l, hh), scale: weightScale(1), image: p.images[l][hh], // painted in the worker
         highlights: isSelected ? [{ r0: 0, r1: T, c0: 0, c1: T, colour: "#d97706" }] : [],
       }, { label: `layer ${l} head ${hh}`, axes: ["query", "key"], maxCell: 40, maxWidth: thumb, maxHeight: thumb, showValues: false, legend: false });
       map.el.dataset.testid = `hf-thumb-${l}-${hh}`;
@@ -59,7 +59,7 @@ export function modelView(p: HfProbe, width: number, selected: [number, number],
 export function enlargedMap(p: HfProbe, layer: number, head: number, width: number): Child[] {
   const labels = p.tokens.map(tokenLabel);
   const T = p.ids.length;
-  const map = new HeatMap({ rows: T, cols: T, values: headWeights(p, layer, head), scale: weightScale(1), rowLabels: labels, colLabels: labels },
+  const map = new HeatMap({ rows: T, cols: T, values: headWeights(p, layer, head), scale: weightScale(1), image: p.images[layer][head], rowLabels: labels, colLabels: labels },
     { label: `${p.names[layer]} head ${head}`, axes: ["query", "key"], maxCell: 34, maxWidth: Math.min(520, width) });
   map.el.dataset.testid = "hf-enlarged";
   return [h("p", { class: "part-title", "data-export": "text" }, `layer ${layer} (${p.names[layer]}), head ${head}`), map.el];

@@ -24,17 +24,6 @@ const TILE_D = 4;
 const TILE_EV = 3;
 const FLASH_TILE = 128;
 
-/** Mean over rows of each row's largest entry. */
-function meanRowMax(a: ArrayLike<number>, n: number): number {
-  let total = 0;
-  for (let r = 0; r < n; r++) {
-    let m = 0;
-    for (let c = 0; c < n; c++) m = Math.max(m, a[r * n + c]);
-    total += m;
-  }
-  return total / n || 1;
-}
-
 export const memoryPage: Page = {
   id: "memory",
   title: "Memory",
@@ -146,9 +135,8 @@ export const memoryPage: Page = {
       mapP = new Tensor(weights, [N, N]);
       mapSeed = r.seed;
       const t1 = performance.now();
-      // Colour tops out at the typical row peak, not the single largest weight, so the band is visible at every N.
-      const peak = meanRowMax(weights, N);
-      bigMap.update({ rows: N, cols: N, values: weights, scale: weightScale(peak) });
+      const peak = r.peak; // the mean of the rows' largest weights: the band is visible at every N
+      bigMap.update({ rows: N, cols: N, values: weights, scale: weightScale(peak), image: r.image }); // painted in the worker
       const t2 = performance.now();
       mapNote.dataset.drawMs = String(t2 - t1);
       mapNote.dataset.n = String(N);

@@ -75,7 +75,12 @@ function makeScale(axis: Axis, values: number[], range: [number, number]): AnySc
 
 /** The width for a chart in `container`: the container's width, at most `max` (and at least 260). */
 export function chartWidth(container: HTMLElement, max: number): number {
-  const w = container.clientWidth;
+  return chartWidthIn(container.clientWidth, max);
+}
+
+/** chartWidth for a container's width read earlier (read widths before changing the page: a read after a change lays it out again). */
+export function chartWidthIn(containerWidth: number, max: number): number {
+  const w = containerWidth;
   return w > 0 ? Math.max(260, Math.min(max, Math.floor(w))) : max;
 }
 

@@ -1,6 +1,8 @@
 /**
  * A heat map on canvas: one pixel per cell in an offscreen image (filled through a 256-entry colour
- * table), scaled onto the visible canvas, so a 1024 × 1024 map redraws in milliseconds. Hover and
+ * table by pixels.ts's paintCells, here or, for a large map, in a worker: HeatMapData.image), scaled
+ * onto the visible canvas, so a 1024 × 1024 map redraws in milliseconds. The cells are painted again
+ * only when the data changes, never for a new size. Hover and
  * the keyboard cursor draw on a second canvas above it and never repaint the cells.
  *
  * Keyboard: the map is focusable; arrow keys move a cursor cell (Shift = 8 cells, Home/End = row
@@ -12,6 +14,7 @@ import { MASKED_FILL, MASKED_LINE, textOn } from "./colors.js";
 import { h, xmlEscape } from "./dom.js";
 import { fmt } from "./format.js";
 import { LEGEND_HEIGHT, type LegendSpec, drawLegend, legendSpec, legendSvg, legendWidth } from "./legend.js";
+import { type PaintedCells, paintCells } from "./pixels.js";
 import { hideTip, showTip } from "./tooltip.js";
 
 export interface Cell {
@@ -39,7 +42,17 @@ export interface HeatMapData {
   rowLabels?: readonly string[];
   colLabels?: readonly string[];
   highlights?: readonly Highlight[];
+  /**
+   * The cells already painted by paintCells(rows, cols, values, scale, masked), in a worker for a
+   * large map, so the page only copies the bytes onto the canvas (the map never writes to them).
+   * Drawn instead of painting the cells here when its rows and cols match; an update that changes
+   * the cells without giving a new image drops it.
+   */
+  image?: PaintedCells | null;
 }
+
+/** The fields whose change repaints the cells. */
+const CELL_FIELDS = ["rows", "cols", "values", "scale", "masked", "image"] as const;
 
 export interface HeatMapOptions {
   /** what the map shows, for screen readers and the tooltip: "attention weights P" */
@@ -85,20 +98,6 @@ function cellText(v: number): string {
   return v !== 0 && Math.abs(v) < 5e-4 ? "~0" : fmt(v, 2);
 }
 
-/** The colour of each of 256 steps along an interpolator, as r, g, b (each interpolator's table is made once). */
-const colourTables = new WeakMap<(t: number) => string, Uint8ClampedArray>();
-function colourTable(scale: ColourScale): Uint8ClampedArray {
-  let lut = colourTables.get(scale.interpolator);
-  if (lut) return lut;
-  lut = new Uint8ClampedArray(256 * 3);
-  for (let i = 0; i < 256; i++) {
-    const m = scale.interpolator(i / 255).match(/\d+(\.\d+)?/g) ?? ["0", "0", "0"];
-    lut.set([Number(m[0]), Number(m[1]), Number(m[2])], i * 3);
-  }
-  colourTables.set(scale.interpolator, lut);
-  return lut;
-}
-
 /**
  * A canvas's size in pixels, set only when it changes: setting it (even to the same number) clears the
  * canvas and makes a new bitmap, which a map redrawn in place every second should not pay for.
@@ -126,6 +125,10 @@ export class HeatMap {
    */
   private geom = { left: 0, top: 0, cw: 1, ch: 1, width: 1, height: 1, mode: "flat" as LabelMode, colStep: 1, rowStep: 1 };
   private legend: LegendSpec | null = null;
+  /** the cells need painting again (the data changed since they were painted) */
+  private dirty = true;
+  /** what the last painting saw, for the legend */
+  private seen: Pick<PaintedCells, "below" | "above" | "anyMasked"> = { below: false, above: false, anyMasked: false };
   private hover: Cell | null = null;
   private cursor: Cell = { r: 0, c: 0 };
   private readonly resize: ResizeObserver;
@@ -172,7 +175,10 @@ export class HeatMap {
 
   /** Replace the data (any subset of fields) and redraw. */
   update(patch: Partial<HeatMapData>): void {
+    const cellsChange = CELL_FIELDS.some((f) => f in patch);
     this.data = { ...this.data, ...patch };
+    if (cellsChange && !("image" in patch)) this.data.image = null; // the old image shows the old cells
+    this.dirty ||= cellsChange;
     this.el.setAttribute("aria-label", `${this.opts.label}: ${this.data.rows} × ${this.data.cols}. Arrow keys read the cells.`);
     this.render();
   }
@@ -217,7 +223,7 @@ export class HeatMap {
     let width = left + cols * g.cw + g.right;
     this.legend = null;
     if (legendOn) {
-      this.legend = legendSpec(this.data.scale, this.data.values, this.data.masked, left, gridBottom, cols * g.cw, this.opts.legendLabels);
+      this.legend = legendSpec(this.data.scale, this.seen, left, gridBottom, cols * g.cw, this.opts.legendLabels);
       width = Math.max(width, left + legendWidth(this.legend));
     }
     this.geom = { left, top: g.top, cw: g.cw, ch: g.ch, width: Math.ceil(width), height: Math.ceil(gridBottom + (legendOn ? LEGEND_HEIGHT : 0)), mode, colStep, rowStep };
@@ -230,31 +236,19 @@ export class HeatMap {
     return out;
   }
 
-  /** Fill the one-pixel-per-cell image. */
+  /** Fill the one-pixel-per-cell image: with the image given (painted in a worker) if it fits, else painted here. */
   private paintPixels(): void {
-    const { rows, cols, values, scale, masked } = this.data;
+    const { rows, cols, values, scale, masked, image } = this.data;
+    const cells = image && image.rows === rows && image.cols === cols ? image : paintCells(rows, cols, values, scale, masked);
     setSize(this.pixels, cols, rows);
-    const lut = colourTable(scale);
-    const maskRgb = [0xd4, 0xd4, 0xd8];
-    const img = new ImageData(cols, rows);
-    const px = img.data;
-    for (let i = 0; i < rows * cols; i++) {
-      const o = i * 4;
-      if (masked && masked[i]) {
-        px[o] = maskRgb[0]; px[o + 1] = maskRgb[1]; px[o + 2] = maskRgb[2];
-      } else {
-        const v = values[i];
-        const k = Number.isFinite(v) ? Math.round(scale.t(v) * 255) * 3 : 0;
-        px[o] = lut[k]; px[o + 1] = lut[k + 1]; px[o + 2] = lut[k + 2];
-      }
-      px[o + 3] = 255;
-    }
-    this.pixels.getContext("2d")!.putImageData(img, 0, 0);
+    this.pixels.getContext("2d")!.putImageData(new ImageData(cells.rgba, cols, rows), 0, 0);
+    this.seen = { below: cells.below, above: cells.above, anyMasked: cells.anyMasked };
+    this.dirty = false;
   }
 
   render(): void {
+    if (this.dirty) this.paintPixels(); // before the layout, whose legend says what the painting saw
     this.layout();
-    this.paintPixels();
     const { left, top, cw, ch, width, height, mode, colStep, rowStep } = this.geom;
     const cell = Math.min(cw, ch);
     const { rows, cols, values, masked, rowLabels, colLabels } = this.data;

@@ -7,6 +7,7 @@ import type { ColourScale } from "./colors.js";
 import { MASKED_FILL, MASKED_LINE } from "./colors.js";
 import { xmlEscape } from "./dom.js";
 import { fmt } from "./format.js";
+import type { PaintedCells } from "./pixels.js";
 
 /** Height the legend adds under a map (gap, bar, labels), in CSS px. */
 export const LEGEND_HEIGHT = 30;
@@ -30,20 +31,16 @@ export interface LegendSpec {
 
 /**
  * Where the legend goes and what it says. Ends read "≤ lo" / "≥ hi" when some values lie beyond the
- * scale (their cells have the end colour); `labels` replaces the end texts.
+ * scale (their cells have the end colour; `seen` is what paintCells noted while painting them);
+ * `labels` replaces the end texts.
  */
 export function legendSpec(
-  scale: ColourScale, values: ArrayLike<number>, masked: ArrayLike<number> | null | undefined,
+  scale: ColourScale, seen: Pick<PaintedCells, "below" | "above" | "anyMasked">,
   x: number, y: number, gridWidth: number, labels?: readonly [string, string],
 ): LegendSpec {
   const d = scale.domain;
   const lo = d[0], hi = d[d.length - 1];
-  let below = false, above = false, anyMasked = false;
-  for (let i = 0; i < values.length; i++) {
-    if (masked && masked[i]) { anyMasked = true; continue; }
-    if (values[i] < lo) below = true;
-    else if (values[i] > hi) above = true;
-  }
+  const { below, above, anyMasked } = seen;
   const barWidth = Math.max(MIN_BAR, Math.min(MAX_BAR, Math.floor(gridWidth)));
   return {
     x, y: y + 8, barWidth, masked: anyMasked,
