@@ -12,6 +12,7 @@ import {
 } from "../src/kernels/index.js";
 import { wasmSourceHash } from "../src/kernels/wasm/build/kernelsWasm.js";
 import { getRuntime, resetRuntime } from "../src/kernels/wasm/runtime.js";
+import { HEAP_BASE } from "../src/kernels/wasm/build/layout.js";
 // @ts-ignore: plain .mjs build script
 import { sourceHash } from "../scripts/build-wasm.mjs";
 import { type Case, assertClose, caseName, compareResults, makeProblem, naive, randArray, runBackend } from "./attention-naive.js";
@@ -164,11 +165,24 @@ function matmulCheck(m: number, n: number, k: number, transA: boolean, transB: b
   refBackend.matmul(want, a, b, p);
   setNumThreads(1);
   wasmBackend.matmul(got1, a, b, p);
+  poisonStaging(a.length + 3 * b.length + batch * (m + 4) * (n + 8));
   setNumThreads(2);
   wasmBackend.matmul(got2, a, b, p);
   const what = `matmul ${batch}x${m}x${n}x${k} tA=${transA} tB=${transB} acc=${accumulate} bcast=${aBroadcast}/${bBroadcast}`;
   assertClose(got1, want, 2e-5 * Math.sqrt(k), 1e-5, what);
   assertBitwise(got2, got1, `${what} (2 threads vs 1)`);
+}
+
+/**
+ * Fills the first `floats` (and then some: scratch, counters) of the staging area with NaN, so that a
+ * kernel that reads a buffer before the call has staged it (a pack task that runs ahead of the copy
+ * of b) cannot pass on what the previous call of the same shape left there.
+ */
+function poisonStaging(floats: number): void {
+  const rt = getRuntime();
+  if (rt === null) return;
+  const f32 = rt.f32, from = HEAP_BASE >> 2;
+  f32.fill(NaN, from, Math.min(f32.length, from + floats + (1 << 18)));
 }
 
 /** Makes sure the worker pool is up so that 2-thread runs really use 2 threads. */
@@ -209,6 +223,12 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
       matmulCheck(20, 17, 33, true, false, false, 3, false, true, 101);
       matmulCheck(9, 300, 70, true, true, true, 4, true, true, 102);
       matmulCheck(1024, 8, 1000, false, false, false, 1, false, false, 103); // k beyond one k block
+      // b staged while the workers pack (runJob's stage): many pack tasks of 64 columns, a partial last
+      // one, b per batch element or broadcast, both layouts (transB: a task reads its 64 rows of b only)
+      matmulCheck(40, 1000, 77, false, true, false, 1, false, true, 104);
+      matmulCheck(40, 1000, 77, false, false, true, 1, false, true, 105);
+      matmulCheck(9, 300, 70, false, true, false, 3, false, false, 106);
+      matmulCheck(9, 300, 70, true, false, true, 3, true, false, 107);
       const rt = getRuntime()!;
       if (rt.threaded) assert.ok(rt.workerTasks > 0, "workers took part in 2-thread runs");
     } finally {
@@ -246,6 +266,7 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
             wasmTuning.minOverlapUnstage = overlap ? 0 : Infinity;
             for (const threads of [1, 2]) {
               setNumThreads(threads);
+              poisonStaging(a.length + 3 * b.length + batch * (m + 4) * (n + 8));
               const got = init.slice();
               wasmBackend.matmulBias!(got, a, b, bias, p);
               assertClose(got, want, 2e-5 * Math.sqrt(k), 1e-5, `${what} vs reference`);
