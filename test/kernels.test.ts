@@ -8,11 +8,13 @@ import { describe, test } from "node:test";
 import type { CausalKind, MatmulParams } from "../src/kernels/backend.js";
 import {
   findBackend, getBackend, getBackendName, getNumThreads, refBackend, setBackend, setNumThreads, wasmAvailable,
-  wasmBackend, wasmTuning,
+  elementwiseTuning, wasmBackend, wasmTuning,
 } from "../src/kernels/index.js";
+import { geluGateExact } from "../src/ops/gelu.js";
+import { piecewise, table32 } from "../src/ops/piecewise.js";
 import { wasmSourceHash } from "../src/kernels/wasm/build/kernelsWasm.js";
 import { getRuntime, resetRuntime } from "../src/kernels/wasm/runtime.js";
-import { HEAP_BASE } from "../src/kernels/wasm/build/layout.js";
+import { HEAP_BASE, J_NEXT, JOB_BASE } from "../src/kernels/wasm/build/layout.js";
 // @ts-ignore: plain .mjs build script
 import { sourceHash } from "../scripts/build-wasm.mjs";
 import { type Case, assertClose, caseName, compareResults, makeProblem, naive, randArray, runBackend } from "./attention-naive.js";
@@ -283,6 +285,72 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
       }
     } finally {
       Object.assign(wasmTuning, saved);
+    }
+  });
+
+  test("runJob's stage: while the caller stages, the workers take only the tasks it has released", async () => {
+    await warmPool();
+    const rt = getRuntime()!;
+    if (!rt.threaded) return;
+    const saved = { ...wasmTuning };
+    wasmTuning.minParallelFlops = 0;
+    wasmTuning.minParallelPack = 0;
+    const runJob = rt.runJob;
+    let staged = 0, checks = 0;
+    // each release first lets the workers take every task released so far (a bounded wait on the task
+    // counter: they then poll for the next), then checks that they have taken no more than that
+    rt.runJob = function (threads, ntasks, afterTask, stage) {
+      const spied = stage && ((release: (t: number) => void) => stage((t) => {
+        const next = (): number => Atomics.load(rt.i32, (JOB_BASE >> 2) + J_NEXT);
+        for (let i = 0; i < 1e7 && next() < staged; i++);
+        assert.ok(next() <= staged, `tasks taken: ${next()}, released: ${staged}`);
+        checks++;
+        staged = t;
+        release(t);
+      }));
+      staged = 0;
+      runJob.call(rt, threads, ntasks, afterTask, spied);
+    };
+    try {
+      setNumThreads(2);
+      // 1000 columns: 16 pack tasks of 64 columns released one at a time (transB), or per batch element
+      matmulCheck(40, 1000, 77, false, true, false, 1, false, true, 110);
+      matmulCheck(20, 1000, 33, false, false, false, 3, false, false, 111);
+      assert.ok(checks >= 16 + 3, `releases checked: ${checks}`);
+    } finally {
+      rt.runJob = runJob;
+      Object.assign(wasmTuning, saved);
+    }
+  });
+
+  test("mulPiecewise on 2 threads, many small tasks: bitwise = 1 thread", async () => {
+    await warmPool();
+    const saved = { ...elementwiseTuning };
+    // many small tasks (64 elements), every call threaded
+    Object.assign(elementwiseTuning, { minElements: 0, taskElements: 64, minParallelElements: 0 });
+    const table = table32(piecewise(geluGateExact, -16, 9, 1 / 16), geluGateExact, 0, 1);
+    try {
+      let seed = 300;
+      for (const n of [1, 3, 257, 1000, 5003]) {
+        for (const self of [true, false]) {
+          const r = rng(seed++);
+          const x = randArray(Float32Array, n, r).map((v) => 8 * v), by = self ? x : randArray(Float32Array, n, r);
+          // the readable form: out[i] = by[i] * gate(x[i]), to the table's float32 accuracy
+          const want = Float32Array.from(x, (v, i) => by[i] * geluGateExact(v));
+          const got: Float32Array[] = [];
+          for (const threads of [1, 2]) {
+            setNumThreads(threads);
+            poisonStaging(4 * n);
+            const out = new Float32Array(n);
+            assert.equal(wasmBackend.mulPiecewise!(out, by, x, table), true);
+            got.push(out);
+          }
+          assertClose(got[0], want, 1e-5, 1e-5, `mulPiecewise n=${n} self=${self} vs formula`);
+          assertBitwise(got[1], got[0], `mulPiecewise n=${n} self=${self}, 2 threads vs 1`);
+        }
+      }
+    } finally {
+      Object.assign(elementwiseTuning, saved);
     }
   });
 
