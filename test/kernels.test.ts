@@ -209,9 +209,10 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
 
   test("matmul: odd sizes, transposes, accumulate, broadcast batch; 2 threads bitwise = 1", async () => {
     await warmPool();
-    const saved = wasmTuning.minParallelFlops, savedPack = wasmTuning.minParallelPack;
+    const saved = { ...wasmTuning };
     wasmTuning.minParallelFlops = 0;
     wasmTuning.minParallelPack = 0; // workers pack b too
+    wasmTuning.minOverlapStage = 0; // while the calling thread stages it
     try {
       let seed = 1;
       for (const [m, n, k] of [[1, 1, 1], [3, 5, 7], [17, 33, 9], [64, 64, 64], [65, 257, 300], [130, 31, 513]]) {
@@ -234,12 +235,11 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
       const rt = getRuntime()!;
       if (rt.threaded) assert.ok(rt.workerTasks > 0, "workers took part in 2-thread runs");
     } finally {
-      wasmTuning.minParallelFlops = saved;
-      wasmTuning.minParallelPack = savedPack;
+      Object.assign(wasmTuning, saved);
     }
   });
 
-  test("matmulBias = matmul, then out[i, j] += bias[j]: bitwise, 1 and 2 threads, with the pages of out touched during the job", async () => {
+  test("matmulBias = matmul, then out[i, j] += bias[j]: bitwise, 1 and 2 threads, with out copied after the job, touched during it, or copied out during it", async () => {
     await warmPool();
     const saved = { ...wasmTuning };
     wasmTuning.minParallelFlops = 0;
@@ -247,8 +247,17 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
       let seed = 200;
       // 130 x 600: 3 x 3 blocks of out (64 x 256), 9 tasks; 5 x 9000: one row block, 36 column blocks
       for (const [batch, m, n, k] of [[1, 1, 1, 1], [1, 3, 5, 7], [1, 130, 600, 70], [1, 5, 9000, 17], [3, 67, 300, 33], [1, 520, 520, 300]]) {
-        for (const overlap of [false, true]) {
-          wasmTuning.minOverlapUnstage = overlap ? 0 : Infinity;
+        // how out comes back: after the job; after it, with out's pages touched during it; or a column block at a time during it
+        for (const overlap of ["none", "touch", "copy"] as const) {
+          const during = (): void => {
+            wasmTuning.minOverlapUnstage = overlap === "touch" ? 0 : Infinity;
+            wasmTuning.minCopyOutDuring = overlap === "copy" ? 0 : Infinity;
+          };
+          const after = (): void => {
+            wasmTuning.minOverlapUnstage = Infinity;
+            wasmTuning.minCopyOutDuring = Infinity;
+          };
+          during();
           for (const accumulate of [false, true]) {
             const r = rng(seed++);
             const a = randArray(Float32Array, batch * m * k, r), b = randArray(Float32Array, n * k, r);
@@ -261,11 +270,11 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
             for (let i = 0; i < batch * m; i++) for (let j = 0; j < n; j++) want[i * n + j] += bias[j];
             // the same bits as the plain wasm product followed by that addition
             setNumThreads(1);
-            wasmTuning.minOverlapUnstage = Infinity;
+            after();
             const plain = init.slice();
             wasmBackend.matmul(plain, a, b, p);
             for (let i = 0; i < batch * m; i++) for (let j = 0; j < n; j++) plain[i * n + j] += bias[j];
-            wasmTuning.minOverlapUnstage = overlap ? 0 : Infinity;
+            during();
             for (const threads of [1, 2]) {
               setNumThreads(threads);
               poisonStaging(a.length + 3 * b.length + batch * (m + 4) * (n + 8));
@@ -275,9 +284,9 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
               assertBitwise(got, plain, `${what}, ${threads} thread(s), vs matmul then += bias`);
               const noBias = init.slice(), plainNoBias = init.slice();
               wasmBackend.matmul(noBias, a, b, p);
-              wasmTuning.minOverlapUnstage = Infinity;
+              after();
               wasmBackend.matmul(plainNoBias, a, b, p);
-              wasmTuning.minOverlapUnstage = overlap ? 0 : Infinity;
+              during();
               assertBitwise(noBias, plainNoBias, `${what}, ${threads} thread(s), without bias`);
             }
           }
@@ -295,6 +304,7 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
     const saved = { ...wasmTuning };
     wasmTuning.minParallelFlops = 0;
     wasmTuning.minParallelPack = 0;
+    wasmTuning.minOverlapStage = 0;
     const runJob = rt.runJob;
     let staged = 0, checks = 0;
     // each release first lets the workers take every task released so far (a bounded wait on the task

@@ -45,11 +45,21 @@ export const wasmTuning = {
   /** below this many flops a matmul goes to the reference kernel */
   minMatmulFlops: 16384,
   /**
-   * from this many floats of out on, a threaded matmul copies each finished column block of out out
-   * between its own tasks, while the workers compute, instead of all of out after the job with the
-   * workers idle (and taking a fresh array's first-touch faults then: a prefill's [512, 50257] logits)
+   * from this many floats of out on, a threaded matmul touches the pages of out between its own tasks,
+   * while the workers compute, so that the copy after the job does not take their first-touch faults
+   * with the workers idle (a projection's fresh [512, 3072] output)
    */
   minOverlapUnstage: 1 << 18,
+  /**
+   * from this many floats of out on, a threaded matmul copies each finished column block of out out
+   * between its own tasks instead (a prefill's [512, 50257] logits): the copy itself overlaps the
+   * workers too. Each block is one copy per row, so for smaller outs the calls cost more than the
+   * overlap saves: a GPT-2-small prefill (2 threads, alternating in one process) took 0.94x the time
+   * with this at 2^22 (only the logits) than at 2^18 (every projection too).
+   */
+  minCopyOutDuring: 1 << 22,
+  /** from this many floats of b on, a threaded matmul's workers start packing b while the calling thread copies the rest of it in */
+  minOverlapStage: 1 << 18,
   /** bytes of packed weights kept in wasm memory while they are frozen (../frozen.ts) */
   residentBudget: 256 * 1024 * 1024,
 };
@@ -200,7 +210,9 @@ function wasmMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: Flo
   const nb = Math.ceil(np / rt.exports.mm_col_block());
   const tasks = batch * mb * nb;
   // out is copied out during the product job (a counter per column block tells when a block is done)
-  const copyingOut = threads > 1 && rt.threaded && tasks >= 2 * threads && batch * m * n >= wasmTuning.minOverlapUnstage;
+  const overlapOut = threads > 1 && rt.threaded && tasks >= 2 * threads;
+  const copyingOut = overlapOut && batch * m * n >= wasmTuning.minCopyOutDuring;
+  const prefaulting = overlapOut && !copyingOut && !accumulate && batch * m * n >= wasmTuning.minOverlapUnstage;
   const doneP = copyingOut ? rt.alloc(4 * batch * nb) : 0;
   const prm: JobFields<typeof Lay.MmJob> = {
     a: aP, bp: bpP, b: bP, c: cP, m, n, k, mp, np, aBatch: nA === 1 ? 0 : 1, bBatch: nB === 1 ? 0 : 1,
@@ -227,7 +239,7 @@ function wasmMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: Flo
     // packing moves each float once: below minParallelPack floats a worker's wake-up costs more than it saves
     const packThreads = nB * k * np < wasmTuning.minParallelPack ? 1 : threads;
     rt.setJob(Lay.K_MM_PACK_B, packTasks, scratch, stride, Lay.MmJob, prm);
-    if (packThreads > 1 && rt.threaded) {
+    if (packThreads > 1 && rt.threaded && nB * n * k >= wasmTuning.minOverlapStage) {
       // the workers pack b's first panels while this thread copies the rest of b, then a
       rt.runJob(packThreads, packTasks, undefined, (release) => {
         stageB(rt.f32, bP >> 2, b, p, release);
@@ -244,7 +256,8 @@ function wasmMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: Flo
     runMatmulCopyingOut(rt, out, cP, doneP, { batch, m, n, mp, np, mb, nb }, threads, tasks);
     return;
   }
-  rt.runJob(threads, tasks);
+  if (prefaulting) runMatmulPrefaulting(rt, out, batch * m * n, threads, tasks);
+  else rt.runJob(threads, tasks);
   const res = rt.f32;
   for (let i = 0; i < batch; i++) unstageRows(out, i * m * n, res, (cP >> 2) + i * mp * np, m, n, np);
 }
@@ -275,6 +288,26 @@ function stageB(dst: Float32Array, at: number, b: FloatArray, p: MatmulParams, r
       release(i * groups + g + 1);
     }
   }
+}
+
+/**
+ * The product job of wasmMatmul for a large `out` that the product overwrites: between its own
+ * tasks the calling thread touches the pages of `out` (one write per 4 KiB), so that their first-touch
+ * faults are taken while the workers compute, and the copy after the job writes to mapped pages. The
+ * writes are zeros that the copy overwrites; the tasks, their order and so the values are those of
+ * the plain path.
+ */
+function runMatmulPrefaulting(
+  rt: WasmRuntime, out: FloatArray, total: number, threads: number, tasks: number,
+): void {
+  const step = 4096 / out.BYTES_PER_ELEMENT; // elements per page
+  const chunk = 256 * step; // pages touched after each own task (1 MiB of float32): a task's time or less
+  let at = 0;
+  rt.runJob(threads, tasks, () => {
+    if (at >= total) return;
+    const end = Math.min(total, at + chunk);
+    for (; at < end; at += step) out[at] = 0;
+  });
 }
 
 /**
