@@ -536,7 +536,7 @@ export class WasmRuntime {
         module: this.module, memory: this.memory, index, spin: WORKER_SPIN,
         ctlBase: Lay.CTL_BASE, ctlWords: CTL_WORDS, jobBase: Lay.JOB_BASE, jobWords: Lay.J_PARAMS,
         GEN: Lay.CTL_GEN, DONE: Lay.CTL_DONE, PART: Lay.CTL_PART, READY: Lay.CTL_READY,
-        TEXT: Lay.CTL_ERROR_TEXT, TEXT_CHARS: Lay.ERROR_TEXT_CHARS, FAILED: Lay.J_FAILED, MEM_PAGES: Lay.J_MEM_PAGES, AVAIL: Lay.J_AVAIL, NEXT: Lay.J_NEXT,
+        TEXT: Lay.CTL_ERROR_TEXT, TEXT_CHARS: Lay.ERROR_TEXT_CHARS, FAILED: Lay.J_FAILED, MEM_PAGES: Lay.J_MEM_PAGES, AVAIL: Lay.J_AVAIL, NEXT: Lay.J_NEXT, NTASKS: Lay.J_NTASKS,
       };
       try {
         this.workers.push(startWorker(data));

@@ -32,7 +32,7 @@ function start(d) {
   var ctl = new Int32Array(memory.buffer, d.ctlBase, d.ctlWords);
   var job = new Int32Array(memory.buffer, d.jobBase, d.jobWords);
   var me = d.index, GEN = d.GEN, DONE = d.DONE, PART = d.PART + me;
-  var FAILED = d.FAILED, MEM_PAGES = d.MEM_PAGES, AVAIL = d.AVAIL, NEXT = d.NEXT, TEXT = d.TEXT, TEXT_CHARS = d.TEXT_CHARS;
+  var FAILED = d.FAILED, MEM_PAGES = d.MEM_PAGES, AVAIL = d.AVAIL, NEXT = d.NEXT, NTASKS = d.NTASKS, TEXT = d.TEXT, TEXT_CHARS = d.TEXT_CHARS;
   function fail(e) {
     if (Atomics.compareExchange(job, FAILED, 0, me + 2) !== 0) return;
     var s = String(e && e.message !== undefined ? (e.name || "Error") + ": " + e.message : e);
@@ -57,7 +57,8 @@ function start(d) {
       // -2: the caller is still staging the next task's inputs; spin briefly, then sleep until it releases more
       for (var r = run(me + 1); r === -2; r = run(me + 1)) {
         var a = Atomics.load(job, AVAIL);
-        if (Atomics.load(job, NEXT) < a) continue; // released meanwhile
+        // released meanwhile (all of them, or more than taken): take them; else wait for the next release
+        if (a >= Atomics.load(job, NTASKS) || Atomics.load(job, NEXT) < a) continue;
         for (var j = 0; j < d.spin && Atomics.load(job, AVAIL) === a; j++);
         Atomics.wait(job, AVAIL, a); // the caller notifies after each rise (returns at once if it rose)
       }
