@@ -2,9 +2,12 @@
 // shared linear memory, writes a job descriptor at JOB_BASE and has every participating thread call
 // run_tasks(tid); threads grab task indices from the descriptor's atomic counter until none are left,
 // or until a task has failed on some thread (the host then sets J_FAILED; see src/kernels/wasm/runtime.ts).
+// A job may be published before all its inputs are staged: then only tasks below J_AVAIL may be taken,
+// and the host raises J_AVAIL as it stages the inputs of the next ones (a matmul's pack tasks start on
+// the first rows of b while the calling thread copies the rest).
 
 import {
-  CTL_BASE, CTL_WORKER_TASKS, J_KIND, J_NEXT, J_NTASKS, JOB_BASE, K_ATT_BWD, K_ATT_BWD_PREP, K_ATT_FWD, K_MM, K_MM_PACK_B,
+  CTL_BASE, CTL_WORKER_TASKS, J_AVAIL, J_KIND, J_NEXT, J_NTASKS, JOB_BASE, K_ATT_BWD, K_ATT_BWD_PREP, K_ATT_FWD, K_MM, K_MM_PACK_B,
 } from "./layout";
 import { jobFailed } from "./job";
 import { attBwdPrepTask, attBwdTask, attFwdTask, bwdScratchFloats, copyRows, fwdScratchFloats } from "./attention";
@@ -12,21 +15,43 @@ import { mmPackBTask, mmScratchFloats, mmTask, MM_MB, MM_NB } from "./matmul";
 import { ewNormBwdTask, ewNormFwdTask, ewPiecewiseTask } from "./elementwise";
 import { K_EW_NORM_BWD, K_EW_NORM_FWD, K_EW_PIECEWISE } from "./layout";
 
-export function run_tasks(tid: i32): void {
-  while (run_one(tid) >= 0);
+/**
+ * Runs tasks on thread `tid` until none is left (-1) or none is available yet (-2: the host has not
+ * staged the next task's inputs; a worker then waits for J_AVAIL to rise and calls again).
+ */
+export function run_tasks(tid: i32): i32 {
+  let t: i32;
+  do t = run_one(tid); while (t >= 0);
+  return t;
+}
+
+/** Takes the next task index if it is below J_AVAIL: the index (>= n when none is left), or -2 when none is available yet. */
+function takeTask(job: usize, n: i32): i32 {
+  const next = job + (<usize>J_NEXT << 2), avail = job + (<usize>J_AVAIL << 2);
+  if (atomic.load<i32>(avail) >= n) return atomic.add<i32>(next, 1); // every task available: the plain counter
+  let t = atomic.load<i32>(next);
+  while (t < n) {
+    if (t >= atomic.load<i32>(avail)) return -2;
+    const seen = atomic.cmpxchg<i32>(next, t, t + 1);
+    if (seen == t) break;
+    t = seen;
+  }
+  return t;
 }
 
 /**
- * Grabs and runs one task of the published job on thread `tid`; returns its index, or -1 when none
- * is left (or a task has failed somewhere). The calling thread uses it to do other work between its
- * tasks (the matmul copies finished blocks of out while the workers compute the rest).
+ * Grabs and runs one task of the published job on thread `tid`; returns its index, -1 when none
+ * is left (or a task has failed somewhere), or -2 when the next is not available yet (J_AVAIL). The
+ * calling thread uses it to do other work between its tasks (the matmul copies finished blocks of
+ * out while the workers compute the rest).
  */
 export function run_one(tid: i32): i32 {
   const job = <usize>JOB_BASE;
   if (jobFailed(job)) return -1;
   const kind = load<i32>(job + (<usize>J_KIND << 2));
   const n = load<i32>(job + (<usize>J_NTASKS << 2));
-  const t = atomic.add<i32>(job + (<usize>J_NEXT << 2), 1);
+  const t = takeTask(job, n);
+  if (t == -2) return -2;
   if (t >= n) return -1;
   if (tid > 0) atomic.add<i32>(<usize>CTL_BASE + (<usize>CTL_WORKER_TASKS << 2), 1);
   if (kind == K_ATT_FWD) attFwdTask(job, t, tid);

@@ -29,6 +29,7 @@ export const J_SCRATCH: i32 = 3; // byte address of thread 0's scratch
 export const J_SCRATCH_STRIDE: i32 = 4; // bytes of scratch per thread
 export const J_FAILED: i32 = 5; // 0, or 1 + the thread whose task threw first: every thread stops taking tasks and waiting
 export const J_MEM_PAGES: i32 = 6; // pages of memory the job's buffers reach (a worker whose view is smaller refreshes it)
+export const J_AVAIL: i32 = 7; // tasks [0, J_AVAIL) may be taken: the caller raises it while it stages their inputs (else J_NTASKS)
 export const J_PARAMS: i32 = 8; // first kind-specific slot
 
 // Job kinds.
@@ -62,6 +63,7 @@ export const K_EW_NORM_BWD: i32 = 22;
   mBlocks: i32; // row blocks per product
   nBlocks: i32; // column blocks per product
   bias: u32; // 0, or [np] floats added to every row of out after the sum (linear's bias; zeros past n)
+  done: u32; // 0, or [batch][nBlocks] i32 counters (zeroed by the host): a K_MM task adds 1 to its column block's when it is done
 }
 
 // Attention parameters (K_ATT_FWD, K_ATT_BWD_PREP, K_ATT_BWD), from slot J_PARAMS on. One job covers

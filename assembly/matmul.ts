@@ -185,6 +185,8 @@ export function mmTask(job: usize, t: i32, tid: i32): void {
     }
   }
   if (mm.bias != 0) addBias(c, ldc, <usize>mm.bias + (<usize>n0 << 2), rows, Nw);
+  // release: the block's stores before the count (the host copies a column block out once all its tasks are counted)
+  if (mm.done != 0) atomic.add<i32>(<usize>mm.done + (<usize>(bi * nb + jb) << 2), 1);
 }
 
 /** c[i][j] += bias[j] for rows i < rows and columns j < cols (a multiple of 8). */

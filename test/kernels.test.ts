@@ -8,10 +8,13 @@ import { describe, test } from "node:test";
 import type { CausalKind, MatmulParams } from "../src/kernels/backend.js";
 import {
   findBackend, getBackend, getBackendName, getNumThreads, refBackend, setBackend, setNumThreads, wasmAvailable,
-  wasmBackend, wasmTuning,
+  elementwiseTuning, wasmBackend, wasmTuning,
 } from "../src/kernels/index.js";
+import { geluGateExact } from "../src/ops/gelu.js";
+import { piecewise, table32 } from "../src/ops/piecewise.js";
 import { wasmSourceHash } from "../src/kernels/wasm/build/kernelsWasm.js";
 import { getRuntime, resetRuntime } from "../src/kernels/wasm/runtime.js";
+import { HEAP_BASE, J_NEXT, JOB_BASE } from "../src/kernels/wasm/build/layout.js";
 // @ts-ignore: plain .mjs build script
 import { sourceHash } from "../scripts/build-wasm.mjs";
 import { type Case, assertClose, caseName, compareResults, makeProblem, naive, randArray, runBackend } from "./attention-naive.js";
@@ -164,11 +167,24 @@ function matmulCheck(m: number, n: number, k: number, transA: boolean, transB: b
   refBackend.matmul(want, a, b, p);
   setNumThreads(1);
   wasmBackend.matmul(got1, a, b, p);
+  poisonStaging(a.length + 3 * b.length + batch * (m + 4) * (n + 8));
   setNumThreads(2);
   wasmBackend.matmul(got2, a, b, p);
   const what = `matmul ${batch}x${m}x${n}x${k} tA=${transA} tB=${transB} acc=${accumulate} bcast=${aBroadcast}/${bBroadcast}`;
   assertClose(got1, want, 2e-5 * Math.sqrt(k), 1e-5, what);
   assertBitwise(got2, got1, `${what} (2 threads vs 1)`);
+}
+
+/**
+ * Fills the first `floats` (and then some: scratch, counters) of the staging area with NaN, so that a
+ * kernel that reads a buffer before the call has staged it (a pack task that runs ahead of the copy
+ * of b) cannot pass on what the previous call of the same shape left there.
+ */
+function poisonStaging(floats: number): void {
+  const rt = getRuntime();
+  if (rt === null) return;
+  const f32 = rt.f32, from = HEAP_BASE >> 2;
+  f32.fill(NaN, from, Math.min(f32.length, from + floats + (1 << 18)));
 }
 
 /** Makes sure the worker pool is up so that 2-thread runs really use 2 threads. */
@@ -193,9 +209,10 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
 
   test("matmul: odd sizes, transposes, accumulate, broadcast batch; 2 threads bitwise = 1", async () => {
     await warmPool();
-    const saved = wasmTuning.minParallelFlops, savedPack = wasmTuning.minParallelPack;
+    const saved = { ...wasmTuning };
     wasmTuning.minParallelFlops = 0;
     wasmTuning.minParallelPack = 0; // workers pack b too
+    wasmTuning.minOverlapStage = 0; // while the calling thread stages it
     try {
       let seed = 1;
       for (const [m, n, k] of [[1, 1, 1], [3, 5, 7], [17, 33, 9], [64, 64, 64], [65, 257, 300], [130, 31, 513]]) {
@@ -209,15 +226,20 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
       matmulCheck(20, 17, 33, true, false, false, 3, false, true, 101);
       matmulCheck(9, 300, 70, true, true, true, 4, true, true, 102);
       matmulCheck(1024, 8, 1000, false, false, false, 1, false, false, 103); // k beyond one k block
+      // b staged while the workers pack (runJob's stage): many pack tasks of 64 columns, a partial last
+      // one, b per batch element or broadcast, both layouts (transB: a task reads its 64 rows of b only)
+      matmulCheck(40, 1000, 77, false, true, false, 1, false, true, 104);
+      matmulCheck(40, 1000, 77, false, false, true, 1, false, true, 105);
+      matmulCheck(9, 300, 70, false, true, false, 3, false, false, 106);
+      matmulCheck(9, 300, 70, true, false, true, 3, true, false, 107);
       const rt = getRuntime()!;
       if (rt.threaded) assert.ok(rt.workerTasks > 0, "workers took part in 2-thread runs");
     } finally {
-      wasmTuning.minParallelFlops = saved;
-      wasmTuning.minParallelPack = savedPack;
+      Object.assign(wasmTuning, saved);
     }
   });
 
-  test("matmulBias = matmul, then out[i, j] += bias[j]: bitwise, 1 and 2 threads, with the pages of out touched during the job", async () => {
+  test("matmulBias = matmul, then out[i, j] += bias[j]: bitwise, 1 and 2 threads, with out copied after the job, touched during it, or copied out during it", async () => {
     await warmPool();
     const saved = { ...wasmTuning };
     wasmTuning.minParallelFlops = 0;
@@ -225,8 +247,17 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
       let seed = 200;
       // 130 x 600: 3 x 3 blocks of out (64 x 256), 9 tasks; 5 x 9000: one row block, 36 column blocks
       for (const [batch, m, n, k] of [[1, 1, 1, 1], [1, 3, 5, 7], [1, 130, 600, 70], [1, 5, 9000, 17], [3, 67, 300, 33], [1, 520, 520, 300]]) {
-        for (const overlap of [false, true]) {
-          wasmTuning.minOverlapUnstage = overlap ? 0 : Infinity;
+        // how out comes back: after the job; after it, with out's pages touched during it; or a column block at a time during it
+        for (const overlap of ["none", "touch", "copy"] as const) {
+          const during = (): void => {
+            wasmTuning.minOverlapUnstage = overlap === "touch" ? 0 : Infinity;
+            wasmTuning.minCopyOutDuring = overlap === "copy" ? 0 : Infinity;
+          };
+          const after = (): void => {
+            wasmTuning.minOverlapUnstage = Infinity;
+            wasmTuning.minCopyOutDuring = Infinity;
+          };
+          during();
           for (const accumulate of [false, true]) {
             const r = rng(seed++);
             const a = randArray(Float32Array, batch * m * k, r), b = randArray(Float32Array, n * k, r);
@@ -239,22 +270,23 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
             for (let i = 0; i < batch * m; i++) for (let j = 0; j < n; j++) want[i * n + j] += bias[j];
             // the same bits as the plain wasm product followed by that addition
             setNumThreads(1);
-            wasmTuning.minOverlapUnstage = Infinity;
+            after();
             const plain = init.slice();
             wasmBackend.matmul(plain, a, b, p);
             for (let i = 0; i < batch * m; i++) for (let j = 0; j < n; j++) plain[i * n + j] += bias[j];
-            wasmTuning.minOverlapUnstage = overlap ? 0 : Infinity;
+            during();
             for (const threads of [1, 2]) {
               setNumThreads(threads);
+              poisonStaging(a.length + 3 * b.length + batch * (m + 4) * (n + 8));
               const got = init.slice();
               wasmBackend.matmulBias!(got, a, b, bias, p);
               assertClose(got, want, 2e-5 * Math.sqrt(k), 1e-5, `${what} vs reference`);
               assertBitwise(got, plain, `${what}, ${threads} thread(s), vs matmul then += bias`);
               const noBias = init.slice(), plainNoBias = init.slice();
               wasmBackend.matmul(noBias, a, b, p);
-              wasmTuning.minOverlapUnstage = Infinity;
+              after();
               wasmBackend.matmul(plainNoBias, a, b, p);
-              wasmTuning.minOverlapUnstage = overlap ? 0 : Infinity;
+              during();
               assertBitwise(noBias, plainNoBias, `${what}, ${threads} thread(s), without bias`);
             }
           }
@@ -262,6 +294,73 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
       }
     } finally {
       Object.assign(wasmTuning, saved);
+    }
+  });
+
+  test("runJob's stage: while the caller stages, the workers take only the tasks it has released", async () => {
+    await warmPool();
+    const rt = getRuntime()!;
+    if (!rt.threaded) return;
+    const saved = { ...wasmTuning };
+    wasmTuning.minParallelFlops = 0;
+    wasmTuning.minParallelPack = 0;
+    wasmTuning.minOverlapStage = 0;
+    const runJob = rt.runJob;
+    let staged = 0, checks = 0;
+    // each release first lets the workers take every task released so far (a bounded wait on the task
+    // counter: they then poll for the next), then checks that they have taken no more than that
+    rt.runJob = function (threads, ntasks, afterTask, stage) {
+      const spied = stage && ((release: (t: number) => void) => stage((t) => {
+        const next = (): number => Atomics.load(rt.i32, (JOB_BASE >> 2) + J_NEXT);
+        for (let i = 0; i < 1e7 && next() < staged; i++);
+        assert.ok(next() <= staged, `tasks taken: ${next()}, released: ${staged}`);
+        checks++;
+        staged = t;
+        release(t);
+      }));
+      staged = 0;
+      runJob.call(rt, threads, ntasks, afterTask, spied);
+    };
+    try {
+      setNumThreads(2);
+      // 1000 columns: 16 pack tasks of 64 columns released one at a time (transB), or per batch element
+      matmulCheck(40, 1000, 77, false, true, false, 1, false, true, 110);
+      matmulCheck(20, 1000, 33, false, false, false, 3, false, false, 111);
+      assert.ok(checks >= 16 + 3, `releases checked: ${checks}`);
+    } finally {
+      rt.runJob = runJob;
+      Object.assign(wasmTuning, saved);
+    }
+  });
+
+  test("mulPiecewise on 2 threads, many small tasks: bitwise = 1 thread", async () => {
+    await warmPool();
+    const saved = { ...elementwiseTuning };
+    // many small tasks (64 elements), every call threaded
+    Object.assign(elementwiseTuning, { minElements: 0, taskElements: 64, minParallelElements: 0 });
+    const table = table32(piecewise(geluGateExact, -16, 9, 1 / 16), geluGateExact, 0, 1);
+    try {
+      let seed = 300;
+      for (const n of [1, 3, 257, 1000, 5003]) {
+        for (const self of [true, false]) {
+          const r = rng(seed++);
+          const x = randArray(Float32Array, n, r).map((v) => 8 * v), by = self ? x : randArray(Float32Array, n, r);
+          // the readable form: out[i] = by[i] * gate(x[i]), to the table's float32 accuracy
+          const want = Float32Array.from(x, (v, i) => by[i] * geluGateExact(v));
+          const got: Float32Array[] = [];
+          for (const threads of [1, 2]) {
+            setNumThreads(threads);
+            poisonStaging(4 * n);
+            const out = new Float32Array(n);
+            assert.equal(wasmBackend.mulPiecewise!(out, by, x, table), true);
+            got.push(out);
+          }
+          assertClose(got[0], want, 1e-5, 1e-5, `mulPiecewise n=${n} self=${self} vs formula`);
+          assertBitwise(got[1], got[0], `mulPiecewise n=${n} self=${self}, 2 threads vs 1`);
+        }
+      }
+    } finally {
+      Object.assign(elementwiseTuning, saved);
     }
   });
 

@@ -53,9 +53,19 @@ export const wasmTuning = {
   /**
    * from this many floats of out on, a threaded matmul touches the pages of out between its own tasks,
    * while the workers compute, so that the copy after the job does not take their first-touch faults
-   * with the workers idle (a prefill's fresh [512, 50257] logits)
+   * with the workers idle (a projection's fresh [512, 3072] output)
    */
   minOverlapUnstage: 1 << 18,
+  /**
+   * from this many floats of out on, a threaded matmul copies each finished column block of out out
+   * between its own tasks instead (a prefill's [512, 50257] logits): the copy itself overlaps the
+   * workers too. Each block is one copy per row, so for smaller outs the calls cost more than the
+   * overlap saves: a GPT-2-small prefill (2 threads, alternating in one process) took 0.94x the time
+   * with this at 2^22 (only the logits) than at 2^18 (every projection too).
+   */
+  minCopyOutDuring: 1 << 22,
+  /** from this many floats of b on, a threaded matmul's workers start packing b while the calling thread copies the rest of it in */
+  minOverlapStage: 1 << 18,
   /** bytes of packed weights kept in wasm memory while they are frozen (../frozen.ts) */
   residentBudget: 256 * 1024 * 1024,
 };
@@ -201,50 +211,97 @@ function wasmMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: Flo
   const bpP = kept !== null ? kept[0] : rt.allocF32(nB * k * np);
   const cP = rt.allocF32(batch * mp * np);
   const biasP = bias === null ? 0 : rt.allocF32(np);
-  const f32 = rt.f32;
-  if (bias !== null) {
-    f32.set(bias.subarray(0, n), biasP >> 2);
-    f32.fill(0, (biasP >> 2) + n, (biasP >> 2) + np);
-  }
-  // a and b go in as given (the kernels pack them); out is staged with padded rows and columns
-  for (let i = 0; i < nA; i++) f32.set(a.subarray(i * aBatchStride, i * aBatchStride + m * k), (aP >> 2) + i * m * k);
-  if (!packed) for (let i = 0; i < nB; i++) f32.set(b.subarray(i * bBatchStride, i * bBatchStride + n * k), (bP >> 2) + i * n * k);
-  if (accumulate) {
-    for (let i = 0; i < batch; i++) stageRows(f32, (cP >> 2) + i * mp * np, out, i * m * n, m, n, n, np, m);
-  }
   const threads = flops < wasmTuning.minParallelFlops ? 1 : getNumThreads();
   const mb = Math.ceil(mp / rt.exports.mm_row_block());
   const nb = Math.ceil(np / rt.exports.mm_col_block());
+  const tasks = batch * mb * nb;
+  // out is copied out during the product job (a counter per column block tells when a block is done)
+  const overlapOut = threads > 1 && rt.threaded && tasks >= 2 * threads;
+  const copyingOut = overlapOut && batch * m * n >= wasmTuning.minCopyOutDuring;
+  const prefaulting = overlapOut && !copyingOut && !accumulate && batch * m * n >= wasmTuning.minOverlapUnstage;
+  const doneP = copyingOut ? rt.alloc(4 * batch * nb) : 0;
   const prm: JobFields<typeof Lay.MmJob> = {
     a: aP, bp: bpP, b: bP, c: cP, m, n, k, mp, np, aBatch: nA === 1 ? 0 : 1, bBatch: nB === 1 ? 0 : 1,
-    transA: transA ? 1 : 0, transB: transB ? 1 : 0, acc: accumulate ? 1 : 0, mBlocks: mb, nBlocks: nb, bias: biasP,
+    transA: transA ? 1 : 0, transB: transB ? 1 : 0, acc: accumulate ? 1 : 0, mBlocks: mb, nBlocks: nb, bias: biasP, done: doneP,
   };
-  if (!packed) {
-    const packTasks = nB * Math.ceil(np / 64);
+  // a and b go in as given (the kernels pack b, and each product task its rows of a); out is staged
+  // with padded rows and columns
+  const stageRest = (): void => {
+    const f32 = rt.f32;
+    if (bias !== null) {
+      f32.set(bias.subarray(0, n), biasP >> 2);
+      f32.fill(0, (biasP >> 2) + n, (biasP >> 2) + np);
+    }
+    for (let i = 0; i < nA; i++) f32.set(a.subarray(i * aBatchStride, i * aBatchStride + m * k), (aP >> 2) + i * m * k);
+    if (accumulate) {
+      for (let i = 0; i < batch; i++) stageRows(f32, (cP >> 2) + i * mp * np, out, i * m * n, m, n, n, np, m);
+    }
+    if (copyingOut) rt.i32.fill(0, doneP >> 2, (doneP >> 2) + batch * nb);
+  };
+  if (packed) {
+    stageRest();
+  } else {
+    const packTasks = nB * Math.ceil(np / PACK_COLS);
     // packing moves each float once: below minParallelPack floats a worker's wake-up costs more than it saves
     const packThreads = nB * k * np < wasmTuning.minParallelPack ? 1 : threads;
     rt.setJob(Lay.K_MM_PACK_B, packTasks, scratch, stride, Lay.MmJob, prm);
-    rt.runJob(packThreads, packTasks);
+    if (packThreads > 1 && rt.threaded && nB * n * k >= wasmTuning.minOverlapStage) {
+      // the workers pack b's first panels while this thread copies the rest of b, then a
+      rt.runJob(packThreads, packTasks, undefined, (release) => {
+        stageB(rt.f32, bP >> 2, b, p, release);
+        stageRest();
+      });
+    } else {
+      stageB(rt.f32, bP >> 2, b, p, () => {});
+      stageRest();
+      rt.runJob(packThreads, packTasks);
+    }
   }
-  const tasks = batch * mb * nb;
   rt.setJob(Lay.K_MM, tasks, scratch, stride, Lay.MmJob, prm);
-  if (!accumulate && threads > 1 && rt.threaded && tasks >= 2 * threads && batch * m * n >= wasmTuning.minOverlapUnstage) {
-    runMatmulPrefaulting(rt, out, batch * m * n, threads, tasks);
-  } else {
-    rt.runJob(threads, tasks);
+  if (copyingOut) {
+    runMatmulCopyingOut(rt, out, cP, doneP, { batch, m, n, mp, np, mb, nb }, threads, tasks);
+    return;
   }
+  if (prefaulting) runMatmulPrefaulting(rt, out, batch * m * n, threads, tasks);
+  else rt.runJob(threads, tasks);
   const res = rt.f32;
   for (let i = 0; i < batch; i++) unstageRows(out, i * m * n, res, (cP >> 2) + i * mp * np, m, n, np);
+}
+
+/** Columns of b one pack task packs (assembly/matmul.ts: 8 panels of 8). */
+const PACK_COLS = 64;
+
+/**
+ * Copies b as given into wasm memory at dst (the pack tasks' input: [nB][n][k] with transB, else
+ * [nB][k][n]), in the pack tasks' order, calling release(t) once pack tasks [0, t) can read all
+ * they need: with transB, task (batch i, columns c0..c0 + 63) reads rows c0..c0 + 63 of b[i], so
+ * b goes in a task's rows at a time; without, every task of b[i] reads all of b[i].
+ * Readable form: for each batch i, dst[i * n * k ..][0 .. n * k) = b[i * bBatchStride ..]; release(all).
+ */
+function stageB(dst: Float32Array, at: number, b: FloatArray, p: MatmulParams, release: (t: number) => void): void {
+  const { n, k, batch, bBatchStride, transB } = p;
+  const nB = bBatchStride === 0 ? 1 : batch;
+  const groups = Math.ceil(up8(n) / PACK_COLS);
+  for (let i = 0; i < nB; i++) {
+    const src = i * bBatchStride, d = at + i * n * k;
+    let staged = 0; // floats of b[i] in memory
+    for (let g = 0; g < groups; g++) {
+      const need = transB ? Math.min(n, (g + 1) * PACK_COLS) * k : n * k;
+      if (need > staged) {
+        dst.set(b.subarray(src + staged, src + need), d + staged);
+        staged = need;
+      }
+      release(i * groups + g + 1);
+    }
+  }
 }
 
 /**
  * The product job of wasmMatmul for a large `out` that the product overwrites: between its own
  * tasks the calling thread touches the pages of `out` (one write per 4 KiB), so that their first-touch
- * faults (for a fresh array of 100 MB, a prefill's logits, most of the cost of copying the result
- * out) are taken while the workers compute, and the copy after the job writes to mapped pages. The
+ * faults are taken while the workers compute, and the copy after the job writes to mapped pages. The
  * writes are zeros that the copy overwrites; the tasks, their order and so the values are those of
- * the plain path. (Copying finished blocks out during the job instead needs row blocks finished
- * early, an order in which each thread reuses a column block's panels of b less: ~8% slower products.)
+ * the plain path.
  */
 function runMatmulPrefaulting(
   rt: WasmRuntime, out: FloatArray, total: number, threads: number, tasks: number,
@@ -257,6 +314,51 @@ function runMatmulPrefaulting(
     const end = Math.min(total, at + chunk);
     for (; at < end; at += step) out[at] = 0;
   });
+}
+
+/**
+ * The product job of wasmMatmul for a large `out`, copying out each column block of the staged
+ * product (all rows, MM_NB columns) as soon as its tasks are done, between the calling thread's own
+ * tasks, so that the copy (and, for a fresh array, its first-touch page faults: a prefill's
+ * [512, 50257] logits are 100 MB) goes on while the workers compute instead of after the job with
+ * them idle. The tasks run column block by column block (assembly mmTask: row blocks inner), so
+ * blocks finish in order; each task adds 1 to its block's counter at `doneP` when its part of out is
+ * stored. The tasks, their order and so the values are those of the plain path; only when each part
+ * is copied changes. Readable form: runJob(threads, tasks); unstageRows(out, ...) for each product.
+ */
+function runMatmulCopyingOut(
+  rt: WasmRuntime, out: FloatArray, cP: number, doneP: number, g: { batch: number; m: number; n: number; mp: number; np: number; mb: number; nb: number },
+  threads: number, tasks: number,
+): void {
+  const { batch, m, n, mp, np, mb, nb } = g;
+  const NB = rt.exports.mm_col_block();
+  const blocks = batch * nb;
+  let next = 0; // column blocks [0, next) are copied out
+  /** Copies column blocks [q0, q1) of one product out (all of its rows). */
+  const copy = (q0: number, q1: number): void => {
+    const res = rt.f32;
+    const i = Math.floor(q0 / nb), c0 = (q0 - i * nb) * NB, c1 = Math.min(n, (q1 - i * nb) * NB);
+    const src = (cP >> 2) + i * mp * np + c0, dst = i * m * n + c0;
+    if (c0 === 0 && c1 === n && n === np) {
+      out.set(res.subarray(src, src + m * n), dst);
+      return;
+    }
+    for (let r = 0; r < m; r++) out.set(res.subarray(src + r * np, src + r * np + c1 - c0), dst + r * n);
+  };
+  /** Copies the finished blocks from `next` on (`all`: every block left, the job being over), a product's run at a time. */
+  const copyReady = (all: boolean): void => {
+    const cnt = rt.i32, at = doneP >> 2;
+    while (next < blocks) {
+      const end = (Math.floor(next / nb) + 1) * nb; // this product's blocks end here
+      let q = next;
+      while (q < end && (all || Atomics.load(cnt, at + q) === mb)) q++;
+      if (q === next) return;
+      copy(next, q);
+      next = q;
+    }
+  };
+  rt.runJob(threads, tasks, () => copyReady(false));
+  copyReady(true);
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import * as Lay from "./build/layout.js";
 import { workerSource } from "./worker.js";
 
 export interface KernelExports {
-  run_tasks(tid: number): void;
+  run_tasks(tid: number): number;
   run_one(tid: number): number;
   fwd_scratch_floats(Br: number, Bc: number, Ep: number, Evp: number): number;
   bwd_scratch_floats(Br: number, Bc: number, Ep: number, Evp: number): number;
@@ -400,6 +400,7 @@ export class WasmRuntime {
     i32[base + Lay.J_SCRATCH] = scratch;
     i32[base + Lay.J_SCRATCH_STRIDE] = scratchStride;
     i32[base + Lay.J_FAILED] = 0;
+    i32[base + Lay.J_AVAIL] = ntasks; // every task available (runJob's `stage` lowers it)
     const p = base + Lay.J_PARAMS;
     const w = writerOf(struct);
     i32.fill(0, p, p + w.words);
@@ -427,8 +428,12 @@ export class WasmRuntime {
    * task that will never finish) and this throws, naming the job, the thread and the cause.
    * `afterTask`, when given, is called on this thread after each task it ran (with the task's index):
    * work that can go on while the workers compute (copying finished results out).
+   * `stage`, when given, is called on this thread once the job is published and before it takes tasks
+   * itself: it stages the tasks' inputs in order and calls `release(t)` once the inputs of tasks
+   * [0, t) are in memory; until then the workers take none of them (they wait for J_AVAIL to rise).
+   * Everything is released when it returns. The workers start on the first tasks while it copies the rest.
    */
-  runJob(threads: number, ntasks: number, afterTask?: (t: number) => void): void {
+  runJob(threads: number, ntasks: number, afterTask?: (t: number) => void, stage?: (release: (t: number) => void) => void): void {
     const want = this.threaded ? Math.min(threads, ntasks) - 1 : 0;
     if (want > 0) this.spawn(want);
     const ctl = this.i32; // word CTL_BASE/4 + i is control word i (a fresh view: an unshared memory detaches on growth)
@@ -446,10 +451,12 @@ export class WasmRuntime {
       }
     }
     Atomics.store(ctl, C + Lay.CTL_DONE, 0);
+    if (stage !== undefined) ctl[J + Lay.J_AVAIL] = 0; // published below, with the generation
     Atomics.store(ctl, C + Lay.CTL_GEN, gen);
     if (part > 0) Atomics.notify(ctl, C + Lay.CTL_GEN);
     let own: unknown = null;
     try {
+      if (stage !== undefined) this.stageJob(ntasks, stage);
       if (afterTask === undefined) this.exports.run_tasks(0);
       else for (let t = this.exports.run_one(0); t >= 0; t = this.exports.run_one(0)) afterTask(t);
     } catch (e) {
@@ -473,6 +480,27 @@ export class WasmRuntime {
     const where = failed === 1 ? "on the calling thread" : `in worker ${failed - 2}`;
     const why = failed === 1 ? String(own) : this.workerErrorText();
     throw new Error(`attend: a wasm kernel task (${kind}) failed ${where}: ${why}; the call's outputs are not valid`, { cause: own ?? undefined });
+  }
+
+  /**
+   * runJob's `stage`: raises J_AVAIL as `stage` releases tasks (waking workers that wait for it), and
+   * to ntasks when it returns; if it throws, the job is failed first, so that no worker runs a task
+   * whose inputs were not staged.
+   */
+  private stageJob(ntasks: number, stage: (release: (t: number) => void) => void): void {
+    const ctl = this.i32, at = (Lay.JOB_BASE >> 2) + Lay.J_AVAIL;
+    const release = (t: number): void => {
+      Atomics.store(ctl, at, Math.min(t, ntasks));
+      Atomics.notify(ctl, at);
+    };
+    try {
+      stage(release);
+    } catch (e) {
+      Atomics.compareExchange(ctl, (Lay.JOB_BASE >> 2) + Lay.J_FAILED, 0, 1);
+      release(ntasks);
+      throw e;
+    }
+    release(ntasks);
   }
 
   /** The message a failed worker task left in the control block. */
@@ -509,7 +537,7 @@ export class WasmRuntime {
         module: this.module, memory: this.memory, index, spin: WORKER_SPIN,
         ctlBase: Lay.CTL_BASE, ctlWords: CTL_WORDS, jobBase: Lay.JOB_BASE, jobWords: Lay.J_PARAMS,
         GEN: Lay.CTL_GEN, DONE: Lay.CTL_DONE, PART: Lay.CTL_PART, READY: Lay.CTL_READY,
-        TEXT: Lay.CTL_ERROR_TEXT, TEXT_CHARS: Lay.ERROR_TEXT_CHARS, FAILED: Lay.J_FAILED, MEM_PAGES: Lay.J_MEM_PAGES,
+        TEXT: Lay.CTL_ERROR_TEXT, TEXT_CHARS: Lay.ERROR_TEXT_CHARS, FAILED: Lay.J_FAILED, MEM_PAGES: Lay.J_MEM_PAGES, AVAIL: Lay.J_AVAIL, NEXT: Lay.J_NEXT, NTASKS: Lay.J_NTASKS,
       };
       try {
         this.workers.push(startWorker(data));

@@ -17,6 +17,9 @@
  * while the calling thread grew the memory can miss it and keep the older, smaller size (its accesses
  * above it then trap). grow(0) makes V8 refresh this thread's view of the memory.
  *
+ * A job may be published while the caller still stages its inputs (runtime.ts runJob's `stage`): run_tasks
+ * then returns -2 when the next task is not yet available, and the worker waits for J_AVAIL to change.
+ *
  * A task that throws (a trap) sets the job's failure flag, which makes every other thread stop taking
  * tasks and stop waiting for dQ turns; the first failure's message goes to the control block, and the
  * calling thread throws it.
@@ -29,7 +32,7 @@ function start(d) {
   var ctl = new Int32Array(memory.buffer, d.ctlBase, d.ctlWords);
   var job = new Int32Array(memory.buffer, d.jobBase, d.jobWords);
   var me = d.index, GEN = d.GEN, DONE = d.DONE, PART = d.PART + me;
-  var FAILED = d.FAILED, MEM_PAGES = d.MEM_PAGES, TEXT = d.TEXT, TEXT_CHARS = d.TEXT_CHARS;
+  var FAILED = d.FAILED, MEM_PAGES = d.MEM_PAGES, AVAIL = d.AVAIL, NEXT = d.NEXT, NTASKS = d.NTASKS, TEXT = d.TEXT, TEXT_CHARS = d.TEXT_CHARS;
   function fail(e) {
     if (Atomics.compareExchange(job, FAILED, 0, me + 2) !== 0) return;
     var s = String(e && e.message !== undefined ? (e.name || "Error") + ": " + e.message : e);
@@ -51,7 +54,14 @@ function start(d) {
       var need = Atomics.load(job, MEM_PAGES) * 65536;
       if (memory.buffer.byteLength < need) memory.grow(0);
       if (memory.buffer.byteLength < need) throw new Error("worker " + me + " sees " + memory.buffer.byteLength + " bytes of memory, the job reaches " + need);
-      run(me + 1);
+      // -2: the caller is still staging the next task's inputs; spin briefly, then sleep until it releases more
+      for (var r = run(me + 1); r === -2; r = run(me + 1)) {
+        var a = Atomics.load(job, AVAIL);
+        // released meanwhile (all of them, or more than taken): take them; else wait for the next release
+        if (a >= Atomics.load(job, NTASKS) || Atomics.load(job, NEXT) < a) continue;
+        for (var j = 0; j < d.spin && Atomics.load(job, AVAIL) === a; j++);
+        Atomics.wait(job, AVAIL, a); // the caller notifies after each rise (returns at once if it rose)
+      }
     } catch (e) {
       fail(e);
     }

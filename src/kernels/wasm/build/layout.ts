@@ -18,6 +18,7 @@ export const J_SCRATCH = 3; // byte address of thread 0's scratch
 export const J_SCRATCH_STRIDE = 4; // bytes of scratch per thread
 export const J_FAILED = 5; // 0, or 1 + the thread whose task threw first: every thread stops taking tasks and waiting
 export const J_MEM_PAGES = 6; // pages of memory the job's buffers reach (a worker whose view is smaller refreshes it)
+export const J_AVAIL = 7; // tasks [0, J_AVAIL) may be taken: the caller raises it while it stages their inputs (else J_NTASKS)
 export const J_PARAMS = 8; // first kind-specific slot
 export const K_MM_PACK_B = 1;
 export const K_MM = 2;
@@ -46,6 +47,7 @@ export const MmJob = {
   mBlocks: [14, "i32"], // row blocks per product
   nBlocks: [15, "i32"], // column blocks per product
   bias: [16, "u32"], // 0, or [np] floats added to every row of out after the sum (linear's bias; zeros past n)
+  done: [17, "u32"], // 0, or [batch][nBlocks] i32 counters (zeroed by the host): a K_MM task adds 1 to its column block's when it is done
 } as const;
 /** AttJob of assembly/layout.ts: field -> [slot from J_PARAMS, type]. */
 export const AttJob = {
