@@ -112,16 +112,16 @@ describe("wasm attention: when workers are woken", { skip: !wasmAvailable() && "
     // B·H = 8, E = 64, L = S = 128 as above: forward 33.6, backward 83.9 MFLOP, both >= 4 MFLOP.
     // The base case (0.26 and 0.66 MFLOP) stays below minHotAttentionFlops.
     assert.equal(wasmTuning.minHotAttentionFlops, 4e6);
-    assert.equal(wasmTuning.hotWorkerMs, 1);
+    assert.equal(wasmTuning.hotWorkerMs, 3);
     const p = { ...base, H: 8, Hkv: 8, E: 64, Ev: 64, L: 128, S: 128 };
     setNumThreads(1);
     const one = withSince(0, () => run(p, 5));
     assert.deepEqual(one.asked, [1, 1, 1], "one thread: every job on the calling thread");
     setNumThreads(2);
-    const hot = withSince(0.5, () => run(p, 5));
+    const hot = withSince(2.5, () => run(p, 5));
     assert.deepEqual(hot.asked, [2, 2, 2]);
     for (let i = 0; i < one.results.length; i++) assertBitwise(hot.results[i], one.results[i], `result ${i}`);
-    assert.deepEqual(withSince(1, () => run(p, 5)).asked, [1, 1, 1], "the window is over");
+    assert.deepEqual(withSince(3, () => run(p, 5)).asked, [1, 1, 1], "the window is over");
     assert.deepEqual(withSince(0, () => run(base, 5)).asked, [1, 1, 1], "below minHotAttentionFlops");
   });
 

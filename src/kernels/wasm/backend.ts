@@ -48,12 +48,14 @@ export const wasmTuning = {
   minParallelAttentionFlops: 100e6,
   /**
    * below minParallelAttentionFlops, but from this many flops on, an attention job still goes to all
-   * threads when a worker finished a job within the last hotWorkerMs (a training step's matmuls run
-   * on the workers between its attention calls, about 0.2 ms before each). See attThreads.
+   * threads when a worker finished a (non-attention) job within the last hotWorkerMs milliseconds. In
+   * a training step of GPT("small") on a quiet machine 7 of the 8 attention calls come 0.2 ms after a
+   * threaded matmul, one 2.4 ms after; on a loaded one the gaps spread (median 0.4, 75% within 2.7 ms).
+   * See attThreads.
    */
   minHotAttentionFlops: 4e6,
   /** see minHotAttentionFlops */
-  hotWorkerMs: 1,
+  hotWorkerMs: 3,
   /** below this many floats of b, packing b for a matmul runs on the calling thread alone */
   minParallelPack: 1 << 18,
   /** below this many flops a matmul goes to the reference kernel */
@@ -613,7 +615,7 @@ function maskRoundBytes(p: AttentionParams, ngroups: number): number {
  * A smaller job (from wasmTuning.minHotAttentionFlops on) takes all threads as well when a worker
  * finished a job within the last wasmTuning.hotWorkerMs: the calling code is then in a threaded
  * stretch (a training step of GPT("small"), 8 x 4 heads, L = S = 128: forward 34, backward 84 MFLOP,
- * each call about 0.2 ms after a threaded matmul), where the worker would otherwise idle through the
+ * most calls 0.2 ms after a threaded matmul), where the worker would otherwise idle through the
  * call. An isolated call (no threaded job just before it) runs on the calling thread as before.
  */
 function attThreads(rt: WasmRuntime, p: AttentionParams, pass: "forward" | "backward"): number {
