@@ -1,14 +1,15 @@
 /**
- * Which wasm attention jobs enlist the worker threads (wasmTuning.minParallelAttentionFlops): the
- * thread count each job asks the runtime for, against flops worked out by hand. No timing: the jobs'
- * requested thread counts are read from a spy on WasmRuntime.runJob, and the results are compared
- * bitwise with one thread.
+ * Which wasm attention jobs enlist the worker threads (wasmTuning.minParallelAttentionFlops, and
+ * minHotAttentionFlops after a worker's recent job): the thread count each job asks the runtime for,
+ * against flops worked out by hand. No timing: the jobs' requested thread counts are read from a spy
+ * on WasmRuntime.runJob, the time since the workers' last job is stubbed, and the results are
+ * compared bitwise with one thread.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { AttentionParams } from "../src/kernels/backend.js";
 import { setNumThreads, wasmAvailable, wasmBackend, wasmTuning } from "../src/kernels/index.js";
-import { getRuntime } from "../src/kernels/wasm/runtime.js";
+import { getRuntime, resetRuntime } from "../src/kernels/wasm/runtime.js";
 import { rng } from "./kernel-inputs.js";
 
 function randF32(n: number, r: () => number): Float32Array {
@@ -83,13 +84,65 @@ describe("wasm attention: when workers are woken", { skip: !wasmAvailable() && "
     });
   }
 
+  /** Runs f with the runtime's time since the workers' last job stubbed to `ms`. */
+  function withSince<T>(ms: number, f: () => T): T {
+    const rt = getRuntime()!;
+    const since = rt.msSinceWorkerJob;
+    rt.msSinceWorkerJob = () => ms;
+    try {
+      return f();
+    } finally {
+      rt.msSinceWorkerJob = since;
+    }
+  }
+
   test("the default threshold: B·H = 8, E = 64 stays on the calling thread at L = S = 128, not at 256", () => {
     // L = S = 128: forward 8 x 16384 x 256 = 33.6 MFLOP, backward 8 x 16384 x 640 = 83.9 MFLOP (below 100)
     // L = S = 256: forward 8 x 65536 x 256 = 134 MFLOP, backward 8 x 65536 x 640 = 336 MFLOP
     assert.equal(wasmTuning.minParallelAttentionFlops, 100e6);
     setNumThreads(2);
     const big = { ...base, H: 8, Hkv: 8, E: 64, Ev: 64 };
-    assert.deepEqual(run({ ...big, L: 128, S: 128 }, 3).asked, [1, 1, 1]);
-    assert.deepEqual(run({ ...big, L: 256, S: 256 }, 3).asked, [2, 2, 2]);
+    withSince(Infinity, () => {
+      assert.deepEqual(run({ ...big, L: 128, S: 128 }, 3).asked, [1, 1, 1]);
+      assert.deepEqual(run({ ...big, L: 256, S: 256 }, 3).asked, [2, 2, 2]);
+    });
+  });
+
+  test("after a worker's recent job, jobs from minHotAttentionFlops on take the workers too, same bits", () => {
+    // B·H = 8, E = 64, L = S = 128 as above: forward 33.6, backward 83.9 MFLOP, both >= 4 MFLOP.
+    // The base case (0.26 and 0.66 MFLOP) stays below minHotAttentionFlops.
+    assert.equal(wasmTuning.minHotAttentionFlops, 4e6);
+    assert.equal(wasmTuning.hotWorkerMs, 3);
+    const p = { ...base, H: 8, Hkv: 8, E: 64, Ev: 64, L: 128, S: 128 };
+    setNumThreads(1);
+    const one = withSince(0, () => run(p, 5));
+    assert.deepEqual(one.asked, [1, 1, 1], "one thread: every job on the calling thread");
+    setNumThreads(2);
+    const hot = withSince(2.5, () => run(p, 5));
+    assert.deepEqual(hot.asked, [2, 2, 2]);
+    for (let i = 0; i < one.results.length; i++) assertBitwise(hot.results[i], one.results[i], `result ${i}`);
+    assert.deepEqual(withSince(3, () => run(p, 5)).asked, [1, 1, 1], "the window is over");
+    assert.deepEqual(withSince(0, () => run(base, 5)).asked, [1, 1, 1], "below minHotAttentionFlops");
+  });
+
+  test("msSinceWorkerJob: attention jobs do not count, other jobs a worker took part in do", () => {
+    const rt = resetRuntime();
+    setNumThreads(2);
+    assert.equal(rt.msSinceWorkerJob(), Infinity, "no job yet");
+    const saved = wasmTuning.minParallelAttentionFlops;
+    try {
+      wasmTuning.minParallelAttentionFlops = 0; // every attention job threaded
+      run({ ...base, B: 4 }, 9);
+    } finally {
+      wasmTuning.minParallelAttentionFlops = saved;
+    }
+    assert.equal(rt.msSinceWorkerJob(), Infinity, "attention jobs are not counted");
+    // a threaded matmul, 256 x 256 x 256 (33.6 MFLOP): once a worker has run a task of one (it may be
+    // slow to wake on a loaded machine: then the caller runs them all), the time is finite
+    const tasksBefore = rt.workerTasks;
+    const n = 256, a = randF32(n * n, rng(1)), b = randF32(n * n, rng(2)), out = new Float32Array(n * n);
+    const mm = { batch: 1, m: n, n, k: n, aBatchStride: 0, bBatchStride: 0, transA: false, transB: false, accumulate: false };
+    for (let tries = 0; tries < 100 && rt.workerTasks === tasksBefore; tries++) wasmBackend.matmul(out, a, b, mm);
+    if (rt.workerTasks > tasksBefore) assert.ok(Number.isFinite(rt.msSinceWorkerJob()) && rt.msSinceWorkerJob() >= 0);
   });
 });

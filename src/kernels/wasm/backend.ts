@@ -46,6 +46,16 @@ export const wasmTuning = {
    * See attThreads.
    */
   minParallelAttentionFlops: 100e6,
+  /**
+   * below minParallelAttentionFlops, but from this many flops on, an attention job still goes to all
+   * threads when a worker finished a (non-attention) job within the last hotWorkerMs milliseconds. In
+   * a training step of GPT("small") on a quiet machine 7 of the 8 attention calls come 0.2 ms after a
+   * threaded matmul, one 2.4 ms after; on a loaded one the gaps spread (median 0.4, 75% within 2.7 ms).
+   * See attThreads.
+   */
+  minHotAttentionFlops: 4e6,
+  /** see minHotAttentionFlops */
+  hotWorkerMs: 3,
   /** below this many floats of b, packing b for a matmul runs on the calling thread alone */
   minParallelPack: 1 << 18,
   /** below this many flops a matmul goes to the reference kernel */
@@ -704,11 +714,18 @@ function maskRoundBytes(p: AttentionParams, ngroups: number): number {
  * worker and handing it tasks costs about what it saves (more when the machine is loaded), and the
  * results are the same bits either way. Flops per visible (query, key) pair and head: forward
  * 2 (E + Ev) (S = Q K^T, P V); backward 2 (3 E + 2 Ev) (S again, dP = dO V^T, dV, dK, dQ).
+ * A smaller job (from wasmTuning.minHotAttentionFlops on) takes all threads as well when a worker
+ * finished a job within the last wasmTuning.hotWorkerMs: the calling code is then in a threaded
+ * stretch (a training step of GPT("small"), 8 x 4 heads, L = S = 128: forward 34, backward 84 MFLOP,
+ * most calls 0.2 ms after a threaded matmul), where the worker would otherwise idle through the
+ * call. An isolated call (no threaded job just before it) runs on the calling thread as before.
  */
-function attThreads(p: AttentionParams, pass: "forward" | "backward"): number {
+function attThreads(rt: WasmRuntime, p: AttentionParams, pass: "forward" | "backward"): number {
   const perPair = pass === "forward" ? 2 * (p.E + p.Ev) : 2 * (3 * p.E + 2 * p.Ev);
   const flops = p.B * p.H * visiblePairs(p) * perPair;
-  return flops < wasmTuning.minParallelAttentionFlops ? 1 : getNumThreads();
+  if (flops >= wasmTuning.minParallelAttentionFlops) return getNumThreads();
+  if (flops < wasmTuning.minHotAttentionFlops) return 1;
+  return rt.msSinceWorkerJob() < wasmTuning.hotWorkerMs ? getNumThreads() : 1;
 }
 
 /**
@@ -765,7 +782,7 @@ function wasmAttentionForward(
   const flex = flexTables("wasmAttentionForward", p, g);
   const perGroup = G * Lp * (Ep + Evp + 3) + Sp * (Ep + Evp);
   const NGmax = groupsPerRound(p, perGroup);
-  const threads = attThreads(p, "forward");
+  const threads = attThreads(rt, p, "forward");
   const lay = layoutOf(p); // where each head's rows are: staging reads them there (no separate permute)
   const groups = B * p.Hkv;
   for (let g0 = 0; g0 < groups; g0 += NGmax) {
@@ -828,7 +845,7 @@ function wasmAttentionBackward(
   // floats per kv group: q, qt, dq, dO, dOt, out, lse hi and lo, D (float64); k, v, dk, dv; counters
   const perGroup = G * Lp * (3 * Ep + 3 * Evp + 4) + Sp * (2 * Ep + 2 * Evp) + G * nI;
   const NGmax = groupsPerRound(p, perGroup);
-  const threads = attThreads(p, "backward");
+  const threads = attThreads(rt, p, "backward");
   const lay = layoutOf(p); // as in forward: dq, dk, dv and dout share q's, k's, v's and out's layouts
   const groups = B * Hkv;
   for (let g0 = 0; g0 < groups; g0 += NGmax) {

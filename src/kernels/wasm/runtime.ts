@@ -37,6 +37,9 @@ const JOB_NAMES: Record<number, string> = {
   [Lay.K_EW_PIECEWISE]: "piecewise table", [Lay.K_EW_NORM_FWD]: "norm rows", [Lay.K_EW_NORM_BWD]: "norm rows backward",
 };
 
+/** job kinds msSinceWorkerJob leaves out */
+const ATTENTION_KINDS: ReadonlySet<number> = new Set([Lay.K_ATT_FWD, Lay.K_ATT_BWD_PREP, Lay.K_ATT_BWD]);
+
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit (address space is reserved, not committed)
 const CTL_WORDS = (Lay.JOB_BASE - Lay.CTL_BASE) >> 2;
@@ -240,6 +243,8 @@ export class WasmRuntime {
   private readonly workers: WorkerHandle[] = [];
   private spawnFailed = false;
   private gen = 0;
+  /** performance.now() when the last non-attention job a worker took part in ended; -1 before any (msSinceWorkerJob) */
+  private lastWorkerJob = -1;
 
   /**
    * @param variant which module to compile
@@ -474,6 +479,7 @@ export class WasmRuntime {
       if (d >= part) break;
       Atomics.wait(ctl, C + Lay.CTL_DONE, d, 1000);
     }
+    if (part > 0 && !ATTENTION_KINDS.has(ctl[J + Lay.J_KIND])) this.lastWorkerJob = performance.now();
     const failed = Atomics.load(ctl, J + Lay.J_FAILED);
     if (failed === 0) return;
     const kind = JOB_NAMES[ctl[J + Lay.J_KIND]] ?? `kind ${ctl[J + Lay.J_KIND]}`;
@@ -517,6 +523,17 @@ export class WasmRuntime {
     let n = 0;
     for (let w = 0; w < this.workers.length; w++) if (Atomics.load(this.i32, (Lay.CTL_BASE >> 2) + Lay.CTL_READY + w) === 1) n++;
     return n;
+  }
+
+  /**
+   * Milliseconds since the last job a worker took part in ended (Infinity before any), attention jobs
+   * not counted: a hint that the calling code is in a threaded stretch (a training step's matmuls),
+   * where handing a worker a smaller attention job as well pays (see attThreads in backend.ts).
+   * Attention jobs do not count so that a run of small attention calls alone (a benchmark loop)
+   * does not keep itself threaded. Timing only; no result depends on it.
+   */
+  msSinceWorkerJob(): number {
+    return this.lastWorkerJob < 0 ? Infinity : performance.now() - this.lastWorkerJob;
   }
 
   /** Tasks run by workers (not the calling thread) since the runtime started. */
