@@ -112,32 +112,30 @@ def main():
     V = cfg["vocab_size"]
     prompt = torch.tensor([[(7919 * i + 13) % V for i in range(a.prompt)]])
     with torch.no_grad():
-        prefill, prefill_cpu, last = [], [], None
-        for r in range(a.runs + 2):  # a warm-up, then runs + 1 timed
-            t0, c0 = time.perf_counter(), time.process_time()
-            logits, _ = model.forward(prompt)
-            ms = (time.perf_counter() - t0) * 1000
-            if r > 0:
-                prefill.append(ms)
-                prefill_cpu.append((time.process_time() - c0) * 1000)
-            if last is None:
-                last = logits[0, -1].contiguous()
-        logits_file = os.path.join(a.dir, "torch_logits.f32")
-        with open(logits_file, "wb") as f:
-            f.write(last.numpy().tobytes())
-        prefill_last, prefill_last_cpu, last_only = [], [], None
-        for r in range(a.runs + 2):  # the prefill as generate() runs it: logits_to_keep=1, timed as above
-            t0, c0 = time.perf_counter(), time.process_time()
-            logits, _ = model.forward(prompt, logits_to_keep=1)  # [1, 1, V]
-            ms = (time.perf_counter() - t0) * 1000
-            if r > 0:
-                prefill_last.append(ms)
-                prefill_last_cpu.append((time.process_time() - c0) * 1000)
-            if last_only is None:
-                last_only = logits[0, -1].contiguous()
-        last_logits_file = os.path.join(a.dir, "torch_logits_last.f32")
-        with open(last_logits_file, "wb") as f:
-            f.write(last_only.numpy().tobytes())
+        def prefills(keep):
+            """A warm-up, then runs + 1 timed forwards of the prompt (keep: logits_to_keep); wall and CPU ms, and the last position's logits."""
+            wall, cpu, last = [], [], None
+            for r in range(a.runs + 2):
+                t0, c0 = time.perf_counter(), time.process_time()
+                logits, _ = model.forward(prompt, logits_to_keep=keep)  # [1, T, V], or [1, keep, V]
+                ms = (time.perf_counter() - t0) * 1000
+                if r > 0:
+                    wall.append(ms)
+                    cpu.append((time.process_time() - c0) * 1000)
+                if last is None:
+                    last = logits[0, -1].contiguous()
+            return wall, cpu, last
+
+        def write_logits(name, x):
+            path = os.path.join(a.dir, name)
+            with open(path, "wb") as f:
+                f.write(x.numpy().tobytes())
+            return path
+
+        prefill, prefill_cpu, last = prefills(0)  # every position's logits
+        logits_file = write_logits("torch_logits.f32", last)
+        prefill_last, prefill_last_cpu, last_only = prefills(1)  # the prefill as generate() runs it: logits_to_keep=1
+        last_logits_file = write_logits("torch_logits_last.f32", last_only)
         decode, decode_cpu, tokens = [], [], []
         for _ in range(a.runs):
             logits, cache = model.forward(prompt)  # not timed
