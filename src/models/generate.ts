@@ -120,6 +120,21 @@ function checkSampling(fn: string, opts: SamplingOptions & { repetitionPenalty?:
   checkGenerator(fn, "generator", opts.generator);
 }
 
+/**
+ * The options every decoding loop checks once, up front, naming fn: the sampling options (temperature,
+ * topK, topP, generator, repetitionPenalty), maxNewTokens and onToken (generate's loops and
+ * generateText's padded batch).
+ */
+export function checkDecodeOptions(
+  fn: string, opts: SamplingOptions & { repetitionPenalty?: number; maxNewTokens: number; onToken?: unknown },
+): void {
+  checkSampling(fn, opts);
+  if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
+    throw new ArgumentError(`${fn}: maxNewTokens must be a non-negative integer, got ${String(opts.maxNewTokens)}`);
+  }
+  if (opts.onToken !== undefined && typeof opts.onToken !== "function") throw new ArgumentError(`${fn}: onToken must be a function (token, row) => void`);
+}
+
 /** repetitionPenalty: undefined, or a finite number > 0. */
 export function checkRepetitionPenalty(fn: string, r: unknown): void {
   if (r !== undefined && !(typeof r === "number" && r > 0 && Number.isFinite(r))) {
@@ -249,12 +264,8 @@ function stopSet(fn: string, stop: number | readonly number[] | undefined): Set<
 /** The shared decoding loop: prefill, then one token per step for every unfinished row. */
 function decodeLoop(l: Loop): number[][] {
   const { fn, opts } = l;
-  checkSampling(fn, opts);
-  if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
-    throw new ArgumentError(`${fn}: maxNewTokens must be a non-negative integer, got ${String(opts.maxNewTokens)}`);
-  }
+  checkDecodeOptions(fn, opts);
   const stops = stopSet(fn, opts.stopToken);
-  if (opts.onToken !== undefined && typeof opts.onToken !== "function") throw new ArgumentError(`${fn}: onToken must be a function (token, row) => void`);
   const g = opts.generator ?? new Generator(opts.seed ?? 0);
   const rows = l.rows;
   const done = rows.map(() => false);
@@ -414,11 +425,7 @@ function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: Ge
   rows.forEach((r, n) => {
     if (r.length > maxLength) throw new ArgumentError(`${fn}: prompt row ${n} has ${r.length} tokens, more than maxLength ${maxLength}`);
   });
-  checkSampling(fn, opts);
-  if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
-    throw new ArgumentError(`${fn}: maxNewTokens must be a non-negative integer, got ${String(opts.maxNewTokens)}`);
-  }
-  if (opts.onToken !== undefined && typeof opts.onToken !== "function") throw new ArgumentError(`${fn}: onToken must be a function (token, row) => void`);
+  checkDecodeOptions(fn, opts);
   const stops = stopSet(fn, opts.stopToken);
   const g = opts.generator ?? new Generator(opts.seed ?? 0);
   const generators = perRow?.generators ?? rows.map(() => g);

@@ -17,9 +17,9 @@
 import { noGrad } from "../autograd/tape.js";
 import { withFrozenWeights } from "../kernels/dispatch.js";
 import { ArgumentError } from "../tensor/errors.js";
-import { Generator, checkGenerator } from "../tensor/random.js";
+import { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { type SamplingOptions, applyRepetitionPenalty, checkRepetitionPenalty, sampleToken } from "../models/generate.js";
+import { type SamplingOptions, applyRepetitionPenalty, checkDecodeOptions, sampleToken } from "../models/generate.js";
 import type { PretrainedLM } from "./model.js";
 
 /** The id fed at padded places: any id does, since padding is never attended to and its logits are not read. */
@@ -43,18 +43,9 @@ export interface PaddedGenerateOptions extends SamplingOptions {
 export function generatePadded(fn: string, model: PretrainedLM, prompts: readonly (readonly number[])[], opts: PaddedGenerateOptions): number[][] {
   const { greedy, temperature, topK, topP } = opts;
   const sampling: SamplingOptions = { greedy, temperature, topK, topP };
-  // generate()'s checks (sampleToken repeats them at each pick, naming itself): here once, up front, naming fn
-  if (temperature !== undefined && !(typeof temperature === "number" && temperature >= 0 && Number.isFinite(temperature))) {
-    throw new ArgumentError(`${fn}: temperature must be a finite number >= 0, got ${String(temperature)}`);
-  }
-  if (topK !== undefined && (!Number.isInteger(topK) || topK <= 0)) throw new ArgumentError(`${fn}: topK must be a positive integer, got ${String(topK)}`);
-  if (topP !== undefined && !(typeof topP === "number" && topP > 0 && topP <= 1)) throw new ArgumentError(`${fn}: topP must be a number in (0, 1], got ${String(topP)}`);
-  checkGenerator(fn, "generator", opts.generator);
-  checkRepetitionPenalty(fn, opts.repetitionPenalty);
+  checkDecodeOptions(fn, opts); // generate()'s checks, once, naming fn (sampleToken repeats some at each pick, naming itself)
   const penalty = opts.repetitionPenalty ?? 1;
   const { maxNewTokens } = opts;
-  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new ArgumentError(`${fn}: maxNewTokens must be a non-negative integer, got ${String(maxNewTokens)}`);
-  if (opts.onToken !== undefined && typeof opts.onToken !== "function") throw new ArgumentError(`${fn}: onToken must be a function (token, row) => void`);
   const N = prompts.length;
   const maxSeqLen = model.config.maxSeqLen;
   prompts.forEach((p, n) => {
