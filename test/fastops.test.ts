@@ -24,6 +24,7 @@ import { geluGateExact, geluGateTanh, geluGradExact, geluGradTanh, geluReadable 
 import { elementwiseTuning, getBackend, getNumThreads, setNumThreads, wasmRuntimeInfo } from "../src/kernels/index.js";
 import { conformanceBackends, onBackend } from "./backends.js";
 import { crossEntropyReference } from "../src/ops/lossReference.js";
+import { crossEntropyTuning } from "../src/ops/loss.js";
 import { layerNormReference, rmsNormReference } from "../src/ops/normReference.js";
 import { evalPiecewise, piecewise, table32 } from "../src/ops/piecewise.js";
 import { permuteCopy, permuteCopy4 } from "../src/ops/shape.js";
@@ -174,6 +175,26 @@ describe("crossEntropy (int32 targets): fused rows vs logSoftmax + pick + reduce
       }
     }
   }
+
+  test("crossEntropy's gradient is the same bits with its exps kept or recomputed (a large [M, C] recomputes them)", () => {
+    for (const dtype of ["float32", "float64"] as const) {
+      const x = leaf([5, 13], dtype, 9);
+      const t = targets(5, 13, [1]);
+      const grad = (): ArrayLike<number> => {
+        const xs = new Tensor(x.values.slice(), x.shape, x.dtype).requiresGrad_();
+        crossEntropy(xs, t, { reduction: "mean", labelSmoothing: 0.1 }).backward();
+        return xs.grad!.values;
+      };
+      const kept = grad();
+      const saved = crossEntropyTuning.keepExpsMax;
+      crossEntropyTuning.keepExpsMax = 0;
+      try {
+        assert.deepEqual(Array.from(grad()), Array.from(kept), dtype);
+      } finally {
+        crossEntropyTuning.keepExpsMax = saved;
+      }
+    }
+  });
 
   test("the loss is the same bits whether or not the forward keeps its exps for a backward (noGrad, a leaf without requiresGrad); the gradient is softmax - onehot to float64 rounding", () => {
     const x = leaf([6, 11], "float64", 4);

@@ -36,9 +36,10 @@ export const CROSS_ENTROPY_OPTION_KEYS = optionKeys<CrossEntropyOptions>({ reduc
  * run (heap numbers per element for the first steps; a sampling heap profile showed it).
  */
 function crossEntropyBackwardRows(
-  gx: TypedArray, gd: ArrayLike<number>, e: Float64Array, sums: Float64Array, target: ArrayLike<number>, lse: Float64Array,
+  gx: TypedArray, gd: ArrayLike<number>, xd: ArrayLike<number>, kept: ForBackward, target: ArrayLike<number>, lse: Float64Array,
   M: number, C: number, ignoreIndex: number, eps: number, perRowScale: boolean, scale0: number,
 ): void {
+  const { e, maxs, sums } = kept;
   for (let r = 0, o = 0; r < M; r++, o += C) {
     const y = target[r];
     const l = lse[r];
@@ -46,10 +47,25 @@ function crossEntropyBackwardRows(
     const scale = perRowScale ? gd[r] : scale0;
     const off = (eps * scale) / C;
     const s = sums[r];
-    for (let c = o; c < o + C; c++) gx[c] = scale * (e[c] / s) - off;
+    if (e.length > 0) {
+      for (let c = o; c < o + C; c++) gx[c] = scale * (e[c] / s) - off;
+    } else { // the same exp(x_c - m) as the forward's, recomputed: the same bits as the kept ones
+      const m = maxs[r];
+      for (let c = o; c < o + C; c++) gx[c] = scale * (Math.exp(xd[c] - m) / s) - off;
+    }
     gx[o + y] -= (1 - eps) * scale;
   }
 }
+
+/**
+ * What the forward keeps for the backward (only when one will run): each row's max and sum of
+ * exp(x_c - m), and each exp itself when [M, C] is at most crossEntropyTuning.keepExpsMax (above that, the float64
+ * copy would cost more memory than recomputing the exps costs time: 8 bytes a logit, 400 MB for
+ * 1024 rows of GPT-2's vocabulary).
+ */
+interface ForBackward { e: Float64Array; maxs: Float64Array; sums: Float64Array }
+/** exported for tests: 0 makes every backward recompute its exps */
+export const crossEntropyTuning = { keepExpsMax: 1 << 22 };
 
 /** Σ_c exp(x_c - m) over one row's C logits from offset o, in order. */
 function sumExp(xd: ArrayLike<number>, m: number, o: number, C: number): number {
@@ -73,7 +89,8 @@ function sumExpKept(xd: ArrayLike<number>, m: number, e: Float64Array, o: number
  * same pass. Rows with target ignoreIndex give 0; a row of all -Infinity gives Infinity and no
  * gradient (as logSoftmax's fully masked rows). Backward, per row:
  *   dx = scale · (softmax(x) - (1 - eps) onehot(y) - eps / C)     scale = g_r, g, or g / counted
- * No [M, C] array besides the gradient: the row's lse is kept, softmax recomputed from it.
+ * The backward reads softmax as e_c / s from the exps e_c = exp(x_c - m) and sums s of the forward
+ * (kept, or recomputed for a large [M, C]: see ForBackward).
  */
 function crossEntropyRows(logits: Tensor, target: Int32Array, ignoreIndex: number, eps: number, reduction: "mean" | "sum" | "none", counted: number): Tensor {
   const [M, C] = logits.shape;
@@ -81,7 +98,10 @@ function crossEntropyRows(logits: Tensor, target: Int32Array, ignoreIndex: numbe
   const lse = new Float64Array(M);
   // for the backward: each logit's exp(x_c - m) and each row's sum of them (only when it will run)
   const keep = needsGrad([logits]);
-  const e = new Float64Array(keep ? M * C : 0), sums = new Float64Array(keep ? M : 0);
+  const kept: ForBackward = {
+    e: new Float64Array(keep && M * C <= crossEntropyTuning.keepExpsMax ? M * C : 0), maxs: new Float64Array(keep ? M : 0), sums: new Float64Array(keep ? M : 0),
+  };
+  const { e, maxs, sums } = kept;
   const perRow = reduction === "none" ? allocate(logits.dtype, M) : null;
   let total = 0;
   for (let r = 0, o = 0; r < M; r++, o += C) {
@@ -94,8 +114,8 @@ function crossEntropyRows(logits: Tensor, target: Int32Array, ignoreIndex: numbe
       lse[r] = -Infinity;
       loss = Infinity;
     } else {
-      const s = keep ? sumExpKept(xd, m, e, o, C) : sumExp(xd, m, o, C);
-      if (keep) sums[r] = s;
+      const s = e.length > 0 ? sumExpKept(xd, m, e, o, C) : sumExp(xd, m, o, C);
+      if (keep) [sums[r], maxs[r]] = [s, m];
       const l = m + Math.log(s);
       lse[r] = l;
       loss = -(1 - eps) * (xd[o + y] - l);
@@ -114,7 +134,7 @@ function crossEntropyRows(logits: Tensor, target: Int32Array, ignoreIndex: numbe
     const gd = g.values;
     const gx = allocate(g.dtype, M * C);
     const scale0 = reduction === "mean" ? (counted === 0 ? 0 : gd[0] / counted) : gd[0];
-    crossEntropyBackwardRows(gx, gd, e, sums, target, lse, M, C, ignoreIndex, eps, reduction === "none", scale0);
+    crossEntropyBackwardRows(gx, gd, xd, kept, target, lse, M, C, ignoreIndex, eps, reduction === "none", scale0);
     return [new Tensor(gx, [M, C], g.dtype)];
   });
 }
