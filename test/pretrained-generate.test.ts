@@ -262,8 +262,11 @@ describe("repetitionPenalty (transformers' repetition_penalty)", () => {
   test("applyRepetitionPenalty, worked by hand: positive logits divided, negative multiplied, each token once", () => {
     // logits [2, -2, 1, 0, -0.5], tokens 0, 1, 1, 3 at r = 2: 2/2, -2*2, untouched, 0/2, untouched
     assert.deepEqual(Array.from(applyRepetitionPenalty([2, -2, 1, 0, -0.5], [0, 1, 1, 3], 2)), [1, -4, 1, 0, -0.5]);
-    // float32 as torch computes it: 1/3 rounded to float32, not float64
-    assert.equal(applyRepetitionPenalty([1], [0], 3)[0], Math.fround(1 / 3));
+    // in the logits' precision, as torch computes it: float32 logits give 1/3 rounded to float32;
+    // float64 logits stay float64, the entries not penalised included
+    assert.equal(applyRepetitionPenalty(Float32Array.of(1), [0], 3)[0], Math.fround(1 / 3));
+    assert.deepEqual(Array.from(applyRepetitionPenalty(Float64Array.of(1, 0.1), [0], 3)), [1 / 3, 0.1]);
+    assert.deepEqual(Array.from(applyRepetitionPenalty([2, -2], new Set([1]), 2)), [2, -4]); // a Set of ids does too
     assert.throws(() => applyRepetitionPenalty([1, 2], [2], 1.2), /applyRepetitionPenalty: token ids must be integers in 0\.\.1, got 2/);
     assert.throws(() => applyRepetitionPenalty([1, 2], [0], 0), /applyRepetitionPenalty: repetitionPenalty must be a finite number > 0/);
   });

@@ -144,22 +144,24 @@ export function checkRepetitionPenalty(fn: string, r: unknown): void {
 
 /**
  * A row of logits z [V] with the repetition penalty r applied to every token id in `tokens` (the row
- * so far): z / r where z > 0, z · r where z < 0, in float32 as Hugging Face's
- * RepetitionPenaltyLogitsProcessor computes it on float32 logits. A token counts once however often it
- * occurs. Returns a new array; logits is not written. Ids outside 0..V-1 are an error.
+ * so far, or a Set of the ids in it): z / r where z > 0, z · r where z < 0, in the logits' precision
+ * as Hugging Face's RepetitionPenaltyLogitsProcessor computes it (float32 logits, a Float32Array:
+ * float32; anything else: float64). A token counts once however often it occurs. Returns a new array;
+ * logits is not written. Ids outside 0..V-1 are an error.
  */
-export function applyRepetitionPenalty(logits: ArrayLike<number>, tokens: readonly number[], penalty: number): Float32Array {
+export function applyRepetitionPenalty(logits: ArrayLike<number>, tokens: Iterable<number>, penalty: number): Float32Array | Float64Array {
   const fn = "applyRepetitionPenalty";
   if (penalty === undefined) throw new ArgumentError(`${fn}: penalty must be a finite number > 0, got undefined`);
   checkRepetitionPenalty(fn, penalty);
-  const z = Float32Array.from(logits);
-  const r = Math.fround(penalty);
+  const single = logits instanceof Float32Array;
+  const z = single ? Float32Array.from(logits) : Float64Array.from(logits);
+  const r = single ? Math.fround(penalty) : penalty;
   const seen = new Set<number>();
   for (const t of tokens) {
     if (!Number.isInteger(t) || t < 0 || t >= z.length) throw new ArgumentError(`${fn}: token ids must be integers in 0..${z.length - 1}, got ${String(t)}`);
     if (seen.has(t)) continue;
     seen.add(t);
-    z[t] = z[t] < 0 ? z[t] * r : z[t] / r; // stored to float32: torch.where(score < 0, score * r, score / r)
+    z[t] = z[t] < 0 ? z[t] * r : z[t] / r; // stored in z's precision: torch.where(score < 0, score * r, score / r)
   }
   return z;
 }

@@ -54,6 +54,7 @@ export function generatePadded(fn: string, model: PretrainedLM, prompts: readonl
   const generators = prompts.map(() => opts.generator ?? new Generator(opts.seed ?? 0));
   const budget = prompts.map((p) => Math.min(maxNewTokens, Math.min(maxSeqLen, opts.maxLength ?? maxSeqLen) - p.length)); // new tokens each row may add
   const out: number[][] = prompts.map(() => []);
+  const seen = penalty === 1 ? [] : prompts.map((p) => new Set(p)); // each row's ids so far, for repetitionPenalty (never its padding)
   const T = Math.max(...prompts.map((p) => p.length));
   // the padded rows so far and their mask: [N, S], growing by one column per step
   const ids = prompts.map((p) => [...new Array<number>(T - p.length).fill(PAD), ...p]);
@@ -75,8 +76,9 @@ export function generatePadded(fn: string, model: PretrainedLM, prompts: readonl
         for (const n of active) {
           const at = (n * L + L - 1) * V; // row n's last position
           const z = logits.values.subarray(at, at + V);
-          const t = sampleToken(penalty === 1 ? z : applyRepetitionPenalty(z, [...prompts[n], ...out[n]], penalty), sampling, generators[n]);
+          const t = sampleToken(penalty === 1 ? z : applyRepetitionPenalty(z, seen[n], penalty), sampling, generators[n]);
           out[n].push(t);
+          if (penalty !== 1) seen[n].add(t);
           opts.onToken?.(t, n);
           budget[n] = opts.stopTokens.has(t) ? 0 : budget[n] - 1;
         }
