@@ -183,31 +183,27 @@ export function childSpeed(dir: string, threads: number, runs: number): SpeedRes
   const loadMs = performance.now() - t0;
   const V = GPT2_SMALL.vocab_size;
   const prompt = [promptIds()];
-  const prefillTimes: number[] = [], prefillCpu: number[] = [];
   const cpuMs = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
-  let last: Float32Array | null = null;
-  for (let r = 0; r < 1 + runs + 1; r++) { // a warm-up, then runs + 1 timed
-    const t = performance.now(), c = process.cpuUsage();
-    const logits = noGrad(() => model.forward(prompt)); // [1, PROMPT, V]
-    const ms = performance.now() - t;
-    if (r > 0) { prefillTimes.push(ms); prefillCpu.push(cpuMs(process.cpuUsage(c))); }
-    last ??= Float32Array.from(logits.values.subarray((PROMPT - 1) * V, PROMPT * V));
-  }
-  const logitsFile = join(dir, "attend_logits.f32");
-  writeFileSync(logitsFile, new Uint8Array(last!.buffer));
-  // the prefill as generate() runs it: the head on the last position only; timed as above (a warm-up,
-  // runs + 1 reps, each outside a frozen scope)
-  const lastTimes: number[] = [], lastCpu: number[] = [];
-  let lastOnly: Float32Array | null = null;
-  for (let r = 0; r < 1 + runs + 1; r++) {
-    const t = performance.now(), c = process.cpuUsage();
-    const logits = noGrad(() => model.forward(prompt, { logitsToKeep: 1 })); // [1, 1, V]
-    const ms = performance.now() - t;
-    if (r > 0) { lastTimes.push(ms); lastCpu.push(cpuMs(process.cpuUsage(c))); }
-    lastOnly ??= Float32Array.from(logits.values);
-  }
-  const lastLogitsFile = join(dir, "attend_logits_last.f32");
-  writeFileSync(lastLogitsFile, new Uint8Array(lastOnly!.buffer));
+  /**
+   * A warm-up, then runs + 1 timed prefills, each on its own outside a frozen scope (keep: logitsToKeep,
+   * 0 = every position); wall and CPU ms, and the last position's logits written to DIR/file.
+   */
+  const prefills = (keep: number, file: string): { times: number[]; cpu: number[]; file: string } => {
+    const times: number[] = [], cpu: number[] = [];
+    let last: Float32Array | null = null;
+    for (let r = 0; r < 1 + runs + 1; r++) {
+      const t = performance.now(), c = process.cpuUsage();
+      const logits = noGrad(() => model.forward(prompt, { logitsToKeep: keep })); // [1, PROMPT, V], or [1, keep, V]
+      const ms = performance.now() - t;
+      if (r > 0) { times.push(ms); cpu.push(cpuMs(process.cpuUsage(c))); }
+      last ??= Float32Array.from(logits.values.subarray(logits.values.length - V));
+    }
+    writeFileSync(join(dir, file), new Uint8Array(last!.buffer));
+    return { times, cpu, file: join(dir, file) };
+  };
+  const { times: prefillTimes, cpu: prefillCpu, file: logitsFile } = prefills(0, "attend_logits.f32");
+  // the prefill as generate() runs it: the head on the last position only
+  const { times: lastTimes, cpu: lastCpu, file: lastLogitsFile } = prefills(1, "attend_logits_last.f32");
   const decodeRuns: number[] = [], decodeCpu: number[] = [];
   let tokens: number[] = [];
   const rssBeforeDecodeMiB = process.memoryUsage().rss / MiB;
