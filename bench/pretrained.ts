@@ -18,7 +18,7 @@
  *            either, which packs each matrix on first use); then, in the same process and timed the same
  *            way, the prefill as generate() runs it: forward(prompt, { logitsToKeep: 1 }), the head on the
  *            last position only (transformers' generate() passes logits_to_keep=1 for the same reason: the
- *            head over all 512 positions is a [512, 768]×[768, 50257] matmul, 39.5 of the ~127 GFLOP);
+ *            head over all 512 positions is a [512, 768]×[768, 50257] matmul, 39.5 of the ~127 GFLOP of matmuls);
  *            then greedy KV-cache decoding of 128 tokens
  *            after that prompt through generateText (token ids in, stop token off; the one-token steps
  *            timed, the weights frozen as generate() keeps them), tokens/s, median of runs

@@ -125,7 +125,7 @@ describe("wasm attention: when workers are woken", { skip: !wasmAvailable() && "
     assert.deepEqual(withSince(0, () => run(base, 5)).asked, [1, 1, 1], "below minHotAttentionFlops");
   });
 
-  test("msSinceWorkerJob: attention jobs do not count, other jobs a worker took part in do", () => {
+  test("msSinceWorkerJob: attention jobs do not count, other jobs a worker took part in do", (t) => {
     const rt = resetRuntime();
     setNumThreads(2);
     assert.equal(rt.msSinceWorkerJob(), Infinity, "no job yet");
@@ -143,6 +143,10 @@ describe("wasm attention: when workers are woken", { skip: !wasmAvailable() && "
     const n = 256, a = randF32(n * n, rng(1)), b = randF32(n * n, rng(2)), out = new Float32Array(n * n);
     const mm = { batch: 1, m: n, n, k: n, aBatchStride: 0, bBatchStride: 0, transA: false, transB: false, accumulate: false };
     for (let tries = 0; tries < 100 && rt.workerTasks === tasksBefore; tries++) wasmBackend.matmul(out, a, b, mm);
-    if (rt.workerTasks > tasksBefore) assert.ok(Number.isFinite(rt.msSinceWorkerJob()) && rt.msSinceWorkerJob() >= 0);
+    if (rt.workerTasks === tasksBefore) {
+      t.skip("no worker woke for 100 threaded matmuls (a very loaded machine): the finite case is not checked");
+      return;
+    }
+    assert.ok(Number.isFinite(rt.msSinceWorkerJob()) && rt.msSinceWorkerJob() >= 0);
   });
 });

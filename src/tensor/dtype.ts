@@ -31,12 +31,12 @@ export function checkDType<D extends DType = DType>(fn: string, name: string, v:
 }
 
 /**
- * A zeroed array of `size` elements of `dtype`: from the pool of arrays backward() proved dead
+ * A zeroed array (zero false: see allocateOverwritten) of `size` elements of `dtype`: from the pool of arrays backward() proved dead
  * (./pool.ts) when it holds one of this size, else a fresh one (allocateFresh).
  */
-export function allocate(dtype: DType, size: number): TypedArray {
+export function allocate(dtype: DType, size: number, zero = true): TypedArray {
   if (size < POOL_MIN_LENGTH) return allocateFresh(dtype, size);
-  const a = takePooled(dtype, size) ?? allocateFresh(dtype, size);
+  const a = takePooled(dtype, size, zero) ?? allocateFresh(dtype, size);
   noteAllocated(a);
   return a;
 }
@@ -48,10 +48,7 @@ export function allocate(dtype: DType, size: number): TypedArray {
  * arrays was ~1% of the step. Anything that may leave an element unwritten calls allocate().
  */
 export function allocateOverwritten(dtype: DType, size: number): TypedArray {
-  if (size < POOL_MIN_LENGTH) return allocateFresh(dtype, size);
-  const a = takePooled(dtype, size, false) ?? allocateFresh(dtype, size);
-  noteAllocated(a);
-  return a;
+  return allocate(dtype, size, false);
 }
 
 export function allocateFresh(dtype: DType, size: number): TypedArray {
