@@ -11,7 +11,7 @@ import {
 } from "./layout";
 import { jobFailed } from "./job";
 import { attBwdPrepTask, attBwdTask, attFwdTask, bwdScratchFloats, copyRows, fwdScratchFloats } from "./attention";
-import { mmPackBTask, mmScratchFloats, mmTask, MM_MB, MM_NB } from "./matmul";
+import { mmPackBTask, mmScratchFloats, mmTask, MM_MB, MM_NB, PANELS_PER_PACK_TASK } from "./matmul";
 import { ewNormBwdTask, ewNormFwdTask, ewPiecewiseTask } from "./elementwise";
 import { K_EW_NORM_BWD, K_EW_NORM_FWD, K_EW_PIECEWISE } from "./layout";
 
@@ -84,6 +84,11 @@ export function mm_row_block(): i32 {
 
 export function mm_col_block(): i32 {
   return MM_NB;
+}
+
+/** Columns of b one K_MM_PACK_B task packs (its panels of 8). */
+export function mm_pack_cols(): i32 {
+  return PANELS_PER_PACK_TASK << 3;
 }
 
 export function mm_scratch_floats(): i32 {

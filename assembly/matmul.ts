@@ -14,7 +14,7 @@ import { row1x32, row1x8, tile4x8 } from "./simd";
 export const MM_MB: i32 = 64; // rows per task
 export const MM_NB: i32 = 256; // columns per task
 export const MM_KC: i32 = 256; // k block
-const PANELS_PER_PACK_TASK: i32 = 8;
+export const PANELS_PER_PACK_TASK: i32 = 8;
 
 /** Scratch floats one K_MM task needs (its packed rows of a). */
 export function mmScratchFloats(): i32 {

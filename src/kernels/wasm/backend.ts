@@ -251,18 +251,19 @@ function wasmMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: Flo
   if (packed) {
     stageRest();
   } else {
-    const packTasks = nB * Math.ceil(np / PACK_COLS);
+    const packCols = rt.exports.mm_pack_cols();
+    const packTasks = nB * Math.ceil(np / packCols);
     // packing moves each float once: below minParallelPack floats a worker's wake-up costs more than it saves
     const packThreads = nB * k * np < wasmTuning.minParallelPack ? 1 : threads;
     rt.setJob(Lay.K_MM_PACK_B, packTasks, scratch, stride, Lay.MmJob, prm);
     if (packThreads > 1 && rt.threaded && nB * n * k >= wasmTuning.minOverlapStage) {
       // the workers pack b's first panels while this thread copies the rest of b, then a
       rt.runJob(packThreads, packTasks, undefined, (release) => {
-        stageB(rt.f32, bP >> 2, b, p, release);
+        stageB(rt.f32, bP >> 2, b, p, packCols, release);
         stageRest();
       });
     } else {
-      stageB(rt.f32, bP >> 2, b, p, () => {});
+      stageB(rt.f32, bP >> 2, b, p, packCols, () => {});
       stageRest();
       rt.runJob(packThreads, packTasks);
     }
@@ -278,29 +279,28 @@ function wasmMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: Flo
   for (let i = 0; i < batch; i++) unstageRows(out, i * m * n, res, (cP >> 2) + i * mp * np, m, n, np);
 }
 
-/** Columns of b one pack task packs (assembly/matmul.ts: 8 panels of 8). */
-const PACK_COLS = 64;
-
 /**
  * Copies b as given into wasm memory at dst (the pack tasks' input: [nB][n][k] with transB, else
  * [nB][k][n]), in the pack tasks' order, calling release(t) once pack tasks [0, t) can read all
- * they need: with transB, task (batch i, columns c0..c0 + 63) reads rows c0..c0 + 63 of b[i], so
+ * they need: with transB, task (batch i, columns c0..c0 + packCols - 1) reads those rows of b[i], so
  * b goes in a task's rows at a time; without, every task of b[i] reads all of b[i].
  * Readable form: for each batch i, dst[i * n * k ..][0 .. n * k) = b[i * bBatchStride ..]; release(all).
  */
-function stageB(dst: Float32Array, at: number, b: FloatArray, p: MatmulParams, release: (t: number) => void): void {
+function stageB(dst: Float32Array, at: number, b: FloatArray, p: MatmulParams, packCols: number, release: (t: number) => void): void {
   const { n, k, batch, bBatchStride, transB } = p;
   const nB = bBatchStride === 0 ? 1 : batch;
-  const groups = Math.ceil(up8(n) / PACK_COLS);
+  const groups = Math.ceil(up8(n) / packCols);
   for (let i = 0; i < nB; i++) {
     const src = i * bBatchStride, d = at + i * n * k;
-    let staged = 0; // floats of b[i] in memory
-    for (let g = 0; g < groups; g++) {
-      const need = transB ? Math.min(n, (g + 1) * PACK_COLS) * k : n * k;
-      if (need > staged) {
-        dst.set(b.subarray(src + staged, src + need), d + staged);
-        staged = need;
-      }
+    if (!transB) { // every task of b[i] reads all of it: one copy, one release
+      dst.set(b.subarray(src, src + n * k), d);
+      release((i + 1) * groups);
+      continue;
+    }
+    for (let g = 0, staged = 0; g < groups; g++) { // staged: floats of b[i] in memory
+      const need = Math.min(n, (g + 1) * packCols) * k;
+      dst.set(b.subarray(src + staged, src + need), d + staged);
+      staged = need;
       release(i * groups + g + 1);
     }
   }

@@ -23,6 +23,7 @@ export interface KernelExports {
   copy_rows(dst: number, dstStride: number, src: number, srcStride: number, rows: number, bytes: number, padBytes: number): void;
   mm_row_block(): number;
   mm_col_block(): number;
+  mm_pack_cols(): number;
   mm_scratch_floats(): number;
 }
 
