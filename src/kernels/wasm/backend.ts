@@ -108,14 +108,14 @@ function stageRows(
   if (padRows > rows) dst.fill(0, dstOff + rows * dstCols, dstOff + padRows * dstCols);
 }
 
-/** The inverse: rows of `cols` floats out of rows of `srcCols` floats. */
+/** The inverse: rows of `cols` floats out of rows of `srcCols` floats (destination row stride `dstStride`). */
 function unstageRows(
-  dst: FloatArray, dstOff: number, src: Float32Array, srcOff: number, rows: number, cols: number, srcCols: number,
+  dst: FloatArray, dstOff: number, src: Float32Array, srcOff: number, rows: number, cols: number, srcCols: number, dstStride = cols,
 ): void {
-  if (cols === srcCols) {
+  if (cols === srcCols && cols === dstStride) {
     dst.set(src.subarray(srcOff, srcOff + rows * cols), dstOff);
   } else {
-    for (let r = 0; r < rows; r++) dst.set(src.subarray(srcOff + r * srcCols, srcOff + r * srcCols + cols), dstOff + r * cols);
+    for (let r = 0; r < rows; r++) dst.set(src.subarray(srcOff + r * srcCols, srcOff + r * srcCols + cols), dstOff + r * dstStride);
   }
 }
 
@@ -538,8 +538,7 @@ function unstageOperands(rt: WasmRuntime, ops: Operand[]): void {
     if (interleavedRows(o)) continue;
     for (const [head, at] of o.slots) {
       const to = rowStart(o.s, o.heads, head);
-      if (o.s.sl === o.D) unstageRows(o.arr, to, rt.f32, at, o.T, o.D, o.Dp);
-      else for (let t = 0; t < o.T; t++) o.arr.set(rt.f32.subarray(at + t * o.Dp, at + t * o.Dp + o.D), to + t * o.s.sl);
+      unstageRows(o.arr, to, rt.f32, at, o.T, o.D, o.Dp, o.s.sl);
     }
   }
   const groups = rowGroups(ops.filter(interleavedRows));
