@@ -10,7 +10,7 @@ import type { Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, BrowserContext, Page, Route } from "playwright-core";
 import { spawnSync } from "node:child_process";
 import { serve } from "../web/server.mjs";
 import { loadTrainingCheckpoint } from "../src/index.js";
@@ -370,59 +370,77 @@ describe("explorer in Chromium", () => {
     }
   });
 
-  test("9 inspect a model: train in the page, save a checkpoint attend reads, load it back", () =>
-    lesson(9, "inspect", "?steps=40&task=reverse&input=31415926", async (page) => {
-      await page.click("[data-testid=train]");
-      await page.waitForFunction(() => {
-        const s = document.querySelector<HTMLElement>("[data-testid=train-status]");
-        return s?.dataset.running === "false" && s.dataset.step === "40";
-      });
-      // the maps drawn once training has stopped are those of step 40
-      await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=prediction]")?.dataset.step === "40");
-      const loss = await checkExports(page, "loss");
-      assert.equal(loss.losses.length, 40);
-      assert.ok(loss.losses.at(-1) < loss.losses[0] - 0.3, `loss ${loss.losses[0]} -> ${loss.losses.at(-1)}`);
-      const maps = await checkExports(page, "maps");
-      assert.deepEqual(maps.names, ["attn"], "the tiny model: one attention module");
-      assert.equal(maps.maps[0].length, 2, "two heads");
-      assert.deepEqual(maps.tokens.slice(0, 10), ["<s>", "3", "1", "4", "1", "5", "9", "2", "6", "<sep>"], "the prompt, then the model's answer");
-      assert.ok(maxAbs(maps.maps[0].flatMap((m: number[][]) => rowSums(m)).map((s: number) => s - 1)) < 1e-5);
-      await checkExports(page, "focus");
-      await page.click("[data-testid=evaluate]");
-      const pageValLoss = Number(await page.locator("[data-testid=evaluation]").getAttribute("data-loss"));
-      const [download] = await Promise.all([page.waitForEvent("download"), page.click("[data-testid=save-checkpoint]")]);
-      const file = join(tmpdir(), `attend-explorer-${process.pid}.safetensors`);
-      const cliFile = join(tmpdir(), `attend-explorer-cli-${process.pid}.safetensors`);
-      await download.saveAs(file);
-      try {
-        // the CLI reads what the page wrote, and finds the same model; with the same settings it trains the same run
-        const [ev, sample, cli] = await Promise.all([
-          attend("eval", "--checkpoint", file, "--json"),
-          attend("sample", "--checkpoint", file, "--prompt", "31415926", "--json"),
-          attend("train", "--task", "reverse", "--model", "block", "--d-model", "32", "--heads", "2", "--steps", "40", "--seed", "0", "--out", cliFile, "--json"),
-        ]);
-        assert.equal(ev.code, 0, ev.stderr);
-        assert.equal(lastJson(ev.stdout).step, 40);
-        assert.ok(Math.abs(lastJson(ev.stdout).valLoss - pageValLoss) < 1e-4, `attend eval ${lastJson(ev.stdout).valLoss} vs the page's ${pageValLoss}`);
-        assert.equal(sample.code, 0, sample.stderr);
-        assert.equal(lastJson(sample.stdout).samples[0].output, maps.answer, "attend sample answers as the page does");
-        assert.equal(cli.code, 0, cli.stderr);
-        assert.deepEqual(loadTrainingCheckpoint(file).config, loadTrainingCheckpoint(cliFile).config, "the page's run is configured as attend train's");
-        // float32 sums in another order (browser vs Node kernels) differ in the last bits, so not bit for bit
-        assert.ok(Math.abs(lastJson(cli.stdout).valLoss - pageValLoss) < 1e-3, `attend train ${lastJson(cli.stdout).valLoss} vs the page's ${pageValLoss}`);
-        await page.setInputFiles("[data-testid=load-file]", file);
-        await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=train-status]")?.dataset.loaded === "true");
-        const reloaded = JSON.parse((await exportFile(page, "maps", "json")).toString());
-        assert.match(reloaded.origin, /checkpoint attend-explorer-\d+\.safetensors \(step 40\)/);
-        assert.deepEqual(reloaded.maps, maps.maps, "the loaded checkpoint gives the same maps");
-        const reloadedLoss = JSON.parse((await exportFile(page, "loss", "json")).toString());
-        assert.equal(reloadedLoss.losses.length, 40, "the loss curve travels in the checkpoint's metadata");
-        assert.match((await page.locator("[data-testid=checkpoint-info]").textContent())!, /attn\.in_proj_weight/);
-      } finally {
-        rmSync(file, { force: true });
-        rmSync(cliFile, { force: true });
-      }
-    }));
+  test("9 inspect a model: train in the page, save a checkpoint attend reads, load it back", async () => {
+    // the training worker's script is held back, so the page opens before its first model exists: Train
+    // must wait for that model (a click before it used to be dropped, and the run never started)
+    let release = (): void => {};
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    const hold = async (route: Route): Promise<void> => { await held; await route.continue(); };
+    await context.route(/trainer\.worker/, hold);
+    try {
+      await lesson(9, "inspect", "?steps=40&task=reverse&input=31415926", async (page) => trainInThePage(page, release));
+    } finally {
+      release();
+      await context.unroute(/trainer\.worker/, hold);
+    }
+  });
+
+  async function trainInThePage(page: Page, release: () => void): Promise<void> {
+    const train = page.locator("[data-testid=train]");
+    assert.equal(await train.isDisabled(), true, "Train waits while the worker makes the first model");
+    assert.match((await page.locator("[data-testid=train-status]").textContent())!, /making a block model/);
+    release();
+    await page.click("[data-testid=train]"); // waits for the button to be enabled
+    await page.waitForFunction(() => {
+      const s = document.querySelector<HTMLElement>("[data-testid=train-status]");
+      return s?.dataset.running === "false" && s.dataset.step === "40";
+    });
+    // the maps drawn once training has stopped are those of step 40
+    await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=prediction]")?.dataset.step === "40");
+    const loss = await checkExports(page, "loss");
+    assert.equal(loss.losses.length, 40);
+    assert.ok(loss.losses.at(-1) < loss.losses[0] - 0.3, `loss ${loss.losses[0]} -> ${loss.losses.at(-1)}`);
+    const maps = await checkExports(page, "maps");
+    assert.deepEqual(maps.names, ["attn"], "the tiny model: one attention module");
+    assert.equal(maps.maps[0].length, 2, "two heads");
+    assert.deepEqual(maps.tokens.slice(0, 10), ["<s>", "3", "1", "4", "1", "5", "9", "2", "6", "<sep>"], "the prompt, then the model's answer");
+    assert.ok(maxAbs(maps.maps[0].flatMap((m: number[][]) => rowSums(m)).map((s: number) => s - 1)) < 1e-5);
+    await checkExports(page, "focus");
+    await page.click("[data-testid=evaluate]");
+    const pageValLoss = Number(await page.locator("[data-testid=evaluation]").getAttribute("data-loss"));
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("[data-testid=save-checkpoint]")]);
+    const file = join(tmpdir(), `attend-explorer-${process.pid}.safetensors`);
+    const cliFile = join(tmpdir(), `attend-explorer-cli-${process.pid}.safetensors`);
+    await download.saveAs(file);
+    try {
+      // the CLI reads what the page wrote, and finds the same model; with the same settings it trains the same run
+      const [ev, sample, cli] = await Promise.all([
+        attend("eval", "--checkpoint", file, "--json"),
+        attend("sample", "--checkpoint", file, "--prompt", "31415926", "--json"),
+        attend("train", "--task", "reverse", "--model", "block", "--d-model", "32", "--heads", "2", "--steps", "40", "--seed", "0", "--out", cliFile, "--json"),
+      ]);
+      assert.equal(ev.code, 0, ev.stderr);
+      assert.equal(lastJson(ev.stdout).step, 40);
+      assert.ok(Math.abs(lastJson(ev.stdout).valLoss - pageValLoss) < 1e-4, `attend eval ${lastJson(ev.stdout).valLoss} vs the page's ${pageValLoss}`);
+      assert.equal(sample.code, 0, sample.stderr);
+      assert.equal(lastJson(sample.stdout).samples[0].output, maps.answer, "attend sample answers as the page does");
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.deepEqual(loadTrainingCheckpoint(file).config, loadTrainingCheckpoint(cliFile).config, "the page's run is configured as attend train's");
+      // float32 sums in another order (browser vs Node kernels) differ in the last bits, so not bit for bit
+      assert.ok(Math.abs(lastJson(cli.stdout).valLoss - pageValLoss) < 1e-3, `attend train ${lastJson(cli.stdout).valLoss} vs the page's ${pageValLoss}`);
+      await page.setInputFiles("[data-testid=load-file]", file);
+      await page.waitForFunction(() => document.querySelector<HTMLElement>("[data-testid=train-status]")?.dataset.loaded === "true");
+      const reloaded = JSON.parse((await exportFile(page, "maps", "json")).toString());
+      assert.match(reloaded.origin, /checkpoint attend-explorer-\d+\.safetensors \(step 40\)/);
+      assert.deepEqual(reloaded.maps, maps.maps, "the loaded checkpoint gives the same maps");
+      const reloadedLoss = JSON.parse((await exportFile(page, "loss", "json")).toString());
+      assert.equal(reloadedLoss.losses.length, 40, "the loss curve travels in the checkpoint's metadata");
+      assert.match((await page.locator("[data-testid=checkpoint-info]").textContent())!, /attn\.in_proj_weight/);
+    } finally {
+      rmSync(file, { force: true });
+      rmSync(cliFile, { force: true });
+    }
+  }
 
   test("9 inspect a model: a gpt trains in a worker; the page answers Pause in the click's own task, and training stops within a step or two", () =>
     lesson(9, "inspect", "?task=reverse&model=gpt&steps=2000&batch=64&input=1234", async (page) => {

@@ -89,6 +89,9 @@ export const inspectPage: Page = {
 
     const rebuild = (): void => fresh();
     const trainBtn = button("Train", () => (training && !training.pausing ? pause() : start()), { "data-testid": "train" });
+    // there is nothing to train until the worker has made (or loaded) the first model; a click before
+    // then would be lost, so the button waits for it (drawStatus enables it)
+    trainBtn.disabled = true;
     const status = h("span", { class: "note", "data-testid": "train-status", role: "status" });
     const fileInput = h("input", { type: "file", accept: ".safetensors,application/octet-stream", "data-testid": "load-file", "aria-label": "Load a checkpoint written by attend train" });
     fileInput.addEventListener("change", () => { const f = fileInput.files?.[0]; if (f) void loadFile(f); });
@@ -235,6 +238,7 @@ export const inspectPage: Page = {
 
     function drawStatus(): void {
       if (!run) return;
+      trainBtn.disabled = false;
       const last = run.losses.at(-1);
       status.dataset.step = String(run.step);
       status.dataset.running = String(training !== null);
