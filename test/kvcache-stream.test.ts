@@ -188,14 +188,26 @@ describe("streaming cache { window, sinkTokens }: logits equal the masked full r
     assert.throws(() => noGrad(() => attn.forward(x, x, x, { cache: cache.layer(1), needWeights: false })), /windowed cache, for causal self-attention; pass isCausal: true/);
   });
 
-  test("a streaming cache is refused with a model whose attention measures distances (slidingWindow, ALiBi); softcap and sinks stream", () => {
-    for (const extra of [{ slidingWindow: 3 }, { positional: "alibi" as const }]) {
-      const m = new GPT(gptConfig("tiny", { ...extra, numLayers: 1 }), { seed: 2 });
-      assert.throws(() => generate(m, [[1, 2, 3]], { maxNewTokens: 4, window: 4, sinkTokens: 1 }), /streaming KV cache .* cannot be combined with the module's slidingWindow or alibi/, JSON.stringify(extra));
-      // the same for a paged one that streams: a prefill, and one-token rows (which would take the decode step)
-      for (const rows of [[[1, 2, 3], [4]], [[1], [4]]]) {
-        assert.throws(() => generate(m, rows, { maxNewTokens: 4, window: 4, sinkTokens: 1, paged: {} }), /streaming KV cache .* cannot be combined with the module's slidingWindow or alibi/, `${JSON.stringify(extra)}, paged`);
+  test("a model whose attention measures distances (slidingWindow, ALiBi, both) streams: the masked full recomputation, at token distances (kvcache-window.test.ts has the edge cases)", () => {
+    for (const extra of [{ slidingWindow: 3 }, { positional: "alibi" as const }, { positional: "alibi" as const, slidingWindow: 6 }]) {
+      const m = new GPT(gptConfig("tiny", { ...extra, numLayers: 1 }), { seed: 2, dtype: "float64" });
+      m.eval();
+      for (const paged of [false, true]) {
+        const cache = paged ? new PagedKVCache({ blockSize: 2, window: 4, sinkTokens: 1 }) : new KVCache({ window: 4, sinkTokens: 1 });
+        const row: number[] = [];
+        let worst = 0;
+        noGrad(() => {
+          for (const T of [6, 1, 1, 1, 5, 1, 1, 1, 1]) {
+            const start = row.length;
+            row.push(...Array.from({ length: T }, (_, i) => tokenAt(start + i)));
+            const step = m.forward([row.slice(start)], { cache });
+            const full = withExplicitMask(m, streamingMask(4, 1), () => m.forward([row])); // the module's window and ALiBi at true positions
+            worst = Math.max(worst, rowsDiff(full, start, step, 0, T));
+          }
+        });
+        assert.ok(worst <= 1e-10, `${JSON.stringify(extra)}${paged ? ", paged" : ""}: max |streamed - masked full| = ${worst}`);
       }
+      assert.equal(generate(m, [[1, 2, 3]], { maxNewTokens: 4, window: 4, sinkTokens: 1 })[0].length, 7);
     }
     const m = new GPT(gptConfig("tiny", { positional: "rope", softcap: 5, sinks: true, numLayers: 1 }), { seed: 2 });
     assert.equal(generate(m, [[1, 2, 3]], { maxNewTokens: 4, window: 4, sinkTokens: 1 })[0].length, 7);

@@ -24,12 +24,13 @@
  */
 import { ArgumentError } from "../tensor/errors.js";
 import type { Generator } from "../tensor/random.js";
-import type { FloatArray } from "../tensor/dtype.js";
+import type { FloatArray, FloatDType } from "../tensor/dtype.js";
 import { Tensor } from "../tensor/tensor.js";
 import { initGenerator } from "../tensor/random.js";
 import { isGradEnabled } from "../autograd/tape.js";
 import { checkPositiveInt } from "../tensor/validate.js";
 import { zeros } from "../tensor/creation.js";
+import { cast, logicalNot, maskedFill } from "../ops/elementwise.js";
 import { permute, reshape, slice } from "../ops/shape.js";
 import { Module } from "../nn/module.js";
 import {
@@ -38,7 +39,7 @@ import {
 import { type DecodeFlex, decodeAttention } from "./decode.js";
 import { atPositions } from "./kvcache.js";
 import { PagedKVCacheLayer } from "./kvpaged.js";
-import { checkWindow, defaultAlibiSlopes } from "./masks.js";
+import { alibiBiasAt, checkWindow, defaultAlibiSlopes } from "./masks.js";
 import { type QKTransform, applyQKTransform, checkRotary } from "./rope.js";
 import {
   type HeadColumns, type SdpaOptions, scaledDotProductAttention, scaledDotProductAttentionInterleaved, scaledDotProductAttentionWithWeights,
@@ -288,45 +289,65 @@ export abstract class AttentionCore extends Module {
       return [this.projectOut(new Tensor(y, [x.N, 1, H * hd], q.dtype)), null]; // [N, H, 1, hd] is [N, 1, H*hd]
     }
     let [k, v] = fresh ?? cache!.keysValues()!; // [N, Hkv, S, hd]
-    let visible: Tensor | null = null; // a windowed or paged cache's own mask [N or 1, 1, L, S] (causality included)
+    let visible: Tensor | null = null; // a windowed or paged cache's own mask [N or 1, 1, L, S] (causality and the window included)
+    let alibiBias: Tensor | null = null; // ALiBi at the keys' token positions, when the cache's columns skip some
     if (fresh !== null && cache !== null) {
-      if (cache.reordersKeys && (this.slidingWindow !== null || this.alibiSlopes !== null)) {
-        // the ring buffer holds the sink positions and the last window out of order: distances measured
-        // over the held keys would not be the tokens' distances
-        throw new ArgumentError(`${fn}: a streaming KV cache ({ window, sinkTokens }) cannot be combined with the module's slidingWindow or alibi (distances over the ring buffer are not token distances); use a plain KVCache`);
-      }
-      [k, v, visible] = cache.appendVisible(k, v, masks); // -> [N, Hkv, cached, hd]
+      let positions: Tensor | null; // [N or 1, S] each key column's token position, when they are not consecutive
+      const w = this.slidingWindow; // causal (as a streaming or paged cache must be): only the left side hides keys
+      [k, v, visible, positions] = cache.appendVisible(k, v, { ...masks, slidingWindow: w && w[0] + 1 }); // -> [N, Hkv, cached, hd]
+      if (positions !== null && this.alibiSlopes !== null) alibiBias = this.alibiAt(fn, past, positions, x.L, q.dtype as FloatDType);
     }
-    const o = this.sdpaOptions(masks, visible);
+    const o = this.sdpaOptions(masks, visible, alibiBias);
     const [y, w] = (opts.needWeights ?? true)
       ? scaledDotProductAttentionWithWeights(q, k, v, o) // [N, H, L, hd] and the weights [N, H, L, S] (a sink's row sums to < 1): the math path
       : [scaledDotProductAttention(q, k, v, o), null]; // [N, H, L, hd]: the fused kernels
     return [this.projectOut(mergeHeads(y)), w]; // [N, H, L, hd] -> [N, L, H*hd] -> [N, L, C]
   }
 
-  /** scaledDotProductAttention's options for this module's call (`visible`: a cache's own mask, replacing causality). */
-  private sdpaOptions(masks: SdpaMasks, visible: Tensor | null): SdpaOptions {
+  /**
+   * scaledDotProductAttention's options for this module's call. `visible`: a cache's own mask, which
+   * replaces causality and the sliding window (the cache measured it in token positions); `alibi`:
+   * the ALiBi bias at the keys' token positions (alibiAt), which replaces the slopes and joins the mask.
+   */
+  private sdpaOptions(masks: SdpaMasks, visible: Tensor | null, alibi: Tensor | null = null): SdpaOptions {
+    const attnMask = alibi !== null && visible !== null ? maskedFill(alibi, logicalNot(visible), -Infinity) : visible; // [N or 1, H, L, S]: -inf where hidden
     return {
-      ...masks, ...(visible && { attnMask: visible, isCausal: false }), enableGqa: this.numKvHeads !== this.numHeads,
+      ...masks, ...(attnMask && { attnMask, isCausal: false }), enableGqa: this.numKvHeads !== this.numHeads,
       dropoutP: this.training ? this.dropout : 0, generator: this.gen,
-      slidingWindow: this.slidingWindow, alibiSlopes: this.alibiSlopes, softcap: this.softcap, sinks: this.sinks,
+      slidingWindow: visible === null ? this.slidingWindow : null, alibiSlopes: alibi === null ? this.alibiSlopes : null, softcap: this.softcap, sinks: this.sinks,
     };
+  }
+
+  /**
+   * ALiBi at token positions, for a streaming cache whose key columns skip positions (the sinks, then
+   * the last window): [R, H, L, S] of -slope_h · |p_l - p_s|, with p_l = past + l the query's position
+   * (past per row for a paged cache) and p_s = positions[r, s] the key's (-1, padding: left to the mask).
+   * It is added to the scores after the softcap (a float mask), which equals ALiBi (added before it)
+   * only without one: a softcap is refused here with the reason.
+   */
+  private alibiAt(fn: string, past: number | readonly number[], positions: Tensor, L: number, dtype: FloatDType): Tensor {
+    if (this.softcap !== null) {
+      throw new ArgumentError(
+        `${fn}: alibi with softcap ${this.softcap} cannot stream through a KV cache whose window has moved past its sinkTokens (the keys skip positions, so ALiBi is added at their token positions as a float mask, which comes after the softcap, not before it); use sinkTokens: 0 (a rolling window) or a plain KVCache`,
+      );
+    }
+    const [R, S] = positions.shape;
+    const start = (r: number): number => (typeof past === "number" ? past : past[r]);
+    const queries = Int32Array.from({ length: R * L }, (_, i) => start(Math.floor(i / L)) + (i % L)); // [R, L]
+    return cast(alibiBiasAt(this.alibiSlopes!, new Tensor(queries, [R, L], "int32"), positions), dtype); // [R, H, L, S]
   }
 
   /**
    * Whether this call is a decode step for decodeAttention (decode.ts): one new query (L = 1) over a
    * cache, no mask, no dropout, no weights wanted, nothing that needs a gradient, one dtype. The
-   * flexible options go along (decode.ts applies each per key), except that slidingWindow and ALiBi
-   * take the slow path where it refuses them (a streaming cache) or where its padded rows place the
-   * query differently (a paged cache with top-left alignment).
+   * flexible options go along (decode.ts applies each per key; over a streaming cache's ring at each
+   * slot's token position), except that slidingWindow and ALiBi take the slow path where its own
+   * keys place the query differently (a paged or streaming cache with top-left alignment).
    */
   private decodes(x: Inputs, q: Tensor, fresh: [Tensor, Tensor] | null, masks: SdpaMasks, opts: AttentionForwardOptions): boolean {
     if (x.L !== 1 || masks.attnMask !== null || (opts.needWeights ?? true) || (this.training && this.dropout > 0)) return false;
     const cache = opts.cache!;
-    if (this.measuresDistance()) {
-      if (cache.reordersKeys) return false;
-      if (masks.causalAlignment !== "bottom-right" && cache instanceof PagedKVCacheLayer) return false;
-    }
+    if (this.measuresDistance() && masks.causalAlignment !== "bottom-right" && (cache.reordersKeys || cache instanceof PagedKVCacheLayer)) return false;
     const dtype = cache.storage()?.dtype ?? fresh?.[0].dtype;
     const tensors = fresh === null ? [q] : [q, fresh[0], fresh[1]];
     if (this.sinks !== null && isGradEnabled() && this.sinks.requiresGrad) return false;

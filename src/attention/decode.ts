@@ -16,8 +16,14 @@
  *
  * The cached keys are read as segments of consecutive slots: one per (n, kh) in the contiguous layout
  * (position s at slot row * capacity + s), one per block in the paged layout (kvpaged.ts: position s
- * of row n in block tables[n][s / blockSize]), where each row also has its own length. A windowed
- * cache (kvcache.ts) is contiguous: its filled slots are exactly the visible positions.
+ * of row n in block tables[n][s / blockSize]), where each row also has its own length. A streaming
+ * cache's ring (kvwindow.ts, KVStorage.ring) holds exactly the positions the streaming mask shows, but
+ * not in position order: its slot s holds position ringPosition(ring, seen, s). With a sliding window
+ * or ALiBi the step then measures from the key's position instead of its slot, the query being the
+ * newest position, seen - 1 (bottom-right):
+ *
+ *   ring            d = seen - 1 - ringPosition(ring, seen, s); slot s hidden unless -right <= d <= left;
+ *                   ALiBi: scores[s] -= slope_h · d        (every filled slot is scored, hidden ones then -inf)
  *
  * This is scaledDotProductAttention (sdpa.ts) for L = 1 without a mask (but with the flexible options
  * above) or dropout, written as a plain
@@ -32,6 +38,7 @@ import { type FloatArray, allocate } from "../tensor/dtype.js";
 import type { AttentionWindow, PositionAlignment } from "../kernels/backend.js";
 import { positionShift, visibleKeys } from "../kernels/causal.js";
 import type { KVStorage } from "./kvcache.js";
+import { ringPosition } from "./kvwindow.js";
 import type { CausalAlignment } from "./masks.js";
 
 /** The flexible options of one decode step (see the file comment); null fields are off. */
@@ -112,10 +119,12 @@ export function decodeAttention(
   const K = kv.keys;
   const V = kv.values;
   const { alignment, window, alibiSlopes, softcap, sinks } = flex;
+  const ring = window !== null || alibiSlopes !== null ? kv.ring : undefined; // slots are not positions: measure from each slot's position
   for (let n = 0; n < N; n++) {
-    const S = kv.paged === undefined ? kv.length : kv.paged.lengths[n]; // this row's cached positions
-    const [first, last] = visibleKeys(causal ?? "none", alignment, window, 0, 1, S); // keys first..last
-    const at = positionShift(alignment, 1, S); // l', where ALiBi measures from
+    const S = kv.paged === undefined ? kv.length : kv.paged.lengths[n]; // this row's cached positions (filled slots)
+    const seen = ring === undefined ? 0 : ring.seen[n]; // a ring: the query is position seen - 1, and every filled slot is at or before it
+    const [first, last] = ring !== undefined ? [0, S - 1] : visibleKeys(causal ?? "none", alignment, window, 0, 1, S); // keys first..last
+    const at = ring !== undefined ? seen - 1 : positionShift(alignment, 1, S); // l', where the window and ALiBi measure from
     const visible = Math.max(0, last + 1 - first);
     for (let h = 0; h < H; h++) {
       const segs = segmentsOf(kv, n, Math.floor(h / G), first, first + visible, starts, counts);
@@ -173,8 +182,13 @@ export function decodeAttention(
       // the options' per-key rules, then the max (NaN once any score is NaN, as softmax gives)
       for (let s = 0; s < visible; s++) {
         let sc = scores[s];
-        if (slope !== 0) sc -= slope * Math.abs(at - (first + s)); // ALiBi: key s is position first + s
-        if (softcap !== null) sc = softcap * Math.tanh(sc / softcap);
+        const d = at - (ring === undefined ? first + s : ringPosition(ring, seen, s)); // l' minus the key's position
+        if (ring !== undefined && window !== null && (d > window.left || -d > window.right)) {
+          sc = -Infinity; // a ring slot outside the window, in positions
+        } else {
+          if (slope !== 0) sc -= slope * Math.abs(d); // ALiBi
+          if (softcap !== null) sc = softcap * Math.tanh(sc / softcap);
+        }
         scores[s] = sc;
         if (sc > max || sc !== sc) max = sc;
       }

@@ -43,6 +43,17 @@ export interface CallMasks {
   readonly slidingWindow?: number | null;
 }
 
+/**
+ * What appendVisible() hands back for T new queries: the keys [N, Hkv, S, E] and values [N, Hkv, S, Ev]
+ * they attend over; the mask [N or 1, 1, T, S] (bool, true = may attend; causality and
+ * CallMasks.slidingWindow included, in token positions), or null when the call's own masks
+ * (causal, bottom-right) already say it; and the token position of each key column, [N or 1, S]
+ * int32 (-1: padding), when the columns skip positions (a streaming layer's sinks, then the last
+ * window), so that ALiBi can measure token distances; null when each row's columns are consecutive
+ * positions ending at its last new token (column distances are then token distances).
+ */
+export type VisibleKeys = [keys: Tensor, values: Tensor, mask: Tensor | null, positions: Tensor | null];
+
 export interface Layout {
   N: number;
   heads: number;
@@ -75,6 +86,12 @@ export interface KVStorage {
    * s mod blockSize; row n holds lengths[n] positions.
    */
   readonly paged?: { readonly blockSize: number; readonly tables: readonly Int32Array[]; readonly lengths: Int32Array };
+  /**
+   * A streaming layer's ring (kvwindow.ts), or absent (slot s holds position s): row n has seen
+   * seen[n] positions, and its filled slot s holds position ringPosition(ring, seen[n], s), so the
+   * slots are not in position order and skip positions once the window has moved past the sinks.
+   */
+  readonly ring?: { readonly window: number; readonly sinkTokens: number; readonly seen: readonly number[] };
 }
 
 export class KVCacheLayer {
@@ -243,12 +260,11 @@ export class KVCacheLayer {
   /**
    * The attention module's read for T new tokens (attentionCore.ts): append their keys/values and
    * return the keys [N, Hkv, S, E] and values [N, Hkv, S, Ev] the new queries attend over, with the
-   * mask that says which of them each query may see ([N or 1, 1, T, S] bool, true = may attend;
-   * causality included), or null when the call's own masks (causal, bottom-right) already say it.
-   * Here: every cached position, no mask of its own (as append).
+   * mask that says which of them each query may see and, where the columns skip positions, each
+   * column's position (VisibleKeys). Here: every cached position in order, no mask of its own (as append).
    */
-  appendVisible(keys: Tensor, values: Tensor, _masks: CallMasks): [Tensor, Tensor, Tensor | null] {
-    return [...this.append(keys, values), null];
+  appendVisible(keys: Tensor, values: Tensor, _masks: CallMasks): VisibleKeys {
+    return [...this.append(keys, values), null, null];
   }
 
   /**

@@ -20,7 +20,8 @@
  * blocks (position p >= sinkTokens in ring slot sinkTokens + (p - sinkTokens) mod window), so a
  * sequence never holds more than ceil((sinkTokens + window) / blockSize) blocks however long it runs,
  * and sequences of different lengths still stream together. The decode step attends over every filled
- * slot (the held positions: order does not matter to softmax, and RoPE was applied before caching).
+ * slot (the held positions: order does not matter to softmax, and RoPE was applied before caching);
+ * a sliding window and ALiBi read each slot's position (ringPosition), as they do the streaming KVCache's.
  *
  *   window 3, sinkTokens 1, blockSize 2, a sequence at position 5:  ring slots [0 | 4 5 3] in 2 blocks
  *   (slot 0 holds the sink, position 0; the window's positions 3, 4, 5 sit at slots 3, 1, 2)
@@ -31,9 +32,9 @@ import { Tensor } from "../tensor/tensor.js";
 import { checkOptions, checkPositiveInt, describeValue, optionKeys } from "../tensor/validate.js";
 import { concat, slice } from "../ops/shape.js";
 import { assertTensor } from "../ops/util.js";
-import { BYTES, type CallMasks, KVCacheLayer, type KVCacheKind, type KVStorage } from "./kvlayer.js";
+import { BYTES, type CallMasks, KVCacheLayer, type KVCacheKind, type KVStorage, type VisibleKeys } from "./kvlayer.js";
 import { KVCache, type KVCacheOptions, checkStreaming } from "./kvcache.js";
-import type { StreamingWindow } from "./kvwindow.js";
+import { type StreamingWindow, ringHeld, ringSlot } from "./kvwindow.js";
 
 export interface PagedKVCacheOptions {
   /** positions per block (default 16, as vLLM) */
@@ -199,17 +200,13 @@ export class PagedKVCacheLayer extends KVCacheLayer {
   /** The positions held after `seen` were written, in increasing order: all, or the sinks then the window. */
   private heldPositions(seen: number): number[] {
     const w = this.ring;
-    if (w === null) return Array.from({ length: seen }, (_, p) => p);
-    const out: number[] = [];
-    for (let p = 0; p < Math.min(w.sinkTokens, seen); p++) out.push(p);
-    for (let p = Math.max(w.sinkTokens, seen - w.window); p < seen; p++) out.push(p);
-    return out;
+    return w === null ? Array.from({ length: seen }, (_, p) => p) : ringHeld(w, seen);
   }
 
   /** The slot of position p in its sequence's blocks: p, or its ring slot when streaming. */
   private slotIndex(p: number): number {
     const w = this.ring;
-    return w === null || p < w.sinkTokens ? p : w.sinkTokens + ((p - w.sinkTokens) % w.window);
+    return w === null ? p : ringSlot(w, p);
   }
 
   /** The most keys a selected sequence holds (the key length S of a call before its new tokens, padded rows included). */
@@ -360,9 +357,11 @@ export class PagedKVCacheLayer extends KVCacheLayer {
    * s > p - w; padding never. Without streaming, padding in front keeps every row bottom-right aligned:
    * column distances to the queries are position distances, as relative-position options (ALiBi, a
    * sliding window) measure them. No mask when every row is at the same position and nothing has left
-   * the window (then the keys are positions 0 .. p, plain causal, bottom-right).
+   * the window (then the keys are positions 0 .. p, plain causal, bottom-right). When streaming, a row
+   * whose window has moved past its sinks skips positions: then the columns' positions [N, S] come
+   * back too (-1 for padding), for ALiBi.
    */
-  override appendVisible(keys: Tensor, values: Tensor, masks: CallMasks): [Tensor, Tensor, Tensor | null] {
+  override appendVisible(keys: Tensor, values: Tensor, masks: CallMasks): VisibleKeys {
     const fn = "PagedKVCacheLayer.append";
     if (masks.attnMask !== null && masks.attnMask !== undefined) {
       throw new ArgumentError(`${fn}: ${this.name} is a paged cache, which computes its own mask; attnMask and keyPaddingMask cannot be combined with it`);
@@ -389,12 +388,18 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     const v = N === 1 ? parts[0][1] : concat(parts.map((p) => p[1]), 0);
     const ring = this.ring;
     const streamedOut = ring !== null && Math.max(...lens) + T - 1 - ring.window >= ring.sinkTokens; // some query no longer sees every earlier key
-    if (lens.every((x) => x === lens[0]) && !streamedOut) return [k, v, null];
+    if (lens.every((x) => x === lens[0]) && !streamedOut) return [k, v, null, null];
     const w = masks.slidingWindow ?? Infinity; // the attention's own window, in positions
     const m = new Uint8Array(N * T * S);
+    const at = new Int32Array(N * S).fill(-1); // [N, S] each column's position, -1 for padding
+    let gap = false;
     for (let n = 0; n < N; n++) {
       const cols = [...positions[n], ...Array.from({ length: T }, (_, t) => lens[n] + t)]; // the position of each key column after the padding
       const pad = S - cols.length;
+      cols.forEach((s, i) => {
+        at[n * S + pad + i] = s;
+        if (s !== cols[0] + i) gap = true; // sinks, then a window that has moved past them
+      });
       for (let l = 0; l < T; l++) {
         const p = lens[n] + l;
         cols.forEach((s, i) => {
@@ -403,7 +408,7 @@ export class PagedKVCacheLayer extends KVCacheLayer {
         });
       }
     }
-    return [k, v, new Tensor(m, [N, 1, T, S], "bool")]; // true = may attend
+    return [k, v, new Tensor(m, [N, 1, T, S], "bool"), gap ? new Tensor(at, [N, S], "int32") : null]; // true = may attend
   }
 
   /** The pool and the selected rows' block tables, for the decode step (decode.ts). */
@@ -412,10 +417,12 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     const lens = this.rowLengths().map((s) => this.heldCount(s)); // slots filled: the held positions (ring slots when streaming)
     if (l === null || lens.every((x) => x === 0)) return null;
     const tables = this.owner.selected(lens.length).map((id) => Int32Array.from(this.owner.blockTable(id)));
+    const ring = this.ring;
     return {
       keys: this.poolKeys!, values: this.poolValues!, N: lens.length, heads: l.heads, E: l.E, Ev: l.Ev, dtype: l.dtype,
       length: Math.max(...lens), capacity: this.owner.blockSize,
       paged: { blockSize: this.owner.blockSize, tables, lengths: Int32Array.from(lens) },
+      ...(ring === null ? {} : { ring: { ...ring, seen: this.rowLengths() } }), // slot s of row n holds ringPosition(ring, seen[n], s)
     };
   }
 

@@ -13,17 +13,57 @@
  * cache keeps the original ones, so its logits equal the masked full recomputation.)
  * A windowed or paged layer (kvpaged.ts) computes its own mask, so the attention module takes no
  * attnMask / keyPaddingMask with it and must be causal.
+ *
+ * Options that measure distances between positions (a sliding window, ALiBi) measure token
+ * distances, as the full forward does: the layer folds the attention's window into its mask in
+ * positions, appendVisible() hands back each key column's position when the columns skip positions
+ * (the sinks, then the window), and the decode step reads each ring slot's position (ringPosition).
+ * With sinkTokens 0 and window >= the model's sliding window w the cache holds everything the model
+ * can see (Mistral's rolling buffer): the logits equal the uncached forward. With window < w, query t
+ * sees min(window, w) keys, as the full forward with sliding window min(window, w) (an approximation
+ * of the model, as streaming any model whose window is larger than the cache's is).
  */
 import { ArgumentError } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
 import { concat } from "../ops/shape.js";
 import { assertTensor } from "../ops/util.js";
-import { type CallMasks, KVCacheLayer } from "./kvlayer.js";
+import { type CallMasks, KVCacheLayer, type KVStorage, type VisibleKeys } from "./kvlayer.js";
 
 /** Streaming settings of a windowed cache (see the file comment). */
 export interface StreamingWindow {
   readonly window: number;
   readonly sinkTokens: number;
+}
+
+/**
+ * The ring, defined once (this layer, the paged one and the decode step read it): slots
+ * 0 .. sinkTokens - 1 hold the sink positions, and position p >= sinkTokens lives in slot
+ * sinkTokens + (p - sinkTokens) mod window.
+ *
+ *   window 3, sinkTokens 1, after positions 0..5:   slots [0 | 4 5 3]
+ */
+export function ringSlot(w: StreamingWindow, p: number): number {
+  return p < w.sinkTokens ? p : w.sinkTokens + ((p - w.sinkTokens) % w.window);
+}
+
+/** The positions held after `seen` positions were written, in increasing order: the sinks, then the last window. */
+export function ringHeld(w: StreamingWindow, seen: number): number[] {
+  const out: number[] = [];
+  for (let p = 0; p < Math.min(w.sinkTokens, seen); p++) out.push(p);
+  for (let p = Math.max(w.sinkTokens, seen - w.window); p < seen; p++) out.push(p);
+  return out;
+}
+
+/**
+ * The position held in a filled `slot` after `seen` positions were written (the inverse of ringSlot
+ * over the held positions): a sink's slot holds its own position; a window slot the latest position
+ * p < seen with ringSlot(p) = slot. (In the example above, slot 1 holds 4.)
+ */
+export function ringPosition(w: StreamingWindow, seen: number, slot: number): number {
+  if (slot < w.sinkTokens) return slot;
+  const last = seen - 1; // the newest position, in slot sinkTokens + (last - sinkTokens) mod window
+  const back = ((last - w.sinkTokens) % w.window - (slot - w.sinkTokens) + w.window) % w.window; // positions since `slot` was written
+  return last - back;
 }
 
 /** A [1, 1, L, S] bool mask (true = may attend) from a predicate over (query l, key column s). */
@@ -64,17 +104,18 @@ export class WindowKVCacheLayer extends KVCacheLayer {
 
   /** The slot that position p is stored in. */
   private slotOf(p: number): number {
-    const { window, sinkTokens } = this.streaming;
-    return p < sinkTokens ? p : sinkTokens + ((p - sinkTokens) % window);
+    return ringSlot(this.streaming, p);
   }
 
   /** The positions held, in increasing order: the sinks, then the window. */
   private heldPositions(): number[] {
-    const { window, sinkTokens } = this.streaming;
-    const out: number[] = [];
-    for (let p = 0; p < Math.min(sinkTokens, this.seen); p++) out.push(p);
-    for (let p = Math.max(sinkTokens, this.seen - window); p < this.seen; p++) out.push(p);
-    return out;
+    return ringHeld(this.streaming, this.seen);
+  }
+
+  /** The ring's slots as the decode step reads them: slot s of every row holds ringPosition(streaming, seen, s). */
+  override storage(): KVStorage | null {
+    const st = super.storage();
+    return st === null ? null : { ...st, ring: { ...this.streaming, seen: new Array<number>(st.N).fill(this.seen) } };
   }
 
   protected override write(k: Tensor, v: Tensor): void {
@@ -126,8 +167,9 @@ export class WindowKVCacheLayer extends KVCacheLayer {
    * query l (position p0 + l) sees key position s iff s <= p0 + l and (s < sinkTokens or
    * s > p0 + l - window), and, given masks.slidingWindow w, s > p0 + l - w. No mask while nothing has
    * left the window yet (plain causal: the keys are positions 0 .. p0 + T - 1, and the caller applies w).
+   * The columns' positions [1, S] when they skip some (the sinks, then a window that has moved on).
    */
-  override appendVisible(keys: Tensor, values: Tensor, masks: CallMasks): [Tensor, Tensor, Tensor | null] {
+  override appendVisible(keys: Tensor, values: Tensor, masks: CallMasks): VisibleKeys {
     const fn = "WindowKVCacheLayer.append";
     if (masks.attnMask !== null && masks.attnMask !== undefined) {
       throw new ArgumentError(`${fn}: ${this.name} is a windowed cache, which computes its own mask; attnMask and keyPaddingMask cannot be combined with it`);
@@ -146,7 +188,9 @@ export class WindowKVCacheLayer extends KVCacheLayer {
       const s = positions[i];
       return s <= p0 + l && (s < sinkTokens || s > p0 + l - window) && s > p0 + l - w;
     }); // [1, 1, T, held + T]
-    if (before === null) return [keys, values, mask];
-    return [concat([before[0], keys], 2), concat([before[1], values], 2), mask]; // [N, Hkv, held + T, E]
+    const gap = positions.some((s, i) => s !== positions[0] + i); // sinks, then a window that has moved past them
+    const at = gap ? new Tensor(Int32Array.from(positions), [1, positions.length], "int32") : null; // [1, held + T]
+    if (before === null) return [keys, values, mask, at];
+    return [concat([before[0], keys], 2), concat([before[1], values], 2), mask, at]; // [N, Hkv, held + T, E]
   }
 }

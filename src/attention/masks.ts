@@ -145,6 +145,34 @@ export function alibiBias(slopes: readonly number[] | Float64Array, L: number, S
   return new Tensor(m, [H, L, S], "float64");
 }
 
+/**
+ * The ALiBi bias at given token positions, for keys that are not consecutive positions (a streaming
+ * KV cache's sinks, then its last window): queryPositions [R, L] and keyPositions [R, S] (int32) ->
+ * [R, H, L, S] float64, -slopes[h] · |queryPositions[r, l] - keyPositions[r, s]|. alibiBias is the
+ * case queryPositions = l' (l shifted by the alignment), keyPositions = s.
+ */
+export function alibiBiasAt(slopes: readonly number[] | Float64Array, queryPositions: Tensor, keyPositions: Tensor): Tensor {
+  const fn = "alibiBiasAt";
+  for (const [name, t] of [["queryPositions", queryPositions], ["keyPositions", keyPositions]] as const) {
+    if (!(t instanceof Tensor) || t.dtype !== "int32" || t.ndim !== 2) {
+      throw new ArgumentError(`${fn}: ${name} must be an int32 Tensor [R, ${name === "queryPositions" ? "L" : "S"}] of token positions, got ${t instanceof Tensor ? `${t.dtype} ${fmtShape(t.shape)}` : typeof t}`);
+    }
+  }
+  const [R, L] = queryPositions.shape, S = keyPositions.shape[1];
+  if (keyPositions.shape[0] !== R) throw new ShapeError(`${fn}: queryPositions ${fmtShape(queryPositions.shape)} and keyPositions ${fmtShape(keyPositions.shape)} must have the same rows R`);
+  const H = slopes.length, qp = queryPositions.values, kp = keyPositions.values;
+  const m = new Float64Array(R * H * L * S);
+  for (let r = 0; r < R; r++) {
+    for (let h = 0; h < H; h++) {
+      for (let l = 0; l < L; l++) {
+        const row = ((r * H + h) * L + l) * S;
+        for (let s = 0; s < S; s++) m[row + s] = -slopes[h] * Math.abs(qp[r * L + l] - kp[r * S + s]);
+      }
+    }
+  }
+  return new Tensor(m, [R, H, L, S], "float64");
+}
+
 function checkLengths(fn: string, L: number, S: number): void {
   for (const [name, v] of [["L", L], ["S", S]] as const) {
     if (!Number.isInteger(v) || v < 0) throw new ArgumentError(`${fn}: ${name} must be a non-negative integer, got ${v}`);
