@@ -108,7 +108,9 @@ export class KVCacheLayer {
   /**
    * Whether the keys it holds skip positions (a streaming window: the sinks, then the last `window`
    * positions), so that distances between key columns are not token distances: a sliding window or
-   * ALiBi measured over its columns would be wrong. False here.
+   * ALiBi measured over its columns would be wrong. Such a layer measures them in positions instead:
+   * the window in its mask and the columns' positions from appendVisible(), each slot's position in
+   * storage().ring. False here.
    */
   get reordersKeys(): boolean {
     return false;

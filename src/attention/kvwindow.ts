@@ -78,7 +78,8 @@ function boolMask(L: number, S: number, allowed: (l: number, s: number) => boole
  * positions, and position p >= sinkTokens lives in slot sinkTokens + (p - sinkTokens) mod window, so
  * the storage never holds more than sinkTokens + window positions. After a push of position t the
  * held positions are exactly visible(t), so the decode step (decode.ts) attends over every filled
- * slot: softmax does not care about the order of its keys, and RoPE was applied before caching.
+ * slot: softmax does not care about the order of its keys, and RoPE was applied before caching (a
+ * sliding window or ALiBi reads each slot's position from storage().ring).
  */
 export class WindowKVCacheLayer extends KVCacheLayer {
   /** positions seen (the next token's position) */
