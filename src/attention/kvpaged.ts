@@ -406,6 +406,10 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     return [k, v, new Tensor(m, [N, 1, T, S], "bool")]; // true = may attend
   }
 
+  override get dtype(): FloatDType | null {
+    return this.pool === null ? null : this.pool.dtype;
+  }
+
   /** The pool and the selected rows' block tables, for the decode step (decode.ts). */
   override storage(): KVStorage | null {
     const l = this.pool;
