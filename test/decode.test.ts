@@ -380,4 +380,33 @@ describe("TransformerBlock.decodeInPlace (a one-token step without the op layer)
     train.train();
     noGrad(() => assert.equal(decodesInPlace(train, cache()), false, "dropout while training"));
   });
+
+  test("a one-token step makes one decode call and builds storage() once per layer: the module's decodeCached, in place or not", () => {
+    for (const paged of [false, true]) {
+      const m = new GPT("tiny", { seed: 3 }); // 2 layers, width 32
+      m.eval();
+      const cache = paged ? new PagedKVCache({ blockSize: 4 }) : m.newCache();
+      noGrad(() => m.forward([[1, 2, 3], [4, 5, 6]], { cache })); // prefill (fills both layers)
+      const counts = { storage: 0, decode: 0 };
+      for (let i = 0; i < 2; i++) {
+        const layer = cache.layer(i);
+        const storage = layer.storage.bind(layer);
+        layer.storage = () => (counts.storage++, storage());
+        const attn = m.blocks.at(i).self_attn;
+        const decode = attn.decodeCached.bind(attn);
+        attn.decodeCached = (...args) => (counts.decode++, decode(...args));
+      }
+      const want = noGrad(() => m.forward([[1, 2, 3, 7], [4, 5, 6, 8]])); // the whole sequence, no cache
+      const step = noGrad(() => m.forward([[7], [8]], { cache })); // in place (decodeInPlace)
+      assert.deepEqual(counts, { storage: 2, decode: 2 }, `paged ${paged}: one of each per layer`);
+      assertClose(step, slice(want, 1, 3, 4), 1e-5, `paged ${paged}: the cached step against the whole sequence`);
+      // the module's own cached step (no in-place block): the same call, storage() once
+      const attn = m.blocks.at(0).self_attn;
+      const layer = cache.layer(0);
+      const x = randn([2, 1, 32], { generator: new Generator(9) });
+      counts.storage = counts.decode = 0;
+      noGrad(() => attn.forward(x, x, x, { isCausal: true, cache: layer, needWeights: false }));
+      assert.deepEqual(counts, { storage: 1, decode: 1 }, `paged ${paged}: the module's step`);
+    }
+  });
 });

@@ -206,6 +206,12 @@ describe("PretrainedLM.forward over a PagedKVCache: rows at different positions"
     cache.select([0]);
     noGrad(() => gpt2.model.forward([Array.from({ length: 32 }, (_, i) => i % 40)], { cache }));
     assert.throws(() => noGrad(() => gpt2.model.forward([[1]], { cache })), /positions 32\.\.32 go past the model's 32 positions .*learned positions end there/);
+    assert.equal(gpt2.model.maxPositions, 32, "GPT-2's n_positions: generate() stops streaming there");
+    assert.equal(llama.model.maxPositions, undefined, "RoPE: no limit of its own");
+    // the batch against the selected sequences: the same check (and words) as GPT.forward's (cachePositions)
+    const two = new PagedKVCache();
+    two.select([0, 1]);
+    assert.throws(() => noGrad(() => llama.model.forward([[1, 2, 3]], { cache: two })), /PretrainedLM.forward: the cache has 2 selected sequences but the call has 1 batch rows; select\(\) one sequence per row/);
     // generateText stops each row at gpt2's last position rather than failing there
     const capped = generateText(gpt2, [[1, 2], [3]], { window: 4, maxNewTokens: 80, stopToken: null });
     assert.deepEqual(capped.map((r) => r.tokens.length), [30, 31]);

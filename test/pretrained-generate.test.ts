@@ -193,7 +193,8 @@ describe("generation_config.json's sampling and length defaults (transformers' r
     assert.deepEqual(generateText(p, prompts, { ...free, maxNewTokens: 6, seed: 3 }).map((r) => r.tokens), generateText(plain, prompts, { ...free, maxNewTokens: 6, seed: 3, ...opts }).map((r) => r.tokens));
     // absent keys: GenerationConfig's defaults (temperature 1, top_k 50, top_p 1)
     assert.deepEqual(generateText(withGen({ do_sample: true }), prompt, { ...free, maxNewTokens: 10, seed: 5 }).tokens, generateText(plain, prompt, { ...free, maxNewTokens: 10, seed: 5, temperature: 1, topK: 50, topP: 1 }).tokens);
-    assert.deepEqual(generationDefaults({ do_sample: true }), { doSample: true, temperature: 1, topK: 50, topP: 1, maxNewTokens: null, maxLength: null, repetitionPenalty: null, unsupported: [] });
+    const file = { do_sample: true };
+    assert.deepEqual(generationDefaults(file), { file, doSample: true, temperature: 1, topK: 50, topP: 1, maxNewTokens: null, maxLength: null, repetitionPenalty: null, unsupported: [] });
     assert.equal(generationDefaults({ do_sample: true, top_k: 0 })!.topK, null); // 0 or null: no top-k
     assert.equal(generationDefaults({ do_sample: true, top_k: null })!.topK, null);
     assert.equal(generationDefaults(null), null);
@@ -239,6 +240,21 @@ describe("generation_config.json's sampling and length defaults (transformers' r
     for (const [gen, re] of cases) assert.throws(() => withGen(gen), re, JSON.stringify(gen));
     // a hand-made model's file is checked by generateText, naming itself
     assert.throws(() => generateText({ ...plain, generationConfig: { top_k: -2 } }, prompt, free), /generateText: generation_config\.json top_k = -2/);
+  });
+
+  test("generation_config.json is read once, at load: generateText and attend generate use that reading while the file is the same", () => {
+    const p = withGen({ do_sample: false, max_new_tokens: 3 });
+    assert.deepEqual(p.generation, generationDefaults(p.generationConfig));
+    assert.equal(p.generation!.file, p.generationConfig);
+    assert.equal(generateText(p, prompt, free).tokens.length, 3);
+    // the reading is what generateText uses (not the file read again) ...
+    assert.equal(generateText({ ...p, generation: { ...p.generation!, maxNewTokens: 5 } }, prompt, free).tokens.length, 5);
+    // ... unless generationConfig is another file than the one it was read from: then that file is read
+    assert.equal(generateText({ ...p, generationConfig: { max_new_tokens: 2 } }, prompt, free).tokens.length, 2);
+    assert.equal(generateText({ ...p, generationConfig: null }, prompt, free).tokens.length, Math.min(50, p.model.config.maxSeqLen - prompt.length)); // no file: 50
+    // the file is frozen, so the reading cannot go stale: an edit in place is an error, not ignored
+    assert.throws(() => { (p.generationConfig as Record<string, unknown>).max_new_tokens = 9; }, TypeError);
+    assert.equal(plain.generation, null);
   });
 
   test("settings generateText does not implement are listed, never dropped in silence", () => {

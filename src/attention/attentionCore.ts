@@ -37,9 +37,9 @@ import {
   type AttentionForwardOptions, type Inputs, type SdpaMasks, checkForwardOptions, fromBatchFirst, sdpaMasks, shapeWeights, toBatchFirst,
 } from "./moduleCommon.js";
 import { type DecodeFlex, decodeAttention } from "./decode.js";
-import { atPositions } from "./kvcache.js";
+import { type KVCacheLayer, atPositions } from "./kvcache.js";
 import { PagedKVCacheLayer } from "./kvpaged.js";
-import { alibiBiasAt, checkWindow, defaultAlibiSlopes } from "./masks.js";
+import { type CausalAlignment, alibiBiasAt, checkWindow, defaultAlibiSlopes } from "./masks.js";
 import { type QKTransform, applyQKTransform, checkRotary } from "./rope.js";
 import {
   type HeadColumns, type SdpaOptions, scaledDotProductAttention, scaledDotProductAttentionInterleaved, scaledDotProductAttentionWithWeights,
@@ -280,12 +280,7 @@ export abstract class AttentionCore extends Module {
     const masks = sdpaMasks(fn, opts, x, S, H, extra);
     if (cache !== null && this.decodes(x, q, fresh, masks, opts)) {
       if (fresh !== null) cache.push(fresh[0], fresh[1]);
-      const w = this.slidingWindow;
-      const flex: DecodeFlex = {
-        alignment: masks.causalAlignment, window: w && { left: w[0], right: w[1] }, alibiSlopes: this.alibiSlopes, softcap: this.softcap,
-        sinks: this.sinks && (this.sinks.values as FloatArray),
-      };
-      const y = decodeAttention(q.values as FloatArray, cache.storage()!, H, 1 / Math.sqrt(hd), masks.isCausal ? masks.causalAlignment : null, flex);
+      const y = this.decodeCached(q.values as FloatArray, cache, masks.isCausal, masks.causalAlignment);
       return [this.projectOut(new Tensor(y, [x.N, 1, H * hd], q.dtype)), null]; // [N, H, 1, hd] is [N, 1, H*hd]
     }
     let [k, v] = fresh ?? cache!.keysValues()!; // [N, Hkv, S, hd]
@@ -302,6 +297,21 @@ export abstract class AttentionCore extends Module {
       ? scaledDotProductAttentionWithWeights(q, k, v, o) // [N, H, L, hd] and the weights [N, H, L, S] (a sink's row sums to < 1): the math path
       : [scaledDotProductAttention(q, k, v, o), null]; // [N, H, L, hd]: the fused kernels
     return [this.projectOut(mergeHeads(y)), w]; // [N, H, L, hd] -> [N, L, H*hd] -> [N, L, C]
+  }
+
+  /**
+   * One query position per row against every key `cache` holds, by decode.ts: q [N, H, 1, hd] (flat,
+   * rotated) -> [N, H, 1, hd] (flat; written into `into` when given), with this module's sliding
+   * window, ALiBi, softcap and sinks. The decode call of the module's cached step (attend) and of
+   * TransformerBlock.decodeInPlace, which take it when decodes() / decodesInPlace() allow.
+   */
+  decodeCached(q: FloatArray, cache: KVCacheLayer, isCausal: boolean, alignment: CausalAlignment, into?: FloatArray): FloatArray {
+    const w = this.slidingWindow;
+    const flex: DecodeFlex = {
+      alignment, window: w && { left: w[0], right: w[1] }, alibiSlopes: this.alibiSlopes, softcap: this.softcap,
+      sinks: this.sinks && (this.sinks.values as FloatArray),
+    };
+    return decodeAttention(q, cache.storage()!, this.numHeads, 1 / Math.sqrt(this.headDim), isCausal ? alignment : null, flex, into);
   }
 
   /**
@@ -348,7 +358,7 @@ export abstract class AttentionCore extends Module {
     if (x.L !== 1 || masks.attnMask !== null || (opts.needWeights ?? true) || (this.training && this.dropout > 0)) return false;
     const cache = opts.cache!;
     if (this.measuresDistance() && masks.causalAlignment !== "bottom-right" && (cache.reordersKeys || cache instanceof PagedKVCacheLayer)) return false;
-    const dtype = cache.storage()?.dtype ?? fresh?.[0].dtype;
+    const dtype = cache.dtype ?? fresh?.[0].dtype; // storage() is built once, by decodeCached
     const tensors = fresh === null ? [q] : [q, fresh[0], fresh[1]];
     if (this.sinks !== null && isGradEnabled() && this.sinks.requiresGrad) return false;
     return tensors.every((t) => t.dtype === dtype) && !(isGradEnabled() && tensors.some((t) => t.requiresGrad));

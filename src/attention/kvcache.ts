@@ -143,9 +143,12 @@ export function atPositions(x: Tensor, offset: number | readonly number[], f: (x
  * The next token's positions for a model forward of tokens [N, T] over `cache`, checked against what the
  * model has positions for: maxSeqLen, except that a windowed cache may stream past it when the
  * positions are computed (rotary, sinusoidal), never with learned ones (no embedding exists there).
+ * The one check of a forward's positions (GPT.run, PretrainedLM.run); model.limit names maxSeqLen in
+ * the error (default "maxSeqLen <n>") and model.learnedHint says why a streaming cache stops there.
  */
 export function cachePositions(
-  fn: string, cache: KVCache | null, [N, T]: readonly number[], model: { maxSeqLen: number; learnedPositions: boolean },
+  fn: string, cache: KVCache | null, [N, T]: readonly number[],
+  model: { maxSeqLen: number; learnedPositions: boolean; limit?: string; learnedHint?: string },
 ): number | readonly number[] {
   const offset = cache === null ? 0 : cache.positionOffset();
   if (typeof offset !== "number" && offset.length !== N) {
@@ -155,9 +158,10 @@ export function cachePositions(
   if (first + T <= model.maxSeqLen) return offset;
   if (cache?.streaming && !model.learnedPositions) return offset;
   const streamHint = cache?.streaming
-    ? `; learned positions end there, so streaming past maxSeqLen needs a model with rotary (positional: "rope") or sinusoidal positions`
+    ? model.learnedHint ?? `; learned positions end there, so streaming past maxSeqLen needs a model with rotary (positional: "rope") or sinusoidal positions`
     : "";
-  throw new ShapeError(`${fn}: positions ${first}..${first + T - 1} go past maxSeqLen ${model.maxSeqLen} (${first} cached + ${T} new tokens)${streamHint}`);
+  const limit = model.limit ?? `maxSeqLen ${model.maxSeqLen}`;
+  throw new ShapeError(`${fn}: positions ${first}..${first + T - 1} go past ${limit} (${first} cached + ${T} new tokens)${streamHint}`);
 }
 
 /** Bytes per token of a decoder's KV cache: 2 (k and v) × layers × Hkv × headDim × batch × element size. */

@@ -121,6 +121,11 @@ export class KVCacheLayer {
     return this.len;
   }
 
+  /** The keys' and values' dtype, null before the first append: what a decode step checks, without building storage(). */
+  get dtype(): FloatDType | null {
+    return this.layout === null ? null : this.layout.dtype;
+  }
+
   /** Positions the storage holds before it must grow. */
   get capacity(): number {
     return this.cap;

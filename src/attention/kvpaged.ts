@@ -411,6 +411,10 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     return [k, v, new Tensor(m, [N, 1, T, S], "bool"), gap ? new Tensor(at, [N, S], "int32") : null]; // true = may attend
   }
 
+  override get dtype(): FloatDType | null {
+    return this.pool === null ? null : this.pool.dtype;
+  }
+
   /** The pool and the selected rows' block tables, for the decode step (decode.ts). */
   override storage(): KVStorage | null {
     const l = this.pool;

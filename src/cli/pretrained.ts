@@ -10,7 +10,6 @@ import type { Pretrained } from "../pretrained/load.js";
 import { SUPPORTED_MODEL_TYPES } from "../pretrained/config.js";
 import { headScores, layerAttentionMaps } from "../pretrained/heads.js";
 import { type TextGeneration, generateText } from "../pretrained/text.js";
-import { generationDefaults } from "../pretrained/genconfig.js";
 import { formatRate } from "../train/progress.js";
 import { heatmapPng } from "../viz/png.js";
 import { heatmapSvg } from "../viz/svg.js";
@@ -200,7 +199,7 @@ export function generateCommand(args: string[], io: Io): number {
   prompts.forEach((ids, i) => {
     if (ids.length > positions) throw new UsageError(`${cmd}: the prompt${N > 1 ? ` ${i + 1}` : ""} has ${ids.length} tokens, more than the model's ${positions} positions`);
   });
-  const gen = generationDefaults(p.generationConfig, cmd);
+  const gen = p.generation; // read once, by fromPretrained
   if (gen?.doSample && temperature === undefined) {
     const k = topK ?? gen.topK;
     note(io, `sampling, as generation_config.json sets do_sample: temperature ${gen.temperature}, top-k ${k ?? "none"}, top-p ${topP ?? gen.topP} (--temperature 0 for greedy)`);

@@ -33,7 +33,6 @@ import { MultiheadAttention } from "../attention/multihead.js";
 import { GroupedQueryAttention } from "../attention/gqa.js";
 import { type KVCacheLayer, atPositions } from "../attention/kvcache.js";
 import { type QKTransform, applyQKTransform } from "../attention/rope.js";
-import { type DecodeFlex, decodeAttention } from "../attention/decode.js";
 import type { BlockConfig, NormKind } from "./config.js";
 
 export type Attention = MultiheadAttention | GroupedQueryAttention;
@@ -153,8 +152,8 @@ export class TransformerBlock extends Module {
    * the block's output, the step's key/value is pushed to `cache`, and every intermediate lands in
    * `buf` (reused from step to step). The same computation as forward(x, { isCausal: true, cache }) for
    * a block that decodesInPlace() accepts, step for step: the same kernel calls on the same operands
-   * (kernelMatmul as linear calls it, addRows for the bias, decodeAttention as the attention module
-   * calls it), the residual added in float32 as add() does, so the same bits
+   * (kernelMatmul as linear calls it, addRows for the bias, the attention module's own decodeCached,
+   * the call its cached step makes), the residual added in float32 as add() does, so the same bits
    * (test/decode.test.ts); without the op layer's checks, views, Tensor outputs and fresh arrays,
    * which were most of a one-token step.
    */
@@ -188,8 +187,7 @@ export class TransformerBlock extends Module {
       k = atPositions(k, past, (t, o) => applyQKTransform(rotary, t, o));
     }
     cache.push(k, new Tensor(buf.v, [N, Hkv, 1, hd], "float32"));
-    const flex: DecodeFlex = { alignment: "bottom-right", window: null, alibiSlopes: null, softcap: a.softcap, sinks: a.sinks && a.sinks.values };
-    decodeAttention(q.values as Float32Array, cache.storage()!, H, 1 / Math.sqrt(hd), "bottom-right", flex, buf.att); // [N, H, 1, hd] is [N, 1, C]
+    a.decodeCached(q.values as Float32Array, cache, true, "bottom-right", buf.att); // the module's own decode call; [N, H, 1, hd] is [N, 1, C]
     const o = a instanceof MultiheadAttention ? a.out_proj : a.o_proj;
     project(buf.out, buf.att, o.weight, o.bias, N, C, C);
     addInPlace(x, buf.out, N * C); // x = x + attn
@@ -222,8 +220,7 @@ export function decodesInPlace(block: TransformerBlock, cache: KVCacheLayer | nu
     return false;
   }
   if (!hostLinear(block.mlp.fc1) || !hostLinear(block.mlp.fc2)) return false;
-  const st = cache.storage();
-  return st === null || st.dtype === "float32";
+  return cache.dtype === null || cache.dtype === "float32"; // storage() is built once, by the step's decodeCached
 }
 
 /** Whether t is absent or float32 values on the host. */

@@ -21,7 +21,7 @@
  */
 import { noGrad } from "../autograd/tape.js";
 import { withFrozenWeights } from "../kernels/dispatch.js";
-import { ArgumentError } from "../tensor/errors.js";
+import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { Generator, checkGenerator } from "../tensor/random.js";
 import { type OptionTable, checkOptions, optionKeys } from "../tensor/validate.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -238,8 +238,14 @@ function keepNucleus(e: Float64Array, total: number, p: number): number {
   return kept;
 }
 
-/** Row n of the last position of logits [N, T, V]. */
+/**
+ * Row n of the last position of logits [N, T, V]: T is whatever the model gave (1 when it honours
+ * logitsToKeep: 1, every position when it ignores it).
+ */
 function lastRow(logits: Tensor, n: number): ArrayLike<number> {
+  if (logits.shape.length !== 3 || logits.shape[1] < 1 || n >= logits.shape[0]) {
+    throw new ShapeError(`generate: the model's forward returned logits ${fmtShape(logits.shape)}; expected [N, T, V] with a row for each of the batch's rows (row ${n} read) and T >= 1`);
+  }
   const [, T, V] = logits.shape;
   const at = (n * T + T - 1) * V;
   return logits.values.subarray(at, at + V);
@@ -304,20 +310,30 @@ function padTo(r: number[], rows: number[][]): number[] {
   return [...r, ...new Array<number>(T - r.length).fill(r[r.length - 1])];
 }
 
-function maxLengthOf(fn: string, requested: number | undefined, modelMax: number): number {
+/** opts.maxLength checked against the model's limit (`limit` names it in the error), or that limit when not given. */
+function maxLengthOf(fn: string, requested: number | undefined, modelMax: number, limit = `maxSeqLen ${modelMax}`): number {
   if (requested === undefined) return modelMax;
   if (!Number.isInteger(requested) || requested <= 0) throw new ArgumentError(`${fn}: maxLength must be a positive integer, got ${requested}`);
-  if (requested > modelMax) throw new ArgumentError(`${fn}: maxLength ${requested} exceeds the model's maxSeqLen ${modelMax}`);
+  if (requested > modelMax) throw new ArgumentError(`${fn}: maxLength ${requested} exceeds the model's ${limit}`);
   return requested;
 }
 
 /**
- * What generate() needs of a model: GPT, or a PretrainedLM loaded from a Hugging Face folder.
- * forward must take logitsToKeep (models/logitsToKeep.ts): generate() asks for the last position's
- * logits only, [N, 1, V], since that is all it reads (the prefill then skips the head on the others).
+ * What generate() needs of a model: GPT, a PretrainedLM loaded from a Hugging Face folder, or a class
+ * of your own. forward is passed logitsToKeep: 1 for the prefill (models/logitsToKeep.ts: GPT and
+ * PretrainedLM then skip the head on the other positions); a model may ignore it and return every
+ * position's logits [N, T, V]: generate() reads the last position of whatever it gets.
  */
 export interface CausalLM extends Module {
+  /** vocabSize: the logits' V; maxSeqLen: the default (and largest) maxLength, unless a streaming cache lifts it (see maxPositions) */
   readonly config: { readonly vocabSize: number; readonly maxSeqLen: number };
+  /**
+   * The most positions forward can compute at all: the rows of learned position embeddings (GPT with
+   * positional "learned"; GPT-2's wpe, n_positions). undefined (or absent): no such limit (rotary,
+   * sinusoidal or no positions), so with a streaming cache ({ window, sinkTokens }) generate() may run
+   * past config.maxSeqLen. Without streaming, config.maxSeqLen caps a row either way.
+   */
+  readonly maxPositions?: number;
   newCache(): KVCache;
   forward(idx: TokenInput, opts?: { cache?: KVCache | null; logitsToKeep?: number }): Tensor;
 }
@@ -329,17 +345,13 @@ function isRagged(prompt: TokenInput): prompt is readonly (readonly number[])[] 
   return rows.some((r) => r.length !== rows[0].length);
 }
 
-/**
- * The cache generate() decodes with: a windowed one for { window, sinkTokens }, else the model's own.
- * Streaming past maxSeqLen needs computed positions: maxLength is then uncapped unless the model's
- * positions are learned.
- */
+/** The cache generate() decodes with: a windowed one for { window, sinkTokens }, else the model's own (none with useCache: false). */
 function streamingSetup(fn: string, model: CausalLM, opts: GenerateOptions): { cache: KVCache | null; maxLength: number } {
   const useCache = opts.useCache ?? true;
-  if (!streams(opts)) return { cache: useCache ? model.newCache() : null, maxLength: maxLengthOf(fn, opts.maxLength, model.config.maxSeqLen) };
+  const maxLength = maxLengthFor(fn, model, opts);
+  if (!streams(opts)) return { cache: useCache ? model.newCache() : null, maxLength };
   if (!useCache) throw new ArgumentError(`${fn}: window and sinkTokens configure the KV cache; they cannot be combined with useCache: false`);
-  const cache = new KVCache({ initialCapacity: 64, window: opts.window, sinkTokens: opts.sinkTokens });
-  return { cache, maxLength: maxLengthFor(fn, model, opts) };
+  return { cache: new KVCache({ initialCapacity: 64, window: opts.window, sinkTokens: opts.sinkTokens }), maxLength };
 }
 
 /** Whether opts asks for a streaming cache. */
@@ -348,14 +360,15 @@ function streams(opts: GenerateOptions): boolean {
 }
 
 /**
- * The cap on a row (prompt + new tokens): opts.maxLength, at most the model's maxSeqLen, except that a
- * streaming cache lifts the default cap where positions are computed (rotary, sinusoidal); learned
- * ones (GPT's positional: "learned", GPT-2's wpe) end at maxSeqLen.
+ * The cap on a row (prompt + new tokens): opts.maxLength, at most the model's config.maxSeqLen; with a
+ * streaming cache at most model.maxPositions instead (none when it is undefined: computed positions).
  */
 function maxLengthFor(fn: string, model: CausalLM, opts: GenerateOptions): number {
-  const c = model.config as CausalLM["config"] & { positional?: string; family?: string };
-  const learned = c.positional === "learned" || c.family === "gpt2";
-  return maxLengthOf(fn, opts.maxLength, streams(opts) && !learned ? Infinity : c.maxSeqLen);
+  if (!streams(opts)) return maxLengthOf(fn, opts.maxLength, model.config.maxSeqLen);
+  const limit = model.maxPositions;
+  if (limit === undefined) return maxLengthOf(fn, opts.maxLength, Infinity);
+  if (!Number.isInteger(limit) || limit <= 0) throw new ArgumentError(`${fn}: the model's maxPositions must be a positive integer or undefined (no limit), got ${String(limit)}`);
+  return maxLengthOf(fn, opts.maxLength, limit, `${limit} positions (its maxPositions)`);
 }
 
 /**

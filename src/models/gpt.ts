@@ -68,6 +68,12 @@ export class GPT extends Module {
   blocks: ModuleList<TransformerBlock>;
   norm: Norm;
   lm_head: Linear | null;
+  /**
+   * the most positions forward can compute: maxSeqLen with learned positions (pos_emb has that many
+   * rows), else undefined (rotary, sinusoidal, ALiBi, none: a streaming cache may run past maxSeqLen);
+   * generate() reads it (CausalLM.maxPositions)
+   */
+  readonly maxPositions: number | undefined;
   /** the q/k rotation shared by every block (positional = "rope") */
   readonly rotary: RotaryEmbedding | null;
   private readonly sinusoidal: SinusoidalPositionalEncoding | null;
@@ -80,6 +86,7 @@ export class GPT extends Module {
     checkOptions("GPT", "options", opts, MODEL_OPTION_KEYS);
     const c = typeof config === "string" ? gptConfig(config) : validateGPTConfig(config);
     this.config = Object.freeze(c);
+    this.maxPositions = c.positional === "learned" ? c.maxSeqLen : undefined;
     const g = new Generator(opts.seed ?? 0);
     const dtype = opts.dtype ?? "float32";
     this.tok_emb = this.registerModule("tok_emb", new Embedding(c.vocabSize, c.dModel, { generator: g, dtype }));
@@ -118,7 +125,7 @@ export class GPT extends Module {
     const T = tokens.shape[1];
     const keep = checkLogitsToKeep(fn, opts.logitsToKeep, T);
     // position of the first token given (one per row for a paged cache); a windowed cache may stream past maxSeqLen unless positions are learned
-    const offset = cachePositions(fn, cache, tokens.shape, { maxSeqLen: c.maxSeqLen, learnedPositions: c.positional === "learned" });
+    const offset = cachePositions(fn, cache, tokens.shape, { maxSeqLen: c.maxSeqLen, learnedPositions: this.maxPositions !== undefined });
     let x = this.tok_emb.forward(tokens); // [N, T] -> [N, T, C]
     const { pos_emb, sinusoidal } = this;
     if (pos_emb) x = atPositions(x, offset, (xr, o) => pos_emb.forward(xr, o));

@@ -17,7 +17,7 @@ export { GPT, type GPTForwardOptions, type ForwardWithAttention } from "./gpt.js
 export { EncoderDecoder, TransformerStack, type EncodeOptions, type DecodeOptions } from "./encoderDecoder.js";
 export { tokenTensor, type TokenInput } from "./tokens.js";
 export {
-  generate, generateSeq2Seq, sampleToken, applyRepetitionPenalty, type SamplingOptions, type GenerateOptions, type Seq2SeqGenerateOptions,
+  generate, generateSeq2Seq, sampleToken, applyRepetitionPenalty, type SamplingOptions, type GenerateOptions, type Seq2SeqGenerateOptions, type CausalLM,
 } from "./generate.js";
 export {
   CHECKPOINT_FORMAT, CHECKPOINT_VERSION, createModel, checkpointMetadata, serializeCheckpoint, deserializeCheckpoint,

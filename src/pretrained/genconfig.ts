@@ -38,6 +38,8 @@ export interface UnsupportedSetting {
 
 /** generation_config.json's decoding settings, with transformers' defaults for absent keys. */
 export interface GenerationDefaults {
+  /** the parsed generation_config.json these were read from (generateText uses them only for that same object) */
+  file: HFConfig;
   /** do_sample: sample (true) or greedy (false, the default) */
   doSample: boolean;
   /** temperature when sampling (default 1) */
@@ -100,14 +102,27 @@ export function formatSetting(s: UnsupportedSetting): string {
   return `${s.key} = ${JSON.stringify(s.value)}`;
 }
 
+/** Its token ids must be ids: a non-negative integer, or (eos_token_id) a list of them. */
+function checkTokenIds(fn: string, g: HFConfig): void {
+  for (const key of ["eos_token_id", "bos_token_id", "pad_token_id"]) {
+    const v = g[key];
+    if (v === undefined || v === null) continue;
+    const ok = (x: unknown): boolean => Number.isInteger(x) && (x as number) >= 0;
+    if (ok(v) || (key === "eos_token_id" && Array.isArray(v) && v.every(ok))) continue;
+    throw new ArgumentError(`${fn}: generation_config.json ${key} must be a token id (a non-negative integer)${key === "eos_token_id" ? " or a list of them" : ""}, got ${JSON.stringify(v)}`);
+  }
+}
+
 /**
  * Read a parsed generation_config.json (null: the folder has none, and so no defaults). A value of the
- * wrong type or out of range is an ArgumentError naming fn, the file, the key, the value and what is
- * expected. fromPretrained reads the file with it when loading, so a bad file fails there.
+ * wrong type or out of range (a token id included) is an ArgumentError naming fn, the file, the key,
+ * the value and what is expected. fromPretrained reads the file with it once, when loading (so a bad
+ * file fails there), and hands the result on as its `generation`.
  */
 export function generationDefaults(g: HFConfig | null, fn = "generationDefaults"): GenerationDefaults | null {
   if (g === null || g === undefined) return null;
   if (typeof g !== "object" || Array.isArray(g)) throw new ArgumentError(`${fn}: generation_config.json must hold a JSON object, got ${JSON.stringify(g)}`);
+  checkTokenIds(fn, g);
   const bad = (key: string, expected: string): never => {
     throw new ArgumentError(`${fn}: generation_config.json ${key} = ${JSON.stringify(g[key])}; expected ${expected}`);
   };
@@ -135,6 +150,7 @@ export function generationDefaults(g: HFConfig | null, fn = "generationDefaults"
     unsupported.push({ key: u.key, value: v, samplingOnly: u.samplingOnly === true });
   }
   return {
+    file: g,
     doSample: doSample as boolean,
     temperature: temperature ?? TRANSFORMERS_DEFAULTS.temperature,
     // absent: 50; null or 0: no top-k (transformers adds its top-k warper only for a top_k that is set and not 0)

@@ -24,7 +24,7 @@ import { sizeOf } from "../tensor/shape.js";
 import { type SafetensorsDType, type SafetensorsEntry, halfToNumber, parseSafetensorsHeader, readSafetensorsHeaderLength } from "../io/safetensors.js";
 import { type HFConfig, type PretrainedArch, archFromConfig } from "./config.js";
 import { PretrainedLM } from "./model.js";
-import { generationDefaults } from "./genconfig.js";
+import { type GenerationDefaults, generationDefaults } from "./genconfig.js";
 
 export { Tokenizer };
 
@@ -35,12 +35,26 @@ export interface Pretrained {
   /** config.json as written */
   config: HFConfig;
   /**
-   * generation_config.json as written (null when the folder has none): its eos_token_id is generateText's
-   * default stop, and its do_sample, temperature, top_k, top_p, max_new_tokens and max_length the
-   * defaults of generateText's options (generationDefaults(generationConfig) reads them, and lists the
-   * settings generateText does not implement)
+   * generation_config.json as written (null when the folder has none), frozen (edit a copy:
+   * { ...p, generationConfig: { ...p.generationConfig, do_sample: true } }): its eos_token_id is
+   * generateText's default stop
    */
   generationConfig: HFConfig | null;
+  /**
+   * generationConfig read once, at load (generationDefaults): the defaults of generateText's options
+   * (do_sample, temperature, top_k, top_p, max_new_tokens, max_length, repetition_penalty) and the
+   * settings it does not implement; null when the folder has no generation_config.json
+   */
+  generation: GenerationDefaults | null;
+}
+
+/** v with every object and array in it frozen (a JSON value). */
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === "object" && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
 }
 
 /**
@@ -309,17 +323,6 @@ function jsonObjectOf(read: FileReader, name: string): HFConfig | null {
   return v as HFConfig;
 }
 
-/** generation_config.json's token ids must be ids: a non-negative integer, or (eos_token_id) a list of them. */
-function checkGenerationConfig(g: HFConfig): void {
-  for (const key of ["eos_token_id", "bos_token_id", "pad_token_id"]) {
-    const v = g[key];
-    if (v === undefined || v === null) continue;
-    const ok = (x: unknown): boolean => Number.isInteger(x) && (x as number) >= 0;
-    if (ok(v) || (key === "eos_token_id" && Array.isArray(v) && v.every(ok))) continue;
-    throw new ArgumentError(`${FN}: generation_config.json ${key} must be a token id (a non-negative integer)${key === "eos_token_id" ? " or a list of them" : ""}, got ${JSON.stringify(v)}`);
-  }
-}
-
 /**
  * The (token, id) pairs tokenizer.json names: its model's vocabulary (an object token -> id for BPE,
  * WordPiece and WordLevel; a list of [piece, score] for Unigram, ids by place) and its added tokens.
@@ -358,11 +361,9 @@ export function loadPretrained(read: FileReader): Pretrained {
   const config = jsonObjectOf(read, "config.json");
   if (config === null) throw new ArgumentError(`${FN}: the folder has no config.json`);
   const arch = archFromConfig(config);
-  const generationConfig = jsonObjectOf(read, "generation_config.json");
-  if (generationConfig !== null) {
-    checkGenerationConfig(generationConfig);
-    generationDefaults(generationConfig, FN); // do_sample, temperature, top_k, top_p, max_new_tokens, max_length: checked now, not at the first generateText
-  }
+  // frozen: generation (read once, here: a bad file fails now, not at the first generateText) stays what it says
+  const generationConfig = deepFreeze(jsonObjectOf(read, "generation_config.json"));
+  const generation = generationDefaults(generationConfig, FN);
   // the tokenizer first: a mismatched one is reported before the weights are read
   const tok = read("tokenizer.json");
   const tokConfig = read("tokenizer_config.json");
@@ -378,7 +379,7 @@ export function loadPretrained(read: FileReader): Pretrained {
     for (const s of sources) s.close();
   }
   model.eval();
-  return { model, tokenizer, config, generationConfig };
+  return { model, tokenizer, config, generationConfig, generation };
 }
 
 /**

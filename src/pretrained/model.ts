@@ -35,7 +35,7 @@ import { Embedding } from "../nn/embedding.js";
 import { Linear } from "../nn/linear.js";
 import { LayerNorm, RMSNorm } from "../nn/norm.js";
 import { RotaryEmbedding } from "../attention/rope.js";
-import { KVCache, type KVCacheLayer, atPositions } from "../attention/kvcache.js";
+import { KVCache, type KVCacheLayer, atPositions, cachePositions } from "../attention/kvcache.js";
 import { PagedKVCache } from "../attention/kvpaged.js";
 import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "../attention/sdpa.js";
 import type { AttentionMap, ForwardWithAttention } from "../models/index.js";
@@ -275,6 +275,8 @@ export class PretrainedLM extends Module {
   readonly family = "pretrained";
   /** the architecture read from config.json (vocabSize and maxSeqLen as generate() reads them) */
   readonly config: Readonly<PretrainedArch>;
+  /** GPT-2: n_positions (wpe's rows, learned positions end there); the Llama family: undefined, RoPE computes any position (CausalLM.maxPositions) */
+  readonly maxPositions: number | undefined;
   transformer: GPT2Model | null;
   model: LlamaModel | null;
   lm_head: Linear | null;
@@ -286,6 +288,7 @@ export class PretrainedLM extends Module {
     const init: Init = { skipInit: checkSkipInit("PretrainedLM", opts.skipInit) };
     this.config = Object.freeze({ ...arch, slidingWindows: Object.freeze([...arch.slidingWindows]) as (number | null)[] });
     const gpt2 = arch.family === "gpt2";
+    this.maxPositions = gpt2 ? arch.maxSeqLen : undefined;
     this.transformer = this.registerModule("transformer", gpt2 ? new GPT2Model(arch, init) : null);
     this.model = this.registerModule("model", gpt2 ? null : new LlamaModel(arch, init));
     this.lm_head = this.registerModule("lm_head", arch.tieWordEmbeddings ? null : new Linear(arch.dModel, arch.vocabSize, { bias: false, ...init }));
@@ -326,24 +329,21 @@ export class PretrainedLM extends Module {
     if (cache !== null && !(cache instanceof KVCache)) throw new ArgumentError(`${fn}: cache must be a KVCache (model.newCache())`);
     const [N, T] = tokens.shape;
     const keep = checkLogitsToKeep(fn, opts.logitsToKeep, T);
-    const offset = cache === null ? 0 : cache.positionOffset(); // one per row for a paged cache's sequences
-    if (typeof offset !== "number" && offset.length !== N) {
-      throw new ShapeError(`${fn}: the paged cache has ${offset.length} selected sequences but ids has ${N} rows; select() one sequence per row`);
-    }
     const mask = opts.attentionMask ?? null;
     if (mask !== null && cache !== null && (cache.streaming !== null || cache instanceof PagedKVCache)) {
       throw new ArgumentError(`${fn}: attentionMask needs a plain cache (model.newCache()), got a ${cache.streaming ? "streaming" : "paged"} one, whose keys are not the mask's S columns`);
     }
-    const padding = mask === null ? null : paddingOf(fn, mask, N, typeof offset === "number" ? offset : 0, T);
+    // with attentionMask each row's positions count its own tokens (checked here); else the cache's, one
+    // per row for a paged cache's sequences (cachePositions checks them: RoPE streams past maxSeqLen, GPT-2's learned positions do not)
+    const cached = mask === null || cache === null ? 0 : cache.length; // a plain cache's (one number)
+    const padding = mask === null ? null : paddingOf(fn, mask, N, cached, T);
     if (padding !== null && padding.maxPosition >= a.maxSeqLen) {
       throw new ShapeError(`${fn}: a row of attentionMask reaches position ${padding.maxPosition} (its tokens counted), past the model's ${a.maxSeqLen} positions`);
     }
-    const first = typeof offset === "number" ? offset : Math.max(0, ...offset); // the furthest row's
-    const streams = cache !== null && cache.streaming !== null && this.rotary !== null; // RoPE computes any position; learned ones end at maxSeqLen
-    if (padding === null && first + T > a.maxSeqLen && !streams) {
-      const hint = cache?.streaming ? "; GPT-2's learned positions end there, so it cannot stream past them" : "";
-      throw new ShapeError(`${fn}: positions ${first}..${first + T - 1} go past the model's ${a.maxSeqLen} positions (${first} cached + ${T} new tokens)${hint}`);
-    }
+    const offset = padding !== null ? cached : cachePositions(fn, cache, tokens.shape, {
+      maxSeqLen: a.maxSeqLen, learnedPositions: this.maxPositions !== undefined,
+      limit: `the model's ${a.maxSeqLen} positions`, learnedHint: "; GPT-2's learned positions end there, so it cannot stream past them",
+    });
     const ctx = (i: number): LayerContext => ({
       weights, offset, padding, cache: cache && cache.layer(i), rotary: this.rotary, visit: visit && ((q, k, o) => visit(i, q, k, o)),
     });

@@ -35,7 +35,7 @@ import type { Tokenizer } from "@huggingface/tokenizers";
 import type { HFConfig } from "./config.js";
 import type { PretrainedLM } from "./model.js";
 import { generatePadded } from "./batch.js";
-import { formatSetting, generationDefaults } from "./genconfig.js";
+import { type GenerationDefaults, formatSetting, generationDefaults } from "./genconfig.js";
 
 export interface GenerateTextOptions extends SamplingOptions {
   /** tokens to add at most (default generation_config.json's max_new_tokens, else what its max_length leaves after the prompt, else 50) */
@@ -93,6 +93,12 @@ export interface TextModel {
   config: HFConfig;
   /** generation_config.json (null or absent when the folder has none) */
   generationConfig?: HFConfig | null;
+  /**
+   * generationConfig as fromPretrained read it (generationDefaults): used when it was read from this
+   * very generationConfig (its `file`); otherwise (absent, or generationConfig replaced) generateText
+   * reads generationConfig itself
+   */
+  generation?: GenerationDefaults | null;
 }
 
 /** transformers' defaults where config.json has no eos_token_id. */
@@ -115,6 +121,13 @@ export function bosTokenId(config: HFConfig, generationConfig: HFConfig | null =
 }
 
 const FN = "generateText";
+
+/** The defaults of generateText's options: m's reading of its generation_config.json when it has one for that file, else the file read now. */
+function defaultsOf(m: TextModel): GenerationDefaults | null {
+  const file = m.generationConfig ?? null;
+  if (m.generation !== undefined && (m.generation === null ? null : m.generation.file) === file) return m.generation;
+  return generationDefaults(file, FN);
+}
 
 function promptIds(m: TextModel, prompt: string | readonly number[], i: number): number[] {
   if (typeof prompt === "string") {
@@ -180,7 +193,7 @@ export function generateText(m: TextModel, prompts: string | readonly number[] |
   const ids = list.map((p, i) => promptIds(m, p, i));
   // generation_config.json's defaults for the options not passed (genconfig.ts): its temperature, top_k
   // and top_p count only when its do_sample is true; max_new_tokens wins over max_length
-  const gen = generationDefaults(m.generationConfig ?? null, FN);
+  const gen = defaultsOf(m);
   const fromFile = gen?.doSample ? { temperature: gen.temperature, topK: gen.topK ?? undefined, topP: gen.topP } : {};
   const sampling: SamplingOptions = { greedy: opts.greedy, temperature: opts.temperature ?? fromFile.temperature, topK: opts.topK ?? fromFile.topK, topP: opts.topP ?? fromFile.topP };
   // repetition_penalty acts on greedy decoding too (a logits processor in transformers, not a sampling warper)
