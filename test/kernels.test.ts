@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { CausalKind, MatmulParams } from "../src/kernels/backend.js";
+import type { AttentionParams, CausalKind, MatmulParams, RowStrides } from "../src/kernels/backend.js";
 import {
   findBackend, getBackend, getBackendName, getNumThreads, refBackend, setBackend, setNumThreads, wasmAvailable,
   elementwiseTuning, wasmBackend, wasmTuning,
@@ -512,6 +512,69 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
       for (const key of ["out", "lse", "dq", "dk", "dv"] as const) assertBitwise(many[key] as Float32Array, one[key] as Float32Array, key);
     } finally {
       wasmTuning.stagingBudget = saved;
+    }
+  });
+
+  test("attention: a staging round stays within wasmTuning.stagingBudget, the block interleaved rows move through counted", () => {
+    // self-attention's layout: q, k, v as thirds of one [B, T, (H + 2 Hkv) E] array, out [B, T, H E];
+    // their rows move through a block of 12 rows (wasmTuning.moveFloats), a buffer beside the staged heads
+    const [B, H, Hkv, T, E] = [3, 4, 2, 40, 24], W = (H + 2 * Hkv) * E, groups = B * Hkv;
+    const rows = (offset: number, X: number): RowStrides => ({ offset, sb: T * X, sh: E, sl: X });
+    const mask: AttentionParams["mask"] = { kind: "bool", data: Uint8Array.from({ length: B * T }, (_, i) => (i % 5 === 2 ? 0 : 1)), strides: [T, 0, 0, 1] };
+    const p: AttentionParams = {
+      B, H, Hkv, L: T, S: T, E, Ev: E, scale: 0.3, causal: "bottom-right", mask, dropoutP: 0, dropoutSeed: 0,
+      layout: { q: rows(0, W), k: rows(H * E, W), v: rows((H + Hkv) * E, W), out: rows(0, H * E) },
+    };
+    const r = rng(17);
+    const qkv = randArray(Float32Array, B * T * W, r), dout = randArray(Float32Array, B * T * H * E, r);
+    // the bytes each round asks for (rt.reset starts a round), threads' scratch left out: the budget is
+    // for staged tensors, and a round's scratch does not grow with the groups it stages
+    const rt = getRuntime()!;
+    const { alloc, allocScratch, reset } = rt;
+    let rounds: number[] = [], inScratch = false;
+    rt.reset = (): void => { rounds.push(0); reset.call(rt); };
+    rt.allocScratch = (floats: number): [number, number] => {
+      inScratch = true;
+      try { return allocScratch.call(rt, floats); } finally { inScratch = false; }
+    };
+    rt.alloc = (bytes: number): number => {
+      if (!inScratch) rounds[rounds.length - 1] += bytes;
+      return alloc.call(rt, bytes);
+    };
+    /** forward and backward: their results, and each pass's bytes per round */
+    const run = (): { res: Float32Array[]; fwd: number[]; bwd: number[] } => {
+      const out = new Float32Array(B * T * H * E), lse = new Float32Array(B * H * T), dqkv = new Float32Array(qkv.length);
+      rounds = [];
+      wasmBackend.attentionForward(p, qkv, qkv, qkv, out, lse);
+      const fwd = rounds;
+      rounds = [];
+      wasmBackend.attentionBackward(p, qkv, qkv, qkv, out, dout, lse, dqkv, dqkv, dqkv);
+      return { res: [out, lse, dqkv], fwd, bwd: rounds };
+    };
+    const saved = { ...wasmTuning };
+    try {
+      setNumThreads(1);
+      wasmTuning.moveFloats = 12 * W;
+      const one = run();
+      assert.deepEqual([one.fwd.length, one.bwd.length], [1, 1], "the default budget holds every group in one round");
+      // every budget from 0 to the one round's bytes, in 60 steps: wherever a round holds more than one
+      // kv group (fewer rounds than groups), every round must fit the budget; results stay the same bits
+      const most = Math.max(one.fwd[0], one.bwd[0]);
+      let decided = 0;
+      for (let i = 0; i <= 60; i++) {
+        wasmTuning.stagingBudget = Math.round((most * i) / 60);
+        const got = run();
+        for (const [pass, bytes] of [["forward", got.fwd], ["backward", got.bwd]] as const) {
+          if (bytes.length === groups) continue; // one kv group per round: at least one is always staged
+          if (bytes.length > 1) decided++;
+          for (const b of bytes) assert.ok(b <= wasmTuning.stagingBudget, `${pass}: a round took ${b} bytes, budget ${wasmTuning.stagingBudget} (${bytes.length} rounds)`);
+        }
+        got.res.forEach((x, j) => assertBitwise(x, one.res[j], `budget ${wasmTuning.stagingBudget}: output ${j}`));
+      }
+      assert.ok(decided >= 10, `the budget split the call into rounds of several groups only ${decided} times`);
+    } finally {
+      for (const name of ["alloc", "allocScratch", "reset"] as const) delete (rt as Partial<typeof rt>)[name]; // the prototype's methods again
+      Object.assign(wasmTuning, saved);
     }
   });
 
