@@ -14,6 +14,7 @@ import { geluGateExact } from "../src/ops/gelu.js";
 import { piecewise, table32 } from "../src/ops/piecewise.js";
 import { wasmSourceHash } from "../src/kernels/wasm/build/kernelsWasm.js";
 import { getRuntime, resetRuntime } from "../src/kernels/wasm/runtime.js";
+import { ArgumentError } from "../src/tensor/errors.js";
 import { HEAP_BASE, J_NEXT, JOB_BASE } from "../src/kernels/wasm/build/layout.js";
 // @ts-ignore: plain .mjs build script
 import { sourceHash } from "../scripts/build-wasm.mjs";
@@ -329,6 +330,64 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
       assert.ok(checks >= 16 + 3, `releases checked: ${checks}`);
     } finally {
       rt.runJob = runJob;
+      Object.assign(wasmTuning, saved);
+    }
+  });
+
+  test("an operand that cannot be copied (its buffer detached: transferred away) fails the call naming the function and the operand, not a kernel task; the pool stays usable", async () => {
+    await warmPool();
+    const saved = { ...wasmTuning };
+    // every job threaded, and a matmul's b copied while the workers pack it (runJob's stage)
+    Object.assign(wasmTuning, { minParallelFlops: 0, minParallelPack: 0, minOverlapStage: 0, minParallelAttentionFlops: 0 });
+    const detached = (n: number): Float32Array => {
+      const x = new Float32Array(n);
+      structuredClone(x.buffer, { transfer: [x.buffer] });
+      return x;
+    };
+    /** fn() throws an error whose message starts with `start` followed by TypeError's (the cause), and names no task or job */
+    const failsWith = (fn: () => void, start: string): void => assert.throws(fn, (e: unknown) => {
+      assert.ok(e instanceof Error && !(e instanceof ArgumentError));
+      assert.ok(e.message.startsWith(`attend: ${start} failed: TypeError: Cannot perform`), e.message);
+      assert.doesNotMatch(e.message, /task|packing|job/);
+      assert.ok(e.cause instanceof TypeError);
+      return true;
+    });
+    const r = rng(5);
+    const [m, n, k] = [40, 1000, 77];
+    const mp: MatmulParams = { batch: 1, m, n, k, aBatchStride: 0, bBatchStride: 0, transA: false, transB: true, accumulate: false };
+    const a = randArray(Float32Array, m * k, r), b = randArray(Float32Array, n * k, r);
+    const want = new Float32Array(m * n);
+    refBackend.matmul(want, a, b, mp);
+    // attention: k heads-first; then q, k, v as thirds of one array (self-attention's layout)
+    const [B, H, L, E] = [1, 2, 17, 8];
+    const ap: AttentionParams = { B, H, Hkv: H, L, S: L, E, Ev: E, scale: 0.3, causal: "none", mask: null, dropoutP: 0, dropoutSeed: 0 };
+    const q = randArray(Float32Array, B * H * L * E, r), kk = randArray(Float32Array, B * H * L * E, r), v = randArray(Float32Array, B * H * L * E, r);
+    const fresh = (): Float32Array[] => [new Float32Array(B * H * L * E), new Float32Array(B * H * L)];
+    const [out, lse] = fresh();
+    wasmBackend.attentionForward(ap, q, kk, v, out, lse);
+    const thirds = (offset: number): RowStrides => ({ offset, sb: L * 3 * H * E, sh: E, sl: 3 * H * E });
+    const apI: AttentionParams = { ...ap, layout: { q: thirds(0), k: thirds(H * E), v: thirds(2 * H * E), out: { offset: 0, sb: L * H * E, sh: E, sl: H * E } } };
+    try {
+      setNumThreads(2);
+      failsWith(() => wasmBackend.matmul(new Float32Array(m * n), a, detached(n * k), mp), "wasmMatmul: staging b (1 × 77000 floats; its array holds 0) into wasm memory");
+      failsWith(() => wasmBackend.matmul(new Float32Array(m * n), detached(m * k), b, mp), "wasmMatmul: staging a (1 × 3080 floats; its array holds 0) into wasm memory");
+      failsWith(() => wasmBackend.matmul(detached(m * n), a, b, mp), "wasmMatmul: writing out (1 × 40000 floats; its array holds 0) from wasm memory");
+      failsWith(() => wasmBackend.attentionForward(ap, q, detached(kk.length), v, ...fresh()),
+        "wasmAttentionForward: staging k (2 heads of 17 rows of 8 floats per batch element; its array holds 0 floats) into wasm memory");
+      failsWith(() => wasmBackend.attentionForward(apI, ...[detached(B * L * 3 * H * E)].flatMap((x) => [x, x, x]), ...fresh()),
+        "wasmAttentionForward: staging q, k, v (the rows they share: 17 of 48 floats per batch element; their array holds 0 floats) into wasm memory");
+      failsWith(() => wasmBackend.attentionBackward(ap, q, kk, v, out, detached(out.length), lse, ...fresh(), new Float32Array(kk.length), new Float32Array(v.length)),
+        "wasmAttentionBackward: staging dout (2 heads of 17 rows of 8 floats per batch element; its array holds 0 floats) into wasm memory");
+      failsWith(() => wasmBackend.attentionBackward(ap, q, kk, v, out, out, lse, new Float32Array(q.length), new Float32Array(kk.length), detached(v.length)),
+        "wasmAttentionBackward: writing dv (2 heads of 17 rows of 8 floats per batch element; its array holds 0 floats) from wasm memory");
+      // the runtime and its workers still work: the same results as before the failures
+      const got = new Float32Array(m * n);
+      wasmBackend.matmul(got, a, b, mp);
+      assertClose(got, want, 2e-5 * Math.sqrt(k), 1e-5, "matmul after the failures");
+      const [out2, lse2] = fresh();
+      wasmBackend.attentionForward(ap, q, kk, v, out2, lse2);
+      assertBitwise(out2, out, "attention after the failures");
+    } finally {
       Object.assign(wasmTuning, saved);
     }
   });

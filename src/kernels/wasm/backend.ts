@@ -123,6 +123,14 @@ function unstageRows(
   }
 }
 
+/**
+ * An error thrown while an operand was copied between its array and wasm memory (a detached buffer,
+ * memory that cannot grow), named: the function, what it was doing, the operand.
+ */
+function stagingError(fn: string, what: string, e: unknown): Error {
+  return new Error(`attend: ${fn}: ${what} failed: ${String(e)}`, { cause: e });
+}
+
 // ----------------------------------------------------------------------------------------------
 // matmul
 // ----------------------------------------------------------------------------------------------
@@ -239,48 +247,62 @@ function wasmMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: Flo
     transA: transA ? 1 : 0, transB: transB ? 1 : 0, acc: accumulate ? 1 : 0, mBlocks: mb, nBlocks: nb, bias: biasP, done: doneP,
   };
   // a and b go in as given (the kernels pack b, and each product task its rows of a); out is staged
-  // with padded rows and columns
-  const stageRest = (): void => {
-    const f32 = rt.f32;
-    if (bias !== null) {
-      f32.set(bias.subarray(0, n), biasP >> 2);
-      f32.fill(0, (biasP >> 2) + n, (biasP >> 2) + np);
-    }
-    for (let i = 0; i < nA; i++) f32.set(a.subarray(i * aBatchStride, i * aBatchStride + m * k), (aP >> 2) + i * m * k);
-    if (accumulate) {
-      for (let i = 0; i < batch; i++) stageRows(f32, (cP >> 2) + i * mp * np, out, i * m * n, m, n, n, np, m);
+  // with padded rows and columns. `what`: the operand being copied, which an error names.
+  const fn = bias === null ? "wasmMatmul" : "wasmMatmulBias";
+  const packCols = rt.exports.mm_pack_cols();
+  let what = "";
+  const copyIn = (release: (t: number) => void): void => {
+    try {
+      if (!packed) {
+        what = `b (${nB} × ${n * k} floats; its array holds ${b.length})`;
+        stageB(rt.f32, bP >> 2, b, p, packCols, release);
+      }
+      const f32 = rt.f32;
+      if (bias !== null) {
+        what = `bias (${n} floats; its array holds ${bias.length})`;
+        f32.set(bias.subarray(0, n), biasP >> 2);
+        f32.fill(0, (biasP >> 2) + n, (biasP >> 2) + np);
+      }
+      what = `a (${nA} × ${m * k} floats; its array holds ${a.length})`;
+      for (let i = 0; i < nA; i++) f32.set(a.subarray(i * aBatchStride, i * aBatchStride + m * k), (aP >> 2) + i * m * k);
+      if (accumulate) {
+        what = `out (accumulated into: ${batch} × ${m * n} floats; its array holds ${out.length})`;
+        for (let i = 0; i < batch; i++) stageRows(f32, (cP >> 2) + i * mp * np, out, i * m * n, m, n, n, np, m);
+      }
+    } catch (e) {
+      throw stagingError(fn, `staging ${what} into wasm memory`, e);
     }
     if (copyingOut) rt.i32.fill(0, doneP >> 2, (doneP >> 2) + batch * nb);
   };
   if (packed) {
-    stageRest();
+    copyIn(() => {});
   } else {
-    const packCols = rt.exports.mm_pack_cols();
     const packTasks = nB * Math.ceil(np / packCols);
     // packing moves each float once: below minParallelPack floats a worker's wake-up costs more than it saves
     const packThreads = nB * k * np < wasmTuning.minParallelPack ? 1 : threads;
     rt.setJob(Lay.K_MM_PACK_B, packTasks, scratch, stride, Lay.MmJob, prm);
     if (packThreads > 1 && rt.threaded && nB * n * k >= wasmTuning.minOverlapStage) {
-      // the workers pack b's first panels while this thread copies the rest of b, then a
-      rt.runJob(packThreads, packTasks, undefined, (release) => {
-        stageB(rt.f32, bP >> 2, b, p, packCols, release);
-        stageRest();
-      });
+      // the workers pack b's first panels while this thread copies the rest of b, then a (an error
+      // while copying is rethrown by runJob as copyIn named it, not as a failed pack task)
+      rt.runJob(packThreads, packTasks, undefined, copyIn);
     } else {
-      stageB(rt.f32, bP >> 2, b, p, packCols, () => {});
-      stageRest();
+      copyIn(() => {});
       rt.runJob(packThreads, packTasks);
     }
   }
   rt.setJob(Lay.K_MM, tasks, scratch, stride, Lay.MmJob, prm);
   if (copyingOut) {
-    runMatmulCopyingOut(rt, out, cP, doneP, { batch, m, n, mp, np, mb, nb }, threads, tasks);
+    runMatmulCopyingOut(rt, out, cP, doneP, { batch, m, n, mp, np, mb, nb }, threads, tasks, fn);
     return;
   }
   if (prefaulting) runMatmulPrefaulting(rt, out, batch * m * n, threads, tasks);
   else rt.runJob(threads, tasks);
   const res = rt.f32;
-  for (let i = 0; i < batch; i++) unstageRows(out, i * m * n, res, (cP >> 2) + i * mp * np, m, n, np);
+  try {
+    for (let i = 0; i < batch; i++) unstageRows(out, i * m * n, res, (cP >> 2) + i * mp * np, m, n, np);
+  } catch (e) {
+    throw stagingError(fn, `writing out (${batch} × ${m * n} floats; its array holds ${out.length}) from wasm memory`, e);
+  }
 }
 
 /**
@@ -342,7 +364,7 @@ function runMatmulPrefaulting(
  */
 function runMatmulCopyingOut(
   rt: WasmRuntime, out: FloatArray, cP: number, doneP: number, g: { batch: number; m: number; n: number; mp: number; np: number; mb: number; nb: number },
-  threads: number, tasks: number,
+  threads: number, tasks: number, fn: string,
 ): void {
   const { batch, m, n, mp, np, mb, nb } = g;
   const NB = rt.exports.mm_col_block();
@@ -350,6 +372,13 @@ function runMatmulCopyingOut(
   let next = 0; // column blocks [0, next) are copied out
   /** Copies column blocks [q0, q1) of one product out (all of its rows). */
   const copy = (q0: number, q1: number): void => {
+    try {
+      copyBlocks(q0, q1);
+    } catch (e) {
+      throw stagingError(fn, `writing out (column blocks ${q0} to ${q1} of ${blocks}; its array holds ${out.length}) from wasm memory`, e);
+    }
+  };
+  const copyBlocks = (q0: number, q1: number): void => {
     const res = rt.f32;
     const i = Math.floor(q0 / nb), c0 = (q0 - i * nb) * NB, c1 = Math.min(n, (q1 - i * nb) * NB);
     const src = (cP >> 2) + i * mp * np + c0, dst = i * m * n + c0;
@@ -532,22 +561,14 @@ function coversBlock(g: RowGroup, m: BlockMoves): boolean {
 
 /** An operand as errors name it: its name, its heads' rows, the array's length. */
 const operandName = (o: Operand): string =>
-  `${o.name} (${o.heads} heads of ${o.T} rows of ${o.D} floats per batch element, from an array of ${o.arr.length} floats)`;
+  `${o.name} (${o.heads} heads of ${o.T} rows of ${o.D} floats per batch element; its array holds ${o.arr.length} floats)`;
 
 /** A group's operands as errors name them. */
 const groupName = (g: RowGroup): string => {
   const { T, s, arr } = g.ops[0];
   const whose = g.ops.length > 1 ? "the rows they share" : "its rows";
-  return `${g.ops.map((o) => o.name).join(", ")} (${whose}: ${T} of ${s.sl} floats per batch element, from an array of ${arr.length} floats)`;
+  return `${g.ops.map((o) => o.name).join(", ")} (${whose}: ${T} of ${s.sl} floats per batch element; their array holds ${arr.length} floats)`;
 };
-
-/**
- * An error thrown while an operand was copied between its array and wasm memory (a detached buffer,
- * memory that cannot grow), named: the function, what it was doing, the operand.
- */
-function stagingError(fn: string, what: string, e: unknown): Error {
-  return new Error(`attend: ${fn}: ${what} failed: ${String(e)}`, { cause: e });
-}
 
 /**
  * Copies each operand's heads of this round into their slots (zero padding to Tp × Dp). Heads-first
