@@ -362,7 +362,7 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
     const [B, H, L, E] = [1, 2, 17, 8];
     const ap: AttentionParams = { B, H, Hkv: H, L, S: L, E, Ev: E, scale: 0.3, causal: "none", mask: null, dropoutP: 0, dropoutSeed: 0 };
     const q = randArray(Float32Array, B * H * L * E, r), kk = randArray(Float32Array, B * H * L * E, r), v = randArray(Float32Array, B * H * L * E, r);
-    const fresh = (): Float32Array[] => [new Float32Array(B * H * L * E), new Float32Array(B * H * L)];
+    const fresh = (): [Float32Array, Float32Array] => [new Float32Array(B * H * L * E), new Float32Array(B * H * L)];
     const [out, lse] = fresh();
     wasmBackend.attentionForward(ap, q, kk, v, out, lse);
     const thirds = (offset: number): RowStrides => ({ offset, sb: L * 3 * H * E, sh: E, sl: 3 * H * E });
@@ -374,9 +374,10 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
       failsWith(() => wasmBackend.matmul(detached(m * n), a, b, mp), "wasmMatmul: writing out (1 × 40000 floats; its array holds 0) from wasm memory");
       failsWith(() => wasmBackend.attentionForward(ap, q, detached(kk.length), v, ...fresh()),
         "wasmAttentionForward: staging k (2 heads of 17 rows of 8 floats per batch element; its array holds 0 floats) into wasm memory");
-      failsWith(() => wasmBackend.attentionForward(apI, ...[detached(B * L * 3 * H * E)].flatMap((x) => [x, x, x]), ...fresh()),
+      const qkv = detached(B * L * 3 * H * E);
+      failsWith(() => wasmBackend.attentionForward(apI, qkv, qkv, qkv, ...fresh()),
         "wasmAttentionForward: staging q, k, v (the rows they share: 17 of 48 floats per batch element; their array holds 0 floats) into wasm memory");
-      failsWith(() => wasmBackend.attentionBackward(ap, q, kk, v, out, detached(out.length), lse, ...fresh(), new Float32Array(kk.length), new Float32Array(v.length)),
+      failsWith(() => wasmBackend.attentionBackward(ap, q, kk, v, out, detached(out.length), lse, new Float32Array(q.length), new Float32Array(kk.length), new Float32Array(v.length)),
         "wasmAttentionBackward: staging dout (2 heads of 17 rows of 8 floats per batch element; its array holds 0 floats) into wasm memory");
       failsWith(() => wasmBackend.attentionBackward(ap, q, kk, v, out, out, lse, new Float32Array(q.length), new Float32Array(kk.length), detached(v.length)),
         "wasmAttentionBackward: writing dv (2 heads of 17 rows of 8 floats per batch element; its array holds 0 floats) from wasm memory");
