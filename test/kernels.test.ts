@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { CausalKind, MatmulParams } from "../src/kernels/backend.js";
+import type { AttentionParams, CausalKind, MatmulParams, RowStrides } from "../src/kernels/backend.js";
 import {
   findBackend, getBackend, getBackendName, getNumThreads, refBackend, setBackend, setNumThreads, wasmAvailable,
   elementwiseTuning, wasmBackend, wasmTuning,
@@ -14,6 +14,7 @@ import { geluGateExact } from "../src/ops/gelu.js";
 import { piecewise, table32 } from "../src/ops/piecewise.js";
 import { wasmSourceHash } from "../src/kernels/wasm/build/kernelsWasm.js";
 import { getRuntime, resetRuntime } from "../src/kernels/wasm/runtime.js";
+import { ArgumentError } from "../src/tensor/errors.js";
 import { HEAP_BASE, J_NEXT, JOB_BASE } from "../src/kernels/wasm/build/layout.js";
 // @ts-ignore: plain .mjs build script
 import { sourceHash } from "../scripts/build-wasm.mjs";
@@ -333,6 +334,65 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
     }
   });
 
+  test("an operand that cannot be copied (its buffer detached: transferred away) fails the call naming the function and the operand, not a kernel task; the pool stays usable", async () => {
+    await warmPool();
+    const saved = { ...wasmTuning };
+    // every job threaded, and a matmul's b copied while the workers pack it (runJob's stage)
+    Object.assign(wasmTuning, { minParallelFlops: 0, minParallelPack: 0, minOverlapStage: 0, minParallelAttentionFlops: 0 });
+    const detached = (n: number): Float32Array => {
+      const x = new Float32Array(n);
+      structuredClone(x.buffer, { transfer: [x.buffer] });
+      return x;
+    };
+    /** fn() throws an error whose message starts with `start` followed by TypeError's (the cause), and names no task or job */
+    const failsWith = (fn: () => void, start: string): void => assert.throws(fn, (e: unknown) => {
+      assert.ok(e instanceof Error && !(e instanceof ArgumentError));
+      assert.ok(e.message.startsWith(`attend: ${start} failed: TypeError: Cannot perform`), e.message);
+      assert.doesNotMatch(e.message, /task|packing|job/);
+      assert.ok(e.cause instanceof TypeError);
+      return true;
+    });
+    const r = rng(5);
+    const [m, n, k] = [40, 1000, 77];
+    const mp: MatmulParams = { batch: 1, m, n, k, aBatchStride: 0, bBatchStride: 0, transA: false, transB: true, accumulate: false };
+    const a = randArray(Float32Array, m * k, r), b = randArray(Float32Array, n * k, r);
+    const want = new Float32Array(m * n);
+    refBackend.matmul(want, a, b, mp);
+    // attention: k heads-first; then q, k, v as thirds of one array (self-attention's layout)
+    const [B, H, L, E] = [1, 2, 17, 8];
+    const ap: AttentionParams = { B, H, Hkv: H, L, S: L, E, Ev: E, scale: 0.3, causal: "none", mask: null, dropoutP: 0, dropoutSeed: 0 };
+    const q = randArray(Float32Array, B * H * L * E, r), kk = randArray(Float32Array, B * H * L * E, r), v = randArray(Float32Array, B * H * L * E, r);
+    const fresh = (): [Float32Array, Float32Array] => [new Float32Array(B * H * L * E), new Float32Array(B * H * L)];
+    const [out, lse] = fresh();
+    wasmBackend.attentionForward(ap, q, kk, v, out, lse);
+    const thirds = (offset: number): RowStrides => ({ offset, sb: L * 3 * H * E, sh: E, sl: 3 * H * E });
+    const apI: AttentionParams = { ...ap, layout: { q: thirds(0), k: thirds(H * E), v: thirds(2 * H * E), out: { offset: 0, sb: L * H * E, sh: E, sl: H * E } } };
+    try {
+      setNumThreads(2);
+      failsWith(() => wasmBackend.matmul(new Float32Array(m * n), a, detached(n * k), mp), "wasmMatmul: staging b (1 × 77000 floats; its array holds 0) into wasm memory");
+      failsWith(() => wasmBackend.matmul(new Float32Array(m * n), detached(m * k), b, mp), "wasmMatmul: staging a (1 × 3080 floats; its array holds 0) into wasm memory");
+      failsWith(() => wasmBackend.matmul(detached(m * n), a, b, mp), "wasmMatmul: writing out (1 × 40000 floats; its array holds 0) from wasm memory");
+      failsWith(() => wasmBackend.attentionForward(ap, q, detached(kk.length), v, ...fresh()),
+        "wasmAttentionForward: staging k (2 heads of 17 rows of 8 floats per batch element; its array holds 0 floats) into wasm memory");
+      const qkv = detached(B * L * 3 * H * E);
+      failsWith(() => wasmBackend.attentionForward(apI, qkv, qkv, qkv, ...fresh()),
+        "wasmAttentionForward: staging q, k, v (the rows they share: 17 of 48 floats per batch element; their array holds 0 floats) into wasm memory");
+      failsWith(() => wasmBackend.attentionBackward(ap, q, kk, v, out, detached(out.length), lse, new Float32Array(q.length), new Float32Array(kk.length), new Float32Array(v.length)),
+        "wasmAttentionBackward: staging dout (2 heads of 17 rows of 8 floats per batch element; its array holds 0 floats) into wasm memory");
+      failsWith(() => wasmBackend.attentionBackward(ap, q, kk, v, out, out, lse, new Float32Array(q.length), new Float32Array(kk.length), detached(v.length)),
+        "wasmAttentionBackward: writing dv (2 heads of 17 rows of 8 floats per batch element; its array holds 0 floats) from wasm memory");
+      // the runtime and its workers still work: the same results as before the failures
+      const got = new Float32Array(m * n);
+      wasmBackend.matmul(got, a, b, mp);
+      assertClose(got, want, 2e-5 * Math.sqrt(k), 1e-5, "matmul after the failures");
+      const [out2, lse2] = fresh();
+      wasmBackend.attentionForward(ap, q, kk, v, out2, lse2);
+      assertBitwise(out2, out, "attention after the failures");
+    } finally {
+      Object.assign(wasmTuning, saved);
+    }
+  });
+
   test("mulPiecewise on 2 threads, many small tasks: bitwise = 1 thread", async () => {
     await warmPool();
     const saved = { ...elementwiseTuning };
@@ -512,6 +572,69 @@ describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, (
       for (const key of ["out", "lse", "dq", "dk", "dv"] as const) assertBitwise(many[key] as Float32Array, one[key] as Float32Array, key);
     } finally {
       wasmTuning.stagingBudget = saved;
+    }
+  });
+
+  test("attention: a staging round stays within wasmTuning.stagingBudget, the block interleaved rows move through counted", () => {
+    // self-attention's layout: q, k, v as thirds of one [B, T, (H + 2 Hkv) E] array, out [B, T, H E];
+    // their rows move through a block of 12 rows (wasmTuning.moveFloats), a buffer beside the staged heads
+    const [B, H, Hkv, T, E] = [3, 4, 2, 40, 24], W = (H + 2 * Hkv) * E, groups = B * Hkv;
+    const rows = (offset: number, X: number): RowStrides => ({ offset, sb: T * X, sh: E, sl: X });
+    const mask: AttentionParams["mask"] = { kind: "bool", data: Uint8Array.from({ length: B * T }, (_, i) => (i % 5 === 2 ? 0 : 1)), strides: [T, 0, 0, 1] };
+    const p: AttentionParams = {
+      B, H, Hkv, L: T, S: T, E, Ev: E, scale: 0.3, causal: "bottom-right", mask, dropoutP: 0, dropoutSeed: 0,
+      layout: { q: rows(0, W), k: rows(H * E, W), v: rows((H + Hkv) * E, W), out: rows(0, H * E) },
+    };
+    const r = rng(17);
+    const qkv = randArray(Float32Array, B * T * W, r), dout = randArray(Float32Array, B * T * H * E, r);
+    // the bytes each round asks for (rt.reset starts a round), threads' scratch left out: the budget is
+    // for staged tensors, and a round's scratch does not grow with the groups it stages
+    const rt = getRuntime()!;
+    const { alloc, allocScratch, reset } = rt;
+    let rounds: number[] = [], inScratch = false;
+    rt.reset = (): void => { rounds.push(0); reset.call(rt); };
+    rt.allocScratch = (floats: number): [number, number] => {
+      inScratch = true;
+      try { return allocScratch.call(rt, floats); } finally { inScratch = false; }
+    };
+    rt.alloc = (bytes: number): number => {
+      if (!inScratch) rounds[rounds.length - 1] += bytes;
+      return alloc.call(rt, bytes);
+    };
+    /** forward and backward: their results, and each pass's bytes per round */
+    const run = (): { res: Float32Array[]; fwd: number[]; bwd: number[] } => {
+      const out = new Float32Array(B * T * H * E), lse = new Float32Array(B * H * T), dqkv = new Float32Array(qkv.length);
+      rounds = [];
+      wasmBackend.attentionForward(p, qkv, qkv, qkv, out, lse);
+      const fwd = rounds;
+      rounds = [];
+      wasmBackend.attentionBackward(p, qkv, qkv, qkv, out, dout, lse, dqkv, dqkv, dqkv);
+      return { res: [out, lse, dqkv], fwd, bwd: rounds };
+    };
+    const saved = { ...wasmTuning };
+    try {
+      setNumThreads(1);
+      wasmTuning.moveFloats = 12 * W;
+      const one = run();
+      assert.deepEqual([one.fwd.length, one.bwd.length], [1, 1], "the default budget holds every group in one round");
+      // every budget from 0 to the one round's bytes, in 60 steps: wherever a round holds more than one
+      // kv group (fewer rounds than groups), every round must fit the budget; results stay the same bits
+      const most = Math.max(one.fwd[0], one.bwd[0]);
+      let decided = 0;
+      for (let i = 0; i <= 60; i++) {
+        wasmTuning.stagingBudget = Math.round((most * i) / 60);
+        const got = run();
+        for (const [pass, bytes] of [["forward", got.fwd], ["backward", got.bwd]] as const) {
+          if (bytes.length === groups) continue; // one kv group per round: at least one is always staged
+          if (bytes.length > 1) decided++;
+          for (const b of bytes) assert.ok(b <= wasmTuning.stagingBudget, `${pass}: a round took ${b} bytes, budget ${wasmTuning.stagingBudget} (${bytes.length} rounds)`);
+        }
+        got.res.forEach((x, j) => assertBitwise(x, one.res[j], `budget ${wasmTuning.stagingBudget}: output ${j}`));
+      }
+      assert.ok(decided >= 10, `the budget split the call into rounds of several groups only ${decided} times`);
+    } finally {
+      for (const name of ["alloc", "allocScratch", "reset"] as const) delete (rt as Partial<typeof rt>)[name]; // the prototype's methods again
+      Object.assign(wasmTuning, saved);
     }
   });
 

@@ -1,12 +1,14 @@
 /**
  * Attention operands whose rows are not heads-first (AttentionParams.layout, backend.ts): the
- * strides of the contiguous form, and an adapter that lets a kernel that reads only that form run a
- * call in any layout, by copying the operands into it and the results back. The ref kernels use it;
- * dispatch.ts wraps every backend that does not declare Backend.attentionLayout in it; the wasm
- * backend reads the rows where they are while it stages them anyway.
+ * strides of the contiguous form, and the one adapter that lets a kernel that reads only that form
+ * run a call in any layout, by copying the operands into it and the results back
+ * (forwardInAnyLayout, backwardInAnyLayout). The ref kernels (ref/flash.ts) are wrapped in it once
+ * (the wasm backend's float64 and small calls reach them so); dispatch.ts wraps every backend that
+ * does not declare Backend.attentionLayout in it; the wasm kernels read the rows where they are
+ * while they stage them anyway.
  */
 import type { FloatArray } from "../tensor/dtype.js";
-import type { AttentionLayout, AttentionParams, Backend, RowStrides } from "./backend.js";
+import type { AttentionLayout, AttentionParams, RowStrides } from "./backend.js";
 
 /** The contiguous [B, heads, T, D]: row (b, h, t) at ((b·heads + h)·T + t)·D. */
 export function headsFirstStrides(heads: number, T: number, D: number): RowStrides {
@@ -73,27 +75,38 @@ export function headsFirst(p: AttentionParams): HeadsFirstCall | null {
   };
 }
 
-type Forward = Backend["attentionForward"];
-type Backward = Backend["attentionBackward"];
+/**
+ * Backend.attentionForward's signature, with whatever arguments a kernel takes after it (`extra`,
+ * passed through: ref/flash.ts's tile sizes).
+ */
+export type ForwardKernel<X extends unknown[] = []> = (
+  p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray, lseLo?: FloatArray, ...extra: X
+) => void;
+
+/** Backend.attentionBackward's signature, with extra arguments as in ForwardKernel. */
+export type BackwardKernel<X extends unknown[] = []> = (
+  p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, dout: FloatArray,
+  lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, lseLo?: FloatArray, ...extra: X
+) => void;
 
 /** `forward` (a kernel that reads heads-first operands only) for a call in any layout: copies in, runs, copies out. */
-export function forwardInAnyLayout(forward: Forward): Forward {
-  return (p, q, k, v, out, lse, lseLo) => {
+export function forwardInAnyLayout<X extends unknown[]>(forward: ForwardKernel<X>): ForwardKernel<X> {
+  return (p, q, k, v, out, lse, lseLo, ...extra) => {
     const hf = headsFirst(p);
-    if (hf === null) return forward(p, q, k, v, out, lse, lseLo);
+    if (hf === null) return forward(p, q, k, v, out, lse, lseLo, ...extra);
     const o = hf.blank(out, "out");
-    forward(hf.p, hf.read(q, "q"), hf.read(k, "k"), hf.read(v, "v"), o, lse, lseLo);
+    forward(hf.p, hf.read(q, "q"), hf.read(k, "k"), hf.read(v, "v"), o, lse, lseLo, ...extra);
     hf.write(out, o, "out");
   };
 }
 
 /** The same for a backward: dq, dk, dv are written back into their rows (their other elements stay as they are). */
-export function backwardInAnyLayout(backward: Backward): Backward {
-  return (p, q, k, v, out, dout, lse, dq, dk, dv, lseLo) => {
+export function backwardInAnyLayout<X extends unknown[]>(backward: BackwardKernel<X>): BackwardKernel<X> {
+  return (p, q, k, v, out, dout, lse, dq, dk, dv, lseLo, ...extra) => {
     const hf = headsFirst(p);
-    if (hf === null) return backward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo);
+    if (hf === null) return backward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo, ...extra);
     const [gq, gk, gv] = [hf.blank(dq, "q"), hf.blank(dk, "k"), hf.blank(dv, "v")];
-    backward(hf.p, hf.read(q, "q"), hf.read(k, "k"), hf.read(v, "v"), hf.read(out, "out"), hf.read(dout, "out"), lse, gq, gk, gv, lseLo);
+    backward(hf.p, hf.read(q, "q"), hf.read(k, "k"), hf.read(v, "v"), hf.read(out, "out"), hf.read(dout, "out"), lse, gq, gk, gv, lseLo, ...extra);
     hf.write(dq, gq, "q");
     hf.write(dk, gk, "k");
     hf.write(dv, gv, "v");

@@ -343,21 +343,21 @@ function runForward(
   return steps;
 }
 
-/**
- * Fused attention forward (Backend.attentionForward): out and lse, and where given lseLo, the part of
- * m + log(l) that lse's rounding drops (finishRows), which backward needs where |m| is huge.
- */
-export function flashAttentionForward(
+/** flashAttentionForward on heads-first operands. */
+function forwardHeadsFirst(
   p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
   lseLo?: FloatArray, tiles: FlashTiles = DEFAULT_TILES,
 ): void {
-  if (p.layout) { // rows elsewhere than heads first: copy in, run, copy out
-    forwardInAnyLayout((pp, qq, kk, vv, oo, ll, lo) => flashAttentionForward(pp, qq, kk, vv, oo, ll, lo, tiles))(p, q, k, v, out, lse, lseLo);
-    return;
-  }
   const c = context("flashAttentionForward", p, q, k, v, tiles);
   runForward(c, Infinity, (t) => finishRows(c, t, out, lse, lseLo));
 }
+
+/**
+ * Fused attention forward (Backend.attentionForward): out and lse, and where given lseLo, the part of
+ * m + log(l) that lse's rounding drops (finishRows), which backward needs where |m| is huge. Operands
+ * in another layout than heads-first (p.layout) are copied into it and out back (../layout.ts).
+ */
+export const flashAttentionForward = forwardInAnyLayout(forwardHeadsFirst);
 
 /**
  * The attention weights P [B, heads.length, r1 − r0, S] of query rows r0 ≤ l < r1 of the given heads,
@@ -514,18 +514,13 @@ function backwardTile(c: Ctx, g: Grads, b: number, h: number, i0: number, rows: 
 }
 
 /**
- * Fused attention backward (Backend.attentionBackward): writes dq, dk, dv. lseLo is forward's
- * residual of lse (absent: taken as 0, exact unless a row's max dwarfs log(l)).
+ * Fused attention backward (Backend.attentionBackward) on heads-first operands: writes dq, dk, dv.
+ * lseLo is forward's residual of lse (absent: taken as 0, exact unless a row's max dwarfs log(l)).
  */
-export function flashAttentionBackward(
+function backwardHeadsFirst(
   p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, dout: FloatArray,
   lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, lseLo?: FloatArray, tiles: FlashTiles = DEFAULT_TILES,
 ): void {
-  if (p.layout) { // as in flashAttentionForward
-    const run: Backend["attentionBackward"] = (pp, qq, kk, vv, oo, dd, ll, gq, gk, gv, lo) => flashAttentionBackward(pp, qq, kk, vv, oo, dd, ll, gq, gk, gv, lo, tiles);
-    backwardInAnyLayout(run)(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo);
-    return;
-  }
   const c = context("flashAttentionBackward", p, q, k, v, tiles);
   const { B, H, Hkv, L, S, E, Ev } = p;
   const g: Grads = {
@@ -554,3 +549,6 @@ export function flashAttentionBackward(
   }
   dq.set(g.dQ);
 }
+
+/** backwardHeadsFirst for operands in any layout (as flashAttentionForward: ../layout.ts). */
+export const flashAttentionBackward = backwardInAnyLayout(backwardHeadsFirst);

@@ -27,11 +27,15 @@ export const wasmTuning = {
   Br: 64,
   /** keys per attention tile (multiple of 8) */
   Bc: 64,
-  /** bytes of staged attention tensors per round (at least one kv group is always staged) */
+  /**
+   * bytes of staged attention tensors per round, the block that interleaved rows move through
+   * included (at least one kv group is always staged); the threads' scratch is not counted
+   */
   stagingBudget: 32 * 1024 * 1024,
   /**
    * floats of wasm memory an attention call borrows to move interleaved rows (AttentionParams.layout)
-   * through, a block of rows at a time; 0: a copy per head row instead (the slower form, kept for comparison)
+   * through, a block of rows at a time (at least one row: a row wider than this takes its width;
+   * counted in stagingBudget); 0: a copy per head row instead (the slower form, kept for comparison)
    */
   moveFloats: 1 << 20,
   /** below this many flops a matmul runs on the calling thread alone */
@@ -117,6 +121,14 @@ function unstageRows(
   } else {
     for (let r = 0; r < rows; r++) dst.set(src.subarray(srcOff + r * srcCols, srcOff + r * srcCols + cols), dstOff + r * dstStride);
   }
+}
+
+/**
+ * An error thrown while an operand was copied between its array and wasm memory (a detached buffer,
+ * memory that cannot grow), named: the function, what it was doing, the operand.
+ */
+function stagingError(fn: string, what: string, e: unknown): Error {
+  return new Error(`attend: ${fn}: ${what} failed: ${String(e)}`, { cause: e });
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -235,48 +247,62 @@ function wasmMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: Flo
     transA: transA ? 1 : 0, transB: transB ? 1 : 0, acc: accumulate ? 1 : 0, mBlocks: mb, nBlocks: nb, bias: biasP, done: doneP,
   };
   // a and b go in as given (the kernels pack b, and each product task its rows of a); out is staged
-  // with padded rows and columns
-  const stageRest = (): void => {
-    const f32 = rt.f32;
-    if (bias !== null) {
-      f32.set(bias.subarray(0, n), biasP >> 2);
-      f32.fill(0, (biasP >> 2) + n, (biasP >> 2) + np);
-    }
-    for (let i = 0; i < nA; i++) f32.set(a.subarray(i * aBatchStride, i * aBatchStride + m * k), (aP >> 2) + i * m * k);
-    if (accumulate) {
-      for (let i = 0; i < batch; i++) stageRows(f32, (cP >> 2) + i * mp * np, out, i * m * n, m, n, n, np, m);
+  // with padded rows and columns. `what`: the operand being copied, which an error names.
+  const fn = bias === null ? "wasmMatmul" : "wasmMatmulBias";
+  const packCols = rt.exports.mm_pack_cols();
+  let what = "";
+  const copyIn = (release: (t: number) => void): void => {
+    try {
+      if (!packed) {
+        what = `b (${nB} × ${n * k} floats; its array holds ${b.length})`;
+        stageB(rt.f32, bP >> 2, b, p, packCols, release);
+      }
+      const f32 = rt.f32;
+      if (bias !== null) {
+        what = `bias (${n} floats; its array holds ${bias.length})`;
+        f32.set(bias.subarray(0, n), biasP >> 2);
+        f32.fill(0, (biasP >> 2) + n, (biasP >> 2) + np);
+      }
+      what = `a (${nA} × ${m * k} floats; its array holds ${a.length})`;
+      for (let i = 0; i < nA; i++) f32.set(a.subarray(i * aBatchStride, i * aBatchStride + m * k), (aP >> 2) + i * m * k);
+      if (accumulate) {
+        what = `out (accumulated into: ${batch} × ${m * n} floats; its array holds ${out.length})`;
+        for (let i = 0; i < batch; i++) stageRows(f32, (cP >> 2) + i * mp * np, out, i * m * n, m, n, n, np, m);
+      }
+    } catch (e) {
+      throw stagingError(fn, `staging ${what} into wasm memory`, e);
     }
     if (copyingOut) rt.i32.fill(0, doneP >> 2, (doneP >> 2) + batch * nb);
   };
   if (packed) {
-    stageRest();
+    copyIn(() => {});
   } else {
-    const packCols = rt.exports.mm_pack_cols();
     const packTasks = nB * Math.ceil(np / packCols);
     // packing moves each float once: below minParallelPack floats a worker's wake-up costs more than it saves
     const packThreads = nB * k * np < wasmTuning.minParallelPack ? 1 : threads;
     rt.setJob(Lay.K_MM_PACK_B, packTasks, scratch, stride, Lay.MmJob, prm);
     if (packThreads > 1 && rt.threaded && nB * n * k >= wasmTuning.minOverlapStage) {
-      // the workers pack b's first panels while this thread copies the rest of b, then a
-      rt.runJob(packThreads, packTasks, undefined, (release) => {
-        stageB(rt.f32, bP >> 2, b, p, packCols, release);
-        stageRest();
-      });
+      // the workers pack b's first panels while this thread copies the rest of b, then a (an error
+      // while copying is rethrown by runJob as copyIn named it, not as a failed pack task)
+      rt.runJob(packThreads, packTasks, undefined, copyIn);
     } else {
-      stageB(rt.f32, bP >> 2, b, p, packCols, () => {});
-      stageRest();
+      copyIn(() => {});
       rt.runJob(packThreads, packTasks);
     }
   }
   rt.setJob(Lay.K_MM, tasks, scratch, stride, Lay.MmJob, prm);
   if (copyingOut) {
-    runMatmulCopyingOut(rt, out, cP, doneP, { batch, m, n, mp, np, mb, nb }, threads, tasks);
+    runMatmulCopyingOut(rt, out, cP, doneP, { batch, m, n, mp, np, mb, nb }, threads, tasks, fn);
     return;
   }
   if (prefaulting) runMatmulPrefaulting(rt, out, batch * m * n, threads, tasks);
   else rt.runJob(threads, tasks);
   const res = rt.f32;
-  for (let i = 0; i < batch; i++) unstageRows(out, i * m * n, res, (cP >> 2) + i * mp * np, m, n, np);
+  try {
+    for (let i = 0; i < batch; i++) unstageRows(out, i * m * n, res, (cP >> 2) + i * mp * np, m, n, np);
+  } catch (e) {
+    throw stagingError(fn, `writing out (${batch} × ${m * n} floats; its array holds ${out.length}) from wasm memory`, e);
+  }
 }
 
 /**
@@ -338,7 +364,7 @@ function runMatmulPrefaulting(
  */
 function runMatmulCopyingOut(
   rt: WasmRuntime, out: FloatArray, cP: number, doneP: number, g: { batch: number; m: number; n: number; mp: number; np: number; mb: number; nb: number },
-  threads: number, tasks: number,
+  threads: number, tasks: number, fn: string,
 ): void {
   const { batch, m, n, mp, np, mb, nb } = g;
   const NB = rt.exports.mm_col_block();
@@ -346,6 +372,13 @@ function runMatmulCopyingOut(
   let next = 0; // column blocks [0, next) are copied out
   /** Copies column blocks [q0, q1) of one product out (all of its rows). */
   const copy = (q0: number, q1: number): void => {
+    try {
+      copyBlocks(q0, q1);
+    } catch (e) {
+      throw stagingError(fn, `writing out (column blocks ${q0} to ${q1} of ${blocks}; its array holds ${out.length}) from wasm memory`, e);
+    }
+  };
+  const copyBlocks = (q0: number, q1: number): void => {
     const res = rt.f32;
     const i = Math.floor(q0 / nb), c0 = (q0 - i * nb) * NB, c1 = Math.min(n, (q1 - i * nb) * NB);
     const src = (cP >> 2) + i * mp * np + c0, dst = i * m * n + c0;
@@ -398,11 +431,12 @@ function geometry(p: AttentionParams): AttGeometry {
 
 
 /**
- * One operand of a staging round: its array, where its rows are in it (AttentionParams.layout), its
- * T rows of D floats per head, padded to Tp × Dp in wasm memory, and the heads this round stages:
- * [head (flat, b·heads + h), float index of its Tp × Dp slot].
+ * One operand of an attention call: its name (for errors), its array, where its rows are in it
+ * (AttentionParams.layout), its T rows of D floats per head, padded to Tp × Dp in wasm memory, and
+ * the heads the current staging round stages: [head (flat, b·heads + h), float index of its Tp × Dp slot].
  */
 interface Operand {
+  name: string;
   arr: FloatArray;
   s: RowStrides;
   heads: number;
@@ -420,9 +454,29 @@ interface Operand {
 const interleavedRows = (o: Operand): boolean => o.s.sh < o.s.sl && wasmTuning.moveFloats > 0;
 
 /**
- * The interleaved operands in groups that share their rows (self-attention without gradient hands
- * q, k and v as thirds of one array): each group's rows are moved once.
+ * Interleaved operands that share their rows (self-attention without gradient hands q, k and v as
+ * thirds of one array): their rows are moved once, a block of `rows` rows at a time, each block the
+ * columns [lo, lo + width) of its rows that the operands' heads cover. Worked out once per call.
  */
+interface RowGroup {
+  ops: Operand[];
+  lo: number;
+  width: number;
+  rows: number;
+}
+
+/** How a call moves some of its operands between their arrays and wasm memory (`fn`: the call, for errors). */
+interface Staging {
+  fn: string;
+  /** operands copied a head row at a time (stageRows) */
+  direct: Operand[];
+  /** interleaved operands, moved a block of whole rows at a time */
+  groups: RowGroup[];
+  /** floats of wasm memory the largest block takes (0: no groups) */
+  blockFloats: number;
+}
+
+/** The interleaved operands in groups that share their rows. */
 function rowGroups(ops: Operand[]): Operand[][] {
   const groups: Operand[][] = [];
   for (const o of ops) {
@@ -433,131 +487,152 @@ function rowGroups(ops: Operand[]): Operand[][] {
   return groups;
 }
 
-/** Rows of a group moved per block: as many as fit wasmTuning.moveFloats, at least one, at most T. */
-function blockRows(group: Operand[]): number {
-  const { s, T } = group[0];
-  return Math.min(T, Math.max(1, Math.floor(wasmTuning.moveFloats / s.sl)));
+/** A group's walk: the columns its heads cover, and rows per block (as many as fit wasmTuning.moveFloats, at least one, at most T). */
+function rowGroup(ops: Operand[]): RowGroup {
+  const { s, T } = ops[0];
+  const lo = Math.min(...ops.map((o) => o.s.offset));
+  const hi = Math.max(...ops.map((o) => o.s.offset + (o.heads - 1) * o.s.sh + o.D));
+  return { ops, lo, width: hi - lo, rows: Math.min(T, Math.max(1, Math.floor(wasmTuning.moveFloats / s.sl))) };
 }
 
-/** The columns of a row that the group's heads cover: [lo, lo + width) from the row's start. */
-function groupColumns(group: Operand[]): [number, number] {
-  const lo = Math.min(...group.map((o) => o.s.offset));
-  const hi = Math.max(...group.map((o) => o.s.offset + (o.heads - 1) * o.s.sh + o.D));
-  return [lo, hi - lo];
-}
-
-/** Floats of wasm memory that a block of each group takes, at most. */
-function blockFloats(groups: Operand[][]): number {
-  return Math.max(...groups.map((g) => (blockRows(g) - 1) * g[0].s.sl + groupColumns(g)[1]));
+function stagingOf(fn: string, ops: Operand[]): Staging {
+  const groups = rowGroups(ops.filter(interleavedRows)).map(rowGroup);
+  return {
+    fn, direct: ops.filter((o) => !interleavedRows(o)), groups,
+    blockFloats: Math.max(0, ...groups.map((g) => (g.rows - 1) * g.ops[0].s.sl + g.width)),
+  };
 }
 
 /**
- * Walks one group's rows block by block: for each batch element b that a slot of the group needs,
- * rows [t0, t1) at a time (blockRows), `block(b, t0, t1, from, to)` with the span of the array they
- * occupy, which starts at the group's first column (groupColumns) of row t0.
+ * A round's moves within one group's blocks for batch element b: each staged head's slot, and where
+ * its row t0 starts in a block (from the block's first float; its rows follow sl apart).
  */
-function eachRowBlock(group: Operand[], block: (b: number, t0: number, t1: number, from: number, to: number) => void): void {
-  const { s, T } = group[0];
-  const [lo, width] = groupColumns(group);
-  const rows = blockRows(group);
-  const bs = new Set(group.flatMap((o) => o.slots.map(([head]) => Math.floor(head / o.heads))));
-  for (const b of bs) {
-    for (let t0 = 0; t0 < T; t0 += rows) {
-      const t1 = Math.min(T, t0 + rows);
-      const from = lo + b * s.sb + t0 * s.sl;
-      block(b, t0, t1, from, from + (t1 - t0 - 1) * s.sl + width);
+interface BlockMoves {
+  b: number;
+  moves: Array<[o: Operand, at: number, inBlock: number]>;
+}
+
+/** The round's moves of a group, per batch element that a slot of the round is in (worked out once per round, not per block). */
+function roundMoves(g: RowGroup): BlockMoves[] {
+  const byB = new Map<number, BlockMoves>();
+  for (const o of g.ops) {
+    for (const [head, at] of o.slots) {
+      const b = Math.floor(head / o.heads);
+      let m = byB.get(b);
+      if (m === undefined) byB.set(b, (m = { b, moves: [] }));
+      m.moves.push([o, at, o.s.offset - g.lo + (head % o.heads) * o.s.sh]);
     }
   }
-}
-
-/** Where the block's first row of head `head` of operand o starts, from the block's start (rows follow sl apart). */
-function inBlock(o: Operand, group: Operand[], head: number): number {
-  return o.s.offset - groupColumns(group)[0] + (head % o.heads) * o.s.sh;
+  return [...byB.values()];
 }
 
 /**
- * Copies each operand's heads into their slots (zero padding to Tp × Dp). Heads-first rows go with
- * stageRows, a set per head; interleaved rows come into wasm memory a block of whole rows at a time
- * (one set; rows that q, k and v share come once) and move to the slots inside it (copy_rows, one
- * call per head and block: a host call per row, a typed-array view or a copyWithin each, cost more
- * than the permute this replaces).
+ * Walks a group's rows of batch element b block by block: rows [t0, t1) at a time, `block(t0, t1,
+ * from, to)` with the span of the array they occupy, which starts at column lo of row t0.
  */
-function stageOperands(rt: WasmRuntime, ops: Operand[]): void {
-  for (const o of ops) {
-    if (interleavedRows(o)) continue;
-    for (const [head, at] of o.slots) stageRows(rt.f32, at, o.arr, rowStart(o.s, o.heads, head), o.T, o.D, o.s.sl, o.Dp, o.Tp);
-  }
-  const groups = rowGroups(ops.filter(interleavedRows));
-  if (groups.length === 0) return;
-  const tmp = rt.allocF32(blockFloats(groups)) >> 2;
-  const f32 = rt.f32;
-  for (const group of groups) {
-    eachRowBlock(group, (b, t0, t1, from, to) => {
-      f32.set(group[0].arr.subarray(from, to), tmp);
-      for (const o of group) {
-        for (const [head, at] of o.slots) {
-          if (Math.floor(head / o.heads) !== b) continue;
-          const src = tmp + inBlock(o, group, head); // its row t0
-          rt.exports.copy_rows(4 * (at + t0 * o.Dp), 4 * o.Dp, 4 * src, 4 * o.s.sl, t1 - t0, 4 * o.D, 4 * (o.Dp - o.D));
-        }
-      }
-    });
-    for (const o of group) for (const [, at] of o.slots) f32.fill(0, at + o.T * o.Dp, at + o.Tp * o.Dp);
+function eachRowBlock(g: RowGroup, b: number, block: (t0: number, t1: number, from: number, to: number) => void): void {
+  const { s, T } = g.ops[0];
+  for (let t0 = 0; t0 < T; t0 += g.rows) {
+    const t1 = Math.min(T, t0 + g.rows);
+    const from = g.lo + b * s.sb + t0 * s.sl;
+    block(t0, t1, from, from + (t1 - t0 - 1) * s.sl + g.width);
   }
 }
 
 /**
- * Whether the group's heads of batch element b in this round write every column of its blocks (each
+ * Whether the heads of a round's moves for one batch element write every column of its blocks (each
  * operand's heads dense, D apart, all of them staged, side by side without gaps or overlaps), so
  * that a block need not be read before it is written back.
  */
-function coversBlock(group: Operand[], b: number): boolean {
-  const [lo, width] = groupColumns(group);
+function coversBlock(g: RowGroup, m: BlockMoves): boolean {
   const ranges: Array<[number, number]> = [];
-  for (const o of group) {
-    if (o.s.sh !== o.D || o.slots.filter(([head]) => Math.floor(head / o.heads) === b).length !== o.heads) return false;
+  for (const o of g.ops) {
+    if (o.s.sh !== o.D || m.moves.filter(([x]) => x === o).length !== o.heads) return false;
     ranges.push([o.s.offset, o.s.offset + o.heads * o.D]);
   }
   ranges.sort((x, y) => x[0] - y[0]);
-  let end = lo;
+  let end = g.lo;
   for (const [from, to] of ranges) {
     if (from !== end) return false;
     end = to;
   }
-  return end === lo + width;
+  return end === g.lo + g.width;
+}
+
+/** An operand as errors name it: its name, its heads' rows, the array's length. */
+const operandName = (o: Operand): string =>
+  `${o.name} (${o.heads} heads of ${o.T} rows of ${o.D} floats per batch element; its array holds ${o.arr.length} floats)`;
+
+/** A group's operands as errors name them. */
+const groupName = (g: RowGroup): string => {
+  const { T, s, arr } = g.ops[0];
+  const whose = g.ops.length > 1 ? "the rows they share" : "its rows";
+  return `${g.ops.map((o) => o.name).join(", ")} (${whose}: ${T} of ${s.sl} floats per batch element; their array holds ${arr.length} floats)`;
+};
+
+/**
+ * Copies each operand's heads of this round into their slots (zero padding to Tp × Dp). Heads-first
+ * rows go with stageRows, a set per head; interleaved rows come into wasm memory a block of whole
+ * rows at a time (one set, at `tmp`, st.blockFloats floats; rows that q, k and v share come once) and
+ * move to the slots inside it (copy_rows, one call per head and block: a host call per row, a
+ * typed-array view or a copyWithin each, cost more than the permute this replaces).
+ */
+function stageOperands(rt: WasmRuntime, st: Staging, tmp: number): void {
+  let what = "";
+  try {
+    for (const o of st.direct) {
+      what = operandName(o);
+      for (const [head, at] of o.slots) stageRows(rt.f32, at, o.arr, rowStart(o.s, o.heads, head), o.T, o.D, o.s.sl, o.Dp, o.Tp);
+    }
+    const f32 = rt.f32;
+    for (const g of st.groups) {
+      what = groupName(g);
+      const arr = g.ops[0].arr;
+      for (const { b, moves } of roundMoves(g)) {
+        eachRowBlock(g, b, (t0, t1, from, to) => {
+          f32.set(arr.subarray(from, to), tmp);
+          for (const [o, at, inBlock] of moves) {
+            rt.exports.copy_rows(4 * (at + t0 * o.Dp), 4 * o.Dp, 4 * (tmp + inBlock), 4 * o.s.sl, t1 - t0, 4 * o.D, 4 * (o.Dp - o.D));
+          }
+        });
+      }
+      for (const o of g.ops) for (const [, at] of o.slots) f32.fill(0, at + o.T * o.Dp, at + o.Tp * o.Dp);
+    }
+  } catch (e) {
+    throw stagingError(st.fn, `staging ${what} into wasm memory`, e);
+  }
 }
 
 /**
  * The inverse, after the job: D floats of each staged row (Dp wide) to the operand's rows. Interleaved
- * rows go a block at a time: the heads are moved into it and it is written back, after reading it
- * first where this round's heads do not cover it (so that the columns of heads from other rounds, or
- * of no head, keep what they hold).
+ * rows go a block at a time (through `tmp`): the heads are moved into it and it is written back,
+ * after reading it first where this round's heads do not cover it (so that the columns of heads from
+ * other rounds, or of no head, keep what they hold).
  */
-function unstageOperands(rt: WasmRuntime, ops: Operand[]): void {
-  for (const o of ops) {
-    if (interleavedRows(o)) continue;
-    for (const [head, at] of o.slots) {
-      const to = rowStart(o.s, o.heads, head);
-      unstageRows(o.arr, to, rt.f32, at, o.T, o.D, o.Dp, o.s.sl);
+function unstageOperands(rt: WasmRuntime, st: Staging, tmp: number): void {
+  let what = "";
+  try {
+    for (const o of st.direct) {
+      what = operandName(o);
+      for (const [head, at] of o.slots) unstageRows(o.arr, rowStart(o.s, o.heads, head), rt.f32, at, o.T, o.D, o.Dp, o.s.sl);
     }
-  }
-  const groups = rowGroups(ops.filter(interleavedRows));
-  if (groups.length === 0) return;
-  const tmp = rt.allocF32(blockFloats(groups)) >> 2;
-  const f32 = rt.f32;
-  for (const group of groups) {
-    const arr = group[0].arr;
-    eachRowBlock(group, (b, t0, t1, from, to) => {
-      if (!coversBlock(group, b)) f32.set(arr.subarray(from, to), tmp); // keep the columns no head of this round writes
-      for (const o of group) {
-        for (const [head, at] of o.slots) {
-          if (Math.floor(head / o.heads) !== b) continue;
-          const dst = tmp + inBlock(o, group, head);
-          rt.exports.copy_rows(4 * dst, 4 * o.s.sl, 4 * (at + t0 * o.Dp), 4 * o.Dp, t1 - t0, 4 * o.D, 0);
-        }
+    const f32 = rt.f32;
+    for (const g of st.groups) {
+      what = groupName(g);
+      const arr = g.ops[0].arr;
+      for (const m of roundMoves(g)) {
+        const covers = coversBlock(g, m);
+        eachRowBlock(g, m.b, (t0, t1, from, to) => {
+          if (!covers) f32.set(arr.subarray(from, to), tmp); // keep the columns no head of this round writes
+          for (const [o, at, inBlock] of m.moves) {
+            rt.exports.copy_rows(4 * (tmp + inBlock), 4 * o.s.sl, 4 * (at + t0 * o.Dp), 4 * o.Dp, t1 - t0, 4 * o.D, 0);
+          }
+          arr.set(f32.subarray(tmp, tmp + (to - from)), from);
+        });
       }
-      arr.set(f32.subarray(tmp, tmp + (to - from)), from);
-    });
+    }
+  } catch (e) {
+    throw stagingError(st.fn, `writing ${what} from wasm memory`, e);
   }
 }
 
@@ -586,7 +661,7 @@ function attParams(p: AttentionParams, g: AttGeometry, g0: number, ng: number): 
 }
 
 /** Stages the part of the mask that kv groups [g0, g0 + ng) read; returns the mask's job fields. */
-function stageMask(rt: WasmRuntime, p: AttentionParams, g0: number, ng: number): AttFields {
+function stageMask(rt: WasmRuntime, p: AttentionParams, g0: number, ng: number, fn: string): AttFields {
   const mk = p.mask;
   if (mk === null) return {};
   const [sb, sh, sl, ss] = mk.strides;
@@ -603,13 +678,12 @@ function stageMask(rt: WasmRuntime, p: AttentionParams, g0: number, ng: number):
   lo = Math.max(0, lo);
   hi = Math.min(mk.data.length, hi);
   const n = Math.max(0, hi - lo);
-  let at: number;
-  if (mk.kind === "bool") {
-    at = rt.alloc(n);
-    rt.u8.set(mk.data.subarray(lo, hi), at);
-  } else {
-    at = rt.allocF32(n);
-    rt.f32.set(mk.data.subarray(lo, hi), at >> 2);
+  const at = mk.kind === "bool" ? rt.alloc(n) : rt.allocF32(n);
+  try {
+    if (mk.kind === "bool") rt.u8.set(mk.data.subarray(lo, hi), at);
+    else rt.f32.set(mk.data.subarray(lo, hi), at >> 2);
+  } catch (e) {
+    throw stagingError(fn, `staging the mask (${mk.kind}, elements ${lo} to ${hi} of ${mk.data.length}) into wasm memory`, e);
   }
   return { maskKind: mk.kind === "bool" ? 1 : 2, mask: at, maskLo: lo, maskSb: sb, maskSh: sh, maskSl: sl, maskSs: ss };
 }
@@ -739,12 +813,17 @@ function visiblePairs(p: AttentionParams): number {
   return n;
 }
 
-/** Groups per round: as many kv groups as fit the staging budget, at least one. */
-function groupsPerRound(p: AttentionParams, floatsPerGroup: number): number {
+/**
+ * Groups per round: as many kv groups as fit the staging budget, at least one. A round takes
+ * floatsPerGroup floats per group, the mask's part, and `roundFloats` that do not depend on the
+ * number of groups (the block that interleaved rows move through, Staging.blockFloats).
+ */
+function groupsPerRound(p: AttentionParams, floatsPerGroup: number, roundFloats: number): number {
   const groups = p.B * p.Hkv;
-  let ng = Math.max(1, Math.floor(wasmTuning.stagingBudget / (4 * floatsPerGroup)));
+  const budget = wasmTuning.stagingBudget - 4 * roundFloats;
+  let ng = Math.max(1, Math.floor(budget / (4 * floatsPerGroup)));
   ng = Math.min(ng, groups);
-  while (ng > 1 && 4 * ng * floatsPerGroup + maskRoundBytes(p, ng) > wasmTuning.stagingBudget) ng--;
+  while (ng > 1 && 4 * ng * floatsPerGroup + maskRoundBytes(p, ng) > budget) ng--;
   return ng;
 }
 
@@ -779,10 +858,16 @@ function wasmAttentionForward(
   const g = geometry(p);
   const { G, Lp, Sp, Ep, Evp, Br, Bc, nI } = g;
   const flex = flexTables("wasmAttentionForward", p, g);
-  const perGroup = G * Lp * (Ep + Evp + 3) + Sp * (Ep + Evp);
-  const NGmax = groupsPerRound(p, perGroup);
-  const threads = attThreads(rt, p, "forward");
   const lay = layoutOf(p); // where each head's rows are: staging reads them there (no separate permute)
+  const qo: Operand = { name: "q", arr: q, s: lay.q, heads: H, T: L, D: E, Tp: Lp, Dp: Ep, slots: [] };
+  const ko: Operand = { name: "k", arr: k, s: lay.k, heads: p.Hkv, T: S, D: E, Tp: Sp, Dp: Ep, slots: [] };
+  const vo: Operand = { name: "v", arr: v, s: lay.v, heads: p.Hkv, T: S, D: Ev, Tp: Sp, Dp: Evp, slots: [] };
+  const oo: Operand = { name: "out", arr: out, s: lay.out, heads: H, T: L, D: Ev, Tp: Lp, Dp: Evp, slots: [] };
+  const stIn = stagingOf("wasmAttentionForward", [qo, ko, vo]), stOut = stagingOf("wasmAttentionForward", [oo]);
+  const blockFloats = Math.max(stIn.blockFloats, stOut.blockFloats); // one block buffer, for both
+  const perGroup = G * Lp * (Ep + Evp + 3) + Sp * (Ep + Evp);
+  const NGmax = groupsPerRound(p, perGroup, blockFloats);
+  const threads = attThreads(rt, p, "forward");
   const groups = B * p.Hkv;
   for (let g0 = 0; g0 < groups; g0 += NGmax) {
     const NG = Math.min(NGmax, groups - g0);
@@ -794,12 +879,10 @@ function wasmAttentionForward(
     const oP = rt.allocF32(NG * G * Lp * Evp);
     const maxP = rt.allocF32(NG * G * Lp);
     const sumP = rt.allocF64(NG * G * Lp);
-    const mask = stageMask(rt, p, g0, NG);
+    const tmp = blockFloats > 0 ? rt.allocF32(blockFloats) >> 2 : 0;
+    const mask = stageMask(rt, p, g0, NG, "wasmAttentionForward");
     const flexFields = stageFlex(rt, p, flex);
-    const qo: Operand = { arr: q, s: lay.q, heads: H, T: L, D: E, Tp: Lp, Dp: Ep, slots: [] };
-    const ko: Operand = { arr: k, s: lay.k, heads: p.Hkv, T: S, D: E, Tp: Sp, Dp: Ep, slots: [] };
-    const vo: Operand = { arr: v, s: lay.v, heads: p.Hkv, T: S, D: Ev, Tp: Sp, Dp: Evp, slots: [] };
-    const oo: Operand = { arr: out, s: lay.out, heads: H, T: L, D: Ev, Tp: Lp, Dp: Evp, slots: [] };
+    for (const o of [qo, ko, vo, oo]) o.slots.length = 0;
     eachGroup(p, g0, NG, G, (head, hl) => {
       qo.slots.push([head, (qP >> 2) + hl * Lp * Ep]);
       oo.slots.push([head, (oP >> 2) + hl * Lp * Evp]);
@@ -807,13 +890,13 @@ function wasmAttentionForward(
       ko.slots.push([gg, (kP >> 2) + gl * Sp * Ep]);
       vo.slots.push([gg, (vP >> 2) + gl * Sp * Evp]);
     });
-    stageOperands(rt, [qo, ko, vo]);
+    stageOperands(rt, stIn, tmp);
     const tasks = NG * G * nI;
     rt.setJob(Lay.K_ATT_FWD, tasks, scratch, stride, Lay.AttJob, attParams(p, g, g0, NG), mask, flexFields, {
       q: qP, k: kP, v: vP, o: oP, rowMax: maxP, rowSum: sumP,
     });
     rt.runJob(threads, tasks);
-    unstageOperands(rt, [oo]);
+    unstageOperands(rt, stOut, tmp);
     const res = rt.f32, res64 = rt.f64;
     eachGroup(p, g0, NG, G, (head, hl) => {
       // lse = m + log(l) in float64; l = 0 for a row that sees no key (with a sink: l >= 1, m >= the
@@ -843,9 +926,15 @@ function wasmAttentionBackward(
   const flex = flexTables("wasmAttentionBackward", p, g);
   // floats per kv group: q, qt, dq, dO, dOt, out, lse hi and lo, D (float64); k, v, dk, dv; counters
   const perGroup = G * Lp * (3 * Ep + 3 * Evp + 4) + Sp * (2 * Ep + 2 * Evp) + G * nI;
-  const NGmax = groupsPerRound(p, perGroup);
-  const threads = attThreads(rt, p, "backward");
   const lay = layoutOf(p); // as in forward: dq, dk, dv and dout share q's, k's, v's and out's layouts
+  const op = (name: string, arr: FloatArray, s: RowStrides, heads: number, T: number, D: number, Tp: number, Dp: number): Operand => ({ name, arr, s, heads, T, D, Tp, Dp, slots: [] });
+  const qo = op("q", q, lay.q, H, L, E, Lp, Ep), doo = op("dout", dout, lay.out, H, L, Ev, Lp, Evp), oo = op("out", out, lay.out, H, L, Ev, Lp, Evp);
+  const ko = op("k", k, lay.k, Hkv, S, E, Sp, Ep), vo = op("v", v, lay.v, Hkv, S, Ev, Sp, Evp);
+  const dqo = op("dq", dq, lay.q, H, L, E, Lp, Ep), dko = op("dk", dk, lay.k, Hkv, S, E, Sp, Ep), dvo = op("dv", dv, lay.v, Hkv, S, Ev, Sp, Evp);
+  const stIn = stagingOf("wasmAttentionBackward", [qo, doo, oo, ko, vo]), stOut = stagingOf("wasmAttentionBackward", [dqo, dko, dvo]);
+  const blockFloats = Math.max(stIn.blockFloats, stOut.blockFloats); // one block buffer, for both
+  const NGmax = groupsPerRound(p, perGroup, blockFloats);
+  const threads = attThreads(rt, p, "backward");
   const groups = B * Hkv;
   for (let g0 = 0; g0 < groups; g0 += NGmax) {
     const NG = Math.min(NGmax, groups - g0);
@@ -866,12 +955,10 @@ function wasmAttentionBackward(
     const dkP = rt.allocF32(NG * Sp * Ep);
     const dvP = rt.allocF32(NG * Sp * Evp);
     const cntP = rt.alloc(4 * nh * nI);
-    const mask = stageMask(rt, p, g0, NG);
+    const tmp = blockFloats > 0 ? rt.allocF32(blockFloats) >> 2 : 0;
+    const mask = stageMask(rt, p, g0, NG, "wasmAttentionBackward");
     const flexFields = stageFlex(rt, p, flex);
-    const op = (arr: FloatArray, s: RowStrides, heads: number, T: number, D: number, Tp: number, Dp: number): Operand => ({ arr, s, heads, T, D, Tp, Dp, slots: [] });
-    const qo = op(q, lay.q, H, L, E, Lp, Ep), doo = op(dout, lay.out, H, L, Ev, Lp, Evp), oo = op(out, lay.out, H, L, Ev, Lp, Evp);
-    const ko = op(k, lay.k, Hkv, S, E, Sp, Ep), vo = op(v, lay.v, Hkv, S, Ev, Sp, Evp);
-    const dqo = op(dq, lay.q, H, L, E, Lp, Ep), dko = op(dk, lay.k, Hkv, S, E, Sp, Ep), dvo = op(dv, lay.v, Hkv, S, Ev, Sp, Evp);
+    for (const o of [qo, doo, oo, ko, vo, dqo, dko, dvo]) o.slots.length = 0;
     const f32 = rt.f32;
     eachGroup(p, g0, NG, G, (head, hl) => {
       qo.slots.push([head, (qP >> 2) + hl * Lp * Ep]);
@@ -896,7 +983,7 @@ function wasmAttentionBackward(
       dko.slots.push([gg, (dkP >> 2) + gl * Sp * Ep]);
       dvo.slots.push([gg, (dvP >> 2) + gl * Sp * Evp]);
     });
-    stageOperands(rt, [qo, doo, oo, ko, vo]);
+    stageOperands(rt, stIn, tmp);
     // D, dq's zeros and cnt (each dQ block's turn) are set by the prep tasks
     const shared = attParams(p, g, g0, NG);
     const buffers: AttFields = {
@@ -912,7 +999,7 @@ function wasmAttentionBackward(
     const tasks = NG * Math.ceil(nJ / jChunk);
     rt.setJob(Lay.K_ATT_BWD, tasks, scratch, stride, Lay.AttJob, shared, mask, flexFields, buffers, { jChunk });
     rt.runJob(threads, tasks);
-    unstageOperands(rt, [dqo, dko, dvo]);
+    unstageOperands(rt, stOut, tmp);
   }
 }
 

@@ -431,7 +431,9 @@ export class WasmRuntime {
   /**
    * Runs the published job's tasks on up to `threads` threads (the caller plus ready workers) and
    * returns when all are done. If a task fails on any thread, every thread stops (none waits for a
-   * task that will never finish) and this throws, naming the job, the thread and the cause.
+   * task that will never finish) and this throws, naming the job, the thread and the cause. If
+   * `stage` or `afterTask` throws, every thread stops the same way and its error is rethrown as it is:
+   * no task failed, and the caller's code names what it was copying (not the job it copied for).
    * `afterTask`, when given, is called on this thread after each task it ran (with the task's index):
    * work that can go on while the workers compute (copying finished results out).
    * `stage`, when given, is called on this thread once the job is published and before it takes tasks
@@ -460,11 +462,21 @@ export class WasmRuntime {
     if (stage !== undefined) ctl[J + Lay.J_AVAIL] = 0; // published below, with the generation
     Atomics.store(ctl, C + Lay.CTL_GEN, gen);
     if (part > 0) Atomics.notify(ctl, C + Lay.CTL_GEN);
-    let own: unknown = null;
+    let own: unknown = null, inCaller = false; // inCaller: in stage or afterTask, not in a task
     try {
-      if (stage !== undefined) this.stageJob(ntasks, stage);
+      if (stage !== undefined) {
+        inCaller = true;
+        this.stageJob(ntasks, stage);
+        inCaller = false;
+      }
       if (afterTask === undefined) this.exports.run_tasks(0);
-      else for (let t = this.exports.run_one(0); t >= 0; t = this.exports.run_one(0)) afterTask(t);
+      else {
+        for (let t = this.exports.run_one(0); t >= 0; t = this.exports.run_one(0)) {
+          inCaller = true;
+          afterTask(t);
+          inCaller = false;
+        }
+      }
     } catch (e) {
       own = e;
       Atomics.compareExchange(ctl, J + Lay.J_FAILED, 0, 1); // the others stop taking tasks and waiting
@@ -481,6 +493,7 @@ export class WasmRuntime {
       Atomics.wait(ctl, C + Lay.CTL_DONE, d, 1000);
     }
     if (part > 0 && !ATTENTION_KINDS.has(ctl[J + Lay.J_KIND])) this.lastWorkerJob = performance.now();
+    if (inCaller) throw own; // still set: stage or afterTask threw
     const failed = Atomics.load(ctl, J + Lay.J_FAILED);
     if (failed === 0) return;
     const kind = JOB_NAMES[ctl[J + Lay.J_KIND]] ?? `kind ${ctl[J + Lay.J_KIND]}`;
