@@ -36,7 +36,7 @@ import {
   type AttentionForwardOptions, type Inputs, type SdpaMasks, checkForwardOptions, fromBatchFirst, sdpaMasks, shapeWeights, toBatchFirst,
 } from "./moduleCommon.js";
 import { type DecodeFlex, decodeAttention } from "./decode.js";
-import { atPositions } from "./kvcache.js";
+import { type PositionOffset, atPositions } from "./kvcache.js";
 import { PagedKVCacheLayer } from "./kvpaged.js";
 import { checkWindow, defaultAlibiSlopes } from "./masks.js";
 import { type QKTransform, applyQKTransform, checkRotary } from "./rope.js";
@@ -333,7 +333,7 @@ export abstract class AttentionCore extends Module {
     return tensors.every((t) => t.dtype === dtype) && !(isGradEnabled() && tensors.some((t) => t.requiresGrad));
   }
 
-  private rotate(t: Tensor, past: number | readonly number[]): Tensor {
+  private rotate(t: Tensor, past: PositionOffset): Tensor {
     const rotary = this.rotary;
     return rotary ? atPositions(t, past, (x, offset) => applyQKTransform(rotary, x, offset)) : t;
   }

@@ -35,7 +35,7 @@ import { Embedding } from "../nn/embedding.js";
 import { Linear } from "../nn/linear.js";
 import { LayerNorm, RMSNorm } from "../nn/norm.js";
 import { RotaryEmbedding } from "../attention/rope.js";
-import { KVCache, type KVCacheLayer, atPositions } from "../attention/kvcache.js";
+import { KVCache, type KVCacheLayer, type PositionOffset, atPositions, isPacked, positionsEnd, tokenPositions } from "../attention/kvcache.js";
 import { PagedKVCache } from "../attention/kvpaged.js";
 import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "../attention/sdpa.js";
 import type { AttentionMap, ForwardWithAttention } from "../models/index.js";
@@ -82,7 +82,7 @@ interface LayerContext {
   /** when given, sees this layer's query and key and the sdpa options (see PretrainedLM.forwardVisitingAttention) */
   visit: ((query: Tensor, key: Tensor, opts: LayerAttentionOptions) => void) | null;
   /** the first new token's position: one number, or one per row (a paged cache's sequences) */
-  offset: number | readonly number[];
+  offset: PositionOffset;
   /** per-row positions and the key padding mask, when forward was given an attentionMask */
   padding: Padding | null;
   cache: KVCacheLayer | null;
@@ -326,8 +326,11 @@ export class PretrainedLM extends Module {
     if (cache !== null && !(cache instanceof KVCache)) throw new ArgumentError(`${fn}: cache must be a KVCache (model.newCache())`);
     const [N, T] = tokens.shape;
     const keep = checkLogitsToKeep(fn, opts.logitsToKeep, T);
-    const offset = cache === null ? 0 : cache.positionOffset(); // one per row for a paged cache's sequences
-    if (typeof offset !== "number" && offset.length !== N) {
+    const offset = cache === null ? 0 : cache.positionOffset(); // one per row for a paged cache's sequences (or its packed documents)
+    if (isPacked(offset)) {
+      const total = offset.packed.reduce((a, b) => a + b, 0);
+      if (N !== 1 || T !== total) throw new ShapeError(`${fn}: the paged cache has packed documents of ${offset.packed.join(" + ")} tokens (selectPacked) but ids is [${N}, ${T}]; give them as one row of ${total} tokens`);
+    } else if (typeof offset !== "number" && offset.length !== N) {
       throw new ShapeError(`${fn}: the paged cache has ${offset.length} selected sequences but ids has ${N} rows; select() one sequence per row`);
     }
     const mask = opts.attentionMask ?? null;
@@ -338,7 +341,7 @@ export class PretrainedLM extends Module {
     if (padding !== null && padding.maxPosition >= a.maxSeqLen) {
       throw new ShapeError(`${fn}: a row of attentionMask reaches position ${padding.maxPosition} (its tokens counted), past the model's ${a.maxSeqLen} positions`);
     }
-    const first = typeof offset === "number" ? offset : Math.max(0, ...offset); // the furthest row's
+    const first = positionsEnd(offset, T) - T; // the furthest row's (so first + T is one past its last position)
     const streams = cache !== null && cache.streaming !== null && this.rotary !== null; // RoPE computes any position; learned ones end at maxSeqLen
     if (padding === null && first + T > a.maxSeqLen && !streams) {
       const hint = cache?.streaming ? "; GPT-2's learned positions end there, so it cannot stream past them" : "";
@@ -352,8 +355,7 @@ export class PretrainedLM extends Module {
     if (this.transformer) {
       const t = this.transformer;
       x = t.wte.forward(tokens);
-      const from = (o: number): number[] => Array.from({ length: T }, (_, i) => o + i);
-      const pos = padding ? padding.positions : typeof offset === "number" ? [from(offset)] : offset.map(from); // [N or 1][T]
+      const pos = padding ? padding.positions : tokenPositions(offset, T); // [N or 1][T]
       x = add(x, t.wpe.forward(tokenTensor(fn, "positions", pos, a.maxSeqLen))); // [N, T, C] + [N or 1, T, C]
       let i = 0;
       for (const block of t.h) x = block.forward(x, ctx(i++));
