@@ -11,7 +11,7 @@
  * A forward over the cache runs on the selected sequences (select([ids]); by default the first
  * call's batch rows become sequences 0..N-1): batch row n of the call is sequence ids[n]. Each row
  * continues from its own position (positionOffset() gives one per row), so generate() can prefill
- * each prompt alone and then decode every unfinished sequence in one batch of one-token rows. The
+ * the prompts (packed, below) and then decode every unfinished sequence in one batch of one-token rows. The
  * decode step (decode.ts) reads the blocks in place; a multi-token call gathers each row's keys and
  * pads the rows in front to the longest, with a mask that hides the padding and the future.
  *
