@@ -11,9 +11,9 @@
  * A forward over the cache runs on the selected sequences (select([ids]); by default the first
  * call's batch rows become sequences 0..N-1): batch row n of the call is sequence ids[n]. Each row
  * continues from its own position (positionOffset() gives one per row), so generate() can prefill
- * the prompts (packed, below) and then decode every unfinished sequence in one batch of one-token rows. The
- * decode step (decode.ts) reads the blocks in place; a multi-token call gathers each row's keys and
- * pads the rows in front to the longest, with a mask that hides the padding and the future.
+ * the prompts (packed, below) and then decode every unfinished sequence in one batch of one-token
+ * rows. The decode step (decode.ts) reads the blocks in place; a multi-token call gathers each row's
+ * keys and pads the rows in front to the longest, with a mask that hides the padding and the future.
  *
  * A packed call (selectPacked(ids, lengths)) prefills several empty sequences in one forward of one
  * batch row: their tokens back to back, lengths[k] of sequence ids[k], each from position 0
@@ -114,10 +114,10 @@ export class PagedKVCache extends KVCache {
     lengths.forEach((len, k) => {
       if (!Number.isInteger(len) || len < 1) throw new ArgumentError(`${fn}: lengths[${k}] must be a positive integer (the tokens of sequence ${ids[k]} in the row), got ${describeValue(len)}`);
     });
-    this.select(ids);
     ids.forEach((id) => {
       if (this.sequenceLength(id) > 0) throw new ArgumentError(`${fn}: sequence ${id} already holds ${this.sequenceLength(id)} positions; packed documents start empty (free(${id}) first, or continue it with select())`);
     });
+    this.select(ids);
     this.packing = [...lengths];
   }
 
@@ -356,8 +356,12 @@ export class PagedKVCacheLayer extends KVCacheLayer {
   /** Each selected sequence's new tokens in a call of N rows: batch row `row`, tokens from .. from + count - 1 of it. */
   private segments(N: number, T: number): { id: number; row: number; from: number; count: number }[] {
     const packed = this.owner.packedLengths;
-    let at = 0;
-    return this.owner.selected(N).map((id, n) => (packed === null ? { id, row: n, from: 0, count: T } : { id, row: 0, from: (at += packed[n]) - packed[n], count: packed[n] }));
+    let from = 0;
+    return this.owner.selected(N).map((id, n) => {
+      if (packed === null) return { id, row: n, from: 0, count: T };
+      from += packed[n];
+      return { id, row: 0, from: from - packed[n], count: packed[n] };
+    });
   }
 
   protected override store(fn: string, k: Tensor, v: Tensor): void {

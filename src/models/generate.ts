@@ -362,10 +362,10 @@ function maxLengthFor(fn: string, model: CausalLM, opts: GenerateOptions): numbe
  * Continue each prompt row ([N, T] ids, one row, or rows of different lengths): returns every row as
  * prompt + new tokens (stopping after a stop token, at maxNewTokens, or at maxLength). Rows of
  * different lengths (or opts.paged) decode with a PagedKVCache: the prompts are prefilled together
- * without padding (prefillBatched), then every unfinished row takes one step per batch; each row's tokens equal those of
- * generating it alone (greedy; sampled rows share one generator, drawn in row order). With
- * { window, sinkTokens } the cache streams (KVCache's window; rows of different lengths, or paged,
- * stream in a PagedKVCache, each row in its own ring of blocks).
+ * without padding (prefillBatched), then every unfinished row takes one step per batch; each row's
+ * tokens equal those of generating it alone (greedy; sampled rows share one generator, drawn in row
+ * order). With { window, sinkTokens } the cache streams (KVCache's window; rows of different lengths,
+ * or paged, stream in a PagedKVCache, each row in its own ring of blocks).
  */
 export function generate(model: CausalLM, prompt: TokenInput, opts: GenerateOptions): number[][] {
   const fn = "generate";
@@ -437,7 +437,7 @@ export function prefillBatched(model: CausalLM, cache: PagedKVCache, prompts: re
   const packs = packInOrder(ids.filter((n) => prompts[n].length > 1), (n) => prompts[n].length - 1, PACKED_PREFILL_TOKENS);
   if (lengths.length <= packs.length + 1) {
     for (const T of lengths) {
-      const group = ids.map((n, i) => i).filter((i) => prompts[ids[i]].length === T); // indices into ids
+      const group = ids.map((_, i) => i).filter((i) => prompts[ids[i]].length === T); // indices into ids
       cache.select(group.map((i) => ids[i]));
       const out = model.forward(group.map((i) => prompts[ids[i]]), { cache, logitsToKeep: 1 }); // [G, T] -> [G, 1, V]
       group.forEach((i, g) => (logits[i] = lastRow(out, g)));
