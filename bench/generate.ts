@@ -18,11 +18,28 @@
  * tokens, greedy, one token per step; prints the cache's bytes at sinkTokens + window tokens and at
  * the end (they must be equal: memory flat), and ms/token over the run and over its first and last
  * quarters (flat speed too). streamingGeneration() is exported for bench/main.ts.
+ *
+ *   node --import tsx bench/generate.ts --ragged [--preset small | --gpt2] [--tokens 32] [--runs 5]
+ *
+ * Prompts of different lengths generated together over a PagedKVCache (8 prompts of lengths 5, 13,
+ * .., 60), greedy, no stop token: time to first token (the prefill and the first picks) and total,
+ * with the prompts prefilled each alone (prefillEachAlone: one forward per prompt, generate()'s way
+ * before prefillBatched) and batched (prefillBatched: generate()'s way), runs alternating, median
+ * and fastest of each, wall and process CPU time (all threads; steadier than wall time on a shared
+ * machine); both must give generate()'s tokens. The decode loop after the prefill is
+ * generate()'s over the paged cache (select the rows, one token each). --gpt2: a random GPT-2 small
+ * (124M parameters, vocab 50257; bench/pretrained.ts's writeRandomGpt2) instead of the preset.
  */
 import { fileURLToPath } from "node:url";
+import { rmSync } from "node:fs";
 import { GPT, type GPTPresetName, GPT_PRESETS, generate } from "../src/models/index.js";
+import { type CausalLM, prefillBatched, prefillEachAlone } from "../src/models/generate.js";
 import { KVCache } from "../src/attention/kvcache.js";
+import { PagedKVCache } from "../src/attention/kvpaged.js";
 import { noGrad } from "../src/autograd/tape.js";
+import { withFrozenWeights } from "../src/kernels/dispatch.js";
+import { fromPretrained } from "../src/index.js";
+import { writeRandomGpt2 } from "./pretrained.js";
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -165,7 +182,91 @@ function streamingMain(): void {
   if (!flat) process.exitCode = 1;
 }
 
+type Prefill = typeof prefillEachAlone;
+
+/**
+ * Greedy generation of `tokens` new tokens for every prompt over a PagedKVCache, as generate() runs
+ * it, with the given prefill: ms to the first tokens (every row's first pick) and in all, and the rows.
+ */
+interface PagedTimes { ttft: number; total: number; ttftCpu: number; totalCpu: number }
+
+function pagedGreedy(model: CausalLM, prompts: number[][], tokens: number, prefill: Prefill): PagedTimes & { rows: number[][] } {
+  const rows = prompts.map((p) => [...p]);
+  const ids = rows.map((_, n) => n);
+  const V = model.config.vocabSize;
+  const argmax = (z: ArrayLike<number>): number => {
+    let best = 0;
+    for (let i = 1; i < z.length; i++) if (z[i] > z[best]) best = i;
+    return best;
+  };
+  const cpuMs = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
+  let ttft = 0;
+  let ttftCpu = 0;
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  model.eval();
+  withFrozenWeights(model.parameters(), () => noGrad(() => {
+    const cache = new PagedKVCache();
+    let logits = prefill(model, cache, rows, ids); // each row's last position [V]
+    for (let s = 0; s < tokens; s++) {
+      rows.forEach((r, n) => r.push(argmax(logits[n])));
+      if (s === 0) [ttft, ttftCpu] = [performance.now() - t0, cpuMs(process.cpuUsage(c0))];
+      if (s === tokens - 1) break;
+      cache.select(ids);
+      const out = model.forward(rows.map((r) => [r[r.length - 1]]), { cache }); // [N, 1] -> [N, 1, V]
+      logits = ids.map((n) => out.values.subarray(n * V, (n + 1) * V));
+    }
+  }));
+  return { ttft, total: performance.now() - t0, ttftCpu, totalCpu: cpuMs(process.cpuUsage(c0)), rows };
+}
+
+/** The --ragged table: prefill each alone vs batched, time to first token and total. */
+function raggedMain(): void {
+  const tokens = Number(arg("tokens", "32"));
+  const runs = Number(arg("runs", "5"));
+  const lengths = [5, 13, 21, 29, 37, 45, 53, 60];
+  let model: CausalLM;
+  let name: string;
+  if (process.argv.includes("--gpt2")) {
+    const dir = writeRandomGpt2(1);
+    try {
+      model = fromPretrained(dir).model;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    name = "random GPT-2 small (124M, vocab 50257)";
+  } else {
+    const preset = arg("preset", "small") as GPTPresetName;
+    if (!(preset in GPT_PRESETS)) throw new Error(`bench/generate.ts: unknown preset ${preset} (presets: ${Object.keys(GPT_PRESETS).join(", ")})`);
+    model = new GPT(preset, { seed: 0 });
+    name = `GPT("${preset}")`;
+  }
+  const V = model.config.vocabSize;
+  const prompts = lengths.map((len, n) => Array.from({ length: len }, (_, i) => (i * 7919 + n * 31 + 3) % V));
+  console.log(`${name}: ${prompts.length} prompts of lengths ${lengths.join(", ")} over a PagedKVCache, ${tokens} new tokens each, greedy; median (fastest) of ${runs} runs, alternating; node ${process.version}`);
+  const want = generate(model, prompts, { maxNewTokens: tokens, paged: {} });
+  const ways: [string, Prefill][] = [["each alone (before)", prefillEachAlone], ["batched (prefillBatched)", prefillBatched]];
+  const times = ways.map(() => ({ ttft: [] as number[], total: [] as number[], ttftCpu: [] as number[], totalCpu: [] as number[] }));
+  for (const [, f] of ways) pagedGreedy(model, prompts, 2, f); // warm up
+  for (let r = 0; r < runs; r++) {
+    ways.forEach(([way, f], i) => {
+      const { rows, ...t } = pagedGreedy(model, prompts, tokens, f);
+      if (JSON.stringify(rows) !== JSON.stringify(want)) throw new Error(`bench/generate.ts: prefill ${way} gave other tokens than generate()`);
+      for (const k of ["ttft", "total", "ttftCpu", "totalCpu"] as const) times[i][k].push(t[k]);
+    });
+  }
+  console.log("");
+  console.log("| prefill | time to first token ms | total ms | CPU ms to first token | CPU ms in all |");
+  console.log("|---|---:|---:|---:|---:|");
+  const cell = (xs: number[]): string => `${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)})`;
+  ways.forEach(([way], i) => console.log(`| ${way} | ${cell(times[i].ttft)} | ${cell(times[i].total)} | ${cell(times[i].ttftCpu)} | ${cell(times[i].totalCpu)} |`));
+  const ratio = (k: keyof PagedTimes): string => (median(times[0][k]) / median(times[1][k])).toFixed(2);
+  console.log("");
+  console.log(`speed-up of the medians (alone / batched): time to first token ${ratio("ttft")}x, total ${ratio("total")}x; CPU time ${ratio("ttftCpu")}x, ${ratio("totalCpu")}x`);
+}
+
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  if (process.argv.includes("--stream")) streamingMain();
+  if (process.argv.includes("--ragged")) raggedMain();
+  else if (process.argv.includes("--stream")) streamingMain();
   else cachedVsUncached();
 }

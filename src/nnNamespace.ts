@@ -13,5 +13,6 @@ export { GroupedQueryAttention, type GroupedQueryAttentionOptions } from "./atte
 export type { AttentionForwardOptions } from "./attention/moduleCommon.js";
 export {
   KVCache, KVCacheLayer, WindowKVCacheLayer, kvCacheBytesPerToken, type KVCacheKind, type KVCacheOptions, type StreamingWindow,
+  type PackedPositions, type PositionOffset,
 } from "./attention/kvcache.js";
 export { PagedKVCache, PagedKVCacheLayer, type PagedKVCacheOptions } from "./attention/kvpaged.js";

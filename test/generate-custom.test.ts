@@ -48,6 +48,20 @@ describe("generate() with a hand-written CausalLM", () => {
     assert.deepEqual(generate(m, [[3, 7, 2], [5]], { maxNewTokens: 2 }), [[3, 7, 2, 3, 4], [5, 6, 7]]);
   });
 
+  test("prompts of four lengths: a model without packedPrefill gets one forward per length, never a packed row", () => {
+    const prompts = [[1, 2], [3, 4, 5], [6, 7, 8, 9], [0, 1, 2, 3, 4]];
+    const expected = prompts.map((p) => [...p, (p.at(-1)! + 1) % V, (p.at(-1)! + 2) % V]);
+    const plain = new Bigram();
+    assert.deepEqual(generate(plain, prompts, { maxNewTokens: 2 }), expected);
+    // the prefill: lengths 2, 3, 4, 5 each alone (a packed row would be one call of 1 + 2 + 3 + 4 = 10 tokens), then one step
+    assert.deepEqual(plain.calls.map((c) => c.T), [2, 3, 4, 5, 1]);
+    // the same model declaring packedPrefill is given the packed row (its tokens but the last, back to
+    // back), then every prompt's last token: the gate decides, not the prompts
+    const packing = Object.assign(new Bigram(), { packedPrefill: true });
+    assert.deepEqual(generate(packing, prompts, { maxNewTokens: 2 }), expected);
+    assert.deepEqual(packing.calls.map((c) => c.T), [10, 1, 1]);
+  });
+
   test("maxPositions caps a streaming generation; without it a streaming cache runs past maxSeqLen", () => {
     const prompt = [[1, 2, 3]];
     // learned positions (maxPositions 6): the window lifts no cap, the row ends at 6 tokens

@@ -37,7 +37,7 @@ import {
   type AttentionForwardOptions, type Inputs, type SdpaMasks, checkForwardOptions, fromBatchFirst, sdpaMasks, shapeWeights, toBatchFirst,
 } from "./moduleCommon.js";
 import { type DecodeFlex, decodeAttention } from "./decode.js";
-import { type KVCacheLayer, atPositions } from "./kvcache.js";
+import { type KVCacheLayer, type PositionOffset, atPositions, isPacked } from "./kvcache.js";
 import { PagedKVCacheLayer } from "./kvpaged.js";
 import { type CausalAlignment, alibiBiasAt, checkWindow, defaultAlibiSlopes } from "./masks.js";
 import { type QKTransform, applyQKTransform, checkRotary } from "./rope.js";
@@ -290,7 +290,7 @@ export abstract class AttentionCore extends Module {
       let positions: Tensor | null; // [N or 1, S] each key column's token position, when they are not consecutive
       const w = this.slidingWindow; // causal (as a streaming or paged cache must be): only the left side hides keys
       [k, v, visible, positions] = cache.appendVisible(k, v, { ...masks, slidingWindow: w && w[0] + 1 }); // -> [N, Hkv, cached, hd]
-      if (positions !== null && this.alibiSlopes !== null) alibiBias = this.alibiAt(fn, past, positions, x.L, q.dtype as FloatDType);
+      if (positions !== null && this.alibiSlopes !== null && !isPacked(past)) alibiBias = this.alibiAt(fn, past, positions, x.L, q.dtype as FloatDType);
     }
     const o = this.sdpaOptions(masks, visible, alibiBias);
     const [y, w] = (opts.needWeights ?? true)
@@ -364,7 +364,7 @@ export abstract class AttentionCore extends Module {
     return tensors.every((t) => t.dtype === dtype) && !(isGradEnabled() && tensors.some((t) => t.requiresGrad));
   }
 
-  private rotate(t: Tensor, past: number | readonly number[]): Tensor {
+  private rotate(t: Tensor, past: PositionOffset): Tensor {
     const rotary = this.rotary;
     return rotary ? atPositions(t, past, (x, offset) => applyQKTransform(rotary, x, offset)) : t;
   }

@@ -9,10 +9,10 @@ import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { checkOptions, describeValue, optionKeys } from "../tensor/validate.js";
 import { concat, slice } from "../ops/shape.js";
-import { BYTES, KVCacheLayer, type KVCacheKind } from "./kvlayer.js";
+import { BYTES, KVCacheLayer, type KVCacheKind, type PositionOffset, isPacked } from "./kvlayer.js";
 import { type StreamingWindow, WindowKVCacheLayer } from "./kvwindow.js";
 
-export { KVCacheLayer, type KVCacheKind, type KVStorage, type CallMasks } from "./kvlayer.js";
+export { KVCacheLayer, type KVCacheKind, type KVStorage, type CallMasks, type PackedPositions, type PositionOffset, isPacked } from "./kvlayer.js";
 export { WindowKVCacheLayer, type StreamingWindow } from "./kvwindow.js";
 
 export interface KVCacheOptions {
@@ -76,12 +76,13 @@ export class KVCache {
   get length(): number {
     const p = this.positionOffset();
     if (typeof p === "number") return p;
+    if (isPacked(p)) throw new ArgumentError(`KVCache.length: the selection is packed documents (selectPacked), each from position 0; read positionOffset()`);
     if (p.every((x) => x === p[0])) return p[0] ?? 0;
     throw new ArgumentError(`KVCache.length: the sequences have different lengths (${p.join(", ")}); read positionOffset()`);
   }
 
-  /** The next token's position: a number, or one per selected sequence (PagedKVCache). */
-  positionOffset(): number | readonly number[] {
+  /** The next token's position: a number, or one per selected sequence (PagedKVCache), or packed documents (PagedKVCache.selectPacked). */
+  positionOffset(): PositionOffset {
     return this.selfLayers.length === 0 ? 0 : this.selfLayers[0].positionOffset();
   }
 
@@ -128,15 +129,46 @@ export function checkStreaming(fn: string, opts: KVCacheOptions): StreamingWindo
 
 /**
  * Apply f to x [N, ..] at a position offset: one call when the offset is a number (or every row has
- * the same), else one call per batch row (a paged cache's sequences differ in length).
+ * the same), else one call per batch row (a paged cache's sequences differ in length), or for packed
+ * documents (x [1, .., T, D], T = the documents' tokens on the second-to-last axis, as every caller's
+ * [N, T, C] and [N, H, T, hd] have it) one call per document's slice of T, each at position 0.
  */
-export function atPositions(x: Tensor, offset: number | readonly number[], f: (x: Tensor, offset: number) => Tensor): Tensor {
+export function atPositions(x: Tensor, offset: PositionOffset, f: (x: Tensor, offset: number) => Tensor): Tensor {
   if (typeof offset === "number") return f(x, offset);
+  if (isPacked(offset)) {
+    const axis = x.ndim - 2;
+    const total = offset.packed.reduce((a, b) => a + b, 0);
+    if (x.shape[0] !== 1 || x.shape[axis] !== total) {
+      throw new ShapeError(`atPositions: packed documents of ${offset.packed.join(" + ")} tokens need x [1, .., ${total}, D], got ${fmtShape(x.shape)}`);
+    }
+    if (offset.packed.length === 1) return f(x, 0);
+    let from = 0;
+    const parts = offset.packed.map((len) => f(slice(x, axis, from, (from += len)), 0)); // [1, .., len, D] per document
+    return concat(parts, axis); // -> [1, .., T, D]
+  }
   if (offset.length !== x.shape[0]) {
     throw new ShapeError(`atPositions: ${offset.length} positions (one per selected sequence of a paged cache) for ${x.shape[0]} batch rows (x ${fmtShape(x.shape)}); select() one sequence per row`);
   }
   if (offset.every((o) => o === offset[0])) return f(x, offset[0]);
   return concat(offset.map((o, n) => f(slice(x, 0, n, n + 1), o)), 0); // [1, ..] per row -> [N, ..]
+}
+
+/**
+ * The position of every new token of a call of T tokens per row, [N][T] (one row, [1][T], when the
+ * offset is a number): offset .. offset + T - 1 per row, or each packed document's 0 .. length - 1.
+ */
+export function tokenPositions(offset: PositionOffset, T: number): number[][] {
+  const from = (o: number, n: number): number[] => Array.from({ length: n }, (_, i) => o + i);
+  if (typeof offset === "number") return [from(offset, T)];
+  if (isPacked(offset)) return [offset.packed.flatMap((len) => from(0, len))];
+  return offset.map((o) => from(o, T));
+}
+
+/** One past the furthest position a call of T new tokens per row reaches (packed: the longest document). */
+export function positionsEnd(offset: PositionOffset, T: number): number {
+  if (typeof offset === "number") return offset + T;
+  if (isPacked(offset)) return Math.max(0, ...offset.packed);
+  return Math.max(0, ...offset) + T;
 }
 
 /**
@@ -149,17 +181,21 @@ export function atPositions(x: Tensor, offset: number | readonly number[], f: (x
 export function cachePositions(
   fn: string, cache: KVCache | null, [N, T]: readonly number[],
   model: { maxSeqLen: number; learnedPositions: boolean; limit?: string; learnedHint?: string },
-): number | readonly number[] {
+): PositionOffset {
   const offset = cache === null ? 0 : cache.positionOffset();
-  if (typeof offset !== "number" && offset.length !== N) {
+  if (isPacked(offset)) {
+    const total = offset.packed.reduce((a, b) => a + b, 0);
+    if (N !== 1 || T !== total) throw new ShapeError(`${fn}: the cache has packed documents of ${offset.packed.join(" + ")} tokens (selectPacked) but the call is [${N}, ${T}]; give them as one row of ${total} tokens`);
+  } else if (typeof offset !== "number" && offset.length !== N) {
     throw new ShapeError(`${fn}: the cache has ${offset.length} selected sequences but the call has ${N} batch rows; select() one sequence per row`);
   }
-  const first = typeof offset === "number" ? offset : Math.max(0, ...offset);
-  if (first + T <= model.maxSeqLen) return offset;
+  const end = positionsEnd(offset, T);
+  if (end <= model.maxSeqLen) return offset;
   if (cache?.streaming && !model.learnedPositions) return offset;
   const streamHint = cache?.streaming
     ? model.learnedHint ?? `; learned positions end there, so streaming past maxSeqLen needs a model with rotary (positional: "rope") or sinusoidal positions`
     : "";
+  const first = end - T;
   const limit = model.limit ?? `maxSeqLen ${model.maxSeqLen}`;
   throw new ShapeError(`${fn}: positions ${first}..${first + T - 1} go past ${limit} (${first} cached + ${T} new tokens)${streamHint}`);
 }

@@ -30,6 +30,27 @@ import { assertTensor } from "../ops/util.js";
 
 export type KVCacheKind = "self" | "cross";
 
+/**
+ * Packed documents: one batch row that holds several sequences' new tokens back to back, each
+ * starting at position 0 (a paged cache's packed prefill, PagedKVCache.selectPacked). Document k has
+ * lengths[k] tokens, so the row's positions are 0 .. lengths[0] - 1, then 0 .. lengths[1] - 1, ...
+ */
+export interface PackedPositions {
+  readonly packed: readonly number[];
+}
+
+/**
+ * The position of a call's first new token: one number for every row, one per batch row (a paged
+ * cache's sequences), or packed documents in one row (PackedPositions). atPositions (kvcache.ts)
+ * applies position-dependent work under any of the three.
+ */
+export type PositionOffset = number | readonly number[] | PackedPositions;
+
+/** Whether offset describes packed documents. */
+export function isPacked(offset: PositionOffset): offset is PackedPositions {
+  return typeof offset === "object" && !Array.isArray(offset);
+}
+
 /** What a cache layer needs to know of the attention call's masks (moduleCommon's SdpaMasks). */
 export interface CallMasks {
   readonly attnMask: unknown;
@@ -139,9 +160,9 @@ export class KVCacheLayer {
   /**
    * The position of the next token (RoPE and position embeddings continue from it): a number, or one
    * per batch row for a paged layer whose sequences differ in length. Equals length here; a windowed
-   * layer holds fewer positions than it has seen.
+   * layer holds fewer positions than it has seen; a paged layer's packed call gives PackedPositions.
    */
-  positionOffset(): number | readonly number[] {
+  positionOffset(): PositionOffset {
     return this.len;
   }
 

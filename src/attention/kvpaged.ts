@@ -11,9 +11,21 @@
  * A forward over the cache runs on the selected sequences (select([ids]); by default the first
  * call's batch rows become sequences 0..N-1): batch row n of the call is sequence ids[n]. Each row
  * continues from its own position (positionOffset() gives one per row), so generate() can prefill
- * each prompt alone and then decode every unfinished sequence in one batch of one-token rows. The
- * decode step (decode.ts) reads the blocks in place; a multi-token call gathers each row's keys and
- * pads the rows in front to the longest, with a mask that hides the padding and the future.
+ * the prompts (packed, below) and then decode every unfinished sequence in one batch of one-token
+ * rows. The decode step (decode.ts) reads the blocks in place; a multi-token call gathers each row's
+ * keys and pads the rows in front to the longest, with a mask that hides the padding and the future.
+ *
+ * A packed call (selectPacked(ids, lengths)) prefills several empty sequences in one forward of one
+ * batch row: their tokens back to back, lengths[k] of sequence ids[k], each from position 0
+ * (positionOffset() gives PackedPositions, which atPositions applies per document). The call's keys
+ * are returned as they are, with a block-diagonal causal mask: a query sees only earlier positions of
+ * its own document. So prompts of different lengths prefill together without padding.
+ *
+ *   packed lengths 3, 2 (the mask [5, 5], x = may attend)     x . . . .
+ *                                                             x x . . .
+ *                                                             x x x . .
+ *                                                             . . . x .
+ *                                                             . . . x x
  *
  * Streaming ({ window, sinkTokens }, as KVCache's, kvwindow.ts): each sequence keeps its first
  * sinkTokens positions and its last `window`, in a ring of sinkTokens + window slots laid out in its
@@ -32,7 +44,7 @@ import { Tensor } from "../tensor/tensor.js";
 import { checkOptions, checkPositiveInt, describeValue, optionKeys } from "../tensor/validate.js";
 import { concat, slice } from "../ops/shape.js";
 import { assertTensor } from "../ops/util.js";
-import { BYTES, type CallMasks, KVCacheLayer, type KVCacheKind, type KVStorage, type VisibleKeys } from "./kvlayer.js";
+import { BYTES, type CallMasks, KVCacheLayer, type KVCacheKind, type KVStorage, type PackedPositions, type PositionOffset, type VisibleKeys } from "./kvlayer.js";
 import { KVCache, type KVCacheOptions, checkStreaming } from "./kvcache.js";
 import { type StreamingWindow, ringHeld, ringSlot } from "./kvwindow.js";
 
@@ -65,6 +77,8 @@ export class PagedKVCache extends KVCache {
   private issued = 0;
   /** the sequences the next forward's batch rows are; null until the first call or select() */
   private active: number[] | null = null;
+  /** selectPacked's token counts (one batch row holds the active sequences back to back), or null */
+  private packing: number[] | null = null;
 
   constructor(opts: PagedKVCacheOptions = {}) {
     super(streamingOptions(opts));
@@ -85,6 +99,41 @@ export class PagedKVCache extends KVCache {
     });
     while (this.tables.length <= Math.max(...ids)) this.tables.push([]);
     this.active = [...ids];
+    this.packing = null;
+  }
+
+  /**
+   * Make the next forward one batch row of packed documents: lengths[k] tokens of sequence ids[k],
+   * back to back, each sequence empty and starting at position 0 (a packed prefill; see the file
+   * comment). The selection stays packed until the next select() or selectPacked().
+   */
+  selectPacked(ids: readonly number[], lengths: readonly number[]): void {
+    const fn = "PagedKVCache.selectPacked";
+    if (!Array.isArray(lengths) || lengths.length !== (Array.isArray(ids) ? ids.length : -1)) {
+      throw new ArgumentError(`${fn}: lengths must be an array of one token count per sequence id (${Array.isArray(ids) ? ids.length : "?"}), got ${describeValue(lengths)}`);
+    }
+    lengths.forEach((len, k) => {
+      if (!Number.isInteger(len) || len < 1) throw new ArgumentError(`${fn}: lengths[${k}] must be a positive integer (the tokens of sequence ${ids[k]} in the row), got ${describeValue(len)}`);
+    });
+    ids.forEach((id) => {
+      if (this.sequenceLength(id) > 0) throw new ArgumentError(`${fn}: sequence ${id} already holds ${this.sequenceLength(id)} positions; packed documents start empty (free(${id}) first, or continue it with select())`);
+    });
+    this.select(ids);
+    this.packing = [...lengths];
+  }
+
+  /** selectPacked's token counts, one per selected sequence, or null when the batch rows are the sequences. */
+  get packedLengths(): readonly number[] | null {
+    return this.packing;
+  }
+
+  /** The packed selection's positions, once the sequences are checked to be still empty (held(id): positions a layer holds). */
+  packedPositions(held: (id: number) => number): PackedPositions {
+    const ids = this.active!;
+    ids.forEach((id) => {
+      if (held(id) > 0) throw new ArgumentError(`PagedKVCache: the packed selection's sequence ${id} holds ${held(id)} positions now (after its packed forward); select() the sequences to continue them`);
+    });
+    return { packed: [...this.packing!] };
   }
 
   /** The selected sequences (batch row n is sequence selected()[n]); null before the first call or select(). */
@@ -103,9 +152,11 @@ export class PagedKVCache extends KVCache {
     return this.numLayers === 0 ? 0 : (this.layer(0) as PagedKVCacheLayer).lengthOf(id);
   }
 
-  /** One position per selected sequence (its length); 0 before anything is selected. */
-  override positionOffset(): number | readonly number[] {
-    return this.active === null ? 0 : this.active.map((id) => this.sequenceLength(id));
+  /** One position per selected sequence (its length), or the packed documents; 0 before anything is selected. */
+  override positionOffset(): PositionOffset {
+    if (this.active === null) return 0;
+    if (this.packing !== null) return this.packedPositions((id) => this.sequenceLength(id));
+    return this.active.map((id) => this.sequenceLength(id));
   }
 
   /** Sequence id's block table: its block ids in position order. */
@@ -145,6 +196,7 @@ export class PagedKVCache extends KVCache {
     this.freeList.length = 0;
     this.issued = 0;
     this.active = null;
+    this.packing = null;
   }
 }
 
@@ -222,9 +274,11 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     return this.length > 0;
   }
 
-  /** One position per selected sequence (batch row); 0 before anything is selected. */
-  override positionOffset(): number | readonly number[] {
-    return this.owner.selection === null ? 0 : this.rowLengths();
+  /** One position per selected sequence (batch row), or the packed documents; 0 before anything is selected. */
+  override positionOffset(): PositionOffset {
+    if (this.owner.selection === null) return 0;
+    if (this.owner.packedLengths !== null) return this.owner.packedPositions((id) => this.lengthOf(id));
+    return this.rowLengths();
   }
 
   /** Bytes of keys and values per position of one sequence. */
@@ -261,7 +315,13 @@ export class PagedKVCacheLayer extends KVCacheLayer {
       throw new ShapeError(`${fn}: ${this.name} holds blocks of [Hkv=${l.heads}, E=${l.E}] keys and Ev=${l.Ev} values (${l.dtype}), got keys ${fmtShape(k.shape)} (${k.dtype})`);
     }
     const rows = this.owner.selected(k.shape[0]);
-    if (rows.length !== k.shape[0]) {
+    const packed = this.owner.packedLengths;
+    if (packed !== null) {
+      const total = packed.reduce((a, b) => a + b, 0);
+      if (k.shape[0] !== 1 || k.shape[2] !== total) {
+        throw new ShapeError(`${fn}: ${this.name} has packed documents of ${packed.join(" + ")} tokens (sequences ${rows.join(", ")}) but the call's keys are ${fmtShape(k.shape)}; give them as one batch row of ${total} tokens`);
+      }
+    } else if (rows.length !== k.shape[0]) {
       throw new ShapeError(`${fn}: ${this.name} has ${rows.length} selected sequences (${rows.join(", ")}) but the call has ${k.shape[0]} batch rows; select() one sequence per row`);
     }
     return got;
@@ -290,27 +350,38 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     return (table[Math.floor(s / B)] * Hkv + kh) * B + (s % B);
   }
 
+  /** Each selected sequence's new tokens in a call of N rows: batch row `row`, tokens from .. from + count - 1 of it. */
+  private segments(N: number, T: number): { id: number; row: number; from: number; count: number }[] {
+    const packed = this.owner.packedLengths;
+    let from = 0;
+    return this.owner.selected(N).map((id, n) => {
+      if (packed === null) return { id, row: n, from: 0, count: T };
+      from += packed[n];
+      return { id, row: 0, from: from - packed[n], count: packed[n] };
+    });
+  }
+
   protected override store(fn: string, k: Tensor, v: Tensor): void {
     const l = this.checkPaged(fn, k, v);
     this.pool = l;
     const [N, Hkv, T] = k.shape;
-    const rows = this.owner.selected(N);
-    const tables = rows.map((id) => this.owner.tableFor(id, this.heldCount(this.lengthOf(id) + T)));
+    const parts = this.segments(N, T);
+    const tables = parts.map(({ id, count }) => this.owner.tableFor(id, this.heldCount(this.lengthOf(id) + count)));
     this.reservePool(l);
     const K = this.poolKeys!;
     const V = this.poolValues!;
-    for (let n = 0; n < N; n++) {
-      const id = rows[n];
+    for (let n = 0; n < parts.length; n++) {
+      const { id, row, from, count } = parts[n];
       const start = this.lengthOf(id);
       for (let kh = 0; kh < Hkv; kh++) {
-        for (let t = 0; t < T; t++) {
-          const src = (n * Hkv + kh) * T + t; // [N, Hkv, T, ..] row (n, kh), token t
+        for (let t = 0; t < count; t++) {
+          const src = (row * Hkv + kh) * T + from + t; // [N, Hkv, T, ..] row (row, kh), token from + t
           const dst = this.slot(tables[n], this.slotIndex(start + t), kh, Hkv); // a ring: later positions overwrite earlier ones in order
           K.set(k.values.subarray(src * l.E, (src + 1) * l.E), dst * l.E);
           V.set(v.values.subarray(src * l.Ev, (src + 1) * l.Ev), dst * l.Ev);
         }
       }
-      this.lens[id] = start + T;
+      this.lens[id] = start + count;
     }
   }
 
@@ -339,6 +410,9 @@ export class PagedKVCacheLayer extends KVCacheLayer {
   /** The plain read (no mask of the cache's own): only when no mask is needed (every selected sequence at the same position, nothing streamed out). */
   override append(keys: Tensor, values: Tensor): [Tensor, Tensor] {
     const lens = this.rowLengths();
+    if (this.owner.packedLengths !== null) {
+      throw new ArgumentError(`PagedKVCacheLayer.append: the selection is packed documents (selectPacked), which need the mask of appendVisible() (the attention modules use it)`);
+    }
     if (lens.some((x) => x !== lens[0])) {
       throw new ArgumentError(`PagedKVCacheLayer.append: the selected sequences hold different lengths (${lens.join(", ")}); their padded keys need the mask of appendVisible() (the attention modules use it)`);
     }
@@ -368,6 +442,9 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     }
     if (!masks.isCausal) throw new ArgumentError(`${fn}: ${this.name} is a paged cache, for causal self-attention; pass isCausal: true`);
     this.checkPaged(fn, keys, values);
+    const w = masks.slidingWindow ?? Infinity; // the attention's own window, in positions
+    const packed = this.owner.packedLengths;
+    if (packed !== null) return this.appendPacked(fn, keys, values, packed, w);
     const [N, , T] = keys.shape;
     const lens = this.rowLengths(); // positions seen
     const positions = lens.map((len) => this.heldPositions(len)); // the keys held, in order
@@ -389,7 +466,6 @@ export class PagedKVCacheLayer extends KVCacheLayer {
     const ring = this.ring;
     const streamedOut = ring !== null && Math.max(...lens) + T - 1 - ring.window >= ring.sinkTokens; // some query no longer sees every earlier key
     if (lens.every((x) => x === lens[0]) && !streamedOut) return [k, v, null, null];
-    const w = masks.slidingWindow ?? Infinity; // the attention's own window, in positions
     const m = new Uint8Array(N * T * S);
     const at = new Int32Array(N * S).fill(-1); // [N, S] each column's position, -1 for padding
     let gap = false;
@@ -403,8 +479,7 @@ export class PagedKVCacheLayer extends KVCacheLayer {
       for (let l = 0; l < T; l++) {
         const p = lens[n] + l;
         cols.forEach((s, i) => {
-          const kept = ring === null || s < ring.sinkTokens || s > p - ring.window;
-          if (s <= p && kept && s > p - w) m[(n * T + l) * S + pad + i] = 1;
+          if (this.sees(p, s, w)) m[(n * T + l) * S + pad + i] = 1;
         });
       }
     }
@@ -413,6 +488,39 @@ export class PagedKVCacheLayer extends KVCacheLayer {
 
   override get dtype(): FloatDType | null {
     return this.pool === null ? null : this.pool.dtype;
+  }
+
+  /**
+   * Whether the query at position p sees the key at position s of its sequence: s <= p (causal), s
+   * still held when streaming (s < sinkTokens or s > p - window), and inside the attention's own
+   * window w (s > p - w).
+   */
+  private sees(p: number, s: number, w: number): boolean {
+    const ring = this.ring;
+    const kept = ring === null || s < ring.sinkTokens || s > p - ring.window;
+    return s <= p && kept && s > p - w;
+  }
+
+  /**
+   * A packed call's keys (every document's, back to back: keys [1, Hkv, T, E], T = the lengths'
+   * sum), stored in their sequences and returned as given, with the mask [1, 1, T, T]: query l of a
+   * document (position l of it) sees its own document's column of position s iff sees(l, s, w), and
+   * no other document's (block-diagonal; see the file comment).
+   */
+  private appendPacked(fn: string, keys: Tensor, values: Tensor, lengths: readonly number[], w: number): VisibleKeys {
+    this.store(fn, keys, values);
+    const T = keys.shape[2];
+    const m = new Uint8Array(T * T);
+    let a = 0; // the document's first row and column
+    for (const len of lengths) {
+      for (let l = 0; l < len; l++) {
+        for (let s = 0; s <= l; s++) if (this.sees(l, s, w)) m[(a + l) * T + a + s] = 1;
+      }
+      a += len;
+    }
+    // no positions: within a document the column distance is the token distance (ALiBi's), and the
+    // mask hides every other document's columns
+    return [keys, values, new Tensor(m, [1, 1, T, T], "bool"), null]; // true = may attend
   }
 
   /** The pool and the selected rows' block tables, for the decode step (decode.ts). */

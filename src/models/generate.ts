@@ -334,6 +334,13 @@ export interface CausalLM extends Module {
    * past config.maxSeqLen. Without streaming, config.maxSeqLen caps a row either way.
    */
   readonly maxPositions?: number;
+  /**
+   * true: forward places tokens through the cache's positionOffset() including PackedPositions (several
+   * prompts back to back in one row, each from position 0, PagedKVCache.selectPacked), as GPT and
+   * PretrainedLM do, so a paged batch may prefill its prompts packed. Absent: prompts of equal length
+   * are prefilled together and the rest one length at a time (never a packed row).
+   */
+  readonly packedPrefill?: boolean;
   newCache(): KVCache;
   forward(idx: TokenInput, opts?: { cache?: KVCache | null; logitsToKeep?: number }): Tensor;
 }
@@ -374,11 +381,11 @@ function maxLengthFor(fn: string, model: CausalLM, opts: GenerateOptions): numbe
 /**
  * Continue each prompt row ([N, T] ids, one row, or rows of different lengths): returns every row as
  * prompt + new tokens (stopping after a stop token, at maxNewTokens, or at maxLength). Rows of
- * different lengths (or opts.paged) decode with a PagedKVCache: each prompt is prefilled alone, then
- * every unfinished row takes one step per batch, with no padding; each row's tokens equal those of
- * generating it alone (greedy; sampled rows share one generator, drawn in row order). With
- * { window, sinkTokens } the cache streams (KVCache's window; rows of different lengths, or paged,
- * stream in a PagedKVCache, each row in its own ring of blocks).
+ * different lengths (or opts.paged) decode with a PagedKVCache: the prompts are prefilled together
+ * without padding (prefillBatched), then every unfinished row takes one step per batch; each row's
+ * tokens equal those of generating it alone (greedy; sampled rows share one generator, drawn in row
+ * order). With { window, sinkTokens } the cache streams (KVCache's window; rows of different lengths,
+ * or paged, stream in a PagedKVCache, each row in its own ring of blocks).
  */
 export function generate(model: CausalLM, prompt: TokenInput, opts: GenerateOptions): number[][] {
   const fn = "generate";
@@ -421,9 +428,73 @@ export function generateRows(fn: string, model: CausalLM, rows: readonly (readon
 }
 
 /**
- * generate() over a PagedKVCache: prefill each row alone, then one batch of one-token rows per step
- * (streaming in each row's ring of blocks with window / sinkTokens). All rows draw from one generator,
- * in row order, unless perRow gives each its own.
+ * The paged prefill, the readable form: prompt n alone, [1, T_n] -> [1, 1, V], for each n of ids;
+ * returns each one's last-position logits [V], in the order of ids. prefillBatched computes the same.
+ */
+export function prefillEachAlone(model: CausalLM, cache: PagedKVCache, prompts: readonly (readonly number[])[], ids: readonly number[]): ArrayLike<number>[] {
+  return ids.map((n) => {
+    cache.select([n]);
+    return lastRow(model.forward([prompts[n]], { cache, logitsToKeep: 1 }), 0); // [1, T_n] -> [1, 1, V]
+  });
+}
+
+/** The most prompt tokens one packed prefill forward takes (its attention is dense over them: T² scores). */
+export const PACKED_PREFILL_TOKENS = 512;
+
+/**
+ * The paged prefill in few forwards: prefillEachAlone's logits, within float32 rounding (the same
+ * positions, keys and masks; only the batching differs). Whichever takes fewer forwards (ties: the first;
+ * always the first for a model without packedPrefill):
+ *   by length     the prompts of each length as one forward [G, T] -> [G, 1, V] (one prompt: itself alone)
+ *   packed        every prompt but its last token, back to back in one row (PagedKVCache.selectPacked:
+ *                 each from position 0, a block-diagonal causal mask; at most PACKED_PREFILL_TOKENS a
+ *                 forward), then one step of every prompt's last token at its own position, [A, 1] ->
+ *                 [A, 1, V]: the last positions' logits, the LM head run on one position per prompt
+ *                 (and one discarded per packed forward, logitsToKeep: 1)
+ */
+export function prefillBatched(model: CausalLM, cache: PagedKVCache, prompts: readonly (readonly number[])[], ids: readonly number[]): ArrayLike<number>[] {
+  const logits: ArrayLike<number>[] = [];
+  const lengths = [...new Set(ids.map((n) => prompts[n].length))];
+  const packs = packInOrder(ids.filter((n) => prompts[n].length > 1), (n) => prompts[n].length - 1, PACKED_PREFILL_TOKENS);
+  if (model.packedPrefill !== true || lengths.length <= packs.length + 1) {
+    for (const T of lengths) {
+      const group = ids.map((_, i) => i).filter((i) => prompts[ids[i]].length === T); // indices into ids
+      cache.select(group.map((i) => ids[i]));
+      const out = model.forward(group.map((i) => prompts[ids[i]]), { cache, logitsToKeep: 1 }); // [G, T] -> [G, 1, V]
+      group.forEach((i, g) => (logits[i] = lastRow(out, g)));
+    }
+    return logits;
+  }
+  for (const pack of packs) {
+    const heads = pack.map((n) => prompts[n].slice(0, -1)); // all but the last token
+    if (pack.length === 1) cache.select(pack);
+    else cache.selectPacked(pack, heads.map((h) => h.length));
+    model.forward([heads.flat()], { cache, logitsToKeep: 1 }); // [1, sum] -> [1, 1, V], not read
+  }
+  cache.select(ids);
+  const out = model.forward(ids.map((n) => [prompts[n][prompts[n].length - 1]]), { cache }); // [A, 1] -> [A, 1, V]
+  return ids.map((_, i) => lastRow(out, i));
+}
+
+/** ids in order, cut into runs whose sizes add up to at most `most` (an id larger than that alone). */
+function packInOrder(ids: readonly number[], size: (id: number) => number, most: number): number[][] {
+  const packs: number[][] = [];
+  let total = Infinity;
+  for (const id of ids) {
+    if (total + size(id) > most) {
+      packs.push([]);
+      total = 0;
+    }
+    packs[packs.length - 1].push(id);
+    total += size(id);
+  }
+  return packs;
+}
+
+/**
+ * generate() over a PagedKVCache: prefill the rows together (prefillBatched), then one batch of
+ * one-token rows per step (streaming in each row's ring of blocks with window / sinkTokens). All rows
+ * draw from one generator, in row order, unless perRow gives each its own.
  */
 function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: GenerateOptions, perRow: RowSettings | null): number[][] {
   const c = model.config;
@@ -451,12 +522,9 @@ function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: Ge
   try {
     // nothing writes the parameters while decoding: the backend may keep them prepared between steps
     withFrozenWeights(model.parameters(), () => noGrad(() => {
-      const logits: ArrayLike<number>[] = rows.map((r, n) => {
-        if (budget[n] <= 0) return [];
-        cache.select([n]);
-        return lastRow(model.forward([r], { cache, logitsToKeep: 1 }), 0); // prefill row n alone: [1, T_n] -> [1, 1, V]
-      });
       let active = rows.map((_, n) => n).filter((n) => budget[n] > 0);
+      const logits: ArrayLike<number>[] = rows.map(() => []);
+      if (active.length > 0) prefillBatched(model, cache, rows, active).forEach((z, i) => (logits[active[i]] = z)); // each row's last position
       while (active.length > 0) {
         for (const n of active) {
           const t = pickToken(fn, logits[n], opts, generators[n], rows[n]);

@@ -74,6 +74,8 @@ export class GPT extends Module {
    * generate() reads it (CausalLM.maxPositions)
    */
   readonly maxPositions: number | undefined;
+  /** its forward takes PackedPositions from a paged cache (CausalLM.packedPrefill) */
+  readonly packedPrefill = true;
   /** the q/k rotation shared by every block (positional = "rope") */
   readonly rotary: RotaryEmbedding | null;
   private readonly sinusoidal: SinusoidalPositionalEncoding | null;

@@ -35,7 +35,7 @@ import { Embedding } from "../nn/embedding.js";
 import { Linear } from "../nn/linear.js";
 import { LayerNorm, RMSNorm } from "../nn/norm.js";
 import { RotaryEmbedding } from "../attention/rope.js";
-import { KVCache, type KVCacheLayer, atPositions, cachePositions } from "../attention/kvcache.js";
+import { KVCache, type KVCacheLayer, type PositionOffset, atPositions, cachePositions, isPacked, positionsEnd, tokenPositions } from "../attention/kvcache.js";
 import { PagedKVCache } from "../attention/kvpaged.js";
 import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "../attention/sdpa.js";
 import type { AttentionMap, ForwardWithAttention } from "../models/index.js";
@@ -82,7 +82,7 @@ interface LayerContext {
   /** when given, sees this layer's query and key and the sdpa options (see PretrainedLM.forwardVisitingAttention) */
   visit: ((query: Tensor, key: Tensor, opts: LayerAttentionOptions) => void) | null;
   /** the first new token's position: one number, or one per row (a paged cache's sequences) */
-  offset: number | readonly number[];
+  offset: PositionOffset;
   /** per-row positions and the key padding mask, when forward was given an attentionMask */
   padding: Padding | null;
   cache: KVCacheLayer | null;
@@ -277,6 +277,8 @@ export class PretrainedLM extends Module {
   readonly config: Readonly<PretrainedArch>;
   /** GPT-2: n_positions (wpe's rows, learned positions end there); the Llama family: undefined, RoPE computes any position (CausalLM.maxPositions) */
   readonly maxPositions: number | undefined;
+  /** its forward takes PackedPositions from a paged cache (CausalLM.packedPrefill) */
+  readonly packedPrefill = true;
   transformer: GPT2Model | null;
   model: LlamaModel | null;
   lm_head: Linear | null;
@@ -352,8 +354,7 @@ export class PretrainedLM extends Module {
     if (this.transformer) {
       const t = this.transformer;
       x = t.wte.forward(tokens);
-      const from = (o: number): number[] => Array.from({ length: T }, (_, i) => o + i);
-      const pos = padding ? padding.positions : typeof offset === "number" ? [from(offset)] : offset.map(from); // [N or 1][T]
+      const pos = padding ? padding.positions : tokenPositions(offset, T); // [N or 1][T]
       x = add(x, t.wpe.forward(tokenTensor(fn, "positions", pos, a.maxSeqLen))); // [N, T, C] + [N or 1, T, C]
       let i = 0;
       for (const block of t.h) x = block.forward(x, ctx(i++));

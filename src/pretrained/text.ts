@@ -8,8 +8,8 @@
  * so a row's tokens are what its prompt gives alone (and its logits agree to rounding). Streaming in a
  * batch: onToken(token, row) and onText(piece, row) are called as each step's tokens are picked, the
  * rows still going in row order; a row's pieces join to its text. With window, sinkTokens or paged
- * the batch runs over a PagedKVCache instead (generate.ts's generateRows): no padding, each prompt
- * prefilled alone, then one step for every row still going, each row in its own blocks (a ring of
+ * the batch runs over a PagedKVCache instead (generate.ts's generateRows): no padding, the prompts
+ * prefilled together (prefillBatched), then one step for every row still going, each row in its own blocks (a ring of
  * them with a window), with its own generator as well.
  *
  * Options not passed take generation_config.json's values as transformers reads them (genconfig.ts):
