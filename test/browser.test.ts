@@ -16,7 +16,7 @@ import { serve } from "../web/server.mjs";
 import { loadTrainingCheckpoint } from "../src/index.js";
 import {
   PATIENCE_MS, REPO, type Opened, assertLocalOnly, attend, chartFacts, contrastProblems, buildExplorer, checkExports, embeddedMapPixels, exportFile, lastJson, launch, maxAbs, maxNestedDiff,
-  openLesson, outsideViewportX, readCheck, referenceMaps, requireChromium, rowSums, screenshot, svgOverlaps,
+  laidOut, openLesson, outsideViewportX, readCheck, referenceMaps, requireChromium, rowSums, screenshot, svgOverlaps,
 } from "./browser-helpers.js";
 
 let server: Server;
@@ -378,6 +378,11 @@ describe("explorer in Chromium", () => {
     const ids = ["lookup", "mixing", "sdpa", "selfcross", "multihead", "masks", "gqa", "memory", "inspect"];
     for (const [i, id] of ids.entries()) {
       await lesson(i + 1, id, id === "memory" ? "?logN=20" : "", async (page) => {
+        // what a worker computes is on the page before it is measured (else a slow machine measures the
+        // page without it, and a reply landing between two reads changes it under the test)
+        if (id === "memory") await page.locator("[data-testid=map-note][data-n]").waitFor();
+        if (id === "inspect") await page.locator("[data-testid=prediction][data-step]").waitFor();
+        await laidOut(page);
         const width = await page.evaluate(() => document.scrollingElement!.scrollWidth);
         assert.ok(width <= PHONE, `${id}: the page is ${width} px wide on a ${PHONE} px screen`);
         if (id === "lookup") {
@@ -795,6 +800,7 @@ describe("explorer in Chromium", () => {
     // a block mask (prefix LM): density equals createBlockMask's in Node; the page fits a phone
     await lesson(10, "flex", "?opt=blockmask&pattern=prefix", async (page) => {
       await flexDrawn(page);
+      await laidOut(page);
       const width = await page.evaluate(() => document.scrollingElement!.scrollWidth);
       assert.ok(width <= PHONE, `flex: the page is ${width} px wide on a ${PHONE} px screen`);
       const tiles = JSON.parse((await exportFile(page, "tiles", "json")).toString("utf8"));
