@@ -78,6 +78,16 @@ export async function openLesson(context: BrowserContext, base: string, id: stri
   return { page, errors, requests };
 }
 
+/**
+ * Resolve once the page has laid out what it has drawn so far and its ResizeObservers have run (they
+ * run after a frame's layout; two frames cover a change made just before the first). A figure's
+ * scroll hint is set by one, so a check of it right after a worker's reply was drawn could see the
+ * hint of the page before the reply.
+ */
+export async function laidOut(page: Page): Promise<void> {
+  await page.evaluate(() => new Promise<void>((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve()))));
+}
+
 /** Nothing but the local server (and in-page data:/blob: URLs). */
 export function assertLocalOnly(requests: string[]): void {
   for (const u of requests) {

@@ -16,7 +16,7 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { serve } from "../web/server.mjs";
 import { fromPretrained, fromPretrainedFiles, headScores, noGrad } from "../src/index.js";
 import {
-  PATIENCE_MS, REPO, assertLocalOnly, buildExplorer, checkExports, contrastProblems, exportFile, launch, maxNestedDiff, openLesson, requireChromium, screenshot,
+  PATIENCE_MS, REPO, assertLocalOnly, buildExplorer, checkExports, contrastProblems, exportFile, laidOut, launch, maxNestedDiff, openLesson, requireChromium, screenshot,
 } from "./browser-helpers.js";
 
 const FIXTURE = join(REPO, "test", "fixtures", "hf", "gpt2");
@@ -356,6 +356,8 @@ describe("explorer lesson 9: a Hugging Face folder in Chromium", () => {
       await pickFolder(page, dir);
       await typeText(page, TEXT);
       await page.locator("[data-figure=hf-scores] .fig-body[data-library=true]").waitFor(); // the table at its widest
+      await page.locator("[data-testid=prediction][data-step]").waitFor(); // the lesson's own model, made in its worker meanwhile
+      await laidOut(page);
       const width = await page.evaluate(() => document.scrollingElement!.scrollWidth);
       assert.ok(width <= PHONE, `the page is ${width} px wide on a ${PHONE} px screen`);
       const silent = await page.locator(".fig").evaluateAll((figs) => figs.filter((f) => {

@@ -24,8 +24,12 @@ interface Run {
   stderr: string;
 }
 
+/** How long one command may run: only a hung one reaches it, however busy the machine (as the browser tests' PATIENCE_MS). */
+const PATIENCE_MS = 10 * 60_000;
+
 function attend(...args: string[]): Run {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: PATIENCE_MS });
+  assert.equal(r.signal, null, `attend ${args.join(" ")} was stopped by ${r.signal}${r.error ? ` (${r.error.message})` : ""}:\n${r.stderr}`);
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

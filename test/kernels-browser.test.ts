@@ -130,7 +130,10 @@ interface CheckResult {
   mmDigest2: string;
 }
 
-describe("wasm kernels in Chromium", { skip: !existsSync(CHROMIUM) && `${CHROMIUM} not installed`, timeout: 180_000 }, () => {
+/** How long a launch or a wait may take: only a hung browser or page reaches it, however busy the machine (as in browser-helpers.ts). */
+const PATIENCE_MS = 10 * 60_000;
+
+describe("wasm kernels in Chromium", { skip: !existsSync(CHROMIUM) && `${CHROMIUM} not installed` }, () => {
   let dir = "";
   let server: Server;
   let base = "";
@@ -175,13 +178,14 @@ describe("wasm kernels in Chromium", { skip: !existsSync(CHROMIUM) && `${CHROMIU
   async function inChromium(path: string): Promise<CheckResult> {
     const { chromium } = await import("playwright-core");
     const browser = await chromium.launch({
-      executablePath: CHROMIUM, headless: true,
+      executablePath: CHROMIUM, headless: true, timeout: PATIENCE_MS,
       args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
     });
     try {
       const page = await browser.newPage();
+      page.setDefaultTimeout(PATIENCE_MS);
       await page.goto(`${base}${path}`);
-      await page.waitForFunction(() => (window as unknown as { __result?: unknown }).__result !== undefined, undefined, { timeout: 120_000 });
+      await page.waitForFunction(() => (window as unknown as { __result?: unknown }).__result !== undefined);
       return await page.evaluate(() => (window as unknown as { __result: CheckResult }).__result);
     } finally {
       await browser.close();
