@@ -19,9 +19,13 @@
 import type { FloatArray } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError } from "../tensor/errors.js";
 import type { AttentionParams, Backend, MatmulParams, RowStrides } from "./backend.js";
-import { backwardInAnyLayout, forwardInAnyLayout, layoutOf } from "./layout.js";
+import { backwardInAnyLayout, forwardInAnyLayout } from "./layout.js";
 
 type AnyArray = FloatArray | Uint8Array | Int32Array;
+
+// Each check is a few comparisons on the passing path, allocating nothing; its message is built only
+// once it has failed (the flexible options' checks, for calls that have them, pass a closure that
+// builds theirs).
 
 /** Whether x's buffer was detached (transferred away); only asked once x is found too short. */
 function isDetached(x: AnyArray): boolean {
@@ -36,89 +40,115 @@ function isDetached(x: AnyArray): boolean {
   }
 }
 
-/** A non-negative safe integer, or an ArgumentError naming it. */
-function count(fn: string, name: string, x: number): number {
-  if (!Number.isSafeInteger(x) || x < 0) throw new ArgumentError(`${fn}: ${name} must be a non-negative integer, got ${String(x)}`);
-  return x;
-}
+const isCount = (x: number): boolean => Number.isSafeInteger(x) && x >= 0;
 
-/** A safe integer (a stride or offset: may be negative), or an ArgumentError naming it. */
-function integer(fn: string, name: string, x: number): number {
-  if (!Number.isSafeInteger(x)) throw new ArgumentError(`${fn}: ${name} must be an integer, got ${String(x)}`);
-  return x;
+/** An ArgumentError for the first of `names` whose value (`values`, the same order) is not a count, or an integer with `signed`. */
+function notIntegers(fn: string, names: string[], values: number[], signed = false): ArgumentError {
+  const i = values.findIndex((x) => !(signed ? Number.isSafeInteger(x) : isCount(x)));
+  return new ArgumentError(`${fn}: ${names[i]} must be ${signed ? "an integer" : "a non-negative integer"}, got ${String(values[i])}`);
 }
 
 /**
- * Refuses `arr` unless it holds elements [lo, hi) (`reach`, said in the error: how the call gets
- * there). A call that reads nothing (hi <= lo) takes any array, a detached one included.
+ * Whether `arr` holds elements [lo, hi), which a call that reads nothing (hi <= lo) needs none of;
+ * an ArgumentError for something that is not an array at all.
  */
-function holds(fn: string, name: string, arr: AnyArray | null | undefined, lo: number, hi: number, reach: () => string): void {
+function holds(fn: string, name: string, arr: AnyArray | null | undefined, lo: number, hi: number): boolean {
   if (arr === null || arr === undefined || typeof arr.length !== "number") {
     throw new ArgumentError(`${fn}: ${name} must be a typed array, got ${arr === null ? "null" : typeof arr}`);
   }
-  if (hi <= lo || (lo >= 0 && hi <= arr.length)) return;
-  if (lo < 0) throw new ShapeError(`${fn}: ${name} would be read from index ${lo}, before its start: ${reach()}`);
+  return hi <= lo || (lo >= 0 && hi <= arr.length);
+}
+
+/** The error for an array that does not hold [lo, hi): what it holds (or that it is detached), what the call reaches and how (`reach`). */
+function shortArray(fn: string, name: string, arr: AnyArray, lo: number, hi: number, reach: string): ShapeError {
+  if (lo < 0) return new ShapeError(`${fn}: ${name} would be read from index ${lo}, before its start: ${reach}`);
   const seen = isDetached(arr) ? `${name}'s buffer is detached (transferred away), so it holds 0 elements` : `${name} holds ${arr.length} elements`;
-  throw new ShapeError(`${fn}: ${seen}, but the call reaches ${hi}: ${reach()}`);
+  return new ShapeError(`${fn}: ${seen}, but the call reaches ${hi}: ${reach}`);
 }
 
-/** Elements [lo, hi) that dims `n` at strides `s` reach from `offset`, `width` contiguous at the last one (none if a dim is 0). */
-function span(offset: number, n: readonly number[], s: readonly number[], width: number): [number, number] {
-  let lo = offset, hi = offset;
-  for (let i = 0; i < n.length; i++) {
-    if (n[i] === 0) return [0, 0];
-    const d = (n[i] - 1) * s[i];
-    if (d < 0) lo += d;
-    else hi += d;
-  }
-  return width === 0 ? [0, 0] : [lo, hi + width];
+/** A contiguous array of n elements. */
+function checkLength(fn: string, name: string, arr: AnyArray, n: number, what: () => string): void {
+  if (!holds(fn, name, arr, 0, n)) throw shortArray(fn, name, arr, 0, n, what());
 }
 
-/** An attention operand's rows: [B, heads, T, D] (letters `dims`) at strides s, or heads first. */
+/**
+ * An attention operand's rows: [B, heads, T, D] (letters `dims`) with row (b, h, t) at
+ * offset + b·sb + h·sh + t·sl (`s`; null: heads first), its D elements contiguous. Elements
+ * [lo, hi) are reached: lo from the negative strides, hi from the positive ones plus D.
+ */
 function checkRows(
-  fn: string, name: string, arr: FloatArray, s: RowStrides, laidOut: boolean, dims: string, B: number, heads: number, T: number, D: number,
+  fn: string, name: string, arr: FloatArray, s: RowStrides | null, dims: string, B: number, heads: number, T: number, D: number,
 ): void {
-  const at = `layout.${name === "dout" ? "out" : name.replace(/^d(?=[qkv]$)/, "")}`;
-  for (const key of ["offset", "sb", "sh", "sl"] as const) integer(fn, `${at}.${key}`, s[key]);
-  const [lo, hi] = span(s.offset, [B, heads, T], [s.sb, s.sh, s.sl], D);
-  holds(fn, name, arr, lo, hi, () => {
-    const shape = `${name} ${dims} = [${B}, ${heads}, ${T}, ${D}]`;
-    if (!laidOut) return `${shape}, heads first, is ${B * heads * T * D} elements`;
-    return `${shape} at ${at} = { offset ${s.offset}, sb ${s.sb}, sh ${s.sh}, sl ${s.sl} }: row (b, h, t) starts at offset + b·sb + h·sh + t·sl`;
-  });
+  let lo = 0, hi = B * heads * T * D;
+  if (s !== null) {
+    const { offset, sb, sh, sl } = s;
+    if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(sb) && Number.isSafeInteger(sh) && Number.isSafeInteger(sl))) {
+      throw notIntegers(fn, ["offset", "sb", "sh", "sl"].map((k) => `${layoutName(name)}.${k}`), [offset, sb, sh, sl], true);
+    }
+    if (hi > 0) {
+      const b = (B - 1) * sb, h = (heads - 1) * sh, t = (T - 1) * sl;
+      lo = offset + Math.min(0, b) + Math.min(0, h) + Math.min(0, t);
+      hi = offset + Math.max(0, b) + Math.max(0, h) + Math.max(0, t) + D;
+    }
+  }
+  if (holds(fn, name, arr, lo, hi)) return;
+  const shape = `${name} ${dims} = [${B}, ${heads}, ${T}, ${D}]`;
+  const reach = s === null
+    ? `${shape}, heads first, is ${hi} elements`
+    : `${shape} at ${layoutName(name)} = { offset ${s.offset}, sb ${s.sb}, sh ${s.sh}, sl ${s.sl} }: row (b, h, t) starts at offset + b·sb + h·sh + t·sl`;
+  throw shortArray(fn, name, arr, lo, hi, reach);
 }
+
+/** Where an operand's rows are given: dq, dk, dv and dout share q's, k's, v's and out's layouts. */
+const layoutName = (name: string): string => `layout.${name === "dout" ? "out" : name.replace(/^d(?=[qkv]$)/, "")}`;
 
 /** Everything but the rows: the dims, lse (and lseLo), the mask, the flexible options' arrays. */
 function checkAttentionParams(fn: string, p: AttentionParams, lse: FloatArray, lseLo: FloatArray | undefined): void {
-  const { B, H, Hkv, L, S } = p;
-  for (const key of ["B", "H", "Hkv", "L", "S", "E", "Ev"] as const) count(fn, `p.${key}`, p[key]);
+  const { B, H, Hkv, L, S, E, Ev } = p;
+  if (!(isCount(B) && isCount(H) && isCount(Hkv) && isCount(L) && isCount(S) && isCount(E) && isCount(Ev))) {
+    throw notIntegers(fn, ["B", "H", "Hkv", "L", "S", "E", "Ev"].map((k) => `p.${k}`), [B, H, Hkv, L, S, E, Ev]);
+  }
   if (H > 0 && (Hkv === 0 || H % Hkv !== 0)) {
     throw new ArgumentError(`${fn}: p.Hkv must divide p.H (each kv head serves H / Hkv query heads), got H = ${H}, Hkv = ${Hkv}`);
   }
-  const rows = (): string => `[B, H, L] = [${B}, ${H}, ${L}] is ${B * H * L} elements`;
-  holds(fn, "lse", lse, 0, B * H * L, rows);
-  if (lseLo !== undefined) holds(fn, "lseLo", lseLo, 0, B * H * L, rows);
-  const mk = p.mask;
-  if (mk !== null && mk !== undefined) {
-    const st = mk.strides;
-    st.forEach((x, i) => integer(fn, `mask.strides[${i}]`, x));
-    const [lo, hi] = span(0, [B, H, L, S], st, 1);
-    holds(fn, "mask.data", mk.data, lo, hi, () => `the ${mk.kind} mask seen as [B, H, L, S] = [${B}, ${H}, ${L}, ${S}] at strides [${st.join(", ")}]`);
+  const n = B * H * L;
+  if (!holds(fn, "lse", lse, 0, n)) throw shortArray(fn, "lse", lse, 0, n, `[B, H, L] = [${B}, ${H}, ${L}] is ${n} elements`);
+  if (lseLo !== undefined && !holds(fn, "lseLo", lseLo, 0, n)) {
+    throw shortArray(fn, "lseLo", lseLo, 0, n, `[B, H, L] = [${B}, ${H}, ${L}] is ${n} elements`);
   }
-  const perHead = (): string => `one per query head, H = ${H}`;
-  if (p.alibiSlopes) holds(fn, "alibiSlopes", p.alibiSlopes, 0, H, perHead);
-  if (p.sinks) holds(fn, "sinks", p.sinks, 0, H, perHead);
+  const mk = p.mask;
+  if (mk !== null && mk !== undefined) checkMask(fn, mk.kind, mk.data, mk.strides, B, H, L, S);
+  if (p.alibiSlopes) checkLength(fn, "alibiSlopes", p.alibiSlopes, H, () => `one per query head, H = ${H}`);
+  if (p.sinks) checkLength(fn, "sinks", p.sinks, H, () => `one per query head, H = ${H}`);
   if (p.documents) {
-    holds(fn, "documents.query", p.documents.query, 0, B * L, () => `[B, L] = [${B}, ${L}]`);
-    holds(fn, "documents.key", p.documents.key, 0, B * S, () => `[B, S] = [${B}, ${S}]`);
+    checkLength(fn, "documents.query", p.documents.query, B * L, () => `[B, L] = [${B}, ${L}]`);
+    checkLength(fn, "documents.key", p.documents.key, B * S, () => `[B, S] = [${B}, ${S}]`);
   }
   const bm = p.blockMask;
   if (bm) {
     const n = bm.B * bm.H * bm.nRows * bm.nCols;
     const blocks = (): string => `[B, H, nRows, nCols] = [${bm.B}, ${bm.H}, ${bm.nRows}, ${bm.nCols}]`;
-    holds(fn, "blockMask.kinds", bm.kinds, 0, n, blocks);
-    holds(fn, "blockMask.bitStart", bm.bitStart, 0, n, blocks);
+    checkLength(fn, "blockMask.kinds", bm.kinds, n, blocks);
+    checkLength(fn, "blockMask.bitStart", bm.bitStart, n, blocks);
   }
+}
+
+/** A mask seen as [B, H, L, S] through its strides (0 on broadcast dims; any sign). */
+function checkMask(
+  fn: string, kind: string, data: AnyArray, st: readonly [number, number, number, number], B: number, H: number, L: number, S: number,
+): void {
+  const [sb, sh, sl, ss] = st;
+  if (!(Number.isSafeInteger(sb) && Number.isSafeInteger(sh) && Number.isSafeInteger(sl) && Number.isSafeInteger(ss))) {
+    throw notIntegers(fn, [0, 1, 2, 3].map((i) => `mask.strides[${i}]`), [sb, sh, sl, ss], true);
+  }
+  let lo = 0, hi = 0;
+  if (B * H * L * S > 0) {
+    const d = [(B - 1) * sb, (H - 1) * sh, (L - 1) * sl, (S - 1) * ss];
+    lo = Math.min(0, d[0]) + Math.min(0, d[1]) + Math.min(0, d[2]) + Math.min(0, d[3]);
+    hi = Math.max(0, d[0]) + Math.max(0, d[1]) + Math.max(0, d[2]) + Math.max(0, d[3]) + 1;
+  }
+  if (holds(fn, "mask.data", data, lo, hi)) return;
+  throw shortArray(fn, "mask.data", data, lo, hi, `the ${kind} mask seen as [B, H, L, S] = [${B}, ${H}, ${L}, ${S}] at strides [${st.join(", ")}]`);
 }
 
 /** Checks an attention forward's operands (q, k, v read; out, lse, lseLo written). */
@@ -126,11 +156,11 @@ export function checkAttentionForward(
   fn: string, p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray, lseLo?: FloatArray,
 ): void {
   checkAttentionParams(fn, p, lse, lseLo);
-  const { B, H, Hkv, L, S, E, Ev } = p, lay = layoutOf(p), laid = !!p.layout;
-  checkRows(fn, "q", q, lay.q, laid, "[B, H, L, E]", B, H, L, E);
-  checkRows(fn, "k", k, lay.k, laid, "[B, Hkv, S, E]", B, Hkv, S, E);
-  checkRows(fn, "v", v, lay.v, laid, "[B, Hkv, S, Ev]", B, Hkv, S, Ev);
-  checkRows(fn, "out", out, lay.out, laid, "[B, H, L, Ev]", B, H, L, Ev);
+  const { B, H, Hkv, L, S, E, Ev } = p, lay = p.layout ?? null;
+  checkRows(fn, "q", q, lay && lay.q, "[B, H, L, E]", B, H, L, E);
+  checkRows(fn, "k", k, lay && lay.k, "[B, Hkv, S, E]", B, Hkv, S, E);
+  checkRows(fn, "v", v, lay && lay.v, "[B, Hkv, S, Ev]", B, Hkv, S, Ev);
+  checkRows(fn, "out", out, lay && lay.out, "[B, H, L, Ev]", B, H, L, Ev);
 }
 
 /** Checks an attention backward's operands: forward's, plus dout (out's rows), dq, dk, dv (q's, k's, v's rows). */
@@ -139,27 +169,32 @@ export function checkAttentionBackward(
   lse: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, lseLo?: FloatArray,
 ): void {
   checkAttentionForward(fn, p, q, k, v, out, lse, lseLo);
-  const { B, H, Hkv, L, S, E, Ev } = p, lay = layoutOf(p), laid = !!p.layout;
-  checkRows(fn, "dout", dout, lay.out, laid, "[B, H, L, Ev]", B, H, L, Ev);
-  checkRows(fn, "dq", dq, lay.q, laid, "[B, H, L, E]", B, H, L, E);
-  checkRows(fn, "dk", dk, lay.k, laid, "[B, Hkv, S, E]", B, Hkv, S, E);
-  checkRows(fn, "dv", dv, lay.v, laid, "[B, Hkv, S, Ev]", B, Hkv, S, Ev);
+  const { B, H, Hkv, L, S, E, Ev } = p, lay = p.layout ?? null;
+  checkRows(fn, "dout", dout, lay && lay.out, "[B, H, L, Ev]", B, H, L, Ev);
+  checkRows(fn, "dq", dq, lay && lay.q, "[B, H, L, E]", B, H, L, E);
+  checkRows(fn, "dk", dk, lay && lay.k, "[B, Hkv, S, E]", B, Hkv, S, E);
+  checkRows(fn, "dv", dv, lay && lay.v, "[B, Hkv, S, Ev]", B, Hkv, S, Ev);
 }
 
 /** Checks a matmul's operands: out [batch, m, n]; a, b at their batch strides (0: one shared); bias [n]. */
 export function checkMatmul(fn: string, out: FloatArray, a: FloatArray, b: FloatArray, bias: FloatArray | null, p: MatmulParams): void {
-  const { batch, m, n, k } = p;
-  for (const key of ["batch", "m", "n", "k"] as const) count(fn, `p.${key}`, p[key]);
-  const aS = count(fn, "p.aBatchStride", p.aBatchStride), bS = count(fn, "p.bBatchStride", p.bBatchStride);
-  const dims = (x: "a" | "b", rows: number, cols: number, stride: number): string =>
-    `${x} is [${rows}, ${cols}]${stride === 0 ? ", one for the whole batch" : ` per product, ${batch} products ${stride} apart`}`;
-  const none = batch * m * n === 0; // nothing is computed (wasm and ref both return at once)
-  holds(fn, "out", out, 0, batch * m * n, () => `[batch, m, n] = [${batch}, ${m}, ${n}]`);
-  if (none) return;
-  const [am, ak] = p.transA ? [k, m] : [m, k], [bk, bn] = p.transB ? [n, k] : [k, n];
-  holds(fn, "a", a, 0, k === 0 ? 0 : (aS === 0 ? 0 : (batch - 1) * aS) + m * k, () => dims("a", am, ak, aS));
-  holds(fn, "b", b, 0, k === 0 ? 0 : (bS === 0 ? 0 : (batch - 1) * bS) + n * k, () => dims("b", bk, bn, bS));
-  if (bias !== null) holds(fn, "bias", bias, 0, n, () => `one per column of out, n = ${n}`);
+  const { batch, m, n, k, aBatchStride: aS, bBatchStride: bS } = p;
+  if (!(isCount(batch) && isCount(m) && isCount(n) && isCount(k) && isCount(aS) && isCount(bS))) {
+    throw notIntegers(fn, ["batch", "m", "n", "k", "aBatchStride", "bBatchStride"].map((x) => `p.${x}`), [batch, m, n, k, aS, bS]);
+  }
+  const outN = batch * m * n;
+  if (!holds(fn, "out", out, 0, outN)) throw shortArray(fn, "out", out, 0, outN, `[batch, m, n] = [${batch}, ${m}, ${n}]`);
+  if (outN === 0) return; // nothing is computed (wasm and ref both return at once)
+  // a [m, k] ([k, m] with transA) and b [k, n] ([n, k] with transB) per product, batch strides apart
+  const aN = k === 0 ? 0 : (aS === 0 ? 0 : (batch - 1) * aS) + m * k, bN = k === 0 ? 0 : (bS === 0 ? 0 : (batch - 1) * bS) + n * k;
+  if (!holds(fn, "a", a, 0, aN)) throw shortArray(fn, "a", a, 0, aN, matmulOperand("a", p.transA ? [k, m] : [m, k], batch, aS));
+  if (!holds(fn, "b", b, 0, bN)) throw shortArray(fn, "b", b, 0, bN, matmulOperand("b", p.transB ? [n, k] : [k, n], batch, bS));
+  if (bias !== null && !holds(fn, "bias", bias, 0, n)) throw shortArray(fn, "bias", bias, 0, n, `one per column of out, n = ${n}`);
+}
+
+/** How a matmul operand reaches: its shape per product, and its batch stride. */
+function matmulOperand(x: string, [rows, cols]: [number, number], batch: number, stride: number): string {
+  return `${x} is [${rows}, ${cols}]${stride === 0 ? ", one for the whole batch" : ` per product, ${batch} products ${stride} apart`}`;
 }
 
 /**
