@@ -7,7 +7,6 @@
 import type { FloatArray } from "../tensor/dtype.js";
 import type { AttentionParams, Backend, MatmulParams, NormRowsParams, PiecewiseTable32 } from "./backend.js";
 import { getBackend } from "./index.js"; // index.ts registers the built-in backends
-import { backwardInAnyLayout, forwardInAnyLayout } from "./layout.js";
 
 export { withFrozenWeights } from "./frozen.js";
 
@@ -41,15 +40,17 @@ export interface AttentionKernels {
 }
 
 /**
- * The selected backend's attention kernels. A call with AttentionParams.layout reaches a backend that
- * does not declare attentionLayout as heads-first copies (kernels/layout.ts).
+ * The selected backend's attention kernels. getBackend() hands it out behind the door (door.ts): the
+ * operands are checked, and a call with AttentionParams.layout reaches a backend that does not
+ * declare attentionLayout as heads-first copies (kernels/layout.ts).
  */
 export function attentionKernels(): AttentionKernels {
   const b: Backend = getBackend();
-  const forward: Backend["attentionForward"] = (p, q, k, v, out, lse, lseLo) => b.attentionForward(p, q, k, v, out, lse, lseLo);
-  const backward: Backend["attentionBackward"] = (p, q, k, v, out, dout, lse, dq, dk, dv, lseLo) => b.attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo);
-  const any = b.attentionLayout === true;
-  return { backend: b.name, forward: any ? forward : forwardInAnyLayout(forward), backward: any ? backward : backwardInAnyLayout(backward) };
+  return {
+    backend: b.name,
+    forward: (p, q, k, v, out, lse, lseLo) => b.attentionForward(p, q, k, v, out, lse, lseLo),
+    backward: (p, q, k, v, out, dout, lse, dq, dk, dv, lseLo) => b.attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo),
+  };
 }
 
 // The optional fast paths: each returns false when the selected backend has none for these arrays,

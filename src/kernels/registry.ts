@@ -9,9 +9,15 @@
  * reason. Without a setBackend call, the available backend of highest priority is used (ties: the
  * one registered first). The conformance suites (test/fixtures, test/sdpa-fused, test/backends)
  * run over listBackends(), so a registered backend is tested with no edit to them.
+ *
+ * getBackend() and findBackend() hand out each backend behind the door (door.ts): its kernels with
+ * their operands checked first, and attention in any layout. Every caller, the ops, the suites and
+ * users, reaches a backend so; only a direct import of a backend object (refBackend, wasmBackend)
+ * skips it.
  */
 import { ArgumentError } from "../tensor/errors.js";
 import type { Backend } from "./backend.js";
+import { guardBackend } from "./door.js";
 
 export type BackendFactory = () => Backend | null;
 
@@ -25,7 +31,7 @@ interface Entry {
   factory: BackendFactory;
   priority: number;
   order: number;
-  /** undefined = factory not run yet; null = unavailable here */
+  /** undefined = factory not run yet; null = unavailable here; else the factory's backend behind the door (door.ts) */
   instance?: Backend | null;
 }
 
@@ -42,7 +48,7 @@ function instantiate(e: Entry): Backend | null {
     if (b !== null && (typeof b !== "object" || typeof b.matmul !== "function")) {
       throw new ArgumentError(`registerBackend: the factory of "${e.name}" returned ${typeof b}, expected a Backend object or null`);
     }
-    e.instance = b;
+    e.instance = b === null ? null : guardBackend(b);
   }
   return e.instance;
 }
@@ -95,7 +101,7 @@ function current(): Entry {
   return selected;
 }
 
-/** The selected backend (the default one if setBackend was never called). */
+/** The selected backend (the default one if setBackend was never called), behind the door (door.ts). */
 export function getBackend(): Backend {
   return instantiate(current())!;
 }
@@ -104,7 +110,7 @@ export function getBackendName(): string {
   return current().name;
 }
 
-/** A registered backend by name, or null if it is not registered or cannot run here. */
+/** A registered backend by name (behind the door, door.ts), or null if it is not registered or cannot run here. */
 export function findBackend(name: string): Backend | null {
   const e = entries.get(name);
   return e === undefined ? null : instantiate(e);

@@ -131,6 +131,32 @@ function stagingError(fn: string, what: string, e: unknown): Error {
   return new Error(`attend: ${fn}: ${what} failed: ${String(e)}`, { cause: e });
 }
 
+/**
+ * rt.alloc(bytes) for `what` (an operand, or a buffer) of the call `fn`: memory that cannot grow, or
+ * would pass 4 GiB, fails naming the function, what the bytes were for and how many, instead of with
+ * the runtime's bare RangeError.
+ */
+function reserve(rt: WasmRuntime, fn: string, what: string, bytes: number): number {
+  try {
+    return rt.alloc(bytes);
+  } catch (e) {
+    throw reserveError(rt, fn, what, `${bytes} bytes`, e);
+  }
+}
+
+/** The same for the threads' scratch (rt.allocScratch: `floats` per thread). */
+function reserveScratch(rt: WasmRuntime, fn: string, floats: number): [number, number] {
+  try {
+    return rt.allocScratch(floats);
+  } catch (e) {
+    throw reserveError(rt, fn, "the threads' scratch", `${floats} floats per thread`, e);
+  }
+}
+
+function reserveError(rt: WasmRuntime, fn: string, what: string, size: string, e: unknown): Error {
+  return stagingError(fn, `reserving wasm memory for ${what} (${size}; the memory holds ${rt.memoryBytes} bytes)`, e);
+}
+
 // ----------------------------------------------------------------------------------------------
 // matmul
 // ----------------------------------------------------------------------------------------------
@@ -171,7 +197,7 @@ onFrozenScopeEnd(() => {
  * false] when they are to be packed there now (kept from now on), or null when b is not frozen or
  * the budget is spent (pack into staging as usual). Call right after rt.reset().
  */
-function residentPackOf(rt: WasmRuntime, b: FloatArray, p: MatmulParams, bytes: number): [number, boolean] | null {
+function residentPackOf(rt: WasmRuntime, b: FloatArray, p: MatmulParams, bytes: number, fn: string): [number, boolean] | null {
   if (!isFrozen(b)) return null;
   if (resident.rt !== rt) { // first use in this scope, or the runtime was replaced: start over
     resident.rt?.releaseResident();
@@ -188,7 +214,11 @@ function residentPackOf(rt: WasmRuntime, b: FloatArray, p: MatmulParams, bytes: 
   const had = at !== undefined;
   if (at === undefined) {
     if (rt.residentBytes + bytes > wasmTuning.residentBudget) return null;
-    at = rt.allocResident(bytes);
+    try {
+      at = rt.allocResident(bytes);
+    } catch (e) {
+      throw reserveError(rt, fn, "b's packed panels, kept while b is frozen", `${bytes} bytes`, e);
+    }
     if (byKey === undefined) resident.packs.set(b.buffer, (byKey = new Map()));
     byKey.set(key, at);
   }
@@ -224,15 +254,16 @@ function wasmMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: Flo
   const mp = up4(m), np = up8(n);
   const nA = aBatchStride === 0 ? 1 : batch;
   const nB = bBatchStride === 0 ? 1 : batch;
+  const fn = bias === null ? "wasmMatmul" : "wasmMatmulBias";
   rt.reset();
-  const kept = residentPackOf(rt, b, p, 4 * nB * k * np);
-  const [scratch, stride] = rt.allocScratch(rt.exports.mm_scratch_floats());
-  const aP = rt.allocF32(nA * m * k);
+  const kept = residentPackOf(rt, b, p, 4 * nB * k * np, fn);
+  const [scratch, stride] = reserveScratch(rt, fn, rt.exports.mm_scratch_floats());
+  const aP = reserve(rt, fn, "a", 4 * nA * m * k);
   const packed = kept !== null && kept[1];
-  const bP = packed ? 0 : rt.allocF32(nB * n * k);
-  const bpP = kept !== null ? kept[0] : rt.allocF32(nB * k * np);
-  const cP = rt.allocF32(batch * mp * np);
-  const biasP = bias === null ? 0 : rt.allocF32(np);
+  const bP = packed ? 0 : reserve(rt, fn, "b", 4 * nB * n * k);
+  const bpP = kept !== null ? kept[0] : reserve(rt, fn, "b's packed panels", 4 * nB * k * np);
+  const cP = reserve(rt, fn, "out", 4 * batch * mp * np);
+  const biasP = bias === null ? 0 : reserve(rt, fn, "bias", 4 * np);
   const threads = flops < wasmTuning.minParallelFlops ? 1 : getNumThreads();
   const mb = Math.ceil(mp / rt.exports.mm_row_block());
   const nb = Math.ceil(np / rt.exports.mm_col_block());
@@ -241,14 +272,13 @@ function wasmMatmulBias(out: FloatArray, a: FloatArray, b: FloatArray, bias: Flo
   const overlapOut = threads > 1 && rt.threaded && tasks >= 2 * threads;
   const copyingOut = overlapOut && batch * m * n >= wasmTuning.minCopyOutDuring;
   const prefaulting = overlapOut && !copyingOut && !accumulate && batch * m * n >= wasmTuning.minOverlapUnstage;
-  const doneP = copyingOut ? rt.alloc(4 * batch * nb) : 0;
+  const doneP = copyingOut ? reserve(rt, fn, "the column blocks' counters", 4 * batch * nb) : 0;
   const prm: JobFields<typeof Lay.MmJob> = {
     a: aP, bp: bpP, b: bP, c: cP, m, n, k, mp, np, aBatch: nA === 1 ? 0 : 1, bBatch: nB === 1 ? 0 : 1,
     transA: transA ? 1 : 0, transB: transB ? 1 : 0, acc: accumulate ? 1 : 0, mBlocks: mb, nBlocks: nb, bias: biasP, done: doneP,
   };
   // a and b go in as given (the kernels pack b, and each product task its rows of a); out is staged
   // with padded rows and columns. `what`: the operand being copied, which an error names.
-  const fn = bias === null ? "wasmMatmul" : "wasmMatmulBias";
   const packCols = rt.exports.mm_pack_cols();
   let what = "";
   const copyIn = (release: (t: number) => void): void => {
@@ -678,7 +708,7 @@ function stageMask(rt: WasmRuntime, p: AttentionParams, g0: number, ng: number, 
   lo = Math.max(0, lo);
   hi = Math.min(mk.data.length, hi);
   const n = Math.max(0, hi - lo);
-  const at = mk.kind === "bool" ? rt.alloc(n) : rt.allocF32(n);
+  const at = reserve(rt, fn, `the mask (${mk.kind}, elements ${lo} to ${hi} of ${mk.data.length})`, mk.kind === "bool" ? n : 4 * n);
   try {
     if (mk.kind === "bool") rt.u8.set(mk.data.subarray(lo, hi), at);
     else rt.f32.set(mk.data.subarray(lo, hi), at >> 2);
@@ -743,16 +773,16 @@ function flexTables(fn: string, p: AttentionParams, g: AttGeometry): FlexTables 
 }
 
 /** Stages the flexible options' tables (for every batch element and head: they are small); returns their job fields. */
-function stageFlex(rt: WasmRuntime, p: AttentionParams, t: FlexTables): AttFields {
+function stageFlex(rt: WasmRuntime, p: AttentionParams, t: FlexTables, fn: string): AttFields {
   const f: { -readonly [K in keyof AttFields]: AttFields[K] } = {};
   const i32 = (x: Int32Array | Float32Array): number => {
-    const at = rt.alloc(4 * x.length);
+    const at = reserve(rt, fn, "the flexible options' tables", 4 * x.length);
     if (x instanceof Float32Array) rt.f32.set(x, at >> 2);
     else rt.i32.set(x, at >> 2);
     return at;
   };
   const u8 = (x: Uint8Array): number => {
-    const at = rt.alloc(x.length);
+    const at = reserve(rt, fn, "the block mask's tables", x.length);
     rt.u8.set(x, at);
     return at;
   };
@@ -844,6 +874,9 @@ function eachGroup(
   }
 }
 
+/** The functions as errors name them. */
+const FWD = "wasmAttentionForward", BWD = "wasmAttentionBackward";
+
 function wasmAttentionForward(
   p: AttentionParams, q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray, lseLo?: FloatArray,
 ): void {
@@ -857,13 +890,13 @@ function wasmAttentionForward(
   }
   const g = geometry(p);
   const { G, Lp, Sp, Ep, Evp, Br, Bc, nI } = g;
-  const flex = flexTables("wasmAttentionForward", p, g);
+  const flex = flexTables(FWD, p, g);
   const lay = layoutOf(p); // where each head's rows are: staging reads them there (no separate permute)
   const qo: Operand = { name: "q", arr: q, s: lay.q, heads: H, T: L, D: E, Tp: Lp, Dp: Ep, slots: [] };
   const ko: Operand = { name: "k", arr: k, s: lay.k, heads: p.Hkv, T: S, D: E, Tp: Sp, Dp: Ep, slots: [] };
   const vo: Operand = { name: "v", arr: v, s: lay.v, heads: p.Hkv, T: S, D: Ev, Tp: Sp, Dp: Evp, slots: [] };
   const oo: Operand = { name: "out", arr: out, s: lay.out, heads: H, T: L, D: Ev, Tp: Lp, Dp: Evp, slots: [] };
-  const stIn = stagingOf("wasmAttentionForward", [qo, ko, vo]), stOut = stagingOf("wasmAttentionForward", [oo]);
+  const stIn = stagingOf(FWD, [qo, ko, vo]), stOut = stagingOf(FWD, [oo]);
   const blockFloats = Math.max(stIn.blockFloats, stOut.blockFloats); // one block buffer, for both
   const perGroup = G * Lp * (Ep + Evp + 3) + Sp * (Ep + Evp);
   const NGmax = groupsPerRound(p, perGroup, blockFloats);
@@ -872,16 +905,16 @@ function wasmAttentionForward(
   for (let g0 = 0; g0 < groups; g0 += NGmax) {
     const NG = Math.min(NGmax, groups - g0);
     rt.reset();
-    const [scratch, stride] = rt.allocScratch(rt.exports.fwd_scratch_floats(Br, Bc, Ep, Evp));
-    const qP = rt.allocF32(NG * G * Lp * Ep);
-    const kP = rt.allocF32(NG * Sp * Ep);
-    const vP = rt.allocF32(NG * Sp * Evp);
-    const oP = rt.allocF32(NG * G * Lp * Evp);
-    const maxP = rt.allocF32(NG * G * Lp);
-    const sumP = rt.allocF64(NG * G * Lp);
-    const tmp = blockFloats > 0 ? rt.allocF32(blockFloats) >> 2 : 0;
-    const mask = stageMask(rt, p, g0, NG, "wasmAttentionForward");
-    const flexFields = stageFlex(rt, p, flex);
+    const [scratch, stride] = reserveScratch(rt, FWD, rt.exports.fwd_scratch_floats(Br, Bc, Ep, Evp));
+    const qP = reserve(rt, FWD, "q", 4 * NG * G * Lp * Ep);
+    const kP = reserve(rt, FWD, "k", 4 * NG * Sp * Ep);
+    const vP = reserve(rt, FWD, "v", 4 * NG * Sp * Evp);
+    const oP = reserve(rt, FWD, "out", 4 * NG * G * Lp * Evp);
+    const maxP = reserve(rt, FWD, "the row maxima", 4 * NG * G * Lp);
+    const sumP = reserve(rt, FWD, "the row sums", 8 * NG * G * Lp);
+    const tmp = blockFloats > 0 ? reserve(rt, FWD, "the block interleaved rows move through", 4 * blockFloats) >> 2 : 0;
+    const mask = stageMask(rt, p, g0, NG, FWD);
+    const flexFields = stageFlex(rt, p, flex, FWD);
     for (const o of [qo, ko, vo, oo]) o.slots.length = 0;
     eachGroup(p, g0, NG, G, (head, hl) => {
       qo.slots.push([head, (qP >> 2) + hl * Lp * Ep]);
@@ -923,7 +956,7 @@ function wasmAttentionBackward(
   }
   const g = geometry(p);
   const { G, Lp, Sp, Ep, Evp, Br, Bc, nI, nJ } = g;
-  const flex = flexTables("wasmAttentionBackward", p, g);
+  const flex = flexTables(BWD, p, g);
   // floats per kv group: q, qt, dq, dO, dOt, out, lse hi and lo, D (float64); k, v, dk, dv; counters
   const perGroup = G * Lp * (3 * Ep + 3 * Evp + 4) + Sp * (2 * Ep + 2 * Evp) + G * nI;
   const lay = layoutOf(p); // as in forward: dq, dk, dv and dout share q's, k's, v's and out's layouts
@@ -931,7 +964,7 @@ function wasmAttentionBackward(
   const qo = op("q", q, lay.q, H, L, E, Lp, Ep), doo = op("dout", dout, lay.out, H, L, Ev, Lp, Evp), oo = op("out", out, lay.out, H, L, Ev, Lp, Evp);
   const ko = op("k", k, lay.k, Hkv, S, E, Sp, Ep), vo = op("v", v, lay.v, Hkv, S, Ev, Sp, Evp);
   const dqo = op("dq", dq, lay.q, H, L, E, Lp, Ep), dko = op("dk", dk, lay.k, Hkv, S, E, Sp, Ep), dvo = op("dv", dv, lay.v, Hkv, S, Ev, Sp, Evp);
-  const stIn = stagingOf("wasmAttentionBackward", [qo, doo, oo, ko, vo]), stOut = stagingOf("wasmAttentionBackward", [dqo, dko, dvo]);
+  const stIn = stagingOf(BWD, [qo, doo, oo, ko, vo]), stOut = stagingOf(BWD, [dqo, dko, dvo]);
   const blockFloats = Math.max(stIn.blockFloats, stOut.blockFloats); // one block buffer, for both
   const NGmax = groupsPerRound(p, perGroup, blockFloats);
   const threads = attThreads(rt, p, "backward");
@@ -939,25 +972,25 @@ function wasmAttentionBackward(
   for (let g0 = 0; g0 < groups; g0 += NGmax) {
     const NG = Math.min(NGmax, groups - g0);
     rt.reset();
-    const [scratch, stride] = rt.allocScratch(rt.exports.bwd_scratch_floats(Br, Bc, Ep, Evp));
+    const [scratch, stride] = reserveScratch(rt, BWD, rt.exports.bwd_scratch_floats(Br, Bc, Ep, Evp));
     const nh = NG * G;
-    const qP = rt.allocF32(nh * Lp * Ep);
-    const kP = rt.allocF32(NG * Sp * Ep);
-    const vP = rt.allocF32(NG * Sp * Evp);
-    const doP = rt.allocF32(nh * Lp * Evp);
-    const oP = rt.allocF32(nh * Lp * Evp);
-    const hiP = rt.allocF32(nh * Lp);
-    const loP = rt.allocF32(nh * Lp);
-    const dP = rt.allocF64(nh * Lp);
-    const qtP = rt.allocF32(nh * Lp * Ep);
-    const dotP = rt.allocF32(nh * Lp * Evp);
-    const dqP = rt.allocF32(nh * Lp * Ep);
-    const dkP = rt.allocF32(NG * Sp * Ep);
-    const dvP = rt.allocF32(NG * Sp * Evp);
-    const cntP = rt.alloc(4 * nh * nI);
-    const tmp = blockFloats > 0 ? rt.allocF32(blockFloats) >> 2 : 0;
-    const mask = stageMask(rt, p, g0, NG, "wasmAttentionBackward");
-    const flexFields = stageFlex(rt, p, flex);
+    const qP = reserve(rt, BWD, "q", 4 * nh * Lp * Ep);
+    const kP = reserve(rt, BWD, "k", 4 * NG * Sp * Ep);
+    const vP = reserve(rt, BWD, "v", 4 * NG * Sp * Evp);
+    const doP = reserve(rt, BWD, "dout", 4 * nh * Lp * Evp);
+    const oP = reserve(rt, BWD, "out", 4 * nh * Lp * Evp);
+    const hiP = reserve(rt, BWD, "lse (its float32 hi part)", 4 * nh * Lp);
+    const loP = reserve(rt, BWD, "lse (its float32 lo part)", 4 * nh * Lp);
+    const dP = reserve(rt, BWD, "D = rowsum(dout * out)", 8 * nh * Lp);
+    const qtP = reserve(rt, BWD, "q transposed", 4 * nh * Lp * Ep);
+    const dotP = reserve(rt, BWD, "dout transposed", 4 * nh * Lp * Evp);
+    const dqP = reserve(rt, BWD, "dq", 4 * nh * Lp * Ep);
+    const dkP = reserve(rt, BWD, "dk", 4 * NG * Sp * Ep);
+    const dvP = reserve(rt, BWD, "dv", 4 * NG * Sp * Evp);
+    const cntP = reserve(rt, BWD, "the dQ blocks' turn counters", 4 * nh * nI);
+    const tmp = blockFloats > 0 ? reserve(rt, BWD, "the block interleaved rows move through", 4 * blockFloats) >> 2 : 0;
+    const mask = stageMask(rt, p, g0, NG, BWD);
+    const flexFields = stageFlex(rt, p, flex, BWD);
     for (const o of [qo, doo, oo, ko, vo, dqo, dko, dvo]) o.slots.length = 0;
     const f32 = rt.f32;
     eachGroup(p, g0, NG, G, (head, hl) => {
