@@ -200,7 +200,8 @@ async function warmPool(): Promise<void> {
     batch: 1, m: 64, n: 64, k: 64, aBatchStride: 0, bBatchStride: 0, transA: false, transB: false, accumulate: false,
   });
   wasmTuning.minParallelFlops = saved;
-  for (let i = 0; i < 200 && rt.readyWorkers < 1; i++) await new Promise((res) => setTimeout(res, 25));
+  // as long as a loaded machine needs to start a thread (up to 10 minutes), not a fixed few seconds
+  for (let i = 0; i < 24_000 && rt.readyWorkers < 1; i++) await new Promise((res) => setTimeout(res, 25));
 }
 
 describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, () => {
