@@ -7,6 +7,11 @@
  *   y = sdpa(q, k, v)        causal as a flag, padding as a [N, 1, 1, S] mask: the fused kernels
  *   out = Wo merge(y)        [N, H, L, hd] -> [N, L, C]
  *
+ * Where the fused kernels take the call (no weights wanted; no cache, or a prefill into an empty plain
+ * KVCache) they read q, k, v as the projections lay them out, heads interleaved, and write the merged
+ * output, so the split and merge are not made; a RotaryEmbedding rotates q and k in that layout first
+ * (rope.forwardInterleaved), and a cache takes its heads-first copy of the new keys and values.
+ *
  * forward() is the PyTorch adapter around attend(), the core: the [L, N, C] / unbatched layouts, the
  * forward options and masks (moduleCommon.ts), averaged weights. MultiheadAttention (multihead.ts)
  * adds in_proj / out_proj and addBiasKv / addZeroAttn; GroupedQueryAttention (gqa.ts) has
