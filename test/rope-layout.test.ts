@@ -11,8 +11,8 @@
  *     output and gradients, as the readable steps written out with public ops (split, rope.forward,
  *     scaledDotProductAttention, merge), on every registered backend; a prefill into an empty KVCache
  *     leaves the same keys in the cache and gives the same next step;
- *   - PretrainedLM (the HF llama, mistral and qwen2 fixtures): forward and the cached prefill give the
- *     same logits, bit for bit, as the split path (forwardVisitingAttention takes it).
+ *   - PretrainedLM (the HF llama, mistral and qwen2 fixtures; gpt2 without RoPE): forward and the cached
+ *     prefill give the same logits, bit for bit, as the split path (forwardVisitingAttention takes it).
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -198,7 +198,7 @@ test("the kernels are handed the rotated q and k in the projections' layout [N, 
 });
 
 describe("PretrainedLM with RoPE: RoPE and sdpa on the projections as they come, the same bits as the split path", () => {
-  for (const name of ["llama", "mistral", "qwen2"]) {
+  for (const name of ["llama", "mistral", "qwen2", "gpt2"]) { // gpt2: no RoPE, the same interleaved sdpa
     test(`${name}: forward, and a prefill into an empty cache then one step, equal the split path (forwardVisitingAttention) bit for bit`, () => {
       const { model } = fromPretrained(join(HF, name));
       const ids = [[1, 5, 9, 2, 7, 3, 11, 4], [6, 2, 8, 1, 3, 3, 10, 12]];

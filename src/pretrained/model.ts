@@ -51,29 +51,30 @@ function attend(a: PretrainedArch, q: Tensor, k: Tensor, v: Tensor, ctx: LayerCo
   const [N, T] = q.shape;
   const enableGqa = a.numKvHeads !== a.numHeads;
   const { rotary, padding, cache, offset } = ctx;
-  // RoPE on the projections as they come when every row starts at one position ([N, T, h·hd], rotated)
-  const inPlace = rotary !== null && padding === null && typeof offset === "number";
-  if (inPlace) {
-    q = rotary.forwardInterleaved(cols(q, a.numHeads, a.headDim), offset); // [N, T, H·hd], rotated
-    k = rotary.forwardInterleaved(cols(k, a.numKvHeads, a.headDim), offset); // [N, T, Hkv·hd]
-  }
-  // no cache, or a prefill into an empty plain layer (whose keys are then just these): the fused kernels
-  // read the heads where they are and write them merged, [N, T, H·hd] (null when they decline the call)
+  // No cache, or a prefill into an empty plain layer (whose keys are then just these), every row from one
+  // position, nothing to show: RoPE and the fused kernels on the projections as they come ([N, T, h·hd],
+  // heads interleaved), the output merged; the cache keeps its heads-first copy. Else (or when the
+  // kernels decline) the heads are split, rotated and merged below.
   const freshOnly = cache === null || (cache.length === 0 && T > 1 && cache.constructor === KVCacheLayer);
-  if (freshOnly && padding === null && (rotary === null || inPlace) && ctx.weights === null && ctx.visit === null) {
+  const inPlace = freshOnly && padding === null && typeof offset === "number" && ctx.weights === null && ctx.visit === null;
+  if (inPlace) {
+    if (rotary !== null) {
+      q = rotary.forwardInterleaved(cols(q, a.numHeads, a.headDim), offset); // [N, T, H·hd], rotated
+      k = rotary.forwardInterleaved(cols(k, a.numKvHeads, a.headDim), offset); // [N, T, Hkv·hd]
+    }
     const y = scaledDotProductAttentionInterleaved(
       cols(q, a.numHeads, a.headDim), cols(k, a.numKvHeads, a.headDim), cols(v, a.numKvHeads, a.headDim),
       { isCausal: true, causalAlignment: "bottom-right", enableGqa, slidingWindow: window },
-    );
+    ); // [N, T, H·hd]
     if (y !== null) {
-      if (cache !== null) cache.push(heads(k, a.numKvHeads, a.headDim), heads(v, a.numKvHeads, a.headDim)); // the cache keeps heads first
+      if (cache !== null) cache.push(heads(k, a.numKvHeads, a.headDim), heads(v, a.numKvHeads, a.headDim)); // [N, T, Hkv·hd] -> [N, Hkv, T, hd]
       return y;
     }
   }
   let qh = heads(q, a.numHeads, a.headDim); // [N, H, T, hd]
   let kh = heads(k, a.numKvHeads, a.headDim); // [N, Hkv, T, hd]
   let vh = heads(v, a.numKvHeads, a.headDim);
-  if (rotary && !inPlace) {
+  if (rotary && !inPlace) { // (inPlace: already rotated, the kernels declined)
     [qh, kh] = [qh, kh].map((x) => (padding ? rotateAt(rotary, x, padding) : atPositions(x, offset, (xr, o) => rotary.forward(xr, o))));
   }
   let visible: Tensor | null = null; // a streaming or paged cache's own mask [N or 1, 1, T, S] (causality and the window included)
