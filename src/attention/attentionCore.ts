@@ -270,20 +270,20 @@ export abstract class AttentionCore extends Module {
         kv = [whole(kp, Hkv, hd), whole(vp, Hkv, hd)];
       }
     }
-    // RoPE where it is a RotaryEmbedding and every row starts at one position: on q and the new k as
-    // the projections lay them out ([N, T, heads*hd] -> the same, rotated), so the fused kernels can
-    // still read them in place; otherwise (a transform function, a paged cache's rows) after the split
-    const rope = this.rotary instanceof RotaryEmbedding && typeof past === "number" ? this.rotary : null;
-    if (rope !== null) {
-      qc = whole(rope.forwardInterleaved(qc, past as number), H, hd); // [N, L, H*hd], rotated
-      if (kv !== null) kv = [whole(rope.forwardInterleaved(kv[0], past as number), Hkv, hd), kv[1]]; // [N, S, Hkv*hd], rotated
-    }
-    const rotateHeads = (t: Tensor): Tensor => (rope === null ? this.rotate(t, past) : t); // [N, heads, T, hd]: RoPE if not done yet
     const extra = this.extraKeys();
     // what the new queries attend over is just the new keys: no cache, or a prefill into an empty plain
     // layer (appendVisible would hand back the new keys and no mask; a windowed or paged layer has its own)
     const freshOnly = cache === null || (cache.length === 0 && x.L > 1 && cache.constructor === KVCacheLayer);
+    // RoPE as a RotaryEmbedding can apply it to the heads where the projections put them (rotate() takes a
+    // transform function, and the rows of a paged cache at their own positions, after the split)
+    const rope = this.rotary instanceof RotaryEmbedding && typeof past === "number" ? this.rotary : null;
+    let rotated = false; // whether qc and kv[0] hold q and k rotated
     if (kv !== null && freshOnly && extra === 0 && (this.rotary === null || rope !== null) && !(opts.needWeights ?? true)) {
+      if (rope !== null) {
+        qc = whole(rope.forwardInterleaved(qc, past as number), H, hd); // [N, L, H*hd] -> rotated, the same layout
+        kv = [whole(rope.forwardInterleaved(kv[0], past as number), Hkv, hd), kv[1]]; // [N, S, Hkv*hd] -> rotated
+        rotated = true;
+      }
       // The fused kernels read the heads where the projections put them and write the merged output:
       // the same bits as the split / sdpa / merge below, without its four copies (none when they decline)
       const masks = sdpaMasks(fn, opts, x, x.S, H, 0);
@@ -293,6 +293,7 @@ export abstract class AttentionCore extends Module {
         return [this.projectOut(y), null];
       }
     }
+    const rotateHeads = (t: Tensor): Tensor => (rotated ? t : this.rotate(t, past)); // [N, heads, T, hd]: RoPE unless done above
     const q = rotateHeads(headsOf(qc)); // [N, L, H*hd] -> [N, H, L, hd]
     let fresh: [Tensor, Tensor] | null = null; // the new keys/values
     if (kv !== null) fresh = this.appendKeys(rotateHeads(headsOf(kv[0])), headsOf(kv[1])); // -> [N, Hkv, S (+ extra), hd]
