@@ -172,7 +172,7 @@ for (const backend of conformanceBackends()) {
   });
 }
 
-test("the kernels are handed the rotated q and k in the projections' layout [N, T, H*hd] (a rotary module)", () => {
+test("the kernels are handed the rotated q and k in the projections' layout [N, T, H*hd] (a rotary module, no cache or an empty one)", () => {
   const ref = findBackend("ref")!;
   const seen: Array<AttentionParams["layout"]> = [];
   const spy: Backend = {
@@ -191,7 +191,12 @@ test("the kernels are handed the rotated q and k in the projections' layout [N, 
     gqa.forward(x, x, x, { isCausal: true, needWeights: false })[0].sum().backward();
     const q = { offset: 0, sb: 40, sh: 4, sl: 8 }; // [2, 5, 2*4]
     const kv = { offset: 0, sb: 20, sh: 4, sl: 4 }; // [2, 5, 1*4]
-    assert.deepEqual(seen, [{ q, k: kv, v: kv, out: q }, { q, k: kv, v: kv, out: q }]); // forward, backward
+    assert.deepEqual(seen.splice(0), [{ q, k: kv, v: kv, out: q }, { q, k: kv, v: kv, out: q }]); // forward, backward
+    // a prefill into an empty KVCache: the same; the next step (one query) reads the cache in place (decode.ts, no kernel call)
+    const cache = new KVCache().layer(0);
+    noGrad(() => gqa.forward(x, x, x, { isCausal: true, needWeights: false, cache }));
+    assert.deepEqual(seen.splice(0), [{ q, k: kv, v: kv, out: q }]);
+    assert.equal(cache.length, 5);
   } finally {
     setBackend(saved);
   }
