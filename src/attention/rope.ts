@@ -13,6 +13,10 @@
  *
  *   textbook:  rope(x) = x * cos + rotateHalf(x) * sin,   rotateHalf([x1, x2]) = [-x2, x1]
  *   gradient:  a rotation's transpose is its inverse, so dx = g rotated by -pθ.
+ *
+ * applyRotary rotates heads laid out [.., T, E]; applyRotaryInterleaved rotates them where the
+ * attention projections put them ([N, T, ..heads·E..], heads interleaved), so the modules need not
+ * split the heads out first (the fused kernels read that layout too).
  */
 import { type FloatArray, allocate } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
