@@ -7,6 +7,11 @@
  *   y = sdpa(q, k, v)        causal as a flag, padding as a [N, 1, 1, S] mask: the fused kernels
  *   out = Wo merge(y)        [N, H, L, hd] -> [N, L, C]
  *
+ * Where the fused kernels take the call (no weights wanted; no cache, or a prefill into an empty plain
+ * KVCache) they read q, k, v as the projections lay them out, heads interleaved, and write the merged
+ * output, so the split and merge are not made; a RotaryEmbedding rotates q and k in that layout first
+ * (rope.forwardInterleaved), and a cache takes its heads-first copy of the new keys and values.
+ *
  * forward() is the PyTorch adapter around attend(), the core: the [L, N, C] / unbatched layouts, the
  * forward options and masks (moduleCommon.ts), averaged weights. MultiheadAttention (multihead.ts)
  * adds in_proj / out_proj and addBiasKv / addZeroAttn; GroupedQueryAttention (gqa.ts) has
@@ -37,10 +42,10 @@ import {
   type AttentionForwardOptions, type Inputs, type SdpaMasks, checkForwardOptions, fromBatchFirst, sdpaMasks, shapeWeights, toBatchFirst,
 } from "./moduleCommon.js";
 import { type DecodeFlex, decodeAttention } from "./decode.js";
-import { type KVCacheLayer, type PositionOffset, atPositions, isPacked } from "./kvcache.js";
+import { KVCacheLayer, type PositionOffset, atPositions, isPacked } from "./kvcache.js";
 import { PagedKVCacheLayer } from "./kvpaged.js";
 import { type CausalAlignment, alibiBiasAt, checkWindow, defaultAlibiSlopes } from "./masks.js";
-import { type QKTransform, applyQKTransform, checkRotary } from "./rope.js";
+import { type QKTransform, RotaryEmbedding, applyQKTransform, checkRotary } from "./rope.js";
 import {
   type HeadColumns, type SdpaOptions, scaledDotProductAttention, scaledDotProductAttentionInterleaved, scaledDotProductAttentionWithWeights,
 } from "./sdpa.js";
@@ -266,16 +271,32 @@ export abstract class AttentionCore extends Module {
       }
     }
     const extra = this.extraKeys();
-    if (kv !== null && cache === null && extra === 0 && this.rotary === null && !(opts.needWeights ?? true)) {
+    // what the new queries attend over is just the new keys: no cache, or a prefill into an empty plain
+    // layer (appendVisible would hand back the new keys and no mask; a windowed or paged layer has its own)
+    const freshOnly = cache === null || (cache.length === 0 && x.L > 1 && cache.constructor === KVCacheLayer);
+    // RoPE as a RotaryEmbedding can apply it to the heads where the projections put them (rotate() takes a
+    // transform function, and the rows of a paged cache at their own positions, after the split)
+    const rope = this.rotary instanceof RotaryEmbedding && typeof past === "number" ? this.rotary : null;
+    let rotated = false; // whether qc and kv[0] hold q and k rotated
+    if (kv !== null && freshOnly && extra === 0 && (this.rotary === null || rope !== null) && !(opts.needWeights ?? true)) {
+      if (rope !== null) {
+        qc = whole(rope.forwardInterleaved(qc, past as number), H, hd); // [N, L, H*hd] -> rotated, the same layout
+        kv = [whole(rope.forwardInterleaved(kv[0], past as number), Hkv, hd), kv[1]]; // [N, S, Hkv*hd] -> rotated
+        rotated = true;
+      }
       // The fused kernels read the heads where the projections put them and write the merged output:
       // the same bits as the split / sdpa / merge below, without its four copies (none when they decline)
       const masks = sdpaMasks(fn, opts, x, x.S, H, 0);
       const y = scaledDotProductAttentionInterleaved(qc, kv[0], kv[1], this.sdpaOptions(masks, null)); // [N, L, H*hd]
-      if (y !== null) return [this.projectOut(y), null];
+      if (y !== null) {
+        if (cache !== null) cache.push(headsOf(kv[0]), headsOf(kv[1])); // the cache keeps heads first: [N, S, Hkv*hd] -> [N, Hkv, S, hd]
+        return [this.projectOut(y), null];
+      }
     }
-    const q = this.rotate(headsOf(qc), past); // [N, L, H*hd] -> [N, H, L, hd]
+    const rotateHeads = (t: Tensor): Tensor => (rotated ? t : this.rotate(t, past)); // [N, heads, T, hd]: RoPE unless done above
+    const q = rotateHeads(headsOf(qc)); // [N, L, H*hd] -> [N, H, L, hd]
     let fresh: [Tensor, Tensor] | null = null; // the new keys/values
-    if (kv !== null) fresh = this.appendKeys(this.rotate(headsOf(kv[0]), past), headsOf(kv[1])); // -> [N, Hkv, S (+ extra), hd]
+    if (kv !== null) fresh = this.appendKeys(rotateHeads(headsOf(kv[0])), headsOf(kv[1])); // -> [N, Hkv, S (+ extra), hd]
     const S = (fresh === null ? 0 : fresh[0].shape[2]) + (cache?.length ?? 0) - extra; // every key position, cached ones included
     const masks = sdpaMasks(fn, opts, x, S, H, extra);
     if (cache !== null && this.decodes(x, q, fresh, masks, opts)) {

@@ -13,15 +13,20 @@
  *
  *   textbook:  rope(x) = x * cos + rotateHalf(x) * sin,   rotateHalf([x1, x2]) = [-x2, x1]
  *   gradient:  a rotation's transpose is its inverse, so dx = g rotated by -pθ.
+ *
+ * applyRotary rotates heads laid out [.., T, E]; applyRotaryInterleaved rotates them where the
+ * attention projections put them ([N, T, ..heads·E..], heads interleaved), so the modules need not
+ * split the heads out first (the fused kernels read that layout too).
  */
 import { type FloatArray, allocate } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "../tensor/errors.js";
 import { Tensor } from "../tensor/tensor.js";
 import { add, mul, neg } from "../ops/elementwise.js";
-import { concat, slice } from "../ops/shape.js";
+import { concat, permute, reshape, slice } from "../ops/shape.js";
 import { assertFloat, assertTensor, result } from "../ops/util.js";
 import { Module } from "../nn/module.js";
 import { checkOptions, checkPositiveInt, optionKeys } from "../tensor/validate.js";
+import type { HeadColumns } from "./plan.js";
 
 /** θ_i = base^(-2i/E) for i < E/2 (float64). */
 export function rotaryFrequencies(E: number, base = 10000): Float64Array {
@@ -106,6 +111,92 @@ export function applyRotary(x: Tensor, cos: Float64Array, sin: Float64Array): Te
   });
 }
 
+function checkColumns(fn: string, c: HeadColumns, cos: Float64Array, sin: Float64Array): void {
+  assertTensor(fn, "x", c.t);
+  assertFloat(fn, "x", c.t);
+  const { t, offset, heads, dim: E } = c;
+  if (t.ndim !== 3 || E % 2 !== 0 || !(heads >= 1) || !(offset >= 0) || offset + heads * E > t.shape[2]) {
+    throw new ShapeError(
+      `${fn}: x must be [N, T, X] holding ${heads} heads of an even head dim E = ${E} in columns ${offset}..${offset + heads * E - 1}, got ${fmtShape(t.shape)}`,
+    );
+  }
+  const T = t.shape[1];
+  if (cos.length !== (T * E) / 2 || sin.length !== cos.length) {
+    throw new ShapeError(`${fn}: cos and sin must hold T * E/2 = ${(T * E) / 2} angles for x ${fmtShape(t.shape)}, got ${cos.length} and ${sin.length}`);
+  }
+}
+
+/**
+ * The readable version of applyRotaryInterleaved, from ops (autograd derives the gradient): cut the
+ * heads out of the projection, rotate them as applyRotary does, merge them back.
+ */
+export function rotaryInterleavedReference(c: HeadColumns, cos: Float64Array, sin: Float64Array): Tensor {
+  checkColumns("rotaryInterleavedReference", c, cos, sin);
+  const [N, T] = c.t.shape;
+  const { heads, dim: E } = c;
+  const cols = slice(c.t, 2, c.offset, c.offset + heads * E); // [N, T, X] -> [N, T, heads*E]
+  const split = permute(reshape(cols, [N, T, heads, E]), [0, 2, 1, 3]); // -> [N, T, heads, E] -> [N, heads, T, E]
+  const rotated = applyRotary(split, cos, sin); // [N, heads, T, E]
+  return reshape(permute(rotated, [0, 2, 1, 3]), [N, T, heads * E]); // -> [N, T, heads, E] -> [N, T, heads*E]
+}
+
+/** Where a kernel's rows are: row (n, t) of a [N, T, width] array starts at (n·T + t)·width + from. */
+interface Rows {
+  a: FloatArray;
+  from: number;
+  width: number;
+}
+
+/**
+ * Rotate every head's (i, i + E/2) pairs, heads interleaved: head h of row (n, t) sits h·E after the
+ * row's start in both src and dst; cos/sin per [T, E/2]. sign -1 rotates by the opposite angle.
+ */
+function rotateInterleaved(dst: Rows, src: Rows, cos: Float64Array, sin: Float64Array, N: number, T: number, heads: number, E: number, sign: 1 | -1): void {
+  const half = E / 2;
+  for (let n = 0; n < N; n++) {
+    for (let t = 0; t < T; t++) {
+      const a0 = t * half;
+      const xr = (n * T + t) * src.width + src.from;
+      const or = (n * T + t) * dst.width + dst.from;
+      for (let h = 0; h < heads; h++) {
+        const xo = xr + h * E;
+        const oo = or + h * E;
+        for (let i = 0; i < half; i++) {
+          const c = cos[a0 + i];
+          const s = sign * sin[a0 + i];
+          const a = src.a[xo + i];
+          const b = src.a[xo + i + half];
+          dst.a[oo + i] = a * c - b * s;
+          dst.a[oo + i + half] = b * c + a * s;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * applyRotary on heads as the projections lay them out (HeadColumns: columns offset.. of x [N, T, X],
+ * head h in columns offset + h·E .. offset + (h + 1)·E) -> [N, T, heads·E], the rotated heads still
+ * interleaved: what rotaryInterleavedReference (split, applyRotary, merge) computes, bit for bit,
+ * without the split and merge copies. cos/sin [T * E/2] as for applyRotary (every row at the same
+ * positions). backward: the gradient rotated by the opposite angle, into x's columns (zeros elsewhere).
+ */
+export function applyRotaryInterleaved(c: HeadColumns, cos: Float64Array, sin: Float64Array): Tensor {
+  const fn = "applyRotaryInterleaved";
+  checkColumns(fn, c, cos, sin);
+  const x = c.t;
+  const [N, T, X] = x.shape;
+  const { heads, dim: E } = c;
+  const W = heads * E;
+  const out = allocate(x.dtype, N * T * W) as FloatArray;
+  rotateInterleaved({ a: out, from: 0, width: W }, { a: x.values as FloatArray, from: c.offset, width: X }, cos, sin, N, T, heads, E, 1);
+  return result(fn, out, [N, T, W], x.dtype, [x], (g) => {
+    const gx = allocate(g.dtype, x.size) as FloatArray; // x's other columns get no gradient from here
+    rotateInterleaved({ a: gx, from: c.offset, width: X }, { a: g.values as FloatArray, from: 0, width: W }, cos, sin, N, T, heads, E, -1); // dx = R(-pθ) g
+    return [new Tensor(gx, x.shape, g.dtype)];
+  });
+}
+
 export interface RotaryOptions {
   /** default 10000 */
   base?: number;
@@ -159,6 +250,19 @@ export class RotaryEmbedding extends Module {
     checkRotaryInput("RotaryEmbedding.forward", x, this.dim, offset);
     const { cos, sin } = this.angles(x.shape[x.ndim - 2], offset);
     return applyRotary(x, cos, sin);
+  }
+
+  /**
+   * The heads of a projection as it comes (HeadColumns, head dim this.dim) rotated for positions
+   * offset .. offset + T - 1 -> [N, T, heads·E], heads still interleaved (applyRotaryInterleaved).
+   */
+  forwardInterleaved(c: HeadColumns, offset = 0): Tensor {
+    const fn = "RotaryEmbedding.forwardInterleaved";
+    if (c.dim !== this.dim) throw new ShapeError(`${fn}: the heads have dim ${c.dim} but this RotaryEmbedding rotates dim ${this.dim}`);
+    if (!Number.isInteger(offset) || offset < 0) throw new ArgumentError(`${fn}: offset must be a non-negative integer, got ${offset}`);
+    assertTensor(fn, "x", c.t);
+    const { cos, sin } = this.angles(c.t.ndim === 3 ? c.t.shape[1] : 0, offset);
+    return applyRotaryInterleaved(c, cos, sin);
   }
 }
 

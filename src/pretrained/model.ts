@@ -35,9 +35,11 @@ import { Embedding } from "../nn/embedding.js";
 import { Linear } from "../nn/linear.js";
 import { LayerNorm, RMSNorm } from "../nn/norm.js";
 import { RotaryEmbedding } from "../attention/rope.js";
-import { KVCache, type KVCacheLayer, type PositionOffset, atPositions, cachePositions, isPacked, positionsEnd, tokenPositions } from "../attention/kvcache.js";
+import { KVCache, KVCacheLayer, type PositionOffset, atPositions, cachePositions, tokenPositions } from "../attention/kvcache.js";
 import { PagedKVCache } from "../attention/kvpaged.js";
-import { scaledDotProductAttention, scaledDotProductAttentionWithWeights } from "../attention/sdpa.js";
+import {
+  type HeadColumns, scaledDotProductAttention, scaledDotProductAttentionInterleaved, scaledDotProductAttentionWithWeights,
+} from "../attention/sdpa.js";
 import type { AttentionMap, ForwardWithAttention } from "../models/index.js";
 import { type TokenInput, tokenTensor } from "../models/tokens.js";
 import { checkLogitsToKeep, keepLastPositions } from "../models/logitsToKeep.js";
@@ -47,17 +49,36 @@ import { type AttentionMaskInput, type Padding, paddingOf, rotateAt } from "./pa
 /** q [N, T, H·hd], k and v [N, T, Hkv·hd] -> causal attention output [N, T, H·hd]. */
 function attend(a: PretrainedArch, q: Tensor, k: Tensor, v: Tensor, ctx: LayerContext, window: number | null): Tensor {
   const [N, T] = q.shape;
-  const heads = (x: Tensor, h: number): Tensor => transpose(reshape(x, [N, T, h, a.headDim]), 1, 2); // [N, T, h·hd] -> [N, h, T, hd]
-  let qh = heads(q, a.numHeads); // [N, H, T, hd]
-  let kh = heads(k, a.numKvHeads); // [N, Hkv, T, hd]
-  let vh = heads(v, a.numKvHeads);
-  if (ctx.rotary) {
-    const { rotary, padding } = ctx;
-    [qh, kh] = [qh, kh].map((x) => (padding ? rotateAt(rotary, x, padding) : atPositions(x, ctx.offset, (xr, o) => rotary.forward(xr, o))));
+  const enableGqa = a.numKvHeads !== a.numHeads;
+  const { rotary, padding, cache, offset } = ctx;
+  // No cache, or a prefill into an empty plain layer (whose keys are then just these), every row from one
+  // position, nothing to show: RoPE and the fused kernels on the projections as they come ([N, T, h·hd],
+  // heads interleaved), the output merged; the cache keeps its heads-first copy. Else (or when the
+  // kernels decline) the heads are split, rotated and merged below.
+  const freshOnly = cache === null || (cache.length === 0 && T > 1 && cache.constructor === KVCacheLayer);
+  const inPlace = freshOnly && padding === null && typeof offset === "number" && ctx.weights === null && ctx.visit === null;
+  if (inPlace) {
+    if (rotary !== null) {
+      q = rotary.forwardInterleaved(cols(q, a.numHeads, a.headDim), offset); // [N, T, H·hd], rotated
+      k = rotary.forwardInterleaved(cols(k, a.numKvHeads, a.headDim), offset); // [N, T, Hkv·hd]
+    }
+    const y = scaledDotProductAttentionInterleaved(
+      cols(q, a.numHeads, a.headDim), cols(k, a.numKvHeads, a.headDim), cols(v, a.numKvHeads, a.headDim),
+      { isCausal: true, causalAlignment: "bottom-right", enableGqa, slidingWindow: window },
+    ); // [N, T, H·hd]
+    if (y !== null) {
+      if (cache !== null) cache.push(heads(k, a.numKvHeads, a.headDim), heads(v, a.numKvHeads, a.headDim)); // [N, T, Hkv·hd] -> [N, Hkv, T, hd]
+      return y;
+    }
+  }
+  let qh = heads(q, a.numHeads, a.headDim); // [N, H, T, hd]
+  let kh = heads(k, a.numKvHeads, a.headDim); // [N, Hkv, T, hd]
+  let vh = heads(v, a.numKvHeads, a.headDim);
+  if (rotary && !inPlace) { // (inPlace: already rotated, the kernels declined)
+    [qh, kh] = [qh, kh].map((x) => (padding ? rotateAt(rotary, x, padding) : atPositions(x, offset, (xr, o) => rotary.forward(xr, o))));
   }
   let visible: Tensor | null = null; // a streaming or paged cache's own mask [N or 1, 1, T, S] (causality and the window included)
   if (ctx.cache) [kh, vh, visible] = ctx.cache.appendVisible(kh, vh, { attnMask: null, isCausal: true, slidingWindow: window }); // [N, Hkv, S, hd], S = held + T
-  const enableGqa = a.numKvHeads !== a.numHeads;
   const opts: LayerAttentionOptions = visible
     ? { isCausal: false, causalAlignment: "bottom-right", enableGqa, slidingWindow: null, attnMask: visible }
     : {
@@ -74,6 +95,17 @@ function attend(a: PretrainedArch, q: Tensor, k: Tensor, v: Tensor, ctx: LayerCo
     y = scaledDotProductAttention(qh, kh, vh, opts);
   }
   return reshape(transpose(y, 1, 2), [N, T, a.numHeads * a.headDim]); // [N, H, T, hd] -> [N, T, H·hd]
+}
+
+/** The heads of a projection as it comes: [N, T, h·hd], head i in columns i·hd.. */
+function cols(x: Tensor, h: number, hd: number): HeadColumns {
+  return { t: x, offset: 0, heads: h, dim: hd };
+}
+
+/** [N, T, h·hd] -> [N, h, T, hd] */
+function heads(x: Tensor, h: number, hd: number): Tensor {
+  const [N, T] = x.shape;
+  return transpose(reshape(x, [N, T, h, hd]), 1, 2); // [N, T, h·hd] -> [N, T, h, hd] -> [N, h, T, hd]
 }
 
 interface LayerContext {
