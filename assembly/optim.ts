@@ -34,7 +34,7 @@ export function adamwTask(job: usize, t: i32): void {
   const sign = f64x2.splat(load<f64>(row, 48)), decay = f64x2.splat(load<f64>(row, 56));
   const nss = f64x2.splat(load<f64>(row, 64)), bc2 = f64x2.splat(load<f64>(row, 72)), eps = f64x2.splat(load<f64>(row, 80));
   const P = <usize>J.p + (off << 2), G = <usize>J.g + (off << 2), M = <usize>J.m + (off << 2), V = <usize>J.v + (off << 2);
-  const VM = J.vmax == 0 ? 0 : <usize>J.vmax + (off << 2);
+  const VM: usize = J.vmax == 0 ? 0 : <usize>J.vmax + (off << 2);
   for (let i: usize = 0; i < len; i += 2) {
     const o = i << 2;
     const gi = f64x2.mul(sign, f64x2.promote_low_f32x4(v128.load64_zero(G + o)));
