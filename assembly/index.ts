@@ -13,7 +13,8 @@ import { jobFailed } from "./job";
 import { attBwdPrepTask, attBwdTask, attFwdTask, bwdScratchFloats, copyRows, fwdScratchFloats } from "./attention";
 import { mmPackBTask, mmScratchFloats, mmTask, MM_MB, MM_NB, PANELS_PER_PACK_TASK } from "./matmul";
 import { ewNormBwdTask, ewNormFwdTask, ewPiecewiseTask } from "./elementwise";
-import { K_EW_NORM_BWD, K_EW_NORM_FWD, K_EW_PIECEWISE } from "./layout";
+import { K_EW_NORM_BWD, K_EW_NORM_FWD, K_EW_PIECEWISE, K_OPT_ADAMW } from "./layout";
+import { adamwTask } from "./optim";
 
 /**
  * Runs tasks on thread `tid` until none is left (-1) or none is available yet (-2: the host has not
@@ -62,6 +63,7 @@ export function run_one(tid: i32): i32 {
   else if (kind == K_EW_PIECEWISE) ewPiecewiseTask(job, t);
   else if (kind == K_EW_NORM_FWD) ewNormFwdTask(job, t);
   else if (kind == K_EW_NORM_BWD) ewNormBwdTask(job, t);
+  else if (kind == K_OPT_ADAMW) adamwTask(job, t);
   return t;
 }
 
@@ -94,3 +96,4 @@ export function mm_pack_cols(): i32 {
 export function mm_scratch_floats(): i32 {
   return mmScratchFloats();
 }
+

@@ -42,6 +42,9 @@ export const K_ATT_BWD: i32 = 5;
 export const K_EW_PIECEWISE: i32 = 20;
 export const K_EW_NORM_FWD: i32 = 21;
 export const K_EW_NORM_BWD: i32 = 22;
+// the optimizer's update (assembly/optim.ts)
+export const K_OPT_ADAMW: i32 = 30;
+export const ADAMW_ROW: i32 = 12; // f64 slots per task in OptJob.table
 
 // Matrix product parameters (K_MM_PACK_B, K_MM), from slot J_PARAMS on.
 // @ts-ignore: decorator
@@ -172,4 +175,18 @@ export const K_EW_NORM_BWD: i32 = 22;
   cWidth: f32;
   cPerWidth: f32; // 1 / cWidth
   cToT: f32; // 2 / cWidth
+}
+
+// AdamW's update (K_OPT_ADAMW; assembly/optim.ts), from slot J_PARAMS on: float32 arrays of every
+// parameter of the step one after another (each padded to a multiple of 4), and a table of one f64
+// row per task (ADAMW_ROW slots: first element, count, b1, b2, c1, c2, sign, decay, -stepSize,
+// bc2Sqrt, eps). A pointer 0 is an absent operand.
+// @ts-ignore: decorator
+@unmanaged export class OptJob {
+  table: u32; // f64 [tasks][ADAMW_ROW]
+  p: u32; // parameters, updated in place
+  g: u32; // gradients
+  m: u32; // exp_avg, updated in place
+  v: u32; // exp_avg_sq, updated in place
+  vmax: u32; // max_exp_avg_sq, updated in place (0: not amsgrad)
 }

@@ -10,7 +10,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  type Backend, Tensor, cast, findBackend, getBackendName, noGrad, randn, registerBackend, scaledDotProductAttention, setBackend, slice,
+  type Backend, Tensor, cast, findBackend, getBackendName, linear, noGrad, permute, randn, registerBackend, reshape, scaledDotProductAttention,
+  setBackend, slice,
 } from "../src/index.js";
 import { GroupedQueryAttention, KVCache, KVCacheLayer, MultiheadAttention, PagedKVCache } from "../src/nnNamespace.js";
 import { GPT, type GPTConfig, gptConfig } from "../src/models/index.js";
@@ -305,16 +306,42 @@ describe("cached one-token steps with the flexible options take the decode loop 
   }
 });
 
-describe("MultiheadAttention self-attention without a gradient: q, k, v from one in_proj product", () => {
-  test("equals the three separate products (taken when a gradient flows): batched rows, one row, float32 and float64", () => {
+describe("MultiheadAttention self-attention: q, k, v from one in_proj product", () => {
+  /** The three products apart, written out with public ops: q, k, v = linear(x, thirds of in_proj), then the module's attention. */
+  function apart(m: MultiheadAttention, x: Tensor): Tensor {
+    const E = m.embedDim, w = m.in_proj_weight!, b = m.in_proj_bias!;
+    const [N, L] = x.shape;
+    const heads = (t: Tensor): Tensor => permute(reshape(t, [N, L, m.numHeads, E / m.numHeads]), [0, 2, 1, 3]); // [N, L, E] -> [N, H, L, hd]
+    const [q, k, v] = [0, 1, 2].map((i) => heads(linear(x, slice(w, 0, i * E, (i + 1) * E), slice(b, 0, i * E, (i + 1) * E))));
+    const y = scaledDotProductAttention(q, k, v, { isCausal: true }); // [N, H, L, hd]
+    return m.out_proj.forward(reshape(permute(y, [0, 2, 1, 3]), [N, L, E])); // -> [N, L, H, hd] -> [N, L, E]
+  }
+
+  test("with and without a gradient equals the three separate products, values and gradients: batched rows, one row, float32 and float64", () => {
     for (const dtype of ["float32", "float64"] as const) {
       for (const [N, L] of [[2, 5], [1, 1], [3, 1]]) {
         const m = new MultiheadAttention(12, 3, { batchFirst: true, seed: 9, dtype });
         m.in_proj_bias!.values.set(Array.from({ length: 36 }, (_, i) => 0.05 * i - 0.6)); // a bias that matters
-        const x = randn([N, L, 12], { seed: N * 10 + L, dtype });
-        const [apart] = m.forward(x, x, x, { isCausal: true, needWeights: false }); // parameters require grad: projectQuery + projectKeyValue
-        const [fused] = noGrad(() => m.forward(x, x, x, { isCausal: true, needWeights: false }));
-        assertClose(fused, apart.detach(), dtype === "float32" ? 1e-6 : 1e-14, `${dtype}, N ${N}, L ${L}`);
+        const x = randn([N, L, 12], { seed: N * 10 + L, dtype, requiresGrad: true });
+        const g = randn([N, L, 12], { seed: 77, dtype });
+        const what = `${dtype}, N ${N}, L ${L}`;
+        const tol = dtype === "float32" ? 1e-6 : 1e-14;
+        const leaves = [x, m.in_proj_weight!, m.in_proj_bias!, m.out_proj.weight];
+        const run = (f: () => Tensor): [Tensor, Tensor[]] => {
+          for (const t of leaves) t.grad = null;
+          const y = f();
+          y.backward(g);
+          return [y.detach(), leaves.map((t) => t.grad!)];
+        };
+        const one = (m as unknown as { projectSelf(t: Tensor): Tensor | null }).projectSelf(x);
+        assert.deepEqual(one?.shape, [N, L, 36], `${what}: with a gradient, self-attention takes q, k, v from one product`);
+        const [fused, fusedGrads] = run(() => m.forward(x, x, x, { isCausal: true, needWeights: false })[0]);
+        const [want, wantGrads] = run(() => apart(m, x));
+        const [noGradFused] = noGrad(() => m.forward(x, x, x, { isCausal: true, needWeights: false }));
+        assertClose(fused, want, tol, `${what}: output`);
+        assertClose(noGradFused, want, tol, `${what}: output without a gradient`);
+        // dx sums over all 3E columns at once (apart: three sums of E, then added): equal up to rounding
+        ["x", "in_proj_weight", "in_proj_bias", "out_proj.weight"].forEach((name, i) => assertClose(fusedGrads[i], wantGrads[i], dtype === "float32" ? 1e-5 : 1e-13, `${what}: d${name}`));
       }
     }
   });

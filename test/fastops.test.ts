@@ -21,7 +21,7 @@ import {
 import { unbroadcast } from "../src/ops/broadcast.js";
 import { erf } from "../src/ops/erf.js";
 import { geluGateExact, geluGateTanh, geluGradExact, geluGradTanh, geluReadable } from "../src/ops/gelu.js";
-import { elementwiseTuning, getBackend, getNumThreads, setNumThreads, wasmRuntimeInfo } from "../src/kernels/index.js";
+import { elementwiseTuning, getBackend, getNumThreads, listBackends, optimTuning, setBackend, setNumThreads, wasmRuntimeInfo } from "../src/kernels/index.js";
 import { conformanceBackends, onBackend } from "./backends.js";
 import { crossEntropyReference } from "../src/ops/lossReference.js";
 import { crossEntropyTuning } from "../src/ops/loss.js";
@@ -483,6 +483,77 @@ describe("broadcast rows, embedding, AdamW", () => {
           assert.deepEqual(Array.from(p.values), Array.from(q), `${dtype} amsgrad ${amsgrad} n=${n}`);
         }
       }
+    }
+  });
+});
+
+describe("AdamW's float32 parameters in one kernel call per step (the wasm backend) equal the readable form bit for bit", () => {
+  /** The readable form of update(), one parameter, in place: each stored value rounded by its Float32Array and read back. */
+  function readableStep(q: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, vmax: Float32Array, t: number,
+    o: { lr: number; b1: number; b2: number; eps: number; wd: number; amsgrad: boolean; maximize: boolean }): void {
+    const stepSize = o.lr / (1 - Math.pow(o.b1, t)), bc2Sqrt = Math.sqrt(1 - Math.pow(o.b2, t));
+    for (let i = 0; i < q.length; i++) {
+      const gi = o.maximize ? -g[i] : g[i];
+      q[i] *= 1 - o.lr * o.wd;
+      m[i] = m[i] * o.b1 + (1 - o.b1) * gi;
+      v[i] = v[i] * o.b2 + (1 - o.b2) * gi * gi;
+      vmax[i] = Math.max(vmax[i], v[i]);
+      q[i] += -stepSize * (m[i] / (Math.sqrt(o.amsgrad ? vmax[i] : v[i]) / bc2Sqrt + o.eps));
+    }
+  }
+  const available = listBackends().includes("wasm");
+  test("sizes 1, 3, 17, 4097 and 70001 (three tasks) in two param groups (one amsgrad and maximizing), 1 and 2 threads, every parameter through the kernel", { skip: !available && "no wasm backend here" }, () => {
+    const saved = { ...optimTuning }, threads = getNumThreads(), backend = getBackend().name;
+    let viaKernel = 0, restore = (): void => {};
+    try {
+      setBackend("wasm");
+      // count the parameters the kernel updated (it may decline; then AdamW's own loop runs and this fails)
+      const be = getBackend() as { adamw?: (items: readonly { p: Float32Array }[]) => boolean };
+      const kernel = be.adamw!;
+      be.adamw = (items) => {
+        const done = kernel(items);
+        if (done) viaKernel += items.length;
+        return done;
+      };
+      restore = () => { be.adamw = kernel; };
+      optimTuning.minElements = 0; // the small ones too
+      optimTuning.minParallelElements = 0;
+      for (const nt of [1, 2]) {
+        setNumThreads(nt);
+        const sizes = [1, 3, 17, 4097, 70001];
+        const groups = [
+          { lr: 0.01, b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0.05, amsgrad: false, maximize: false },
+          { lr: 0.003, b1: 0.8, b2: 0.99, eps: 1e-6, wd: 0, amsgrad: true, maximize: true },
+        ];
+        const params = groups.map((_, gi) => sizes.map((n, j) => tensor(Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.3 + j + gi)), [n], { dtype: "float32", requiresGrad: true })));
+        const opt = new AdamW(groups.map((o, gi) => ({ params: params[gi], lr: o.lr, betas: [o.b1, o.b2] as [number, number], eps: o.eps, weightDecay: o.wd, amsgrad: o.amsgrad, maximize: o.maximize })));
+        const mine = params.map((ps) => ps.map((p) => ({ q: Float32Array.from(p.values), m: new Float32Array(p.size), v: new Float32Array(p.size), vmax: new Float32Array(p.size) })));
+        for (let t = 1; t <= 3; t++) {
+          params.forEach((ps, gi) => ps.forEach((p, j) => {
+            // gradients over many scales, a few exact zeros
+            const g = Float32Array.from({ length: p.size }, (_, i) => (i % 7 === 3 ? 0 : Math.cos(i * 0.7 + t + j) * (i % 5 === 4 ? 1e-6 : i % 11 === 2 ? 40 : 0.3)));
+            p.grad = new Tensor(g, [p.size], "float32");
+            const r = mine[gi][j];
+            readableStep(r.q, g, r.m, r.v, r.vmax, t, groups[gi]);
+          }));
+          const counted = viaKernel;
+          opt.step();
+          assert.equal(viaKernel - counted, 2 * sizes.length, "every parameter updated by the kernel");
+          params.forEach((ps, gi) => ps.forEach((p, j) => {
+            const what = `threads ${nt}, group ${gi}, n=${p.size}, step ${t}`;
+            assert.deepEqual(p.values, mine[gi][j].q, `${what}: p`);
+            const st = opt.stateDict().state[gi * sizes.length + j];
+            assert.deepEqual(st.buffers.exp_avg.values, mine[gi][j].m, `${what}: exp_avg`);
+            assert.deepEqual(st.buffers.exp_avg_sq.values, mine[gi][j].v, `${what}: exp_avg_sq`);
+            if (groups[gi].amsgrad) assert.deepEqual(st.buffers.max_exp_avg_sq.values, mine[gi][j].vmax, `${what}: max_exp_avg_sq`);
+          }));
+        }
+      }
+    } finally {
+      restore();
+      Object.assign(optimTuning, saved);
+      setNumThreads(threads);
+      setBackend(backend);
     }
   });
 });

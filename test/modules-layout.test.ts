@@ -127,8 +127,8 @@ for (const backend of conformanceBackends()) {
       gen.manualSeed(9);
       const [got, gotGrads] = withGrads(leaves, g, () => mha.forward(x, x, x, { isCausal: true, needWeights: false })[0]);
       const [want, wantGrads] = withGrads(leaves, g, () => {
-        const [w, b] = [mha.in_proj_weight!, mha.in_proj_bias!];
-        const [q, k, v] = [0, 1, 2].map((i) => split(linear(x, slice(w, 0, i * 15, (i + 1) * 15), slice(b, 0, i * 15, (i + 1) * 15)), 3));
+        const y3 = linear(x, mha.in_proj_weight!, mha.in_proj_bias); // [N, L, 45]: one product, as the module (and PyTorch) takes it
+        const [q, k, v] = [0, 1, 2].map((i) => split(slice(y3, 2, i * 15, (i + 1) * 15), 3));
         return mha.out_proj.forward(merge(scaledDotProductAttention(q, k, v, { isCausal: true, dropoutP: 0.3, generator: new Generator(9) })));
       });
       sameBits(got, want, "output");
@@ -138,7 +138,7 @@ for (const backend of conformanceBackends()) {
 }
 
 describe("what the kernels are handed", () => {
-  test("the rows where the projections are: q, k, v of one [N, L, 3C] product (no gradient), or [N, T, C] each; the output [N, L, C]", () => {
+  test("the rows where the projections are: q, k, v of one [N, L, 3C] product (self-attention, with or without a gradient); the output [N, L, C]", () => {
     const ref = findBackend("ref")!;
     const seen: Array<AttentionParams["layout"]> = [];
     const spy: Backend = {
@@ -162,8 +162,8 @@ describe("what the kernels are handed", () => {
       }]);
       const xg = randn([2, 5, 8], { seed: 1, requiresGrad: true });
       mha.forward(xg, xg, xg, { isCausal: true, needWeights: false })[0].sum().backward();
-      const each = { offset: 0, sb: 40, sh: 4, sl: 8 }; // three [2, 5, 8] products
-      assert.deepEqual(seen.splice(0), [{ q: each, k: each, v: each, out }, { q: each, k: each, v: each, out }]); // forward, backward
+      const thirds = { q: { offset: 0, sb: 120, sh: 4, sl: 24 }, k: { offset: 8, sb: 120, sh: 4, sl: 24 }, v: { offset: 16, sb: 120, sh: 4, sl: 24 }, out };
+      assert.deepEqual(seen.splice(0), [thirds, thirds]); // forward, backward: the same one product
       // weights wanted: the math path, no fused call
       mha.forward(xg, xg, xg, { isCausal: true });
       assert.deepEqual(seen.splice(0), []);

@@ -7,7 +7,10 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Tensor, tensor, noGrad, Linear, crossEntropy, serializeSafetensors, deserializeSafetensors } from "../src/index.js";
+import {
+  Tensor, tensor, noGrad, Linear, crossEntropy, serializeSafetensors, deserializeSafetensors, findBackend, getBackendName, listBackends, setBackend,
+} from "../src/index.js";
+import { optimTuning } from "../src/kernels/index.js";
 import {
   AdamW, SGD, LRScheduler, clipGradNorm, gradNorm, inverseSqrtWarmup, optimizerStateFromTensors, optimizerStateToTensors, warmupCosine,
   type Optimizer, type OptimizerStateDict,
@@ -73,6 +76,37 @@ describe("AdamW matches torch.optim.AdamW", () => {
   for (const c of load("adamw").cases) {
     test(c.name, () => {
       runCase(c, (ps) => new AdamW(ps, c.options));
+    });
+  }
+});
+
+describe("AdamW on float32 parameters through the wasm backend's kernel (one job per step) follows torch.optim.AdamW", () => {
+  const wasm = listBackends().includes("wasm");
+  for (const c of load("adamw").cases) {
+    test(c.name, { skip: !wasm && "no wasm backend here" }, () => {
+      const saved = getBackendName(), min = optimTuning.minElements;
+      const be = findBackend("wasm")!;
+      const kernel = be.adamw!;
+      let viaKernel = 0;
+      be.adamw = (items) => { const done = kernel(items); if (done) viaKernel++; return done; };
+      try {
+        setBackend("wasm");
+        optimTuning.minElements = 0; // these parameters are small
+        const params = c.params0.map((p: Flat) => tensor(Float32Array.from(p.data), p.shape, { dtype: "float32" }).requiresGrad_());
+        const spec = c.groups ? c.groups.map((g: any) => ({ ...g.options, params: g.params.map((i: number) => params[i]) })) : params;
+        const opt = new AdamW(spec, c.options);
+        c.grads.forEach((step: (Flat | null)[], s: number) => {
+          step.forEach((g, i) => { params[i].grad = g === null ? null : tensor(Float32Array.from(g.data), g.shape, { dtype: "float32" }); });
+          opt.step();
+          // float32 storage: each step's values rounded to float32 (the float64 run above holds 1e-6)
+          c.params[s].forEach((want: Flat, i: number) => closeTo(params[i].values, want.data, `${c.name} float32 step ${s + 1} param ${i}`, 1e-5));
+        });
+        assert.ok(viaKernel > 0, "the kernel ran");
+      } finally {
+        be.adamw = kernel;
+        optimTuning.minElements = min;
+        setBackend(saved);
+      }
     });
   }
 });

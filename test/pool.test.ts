@@ -7,7 +7,10 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { AdamW, GPT, Tensor, add, crossEntropy, div, embedding, gelu, layerNorm, matmul, mul, randint, randn, reshape, sub, sum, tanh, tensor } from "../src/index.js";
+import {
+  AdamW, GPT, Tensor, add, crossEntropy, div, embedding, gelu, getBackendName, layerNorm, linear, listBackends, matmul, mul, randint, randn, reshape,
+  setBackend, sub, sum, tanh, tensor,
+} from "../src/index.js";
 import { result } from "../src/ops/util.js";
 import { allocate, allocateOverwritten } from "../src/tensor/dtype.js";
 import { POOL_MIN_LENGTH, clearPool, giveBack, poolStats, setArrayPool } from "../src/tensor/pool.js";
@@ -165,6 +168,37 @@ describe("array pool", () => {
     for (let k = 0; k < 2 * 32; k++) giveBack(new Float32Array(L).fill(NaN));
     assert.deepEqual(compute(), want);
     setArrayPool(prev);
+  });
+
+  test("matmul and linear write every element of their product (a pool of NaN arrays of the products' sizes changes nothing): 2-D, batched, broadcast, k = 0, with and without bias, forward and backward, every backend", () => {
+    const saved = getBackendName();
+    try {
+      for (const backend of listBackends()) {
+        setBackend(backend);
+        const compute = (): number[][] => {
+          const x = randn([N + 4, 3], { seed: 51 }).requiresGrad_(); // [R, in]: products of N + 4 rows
+          const w = randn([2, 3], { seed: 52 }).requiresGrad_(); // [out, in]
+          const bias = randn([2], { seed: 53 }).requiresGrad_();
+          const a = randn([2, 3, N / 2 + 1, 4], { seed: 54 }).requiresGrad_(); // batched [2, 3] @ broadcast [3]
+          const b = randn([3, 4, 2], { seed: 55 }).requiresGrad_();
+          const z = randn([N + 4, 0], { seed: 56 }); // k = 0: the product is zeros
+          const y1 = linear(x, w, bias), y2 = linear(x, w), y3 = matmul(a, b), y4 = matmul(z, randn([0, 2], { seed: 57 }));
+          sum(add(mul(y1, y1), mul(y2, 3))).backward();
+          sum(mul(y3, y3)).backward();
+          return [snapshot(y1), snapshot(y2), snapshot(y3), snapshot(y4), snapshot(x.grad!), snapshot(w.grad!), snapshot(bias.grad!), snapshot(a.grad!), snapshot(b.grad!)];
+        };
+        const prev = setArrayPool(false);
+        const want = compute();
+        setArrayPool(true);
+        for (const len of [(N + 4) * 2, (N + 4) * 3, 2 * 3 * (N / 2 + 1) * 2, 2 * 3 * (N / 2 + 1) * 4]) {
+          for (let k = 0; k < 8; k++) giveBack(new Float32Array(len).fill(NaN));
+        }
+        assert.deepEqual(compute(), want, backend);
+        setArrayPool(prev);
+      }
+    } finally {
+      setBackend(saved);
+    }
   });
 
   test("gradients that meet are added in place only where nothing else sees the array: hand-worked d/dx sum(z · y), y = 3x, z = y + y + (y through two reshapes) -> 54 x", () => {

@@ -95,14 +95,17 @@ export class MultiheadAttention extends AttentionCore {
   }
 
   /**
-   * Self-attention (query = key = value) with in_proj and no gradient: q, k, v from one product with
-   * all of in_proj, [N, L, E] -> [N, L, 3E], side by side: what projectQuery and projectKeyValue
-   * compute, in one kernel call instead of three (a decode step's calls are mostly overhead).
+   * Self-attention (query = key = value) with in_proj: q, k, v from one product with all of in_proj,
+   * [N, L, E] -> [N, L, 3E], side by side: what projectQuery and projectKeyValue compute, in one
+   * kernel call instead of three (PyTorch's _in_projection_packed does the same). A decode step's
+   * calls are mostly overhead; a training step's backward then also takes one product for dx
+   * (summing over all 3E columns at once: the three products' sum up to float rounding), one for
+   * dW and one bias column sum, instead of three each and the slices' scatter into in_proj's
+   * gradient (test/decode.test.ts compares both ways, values and gradients).
    */
   protected override projectSelf(x: Tensor): Tensor | null {
-    const w = this.in_proj_weight, b = this.in_proj_bias;
-    if (w === null || (isGradEnabled() && (x.requiresGrad || w.requiresGrad || b?.requiresGrad === true))) return null;
-    return linear(x, w, b); // [N, L, E] -> [N, L, 3E]
+    const w = this.in_proj_weight;
+    return w === null ? null : linear(x, w, this.in_proj_bias); // [N, L, E] -> [N, L, 3E]
   }
 
   protected projectOut(y: Tensor): Tensor {

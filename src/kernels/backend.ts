@@ -164,6 +164,33 @@ export interface NormRowsParams {
   eps: number;
 }
 
+/**
+ * One parameter's AdamW update (src/optim/adamw.ts): float32 arrays of one length, updated in place
+ * (p, m, v, and vmax when amsgrad), from the gradient g and the scalars the optimizer worked out.
+ */
+export interface AdamWItem {
+  p: Float32Array;
+  g: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
+  vmax: Float32Array | null;
+  b1: number;
+  b2: number;
+  /** 1 - b1 */
+  c1: number;
+  /** 1 - b2 */
+  c2: number;
+  /** 1, or -1 when maximizing */
+  sign: number;
+  /** 1 - lr · weightDecay */
+  decay: number;
+  /** lr / (1 - b1^t) */
+  stepSize: number;
+  /** sqrt(1 - b2^t) */
+  bc2Sqrt: number;
+  eps: number;
+}
+
 export interface Backend {
   readonly name: string;
   /**
@@ -222,4 +249,9 @@ export interface Backend {
     p: NormRowsParams, g: FloatArray, x: FloatArray, w: FloatArray | null, mean: Float64Array | null, std: Float64Array,
     gx: FloatArray | null, accW: Float64Array | null, accB: Float64Array | null,
   ): boolean;
+  /**
+   * AdamW's update of every item, each element with the arithmetic of AdamW.update's loop (float64,
+   * each stored value rounded to float32): the same bits. Every item has a vmax, or none has.
+   */
+  adamw?(items: readonly AdamWItem[]): boolean;
 }

@@ -5,7 +5,7 @@
  * calls a backend any other way.
  */
 import type { FloatArray } from "../tensor/dtype.js";
-import type { AttentionParams, Backend, MatmulParams, NormRowsParams, PiecewiseTable32 } from "./backend.js";
+import type { AdamWItem, AttentionParams, Backend, MatmulParams, NormRowsParams, PiecewiseTable32 } from "./backend.js";
 import { getBackend } from "./index.js"; // index.ts registers the built-in backends
 
 export { withFrozenWeights } from "./frozen.js";
@@ -77,4 +77,10 @@ export function kernelNormRowsBackward(
 ): boolean {
   const be = getBackend();
   return be.normRowsBackward !== undefined && be.normRowsBackward(p, g, x, w, mean, std, gx, accW, accB);
+}
+
+/** AdamW's update of these parameters (every item with a vmax, or none); false: not done. */
+export function kernelAdamW(items: readonly AdamWItem[]): boolean {
+  const be = getBackend();
+  return be.adamw !== undefined && be.adamw(items);
 }

@@ -74,11 +74,12 @@ export async function initWasm(): Promise<boolean> {
   return (await initRuntimeAsync()) !== null;
 }
 
-export type { AttentionParams, Backend, MatmulParams, NormRowsParams, PiecewiseTable32 } from "./backend.js";
+export type { AdamWItem, AttentionParams, Backend, MatmulParams, NormRowsParams, PiecewiseTable32 } from "./backend.js";
 export {
   findBackend, getBackend, getBackendName, listBackends, registerBackend, setBackend, type BackendFactory, type RegisterBackendOptions,
 } from "./registry.js";
 export type { WasmVariant };
 export { withFrozenWeights } from "./frozen.js";
 export { elementwiseTuning } from "./wasm/elementwise.js";
+export { optimTuning } from "./wasm/optim.js";
 export { refBackend, relaxedSimdSupported, setWasmVariant, wasmBackend, wasmTuning, wasmVariant };

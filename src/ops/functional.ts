@@ -55,7 +55,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
  */
 function productPlusBias(x: Tensor, weight: Tensor, bias: Tensor): Tensor {
   const [R, inF] = x.shape, outF = weight.shape[0];
-  const y = allocate(x.dtype, R * outF) as FloatArray;
+  const y = allocateOverwritten(x.dtype, R * outF) as FloatArray; // every element written: out = product (+ bias)
   const p = { batch: 1, m: R, n: outF, k: inF, aBatchStride: 0, bBatchStride: 0, transA: false, transB: true, accumulate: false };
   if (!kernelMatmulBias(y, x.values as FloatArray, weight.values as FloatArray, bias.values as FloatArray, p)) addRows(y, bias.values, R, outF);
   return new Tensor(y, [R, outF], x.dtype);

@@ -8,6 +8,8 @@
  */
 import { type ParamsInput, type UpdateContext, Optimizer, checkBool, checkNonNegative, checkUnit } from "./optimizer.js";
 import { ArgumentError } from "../tensor/errors.js";
+import type { AdamWItem } from "../kernels/backend.js";
+import { kernelAdamW } from "../kernels/dispatch.js";
 import { checkOptions, optionKeys } from "../tensor/validate.js";
 
 export interface AdamWOptions {
@@ -21,6 +23,9 @@ export interface AdamWOptions {
 export const ADAMW_OPTION_KEYS = optionKeys<AdamWOptions>({ lr: true, betas: true, eps: true, weightDecay: true, amsgrad: true, maximize: true });
 
 export class AdamW extends Optimizer<AdamWOptions> {
+  /** this step's float32 parameters, collected by update() for finishStep() */
+  private readonly pending: AdamWItem[] = [];
+
   constructor(params: ParamsInput<AdamWOptions>, opts: Partial<AdamWOptions> = {}) {
     checkOptions("AdamW", "options", opts, ADAMW_OPTION_KEYS);
     super("AdamW", params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, ...opts }, ADAMW_OPTION_KEYS);
@@ -35,6 +40,14 @@ export class AdamW extends Optimizer<AdamWOptions> {
     checkNonNegative(this.fn, "weightDecay", g.weightDecay, gi);
     checkBool(this.fn, "amsgrad", g.amsgrad, gi);
     checkBool(this.fn, "maximize", g.maximize, gi);
+  }
+
+  protected override finishStep(): void {
+    try {
+      updateAll(this.pending);
+    } finally {
+      this.pending.length = 0;
+    }
   }
 
   protected update(ctx: UpdateContext, g: AdamWOptions): void {
@@ -52,6 +65,11 @@ export class AdamW extends Optimizer<AdamWOptions> {
     // (the same arithmetic, so the same bits). The loops below are the readable form; float32
     // parameters take adamwLoop32, the same arithmetic with each stored value kept in a local.
     const c1 = 1 - b1, c2 = 1 - b2, sign = maximize ? -1 : 1, n = p.length;
+    if (p instanceof Float32Array && grad instanceof Float32Array && m instanceof Float32Array && v instanceof Float32Array && (vmax === null || vmax instanceof Float32Array)) {
+      // updated in finishStep, with every other float32 parameter of this step
+      this.pending.push({ p, g: grad, m, v, vmax, b1, b2, c1, c2, sign, decay, stepSize, bc2Sqrt, eps });
+      return;
+    }
     if (p instanceof Float32Array && m instanceof Float32Array && v instanceof Float32Array && (vmax === null || vmax instanceof Float32Array)) {
       adamwLoop32(p, grad, m, v, vmax, n, b1, b2, c1, c2, sign, decay, stepSize, bc2Sqrt, eps);
       return;
@@ -74,6 +92,20 @@ export class AdamW extends Optimizer<AdamWOptions> {
       vmax[i] = Math.max(vmax[i], v[i]);
       p[i] += -stepSize * (m[i] / (Math.sqrt(vmax[i]) / bc2Sqrt + eps));
     }
+  }
+}
+
+/**
+ * The float32 parameters of one step (collected by update()) in one kernel call where the backend
+ * has one (the wasm backend: assembly/optim.ts, all of them in one job on every thread, float64x2 with
+ * adamwLoop32's operations, so the same bits; test/fastops.test.ts), else adamwLoop32 on each. Those
+ * with amsgrad's vmax and those without go in separate calls.
+ */
+function updateAll(items: readonly AdamWItem[]): void {
+  const plain = items.filter((it) => it.vmax === null), ams = items.filter((it) => it.vmax !== null);
+  for (const list of [plain, ams]) {
+    if (list.length === 0 || kernelAdamW(list)) continue;
+    for (const it of list) adamwLoop32(it.p, it.g, it.m, it.v, it.vmax, it.p.length, it.b1, it.b2, it.c1, it.c2, it.sign, it.decay, it.stepSize, it.bc2Sqrt, it.eps);
   }
 }
 

@@ -126,8 +126,15 @@ export abstract class Optimizer<H extends { lr: number }> {
           this.update(this.context(p, st), group);
         }
       }
+      this.finishStep();
     });
   }
+
+  /**
+   * Called once at the end of step(), after update() has seen every parameter: an optimizer whose
+   * update() only collects its parameters (AdamW, to update them all in one kernel call) does the work here.
+   */
+  protected finishStep(): void {}
 
   private stateOf(p: Tensor): ParamState {
     let st = this.state.get(p);

@@ -16,6 +16,7 @@ import { refAttentionBackward, refAttentionForward } from "../ref/attention.js";
 import { layoutOf, rowStart } from "../layout.js";
 import { refMatmul } from "../ref/matmul.js";
 import { wasmMulPiecewise, wasmNormRows, wasmNormRowsBackward } from "./elementwise.js";
+import { wasmAdamW } from "./optim.js";
 import * as Lay from "./build/layout.js";
 import { getNumThreads, getRuntime, type JobFields, type WasmRuntime } from "./runtime.js";
 
@@ -1046,4 +1047,5 @@ export const wasmBackend: Backend = {
   mulPiecewise: wasmMulPiecewise,
   normRows: wasmNormRows,
   normRowsBackward: wasmNormRowsBackward,
+  adamw: wasmAdamW,
 };

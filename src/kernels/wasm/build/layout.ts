@@ -28,6 +28,8 @@ export const K_ATT_BWD = 5;
 export const K_EW_PIECEWISE = 20;
 export const K_EW_NORM_FWD = 21;
 export const K_EW_NORM_BWD = 22;
+export const K_OPT_ADAMW = 30;
+export const ADAMW_ROW = 12; // f64 slots per task in OptJob.table
 /** MmJob of assembly/layout.ts: field -> [slot from J_PARAMS, type]. */
 export const MmJob = {
   a: [0, "u32"], // a as given: [nA][m][k], or with transA [nA][k][m]
@@ -148,4 +150,13 @@ export const EwJob = {
   cWidth: [31, "f32"],
   cPerWidth: [32, "f32"], // 1 / cWidth
   cToT: [33, "f32"], // 2 / cWidth
+} as const;
+/** OptJob of assembly/layout.ts: field -> [slot from J_PARAMS, type]. */
+export const OptJob = {
+  table: [0, "u32"], // f64 [tasks][ADAMW_ROW]
+  p: [1, "u32"], // parameters, updated in place
+  g: [2, "u32"], // gradients
+  m: [3, "u32"], // exp_avg, updated in place
+  v: [4, "u32"], // exp_avg_sq, updated in place
+  vmax: [5, "u32"], // max_exp_avg_sq, updated in place (0: not amsgrad)
 } as const;
