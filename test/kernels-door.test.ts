@@ -136,6 +136,19 @@ for (const name of conformanceBackends()) describe(`the door refuses what a call
     be.matmul(f32(24), f32(30), f32(20), p);
   });
 
+  test("adamw (where the backend has it): an item's g, m, v or vmax shorter than its p, or detached", { skip: be.adamw === undefined && "no adamw kernel" }, () => {
+    const item = (over: Partial<Record<"g" | "m" | "v" | "vmax", Float32Array>>) => ({
+      p: f32(10), g: f32(10, 2), m: new Float32Array(10), v: new Float32Array(10), vmax: null as Float32Array | null,
+      b1: 0.9, b2: 0.999, c1: 0.1, c2: 0.001, sign: 1, decay: 1, stepSize: 1e-3, bc2Sqrt: 1, eps: 1e-8, ...over,
+    });
+    const fn = `adamw ${on}`;
+    const why = "items[1].p holds 10 elements, and the update reads as many of each of its arrays";
+    refuses(() => be.adamw!([item({}), item({ m: new Float32Array(9) })]), ShapeError, `${fn}: items[1].m holds 9 elements, but the call reaches 10: ${why}`);
+    refuses(() => be.adamw!([item({}), item({ vmax: detached(10) })]), ShapeError,
+      `${fn}: items[1].vmax's buffer is detached (transferred away), so it holds 0 elements, but the call reaches 10: ${why}`);
+    assert.doesNotThrow(() => be.adamw!([item({}), item({ vmax: new Float32Array(10) })]), "matching lengths pass (the kernel's bits: fastops.test.ts)");
+  });
+
   test("dims that are not counts, and H not a multiple of Hkv, are refused before any length is worked out from them", () => {
     const run = (p: AttentionParams): void => be.attentionForward(p, f32(160), f32(112), f32(56), f32(80), new Float64Array(20));
     refuses(() => run({ ...hf, E: NaN }), ArgumentError, `${fwd}: p.E must be a non-negative integer, got NaN`);

@@ -238,5 +238,18 @@ export function guardBackend(b: Backend): Backend {
   if (b.normRowsBackward !== undefined) {
     g.normRowsBackward = (p, gr, x, w, mean, std, gx, accW, accB) => b.normRowsBackward!(p, gr, x, w, mean, std, gx, accW, accB);
   }
+  if (b.adamw !== undefined) {
+    const fn = "adamw" + on;
+    g.adamw = (items) => {
+      items.forEach((it, i) => {
+        // p is the length every other array of the item must hold (the update runs over p's elements)
+        const n = it.p.length;
+        for (const [name, arr] of [["g", it.g], ["m", it.m], ["v", it.v], ["vmax", it.vmax]] as const) {
+          if (arr !== null) checkLength(fn, `items[${i}].${name}`, arr, n, () => `items[${i}].p holds ${n} elements, and the update reads as many of each of its arrays`);
+        }
+      });
+      return b.adamw!(items);
+    };
+  }
   return g;
 }
