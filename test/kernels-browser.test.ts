@@ -78,7 +78,7 @@ export async function run() {
   attn(K.wasmBackend); // starts the workers where there can be any
   for (let i = 0; i < 24000; i++) { // up to 10 minutes for a worker to start on a loaded machine
     const info = K.wasmRuntimeInfo();
-    if (!info.threaded || info.workersReady >= 1) break;
+    if (!info.threaded || info.workersStarted === 0 || info.workersReady >= 1) break; // none spawned: nothing to wait for
     await sleep(25);
   }
   const before = K.wasmRuntimeInfo().workerTasks;

@@ -51,7 +51,7 @@ async function warmPool(): Promise<void> {
   setNumThreads(2);
   attention("forward");
   // as long as a loaded machine needs to start a thread (the suite's 10-minute patience), not a fixed few seconds
-  for (let i = 0; i < 24_000 && wasmRuntimeInfo()!.workersReady < 1; i++) await sleep(25);
+  for (let i = 0; i < 24_000 && wasmRuntimeInfo()!.workersStarted > 0 && wasmRuntimeInfo()!.workersReady < 1; i++) await sleep(25);
 }
 
 /** Child: worker scratch out of bounds makes every task a worker takes trap; the call must throw, not hang. */

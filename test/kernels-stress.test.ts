@@ -49,7 +49,7 @@ async function stress(): Promise<void> {
     const want = backward();
     setNumThreads(2);
     backward();
-    for (let i = 0; i < 24_000 && wasmRuntimeInfo()!.threaded && wasmRuntimeInfo()!.workersReady < 1; i++) { // up to 10 minutes on a loaded machine
+    for (let i = 0; i < 24_000 && wasmRuntimeInfo()!.workersStarted > 0 && wasmRuntimeInfo()!.workersReady < 1; i++) { // a spawned worker: up to 10 minutes on a loaded machine
       await new Promise((r) => setTimeout(r, 25));
     }
     for (let r = 0; r < c.reps; r++) {

@@ -195,13 +195,15 @@ async function warmPool(): Promise<void> {
   setNumThreads(2);
   const saved = wasmTuning.minParallelFlops;
   wasmTuning.minParallelFlops = 0;
-  const a = new Float32Array(64 * 64);
-  wasmBackend.matmul(new Float32Array(64 * 64), a, a, {
-    batch: 1, m: 64, n: 64, k: 64, aBatchStride: 0, bBatchStride: 0, transA: false, transB: false, accumulate: false,
+  // 256³: more than one task, so the pool spawns its worker (a job of one task spawns none)
+  const a = new Float32Array(256 * 256);
+  wasmBackend.matmul(new Float32Array(256 * 256), a, a, {
+    batch: 1, m: 256, n: 256, k: 256, aBatchStride: 0, bBatchStride: 0, transA: false, transB: false, accumulate: false,
   });
   wasmTuning.minParallelFlops = saved;
-  // as long as a loaded machine needs to start a thread (up to 10 minutes), not a fixed few seconds
-  for (let i = 0; i < 24_000 && rt.readyWorkers < 1; i++) await new Promise((res) => setTimeout(res, 25));
+  // a spawned worker gets as long as a loaded machine needs to start (up to 10 minutes), not a fixed few
+  // seconds; none spawned (the call stayed on this thread): nothing to wait for
+  for (let i = 0; i < 24_000 && rt.workerCount > 0 && rt.readyWorkers < 1; i++) await new Promise((res) => setTimeout(res, 25));
 }
 
 describe("wasm kernels", { skip: !hasWasm && "WebAssembly SIMD unavailable" }, () => {
