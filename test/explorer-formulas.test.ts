@@ -79,7 +79,6 @@ describe("explorer formulas in Chromium", () => {
     const lessons = await first.page.locator("nav a[data-page]").evaluateAll((as) => as.map((a) => (a as HTMLElement).dataset.page!));
     await first.page.close();
     assert.equal(lessons.length, 10);
-    let seen = 0;
     for (const id of lessons) {
       const { page, errors } = await openLesson(context, base, id);
       // one KaTeX rendering per .formula (or per part of a formula in parts) and per .formula-inline
@@ -100,9 +99,7 @@ describe("explorer formulas in Chromium", () => {
       }), want);
       assert.deepEqual(unequal, [], `${id}: formulas unlike katex.renderToString of their TeX`);
       assert.deepEqual(errors, [], `${id}: console errors`);
-      seen += shown.length;
       await page.close();
     }
-    assert.ok(seen >= 30, `the lessons show ${seen} formulas`);
   });
 });
