@@ -5,10 +5,12 @@
  * - lesson 10's options change (--lesson flex): each option in turn with a slider moved for each,
  *   every change drawn before the next, then a drag of a slider (--changes input events 30 ms apart,
  *   not waiting for the picture). Before that, the lesson is opened from lesson 1 (as from the menu)
- *   and the long tasks of its mount and first draw are reported apart ("opening").
+ *   and the long tasks of its mount and first draw are reported apart ("opening");
+ * - any other lesson (--lesson sdpa, gqa, …), or lesson 10 with --opening-only: only its opening,
+ *   from lesson 1 (lesson 1 itself from lesson 2), until it has mounted and a second has passed.
  * Run by hand, after `npm run explorer:build` (it serves web/dist; --root DIR serves another build):
  *
- *   node --import tsx bench/page.ts [--lesson inspect|flex] [--runs 3] [--seconds 8] [--changes 20] [--profile out.cpuprofile] [--cpu-throttle 4]
+ *   node --import tsx bench/page.ts [--lesson inspect|flex|<lesson id>] [--opening-only] [--runs 3] [--seconds 8] [--changes 20] [--profile out.cpuprofile] [--cpu-throttle 4]
  *
  * Prints, per run, the long tasks seen (count, longest, total) and the steps trained or the changes
  * made, then the median over the runs of the longest. With --profile, the last run also records a CPU profile of
@@ -32,11 +34,14 @@ const profileFile = arg("profile", "");
 const traceFile = arg("trace", "");
 const root = arg("root", "");
 const lesson = arg("lesson", "inspect");
-if (lesson !== "inspect" && lesson !== "flex") throw new Error(`bench/page.ts: --lesson must be inspect or flex, not ${JSON.stringify(lesson)}`);
+const LESSONS = ["lookup", "mixing", "sdpa", "selfcross", "multihead", "masks", "gqa", "memory", "inspect", "flex"];
+if (!LESSONS.includes(lesson)) throw new Error(`bench/page.ts: --lesson must be one of ${LESSONS.join(", ")}, not ${JSON.stringify(lesson)}`);
+/** measure only the lesson's opening (always so for lessons other than inspect and flex) */
+const openingOnly = argv.includes("--opening-only") || (lesson !== "inspect" && lesson !== "flex");
 const changes = Number(arg("changes", "20"));
 /** slow the page's CPU this many times (CDP Emulation.setCPUThrottlingRate), as a machine under heavy load would */
 const throttle = Number(arg("cpu-throttle", "1"));
-const query = arg("query", lesson === "flex" ? "?opt=window&wl=127&wr=0&seed=3" : "?task=reverse&model=gpt&steps=2000&batch=64&input=1234");
+const query = arg("query", lesson === "flex" ? "?opt=window&wl=127&wr=0&seed=3" : lesson === "inspect" ? "?task=reverse&model=gpt&steps=2000&batch=64&input=1234" : "");
 const CHROMIUM = process.env.ATTEND_CHROMIUM ?? "/usr/bin/chromium";
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
@@ -138,17 +143,28 @@ async function once(page: Page, base: string, profile: boolean): Promise<Run> {
     await startProfile();
   } else {
     // opened from lesson 1, as from the menu: the page's code is loaded, so the long tasks are the
-    // lesson's mount and its first draw (the 512 × 512 mask map's first paint among them)
-    await page.goto(`${base}#/lookup`);
-    await page.waitForFunction(() => (window as unknown as { __explorer?: { page: string } }).__explorer?.page === "lookup");
+    // lesson's mount and its first draw (for lesson 10, the 512 × 512 mask map's first paint among them)
+    const from = lesson === "lookup" ? "mixing" : "lookup";
+    await page.goto(`${base}#/${from}`);
+    await page.waitForFunction((id) => (window as unknown as { __explorer?: { page: string } }).__explorer?.page === id, from);
     await page.waitForTimeout(500);
     await observeLongTasks(page);
     await startProfile();
     await page.evaluate((hash) => { location.hash = hash; }, `#/${lesson}${query}`);
-    await page.locator("[data-testid=tile-note][data-ms]").waitFor();
-    await flexDrawn(page);
-    await page.waitForTimeout(300); // the resize observer's redraw and the observer's last entries
+    if (lesson === "flex") {
+      await page.locator("[data-testid=tile-note][data-ms]").waitFor();
+      await flexDrawn(page);
+      await page.waitForTimeout(300); // the resize observer's redraw and the observer's last entries
+    } else {
+      await page.waitForFunction((id) => (window as unknown as { __explorer?: { page: string } }).__explorer?.page === id, lesson);
+      await page.waitForTimeout(1000); // its first draws and the observer's last entries
+    }
     opening = await takeLongTasks(page);
+  }
+  if (openingOnly) {
+    const out: Run = { tasks: [], work: "opening only", opening };
+    if (cdp && profile) out.profile = ((await cdp.send("Profiler.stop")) as unknown as { profile: Profile }).profile;
+    return out;
   }
   const work = lesson === "inspect" ? await training(page) : await flexChanges(page);
   await page.waitForTimeout(200); // the long-task observer's last entries
@@ -168,6 +184,7 @@ try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const longest: number[] = [];
   const longestOpening: number[] = [];
+  const countOpening: number[] = [];
   for (let i = 0; i < runs; i++) {
     const page = await context.newPage();
     const tracing = traceFile !== "" && i === runs - 1;
@@ -182,17 +199,20 @@ try {
     if (r.opening) {
       const open = Math.max(0, ...r.opening);
       longestOpening.push(open);
-      console.log(`run ${i + 1}: opening the lesson from lesson 1: ${r.opening.length} long tasks, longest ${open.toFixed(0)} ms [${r.opening.map((t) => t.toFixed(0)).join(", ")}]`);
+      countOpening.push(r.opening.length);
+      console.log(`run ${i + 1}: opening the lesson: ${r.opening.length} long tasks, longest ${open.toFixed(0)} ms [${r.opening.map((t) => t.toFixed(0)).join(", ")}]`);
     }
-    console.log(`run ${i + 1}: ${r.work}; ${r.tasks.length} long tasks, longest ${max.toFixed(0)} ms, total ${r.tasks.reduce((a, b) => a + b, 0).toFixed(0)} ms [${r.tasks.map((t) => t.toFixed(0)).join(", ")}]`);
+    if (!openingOnly) console.log(`run ${i + 1}: ${r.work}; ${r.tasks.length} long tasks, longest ${max.toFixed(0)} ms, total ${r.tasks.reduce((a, b) => a + b, 0).toFixed(0)} ms [${r.tasks.map((t) => t.toFixed(0)).join(", ")}]`);
     if (r.profile) {
       writeFileSync(profileFile, JSON.stringify(r.profile));
       console.log(`CPU profile of the main thread: ${profileFile}; most self time:\n${topSelf(r.profile).join("\n")}`);
     }
     await page.close();
   }
-  if (longestOpening.length) console.log(`longest main-thread task while opening lesson 10 from lesson 1 (median of ${runs}): ${median(longestOpening).toFixed(0)} ms`);
-  console.log(`longest main-thread task while ${lesson === "inspect" ? "training" : "changing lesson 10's options"} (median of ${runs}): ${median(longest).toFixed(0)} ms`);
+  if (longestOpening.length) {
+    console.log(`longest main-thread task while opening lesson ${LESSONS.indexOf(lesson) + 1} (median of ${runs}): ${median(longestOpening).toFixed(0)} ms; long tasks (median): ${median(countOpening)}`);
+  }
+  if (!openingOnly) console.log(`longest main-thread task while ${lesson === "inspect" ? "training" : "changing lesson 10's options"} (median of ${runs}): ${median(longest).toFixed(0)} ms`);
 } finally {
   await browser.close();
   server.close();

@@ -5,9 +5,12 @@
  *
  * The dev and preview servers send the same cross-origin-isolation headers as web/server.mjs, so
  * SharedArrayBuffer (and with it the wasm thread pool) works in every way of serving the app.
+ *
+ * The pages' formulas are typeset here, at build time (web/typeset.ts), not in the browser.
  */
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vite";
+import { typesetFormulas } from "./typeset.js";
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 
@@ -21,6 +24,7 @@ export default defineConfig({
   root: here("."),
   base: "./",
   publicDir: false,
+  plugins: [typesetFormulas()],
   resolve: {
     alias: { attend: here("../src/browser.ts") },
   },
@@ -28,7 +32,7 @@ export default defineConfig({
     outDir: here("dist"),
     emptyOutDir: true,
     target: "es2022",
-    // The library, KaTeX and d3 are bundled; nothing is fetched from a CDN.
+    // The library, KaTeX's CSS and fonts and d3 are bundled; nothing is fetched from a CDN.
     assetsInlineLimit: 0,
     chunkSizeWarningLimit: 1500,
     // no "[PLUGIN_TIMINGS]" report when a busy machine makes the build slow: it is not a problem of the build
