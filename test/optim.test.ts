@@ -281,6 +281,25 @@ describe("optimizer API", () => {
     m.weight.values.forEach((w, i) => assert.ok(Math.abs(w - Math.fround(w0[i] * 0.95)) < 1e-7));
   });
 
+  test("a step refused for a gradient's shape changes nothing, and the next step is one step (not two)", () => {
+    const a = tensor([1, -2, 3, 0.5], undefined, { dtype: "float32", requiresGrad: true });
+    const b = tensor([4, 5, -6], undefined, { dtype: "float32", requiresGrad: true });
+    const opt = new AdamW([a, b], { lr: 0.1, weightDecay: 0.01 });
+    const a0 = Float32Array.from(a.values), b0 = Float32Array.from(b.values);
+    const ga = [0.5, -1, 2, -0.25], gb = [3, -0.5, 1];
+    a.grad = tensor(ga, undefined, { dtype: "float32" });
+    b.grad = tensor([1, 2], undefined, { dtype: "float32" }); // b is [3]
+    assert.throws(() => opt.step(), /AdamW\.step: a gradient of shape \[2\] is attached to a parameter of shape \[3\]/);
+    assert.deepEqual([...a.values], [...a0], "a is untouched: nothing is updated before every gradient is checked");
+    assert.deepEqual([...b.values], [...b0]);
+    b.grad = tensor(gb, undefined, { dtype: "float32" });
+    opt.step();
+    // Adam's first step, by hand: m̂ = g, v̂ = g², so p ← p·(1 − lr·wd) − lr·g / (|g| + eps) = p·0.999 − 0.1·sign(g)
+    const first = (p: number, g: number): number => p * (1 - 0.1 * 0.01) - (0.1 * g) / (Math.abs(g) + 1e-8);
+    a.values.forEach((x, i) => assert.ok(Math.abs(x - first(a0[i], ga[i])) < 1e-6, `a[${i}] ${x} vs ${first(a0[i], ga[i])}`));
+    b.values.forEach((x, i) => assert.ok(Math.abs(x - first(b0[i], gb[i])) < 1e-6, `b[${i}] ${x} vs ${first(b0[i], gb[i])}`));
+  });
+
   test("errors name the optimizer and the argument", () => {
     const p = tensor([1], undefined, { requiresGrad: true });
     assert.throws(() => new SGD([p], {} as any), /SGD: needs a learning rate/);

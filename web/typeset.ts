@@ -11,10 +11,11 @@
  */
 import { fileURLToPath } from "node:url";
 import katex from "katex";
-import type { Plugin } from "vite";
+import { type Plugin, normalizePath } from "vite";
 
-const MATH = fileURLToPath(new URL("src/ui/math.ts", import.meta.url));
-const SRC = fileURLToPath(new URL("src/", import.meta.url));
+// forward slashes on every platform, as Vite writes module ids (fileURLToPath gives backslashes on Windows)
+const MATH = normalizePath(fileURLToPath(new URL("src/ui/math.ts", import.meta.url)));
+const SRC = normalizePath(fileURLToPath(new URL("src/", import.meta.url)));
 
 /** One formula (one part of a formula in parts) typeset: [tex, display, html], as typeset() takes them. */
 type Typeset = [string, boolean, string];

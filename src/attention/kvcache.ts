@@ -195,8 +195,9 @@ export function cachePositions(
   const streamHint = cache?.streaming
     ? model.learnedHint ?? `; learned positions end there, so streaming past maxSeqLen needs a model with rotary (positional: "rope") or sinusoidal positions`
     : "";
-  const first = end - T;
   const limit = model.limit ?? `maxSeqLen ${model.maxSeqLen}`;
+  if (isPacked(offset)) throw new ShapeError(`${fn}: a packed document of ${end} tokens (documents of ${offset.packed.join(" + ")} tokens, each from position 0) goes past ${limit}${streamHint}`);
+  const first = end - T;
   throw new ShapeError(`${fn}: positions ${first}..${first + T - 1} go past ${limit} (${first} cached + ${T} new tokens)${streamHint}`);
 }
 

@@ -242,9 +242,9 @@ function keepNucleus(e: Float64Array, total: number, p: number): number {
  * Row n of the last position of logits [N, T, V]: T is whatever the model gave (1 when it honours
  * logitsToKeep: 1, every position when it ignores it).
  */
-function lastRow(logits: Tensor, n: number): ArrayLike<number> {
+function lastRow(fn: string, logits: Tensor, n: number): ArrayLike<number> {
   if (logits.shape.length !== 3 || logits.shape[1] < 1 || n >= logits.shape[0]) {
-    throw new ShapeError(`generate: the model's forward returned logits ${fmtShape(logits.shape)}; expected [N, T, V] with a row for each of the batch's rows (row ${n} read) and T >= 1`);
+    throw new ShapeError(`${fn}: the model's forward returned logits ${fmtShape(logits.shape)}; expected [N, T, V] with a row for each of the batch's rows (row ${n} read) and T >= 1`);
   }
   const [, T, V] = logits.shape;
   const at = (n * T + T - 1) * V;
@@ -286,7 +286,7 @@ function decodeLoop(l: Loop): number[][] {
     withFrozenWeights(l.model.parameters(), () => noGrad(() => {
       let logits = l.step(rows); // prefill: the whole prompt
       for (let s = 0; s < steps; s++) {
-        const next = rows.map((r, n) => pickToken(fn, lastRow(logits, n), opts, g, r)); // r: the row so far, for repetitionPenalty
+        const next = rows.map((r, n) => pickToken(fn, lastRow(fn, logits, n), opts, g, r)); // r: the row so far, for repetitionPenalty
         next.forEach((t, n) => {
           if (done[n]) return;
           rows[n].push(t);
@@ -431,10 +431,10 @@ export function generateRows(fn: string, model: CausalLM, rows: readonly (readon
  * The paged prefill, the readable form: prompt n alone, [1, T_n] -> [1, 1, V], for each n of ids;
  * returns each one's last-position logits [V], in the order of ids. prefillBatched computes the same.
  */
-export function prefillEachAlone(model: CausalLM, cache: PagedKVCache, prompts: readonly (readonly number[])[], ids: readonly number[]): ArrayLike<number>[] {
+export function prefillEachAlone(model: CausalLM, cache: PagedKVCache, prompts: readonly (readonly number[])[], ids: readonly number[], fn = "generate"): ArrayLike<number>[] {
   return ids.map((n) => {
     cache.select([n]);
-    return lastRow(model.forward([prompts[n]], { cache, logitsToKeep: 1 }), 0); // [1, T_n] -> [1, 1, V]
+    return lastRow(fn, model.forward([prompts[n]], { cache, logitsToKeep: 1 }), 0); // [1, T_n] -> [1, 1, V]
   });
 }
 
@@ -452,7 +452,7 @@ export const PACKED_PREFILL_TOKENS = 512;
  *                 [A, 1, V]: the last positions' logits, the LM head run on one position per prompt
  *                 (and one discarded per packed forward, logitsToKeep: 1)
  */
-export function prefillBatched(model: CausalLM, cache: PagedKVCache, prompts: readonly (readonly number[])[], ids: readonly number[]): ArrayLike<number>[] {
+export function prefillBatched(model: CausalLM, cache: PagedKVCache, prompts: readonly (readonly number[])[], ids: readonly number[], fn = "generate"): ArrayLike<number>[] {
   const logits: ArrayLike<number>[] = [];
   const lengths = [...new Set(ids.map((n) => prompts[n].length))];
   const packs = packInOrder(ids.filter((n) => prompts[n].length > 1), (n) => prompts[n].length - 1, PACKED_PREFILL_TOKENS);
@@ -461,7 +461,7 @@ export function prefillBatched(model: CausalLM, cache: PagedKVCache, prompts: re
       const group = ids.map((_, i) => i).filter((i) => prompts[ids[i]].length === T); // indices into ids
       cache.select(group.map((i) => ids[i]));
       const out = model.forward(group.map((i) => prompts[ids[i]]), { cache, logitsToKeep: 1 }); // [G, T] -> [G, 1, V]
-      group.forEach((i, g) => (logits[i] = lastRow(out, g)));
+      group.forEach((i, g) => (logits[i] = lastRow(fn, out, g)));
     }
     return logits;
   }
@@ -473,7 +473,7 @@ export function prefillBatched(model: CausalLM, cache: PagedKVCache, prompts: re
   }
   cache.select(ids);
   const out = model.forward(ids.map((n) => [prompts[n][prompts[n].length - 1]]), { cache }); // [A, 1] -> [A, 1, V]
-  return ids.map((_, i) => lastRow(out, i));
+  return ids.map((_, i) => lastRow(fn, out, i));
 }
 
 /** ids in order, cut into runs whose sizes add up to at most `most` (an id larger than that alone). */
@@ -524,7 +524,7 @@ function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: Ge
     withFrozenWeights(model.parameters(), () => noGrad(() => {
       let active = rows.map((_, n) => n).filter((n) => budget[n] > 0);
       const logits: ArrayLike<number>[] = rows.map(() => []);
-      if (active.length > 0) prefillBatched(model, cache, rows, active).forEach((z, i) => (logits[active[i]] = z)); // each row's last position
+      if (active.length > 0) prefillBatched(model, cache, rows, active, fn).forEach((z, i) => (logits[active[i]] = z)); // each row's last position
       while (active.length > 0) {
         for (const n of active) {
           const t = pickToken(fn, logits[n], opts, generators[n], rows[n]);
@@ -538,7 +538,7 @@ function generatePaged(fn: string, model: CausalLM, prompt: TokenInput, opts: Ge
         if (active.length === 0) break;
         cache.select(active);
         const out = model.forward(active.map((n) => [rows[n][rows[n].length - 1]]), { cache }); // [A, 1] -> [A, 1, V]
-        active.forEach((n, i) => (logits[n] = lastRow(out, i)));
+        active.forEach((n, i) => (logits[n] = lastRow(fn, out, i)));
       }
     }));
   } finally {

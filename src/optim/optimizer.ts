@@ -112,21 +112,34 @@ export abstract class Optimizer<H extends { lr: number }> {
     for (const g of this.paramGroups) for (const p of g.params) p.grad = null;
   }
 
-  /** One update of every parameter that has a gradient; parameters without one are skipped. */
+  /**
+   * One update of every parameter that has a gradient; parameters without one are skipped. Every
+   * gradient's shape is checked before anything is updated, so a refused step changes no parameter
+   * and no state (the run can go on from where it was).
+   */
   step(): void {
     noGrad(() => {
       for (const group of this.paramGroups) {
         for (const p of group.params) {
-          if (p.grad === null) continue;
-          if (!sameShape(p.grad.shape, p.shape)) {
+          if (p.grad !== null && !sameShape(p.grad.shape, p.shape)) {
             throw new ShapeError(`${this.fn}.step: a gradient of shape ${fmtShape(p.grad.shape)} is attached to a parameter of shape ${fmtShape(p.shape)}`);
           }
-          const st = this.stateOf(p);
-          st.step += 1;
-          this.update(this.context(p, st), group);
         }
       }
-      this.finishStep();
+      try {
+        for (const group of this.paramGroups) {
+          for (const p of group.params) {
+            if (p.grad === null) continue;
+            const st = this.stateOf(p);
+            st.step += 1;
+            this.update(this.context(p, st), group);
+          }
+        }
+      } finally {
+        // also when an update throws: what update() has collected is applied now (their steps were
+        // counted), never left to be applied again by the next step
+        this.finishStep();
+      }
     });
   }
 
