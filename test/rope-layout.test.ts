@@ -24,38 +24,10 @@ import {
 } from "../src/index.js";
 import { applyRotaryInterleaved, rotaryInterleavedReference } from "../src/attention/rope.js";
 import { conformanceBackends, onBackend } from "./backends.js";
+import { merge, sameBits, split, withGrads } from "./heads-layout.js";
 
 const HF = join(fileURLToPath(new URL(".", import.meta.url)), "fixtures", "hf");
 
-/** [N, T, heads*hd] -> [N, heads, T, hd] */
-const split = (t: Tensor, heads: number): Tensor => {
-  const [N, T, X] = t.shape;
-  return permute(reshape(t, [N, T, heads, X / heads]), [0, 2, 1, 3]);
-};
-/** [N, H, L, hd] -> [N, L, H*hd] */
-const merge = (y: Tensor): Tensor => {
-  const [N, H, L, hd] = y.shape;
-  return reshape(permute(y, [0, 2, 1, 3]), [N, L, H * hd]);
-};
-
-function sameBits(a: Tensor | null, b: Tensor | null, what: string): void {
-  assert.ok(a !== null && b !== null, `${what}: missing`);
-  assert.deepEqual(a.shape, b.shape, `${what}: shape`);
-  const [x, y] = [a.values, b.values];
-  for (let i = 0; i < x.length; i++) {
-    if (!Object.is(x[i], y[i])) assert.fail(`${what}: element ${i} is ${x[i]}, the readable steps give ${y[i]}`);
-  }
-}
-
-/** Runs f with requiresGrad leaves, backward with g; returns the output and the leaves' gradients (then cleared). */
-function withGrads(leaves: Tensor[], g: Tensor, f: () => Tensor): [Tensor, (Tensor | null)[]] {
-  for (const t of leaves) t.grad = null;
-  const y = f();
-  y.backward(g);
-  const grads = leaves.map((t) => t.grad);
-  for (const t of leaves) t.grad = null;
-  return [y, grads];
-}
 
 describe("applyRotaryInterleaved: RoPE on heads where the projection put them", () => {
   test("hand-worked: two heads of E = 2 at position 1: [1, 0 | 0, 1] -> [cos 1, sin 1 | -sin 1, cos 1]", () => {
