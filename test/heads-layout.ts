@@ -1,10 +1,10 @@
 /**
  * Shared by the tests of the interleaved-heads paths (modules-layout, rope-layout): the readable
- * head split and merge those paths skip, a bit-for-bit comparison, and a gradient helper.
+ * head split and merge those paths skip, a bit-for-bit comparison, a gradient helper, and a backend that records the layouts the kernels get.
  */
 import assert from "node:assert/strict";
 import type { Tensor } from "../src/index.js";
-import { permute, reshape } from "../src/index.js";
+import { type AttentionParams, type Backend, findBackend, getBackendName, permute, registerBackend, reshape, setBackend } from "../src/index.js";
 
 /** [N, T, heads*hd] -> [N, heads, T, hd] */
 export const split = (t: Tensor, heads: number): Tensor => {
@@ -34,4 +34,28 @@ export function withGrads(leaves: Tensor[], g: Tensor, f: () => Tensor): [Tensor
   const grads = leaves.map((t) => t.grad);
   for (const t of leaves) t.grad = null;
   return [y, grads];
+}
+
+/**
+ * Runs fn with a backend selected that records each attention call's p.layout in `seen` (forward and
+ * backward alike) and computes with ref's kernels; registered as `name`, the previous backend restored after.
+ */
+export function withLayoutSpy(name: string, fn: (seen: Array<AttentionParams["layout"]>) => void): void {
+  const ref = findBackend("ref")!;
+  const seen: Array<AttentionParams["layout"]> = [];
+  const spy: Backend = {
+    name,
+    attentionLayout: true,
+    matmul: (out, a, b, p) => ref.matmul(out, a, b, p),
+    attentionForward(p, q, k, v, out, lse, lseLo) { seen.push(p.layout); ref.attentionForward(p, q, k, v, out, lse, lseLo); },
+    attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo) { seen.push(p.layout); ref.attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo); },
+  };
+  registerBackend(name, () => spy, { priority: -1 });
+  const saved = getBackendName();
+  setBackend(name);
+  try {
+    fn(seen);
+  } finally {
+    setBackend(saved);
+  }
 }

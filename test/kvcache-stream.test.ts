@@ -53,6 +53,18 @@ function rowsDiff(a: Tensor, fromA: number, b: Tensor, fromB: number, T: number)
 
 const tokenAt = (i: number): number => (i * 17 + 5) % 64;
 
+/**
+ * max |step's batch row i, its T positions - the same positions of `row` recomputed in full|: row is
+ * the sequence so far (its last T tokens the ones step computed), recomputed on the math path with
+ * the explicit mask `visible` as one [1, len] forward.
+ */
+function againstFull(m: GPT, visible: Visible, row: number[], step: Tensor, i: number, T: number): number {
+  const full = withExplicitMask(m, visible, () => m.forward([row])); // [1, len, V]
+  const V = full.shape[2];
+  const mine = new Tensor(step.values.subarray(i * T * V, (i + 1) * T * V), [1, T, V], step.dtype); // batch row i: [1, T, V]
+  return rowsDiff(full, row.length - T, mine, 0, T);
+}
+
 describe("streaming cache { window, sinkTokens }: logits equal the masked full recomputation", () => {
   const cases = [
     { name: "tiny-gqa (rope, GQA)", config: gptConfig("tiny-gqa"), window: 5, sinks: 2 },
@@ -228,10 +240,7 @@ describe("a streaming paged cache: rows of different lengths, each in its own ri
       const cache = new PagedKVCache({ blockSize: c.blockSize, window: c.window, sinkTokens: c.sinks });
       let worst = 0;
       const check = (n: number, step: Tensor, i: number, T: number): void => {
-        const full = withExplicitMask(m, streamingMask(c.window, c.sinks), () => m.forward([rows[n]])); // [1, len, V]
-        const V = full.shape[2];
-        const mine = new Tensor(step.values.subarray(i * T * V, (i + 1) * T * V), [1, T, V], step.dtype);
-        worst = Math.max(worst, rowsDiff(full, rows[n].length - T, mine, 0, T));
+        worst = Math.max(worst, againstFull(m, streamingMask(c.window, c.sinks), rows[n], step, i, T));
       };
       noGrad(() => {
         rows.forEach((r, n) => {
@@ -334,10 +343,7 @@ describe("paged cache: prompts of different lengths decode together, each row as
       const cache = new PagedKVCache({ blockSize: 2 });
       let worst = 0;
       const check = (n: number, step: Tensor, i: number, T: number): void => {
-        const full = withExplicitMask(m, causal, () => m.forward([rows[n]])); // [1, len, V]
-        const V = full.shape[2];
-        const mine = new Tensor(step.values.subarray(i * T * V, (i + 1) * T * V), [1, T, V], step.dtype);
-        worst = Math.max(worst, rowsDiff(full, rows[n].length - T, mine, 0, T));
+        worst = Math.max(worst, againstFull(m, causal, rows[n], step, i, T));
       };
       noGrad(() => {
         rows.forEach((r, n) => {

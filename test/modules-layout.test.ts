@@ -22,7 +22,7 @@ import {
 import type { AttentionLayout, RowStrides } from "../src/kernels/backend.js";
 import { refBackend, wasmAvailable, wasmBackend, wasmTuning } from "../src/kernels/index.js";
 import { conformanceBackends, onBackend } from "./backends.js";
-import { merge, sameBits, split, withGrads } from "./heads-layout.js";
+import { merge, sameBits, split, withGrads, withLayoutSpy } from "./heads-layout.js";
 
 
 const N = 2, L = 17, S = 33;
@@ -111,19 +111,7 @@ for (const backend of conformanceBackends()) {
 
 describe("what the kernels are handed", () => {
   test("the rows where the projections are: q, k, v of one [N, L, 3C] product (self-attention, with or without a gradient); the output [N, L, C]", () => {
-    const ref = findBackend("ref")!;
-    const seen: Array<AttentionParams["layout"]> = [];
-    const spy: Backend = {
-      name: "layout-spy",
-      attentionLayout: true,
-      matmul: (out, a, b, p) => ref.matmul(out, a, b, p),
-      attentionForward(p, q, k, v, out, lse, lseLo) { seen.push(p.layout); ref.attentionForward(p, q, k, v, out, lse, lseLo); },
-      attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo) { seen.push(p.layout); ref.attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo); },
-    };
-    registerBackend("layout-spy", () => spy, { priority: -1 });
-    const saved = getBackendName();
-    setBackend("layout-spy");
-    try {
+    withLayoutSpy("layout-spy", (seen) => {
       const mha = new MultiheadAttention(8, 2, { batchFirst: true }); // hd 4
       const x = randn([2, 5, 8], { seed: 1 }); // [N, L, C]
       noGrad(() => mha.forward(x, x, x, { isCausal: true, needWeights: false }));
@@ -139,9 +127,7 @@ describe("what the kernels are handed", () => {
       // weights wanted: the math path, no fused call
       mha.forward(xg, xg, xg, { isCausal: true });
       assert.deepEqual(seen.splice(0), []);
-    } finally {
-      setBackend(saved);
-    }
+    });
   });
 
   test("a backend that does not declare attentionLayout gets heads-first copies, and the same bits back", () => {

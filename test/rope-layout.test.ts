@@ -19,12 +19,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  type AttentionParams, type Backend, GroupedQueryAttention, KVCache, MultiheadAttention, RotaryEmbedding, type Tensor, findBackend, fromPretrained,
-  getBackendName, gradcheck, linear, noGrad, permute, randn, registerBackend, reshape, scaledDotProductAttention, setBackend, slice, tensor,
+  GroupedQueryAttention, KVCache, MultiheadAttention, RotaryEmbedding, type Tensor, fromPretrained,
+  gradcheck, linear, noGrad, randn, scaledDotProductAttention, slice, tensor,
 } from "../src/index.js";
 import { applyRotaryInterleaved, rotaryInterleavedReference } from "../src/attention/rope.js";
 import { conformanceBackends, onBackend } from "./backends.js";
-import { merge, sameBits, split, withGrads } from "./heads-layout.js";
+import { merge, sameBits, split, withGrads, withLayoutSpy } from "./heads-layout.js";
 
 const HF = join(fileURLToPath(new URL(".", import.meta.url)), "fixtures", "hf");
 
@@ -145,19 +145,7 @@ for (const backend of conformanceBackends()) {
 }
 
 test("the kernels are handed the rotated q and k in the projections' layout [N, T, H*hd] (a rotary module, no cache or an empty one)", () => {
-  const ref = findBackend("ref")!;
-  const seen: Array<AttentionParams["layout"]> = [];
-  const spy: Backend = {
-    name: "rope-layout-spy",
-    attentionLayout: true,
-    matmul: (out, a, b, p) => ref.matmul(out, a, b, p),
-    attentionForward(p, q, k, v, out, lse, lseLo) { seen.push(p.layout); ref.attentionForward(p, q, k, v, out, lse, lseLo); },
-    attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo) { seen.push(p.layout); ref.attentionBackward(p, q, k, v, out, dout, lse, dq, dk, dv, lseLo); },
-  };
-  registerBackend("rope-layout-spy", () => spy, { priority: -1 });
-  const saved = getBackendName();
-  setBackend("rope-layout-spy");
-  try {
+  withLayoutSpy("rope-layout-spy", (seen) => {
     const gqa = new GroupedQueryAttention(8, 2, 1, { batchFirst: true, rotary: new RotaryEmbedding(4) }); // hd 4, Hkv 1
     const x = randn([2, 5, 8], { seed: 1, requiresGrad: true });
     gqa.forward(x, x, x, { isCausal: true, needWeights: false })[0].sum().backward();
@@ -169,9 +157,7 @@ test("the kernels are handed the rotated q and k in the projections' layout [N, 
     noGrad(() => gqa.forward(x, x, x, { isCausal: true, needWeights: false, cache }));
     assert.deepEqual(seen.splice(0), [{ q, k: kv, v: kv, out: q }]);
     assert.equal(cache.length, 5);
-  } finally {
-    setBackend(saved);
-  }
+  });
 });
 
 describe("PretrainedLM with RoPE: RoPE and sdpa on the projections as they come, the same bits as the split path", () => {
