@@ -240,14 +240,18 @@ export function guardBackend(b: Backend): Backend {
   }
   if (b.adamw !== undefined) {
     const fn = "adamw" + on;
+    /** items[i]'s array `name` holds p's length (the update runs over p's elements); the message is built only on failure */
+    const checkItem = (i: number, name: string, arr: FloatArray, n: number): void => {
+      if (arr.length < n) checkLength(fn, `items[${i}].${name}`, arr, n, () => `items[${i}].p holds ${n} elements, and the update reads as many of each of its arrays`);
+    };
     g.adamw = (items) => {
-      items.forEach((it, i) => {
-        // p is the length every other array of the item must hold (the update runs over p's elements)
-        const n = it.p.length;
-        for (const [name, arr] of [["g", it.g], ["m", it.m], ["v", it.v], ["vmax", it.vmax]] as const) {
-          if (arr !== null) checkLength(fn, `items[${i}].${name}`, arr, n, () => `items[${i}].p holds ${n} elements, and the update reads as many of each of its arrays`);
-        }
-      });
+      for (let i = 0; i < items.length; i++) {
+        const it = items[i], n = it.p.length;
+        checkItem(i, "g", it.g, n);
+        checkItem(i, "m", it.m, n);
+        checkItem(i, "v", it.v, n);
+        if (it.vmax !== null) checkItem(i, "vmax", it.vmax, n);
+      }
       return b.adamw!(items);
     };
   }
